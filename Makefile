@@ -1,0 +1,32 @@
+# Every target creates .venv itself; nothing relies on packages installed by hand.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test ui bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet '$(TORCH_SPEC)'
+	$(BIN)/pip install --quiet -e '.[test,ui]'
+	touch $(STAMP)
+
+demo: venv
+	$(BIN)/packrat demo
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+ui: venv
+	$(BIN)/packrat ui
+
+bench: venv
+	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,231 @@
+"""Plans: which model instances to run (threads x sub-batch each) for a batch on T cores.
+
+``Instance`` and ``Plan`` are frozen and hashable. A plan's instances are kept in a
+canonical order (threads desc, batch desc, cores) so that equal configurations compare
+equal. ``Plan.groups()`` gives Packrat's compact form ``[(count, threads, batch), ...]``.
+
+Baselines (pure functions): ``fat`` (one instance, all T threads, whole batch), ``thin``
+(min(T, B) single-thread instances), ``equal_instances`` (k instances of T // k threads)
+and ``fixed_cores`` (PyTorch launcher's latency mode: c cores per instance).
+
+Plan file format (JSON)::
+
+    {"schema": "packrat.plan/1", "batch": B, "cores": T,
+     "instances": [{"threads": t, "batch": b, "cores": [c, ...]}], "predicted_ms": x}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+PLAN_SCHEMA = "packrat.plan/1"
+
+
+class PlanError(ValueError):
+    """A plan is invalid for its batch and cores; the message names the problem."""
+
+
+def _positive_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PlanError(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, order=True)
+class Instance:
+    """One model instance: ``threads`` intra-op threads serving a sub-batch of ``batch``.
+
+    ``cores`` are the logical CPU ids it is pinned to (empty before assignment).
+    """
+
+    threads: int
+    batch: int
+    cores: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        _positive_int(self.threads, "instance threads")
+        _positive_int(self.batch, "instance batch")
+        object.__setattr__(self, "cores", tuple(self.cores))
+        if self.cores and len(self.cores) != self.threads:
+            raise PlanError(
+                f"instance with {self.threads} threads is pinned to {len(self.cores)} cores {list(self.cores)}"
+            )
+
+
+def _canonical(instances: Sequence[Instance]) -> tuple[Instance, ...]:
+    return tuple(sorted(instances, key=lambda i: (-i.threads, -i.batch, i.cores)))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A configuration for one batch of ``batch`` inputs on ``cores`` cores.
+
+    Invariants (checked): sum of instance batches == batch; sum of threads <= cores;
+    pinned cores, if any, are disjoint. ``predicted_ms`` is the profile's prediction of
+    the batch latency (max over instances), or None.
+    """
+
+    instances: tuple[Instance, ...]
+    batch: int
+    cores: int
+    predicted_ms: float | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        _positive_int(self.batch, "plan batch")
+        _positive_int(self.cores, "plan cores")
+        if not self.instances:
+            raise PlanError("a plan needs at least one instance")
+        for inst in self.instances:
+            if not isinstance(inst, Instance):
+                raise PlanError(f"plan instances must be Instance, got {inst!r}")
+        object.__setattr__(self, "instances", _canonical(self.instances))
+        total_b = sum(i.batch for i in self.instances)
+        if total_b != self.batch:
+            raise PlanError(f"sub-batches sum to {total_b}, not the batch {self.batch}")
+        total_t = sum(i.threads for i in self.instances)
+        if total_t > self.cores:
+            raise PlanError(f"instances need {total_t} threads but only {self.cores} cores are available")
+        pinned = [c for i in self.instances for c in i.cores]
+        if len(pinned) != len(set(pinned)):
+            dup = sorted(c for c, n in Counter(pinned).items() if n > 1)
+            raise PlanError(f"cores {dup} are assigned to more than one instance")
+        if self.predicted_ms is not None and not (
+            isinstance(self.predicted_ms, (int, float)) and math.isfinite(self.predicted_ms) and self.predicted_ms > 0
+        ):
+            raise PlanError(f"predicted_ms must be a finite positive number, got {self.predicted_ms!r}")
+
+    @property
+    def threads_used(self) -> int:
+        return sum(i.threads for i in self.instances)
+
+    def groups(self) -> list[tuple[int, int, int]]:
+        """Packrat's compact form: [(count, threads, batch), ...], threads then batch descending."""
+        counts = Counter((i.threads, i.batch) for i in self.instances)
+        return [(n, t, b) for (t, b), n in sorted(counts.items(), key=lambda kv: (-kv[0][0], -kv[0][1]))]
+
+    def describe(self) -> str:
+        """E.g. ``2 x 4t x 16 + 1 x 8t x 32`` (count x threads x sub-batch)."""
+        return " + ".join(f"{n} x {t}t x {b}" for n, t, b in self.groups())
+
+    def with_prediction(self, predicted_ms: float | None) -> "Plan":
+        return Plan(self.instances, self.batch, self.cores, predicted_ms)
+
+    # ---- JSON
+    def to_json(self) -> dict:
+        return {
+            "schema": PLAN_SCHEMA,
+            "batch": self.batch,
+            "cores": self.cores,
+            "instances": [
+                {"threads": i.threads, "batch": i.batch, "cores": list(i.cores)} for i in self.instances
+            ],
+            "predicted_ms": self.predicted_ms,
+        }
+
+    @classmethod
+    def from_json(cls, obj: object) -> "Plan":
+        """Parse a plan JSON object; raises PlanError naming the bad field."""
+        if not isinstance(obj, Mapping):
+            raise PlanError(f"a plan must be a JSON object, got {type(obj).__name__}")
+        if obj.get("schema") != PLAN_SCHEMA:
+            raise PlanError(f"unknown plan schema {obj.get('schema')!r}; this version reads {PLAN_SCHEMA!r}")
+        raw = obj.get("instances")
+        if not isinstance(raw, list):
+            raise PlanError(f"plan 'instances' must be a list, got {raw!r:.60}")
+        instances = []
+        for k, d in enumerate(raw):
+            if not isinstance(d, Mapping):
+                raise PlanError(f"instances[{k}] must be an object, got {d!r:.60}")
+            cores = d.get("cores", [])
+            if not isinstance(cores, list) or any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in cores):
+                raise PlanError(f"instances[{k}].cores must be a list of CPU ids >= 0, got {cores!r:.60}")
+            instances.append(
+                Instance(
+                    threads=_positive_int(d.get("threads"), f"instances[{k}].threads"),
+                    batch=_positive_int(d.get("batch"), f"instances[{k}].batch"),
+                    cores=tuple(cores),
+                )
+            )
+        pred = obj.get("predicted_ms")
+        return cls(
+            instances=tuple(instances),
+            batch=_positive_int(obj.get("batch"), "plan batch"),
+            cores=_positive_int(obj.get("cores"), "plan cores"),
+            predicted_ms=pred,
+        )
+
+
+def loads_plan(text: str) -> Plan:
+    """Parse plan JSON text; raises PlanError for malformed input."""
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise PlanError(f"not valid JSON: {exc}") from None
+    return Plan.from_json(obj)
+
+
+def dumps_plan(plan: Plan) -> str:
+    return json.dumps(plan.to_json(), indent=1) + "\n"
+
+
+# -------------------------------------------------------------------- baselines
+
+
+def split_evenly(batch: int, parts: int) -> list[int]:
+    """Split ``batch`` into ``min(parts, batch)`` sizes differing by at most one, largest first."""
+    _positive_int(batch, "batch")
+    _positive_int(parts, "parts")
+    k = min(parts, batch)
+    q, r = divmod(batch, k)
+    return [q + 1] * r + [q] * (k - r)
+
+
+def fat(batch: int, cores: int) -> Plan:
+    """One instance with all ``cores`` threads on the whole batch (the usual deployment)."""
+    return Plan((Instance(cores, batch),), batch, cores)
+
+
+def thin(batch: int, cores: int) -> Plan:
+    """min(cores, batch) single-thread instances sharing the batch evenly."""
+    return Plan(tuple(Instance(1, b) for b in split_evenly(batch, cores)), batch, cores)
+
+
+def equal_instances(batch: int, cores: int, k: int) -> Plan:
+    """``k`` instances of ``cores // k`` threads each, the batch split evenly (k <= batch)."""
+    _positive_int(k, "instance count")
+    if k > cores:
+        raise PlanError(f"{k} instances need at least {k} cores, only {cores} available")
+    if k > batch:
+        raise PlanError(f"{k} instances cannot share a batch of {batch}")
+    t = cores // k
+    return Plan(tuple(Instance(t, b) for b in split_evenly(batch, k)), batch, cores)
+
+
+def fixed_cores(batch: int, cores: int, per_instance: int = 4) -> Plan:
+    """Launcher "latency mode": instances of ``per_instance`` cores each, as many as fit.
+
+    With fewer cores than ``per_instance``, one instance takes them all. The number of
+    instances never exceeds the batch.
+    """
+    _positive_int(per_instance, "cores per instance")
+    k = max(1, min(cores // per_instance, batch))
+    t = min(per_instance, cores)
+    return Plan(tuple(Instance(t, b) for b in split_evenly(batch, k)), batch, cores)
+
+
+def plan_latency(plan: Plan, latency: Callable[[int, int], float | None]) -> float | None:
+    """Batch latency of ``plan``: max over instances of ``latency(threads, batch)``.
+
+    Returns None if any instance's latency is unknown (``latency`` returned None).
+    """
+    worst = 0.0
+    for inst in plan.instances:
+        v = latency(inst.threads, inst.batch)
+        if v is None:
+            return None
+        worst = max(worst, v)
+    return worst

@@ -1,0 +1,770 @@
+"""Latency profiles L[t, b]: samples, statistics, interference, file formats, predictor.
+
+A :class:`Profile` holds, for each measured cell (t threads, b sub-batch), the latency
+samples of one model instance running alone, in milliseconds, and their statistics
+(min / median / mean / p90 / max). Cells imported from Packrat's published CSVs carry
+only min / mean / max. The optimizer reads one statistic per cell (``mean`` by
+default: Packrat's ``latency(avg)``).
+
+Everything here is pure except the ``read_*`` / ``write_*`` functions at the bottom.
+Every error a user can cause is a :class:`ProfileError` naming the bad value.
+
+File format (JSON, versioned)::
+
+    {"schema": "packrat.profile/1", "model": "resnet50", "synthetic": false,
+     "source": "...", "machine": {...}, "statistic": "mean",
+     "cells": [{"threads": 1, "batch": 1, "samples_ms": [...], "min_ms": ..,
+                "median_ms": .., "mean_ms": .., "p90_ms": .., "max_ms": ..}],
+     "interference": null | {"form": "busy-cores", "points": [[0, 1.0], [4, 1.1]]},
+     "meta": {...}}
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import io
+import json
+import math
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+SCHEMA = "packrat.profile/1"
+STATISTICS = ("min", "median", "mean", "p90", "max")
+
+
+class ProfileError(ValueError):
+    """A profile, or a file meant to hold one, is invalid; the message names the value."""
+
+
+# --------------------------------------------------------------------------- cells
+
+
+def _check_latency(value: float, what: str) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ProfileError(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(x) or x <= 0.0:
+        raise ProfileError(f"{what} must be a finite latency > 0 ms, got {value!r}")
+    return x
+
+
+def _check_count(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise ProfileError(f"{what} must be a positive integer, got {value!r}")
+    if int(value) < 1:
+        raise ProfileError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One profiled cell: instance with ``threads`` intra-op threads on a sub-batch of ``batch``.
+
+    Latencies are milliseconds. ``samples_ms`` may be empty (imported summary data);
+    then ``median_ms`` / ``p90_ms`` may be None. Invariant: min <= mean <= max and
+    min <= median <= p90 <= max where present.
+    """
+
+    threads: int
+    batch: int
+    mean_ms: float
+    min_ms: float
+    max_ms: float
+    median_ms: float | None = None
+    p90_ms: float | None = None
+    samples_ms: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        where = f"cell threads={self.threads} batch={self.batch}"
+        _check_count(self.threads, f"threads of {where}")
+        _check_count(self.batch, f"batch of {where}")
+        for name in ("mean_ms", "min_ms", "max_ms"):
+            _check_latency(getattr(self, name), f"{name} of {where}")
+        for name in ("median_ms", "p90_ms"):
+            if getattr(self, name) is not None:
+                _check_latency(getattr(self, name), f"{name} of {where}")
+        for s in self.samples_ms:
+            _check_latency(s, f"sample of {where}")
+        tol = 1e-9 * max(1.0, self.max_ms)
+        ordered = [self.min_ms, self.mean_ms, self.max_ms]
+        if not (ordered[0] <= ordered[1] + tol and ordered[1] <= ordered[2] + tol):
+            raise ProfileError(
+                f"{where}: need min <= mean <= max, got {self.min_ms} / {self.mean_ms} / {self.max_ms} ms"
+            )
+
+    @classmethod
+    def from_samples(cls, threads: int, batch: int, samples_ms: Sequence[float]) -> "Cell":
+        """Build a cell whose statistics are computed from ``samples_ms`` (>= 1 sample)."""
+        where = f"cell threads={threads} batch={batch}"
+        xs = tuple(_check_latency(s, f"sample of {where}") for s in samples_ms)
+        if not xs:
+            raise ProfileError(f"{where} has no samples")
+        arr = np.asarray(xs, dtype=float)
+        return cls(
+            threads=threads,
+            batch=batch,
+            mean_ms=float(arr.mean()),
+            min_ms=float(arr.min()),
+            max_ms=float(arr.max()),
+            median_ms=float(np.median(arr)),
+            p90_ms=float(np.percentile(arr, 90)),
+            samples_ms=xs,
+        )
+
+    def stat(self, statistic: str) -> float:
+        """The cell's value of ``statistic`` (one of STATISTICS), in ms."""
+        if statistic not in STATISTICS:
+            raise ProfileError(f"unknown statistic {statistic!r}; choose one of {', '.join(STATISTICS)}")
+        value = getattr(self, f"{statistic}_ms")
+        if value is None:
+            raise ProfileError(
+                f"cell threads={self.threads} batch={self.batch} has no {statistic} "
+                "(imported summary data has only min, mean and max)"
+            )
+        return float(value)
+
+
+# ------------------------------------------------------------------ interference
+
+
+@dataclass(frozen=True)
+class Interference:
+    """Slowdown of an instance as a function of what runs beside it.
+
+    ``form="busy-cores"``: ``points`` are (other_busy_cores, slowdown) pairs, sorted by
+    cores, slowdown >= 1 at measured points; between points the slowdown is linearly
+    interpolated, beyond the last point it is held constant, and with no other busy core
+    it is 1. An instance's latency beside k busy cores is ``L[t, b] * slowdown(k)``.
+    """
+
+    points: tuple[tuple[int, float], ...]
+    form: str = "busy-cores"
+    fit_error: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.form != "busy-cores":
+            raise ProfileError(f"unknown interference form {self.form!r}; known: busy-cores")
+        last = -1
+        for point in self.points:
+            if len(point) != 2:
+                raise ProfileError(f"interference point must be [cores, slowdown], got {point!r}")
+            k, s = point
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0 or k <= last:
+                raise ProfileError(f"interference cores must be increasing integers >= 0, got {k!r}")
+            if not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 0:
+                raise ProfileError(f"interference slowdown must be a finite number > 0, got {s!r}")
+            last = k
+
+    def slowdown(self, other_busy_cores: int) -> float:
+        """Multiplicative slowdown (>= 0) beside ``other_busy_cores`` busy cores."""
+        if other_busy_cores <= 0 or not self.points:
+            return 1.0
+        xs = [0] + [k for k, _ in self.points if k > 0]
+        ys = [1.0 if self.points[0][0] != 0 else self.points[0][1]] + [s for k, s in self.points if k > 0]
+        return float(np.interp(other_busy_cores, xs, ys))
+
+    def to_json(self) -> dict:
+        out: dict = {"form": self.form, "points": [[int(k), float(s)] for k, s in self.points]}
+        if self.fit_error is not None:
+            out["fit_error"] = self.fit_error
+        return out
+
+    @classmethod
+    def from_json(cls, obj: object) -> "Interference":
+        if not isinstance(obj, Mapping):
+            raise ProfileError(f"interference must be an object, got {obj!r}")
+        points = obj.get("points")
+        if not isinstance(points, list):
+            raise ProfileError(f"interference.points must be a list, got {points!r}")
+        pts = []
+        for p in points:
+            if not isinstance(p, list) or len(p) != 2:
+                raise ProfileError(f"interference point must be [cores, slowdown], got {p!r}")
+            pts.append((p[0], p[1]))
+        fit = obj.get("fit_error")
+        return cls(points=tuple(pts), form=obj.get("form", "busy-cores"), fit_error=fit)
+
+
+# ----------------------------------------------------------------------- profile
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Where a profile was measured. Unknown fields are empty / 0."""
+
+    cpu_model: str = ""
+    logical_cores: int = 0
+    physical_cores: int = 0
+    sockets: int = 0
+    torch_version: str = ""
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def to_json(self) -> dict:
+        out = {
+            "cpu_model": self.cpu_model,
+            "logical_cores": self.logical_cores,
+            "physical_cores": self.physical_cores,
+            "sockets": self.sockets,
+            "torch_version": self.torch_version,
+        }
+        out.update(dict(self.extra))
+        return out
+
+    @classmethod
+    def from_json(cls, obj: object) -> "Machine":
+        if obj is None:
+            return cls()
+        if not isinstance(obj, Mapping):
+            raise ProfileError(f"machine must be an object, got {obj!r}")
+        known = {"cpu_model", "logical_cores", "physical_cores", "sockets", "torch_version"}
+        ints = {}
+        for key in ("logical_cores", "physical_cores", "sockets"):
+            v = obj.get(key, 0)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ProfileError(f"machine.{key} must be an integer >= 0, got {v!r}")
+            ints[key] = v
+        extra = tuple(sorted((str(k), str(v)) for k, v in obj.items() if k not in known))
+        return cls(
+            cpu_model=str(obj.get("cpu_model", "")),
+            torch_version=str(obj.get("torch_version", "")),
+            extra=extra,
+            **ints,
+        )
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A model's latency profile on one machine (see the module docstring).
+
+    ``cells`` are kept sorted by (threads, batch) and unique. ``synthetic`` marks
+    profiles made by a formula rather than measured; every output that uses one says so.
+    """
+
+    model: str
+    cells: tuple[Cell, ...]
+    machine: Machine = field(default_factory=Machine)
+    statistic: str = "mean"
+    synthetic: bool = False
+    source: str = ""
+    interference: Interference | None = None
+    meta: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model:
+            raise ProfileError(f"profile model must be a non-empty string, got {self.model!r}")
+        if self.statistic not in STATISTICS:
+            raise ProfileError(f"unknown statistic {self.statistic!r}; choose one of {', '.join(STATISTICS)}")
+        if not self.cells:
+            raise ProfileError(f"profile of {self.model!r} has no cells")
+        cells = tuple(sorted(self.cells, key=lambda c: (c.threads, c.batch)))
+        for a, b in zip(cells, cells[1:]):
+            if (a.threads, a.batch) == (b.threads, b.batch):
+                raise ProfileError(f"duplicate cell threads={a.threads} batch={a.batch}")
+        object.__setattr__(self, "cells", cells)
+        for c in cells:
+            c.stat(self.statistic)  # every cell must carry the statistic the optimizer reads
+        object.__setattr__(self, "_index", {(c.threads, c.batch): c for c in cells})
+
+    # ---- grid
+    @property
+    def threads(self) -> tuple[int, ...]:
+        """Sorted distinct thread counts that have at least one cell."""
+        return tuple(sorted({c.threads for c in self.cells}))
+
+    @property
+    def batches(self) -> tuple[int, ...]:
+        """Sorted distinct sub-batch sizes that have at least one cell."""
+        return tuple(sorted({c.batch for c in self.cells}))
+
+    @property
+    def max_threads(self) -> int:
+        return max(c.threads for c in self.cells)
+
+    def cell(self, threads: int, batch: int) -> Cell | None:
+        """The measured cell (threads, batch), or None when it was not profiled."""
+        return self._index.get((threads, batch))  # type: ignore[attr-defined]
+
+    def latency(self, threads: int, batch: int, statistic: str | None = None) -> float | None:
+        """Measured latency (ms) of the cell, or None when it was not profiled."""
+        c = self.cell(threads, batch)
+        return None if c is None else c.stat(statistic or self.statistic)
+
+    def items(self, statistic: str | None = None) -> list[tuple[int, int, float]]:
+        """All profiled cells as (threads, batch, latency_ms), sorted by (threads, batch)."""
+        st = statistic or self.statistic
+        return [(c.threads, c.batch, c.stat(st)) for c in self.cells]
+
+    def with_statistic(self, statistic: str) -> "Profile":
+        """The same profile read through another statistic (validated for every cell)."""
+        return replace(self, statistic=statistic)
+
+    def label(self) -> str:
+        """Human label, e.g. ``resnet50 [synthetic]``."""
+        return f"{self.model} [synthetic]" if self.synthetic else self.model
+
+    # ---- predictor for cells the profile lacks
+    def predict(self, threads: int, batch: int) -> float:
+        """Latency (ms) of (threads, batch): measured if profiled, else interpolated.
+
+        Predictor for missing cells, documented and never silently zero:
+        1. at a profiled thread count, linear interpolation in batch between the two
+           nearest profiled batches (latency is close to affine in batch); below the
+           smallest profiled batch, scale that cell down proportionally but not below
+           half of it; above the largest, extrapolate proportionally to batch;
+        2. at an unprofiled thread count, the batch estimate of the two nearest profiled
+           thread counts is interpolated linearly in 1/threads (Amdahl-like); beyond
+           the profiled range the nearest thread count is used.
+        Raises ProfileError for non-positive arguments.
+        """
+        _check_count(threads, "threads")
+        _check_count(batch, "batch")
+        exact = self.latency(threads, batch)
+        if exact is not None:
+            return exact
+        rows = self.threads
+        if threads in rows:
+            return self._predict_in_batch(threads, batch)
+        lower = [t for t in rows if t < threads]
+        upper = [t for t in rows if t > threads]
+        if not lower:
+            return self._predict_in_batch(upper[0], batch)
+        if not upper:
+            return self._predict_in_batch(lower[-1], batch)
+        t0, t1 = lower[-1], upper[0]
+        y0, y1 = self._predict_in_batch(t0, batch), self._predict_in_batch(t1, batch)
+        w = (1.0 / threads - 1.0 / t1) / (1.0 / t0 - 1.0 / t1)
+        return float(w * y0 + (1.0 - w) * y1)
+
+    def _predict_in_batch(self, threads: int, batch: int) -> float:
+        row = sorted((c.batch, c.stat(self.statistic)) for c in self.cells if c.threads == threads)
+        bs = [b for b, _ in row]
+        ys = [y for _, y in row]
+        if batch <= bs[0]:
+            return float(max(ys[0] * batch / bs[0], 0.5 * ys[0]))
+        if batch >= bs[-1]:
+            if len(bs) == 1:
+                return float(ys[-1] * batch / bs[-1])
+            slope = (ys[-1] - ys[-2]) / (bs[-1] - bs[-2])
+            return float(max(ys[-1] + slope * (batch - bs[-1]), ys[-1] * batch / bs[-1] * 0.5))
+        return float(np.interp(batch, bs, ys))
+
+    # ---- JSON
+    def to_json(self) -> dict:
+        """The versioned JSON object of this profile (see module docstring)."""
+        cells = []
+        for c in self.cells:
+            d: dict = {"threads": c.threads, "batch": c.batch}
+            if c.samples_ms:
+                d["samples_ms"] = list(c.samples_ms)
+            for st in STATISTICS:
+                v = getattr(c, f"{st}_ms")
+                if v is not None:
+                    d[f"{st}_ms"] = v
+            cells.append(d)
+        return {
+            "schema": SCHEMA,
+            "model": self.model,
+            "synthetic": self.synthetic,
+            "source": self.source,
+            "machine": self.machine.to_json(),
+            "statistic": self.statistic,
+            "threads": list(self.threads),
+            "batches": list(self.batches),
+            "cells": cells,
+            "interference": None if self.interference is None else self.interference.to_json(),
+            "meta": dict(self.meta),
+        }
+
+    @classmethod
+    def from_json(cls, obj: object) -> "Profile":
+        """Parse a profile JSON object; raises ProfileError naming the bad field."""
+        if not isinstance(obj, Mapping):
+            raise ProfileError(f"a profile must be a JSON object, got {type(obj).__name__}")
+        schema = obj.get("schema")
+        if schema != SCHEMA:
+            raise ProfileError(f"unknown profile schema {schema!r}; this version reads {SCHEMA!r}")
+        raw_cells = obj.get("cells")
+        if not isinstance(raw_cells, list):
+            raise ProfileError(f"profile 'cells' must be a list, got {raw_cells!r:.60}")
+        cells = [_cell_from_json(i, c) for i, c in enumerate(raw_cells)]
+        synthetic = obj.get("synthetic", False)
+        if not isinstance(synthetic, bool):
+            raise ProfileError(f"'synthetic' must be true or false, got {synthetic!r}")
+        meta = obj.get("meta") or {}
+        if not isinstance(meta, Mapping):
+            raise ProfileError(f"'meta' must be an object, got {meta!r:.60}")
+        interference = obj.get("interference")
+        return cls(
+            model=obj.get("model") if isinstance(obj.get("model"), str) else repr(obj.get("model")),
+            cells=tuple(cells),
+            machine=Machine.from_json(obj.get("machine")),
+            statistic=obj.get("statistic", "mean") if isinstance(obj.get("statistic", "mean"), str) else "?",
+            synthetic=synthetic,
+            source=str(obj.get("source", "")),
+            interference=None if interference is None else Interference.from_json(interference),
+            meta=tuple(sorted((str(k), str(v)) for k, v in meta.items())),
+        )
+
+    # ---- CSV export
+    def to_csv(self) -> str:
+        """Tidy CSV: one row per cell, ``threads,batch,n,min_ms,median_ms,mean_ms,p90_ms,max_ms``."""
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["threads", "batch", "n"] + [f"{s}_ms" for s in STATISTICS])
+        for c in self.cells:
+            row = [c.threads, c.batch, len(c.samples_ms)]
+            for st in STATISTICS:
+                v = getattr(c, f"{st}_ms")
+                row.append("" if v is None else repr(float(v)))
+            w.writerow(row)
+        return buf.getvalue()
+
+
+def _cell_from_json(index: int, obj: object) -> Cell:
+    where = f"cells[{index}]"
+    if not isinstance(obj, Mapping):
+        raise ProfileError(f"{where} must be an object, got {obj!r:.60}")
+    t = _check_count(obj.get("threads"), f"{where}.threads")
+    b = _check_count(obj.get("batch"), f"{where}.batch")
+    samples = obj.get("samples_ms") or []
+    if not isinstance(samples, list):
+        raise ProfileError(f"{where}.samples_ms must be a list, got {samples!r:.60}")
+    try:
+        if samples:
+            return Cell.from_samples(t, b, samples)
+        stats = {}
+        for st in STATISTICS:
+            v = obj.get(f"{st}_ms")
+            if v is not None:
+                stats[f"{st}_ms"] = _check_latency(v, f"{where}.{st}_ms")
+        if "mean_ms" not in stats:
+            raise ProfileError(f"{where} (threads={t} batch={b}) has neither samples_ms nor mean_ms")
+        stats.setdefault("min_ms", stats["mean_ms"])
+        stats.setdefault("max_ms", stats["mean_ms"])
+        return Cell(threads=t, batch=b, **stats)
+    except ProfileError as exc:
+        raise ProfileError(f"{where}: {exc}") from None
+
+
+# ------------------------------------------------------------ Packrat CSV import
+
+PACKRAT_THREADS = "intraop_threads"
+PACKRAT_BATCH = "batch_size"
+PACKRAT_AVG = "latency(avg)"
+PACKRAT_MIN = "latency(min)"
+PACKRAT_MAX = "latency(max)"
+# Columns that tell series apart (never averaged across), where present.
+PACKRAT_SERIES_COLUMNS = (
+    "benchmark", "topology", "pinning", "source", "allocator", "interop_threads", "instance_id",
+)
+
+
+@dataclass(frozen=True)
+class PackratImport:
+    """Result of parsing a Packrat CSV: the chosen series' profile and every series seen."""
+
+    profile: Profile
+    series: tuple[tuple[tuple[str, str], ...], ...]
+    chosen: tuple[tuple[str, str], ...]
+    merged_duplicates: int
+
+
+def parse_series_selectors(selectors: Iterable[str]) -> list[tuple[str, str]]:
+    """Parse ``COLUMN=GLOB`` strings; raises ProfileError naming a malformed one."""
+    out = []
+    for s in selectors:
+        if "=" not in s or not s.split("=", 1)[0].strip():
+            raise ProfileError(f"--series must look like COLUMN=GLOB (e.g. benchmark=*_script), got {s!r}")
+        col, glob = s.split("=", 1)
+        out.append((col.strip(), glob.strip()))
+    return out
+
+
+def _fmt_series(key: tuple[tuple[str, str], ...]) -> str:
+    return ",".join(f"{k}={v}" for k, v in key) or "(single series)"
+
+
+def import_packrat_csv(
+    text: str,
+    *,
+    series: Sequence[tuple[str, str]] = (),
+    model: str | None = None,
+    source: str = "",
+) -> PackratImport:
+    """Parse a Packrat profile CSV (header-named columns) into a Profile of one series.
+
+    Required columns: ``intraop_threads``, ``batch_size``, ``latency(avg)``; optional:
+    ``latency(min)``, ``latency(max)`` and the series columns (``benchmark``, ``topology``,
+    ``pinning``, ``source``, ``allocator``, ``interop_threads``, ``instance_id``). Rows are
+    grouped by the values of the series columns present; ``series`` selects with
+    (column, glob) pairs (fnmatch). Exactly one series must remain, else ProfileError
+    listing them. Rows repeating a cell inside one series are merged: mean of the
+    averages, min of the mins, max of the maxes (counted in ``merged_duplicates``).
+    Pure; raises ProfileError (line number and text) on any bad row.
+    """
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.splitlines()
+    reader = csv.reader(lines)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ProfileError("the CSV is empty (expected a header with intraop_threads, batch_size, latency(avg))") from None
+    except csv.Error as exc:
+        raise ProfileError(f"line 1: unreadable CSV header: {exc}") from None
+    names = [h.strip().lower() for h in header]
+    dupes = sorted({n for n in names if names.count(n) > 1 and n})
+    if dupes:
+        raise ProfileError(f"the CSV header repeats column(s) {', '.join(dupes)}")
+    col = {n: i for i, n in enumerate(names)}
+    missing = [c for c in (PACKRAT_THREADS, PACKRAT_BATCH, PACKRAT_AVG) if c not in col]
+    if missing:
+        raise ProfileError(
+            f"the CSV lacks column(s) {', '.join(missing)} (header: {','.join(header)[:200]})"
+        )
+    series_cols = [c for c in PACKRAT_SERIES_COLUMNS if c in col]
+    selectors = list(series)
+    for c, _ in selectors:
+        if c.lower() not in col:
+            raise ProfileError(f"--series column {c!r} is not in the CSV (columns: {', '.join(names)})")
+
+    groups: dict[tuple[tuple[str, str], ...], dict[tuple[int, int], list[tuple[float, float, float]]]] = {}
+    try:
+        for lineno, row in enumerate(reader, start=2):
+            if not row or all(not x.strip() for x in row):
+                continue
+            if len(row) < len(names):
+                raise ProfileError(f"line {lineno}: expected {len(names)} fields, got {len(row)}: {','.join(row)[:200]!r}")
+
+            def field_(name: str) -> str:
+                return row[col[name]].strip()
+
+            where = f"line {lineno}"
+            t = _parse_int(field_(PACKRAT_THREADS), f"{where}: {PACKRAT_THREADS}")
+            b = _parse_int(field_(PACKRAT_BATCH), f"{where}: {PACKRAT_BATCH}")
+            avg = _check_latency(field_(PACKRAT_AVG) or "missing", f"{where}: {PACKRAT_AVG}")
+            lo = _check_latency(field_(PACKRAT_MIN), f"{where}: {PACKRAT_MIN}") if PACKRAT_MIN in col and field_(PACKRAT_MIN) else avg
+            hi = _check_latency(field_(PACKRAT_MAX), f"{where}: {PACKRAT_MAX}") if PACKRAT_MAX in col and field_(PACKRAT_MAX) else avg
+            if not (lo <= avg * (1 + 1e-9) and avg <= hi * (1 + 1e-9)):
+                raise ProfileError(f"{where}: need latency(min) <= latency(avg) <= latency(max), got {lo} / {avg} / {hi}")
+            key = tuple((c, field_(c)) for c in series_cols)
+            groups.setdefault(key, {}).setdefault((t, b), []).append((lo, avg, hi))
+    except csv.Error as exc:
+        raise ProfileError(f"unreadable CSV: {exc}") from None
+    if not groups:
+        raise ProfileError("the CSV has a header but no data rows")
+
+    all_series = tuple(sorted(groups))
+    chosen = [
+        k for k in all_series
+        if all(fnmatch.fnmatchcase(dict(k).get(c.lower(), ""), g) for c, g in selectors)
+    ]
+    if not chosen:
+        raise ProfileError(
+            "no series matches " + " ".join(f"{c}={g}" for c, g in selectors)
+            + "; series in the file: " + "; ".join(_fmt_series(k) for k in all_series)
+        )
+    if len(chosen) > 1:
+        raise ProfileError(
+            f"{len(chosen)} series remain, choose one with --series COLUMN=GLOB: "
+            + "; ".join(_fmt_series(k) for k in chosen)
+        )
+    key = chosen[0]
+    merged = 0
+    cells = []
+    for (t, b), rows in sorted(groups[key].items()):
+        merged += len(rows) - 1
+        cells.append(
+            Cell(
+                threads=t,
+                batch=b,
+                mean_ms=float(np.mean([r[1] for r in rows])),
+                min_ms=min(r[0] for r in rows),
+                max_ms=max(r[2] for r in rows),
+            )
+        )
+    kd = dict(key)
+    name = model or kd.get("benchmark") or "packrat-import"
+    meta = [(f"series.{k}", v) for k, v in key]
+    meta.append(("imported_from", "packrat-csv"))
+    if merged:
+        meta.append(("merged_duplicate_rows", str(merged)))
+    profile = Profile(
+        model=name,
+        cells=tuple(cells),
+        statistic="mean",
+        synthetic=False,
+        source=source or "Packrat CSV import",
+        meta=tuple(meta),
+    )
+    return PackratImport(profile=profile, series=all_series, chosen=key, merged_duplicates=merged)
+
+
+def _parse_int(text: str, what: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ProfileError(f"{what} must be a positive integer, got {text!r}") from None
+    if not math.isfinite(value) or not value.is_integer() or value < 1:
+        raise ProfileError(f"{what} must be a positive integer, got {text!r}")
+    return int(value)
+
+
+# --------------------------------------------------------------- builtin profiles
+
+
+@dataclass(frozen=True)
+class SyntheticFamily:
+    """Parameters of the synthetic latency model (all times in ms).
+
+    ``L(t, b) = fixed + item * b**gamma * (serial + (1 - serial) / t) + sync * log2(t) * (1 + b / (b + 8))``
+
+    * ``fixed``: per-call framework overhead, not parallelised;
+    * ``item * b**gamma``: compute of a sub-batch on one thread (gamma < 1: larger
+      batches are more efficient per item);
+    * ``serial``: Amdahl fraction of that compute that threads cannot split;
+    * ``sync``: OpenMP barrier / memory-phase cost growing with log2 of the threads.
+    Diminishing returns in threads make several thin instances beat one fat one.
+    """
+
+    name: str
+    fixed: float
+    item: float
+    gamma: float
+    serial: float
+    sync: float
+
+    def latency(self, t: int, b: int) -> float:
+        return (
+            self.fixed
+            + self.item * b ** self.gamma * (self.serial + (1.0 - self.serial) / t)
+            + self.sync * math.log2(t) * (1.0 + b / (b + 8.0))
+        )
+
+
+FAMILIES = {
+    "cnn": SyntheticFamily("cnn", fixed=1.5, item=22.0, gamma=0.93, serial=0.06, sync=0.9),
+    "transformer": SyntheticFamily("transformer", fixed=3.0, item=30.0, gamma=0.80, serial=0.03, sync=1.6),
+}
+BUILTIN_NAMES = ("cnn-16", "cnn-64", "transformer-16", "transformer-64")
+BUILTIN_MAX_BATCH = 4096
+BUILTIN_SAMPLES = 7
+
+
+def builtin_profile(name: str, *, max_batch: int = BUILTIN_MAX_BATCH, seed: int = 0) -> Profile:
+    """A synthetic, clearly labelled profile ``FAMILY-T`` (e.g. ``cnn-16``, ``transformer-64``).
+
+    Threads 1..T, batches the powers of two up to ``max_batch``; each cell has
+    ``BUILTIN_SAMPLES`` samples drawn (seeded, deterministic) around the family's
+    latency model with 3% log-normal noise. Any T in 1..1024 is accepted, the four
+    ``BUILTIN_NAMES`` are the documented ones. Pure.
+    """
+    family_name, _, cores = name.rpartition("-")
+    family = FAMILIES.get(family_name)
+    if family is None or not cores.isdigit() or not 1 <= int(cores) <= 1024:
+        raise ProfileError(
+            f"unknown builtin profile {name!r}; known: {', '.join(BUILTIN_NAMES)} "
+            f"(any FAMILY-T with FAMILY in {', '.join(FAMILIES)} and T in 1..1024)"
+        )
+    if max_batch < 1:
+        raise ProfileError(f"max_batch must be >= 1, got {max_batch}")
+    T = int(cores)
+    rng = np.random.default_rng([seed, T, sorted(FAMILIES).index(family_name)])
+    batches = [1 << i for i in range(max_batch.bit_length()) if (1 << i) <= max_batch]
+    cells = []
+    for t in range(1, T + 1):
+        for b in batches:
+            base = family.latency(t, b)
+            samples = base * np.exp(rng.normal(0.0, 0.03, BUILTIN_SAMPLES))
+            cells.append(Cell.from_samples(t, b, [float(round(s, 6)) for s in samples]))
+    return Profile(
+        model=f"{family_name}-{T}",
+        cells=tuple(cells),
+        machine=Machine(cpu_model=f"synthetic {T}-core server", logical_cores=T, physical_cores=T, sockets=1),
+        statistic="mean",
+        synthetic=True,
+        source=(
+            f"SYNTHETIC: parametric {family_name} latency model "
+            f"(fixed={family.fixed}, item={family.item}, gamma={family.gamma}, "
+            f"serial={family.serial}, sync={family.sync}), seed={seed}; not a measurement"
+        ),
+        meta=(("builtin", name),),
+    )
+
+
+# ----------------------------------------------------------------------- file I/O
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    seen: dict = {}
+    for k, v in pairs:
+        if k in seen:
+            raise ProfileError(f"duplicate key {k!r} in the JSON object (e.g. two schema versions)")
+        seen[k] = v
+    return seen
+
+
+def loads_profile(text: str) -> Profile:
+    """Parse profile JSON text. Raises ProfileError for any malformed input."""
+    try:
+        obj = json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise ProfileError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ProfileError("not a profile: JSON nested too deeply") from None
+    return Profile.from_json(obj)
+
+
+def _reject_constant(name: str) -> float:
+    raise ProfileError(f"{name} is not a valid latency (JSON has no NaN or Infinity)")
+
+
+def dumps_profile(profile: Profile) -> str:
+    """The profile as pretty JSON text ending with a newline."""
+    return json.dumps(profile.to_json(), indent=1) + "\n"
+
+
+def read_text(path: str, what: str = "file") -> str:
+    """Read a UTF-8 text file; raises ProfileError naming the path on any OS error."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise ProfileError(f"{what} {path!r} does not exist") from None
+    except IsADirectoryError:
+        raise ProfileError(f"{what} {path!r} is a directory") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"cannot read {what} {path!r}: {exc}") from None
+
+
+def read_profile(path: str) -> Profile:
+    """Read a profile JSON file. Raises ProfileError naming the path and the problem."""
+    text = read_text(path, "profile")
+    try:
+        return loads_profile(text)
+    except ProfileError as exc:
+        raise ProfileError(f"{path}: {exc}") from None
+
+
+def write_profile(profile: Profile, path: str) -> None:
+    """Write ``profile`` as JSON to ``path`` atomically (temp file + rename)."""
+    import os
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".profile-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(dumps_profile(profile))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,97 @@
+"""Plans: canonical form, compact groups, validation, JSON, baselines."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from packrat_sim.plan import (
+    Instance,
+    Plan,
+    PlanError,
+    dumps_plan,
+    equal_instances,
+    fat,
+    fixed_cores,
+    loads_plan,
+    plan_latency,
+    split_evenly,
+    thin,
+)
+
+
+def test_plans_with_the_same_instances_in_any_order_are_equal_and_hash_alike():
+    a = Plan((Instance(1, 2), Instance(4, 8), Instance(1, 2)), batch=12, cores=6)
+    b = Plan((Instance(4, 8), Instance(1, 2), Instance(1, 2)), batch=12, cores=6)
+    assert a == b and hash(a) == hash(b)
+
+
+def test_groups_give_packrats_compact_form_threads_then_batch_descending():
+    p = Plan((Instance(1, 2), Instance(4, 8), Instance(1, 2), Instance(4, 4)), batch=16, cores=10)
+    assert p.groups() == [(1, 4, 8), (1, 4, 4), (2, 1, 2)]
+    assert p.describe() == "1 x 4t x 8 + 1 x 4t x 4 + 2 x 1t x 2"
+
+
+def test_a_plan_whose_sub_batches_do_not_sum_to_the_batch_is_rejected():
+    with pytest.raises(PlanError, match="sub-batches sum to 3, not the batch 4"):
+        Plan((Instance(1, 1), Instance(1, 2)), batch=4, cores=2)
+
+
+def test_a_plan_needing_more_threads_than_cores_is_rejected():
+    with pytest.raises(PlanError, match="need 5 threads but only 4 cores"):
+        Plan((Instance(4, 1), Instance(1, 1)), batch=2, cores=4)
+
+
+def test_instances_may_not_share_pinned_cores():
+    with pytest.raises(PlanError, match=r"cores \[1\]"):
+        Plan((Instance(2, 1, (0, 1)), Instance(2, 1, (1, 2))), batch=2, cores=4)
+
+
+def test_an_instance_pinned_to_the_wrong_number_of_cores_is_rejected():
+    with pytest.raises(PlanError, match="2 threads is pinned to 1 cores"):
+        Instance(2, 1, (0,))
+
+
+def test_plan_json_round_trips_and_unknown_schemas_are_rejected():
+    p = Plan((Instance(2, 4, (0, 1)), Instance(2, 4, (2, 3))), batch=8, cores=4, predicted_ms=12.5)
+    again = loads_plan(dumps_plan(p))
+    assert again == p and again.predicted_ms == 12.5
+    obj = json.loads(dumps_plan(p))
+    obj["schema"] = "packrat.plan/0"
+    with pytest.raises(PlanError, match="packrat.plan/0"):
+        Plan.from_json(obj)
+
+
+@pytest.mark.parametrize(
+    "obj, message",
+    [
+        ({"schema": "packrat.plan/1", "batch": 0, "cores": 1, "instances": [{"threads": 1, "batch": 1}]}, "plan batch"),
+        ({"schema": "packrat.plan/1", "batch": 1, "cores": 1, "instances": "x"}, "instances"),
+        ({"schema": "packrat.plan/1", "batch": 1, "cores": 1, "instances": [{"threads": "2", "batch": 1}]}, r"instances\[0\].threads"),
+        ({"schema": "packrat.plan/1", "batch": 1, "cores": 1, "instances": [{"threads": 1, "batch": 1, "cores": [-1]}]}, "cores"),
+    ],
+)
+def test_malformed_plan_files_name_the_bad_field(obj, message):
+    with pytest.raises(PlanError, match=message):
+        Plan.from_json(obj)
+
+
+def test_split_evenly_differs_by_at_most_one_and_never_exceeds_the_batch():
+    assert split_evenly(10, 4) == [3, 3, 2, 2]
+    assert split_evenly(3, 8) == [1, 1, 1]
+
+
+def test_baselines_fat_thin_equal_and_fixed_cores():
+    assert fat(64, 16).groups() == [(1, 16, 64)]
+    assert thin(64, 16).groups() == [(16, 1, 4)]
+    assert thin(4, 16).groups() == [(4, 1, 1)]
+    assert equal_instances(64, 16, 4).groups() == [(4, 4, 16)]
+    assert fixed_cores(64, 16).groups() == [(4, 4, 16)]
+    assert fixed_cores(8, 2).groups() == [(1, 2, 8)]
+
+
+def test_plan_latency_is_the_slowest_instance_or_none_when_unknown():
+    p = Plan((Instance(1, 1), Instance(1, 2)), batch=3, cores=2)
+    assert plan_latency(p, lambda t, b: 10.0 * b) == 20.0
+    assert plan_latency(p, lambda t, b: None if b == 2 else 1.0) is None

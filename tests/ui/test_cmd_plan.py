@@ -1,0 +1,110 @@
+"""`packrat plan` and `packrat profile` from the shell's point of view."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from packrat_sim.plan import loads_plan
+from packrat_sim.profile import read_profile
+from ui.cli import main
+
+FIXTURES = Path(__file__).parents[1] / "packrat_sim" / "fixtures"
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_plan_prints_the_compact_plan_latency_and_speedups(capsys):
+    code, out, err = run(capsys, "plan", "--profile", "builtin:transformer-16", "--batch", "64", "--cores", "16")
+    assert code == 0, err
+    assert "4 x 4t x 16" in out and "faster" in out and "SYNTHETIC" in out
+
+
+def test_plan_json_is_one_object_with_the_contract_fields(capsys):
+    code, out, err = run(capsys, "plan", "--profile", "builtin:cnn-16", "--batch", "64", "--cores", "16", "--json")
+    assert code == 0 and err == ""
+    obj = json.loads(out)
+    assert {"batch", "cores", "groups", "predicted_ms", "fat_ms", "thin_ms"} <= set(obj)
+    assert obj["batch"] == 64 and obj["cores"] == 16 and obj["synthetic"] is True
+    assert sum(n * b for n, _, b in obj["groups"]) == 64
+    assert obj["fat_ms"] >= obj["predicted_ms"] and obj["thin_ms"] >= obj["predicted_ms"]
+
+
+def test_plan_out_writes_a_plan_file_that_reads_back(capsys, tmp_path):
+    out_file = tmp_path / "plan.json"
+    code, _, _ = run(capsys, "plan", "--profile", "builtin:cnn-16", "--batch", "8", "--cores", "16", "--out", str(out_file))
+    assert code == 0
+    assert loads_plan(out_file.read_text()).batch == 8
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--batch", "0", "--cores", "16"], "batch must be a positive integer, got 0"),
+        (["--batch", "8", "--cores", "0"], "cores must be a positive integer, got 0"),
+        (["--batch", "8", "--cores", "32"], "cores=32 is beyond the profiled threads"),
+        (["--batch", "3", "--cores", "16", "--min-batch", "2"], "batch 3 cannot be covered"),
+        (["--batch", "x", "--cores", "16"], "Invalid value for '--batch'"),
+        (["--batch", "8", "--cores", "16", "--statistic", "p99"], "unknown statistic 'p99'"),
+    ],
+)
+def test_plan_bad_input_exits_2_with_one_line_naming_the_value(capsys, args, fragment):
+    code, out, err = run(capsys, "plan", "--profile", "builtin:cnn-16", *args)
+    assert code == 2 and out == ""
+    assert fragment in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_plan_names_a_missing_or_corrupt_profile_file(capsys, tmp_path):
+    code, _, err = run(capsys, "plan", "--profile", str(tmp_path / "none.json"), "--batch", "1", "--cores", "1")
+    assert code == 2 and "does not exist" in err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    code, _, err = run(capsys, "plan", "--profile", str(bad), "--batch", "1", "--cores", "1")
+    assert code == 2 and "not valid JSON" in err
+
+
+def test_profile_import_lists_series_when_the_choice_is_ambiguous(capsys, tmp_path):
+    csv = FIXTURES / "packrat_resnet_8core.csv"
+    code, _, err = run(capsys, "profile", "--import-packrat", str(csv), "--out", str(tmp_path / "p.json"))
+    assert code == 2 and "4 series remain" in err and "benchmark=resnet_manual_eager" in err
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_profile_import_with_series_writes_a_profile_that_plans(capsys, tmp_path):
+    csv, out_file = FIXTURES / "packrat_resnet_8core.csv", tmp_path / "p.json"
+    code, out, err = run(
+        capsys, "profile", "--import-packrat", str(csv), "--series", "benchmark=*_script",
+        "--series", "topology=sequential", "--out", str(out_file),
+    )
+    assert code == 0, err
+    assert read_profile(str(out_file)).model == "resnet_manual_script"
+    code, out, err = run(capsys, "plan", "--profile", str(out_file), "--batch", "16", "--cores", "8", "--json")
+    assert code == 0 and json.loads(out)["synthetic"] is False
+
+
+def test_profile_exports_a_builtin_to_csv(capsys, tmp_path):
+    out_file = tmp_path / "p.csv"
+    code, _, _ = run(capsys, "profile", "--from", "builtin:cnn-16", "--out", str(out_file))
+    assert code == 0
+    assert out_file.read_text().startswith("threads,batch,n,min_ms")
+
+
+def test_profile_needs_exactly_one_source(capsys, tmp_path):
+    code, _, err = run(capsys, "profile", "--out", str(tmp_path / "x.json"))
+    assert code == 2 and "exactly one of" in err
+
+
+def test_the_demo_prints_a_plan_table(capsys):
+    code, out, _ = run(capsys, "demo")
+    assert code == 0 and "optimal plan" in out and "demo finished" in out
+
+
+def test_unknown_verbs_and_options_are_usage_errors(capsys):
+    assert run(capsys, "frobnicate")[0] == 2
+    assert run(capsys, "plan", "--nope")[0] == 2

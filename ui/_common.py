@@ -1,0 +1,63 @@
+"""Shared plumbing for the `packrat` verbs: input errors, exit codes, JSON output.
+
+The verbs stay thin: they parse options, call the library, and print. Everything that
+can go wrong with user input is raised as (or converted to) :class:`BadInput`, which
+the entry point turns into one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any, NoReturn
+
+import typer
+
+EXIT_OK = 0
+EXIT_NEGATIVE = 1  # not linearizable, bug found, plan not optimal
+EXIT_BAD_INPUT = 2
+EXIT_UNKNOWN = 3  # timeout, budget
+
+
+class BadInput(Exception):
+    """A user-supplied value is wrong. The message names the value; exit code 2."""
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """Print ``packrat: error: <message>`` on one line of stderr and exit with ``code``."""
+    one_line = " ".join(str(message).split())
+    print(f"packrat: error: {one_line}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _jsonable(value.item())
+    return value
+
+
+def emit_json(obj: dict) -> None:
+    """Print exactly one JSON object on stdout (non-finite floats become null)."""
+    sys.stdout.write(json.dumps(_jsonable(obj), sort_keys=False) + "\n")
+
+
+def load_profile_arg(spec: str):
+    """Resolve ``--profile``: ``builtin:NAME`` or a path to a profile JSON file.
+
+    Raises :class:`BadInput` naming the spec when it cannot be loaded.
+    """
+    from packrat_sim.profile import ProfileError, builtin_profile, read_profile
+
+    try:
+        if spec.startswith("builtin:"):
+            return builtin_profile(spec[len("builtin:"):])
+        return read_profile(spec)
+    except ProfileError as exc:
+        raise BadInput(str(exc)) from None

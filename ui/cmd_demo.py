@@ -1,0 +1,52 @@
+"""`packrat demo`: the whole pipeline on this machine with small built-in inputs, in minutes.
+
+Each step is a function that prints its section and returns a short status; later
+issues add steps (certificate, simulation, real run, history checks).
+"""
+
+from __future__ import annotations
+
+import time
+
+import typer
+
+DEMO_PROFILE = "transformer-16"
+DEMO_CORES = 16
+DEMO_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def step_plan_table(profile_name: str = DEMO_PROFILE, cores: int = DEMO_CORES) -> str:
+    """Plan every demo batch size from one DP table; print the table with fat/thin speedups."""
+    from packrat_sim import plan as plans
+    from packrat_sim.optimizer import PlanTable
+    from packrat_sim.profile import builtin_profile
+
+    profile = builtin_profile(profile_name)
+    t0 = time.perf_counter()
+    table = PlanTable(profile, cores, max(DEMO_BATCHES))
+    build_s = time.perf_counter() - t0
+    typer.echo(f"== plan: {profile.label()} on {cores} cores (one DP table, built in {build_s * 1e3:.1f} ms)")
+    typer.echo(f"   {profile.source}")
+    typer.echo(f"   {'batch':>5}  {'optimal plan (count x threads x sub-batch)':<44} {'ms':>8} {'vs fat':>7} {'vs thin':>8}")
+    for b in DEMO_BATCHES:
+        best = table.plan(cores, b)
+        fat_ms = plans.plan_latency(plans.fat(b, cores), profile.predict)
+        thin_ms = plans.plan_latency(plans.thin(b, cores), profile.predict)
+        typer.echo(
+            f"   {b:>5}  {best.describe():<44} {best.predicted_ms:8.2f} {fat_ms / best.predicted_ms:6.2f}x {thin_ms / best.predicted_ms:7.2f}x"
+        )
+    return "ok"
+
+
+STEPS = (step_plan_table,)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo_cmd() -> None:
+        """Run the whole pipeline on a small built-in model and print each step's result."""
+        t0 = time.perf_counter()
+        for step in STEPS:
+            step()
+            typer.echo("")
+        typer.echo(f"demo finished in {time.perf_counter() - t0:.1f} s")
