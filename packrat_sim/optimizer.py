@@ -27,6 +27,21 @@ item that reaches it, recursively for its predecessor; with idle cores allowed, 
 fewest cores among equal latencies. Homogeneous mode (``homogeneous=True``) only
 considers k identical instances (k * b' = B).
 
+User constraints (``max_instances``, ``cores_per_socket``; see OptimizerOptions for their
+exact meaning) use a second exact algorithm, ``constrained_plan``, chosen only when one
+of them is set, so the default sweep above is untouched. It is the same threshold idea
+with a count instead of a boolean: for the items of latency <= lambda, ``cnt[u, b]`` is
+the fewest instances whose threads sum to exactly u (u <= the largest socket) and whose
+sub-batches sum to b, an unbounded min-count knapsack closed per item with the same
+log2 doubling (cnt = min(cnt, cnt shifted by 2^j v + 2^j)). A socket of c cores can
+serve b inputs with g_c[b] = cnt[c, b] instances (min over u <= c with idle cores), and
+the sockets together with the min-plus convolution of their g_c over the batch. lambda is
+feasible iff that total for B is <= max_instances; feasibility is monotone in lambda, so
+the smallest feasible lambda is found by galloping then bisecting over the distinct item
+latencies (each step adds items to a saved table, never recomputing from scratch). The
+plan is read back from the integer tables by exact equalities (never float comparisons);
+among latency-optimal plans it has the fewest instances.
+
 Pure functions; numpy only.
 """
 
@@ -55,8 +70,16 @@ class OptimizerOptions:
     * ``exact_cores``: use exactly T threads in total (Packrat's rule); False allows idle cores.
     * ``homogeneous``: only k identical instances.
     * ``min_batch``: smallest sub-batch an instance may get.
-    * ``max_threads_per_instance``: e.g. cores per socket (an instance never spans one).
+    * ``max_threads_per_instance``: a plain cap on any instance's threads.
     * ``statistic``: which per-cell statistic is the latency (None: the profile's own).
+    * ``max_instances``: at most this many instances in total (None: no cap).
+    * ``cores_per_socket``: the T cores form sockets of this many cores, filled in order:
+      ``socket_capacities(T, c)`` = floor(T / c) sockets of c cores, plus one socket of the
+      remaining T mod c cores when c does not divide T (c >= T: one socket of T cores).
+      An instance never spans a socket: its threads are <= its socket's cores, and the
+      threads of the instances placed on one socket sum to at most that socket's cores
+      (exactly, with ``exact_cores``, since then all T cores are used). So a plan is valid
+      iff its instances can be bin-packed into the sockets, not merely t <= c.
     """
 
     exact_cores: bool = True
@@ -64,13 +87,21 @@ class OptimizerOptions:
     min_batch: int = 1
     max_threads_per_instance: int | None = None
     statistic: str | None = None
+    max_instances: int | None = None
+    cores_per_socket: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.min_batch, bool) or not isinstance(self.min_batch, int) or self.min_batch < 1:
             raise OptimizerError(f"min_batch must be a positive integer, got {self.min_batch!r}")
-        m = self.max_threads_per_instance
-        if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
-            raise OptimizerError(f"max_threads_per_instance must be a positive integer, got {m!r}")
+        for name in ("max_threads_per_instance", "max_instances", "cores_per_socket"):
+            m = getattr(self, name)
+            if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
+                raise OptimizerError(f"{name} must be a positive integer, got {m!r}")
+
+    @property
+    def constrained(self) -> bool:
+        """True when a user constraint needs ``constrained_plan`` (max_instances or sockets)."""
+        return self.max_instances is not None or self.cores_per_socket is not None
 
 
 Item = tuple[int, int, float]  # (threads, batch, latency_ms)
@@ -80,6 +111,8 @@ def profile_items(profile: Profile, cores: int, batch: int, options: OptimizerOp
     """The profiled cells usable as instances for (cores, batch) under ``options``,
     ranked by (latency, threads, batch) ascending (the tie-breaking order)."""
     limit_t = cores if options.max_threads_per_instance is None else min(cores, options.max_threads_per_instance)
+    if options.cores_per_socket is not None:
+        limit_t = min(limit_t, options.cores_per_socket)
     items = [
         (t, b, lat)
         for t, b, lat in profile.items(options.statistic)
@@ -112,6 +145,11 @@ class PlanTable:
         _check_problem(profile, batch, cores)
         if options.homogeneous:
             raise OptimizerError("PlanTable is for heterogeneous plans; use homogeneous_plan()")
+        if options.constrained:
+            raise OptimizerError(
+                "PlanTable answers every (cores, batch) and cannot honour max_instances or "
+                "cores_per_socket; use optimize() or constrained_plan()"
+            )
         self.profile = profile
         self.cores = int(cores)
         self.batch = int(batch)
@@ -205,10 +243,19 @@ def _allow_idle(exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _infeasible_message(profile: Profile, cores: int, batch: int, options: OptimizerOptions) -> str:
     sizes = sorted({b for _, b, _ in profile_items(profile, cores, batch, options)})
     rule = "exactly" if options.exact_cores else "at most"
+    limits = []
+    if options.homogeneous:
+        limits.append("homogeneous only")
+    if options.max_instances is not None:
+        limits.append(f"at most {options.max_instances} instances")
+    if options.cores_per_socket is not None:
+        limits.append(f"sockets of {list(socket_capacities(cores, options.cores_per_socket))} cores")
+    if options.min_batch > 1:
+        limits.append(f"sub-batches >= {options.min_batch}")
     return (
         f"batch {batch} cannot be covered on {rule} {cores} cores with the profiled sub-batches "
         f"{sizes or 'none'} of {profile.model!r}"
-        + (" (homogeneous only)" if options.homogeneous else "")
+        + (f" ({', '.join(limits)})" if limits else "")
     )
 
 
@@ -217,14 +264,24 @@ def homogeneous_plan(profile: Profile, batch: int, cores: int, options: Optimize
     the cores (== cores when ``exact_cores``). Ties: (latency, threads, batch) order."""
     options = options or OptimizerOptions(homogeneous=True)
     _check_problem(profile, batch, cores)
+    caps = socket_capacities(cores, options.cores_per_socket)
     for t, b, lat in profile_items(profile, cores, batch, options):
         if batch % b:
             continue
         k = batch // b
-        used = k * t
-        if used == cores or (not options.exact_cores and used <= cores):
+        if options.max_instances is not None and k > options.max_instances:
+            continue
+        if _identical_fit(k, t, caps, options.exact_cores):
             return Plan(tuple(Instance(t, b) for _ in range(k)), batch, cores, predicted_ms=lat)
     raise OptimizerError(_infeasible_message(profile, cores, batch, options))
+
+
+def _identical_fit(k: int, t: int, caps: Sequence[int], exact: bool) -> bool:
+    """Whether k instances of t threads pack into sockets of ``caps`` cores (every socket
+    full when ``exact``). With one socket this is k*t == T, or k*t <= T with idle cores."""
+    if exact:
+        return k * t == sum(caps) and all(c % t == 0 for c in caps)
+    return sum(c // t for c in caps) >= k
 
 
 def optimize(profile: Profile, batch: int, cores: int, options: OptimizerOptions | None = None) -> Plan:
@@ -232,7 +289,141 @@ def optimize(profile: Profile, batch: int, cores: int, options: OptimizerOptions
     options = options or OptimizerOptions()
     if options.homogeneous:
         return homogeneous_plan(profile, batch, cores, options)
+    if options.constrained:
+        return constrained_plan(profile, batch, cores, options)
     return PlanTable(profile, cores, batch, options).plan(cores, batch)
+
+
+# ------------------------------------------------------- user constraints (sockets, count)
+
+
+def socket_capacities(cores: int, cores_per_socket: int | None) -> tuple[int, ...]:
+    """Cores of each socket when ``cores`` cores are split into sockets of
+    ``cores_per_socket`` (see OptimizerOptions): e.g. (16, 16, 8) for 40 cores by 16.
+    None, or a socket at least as large as ``cores``: one socket ``(cores,)``."""
+    if cores_per_socket is None or cores_per_socket >= cores:
+        return (cores,)
+    full, rest = divmod(cores, cores_per_socket)
+    return (cores_per_socket,) * full + ((rest,) if rest else ())
+
+
+_NONE = np.int64(1 << 40)  # "no way": larger than any instance count
+
+
+def _close_counts(cnt: np.ndarray, items: Sequence[Item]) -> None:
+    """Add ``items`` (unbounded copies) to the min-count table ``cnt`` in place:
+    cnt[u, b] = fewest instances with threads summing to u and sub-batches to b."""
+    U, B1 = cnt.shape
+    for t, b, _ in items:
+        if t >= U or b >= B1:
+            continue
+        dt, db, k = t, b, 1
+        while dt < U and db < B1:
+            np.minimum(cnt[dt:, db:], cnt[: U - dt, : B1 - db] + k, out=cnt[dt:, db:])
+            dt, db, k = 2 * dt, 2 * db, 2 * k
+
+
+def _socket_row(cnt: np.ndarray, cap: int, exact: bool) -> np.ndarray:
+    """g[b]: fewest instances one socket of ``cap`` cores needs to serve b inputs."""
+    return cnt[cap].copy() if exact else cnt[: cap + 1].min(axis=0)
+
+
+def _min_plus(f: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """out[b] = min over b' of f[b - b'] + g[b'] (both indexed by batch 0..B)."""
+    out = np.full_like(f, _NONE)
+    n = len(f)
+    for bp in np.flatnonzero(g < _NONE):
+        np.minimum(out[bp:], f[: n - bp] + g[bp], out=out[bp:])
+    np.minimum(out, _NONE, out=out)
+    return out
+
+
+def _socket_prefixes(cnt: np.ndarray, caps: Sequence[int], exact: bool) -> list[np.ndarray]:
+    """P[i][b]: fewest instances the first i sockets need to serve b inputs (P[0]: none)."""
+    first = np.full(cnt.shape[1], _NONE)
+    first[0] = 0
+    prefixes = [first]
+    rows: dict[int, np.ndarray] = {}
+    for cap in caps:
+        if cap not in rows:
+            rows[cap] = _socket_row(cnt, cap, exact)
+        prefixes.append(_min_plus(prefixes[-1], rows[cap]))
+    return prefixes
+
+
+def constrained_plan(profile: Profile, batch: int, cores: int, options: OptimizerOptions) -> Plan:
+    """The optimal plan under ``max_instances`` and/or ``cores_per_socket`` (module doc).
+
+    Exact, and equal to the brute force on every problem; among latency-optimal plans
+    it returns one with the fewest instances. The returned plan's instances are not
+    pinned (``cores`` empty); ``socket_capacities`` gives the sockets they were packed
+    into. Raises OptimizerError when no plan satisfies the constraints.
+    """
+    _check_problem(profile, batch, cores)
+    if options.homogeneous:
+        return homogeneous_plan(profile, batch, cores, options)
+    caps = socket_capacities(cores, options.cores_per_socket)
+    items = profile_items(profile, cores, batch, options)
+    limit = _NONE - 1 if options.max_instances is None else options.max_instances
+    exact = options.exact_cores
+    # group ends: items[:ends[g]] are the items of latency <= the g-th distinct latency
+    ends = [k + 1 for k in range(len(items)) if k + 1 == len(items) or items[k + 1][2] != items[k][2]]
+
+    def feasible(cnt: np.ndarray) -> bool:
+        return bool(_socket_prefixes(cnt, caps, exact)[-1][batch] <= limit)
+
+    def extend(cnt: np.ndarray, g_from: int, g_to: int) -> np.ndarray:
+        out = cnt.copy()
+        _close_counts(out, items[(ends[g_from] if g_from >= 0 else 0) : ends[g_to]])
+        return out
+
+    empty = np.full((max(caps) + 1, batch + 1), _NONE)
+    empty[0, 0] = 0
+    lo, lo_cnt = -1, empty  # group lo is known infeasible (-1: no items at all)
+    hi, hi_cnt, step = None, None, 1
+    while hi is None:
+        if lo == len(ends) - 1:
+            raise OptimizerError(_infeasible_message(profile, cores, batch, options))
+        g = min(lo + step, len(ends) - 1)
+        cnt = extend(lo_cnt, lo, g)
+        if feasible(cnt):
+            hi, hi_cnt = g, cnt
+        else:
+            lo, lo_cnt, step = g, cnt, step * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        cnt = extend(lo_cnt, lo, mid)
+        if feasible(cnt):
+            hi, hi_cnt = mid, cnt
+        else:
+            lo, lo_cnt = mid, cnt
+    instances = _read_back(hi_cnt, items[: ends[hi]], caps, exact, batch)
+    return Plan(tuple(instances), batch, cores, predicted_ms=items[ends[hi] - 1][2])
+
+
+def _read_back(cnt: np.ndarray, items: Sequence[Item], caps: Sequence[int], exact: bool, batch: int) -> list[Instance]:
+    """A plan realising the minimal count of ``cnt`` for ``batch``: split the batch over the
+    sockets (largest share first, from the last socket), then walk each socket's cell back
+    to (0, 0) one item at a time, taking the first item (rank order) that keeps the count
+    minimal. Integer equalities only."""
+    prefixes = _socket_prefixes(cnt, caps, exact)
+    instances: list[Instance] = []
+    b_left = batch
+    for i in range(len(caps), 0, -1):
+        cap, before, total = caps[i - 1], prefixes[i - 1], prefixes[i][b_left]
+        row = _socket_row(cnt, cap, exact)
+        share = next(
+            bp for bp in range(b_left, -1, -1) if row[bp] < _NONE and before[b_left - bp] + row[bp] == total
+        )
+        u = cap if exact else next(u for u in range(cap + 1) if cnt[u, share] == row[share])
+        b = share
+        while (u, b) != (0, 0):
+            need = cnt[u, b] - 1
+            t_i, b_i, _ = next(it for it in items if it[0] <= u and it[1] <= b and cnt[u - it[0], b - it[1]] == need)
+            instances.append(Instance(t_i, b_i))
+            u, b = u - t_i, b - b_i
+        b_left -= share
+    return instances
 
 
 # ------------------------------------------------------------------ references
@@ -278,10 +469,13 @@ def brute_force(profile: Profile, batch: int, cores: int, options: OptimizerOpti
     """Enumerate every multiset of profiled items covering ``batch`` exactly; return the
     minimal bottleneck latency and one multiset achieving it (inf, () if none).
 
-    Exponential: for tests on small T and B only.
+    Exponential: for tests on small T and B only. With ``max_instances`` or
+    ``cores_per_socket`` it enumerates socket by socket (``_brute_force_sockets``).
     """
     options = options or OptimizerOptions()
     _check_problem(profile, batch, cores)
+    if options.constrained:
+        return _brute_force_sockets(profile, batch, cores, options)
     items = sorted(profile_items(profile, cores, batch, options), key=lambda it: (it[0], it[1]))
 
     @lru_cache(maxsize=None)
@@ -308,3 +502,41 @@ def brute_force(profile: Profile, batch: int, cores: int, options: OptimizerOpti
         return result
 
     return best(0, cores, batch)
+
+
+def _brute_force_sockets(profile: Profile, batch: int, cores: int, options: OptimizerOptions) -> tuple[float, tuple[Item, ...]]:
+    """Brute force under the user constraints: fill the sockets one after the other, each
+    with a multiset of items within its cores (exactly its cores with ``exact_cores``),
+    counting instances against ``max_instances``. Exponential; tests only."""
+    caps = socket_capacities(cores, options.cores_per_socket)
+    items = sorted(profile_items(profile, cores, batch, options), key=lambda it: (it[0], it[1]))
+    limit = batch if options.max_instances is None else options.max_instances
+    if options.homogeneous:
+        best_h: tuple[float, tuple[Item, ...]] = (math.inf, ())
+        for it in items:
+            t, b, lat = it
+            if batch % b == 0 and batch // b <= limit and _identical_fit(batch // b, t, caps, options.exact_cores):
+                if lat < best_h[0]:
+                    best_h = (lat, (it,) * (batch // b))
+        return best_h
+
+    @lru_cache(maxsize=None)
+    def best(s: int, i: int, c_left: int, b_left: int, n_left: int) -> tuple[float, tuple[Item, ...]]:
+        if i == len(items):  # this socket is done
+            if options.exact_cores and c_left:
+                return math.inf, ()
+            if s + 1 == len(caps):
+                return (0.0, ()) if b_left == 0 else (math.inf, ())
+            return best(s + 1, 0, caps[s + 1], b_left, n_left)
+        t, b, lat = items[i]
+        result = best(s, i + 1, c_left, b_left, n_left)
+        for k in itertools.count(1):
+            if k * t > c_left or k * b > b_left or k > n_left:
+                break
+            sub = best(s, i + 1, c_left - k * t, b_left - k * b, n_left - k)
+            cand = max(sub[0], lat)
+            if cand < result[0]:
+                result = (cand, sub[1] + (items[i],) * k)
+        return result
+
+    return best(0, 0, caps[0], batch, limit)

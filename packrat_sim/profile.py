@@ -163,11 +163,13 @@ class Interference:
             last = k
 
     def slowdown(self, other_busy_cores: int) -> float:
-        """Multiplicative slowdown (>= 0) beside ``other_busy_cores`` busy cores."""
+        """Multiplicative slowdown (> 0) of an instance beside ``other_busy_cores`` busy cores."""
         if other_busy_cores <= 0 or not self.points:
             return 1.0
-        xs = [0] + [k for k, _ in self.points if k > 0]
-        ys = [1.0 if self.points[0][0] != 0 else self.points[0][1]] + [s for k, s in self.points if k > 0]
+        xs = [k for k, _ in self.points]
+        ys = [s for _, s in self.points]
+        if xs[0] != 0:
+            xs, ys = [0] + xs, [1.0] + ys
         return float(np.interp(other_busy_cores, xs, ys))
 
     def to_json(self) -> dict:
@@ -401,11 +403,17 @@ class Profile:
         if not isinstance(meta, Mapping):
             raise ProfileError(f"'meta' must be an object, got {meta!r:.60}")
         interference = obj.get("interference")
+        model = obj.get("model")
+        if not isinstance(model, str) or not model:
+            raise ProfileError(f"profile 'model' must be a non-empty string, got {model!r:.60}")
+        statistic = obj.get("statistic", "mean")
+        if statistic not in STATISTICS:
+            raise ProfileError(f"unknown statistic {statistic!r:.40}; choose one of {', '.join(STATISTICS)}")
         return cls(
-            model=obj.get("model") if isinstance(obj.get("model"), str) else repr(obj.get("model")),
+            model=model,
             cells=tuple(cells),
             machine=Machine.from_json(obj.get("machine")),
-            statistic=obj.get("statistic", "mean") if isinstance(obj.get("statistic", "mean"), str) else "?",
+            statistic=statistic,
             synthetic=synthetic,
             source=str(obj.get("source", "")),
             interference=None if interference is None else Interference.from_json(interference),

@@ -1,0 +1,168 @@
+"""Packrat's batch-size estimator: which batch size does the load produce right now?
+
+Shared by the simulator and the real runner, so it is pure: a frozen
+:class:`EstimatorConfig`, a frozen :class:`EstimatorState`, and :func:`step`, which
+takes one observation of the queue depth and returns the next state and a
+:class:`Decision`. The driver calls :func:`step` once every ``config.interval_ms``
+milliseconds with the number of requests waiting in the queue at that moment.
+
+One step:
+
+1. ``ewma = alpha * depth + (1 - alpha) * ewma`` (the first observation initialises it);
+2. the estimate is ``ewma`` rounded *down* to a power of two, clamped to
+   [``min_batch``, ``max_batch``] (both rounded to powers of two inward);
+3. the estimate joins the last ``window`` estimates;
+4. once ``window`` estimates exist, their mode is the proposed batch size (ties: the
+   current batch size if it is among the most frequent, else the most recent of them);
+5. reconfigure only when the mode differs from the current batch size; the state then
+   records the new batch size as current (the driver is expected to apply it).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import Iterable
+
+
+class EstimatorError(ValueError):
+    """Bad estimator configuration or observation; the message names the value."""
+
+
+def pow2_floor(x: float) -> int:
+    """Largest power of two <= ``x`` (1 for x < 2). ``x`` must be finite and >= 0."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real) or not math.isfinite(x) or x < 0:
+        raise EstimatorError(f"cannot round {x!r} to a power of two (need a finite number >= 0)")
+    if x < 2:
+        return 1
+    return 1 << (int(x).bit_length() - 1)
+
+
+def _pow2_ceil(n: int) -> int:
+    return 1 if n <= 1 else 1 << (n - 1).bit_length()
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    """Parameters of the estimator.
+
+    * ``alpha``: EWMA weight of the newest observation, in (0, 1];
+    * ``window``: n, the number of recent estimates whose mode is taken (>= 1);
+    * ``interval_ms``: how often the driver observes the queue and calls :func:`step` (> 0 ms);
+    * ``min_batch`` / ``max_batch``: bounds of the estimate (rounded inward to powers of two).
+    """
+
+    alpha: float = 0.5
+    window: int = 5
+    interval_ms: float = 250.0
+    min_batch: int = 1
+    max_batch: int = 64
+
+    def __post_init__(self) -> None:
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 < self.alpha <= 1:
+            raise EstimatorError(f"alpha must be in (0, 1], got {self.alpha!r}")
+        for name in ("window", "min_batch", "max_batch"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise EstimatorError(f"{name} must be a positive integer, got {v!r}")
+        if (
+            isinstance(self.interval_ms, bool)
+            or not isinstance(self.interval_ms, (int, float))
+            or not math.isfinite(self.interval_ms)
+            or self.interval_ms <= 0
+        ):
+            raise EstimatorError(f"interval_ms must be a finite number > 0, got {self.interval_ms!r}")
+        if self.lower > self.upper:
+            raise EstimatorError(
+                f"no power of two lies in [min_batch={self.min_batch}, max_batch={self.max_batch}]"
+            )
+
+    @property
+    def lower(self) -> int:
+        """Smallest estimate: the smallest power of two >= min_batch."""
+        return _pow2_ceil(self.min_batch)
+
+    @property
+    def upper(self) -> int:
+        """Largest estimate: the largest power of two <= max_batch."""
+        return pow2_floor(self.max_batch)
+
+
+@dataclass(frozen=True)
+class EstimatorState:
+    """``current``: the batch size configured now; ``ewma``: smoothed queue depth (None
+    before the first observation); ``recent``: the last estimates, oldest first."""
+
+    current: int
+    ewma: float | None = None
+    recent: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Outcome of one step. ``estimate``: this observation's power-of-two estimate;
+    ``mode``: mode of the window (None until the window is full); ``batch``: the batch
+    size to run with from now on; ``reconfigure``: True iff ``batch`` changed."""
+
+    estimate: int
+    mode: int | None
+    batch: int
+    reconfigure: bool
+
+
+def initial_state(config: EstimatorConfig, current: int) -> EstimatorState:
+    """State before any observation, with ``current`` the batch size configured at start."""
+    if isinstance(current, bool) or not isinstance(current, int) or current < 1:
+        raise EstimatorError(f"current batch must be a positive integer, got {current!r}")
+    return EstimatorState(current=current)
+
+
+def _mode(values: tuple[int, ...], current: int) -> int:
+    counts = Counter(values)
+    top = max(counts.values())
+    tied = {v for v, c in counts.items() if c == top}
+    if current in tied:
+        return current
+    for v in reversed(values):
+        if v in tied:
+            return v
+    raise AssertionError("unreachable: the window is not empty")
+
+
+def step(config: EstimatorConfig, state: EstimatorState, queue_depth: float) -> tuple[EstimatorState, Decision]:
+    """One observation of the queue depth (requests waiting, >= 0) -> (next state, decision).
+
+    Pure; see the module docstring for the rule. Raises EstimatorError for a negative or
+    non-finite depth.
+    """
+    if (
+        isinstance(queue_depth, bool)
+        or not isinstance(queue_depth, numbers.Real)
+        or not math.isfinite(queue_depth)
+        or queue_depth < 0
+    ):
+        raise EstimatorError(f"queue depth must be a finite number >= 0, got {queue_depth!r}")
+    depth = float(queue_depth)
+    ewma = depth if state.ewma is None else config.alpha * depth + (1.0 - config.alpha) * state.ewma
+    estimate = min(max(pow2_floor(ewma), config.lower), config.upper)
+    recent = (state.recent + (estimate,))[-config.window:]
+    if len(recent) < config.window:
+        return replace(state, ewma=ewma, recent=recent), Decision(estimate, None, state.current, False)
+    mode = _mode(recent, state.current)
+    changed = mode != state.current
+    return (
+        EstimatorState(current=mode, ewma=ewma, recent=recent),
+        Decision(estimate, mode, mode, changed),
+    )
+
+
+def replay(config: EstimatorConfig, current: int, depths: Iterable[float]) -> list[Decision]:
+    """Decisions for a sequence of observations (one per interval), starting at ``current``."""
+    state = initial_state(config, current)
+    out = []
+    for depth in depths:
+        state, decision = step(config, state, depth)
+        out.append(decision)
+    return out
