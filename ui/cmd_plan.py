@@ -75,6 +75,24 @@ def format_plan_report(r: dict, profile) -> str:
     return "\n".join(lines)
 
 
+def _print_export(plan, fmt: str, as_json: bool) -> None:
+    """Print ``plan`` exported as ``fmt``; limitations go to stderr (or into the JSON)."""
+    import sys
+
+    from packrat_sim.export import ExportError, export_plan
+
+    try:
+        exported = export_plan(plan, fmt)
+    except ExportError as exc:
+        raise BadInput(str(exc)) from None
+    if as_json:
+        emit_json({"format": exported.format, "text": exported.text, "limitations": list(exported.limitations)})
+        return
+    typer.echo(exported.text, nl=False)
+    for note in exported.limitations:
+        print(f"packrat: note: {note}", file=sys.stderr)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("plan")
     def plan_cmd(
@@ -86,6 +104,7 @@ def register(app: typer.Typer) -> None:
         min_batch: int = typer.Option(1, "--min-batch", help="Smallest sub-batch an instance may get."),
         statistic: Optional[str] = typer.Option(None, "--statistic", help="Cell statistic used as latency: min, median, mean, p90, max (default: the profile's, mean)."),
         out: Optional[str] = typer.Option(None, "--out", help="Also write the plan file (packrat.plan/1 JSON) here."),
+        export: Optional[str] = typer.Option(None, "--export", help="Print the plan for another stack instead: run-cpu (torch.backends.xeon.run_cpu lines), torchserve (config.properties), json (plan file)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
     ) -> None:
         """Print the latency-optimal configuration (count x threads x sub-batch), its predicted
@@ -103,6 +122,9 @@ def register(app: typer.Typer) -> None:
         except (OptimizerError, ValueError) as exc:
             raise BadInput(str(exc)) from None
         report = plan_report(prof, batch, cores, options)
+        if export is not None:
+            _print_export(Plan.from_json(report["plan"]), export, as_json)
+            return
         if out:
             try:
                 with open(out, "w", encoding="utf-8") as fh:

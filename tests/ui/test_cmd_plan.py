@@ -108,3 +108,20 @@ def test_the_demo_prints_a_plan_table(capsys):
 def test_unknown_verbs_and_options_are_usage_errors(capsys):
     assert run(capsys, "frobnicate")[0] == 2
     assert run(capsys, "plan", "--nope")[0] == 2
+
+
+def test_plan_export_prints_run_cpu_lines_and_notes_limitations_on_stderr(capsys):
+    code, out, err = run(capsys, "plan", "--profile", "builtin:transformer-16", "--batch", "64", "--cores", "16", "--export", "run-cpu")
+    assert code == 0
+    assert out.count("torch.backends.xeon.run_cpu") == 4 and "packrat: note:" in err
+
+
+def test_plan_export_json_mode_is_one_object(capsys):
+    code, out, _ = run(capsys, "plan", "--profile", "builtin:cnn-16", "--batch", "8", "--cores", "16", "--export", "torchserve", "--json")
+    obj = json.loads(out)
+    assert code == 0 and obj["format"] == "torchserve" and "cpu_launcher_enable=true" in obj["text"]
+
+
+def test_plan_export_rejects_an_unknown_format(capsys):
+    code, _, err = run(capsys, "plan", "--profile", "builtin:cnn-16", "--batch", "8", "--cores", "16", "--export", "yaml")
+    assert code == 2 and "unknown export format 'yaml'" in err

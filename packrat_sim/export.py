@@ -1,0 +1,139 @@
+"""Plans as configurations of the serving stacks people already run.
+
+Pure text generation; every export says what it cannot express.
+
+* ``run-cpu``: launch commands for PyTorch's ``python -m torch.backends.xeon.run_cpu``,
+  one per instance. A homogeneous plan without pinned cores uses
+  ``--ninstances N --rank R --ncores-per-instance T`` (the launcher assigns core ranges);
+  otherwise each instance gets ``--ninstances 1 --ncores-per-instance t --core-list ...``
+  (the plan's pinned cores, or consecutive core ids in plan order). The launcher sets
+  OMP_NUM_THREADS to the cores per instance. The sub-batch is passed to the user's
+  script as ``--batch-size b``; splitting a client batch across instances is the job of
+  the user's dispatcher, which run_cpu does not provide.
+* ``torchserve``: ``config.properties`` entries. TorchServe runs identical workers and
+  its launcher pins each of W workers to its own cores (``--ncores-per-instance t`` in
+  ``cpu_launcher_args``), so only homogeneous plans map exactly; a heterogeneous plan is
+  approximated (W = number of instances, t = fewest threads, batchSize = largest
+  sub-batch) and the difference is listed. TorchServe batches
+  requests per worker (batchSize / maxBatchDelay); it does not split one client batch.
+* ``json``: the plan file (``packrat.plan/1``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from packrat_sim.plan import Plan, dumps_plan
+
+EXPORT_FORMATS = ("run-cpu", "torchserve", "json")
+
+
+class ExportError(ValueError):
+    """Unknown export format or unusable arguments; names the value."""
+
+
+@dataclass(frozen=True)
+class Export:
+    """An export's text and the parts of the plan it could not express (may be empty)."""
+
+    format: str
+    text: str
+    limitations: tuple[str, ...] = ()
+
+
+def _core_lists(plan: Plan) -> list[list[int]]:
+    """Cores of each instance in plan order: pinned ones, else consecutive ids from 0."""
+    if all(i.cores for i in plan.instances):
+        return [list(i.cores) for i in plan.instances]
+    lists, next_core = [], 0
+    for inst in plan.instances:
+        lists.append(list(range(next_core, next_core + inst.threads)))
+        next_core += inst.threads
+    return lists
+
+
+def export_run_cpu(plan: Plan, script: str = "serve.py") -> Export:
+    """Shell lines that start every instance of ``plan`` with run_cpu (see module doc)."""
+    if not script or any(c in script for c in "\n\r"):
+        raise ExportError(f"script must be a single-line command, got {script!r}")
+    lines = [
+        f"# Packrat plan: {plan.describe()} (batch {plan.batch} on {plan.cores} cores)",
+        "# each line starts one instance; your script serves the sub-batch given by --batch-size",
+    ]
+    homogeneous = len(plan.groups()) == 1
+    pinned = all(i.cores for i in plan.instances)
+    launcher = "python -m torch.backends.xeon.run_cpu"
+    if homogeneous and not pinned:
+        n, t, b = plan.groups()[0]
+        for rank in range(n):
+            lines.append(
+                f"{launcher} --ninstances {n} --rank {rank} --ncores-per-instance {t} {script} --batch-size {b} &"
+            )
+    else:
+        for inst, cores in zip(plan.instances, _core_lists(plan)):
+            core_list = ",".join(str(c) for c in cores)
+            lines.append(
+                f"{launcher} --ninstances 1 --ncores-per-instance {inst.threads} --core-list {core_list} "
+                f"{script} --batch-size {inst.batch} &"
+            )
+    lines.append("wait")
+    limitations = ("run_cpu starts the instances; splitting each batch of "
+                   f"{plan.batch} into the sub-batches is left to your dispatcher",)
+    return Export("run-cpu", "\n".join(lines) + "\n", limitations)
+
+
+def export_torchserve(plan: Plan, model: str = "model", max_batch_delay_ms: int = 5) -> Export:
+    """``config.properties`` entries realising ``plan`` as closely as TorchServe allows."""
+    if not model or any(c in model for c in '"\n\r\\'):
+        raise ExportError(f"model name must be plain text, got {model!r}")
+    if isinstance(max_batch_delay_ms, bool) or not isinstance(max_batch_delay_ms, int) or max_batch_delay_ms < 0:
+        raise ExportError(f"max_batch_delay_ms must be an integer >= 0, got {max_batch_delay_ms!r}")
+    groups = plan.groups()
+    workers = len(plan.instances)
+    batch_size = max(i.batch for i in plan.instances)
+    threads = min(i.threads for i in plan.instances)
+    limitations = [
+        "TorchServe batches requests per worker (batchSize / maxBatchDelay); it does not split one "
+        f"client batch of {plan.batch} across workers",
+    ]
+    if len(groups) > 1:
+        limitations.insert(
+            0,
+            "TorchServe has no heterogeneous workers: the plan "
+            f"{plan.describe()} is approximated by {workers} identical workers with batchSize {batch_size} "
+            f"and {threads} cores each",
+        )
+    model_config = {
+        model: {
+            "1.0": {
+                "defaultVersion": True,
+                "marName": f"{model}.mar",
+                "minWorkers": workers,
+                "maxWorkers": workers,
+                "batchSize": batch_size,
+                "maxBatchDelay": max_batch_delay_ms,
+                "responseTimeout": 120,
+            }
+        }
+    }
+    lines = [
+        f"# Packrat plan: {plan.describe()} (batch {plan.batch} on {plan.cores} cores)",
+        "cpu_launcher_enable=true",
+        f"cpu_launcher_args=--ncores-per-instance {threads}",
+        f"default_workers_per_model={workers}",
+        "load_models=ALL",
+        "models=" + json.dumps(model_config, separators=(",", ":")),
+    ]
+    return Export("torchserve", "\n".join(lines) + "\n", tuple(limitations))
+
+
+def export_plan(plan: Plan, fmt: str, *, script: str = "serve.py", model: str = "model") -> Export:
+    """Dispatch on ``fmt`` (one of EXPORT_FORMATS)."""
+    if fmt == "run-cpu":
+        return export_run_cpu(plan, script)
+    if fmt == "torchserve":
+        return export_torchserve(plan, model)
+    if fmt == "json":
+        return Export("json", dumps_plan(plan))
+    raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
