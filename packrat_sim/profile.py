@@ -672,14 +672,18 @@ def builtin_profile(name: str, *, max_batch: int = BUILTIN_MAX_BATCH, seed: int 
     Threads 1..T, batches the powers of two up to ``max_batch``; each cell has
     ``BUILTIN_SAMPLES`` samples drawn (seeded, deterministic) around the family's
     latency model with 3% log-normal noise. Any T in 1..1024 is accepted, the four
-    ``BUILTIN_NAMES`` are the documented ones. Pure.
+    ``BUILTIN_NAMES`` are the documented ones. A ``+interference`` suffix (e.g.
+    ``cnn-16+interference``) adds a synthetic busy-cores slowdown model (1.06 beside T/4
+    other busy cores, 1.18 beside T/2, 1.40 beside T-1). Pure.
     """
-    family_name, _, cores = name.rpartition("-")
+    base, plus, suffix = name.partition("+")
+    family_name, _, cores = base.rpartition("-")
     family = FAMILIES.get(family_name)
-    if family is None or not cores.isdigit() or not 1 <= int(cores) <= 1024:
+    if family is None or not cores.isdigit() or not 1 <= int(cores) <= 1024 or (plus and suffix != "interference"):
         raise ProfileError(
             f"unknown builtin profile {name!r}; known: {', '.join(BUILTIN_NAMES)} "
-            f"(any FAMILY-T with FAMILY in {', '.join(FAMILIES)} and T in 1..1024)"
+            f"(any FAMILY-T with FAMILY in {', '.join(FAMILIES)} and T in 1..1024; "
+            "append +interference for a synthetic co-run slowdown model)"
         )
     if max_batch < 1:
         raise ProfileError(f"max_batch must be >= 1, got {max_batch}")
@@ -692,8 +696,15 @@ def builtin_profile(name: str, *, max_batch: int = BUILTIN_MAX_BATCH, seed: int 
             base = family.latency(t, b)
             samples = base * np.exp(rng.normal(0.0, 0.03, BUILTIN_SAMPLES))
             cells.append(Cell.from_samples(t, b, [float(round(s, 6)) for s in samples]))
+    interference = None
+    if plus:
+        # synthetic memory-bandwidth contention: +6% beside a quarter of the cores busy,
+        # +18% beside half, +40% beside all others
+        pts = sorted({(max(1, T // 4), 1.06), (max(1, T // 2), 1.18), (max(1, T - 1), 1.40)})
+        interference = Interference(points=tuple(dict(pts).items()))
     return Profile(
         model=f"{family_name}-{T}",
+        interference=interference,
         cells=tuple(cells),
         machine=Machine(cpu_model=f"synthetic {T}-core server", logical_cores=T, physical_cores=T, sockets=1),
         statistic="mean",

@@ -125,3 +125,19 @@ def test_plan_export_json_mode_is_one_object(capsys):
 def test_plan_export_rejects_an_unknown_format(capsys):
     code, _, err = run(capsys, "plan", "--profile", "builtin:cnn-16", "--batch", "8", "--cores", "16", "--export", "yaml")
     assert code == 2 and "unknown export format 'yaml'" in err
+
+
+def test_plan_with_interference_reports_what_the_isolated_plan_really_costs(capsys):
+    code, out, _ = run(capsys, "plan", "--profile", "builtin:transformer-16+interference", "--batch", "64", "--cores", "16", "--interference", "--json")
+    obj = json.loads(out)
+    assert code == 0
+    info = obj["interference"]
+    assert info["isolated_groups"] == [[4, 4, 16]]
+    assert info["isolated_under_interference_ms"] > info["isolated_predicted_ms"]
+    assert obj["predicted_ms"] <= info["isolated_under_interference_ms"]
+    assert obj["thin_ms"] >= obj["predicted_ms"] and obj["fat_ms"] >= obj["predicted_ms"]
+
+
+def test_plan_with_interference_but_no_model_says_so_and_plans_as_before(capsys):
+    code, out, _ = run(capsys, "plan", "--profile", "builtin:transformer-16", "--batch", "64", "--cores", "16", "--interference")
+    assert code == 0 and "no interference model" in out and "4 x 4t x 16" in out
