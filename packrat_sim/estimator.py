@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Iterable
 
 
@@ -52,11 +52,15 @@ class EstimatorConfig:
     * ``window``: n, the number of recent estimates whose mode is taken (>= 1);
     * ``interval_ms``: how often the driver observes the queue and calls :func:`step` (> 0 ms);
     * ``min_batch`` / ``max_batch``: bounds of the estimate (rounded inward to powers of two).
+
+    The defaults (alpha 0.2, a window of 10, every 500 ms: about 5 s to follow a lasting
+    change) were chosen in simulation: on the built-in profiles, shorter memories flap
+    between neighbouring batch sizes and pay a restart each time.
     """
 
-    alpha: float = 0.5
-    window: int = 5
-    interval_ms: float = 250.0
+    alpha: float = 0.2
+    window: int = 10
+    interval_ms: float = 500.0
     min_batch: int = 1
     max_batch: int = 64
 
@@ -120,13 +124,15 @@ def initial_state(config: EstimatorConfig, current: int) -> EstimatorState:
 
 
 def _mode(values: tuple[int, ...], current: int) -> int:
+    first = values[0]
+    if values.count(first) == len(values):
+        return first  # the common case: a steady estimate
     counts = Counter(values)
     top = max(counts.values())
-    tied = {v for v, c in counts.items() if c == top}
-    if current in tied:
+    if counts.get(current, 0) == top:
         return current
     for v in reversed(values):
-        if v in tied:
+        if counts[v] == top:
             return v
     raise AssertionError("unreachable: the window is not empty")
 
@@ -149,7 +155,7 @@ def step(config: EstimatorConfig, state: EstimatorState, queue_depth: float) -> 
     estimate = min(max(pow2_floor(ewma), config.lower), config.upper)
     recent = (state.recent + (estimate,))[-config.window:]
     if len(recent) < config.window:
-        return replace(state, ewma=ewma, recent=recent), Decision(estimate, None, state.current, False)
+        return EstimatorState(state.current, ewma, recent), Decision(estimate, None, state.current, False)
     mode = _mode(recent, state.current)
     changed = mode != state.current
     return (

@@ -71,18 +71,28 @@ DEFAULT_MAX_DELAY_MS = 10.0
 
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _DURATION_UNITS_MS = {"": 1000.0, "s": 1000.0, "ms": 1.0, "us": 1e-3, "min": 60_000.0, "h": 3_600_000.0}
+_DURATION_UNITS_S = {"": 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "min": 60.0, "h": 3600.0}
 _RATE_UNITS_PER_S = {"": 1.0, "/s": 1.0, "/ms": 1000.0, "/min": 1.0 / 60.0, "/h": 1.0 / 3600.0}
 _TRACE_UNITS_MS = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6}
 
 
 def parse_duration_ms(text: str, what: str = "duration") -> float:
     """``"60s"``, ``"500ms"``, ``"2min"``, ``"1.5"`` (seconds) -> milliseconds (finite, >= 0)."""
+    return _parse_duration(text, what, _DURATION_UNITS_MS)
+
+
+def parse_duration_s(text: str, what: str = "duration") -> float:
+    """As :func:`parse_duration_ms`, in seconds (``"500ms"`` -> 0.5)."""
+    return _parse_duration(text, what, _DURATION_UNITS_S)
+
+
+def _parse_duration(text: str, what: str, units: dict[str, float]) -> float:
     m = re.fullmatch(rf"\s*({_NUMBER})\s*([a-z]*)\s*", text)
-    if not m or m.group(2) not in _DURATION_UNITS_MS:
+    if not m or m.group(2) not in units:
         raise WorkloadError(
             f"{what} {text!r} is not a duration (a number with unit s, ms, us, min or h, e.g. 60s)"
         )
-    value = float(m.group(1)) * _DURATION_UNITS_MS[m.group(2)]
+    value = float(m.group(1)) * units[m.group(2)]
     if not math.isfinite(value):
         raise WorkloadError(f"{what} {text!r} is not finite")
     if value < 0:
@@ -111,12 +121,20 @@ def parse_count(text: str, what: str) -> int:
     return int(t)
 
 
+def _fmt_num(x: float) -> str:
+    return repr(float(x)) if not float(x).is_integer() else str(int(x))
+
+
 def _fmt_ms(ms: float) -> str:
-    return f"{ms!r}ms" if not float(ms).is_integer() else f"{int(ms)}ms"
+    return f"{_fmt_num(ms)}ms"
+
+
+def _fmt_s(seconds: float) -> str:
+    return f"{_fmt_num(seconds)}s"
 
 
 def _fmt_rate(per_s: float) -> str:
-    return f"{per_s!r}/s" if not float(per_s).is_integer() else f"{int(per_s)}/s"
+    return f"{_fmt_num(per_s)}/s"
 
 
 # ------------------------------------------------------------------ dataclasses
@@ -222,7 +240,7 @@ class Poisson:
         return self.batching.max_batch
 
     def to_spec(self) -> str:
-        items = [f"rate={_fmt_rate(self.rate_per_s)}", f"duration={_fmt_ms(self.duration_s * 1000.0)}"]
+        items = [f"rate={_fmt_rate(self.rate_per_s)}", f"duration={_fmt_s(self.duration_s)}"]
         return "poisson:" + ",".join(items + self.batching._spec_items())
 
 
@@ -262,7 +280,7 @@ class Steps:
         return float(sum(s.duration_s for s in self.steps))
 
     def to_spec(self) -> str:
-        items = [f"{_fmt_rate(s.rate_per_s)}@{_fmt_ms(s.duration_s * 1000.0)}" for s in self.steps]
+        items = [f"{_fmt_rate(s.rate_per_s)}@{_fmt_s(s.duration_s)}" for s in self.steps]
         return "steps:" + ",".join(items + self.batching._spec_items())
 
 
@@ -297,8 +315,8 @@ class Diurnal:
         items = [
             f"base={_fmt_rate(self.base_per_s)}",
             f"peak={_fmt_rate(self.peak_per_s)}",
-            f"period={_fmt_ms(self.period_s * 1000.0)}",
-            f"duration={_fmt_ms(self.duration_s * 1000.0)}",
+            f"period={_fmt_s(self.period_s)}",
+            f"duration={_fmt_s(self.duration_s)}",
         ]
         return "diurnal:" + ",".join(items + self.batching._spec_items())
 
@@ -371,15 +389,15 @@ def _check_trace_values(ts: tuple[float, ...] | np.ndarray, source: str, lines: 
     where = lambda k: f"line {lines[k]}" if lines else f"arrival #{k}"  # noqa: E731
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
-        raise WorkloadError(f"trace {source}: {where(int(bad[0]))}: timestamp {arr[bad[0]]!r} is not finite")
+        raise WorkloadError(f"trace {source}: {where(int(bad[0]))}: timestamp {float(arr[bad[0]])!r} is not finite")
     neg = np.flatnonzero(arr < 0)
     if neg.size:
-        raise WorkloadError(f"trace {source}: {where(int(neg[0]))}: timestamp {arr[neg[0]]!r} is negative")
+        raise WorkloadError(f"trace {source}: {where(int(neg[0]))}: timestamp {float(arr[neg[0]])!r} is negative")
     down = np.flatnonzero(np.diff(arr) < 0)
     if down.size:
         k = int(down[0]) + 1
         raise WorkloadError(
-            f"trace {source}: {where(k)}: timestamps are not sorted ({arr[k]!r} comes after {arr[k - 1]!r})"
+            f"trace {source}: {where(k)}: timestamps are not sorted ({float(arr[k])!r} comes after {float(arr[k - 1])!r})"
         )
 
 
@@ -470,10 +488,10 @@ def _no_positional(kind: str, positional: list[str]) -> None:
 
 
 def _positive_duration_s(text: str, what: str) -> float:
-    ms = parse_duration_ms(text, what)
-    if ms <= 0:
+    seconds = parse_duration_s(text, what)
+    if seconds <= 0:
         raise WorkloadError(f"{what} {text!r} must be > 0")
-    return ms / 1000.0
+    return seconds
 
 
 def _build_closed(options: dict[str, str], positional: list[str]) -> Closed:
@@ -547,7 +565,7 @@ _BUILDERS = {
 _TRACE_COLUMNS = ("timestamp", "arrival", "time", "arrival_s", "arrival_ms", "t", "ts")
 
 
-def parse_trace_csv(text: str, *, unit: str = "s", source: str = "trace") -> np.ndarray:
+def parse_trace_csv(text: str, *, unit: str = "s", source: str = "<text>") -> np.ndarray:
     """Arrival times in ms (float array) from CSV ``text`` (format in the module docstring).
 
     Raises WorkloadError naming the line for a non-number, a negative, non-finite or
