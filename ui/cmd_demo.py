@@ -38,7 +38,26 @@ def step_plan_table(profile_name: str = DEMO_PROFILE, cores: int = DEMO_CORES) -
     return "ok"
 
 
-STEPS = (step_plan_table,)
+# Packrat's own setting (a fixed batch, closed loop), then a changing open-loop load
+# that makes the estimator reconfigure online.
+DEMO_WORKLOADS = ("closed:batch=64,requests=3200", "steps:60@4s,400@4s,60@4s,max_batch=64,max_delay=10ms")
+
+
+def step_simulate(profile_name: str = DEMO_PROFILE, cores: int = DEMO_CORES) -> str:
+    """Simulate Packrat's plan (adaptive under a changing load) against fat and thin."""
+    from packrat_sim.profile import builtin_profile
+    from packrat_sim.simulator import compare_plans
+    from ui.cmd_simulate import format_comparison
+
+    profile = builtin_profile(profile_name)
+    for spec in DEMO_WORKLOADS:
+        typer.echo(f"== simulate: {spec} (seed 1)")
+        typer.echo(format_comparison(compare_plans(profile, cores, spec, seed=1)))
+        typer.echo("")
+    return "ok"
+
+
+STEPS = (step_plan_table, step_simulate)
 
 
 def register(app: typer.Typer) -> None:
