@@ -433,7 +433,8 @@ def direct_table(profile: Profile, cores: int, batch: int, options: OptimizerOpt
     """Packrat's recurrence evaluated directly with four nested loops (pure Python).
 
     The reference the vectorised sweep is benchmarked and tested against: O(T^2 B^2)
-    over a dense latency matrix where unprofiled cells are inf.
+    over a dense latency matrix where unprofiled cells are inf. It ignores
+    ``max_instances`` and the packing into sockets (``brute_force`` honours them).
     """
     options = options or OptimizerOptions()
     _check_problem(profile, batch, cores)

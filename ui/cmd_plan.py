@@ -154,6 +154,7 @@ def register(app: typer.Typer) -> None:
         out: Optional[str] = typer.Option(None, "--out", help="Also write the plan file (packrat.plan/1 JSON) here."),
         interference: bool = typer.Option(False, "--interference", help="Plan under the profile's measured interference model (co-running instances slow each other down)."),
         export: Optional[str] = typer.Option(None, "--export", help="Print the plan for another stack instead: run-cpu (torch.backends.xeon.run_cpu lines), torchserve (config.properties), json (plan file)."),
+        certify: bool = typer.Option(False, "--certify", help="Also prove the plan optimal with Z3 (as `packrat verify`); exit 1 if Z3 finds a faster allocation, 3 if it runs out of time."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
     ) -> None:
         """Print the latency-optimal configuration (count x threads x sub-batch), its predicted
@@ -170,7 +171,15 @@ def register(app: typer.Typer) -> None:
                 prof.with_statistic(statistic)
         except (OptimizerError, ValueError) as exc:
             raise BadInput(str(exc)) from None
+        if certify and (interference or export is not None):
+            raise BadInput("--certify proves the plan optimal for isolated latencies; it cannot be combined with --interference or --export")
         report = plan_report(prof, batch, cores, options)
+        cert = None
+        if certify:
+            from ui.cmd_verify import DEFAULT_TIMEOUT_S, certify_plan
+
+            cert = certify_plan(prof, batch, cores, Plan.from_json(report["plan"]), options, DEFAULT_TIMEOUT_S)
+            report["certificate"] = cert.to_json()
         if interference:
             report = _with_interference(report, prof, batch, cores, options)
         if export is not None:
@@ -188,5 +197,13 @@ def register(app: typer.Typer) -> None:
             typer.echo(format_plan_report(report, prof))
             if interference:
                 typer.echo(format_interference(report))
+            if cert is not None:
+                from ui.cmd_verify import certificate_lines
+
+                typer.echo("\n".join(certificate_lines(cert)))
             if out:
                 typer.echo(f"wrote     {out}")
+        if cert is not None:
+            from ui.cmd_verify import exit_code
+
+            raise typer.Exit(exit_code(cert))

@@ -1,0 +1,629 @@
+"""Z3 certificates: prove an allocation optimal, or find the optimum independently of the DP.
+
+The problem is the optimizer's (DESIGN.md, packrat_sim/optimizer.py): choose instances,
+each a *profiled* cell s = (t_s threads, b_s sub-batch) of latency L[s] ms (a missing cell
+is not an instance shape), so that the sub-batches sum to the batch B and the threads to
+the cores T (``exact_cores``) or to at most T (idle cores allowed); the latency of an
+allocation is max L[s] over its instances. User constraints, with the optimizer's meaning
+(``OptimizerOptions``): ``min_batch`` (b_s >= it), ``max_threads_per_instance`` (t_s <= it),
+``max_instances`` (at most that many instances), ``homogeneous`` (one shape only) and
+``cores_per_socket`` (the T cores are sockets of c cores, plus one socket of T mod c cores
+when c does not divide T; every instance lies inside one socket, so the instances must
+bin-pack into the sockets, every socket full with ``exact_cores``).
+
+Encoding (this module re-derives all of it from the profile; it never calls the DP):
+
+* **The bound becomes the set of allowed shapes.** "Is there an allocation of latency
+  < lambda?" keeps only the shapes with L[s] < lambda; the max disappears, and with it
+  every if-chain over the profile: the query is a pure linear integer feasibility problem.
+* **Runs of thread counts, aggregated (exact):** for one sub-batch b, the allowed thread
+  counts split into maximal runs lo..hi of consecutive integers. m instances of sub-batch
+  b whose threads each lie in lo..hi can use exactly the totals m*lo .. m*hi (every
+  integer in between: split tau as evenly as possible, each part stays in lo..hi), so
+  one pair of integers (m, tau) per run and socket k replaces all the run's shapes:
+
+      m[r, k] >= 0,  lo_r * m[r, k] <= tau[r, k] <= min(hi_r, cap_k) * m[r, k]
+      sum_{r,k} m[r, k] * b_r == B
+      sum_r tau[r, k] == cap_k  for each socket k   (<= cap_k with idle cores)
+      sum_{r,k} m[r, k] <= max_instances             (if set)
+      batch(k) >= batch(k + 1) for sockets of equal cores  (symmetry breaking: sound,
+                                                            equal sockets can be renumbered)
+
+  (tau is dropped when lo == hi.) A model maps back to instances by splitting each
+  tau[r, k] into m[r, k] near-equal thread counts. Homogeneous mode needs one shape for
+  all instances, so it keeps one count per shape (each shape its own run) plus
+  sum_s [count_s > 0] <= 1. The size is O(runs x sockets), independent of B and of the
+  latency values; on smooth profiles a sub-batch has one to a few runs, so T=64 or 128
+  with B=1024 is a problem of about 20 variables, decided in milliseconds. (One count
+  per shape, the obvious encoding, has ~500-1000 variables there and takes seconds to
+  refute; explicit upper bounds on the counts made it ten times slower still.)
+* **Dominance pruning, idle cores only (provably safe):** if (t, b) and (t', b) are both
+  allowed with t' < t, any allocation using (t, b) stays valid after using (t', b)
+  instead: same sub-batch and instance count, fewer threads on the same socket, latency
+  still under the bound, still one shape if it was. So per sub-batch only the allowed
+  shape with the fewest threads is kept. With exact cores no shape is pruned (fewer
+  threads would break sum t == T).
+
+``certify`` asks one query: is there an allocation of latency < the plan's latency?
+UNSAT is a proof that the plan is optimal (OPTIMAL); SAT gives a strictly better
+allocation (NOT_OPTIMAL, with the witness plan); Z3 ``unknown`` (timeout, resource limit)
+is UNKNOWN, never OPTIMAL. ``optimum`` bisects over the sorted distinct latencies of the
+usable shapes with queries "latency <= level?" (each a fresh, independent solver; a SAT
+answer lowers the upper end to the latency of the model found), so it needs about
+log2(distinct latencies) + 1 queries. Latencies are compared as the same floats the
+profile holds, so ties are exact: an allocation as fast as the plan does not refute it.
+
+This is the only module of the project that imports z3. Results are frozen values.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import sys
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import z3
+
+from packrat_sim.optimizer import OptimizerOptions
+from packrat_sim.plan import Instance, Plan
+from packrat_sim.profile import Profile
+
+DEFAULT_TIMEOUT_S = 60.0
+
+Shape = tuple[int, int, float]  # (threads, batch, latency_ms)
+
+
+class CertifyError(ValueError):
+    """Bad input to the checker (a plan invalid for the problem, a bad timeout); names the value."""
+
+
+class Result(enum.Enum):
+    """Verdict of a certificate or an optimum search.
+
+    ``certify`` returns OPTIMAL, NOT_OPTIMAL or UNKNOWN; ``optimum`` returns OPTIMAL,
+    INFEASIBLE (no allocation satisfies the constraints; proved) or UNKNOWN.
+    """
+
+    OPTIMAL = "optimal"
+    NOT_OPTIMAL = "not_optimal"
+    UNKNOWN = "unknown"
+    INFEASIBLE = "infeasible"
+
+
+@dataclass(frozen=True)
+class EncodingStats:
+    """Size of the encoding and the work done.
+
+    ``usable_shapes``: profiled cells usable as instances under the options;
+    ``shapes``: shape variables of the largest query after the bound and the dominance
+    pruning; ``pruned``: shapes dropped as dominated in that query; ``variables`` and
+    ``constraints``: of that query; ``sockets``: number of sockets; ``queries``: solver
+    calls made; ``solver_s``: seconds spent inside Z3's check().
+    """
+
+    usable_shapes: int = 0
+    shapes: int = 0
+    pruned: int = 0
+    variables: int = 0
+    constraints: int = 0
+    sockets: int = 1
+    queries: int = 0
+    solver_s: float = 0.0
+
+    def to_json(self) -> dict:
+        return {
+            "usable_shapes": self.usable_shapes,
+            "shapes": self.shapes,
+            "pruned": self.pruned,
+            "variables": self.variables,
+            "constraints": self.constraints,
+            "sockets": self.sockets,
+            "queries": self.queries,
+            "solver_s": self.solver_s,
+        }
+
+
+def plan_json(plan: Plan | None) -> dict | None:
+    """A plan as its packrat.plan/1 JSON object plus ``"groups"`` (count, threads, batch)."""
+    if plan is None:
+        return None
+    out = plan.to_json()
+    out["groups"] = [list(g) for g in plan.groups()]
+    return out
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """Outcome of :func:`certify`.
+
+    * ``plan``: the plan certified, with ``predicted_ms`` = its latency in this profile;
+    * ``latency_ms``: that latency (ms) = ``bound_ms``, the bound whose strict
+      improvement Z3 refuted (OPTIMAL: no allocation has latency < bound_ms);
+    * ``witness``: for NOT_OPTIMAL, a valid allocation with latency < bound_ms, else None;
+    * ``elapsed_s``: wall time of the whole certification (s); ``timeout_s``: the limit;
+    * ``reason``: Z3's reason for UNKNOWN ("timeout", "canceled", ...), else "".
+    """
+
+    result: Result
+    plan: Plan
+    latency_ms: float
+    bound_ms: float
+    witness: Plan | None
+    elapsed_s: float
+    timeout_s: float
+    stats: EncodingStats
+    reason: str = ""
+
+    @property
+    def optimal(self) -> bool:
+        return self.result is Result.OPTIMAL
+
+    def to_json(self) -> dict:
+        return {
+            "result": self.result.value,
+            "plan": plan_json(self.plan),
+            "latency_ms": self.latency_ms,
+            "bound_ms": self.bound_ms,
+            "witness": plan_json(self.witness),
+            "witness_ms": None if self.witness is None else self.witness.predicted_ms,
+            "elapsed_s": self.elapsed_s,
+            "timeout_s": self.timeout_s,
+            "reason": self.reason,
+            "encoding": self.stats.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class Optimum:
+    """Outcome of :func:`optimum` (found by Z3 alone).
+
+    * OPTIMAL: ``plan`` is optimal and ``latency_ms`` == ``lower_bound_ms``;
+    * INFEASIBLE: no allocation exists; ``plan`` and ``latency_ms`` are None;
+    * UNKNOWN: the time ran out; ``plan`` / ``latency_ms`` are the best allocation found
+      so far (or None), and every allocation takes >= ``lower_bound_ms`` (the smallest
+      latency not yet refuted; None when not even one allocation was found).
+    Times in seconds, latencies in ms.
+    """
+
+    result: Result
+    plan: Plan | None
+    latency_ms: float | None
+    lower_bound_ms: float | None
+    elapsed_s: float
+    timeout_s: float
+    stats: EncodingStats
+    reason: str = ""
+
+    def to_json(self) -> dict:
+        return {
+            "result": self.result.value,
+            "plan": plan_json(self.plan),
+            "latency_ms": self.latency_ms,
+            "lower_bound_ms": self.lower_bound_ms,
+            "elapsed_s": self.elapsed_s,
+            "timeout_s": self.timeout_s,
+            "reason": self.reason,
+            "encoding": self.stats.to_json(),
+        }
+
+
+# ----------------------------------------------------------------- the problem
+
+
+@dataclass(frozen=True)
+class _Problem:
+    batch: int
+    cores: int
+    exact: bool
+    caps: tuple[int, ...]
+    max_instances: int | None
+    homogeneous: bool
+    shapes: tuple[Shape, ...]  # usable shapes, sorted by (latency, threads, batch)
+
+
+def sockets_of(cores: int, cores_per_socket: int | None) -> tuple[int, ...]:
+    """Cores of each socket (OptimizerOptions semantics): ``cores // c`` sockets of c cores
+    plus one of ``cores % c`` if non-zero; None or c >= cores: one socket of all cores."""
+    if cores_per_socket is None or cores_per_socket >= cores:
+        return (cores,)
+    full, rest = divmod(cores, cores_per_socket)
+    return (cores_per_socket,) * full + ((rest,) if rest else ())
+
+
+def _positive(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CertifyError(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+def _problem(profile: Profile, batch: int, cores: int, options: OptimizerOptions) -> _Problem:
+    _positive(batch, "batch")
+    _positive(cores, "cores")
+    caps = sockets_of(cores, options.cores_per_socket)
+    t_max = max(caps)
+    if options.max_threads_per_instance is not None:
+        t_max = min(t_max, options.max_threads_per_instance)
+    try:
+        cells = profile.items(options.statistic)
+    except ValueError as exc:
+        raise CertifyError(str(exc)) from None
+    shapes = sorted(
+        ((t, b, lat) for t, b, lat in cells if t <= t_max and options.min_batch <= b <= batch),
+        key=lambda s: (s[2], s[0], s[1]),
+    )
+    return _Problem(
+        batch=batch,
+        cores=cores,
+        exact=options.exact_cores,
+        caps=caps,
+        max_instances=options.max_instances,
+        homogeneous=options.homogeneous,
+        shapes=tuple(shapes),
+    )
+
+
+def _check_timeout(timeout_s: float) -> float:
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not (
+        math.isfinite(timeout_s) and timeout_s > 0
+    ):
+        raise CertifyError(f"timeout must be a finite number of seconds > 0, got {timeout_s!r}")
+    return float(timeout_s)
+
+
+# --------------------------------------------------------------- the encoding
+
+
+def _new_solver(timeout_ms: int) -> z3.Solver:
+    """A fresh solver with a time limit (ms). The plain SMT core (no tactic preamble):
+    the queries are small linear integer problems, and it starts about 3x faster."""
+    solver = z3.SimpleSolver()
+    solver.set("timeout", timeout_ms)
+    return solver
+
+
+def _prune(problem: _Problem, allowed: Sequence[Shape]) -> list[Shape]:
+    """Dominance pruning (module doc): with idle cores, per sub-batch keep only the
+    allowed shape with the fewest threads. Exact cores: nothing is pruned."""
+    if problem.exact:
+        return list(allowed)
+    fewest: dict[int, Shape] = {}
+    for s in allowed:
+        if s[1] not in fewest or s[0] < fewest[s[1]][0]:
+            fewest[s[1]] = s
+    return sorted(fewest.values(), key=lambda s: (s[2], s[0], s[1]))
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: str  # "sat" | "unsat" | "unknown"
+    instances: tuple[Instance, ...]
+    reason: str
+    shapes: int = 0
+    pruned: int = 0
+    variables: int = 0
+    constraints: int = 0
+    solver_s: float = 0.0
+
+
+def thread_runs(shapes: Sequence[Shape]) -> list[tuple[int, int, int]]:
+    """The shapes as maximal runs (batch, lo, hi): every t in lo..hi is a shape with that
+    sub-batch, and lo - 1, hi + 1 are not. Sorted by (batch, lo)."""
+    by_batch: dict[int, list[int]] = {}
+    for t, b, _ in shapes:
+        by_batch.setdefault(b, []).append(t)
+    runs = []
+    for b in sorted(by_batch):
+        ts = sorted(set(by_batch[b]))
+        lo = prev = ts[0]
+        for t in ts[1:]:
+            if t != prev + 1:
+                runs.append((b, lo, prev))
+                lo = t
+            prev = t
+        runs.append((b, lo, prev))
+    return runs
+
+
+def _split(total: int, count: int) -> list[int]:
+    """``count`` integers summing to ``total`` that differ by at most one."""
+    q, r = divmod(total, count)
+    return [q + 1] * r + [q] * (count - r)
+
+
+def _query(problem: _Problem, allowed: Sequence[Shape], deadline: float) -> _Answer:
+    """Is there an allocation using only the ``allowed`` shapes? One fresh solver, run
+    encoding (module doc); per-shape counts in homogeneous mode."""
+    shapes = _prune(problem, allowed)
+    pruned = len(allowed) - len(shapes)
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        return _Answer("unknown", (), "timeout", len(shapes), pruned)
+    solver = _new_solver(max(1, int(remaining * 1000)))
+    B, caps = problem.batch, problem.caps
+    # groups: (batch, lo, hi, socket, m, tau): m instances of sub-batch ``batch`` on the
+    # socket, each with threads in lo..hi, tau threads in total (tau None: tau = m * lo)
+    groups: list[tuple[int, int, int, int, z3.ArithRef, z3.ArithRef | None]] = []
+    if problem.homogeneous:
+        units = [(b, t, t) for t, b, _ in shapes]
+    else:
+        units = thread_runs(shapes)
+    for u, (b, lo, hi) in enumerate(units):
+        for k, cap in enumerate(caps):
+            top = min(hi, cap)
+            if lo > top:
+                continue
+            m = z3.Int(f"m_{b}b_{lo}to{top}t_s{k}")
+            solver.add(m >= 0)
+            tau = None
+            if top > lo:
+                tau = z3.Int(f"tau_{b}b_{lo}to{top}t_s{k}")
+                solver.add(tau >= lo * m, tau <= top * m)
+            groups.append((b, lo, top, k, m, tau))
+    variables = sum(1 if g[5] is None else 2 for g in groups)
+
+    def threads(g):
+        return g[4] * g[1] if g[5] is None else g[5]
+
+    def total(terms):
+        return z3.Sum(terms) if terms else z3.IntVal(0)
+
+    solver.add(total([g[4] * g[0] for g in groups]) == B)
+    socket_batch = []
+    for k, cap in enumerate(caps):
+        used = total([threads(g) for g in groups if g[3] == k])
+        solver.add(used == cap if problem.exact else used <= cap)
+        socket_batch.append(total([g[4] * g[0] for g in groups if g[3] == k]))
+    for k in range(len(caps) - 1):
+        if caps[k] == caps[k + 1]:
+            solver.add(socket_batch[k] >= socket_batch[k + 1])
+    if problem.max_instances is not None:
+        solver.add(total([g[4] for g in groups]) <= problem.max_instances)
+    if problem.homogeneous:
+        per_shape: dict[tuple[int, int], list] = {}
+        for g in groups:
+            per_shape.setdefault((g[0], g[1]), []).append(g[4])
+        solver.add(total([z3.If(z3.Sum(ms) > 0, 1, 0) for ms in per_shape.values()]) <= 1)
+    constraints = len(solver.assertions())
+    t0 = time.perf_counter()
+    status = solver.check()
+    solver_s = time.perf_counter() - t0
+    sizes = (len(shapes), pruned, variables, constraints, solver_s)
+    if status == z3.sat:
+        model = solver.model()
+        instances = []
+        for b, lo, _, _, m, tau in groups:
+            count = model.eval(m, model_completion=True).as_long()
+            if count:
+                spent = count * lo if tau is None else model.eval(tau, model_completion=True).as_long()
+                instances.extend(Instance(t, b) for t in _split(spent, count))
+        return _Answer("sat", tuple(instances), "", *sizes)
+    if status == z3.unsat:
+        return _Answer("unsat", (), "", *sizes)
+    return _Answer("unknown", (), solver.reason_unknown() or "unknown", *sizes)
+
+
+def _stats(problem: _Problem, answers: Sequence[_Answer]) -> EncodingStats:
+    big = max(answers, key=lambda a: a.variables, default=None)
+    return EncodingStats(
+        usable_shapes=len(problem.shapes),
+        shapes=big.shapes if big else 0,
+        pruned=big.pruned if big else 0,
+        variables=big.variables if big else 0,
+        constraints=big.constraints if big else 0,
+        sockets=len(problem.caps),
+        queries=sum(1 for a in answers if a.constraints),
+        solver_s=sum(a.solver_s for a in answers),
+    )
+
+
+def _latency_of(instances: Sequence[Instance], profile: Profile, statistic: str | None) -> float:
+    return max(profile.latency(i.threads, i.batch, statistic) for i in instances)  # type: ignore[type-var]
+
+
+# ---------------------------------------------------------- plan validation
+
+
+def pack_into_sockets(threads: Sequence[int], caps: Sequence[int]) -> tuple[int, ...] | None:
+    """A socket index per instance so that the threads on each socket fit its cores
+    (``caps``), or None when no packing exists. Exact: first-fit decreasing, and when
+    that fails a search over placements with memoisation (sockets with the same free
+    room are interchangeable, so only one of them is tried)."""
+    order = sorted(range(len(threads)), key=lambda i: -threads[i])
+    sizes = [threads[i] for i in order]
+
+    def unsort(found: Sequence[int]) -> tuple[int, ...]:
+        where = [0] * len(threads)
+        for pos, i in enumerate(order):
+            where[i] = found[pos]
+        return tuple(where)
+
+    free = list(caps)
+    greedy = []
+    for size in sizes:
+        k = next((k for k, room in enumerate(free) if room >= size), None)
+        if k is None:
+            break
+        free[k] -= size
+        greedy.append(k)
+    else:
+        return unsort(greedy)
+
+    @lru_cache(maxsize=None)
+    def place(i: int, free: tuple[int, ...]) -> tuple[int, ...] | None:
+        if i == len(sizes):
+            return ()
+        tried = set()
+        for k, room in enumerate(free):
+            if room >= sizes[i] and room not in tried:
+                tried.add(room)
+                rest = place(i + 1, free[:k] + (room - sizes[i],) + free[k + 1 :])
+                if rest is not None:
+                    return (k,) + rest
+        return None
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, len(sizes) + 200))
+    try:
+        found = place(0, tuple(caps))
+    finally:
+        sys.setrecursionlimit(limit)
+    return None if found is None else unsort(found)
+
+
+def _validate_plan(profile: Profile, problem: _Problem, plan: Plan, options: OptimizerOptions) -> float:
+    """The plan's latency (ms) in the profile; CertifyError naming what makes it invalid."""
+    if not isinstance(plan, Plan):
+        raise CertifyError(f"plan must be a Plan, got {type(plan).__name__}")
+    if plan.batch != problem.batch:
+        raise CertifyError(f"the plan serves a batch of {plan.batch}, not {problem.batch}")
+    if plan.cores != problem.cores:
+        raise CertifyError(f"the plan is for {plan.cores} cores, not {problem.cores}")
+    used = plan.threads_used
+    if problem.exact and used != problem.cores:
+        raise CertifyError(
+            f"the plan uses {used} of {problem.cores} cores, but exact cores are required "
+            "(allow idle cores to certify it)"
+        )
+    usable = {(t, b) for t, b, _ in problem.shapes}
+    for inst in plan.instances:
+        if profile.cell(inst.threads, inst.batch) is None:
+            raise CertifyError(
+                f"instance {inst.threads}t x {inst.batch} is not a profiled cell of {profile.model!r}"
+            )
+        if (inst.threads, inst.batch) not in usable:
+            why = (
+                f"sub-batch below min_batch={options.min_batch}"
+                if inst.batch < options.min_batch
+                else f"more threads than an instance may have ({max(problem.caps)} cores per socket"
+                + (
+                    f", max_threads_per_instance={options.max_threads_per_instance})"
+                    if options.max_threads_per_instance is not None
+                    else ")"
+                )
+            )
+            raise CertifyError(f"instance {inst.threads}t x {inst.batch} violates the options: {why}")
+    if problem.max_instances is not None and len(plan.instances) > problem.max_instances:
+        raise CertifyError(
+            f"the plan has {len(plan.instances)} instances, more than max_instances={problem.max_instances}"
+        )
+    if problem.homogeneous and len({(i.threads, i.batch) for i in plan.instances}) > 1:
+        raise CertifyError(f"the plan {plan.describe()} is not homogeneous")
+    if len(problem.caps) > 1 and pack_into_sockets([i.threads for i in plan.instances], problem.caps) is None:
+        raise CertifyError(
+            f"the instances of {plan.describe()} cannot be packed into sockets of "
+            f"{list(problem.caps)} cores without one spanning two sockets"
+        )
+    return _latency_of(plan.instances, profile, options.statistic)
+
+
+# ---------------------------------------------------------------- public API
+
+
+def certify(
+    profile: Profile,
+    batch: int,
+    cores: int,
+    plan: Plan,
+    options: OptimizerOptions | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> Certificate:
+    """Prove ``plan`` optimal for (``batch`` inputs, ``cores`` cores) under ``options``, or refute it.
+
+    One Z3 query (module doc): is there an allocation of the usable profiled shapes with
+    latency < the plan's latency (ms, the profile's ``options.statistic``)? UNSAT:
+    OPTIMAL. SAT: NOT_OPTIMAL with ``witness``, a valid plan of strictly lower latency.
+    Z3 unknown or the ``timeout_s`` limit (seconds, > 0) reached: UNKNOWN, never OPTIMAL.
+    Raises CertifyError when the plan is not valid for the problem (wrong batch or cores,
+    an instance that is not a profiled cell, a violated option), naming the problem.
+    """
+    start = time.perf_counter()
+    options = options or OptimizerOptions()
+    timeout_s = _check_timeout(timeout_s)
+    problem = _problem(profile, batch, cores, options)
+    latency = _validate_plan(profile, problem, plan, options)
+    plan = plan.with_prediction(latency)
+    allowed = [s for s in problem.shapes if s[2] < latency]
+    answer = _query(problem, allowed, start + timeout_s)
+    witness = None
+    if answer.status == "sat":
+        result = Result.NOT_OPTIMAL
+        witness = Plan(answer.instances, batch, cores, _latency_of(answer.instances, profile, options.statistic))
+    elif answer.status == "unsat":
+        result = Result.OPTIMAL
+    else:
+        result = Result.UNKNOWN
+    return Certificate(
+        result=result,
+        plan=plan,
+        latency_ms=latency,
+        bound_ms=latency,
+        witness=witness,
+        elapsed_s=time.perf_counter() - start,
+        timeout_s=timeout_s,
+        stats=_stats(problem, [answer]),
+        reason=answer.reason,
+    )
+
+
+def optimum(
+    profile: Profile,
+    batch: int,
+    cores: int,
+    options: OptimizerOptions | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> Optimum:
+    """The optimal allocation found by Z3 alone (no DP): bisection over the sorted distinct
+    latencies of the usable shapes with independent feasibility queries (module doc).
+
+    Returns OPTIMAL with the plan and its latency (ms), INFEASIBLE when no allocation
+    satisfies the constraints, or UNKNOWN when Z3 gave up or ``timeout_s`` (seconds, > 0,
+    for the whole search) ran out, with the best plan found and the proved lower bound.
+    """
+    start = time.perf_counter()
+    options = options or OptimizerOptions()
+    timeout_s = _check_timeout(timeout_s)
+    problem = _problem(profile, batch, cores, options)
+    deadline = start + timeout_s
+    levels = sorted({s[2] for s in problem.shapes})
+    answers: list[_Answer] = []
+
+    def done(result: Result, best: tuple[Instance, ...] | None, lower: float | None, reason: str = "") -> Optimum:
+        plan = latency = None
+        if best:
+            latency = _latency_of(best, profile, options.statistic)
+            plan = Plan(best, batch, cores, latency)
+        return Optimum(result, plan, latency, lower, time.perf_counter() - start, timeout_s, _stats(problem, answers), reason)
+
+    def ask(level_index: int) -> _Answer:
+        answer = _query(problem, [s for s in problem.shapes if s[2] <= levels[level_index]], deadline)
+        answers.append(answer)
+        return answer
+
+    if not levels:
+        answers.append(_query(problem, [], deadline))
+        if answers[-1].status == "unknown":
+            return done(Result.UNKNOWN, None, None, answers[-1].reason)
+        return done(Result.INFEASIBLE, None, None)
+    first = ask(len(levels) - 1)
+    if first.status == "unknown":
+        return done(Result.UNKNOWN, None, None, first.reason)
+    if first.status == "unsat":
+        return done(Result.INFEASIBLE, None, None)
+    best = first.instances
+    lo = -1  # levels[lo] is proved infeasible (-1: nothing proved)
+    hi = levels.index(_latency_of(best, profile, options.statistic))  # levels[hi] is feasible
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        answer = ask(mid)
+        if answer.status == "sat":
+            best = answer.instances
+            hi = levels.index(_latency_of(best, profile, options.statistic))
+        elif answer.status == "unsat":
+            lo = mid
+        else:
+            return done(Result.UNKNOWN, best, levels[lo + 1], answer.reason)
+    return done(Result.OPTIMAL, best, levels[hi])
