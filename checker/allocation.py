@@ -627,3 +627,66 @@ def optimum(
         else:
             return done(Result.UNKNOWN, best, levels[lo + 1], answer.reason)
     return done(Result.OPTIMAL, best, levels[hi])
+
+
+def certify_under_interference(
+    profile: Profile,
+    batch: int,
+    cores: int,
+    plan: Plan,
+    options: OptimizerOptions | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> Certificate:
+    """Prove ``plan`` optimal under the profile's interference model, or refute it.
+
+    Objective (packrat_sim/interference.py): an instance with t threads in a plan that
+    keeps U threads busy takes L[t, b] * s(U - t). For each busy count U the query is the
+    one of :func:`certify` on the profile scaled by s(U - t) with exactly U threads and
+    bound = the plan's latency under interference: U = cores with exact cores, every U in
+    1..cores with idle cores allowed. All UNSAT: OPTIMAL; a SAT answer gives the witness
+    (NOT_OPTIMAL); any unknown or the ``timeout_s`` limit: UNKNOWN, never OPTIMAL.
+    Sockets (``cores_per_socket``) are supported with exact cores only.
+    """
+    from dataclasses import replace
+
+    from packrat_sim.interference import corun_profile, latency_under_interference
+
+    start = time.perf_counter()
+    options = options or OptimizerOptions()
+    timeout_s = _check_timeout(timeout_s)
+    if profile.interference is None:
+        raise CertifyError(f"the profile of {profile.model!r} has no interference model")
+    if options.cores_per_socket is not None and not options.exact_cores:
+        raise CertifyError("certifying under interference with cores_per_socket needs exact cores")
+    problem = _problem(profile, batch, cores, options)
+    _validate_plan(profile, problem, plan, options)
+    latency = latency_under_interference(plan, profile)
+    plan = plan.with_prediction(latency)
+    exact = replace(options, exact_cores=True)
+    answers: list[_Answer] = []
+    witness = None
+    result = Result.OPTIMAL
+    for busy in [cores] if options.exact_cores else range(1, cores + 1):
+        scaled = corun_profile(profile, busy)
+        sub = _problem(scaled, batch, busy, exact)
+        answer = _query(sub, [s for s in sub.shapes if s[2] < latency], start + timeout_s)
+        answers.append(answer)
+        if answer.status == "sat":
+            result = Result.NOT_OPTIMAL
+            found = Plan(answer.instances, batch, cores)
+            witness = found.with_prediction(latency_under_interference(found, profile))
+            break
+        if answer.status != "unsat":
+            result = Result.UNKNOWN
+            break
+    return Certificate(
+        result=result,
+        plan=plan,
+        latency_ms=latency,
+        bound_ms=latency,
+        witness=witness,
+        elapsed_s=time.perf_counter() - start,
+        timeout_s=timeout_s,
+        stats=_stats(problem, answers),
+        reason=answers[-1].reason if answers else "",
+    )

@@ -24,7 +24,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from packrat_sim.optimizer import OptimizerError, OptimizerOptions, PlanTable, homogeneous_plan
+from packrat_sim.optimizer import OptimizerError, OptimizerOptions, PlanTable, optimize
 from packrat_sim.plan import Plan
 from packrat_sim.profile import Cell, Interference, Profile, ProfileError
 
@@ -120,24 +120,24 @@ def optimize_with_interference(
     Same options as the isolated optimizer; ties between busy-core counts go to fewer
     cores. Raises OptimizerError without an interference model or without a plan.
     """
-    from packrat_sim.optimizer import optimize
-
     options = options or OptimizerOptions()
     _require_model(profile)
+    if options.cores_per_socket is not None and not options.exact_cores:
+        raise OptimizerError("planning under interference with cores_per_socket needs exact cores")
     isolated = optimize(profile, batch, cores, options)
     candidates = [cores] if options.exact_cores else list(range(1, cores + 1))
     exact = replace(options, exact_cores=True)
     best: Plan | None = None
     best_busy = 0
     for busy in candidates:
+        scaled = corun_profile(profile, busy)
         try:
-            scaled = corun_profile(profile, busy)
-            if options.homogeneous:
-                plan = homogeneous_plan(scaled, batch, busy, exact)
+            if exact.homogeneous or exact.constrained:
+                plan = optimize(scaled, batch, busy, exact)
             else:
                 plan = PlanTable(scaled, busy, batch, exact).plan(busy, batch)
         except OptimizerError:
-            continue
+            continue  # nothing covers the batch with exactly `busy` threads
         if best is None or plan.predicted_ms < best.predicted_ms:
             best, best_busy = plan, busy
     if best is None:

@@ -171,17 +171,19 @@ def register(app: typer.Typer) -> None:
                 prof.with_statistic(statistic)
         except (OptimizerError, ValueError) as exc:
             raise BadInput(str(exc)) from None
-        if certify and (interference or export is not None):
-            raise BadInput("--certify proves the plan optimal for isolated latencies; it cannot be combined with --interference or --export")
+        if certify and export is not None:
+            raise BadInput("--certify cannot be combined with --export (an export prints only the plan)")
         report = plan_report(prof, batch, cores, options)
+        if interference:
+            report = _with_interference(report, prof, batch, cores, options)
         cert = None
         if certify:
             from ui.cmd_verify import DEFAULT_TIMEOUT_S, certify_plan
 
-            cert = certify_plan(prof, batch, cores, Plan.from_json(report["plan"]), options, DEFAULT_TIMEOUT_S)
+            under = interference and report.get("interference") is not None
+            cert = certify_plan(prof, batch, cores, Plan.from_json(report["plan"]), options, DEFAULT_TIMEOUT_S,
+                                interference=under)
             report["certificate"] = cert.to_json()
-        if interference:
-            report = _with_interference(report, prof, batch, cores, options)
         if export is not None:
             _print_export(Plan.from_json(report["plan"]), export, as_json)
             return

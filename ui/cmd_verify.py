@@ -44,12 +44,15 @@ def make_options(
         raise BadInput(message) from None
 
 
-def certify_plan(profile, batch: int, cores: int, plan, options, timeout_s: float, what: str = "the plan"):
-    """``checker.allocation.certify`` with every input error turned into BadInput
-    (``what`` names the plan in the message, e.g. ``plan file 'p.json'``)."""
-    from checker.allocation import CertifyError, certify
+def certify_plan(profile, batch: int, cores: int, plan, options, timeout_s: float, what: str = "the plan",
+                 interference: bool = False):
+    """``checker.allocation.certify`` (or ``certify_under_interference``) with every input
+    error turned into BadInput (``what`` names the plan, e.g. ``plan file 'p.json'``)."""
+    from checker.allocation import CertifyError, certify, certify_under_interference
 
     try:
+        if interference:
+            return certify_under_interference(profile, batch, cores, plan, options, timeout_s=timeout_s)
         return certify(profile, batch, cores, plan, options, timeout_s=timeout_s)
     except CertifyError as exc:
         raise BadInput(f"{what} is not valid for batch {batch} on {cores} cores: {exc}") from None
@@ -162,6 +165,7 @@ def register(app: typer.Typer) -> None:
             help="The T cores are sockets of N cores (the last one holds T mod N if N does not divide T); no instance spans two sockets.",
         ),
         statistic: Optional[str] = typer.Option(None, "--statistic", help="Cell statistic used as latency (default: the profile's, mean)."),
+        interference: bool = typer.Option(False, "--interference", help="Certify under the profile's interference model (the objective of `packrat plan --interference`)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
     ) -> None:
         """Prove with Z3 that the plan (the optimizer's, or --plan FILE) is optimal: OPTIMAL (exit 0),
@@ -188,17 +192,24 @@ def register(app: typer.Typer) -> None:
             plan, source = _load_plan(plan_file), plan_file
         else:
             try:
-                plan, source = optimize(prof, batch, cores, options), "optimizer"
+                if interference and prof.interference is not None:
+                    from packrat_sim.interference import optimize_with_interference
+
+                    plan, source = optimize_with_interference(prof, batch, cores, options).plan, "optimizer under interference"
+                else:
+                    plan, source = optimize(prof, batch, cores, options), "optimizer"
             except (OptimizerError, ProfileError) as exc:
                 raise BadInput(str(exc)) from None
+        if interference and prof.interference is None:
+            raise BadInput(f"--interference: the profile of {prof.model!r} has no interference model")
         what = f"plan file {plan_file!r}" if plan_file is not None else "the optimizer's plan"
-        cert = certify_plan(prof, batch, cores, plan, options, timeout, what)
+        cert = certify_plan(prof, batch, cores, plan, options, timeout, what, interference=interference)
         if as_json:
             emit_json(verify_report(prof, batch, cores, options, source, cert))
         else:
             lines = [
                 f"profile   {prof.label()}" + (f"  ({prof.source})" if prof.synthetic else ""),
-                f"problem   batch {batch} on {constraints_text(cores, options)}, latency = {options.statistic or prof.statistic} of each cell",
+                f"problem   batch {batch} on {constraints_text(cores, options)}, latency = {options.statistic or prof.statistic} of each cell" + (" x co-run slowdown (interference model)" if interference else ""),
                 f"plan      {cert.plan.describe():<30} {cert.latency_ms:10.2f} ms   (from {source}; count x threads x sub-batch)",
                 *certificate_lines(cert),
             ]

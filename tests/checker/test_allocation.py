@@ -343,3 +343,95 @@ def test_certificates_serialise_to_json_with_the_contract_fields():
     assert obj["result"] == "not_optimal"
     assert {"result", "plan", "elapsed_s", "witness", "bound_ms", "encoding"} <= set(obj)
     assert Plan.from_json(obj["witness"]).batch == 64 and obj["plan"]["groups"] == [[1, 16, 64]]
+
+
+# ------------------------------------------------------------- under interference
+
+
+def _interference_problem():
+    from packrat_sim.profile import Cell, Interference, Profile
+
+    cells = {(1, 1): 10.0, (2, 2): 15.0, (2, 1): 9.0, (1, 2): 19.0}
+    return Profile(
+        model="corun",
+        cells=tuple(Cell(threads=t, batch=b, mean_ms=v, min_ms=v, max_ms=v) for (t, b), v in cells.items()),
+        interference=Interference(points=((1, 2.0),)),
+    )
+
+
+def test_the_interference_aware_plan_is_certified_under_interference():
+    from checker.allocation import Result, certify_under_interference
+    from packrat_sim.interference import optimize_with_interference
+    from packrat_sim.optimizer import OptimizerOptions
+
+    profile = _interference_problem()
+    for exact in (True, False):
+        options = OptimizerOptions(exact_cores=exact)
+        aware = optimize_with_interference(profile, 2, 2, options)
+        cert = certify_under_interference(profile, 2, 2, aware.plan, options)
+        assert cert.result is Result.OPTIMAL and cert.latency_ms == aware.plan.predicted_ms
+
+
+def test_the_isolated_plan_is_refuted_under_interference_with_a_faster_witness():
+    from checker.allocation import Result, certify, certify_under_interference
+    from packrat_sim.interference import latency_under_interference
+    from packrat_sim.optimizer import optimize
+
+    profile = _interference_problem()
+    isolated = optimize(profile, 2, 2)
+    assert certify(profile, 2, 2, isolated).result is Result.OPTIMAL
+    cert = certify_under_interference(profile, 2, 2, isolated)
+    assert cert.result is Result.NOT_OPTIMAL
+    assert latency_under_interference(cert.witness, profile) < cert.bound_ms == 20.0
+
+
+def test_certifying_under_interference_needs_a_model():
+    import pytest
+
+    from checker.allocation import CertifyError, certify_under_interference
+    from packrat_sim.optimizer import optimize
+    from packrat_sim.profile import builtin_profile
+
+    profile = builtin_profile("cnn-16", max_batch=8)
+    with pytest.raises(CertifyError, match="no interference model"):
+        certify_under_interference(profile, 8, 16, optimize(profile, 8, 16))
+
+
+def _random_corun_problem():
+    from hypothesis import strategies as st
+
+    from packrat_sim.profile import Cell, Interference, Profile
+
+    @st.composite
+    def problems(draw):
+        T, B = draw(st.integers(1, 5)), draw(st.integers(1, 6))
+        cells = draw(st.dictionaries(st.tuples(st.integers(1, T), st.integers(1, B)),
+                                     st.sampled_from([2.0, 3.0, 5.0]) | st.floats(0.5, 50), min_size=1, max_size=T * B))
+        slow = sorted(draw(st.lists(st.floats(1.0, 3.0), min_size=1, max_size=3)))
+        profile = Profile(
+            model="r",
+            cells=tuple(Cell(threads=t, batch=b, mean_ms=v, min_ms=v, max_ms=v) for (t, b), v in cells.items()),
+            interference=Interference(points=tuple((k + 1, s) for k, s in enumerate(slow))),
+        )
+        return profile, draw(st.integers(1, B)), draw(st.integers(1, profile.max_threads)), draw(st.booleans())
+
+    return problems()
+
+
+from hypothesis import given as _given, settings as _settings  # noqa: E402
+
+
+@_settings(max_examples=120, deadline=None)
+@_given(_random_corun_problem())
+def test_z3_certifies_every_interference_aware_dp_plan_on_random_profiles(problem):
+    from checker.allocation import Result, certify_under_interference
+    from packrat_sim.interference import optimize_with_interference
+    from packrat_sim.optimizer import OptimizerError, OptimizerOptions
+
+    profile, batch, cores, exact = problem
+    options = OptimizerOptions(exact_cores=exact)
+    try:
+        aware = optimize_with_interference(profile, batch, cores, options)
+    except OptimizerError:
+        return
+    assert certify_under_interference(profile, batch, cores, aware.plan, options).result is Result.OPTIMAL

@@ -176,7 +176,36 @@ def test_plan_without_certify_has_no_certificate(capsys):
     assert "certificate" not in json.loads(capsys.readouterr().out)
 
 
-def test_plan_certify_cannot_be_combined_with_interference(capsys):
-    code = main(["plan", *PROBLEM, "--certify", "--interference"])
+def test_plan_certify_with_interference_certifies_the_interference_aware_plan(capsys):
+    code = main(["plan", "--profile", "builtin:transformer-16+interference", "--batch", "64", "--cores", "16",
+                 "--certify", "--interference", "--json"])
+    obj = json.loads(capsys.readouterr().out)
+    assert code == 0 and obj["certificate"]["result"] == "optimal"
+    assert obj["certificate"]["latency_ms"] == obj["predicted_ms"]
+
+
+def test_plan_certify_cannot_be_combined_with_export(capsys):
+    code = main(["plan", *PROBLEM, "--certify", "--export", "json"])
     _, err = capsys.readouterr()
     assert code == 2 and "--certify" in err and len(err.strip().splitlines()) == 1
+
+
+def test_verify_with_interference_certifies_the_interference_aware_plan(capsys):
+    code = main(["verify", "--profile", "builtin:transformer-16+interference", "--batch", "64", "--cores", "16", "--interference", "--json"])
+    obj = json.loads(capsys.readouterr().out)
+    assert code == 0 and obj["result"] == "optimal"
+
+
+def test_verify_with_interference_refutes_the_isolated_plan(capsys, tmp_path):
+    plan_file = tmp_path / "iso.json"
+    assert main(["plan", "--profile", "builtin:transformer-16+interference", "--batch", "64", "--cores", "16", "--out", str(plan_file)]) == 0
+    capsys.readouterr()
+    code = main(["verify", "--profile", "builtin:transformer-16+interference", "--batch", "64", "--cores", "16",
+                 "--interference", "--plan", str(plan_file), "--json"])
+    obj = json.loads(capsys.readouterr().out)
+    assert code == 1 and obj["result"] == "not_optimal" and obj["witness"] is not None
+
+
+def test_verify_with_interference_needs_a_model(capsys):
+    code = main(["verify", "--profile", "builtin:cnn-16", "--batch", "8", "--cores", "16", "--interference"])
+    assert code == 2 and "no interference model" in capsys.readouterr().err
