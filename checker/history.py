@@ -42,6 +42,8 @@ Formats (``read_history`` / ``parse_history``):
     - ``:info`` means indeterminate: the call stays open forever (pending), and that process never
       invokes again.
 
+    Fields after VALUE (such as ``:hint 0`` in some logs) are ignored.
+
     Line handling: blank lines and lines without ``jepsen.util -`` (other loggers) are ignored, and
     so are ``jepsen.util`` lines whose process is a keyword (``:nemesis``) or that are free text.
     A line whose process is an integer, or whose second field is an event type, is an event and must
@@ -340,7 +342,7 @@ class _Assembler:
         self.events += 1
         return self.time
 
-    def invoke(self, line_no: int, where: str, process: Hashable, f: str, inp: Any) -> None:
+    def invoke(self, line_no: int, where: _Where, process: Hashable, f: str, inp: Any) -> None:
         if process in self.open:
             raise HistoryError(
                 f"{where}: process {process} invokes while its call from line {self.open[process][3]} "
@@ -353,7 +355,7 @@ class _Assembler:
             )
         self.open[process] = (self._tick(), inp, f, line_no)
 
-    def _take(self, where: str, process: Hashable, f: str, kind: str) -> tuple[int, Any]:
+    def _take(self, where: _Where, process: Hashable, f: str, kind: str) -> tuple[int, Any]:
         if process not in self.open:
             raise HistoryError(f"{where}: {kind} for process {process} without a call")
         call, inp, invoked_f, _ = self.open[process]
@@ -362,15 +364,15 @@ class _Assembler:
         del self.open[process]
         return call, inp
 
-    def complete(self, where: str, process: Hashable, f: str, output: Any) -> None:
+    def complete(self, where: _Where, process: Hashable, f: str, output: Any) -> None:
         call, inp = self._take(where, process, f, "completion")
         self.ops.append(Operation(process, inp, output, call, self._tick()))
 
-    def drop(self, where: str, process: Hashable, f: str) -> None:
+    def drop(self, where: _Where, process: Hashable, f: str) -> None:
         self._take(where, process, f, "failure")
         self._tick()
 
-    def crash(self, line_no: int, where: str, process: Hashable, f: str) -> None:
+    def crash(self, line_no: int, where: _Where, process: Hashable, f: str) -> None:
         call, inp = self._take(where, process, f, "indeterminate result")
         self._tick()
         self.crashed[process] = line_no
@@ -389,15 +391,26 @@ def _short(text: Any, limit: int = 120) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
-def _where(line_no: int, text: str) -> str:
-    return f"line {line_no}: {_short(text)!r}"
+class _Where:
+    """``line N: 'text'`` for error messages, formatted only when an error is raised."""
+
+    __slots__ = ("line_no", "text")
+
+    def __init__(self, line_no: int, text: str) -> None:
+        self.line_no = line_no
+        self.text = text
+
+    def __str__(self) -> str:
+        return f"line {self.line_no}: {_short(self.text)!r}"
+
+    __format__ = lambda self, spec: format(str(self), spec)  # noqa: E731
 
 
 # --------------------------------------------------------------------------------------------
 # Jepsen
 
 _JEPSEN_MARKER = re.compile(r"jepsen\.util\s+-\s+(.*)$")
-_JEPSEN_EVENT = re.compile(r"^(\S+)\s+(\S+)\s+(\S+)\s+(.*?)\s*$")
+_JEPSEN_CLIENT = re.compile(r"jepsen\.util\s+-\s+([-+]?\d{1,30})\s+(\S+)\s+(\S+)\s+(\[[^\]]*\]|[^\s\[]\S*)(?:\s|$)")
 _JEPSEN_TYPES = ("invoke", "ok", "fail", "info")
 _JEPSEN_FS = ("read", "write", "cas")
 _INT = re.compile(r"[-+]?\d{1,30}\Z")
@@ -433,24 +446,26 @@ def parse_jepsen(text: str) -> History:
     """Parse a Jepsen register log (see the module docstring for the accepted lines)."""
     asm = _Assembler()
     for line_no, line in enumerate(text.splitlines(), start=1):
-        m = _JEPSEN_MARKER.search(line)
-        if m is None:
+        if "jepsen.util" not in line:
             continue
-        rest = m.group(1).strip()
-        fields = rest.split()
-        if not fields:
-            continue
-        first = fields[0]
-        looks_like_event = len(fields) >= 2 and fields[1].lstrip(":") in _JEPSEN_TYPES and fields[1].startswith(":")
-        if not _INT.match(first):
-            if first.startswith(":") or not looks_like_event:
-                continue  # nemesis or other non-client process, or free text
-            raise HistoryError(f"{_where(line_no, line)}: process {first!r} is not an integer")
-        where = _where(line_no, line)
-        em = _JEPSEN_EVENT.match(rest)
+        em = _JEPSEN_CLIENT.search(line)
         if em is None:
-            raise HistoryError(f"{where}: malformed Jepsen event (expected PROCESS TYPE F VALUE)")
-        process = int(first)
+            # Not a well-formed client event: ignore it if it is not about a client process.
+            m = _JEPSEN_MARKER.search(line)
+            if m is None:
+                continue
+            fields = m.group(1).split()
+            if not fields:
+                continue
+            first = fields[0]
+            looks_like_event = len(fields) >= 2 and fields[1][:1] == ":" and fields[1][1:] in _JEPSEN_TYPES
+            if not _INT.match(first):
+                if first.startswith(":") or not looks_like_event:
+                    continue  # nemesis or other non-client process, or free text
+                raise HistoryError(f"{_Where(line_no, line)}: process {first!r} is not an integer")
+            raise HistoryError(f"{_Where(line_no, line)}: malformed Jepsen event (expected PROCESS TYPE F VALUE)")
+        where = _Where(line_no, line)
+        process = int(em.group(1))
         kind, f, raw_value = em.group(2), em.group(3), em.group(4)
         if not kind.startswith(":") or kind[1:] not in _JEPSEN_TYPES:
             raise HistoryError(f"{where}: unknown event type {kind!r} (expected :invoke, :ok, :fail or :info)")
@@ -556,7 +571,7 @@ def _edn_map(text: str) -> dict[str, Any]:
             j += 1
         token = text[i:j]
         if not token:
-            raise _EdnError(f"unexpected {text[i]!r}")
+            raise _EdnError(f"unsupported value starting with {text[i]!r}")
         if token == "nil":
             return None, j
         if token == "true":
@@ -605,7 +620,7 @@ def parse_porcupine_kv(text: str) -> History:
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        where = _where(line_no, line)
+        where = _Where(line_no, line)
         try:
             event = _edn_map(line)
         except _EdnError as exc:
