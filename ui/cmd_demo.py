@@ -74,15 +74,40 @@ def step_simulate(profile_name: str = DEMO_PROFILE, cores: int = DEMO_CORES) -> 
     return "ok"
 
 
-STEPS = (step_plan_table, step_certify, step_simulate)
+def step_check_simulated_history(profile_name: str = DEMO_PROFILE, cores: int = DEMO_CORES) -> str:
+    """Check the simulator's history under online reconfiguration against the `serving` model."""
+    from checker import check, explain
+    from checker.history import history_from_json
+    from packrat_sim.profile import builtin_profile
+    from packrat_sim.simulator import simulate
+
+    result = simulate(builtin_profile(profile_name), cores, DEMO_WORKLOADS[1], "packrat", seed=1)
+    history = history_from_json(result.history())
+    verdict = check(history, "serving", timeout=60)
+    typer.echo(
+        f"== check: simulated history ({len(history.operations)} operations, "
+        f"{len(result.reconfigurations)} reconfigurations) against the serving model"
+    )
+    for line in explain(verdict, history, "serving")[:3]:
+        typer.echo(f"   {line}")
+    return "ok" if verdict.ok else verdict.result.value
+
+
+STEPS = (step_plan_table, step_certify, step_simulate, step_check_simulated_history)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo_cmd() -> None:
-        """Run the whole pipeline on a small built-in model and print each step's result."""
+        """Run the whole pipeline on small built-in inputs and print each step's result.
+
+        Exit code 0 when every step succeeded, 1 when a step reported a negative result."""
         t0 = time.perf_counter()
+        statuses = []
         for step in STEPS:
-            step()
+            statuses.append((step.__name__[len("step_"):], step()))
             typer.echo("")
+        typer.echo("summary   " + "  ".join(f"{name}: {status}" for name, status in statuses))
         typer.echo(f"demo finished in {time.perf_counter() - t0:.1f} s")
+        if any(status != "ok" for _, status in statuses):
+            raise typer.Exit(1)
