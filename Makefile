@@ -13,13 +13,19 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet '$(TORCH_SPEC)'
-	$(BIN)/pip install --quiet -e '.[test,ui]'
+	$(BIN)/pip install --quiet -e '.[test,ui,real]'
 	touch $(STAMP)
 
 demo: venv
 	$(BIN)/packrat demo
 
 test: venv
+	@# The browser test (marker `browser`) drives Debian's Chromium through the Python playwright package.
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: /usr/bin/chromium is missing (apt-get install -y chromium as root); the browser test will be skipped"; fi; \
+	fi
+	@$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/pip install --quiet -e '.[browser]'
 	$(BIN)/python -m pytest -q
 
 ui: venv

@@ -1,0 +1,101 @@
+"""Shared helpers of the dashboard tests (AppTest and browser)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "ui" / "app.py"
+FIXTURES = ROOT / "tests" / "packrat_sim" / "fixtures"
+
+
+def _app_test_available() -> bool:
+    try:
+        import plotly  # noqa: F401
+        from streamlit.testing.v1 import AppTest  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture
+def app():
+    """A fresh dashboard session (AppTest) on its first page, already run once."""
+    if not _app_test_available():
+        pytest.skip("streamlit / plotly not installed (pip install -e '.[ui]')")
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(APP), default_timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture
+def open_page():
+    """Factory: a fresh dashboard session opened directly on ``ui/pages/<name>.py``."""
+    if not _app_test_available():
+        pytest.skip("streamlit / plotly not installed (pip install -e '.[ui]')")
+    from streamlit.testing.v1 import AppTest
+
+    def make(name: str):
+        at = AppTest.from_file(str(APP), default_timeout=180)
+        at.switch_page(f"pages/{name}.py").run()
+        assert not at.exception, [e.message for e in at.exception]
+        assert at.title and at.title[0].value.lower() == name, [t.value for t in at.title]
+        return at
+
+    return make
+
+
+def goto(at, page: str):
+    """Switch the AppTest session to ``ui/pages/<page>.py`` and run it."""
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def chart(at, key: str) -> dict:
+    """The plotly figure (as JSON) drawn by ``st.plotly_chart(..., key=key)``."""
+    for el in at.get("plotly_chart"):
+        if el.key == key:
+            return json.loads(el.proto.spec)
+    raise AssertionError(f"no plotly chart with key {key!r}; have {[e.key for e in at.get('plotly_chart')]}")
+
+
+def frame(at, column: str):
+    """The first dataframe on the page that has ``column`` (a pandas DataFrame)."""
+    for df in at.dataframe:
+        value = df.value
+        if column in value.columns:
+            return value
+    raise AssertionError(f"no dataframe with column {column!r}")
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def texts(at) -> str:
+    """All markdown, captions, alerts, code and titles on the page, joined."""
+    parts = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "error", "success", "code"):
+        parts.extend(str(e.value) for e in getattr(at, kind))
+    return "\n".join(parts)
+
+
+def no_errors(at) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.fixture
+def h():
+    """The helpers above, as a fixture (test modules do not import conftest)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(goto=goto, chart=chart, frame=frame, metrics=metrics, texts=texts, no_errors=no_errors,
+                           FIXTURES=FIXTURES, ROOT=ROOT, APP=APP)

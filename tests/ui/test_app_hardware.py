@@ -1,0 +1,130 @@
+"""Hardware page (AppTest): this machine, a real run of a plan beside fat, predicted vs measured."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ui.dashboard_data import find_part
+
+
+@pytest.fixture
+def hw(open_page):
+    return open_page("hardware")
+
+
+def test_the_page_shows_this_machine(hw, h):
+    h.no_errors(hw)
+    usable = len(os.sched_getaffinity(0))
+    assert h.metrics(hw)["CPUs usable here"] == str(usable)
+
+
+def test_parts_not_landed_are_named_plainly(hw, h):
+    if find_part("bench").ok:
+        assert not any("hardware benchmark has not landed" in i.value for i in hw.info)
+    else:
+        assert any("hardware benchmark has not landed yet" in i.value and "real_runner/bench.py" in i.value
+                   for i in hw.info)
+    if not find_part("executor").ok:
+        assert any("real executor has not landed yet" in i.value for i in hw.info)
+
+
+def test_a_missing_executor_is_detected_at_run_time(app, h, monkeypatch):
+    from ui import dashboard_data
+
+    p = dashboard_data.PARTS["executor"]
+    monkeypatch.setitem(dashboard_data.PARTS, "executor",
+                        dashboard_data.Part(p.key, p.title, p.issue, p.module, ("no_such_function",), p.what))
+    at = h.goto(app, "hardware")
+    h.no_errors(at)
+    assert any("does not provide `no_such_function` yet" in i.value for i in at.info)
+    assert "hw.btn.run" not in [b.key for b in at.button]
+
+
+@pytest.fixture
+def fake_runner(monkeypatch):
+    """The real runner's public functions replaced by fakes with known numbers (the real
+    path runs in the browser test; here we check what the page draws from the results)."""
+    if not (find_part("executor").ok and find_part("profiler").ok):
+        pytest.skip("the real runner has not landed")
+    from packrat_sim import plan as plans
+    from packrat_sim.profile import Cell, Profile
+    from real_runner import executor, profiling
+
+    cells = tuple(Cell.from_samples(t, b, [b * 4.0 / t + 1.0]) for t in (1, 2) for b in (1, 2, 4))
+    prof = Profile(model="tiny-mlp", cells=cells, source="fake measurement", meta=(("runner.seed", "0"),))
+    calls = []
+
+    def quick_profile(model, batch, cores, **kw):
+        calls.append(("quick_profile", model, batch, cores))
+        return prof
+
+    def result(model, plan, samples):
+        cores = tuple(tuple(range(i.threads)) for i in plan.instances)
+        return executor.RunResult(model=model, plan=plan, cores=cores, stats=executor.Stats(tuple(samples)))
+
+    def compare_with_fat(model, plan, iterations=10, *, cores=None, **kw):
+        calls.append(("compare_with_fat", model, plan.describe(), iterations, cores))
+        return executor.Comparison(plan=result(model, plan, [3.0, 3.2, 3.4]),
+                                   fat=result(model, plans.fat(plan.batch, cores or plan.cores), [6.0, 6.6, 7.0]),
+                                   max_abs_diff=1e-7, outputs_match=True)
+
+    def run_plan(model, plan, iterations=10, **kw):
+        calls.append(("run_plan", model, plan.describe(), iterations))
+        return result(model, plan, [4.0, 4.4, 4.8])
+
+    monkeypatch.setattr(profiling, "quick_profile", quick_profile)
+    monkeypatch.setattr(executor, "compare_with_fat", compare_with_fat)
+    monkeypatch.setattr(executor, "run_plan", run_plan)
+    return prof, calls
+
+
+def test_run_a_plan_shows_measured_and_predicted_numbers(hw, h, fake_runner):
+    from packrat_sim.optimizer import optimize
+
+    prof, calls = fake_runner
+    at = hw
+    at.selectbox(key="hw.model").set_value("tiny-mlp")
+    at.number_input(key="hw.batch").set_value(4)
+    at.number_input(key="hw.cores").set_value(min(2, len(os.sched_getaffinity(0))))
+    at.number_input(key="hw.iterations").set_value(3)
+    at.button(key="hw.btn.run").click().run()
+    h.no_errors(at)
+    cores = min(2, len(os.sched_getaffinity(0)))
+    best = optimize(prof, 4, cores)
+    assert calls[0] == ("quick_profile", "tiny-mlp", 4, cores)
+    assert calls[1] == ("compare_with_fat", "tiny-mlp", best.describe(), 3, cores)
+    assert calls[2][0] == "run_plan"
+    assert any("Measured speedup of the plan over fat: 2.06x" in s.value and "outputs match" in s.value
+               for s in at.success)
+    rows = h.frame(at, "measured_ms")
+    assert list(rows["label"]) == [f"plan {best.describe()}", f"fat 1 x {cores}t x 4", f"thin {calls[2][2]}"]
+    assert list(rows["measured_ms"]) == pytest.approx([3.2, 6.6, 4.4])
+    assert rows["predicted_ms"][0] == pytest.approx(best.predicted_ms)
+    assert rows["predicted_ms"][1] == pytest.approx(prof.predict(cores, 4))
+    points = h.chart(at, "hw.pvm")["data"][1]
+    assert points["x"] == pytest.approx(list(rows["predicted_ms"]))
+    assert points["y"] == pytest.approx([3.2, 6.6, 4.4])
+    assert h.metrics(at)[f"plan {best.describe()}"] == "3.20 ms"
+    # the result is kept for the session
+    h.goto(at, "planner")
+    h.goto(at, "hardware")
+    assert h.metrics(at)[f"plan {best.describe()}"] == "3.20 ms"
+
+
+def test_a_measured_profile_of_the_model_is_reused(app, h, fake_runner):
+    prof, calls = fake_runner
+    at = h.goto(app, "hardware")
+    at.session_state["profile"] = prof
+    at.session_state["profile_origin"] = "test"
+    at.selectbox(key="hw.model").set_value("tiny-mlp")
+    at.number_input(key="hw.batch").set_value(2)
+    at.number_input(key="hw.cores").set_value(1)
+    at.checkbox(key="hw.thin").uncheck()
+    at.run()
+    assert any("comes from the current profile" in c.value for c in at.caption)
+    at.button(key="hw.btn.run").click().run()
+    h.no_errors(at)
+    assert [c[0] for c in calls] == ["compare_with_fat"]
+    assert "the current profile (measured)" in h.texts(at)

@@ -1,0 +1,295 @@
+"""The dashboard in a real browser: `packrat ui` (streamlit run) driven by Debian's Chromium.
+
+Starts the server on a free local port, visits every page through the sidebar (one
+session), does the main action of each page, checks that no exception box appears and
+that the expected numbers are on screen, and saves a screenshot of each page under the
+test's tmp folder (copied to /tmp/packrat-screenshots/ as well).
+
+Needs the Python ``playwright`` package and /usr/bin/chromium (``make test`` installs
+both; Playwright's own browser download is never used).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+    "--no-first-run", "--disable-component-update", "--disable-sync",
+]
+SHOTS_COPY = Path("/tmp/packrat-screenshots")
+WAIT_MS = 120_000
+
+
+def _requirements() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[browser]'; make test does it)"
+    if not os.path.exists(CHROMIUM):
+        return f"{CHROMIUM} is missing (apt-get install -y chromium; make test does it)"
+    try:
+        import plotly  # noqa: F401
+        import streamlit  # noqa: F401
+    except ImportError:
+        return "streamlit / plotly are not installed"
+    return None
+
+
+@pytest.fixture(scope="module")
+def server():
+    """`packrat ui --port P` on a free port; yields the base URL; stops the process group."""
+    why = _requirements()
+    if why:
+        pytest.skip(why)
+    from ui.cmd_ui import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ui.cli", "ui", "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"packrat ui exited with {proc.returncode}: {''.join(lines)[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the dashboard did not answer on {url}: {''.join(lines)[-2000:]}")
+            time.sleep(0.5)
+        assert any(f"Packrat dashboard: {url}" in line for line in lines), lines[:5]
+        yield url
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=5)
+
+
+class Dashboard:
+    """Thin helpers over a Playwright page showing the dashboard."""
+
+    def __init__(self, page, shots: Path) -> None:
+        self.page = page
+        self.shots = shots
+        self.taken: list[Path] = []
+        self.t0 = time.monotonic()
+
+    def idle(self, quiet_s: float = 1.0) -> None:
+        """Wait until the app shows no running indicator for ``quiet_s`` seconds."""
+        running = self.page.get_by_test_id("stStatusWidgetRunningIcon")
+        deadline = time.monotonic() + WAIT_MS / 1000
+        calm_since = None
+        while time.monotonic() < deadline:
+            if running.count():
+                calm_since = None
+            elif calm_since is None:
+                calm_since = time.monotonic()
+            elif time.monotonic() - calm_since >= quiet_s:
+                return
+            time.sleep(0.2)
+        raise AssertionError("the app kept running")
+
+    def see(self, text: str) -> None:
+        self.page.get_by_text(text, exact=False).first.wait_for(state="visible", timeout=WAIT_MS)
+
+    def go(self, title: str) -> None:
+        self.page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+        self.page.locator("h1", has_text=title).first.wait_for(timeout=WAIT_MS)
+        self.idle()
+
+    def metric(self, label: str) -> str:
+        box = self.page.get_by_test_id("stMetric").filter(
+            has=self.page.get_by_test_id("stMetricLabel").get_by_text(label, exact=True))
+        return box.get_by_test_id("stMetricValue").first.inner_text().strip()
+
+    def set_number(self, label: str, value) -> None:
+        box = self.page.get_by_label(label, exact=True)
+        box.fill(str(value))
+        box.press("Enter")
+        self.idle()
+
+    def upload(self, path: Path) -> None:
+        self.page.locator("input[type=file]").first.set_input_files(str(path))
+        self.idle()
+
+    def choose(self, label: str, option: str) -> None:
+        """Pick ``option`` (a prefix of its text) in the selectbox labelled ``label``."""
+        box = self.page.get_by_test_id("stSelectbox").filter(
+            has=self.page.get_by_test_id("stWidgetLabel").get_by_text(label, exact=True))
+        box.locator("div[role=combobox], input").first.click()
+        self.page.get_by_role("option").filter(has_text=option).first.click()
+        self.idle()
+
+    def click(self, name: str) -> None:
+        self.page.get_by_role("button", name=name, exact=True).click()
+
+    def no_exception(self) -> None:
+        assert self.page.get_by_test_id("stException").count() == 0, self.page.get_by_test_id("stException").first.inner_text()
+
+    def shot(self, name: str) -> None:
+        self.no_exception()
+        path = self.shots / f"{len(self.taken) + 1}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        self.taken.append(path)
+        print(f"screenshot {path.name} at {time.monotonic() - self.t0:.1f} s")
+
+
+def test_every_page_in_chromium(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from packrat_sim.optimizer import optimize
+    from packrat_sim.profile import builtin_profile, dumps_profile
+    from ui.dashboard_data import find_part
+
+    profile = builtin_profile("cnn-16")
+    profile_file = tmp_path / "cnn16.json"
+    profile_file.write_text(dumps_profile(profile))
+    history_file = tmp_path / "good.history.json"
+    history_file.write_text(json.dumps({"schema": "packrat.history/1", "model": "register", "operations": [
+        {"client": 0, "input": {"op": "write", "value": 1}, "output": None, "call": 0, "ret": 10},
+        {"client": 1, "input": {"op": "read"}, "output": 1, "call": 5, "ret": 15},
+        {"client": 0, "input": {"op": "write", "value": 2}, "output": None, "call": 20, "ret": 30},
+        {"client": 1, "input": {"op": "read"}, "output": 2, "call": 31, "ret": 40},
+    ]}))
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=FLAGS,
+            viewport={"width": 1400, "height": 2200},
+        )
+        try:
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            page.set_default_timeout(WAIT_MS)
+            d = Dashboard(page, shots)
+
+            # 1. Profiles: load a profile file; its cells and the heatmap are drawn.
+            page.goto(server + "/")
+            page.locator("h1", has_text="Profiles").first.wait_for()
+            d.idle()
+            page.get_by_text("Profile file (JSON)", exact=True).click()
+            d.idle()
+            d.upload(profile_file)
+            d.see("Loaded cnn16.json")
+            d.see("Current profile: cnn-16 [synthetic]")
+            assert d.metric("Cells") == str(len(profile.cells))
+            assert d.metric("Threads") == "1..16"
+            assert page.locator(".js-plotly-plot").count() >= 2
+            d.shot("profiles")
+
+            # 2. Planner: batch 32 on 16 cores; plan, baselines; Z3 certificate.
+            d.go("Planner")
+            d.set_number("Batch size B (inputs)", 32)
+            best = optimize(profile, 32, 16)
+            d.see(best.describe())
+            assert d.metric("Plan latency") == f"{best.predicted_ms:.2f} ms"
+            if find_part("allocation").ok:
+                d.click("Certify this plan with Z3")
+                d.see("OPTIMAL: Z3 proved")
+                d.idle()
+            d.shot("planner")
+
+            # 3. Simulator: the default step workload against packrat, fat and thin.
+            if find_part("simulator").ok:
+                from packrat_sim.simulator import SimConfig, compare_plans
+
+                d.go("Simulator")
+                d.click("Simulate")
+                d.see("Per-instance timeline")
+                d.idle()
+                spec = "steps:100/s@10s,600/s@10s,100/s@10s,max_batch=64,max_delay=10ms"
+                comp = compare_plans(profile, 16, spec, seed=0, config=SimConfig())
+                for r in comp.results:
+                    assert d.metric(f"{r.name}: p99 latency") == f"{r.stats.request_latency.p99_ms:.2f} ms"
+                d.shot("simulator")
+            else:
+                d.go("Simulator")
+                d.see("has not landed yet")
+                d.shot("simulator")
+
+            # 4. Verification: explore a buggy protocol variant, then check an uploaded history.
+            d.go("Verification")
+            if find_part("explore").ok:
+                d.choose("Variant", "switch-before-ready")
+                d.click("Explore")
+                d.see("VIOLATION found at schedule")
+                d.idle()
+                assert page.get_by_text("Counterexample as a message sequence").count() >= 1
+                assert d.metric("Schedules").isdigit()
+            d.shot("verification-explorer")
+            page.get_by_role("tab", name="History checker").click()
+            d.idle()
+            if find_part("linearizability").ok:
+                d.upload(history_file)
+                d.click("Check linearizability")
+                d.see("LINEARIZABLE: good.history.json: 4 operations")
+                d.idle()
+            d.shot("verification-history")
+
+            # 5. Hardware: run a plan beside the fat instance on this machine's cores.
+            d.go("Hardware")
+            if find_part("executor").ok and find_part("profiler").ok:
+                d.set_number("Batch B", 2)
+                d.set_number("Iterations", 2)
+                page.get_by_text("Also run the thin plan", exact=True).click()
+                d.idle()
+                d.click("Run on this machine")
+                d.see("Measured speedup of the plan over fat")
+                d.idle()
+                labels = page.get_by_test_id("stMetricLabel").all_inner_texts()
+                plan_label = next(x for x in labels if x.startswith("plan "))
+                assert d.metric(plan_label).endswith(" ms") and float(d.metric(plan_label).split()[0]) > 0
+                assert any(x.startswith("fat 1 x ") for x in labels)
+            d.shot("hardware")
+
+            # Choices and results persist for the session across pages.
+            d.go("Planner")
+            assert page.get_by_label("Batch size B (inputs)", exact=True).input_value() == "32"
+            assert d.metric("Plan latency") == f"{best.predicted_ms:.2f} ms"
+            if find_part("allocation").ok:
+                d.see("OPTIMAL: Z3 proved")
+            d.no_exception()
+        finally:
+            ctx.close()
+
+    SHOTS_COPY.mkdir(parents=True, exist_ok=True)
+    for p in d.taken:
+        shutil.copy(p, SHOTS_COPY / p.name)
+    assert [p.name for p in d.taken] == [
+        "1-profiles.png", "2-planner.png", "3-simulator.png", "4-verification-explorer.png",
+        "5-verification-history.png", "6-hardware.png",
+    ]
+    assert all(p.stat().st_size > 10_000 for p in d.taken)
