@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from ui._common import BadInput, emit_json, load_profile_arg
+from ui._common import BadInput, emit_json, fail, load_profile_arg
 
 
 def _write(profile, out: str) -> None:
@@ -34,18 +34,94 @@ def _summary(profile) -> dict:
     }
 
 
+def _measure(model, threads, batches, repeats, warmup, interference, jit, progress, out, as_json) -> None:
+    """`profile --model`: measure on this machine with the real runner."""
+    from packrat_sim.profile import ProfileError
+    from real_runner.models import ModelError, get_spec
+    from real_runner.profiling import (
+        DEFAULT_BATCHES, DEFAULT_REPEATS, DEFAULT_WARMUP, ProfilingError, ProfilingWorkerError,
+        measure_profile, parse_int_list,
+    )
+    from real_runner.topology import TopologyError, detect
+
+    try:
+        get_spec(model)
+        if out.lower().endswith(".csv"):
+            raise ProfilingError(
+                f"--model writes a profile JSON, not {out!r}; export it afterwards with --from FILE --out X.csv"
+            )
+        topo = detect()
+        threads_l = parse_int_list(threads, "--threads") if threads is not None else None
+        batches_l = parse_int_list(batches, "--batches") if batches is not None else list(DEFAULT_BATCHES)
+        result = measure_profile(
+            model, threads_l, batches_l,
+            DEFAULT_REPEATS if repeats is None else repeats,
+            warmup=DEFAULT_WARMUP if warmup is None else warmup,
+            out=out, interference=interference, progress=progress, topology=topo, jit=jit,
+        )
+    except (ModelError, ProfilingError, TopologyError, ProfileError) as exc:
+        raise BadInput(str(exc)) from None
+    except OSError as exc:
+        raise BadInput(f"cannot write {out!r}: {exc.strerror or exc}") from None
+    except ProfilingWorkerError as exc:
+        fail(f"{exc}; the cells measured before are kept in {out}, run the same command to resume", code=1)
+    except KeyboardInterrupt:
+        import os
+        import sys
+
+        kept = "nothing was measured yet" if not os.path.exists(out) else f"the cells measured so far are kept in {out}"
+        print(f"packrat: interrupted; {kept}; run the same command to resume", file=sys.stderr)
+        raise
+    prof = result.profile
+    summary = dict(
+        _summary(prof), out=out,
+        measured=[list(k) for k in result.measured],
+        resumed=[list(k) for k in result.resumed],
+        interference=None if prof.interference is None else prof.interference.to_json(),
+        interference_measured=result.interference_measured,
+        statistic=prof.statistic,
+        machine=prof.machine.to_json(),
+        elapsed_s=round(result.elapsed_s, 3),
+        cell_stats=[
+            {"threads": c.threads, "batch": c.batch, "median_ms": c.median_ms, "p90_ms": c.p90_ms,
+             "min_ms": c.min_ms, "max_ms": c.max_ms, "n": len(c.samples_ms)}
+            for c in prof.cells
+        ],
+    )
+    if as_json:
+        emit_json(summary)
+        return
+    typer.echo(
+        f"wrote {out}: {prof.label()} on {prof.machine.cpu_model or 'this machine'}, "
+        f"measured {len(result.measured)} cell(s), kept {len(result.resumed)} from the existing file, "
+        f"{result.elapsed_s:.1f} s"
+    )
+    typer.echo(f"  {'threads':>7} {'batch':>5} {'median ms':>10} {'p90 ms':>10} {'n':>4}  note")
+    new = set(result.measured)
+    for c in prof.cells:
+        outliers = dict(prof.meta).get(f"outliers.t{c.threads}.b{c.batch}")
+        note = ("new" if (c.threads, c.batch) in new else "resumed") + (", outliers re-measured" if outliers else "")
+        typer.echo(f"  {c.threads:>7} {c.batch:>5} {c.median_ms:>10.3f} {c.p90_ms:>10.3f} {len(c.samples_ms):>4}  {note}")
+    if prof.interference is not None:
+        pts = ", ".join(f"{k} busy: x{s:.2f}" for k, s in prof.interference.points) or "none"
+        typer.echo(f"  interference (slowdown beside other busy cores): {pts}")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("profile")
     def profile_cmd(
-        model: Optional[str] = typer.Option(None, "--model", help="Model to measure on this machine (needs the real runner)."),
+        model: Optional[str] = typer.Option(None, "--model", help="Model to measure on this machine (tiny-mlp, tiny-cnn, resnet50, bert-base, gpt2). Resumable: the same --out measures only missing cells."),
         import_packrat: Optional[str] = typer.Option(None, "--import-packrat", help="Import one of Packrat's published profile CSVs."),
         series: List[str] = typer.Option([], "--series", help="With --import-packrat: keep the series whose COLUMN matches GLOB (repeatable), e.g. benchmark=*_script."),
         name: Optional[str] = typer.Option(None, "--name", help="With --import-packrat: model name to record (default: the benchmark column)."),
         export: Optional[str] = typer.Option(None, "--from", help="Re-export an existing profile (FILE or builtin:NAME) to --out (.json or .csv)."),
         threads: Optional[str] = typer.Option(None, "--threads", help="With --model: thread counts, e.g. 1-16 or 1,2,4."),
         batches: Optional[str] = typer.Option(None, "--batches", help="With --model: sub-batch sizes, e.g. 1,2,4,8."),
-        repeats: Optional[int] = typer.Option(None, "--repeats", help="With --model: timed repeats per cell."),
-        interference: bool = typer.Option(False, "--interference", help="With --model: also measure co-run slowdowns."),
+        repeats: Optional[int] = typer.Option(None, "--repeats", help="With --model: timed repeats per cell (default 5; more for millisecond cells)."),
+        warmup: Optional[int] = typer.Option(None, "--warmup", help="With --model: untimed warm-up runs per cell (default 1)."),
+        interference: bool = typer.Option(False, "--interference", help="With --model: also measure co-run slowdowns (k one-thread instances at once)."),
+        jit: bool = typer.Option(False, "--jit", help="With --model: trace and freeze the model with TorchScript (recorded in the profile)."),
+        progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar with ETA on stderr (default: only on a terminal)."),
         out: str = typer.Option(..., "--out", help="Where to write the profile (.json; .csv writes the tidy CSV export)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object and nothing else."),
     ) -> None:
@@ -58,14 +134,12 @@ def register(app: typer.Typer) -> None:
         if series and import_packrat is None:
             raise BadInput("--series only applies to --import-packrat")
         if model is not None:
-            try:
-                from real_runner import profiling  # noqa: F401  (built by the real-runner issue)
-            except ModuleNotFoundError:
-                raise BadInput(
-                    f"measuring --model {model!r} needs the real runner (real_runner/profiling.py), "
-                    "which this version does not have yet; use --import-packrat or builtin profiles"
-                ) from None
-            raise BadInput("the real runner's profiler is present but not wired into this verb yet")
+            if series or name:
+                raise BadInput("--series and --name only apply to --import-packrat")
+            _measure(model, threads, batches, repeats, warmup, interference, jit, progress, out, as_json)
+            return
+        if any(x is not None for x in (threads, batches, repeats, warmup)) or interference or jit:
+            raise BadInput("--threads, --batches, --repeats, --warmup, --interference and --jit only apply to --model")
         extra = {}
         if import_packrat is not None:
             try:

@@ -1,0 +1,573 @@
+"""Online serving on real cores: a dispatcher over :class:`InstancePool`, the batch-size
+estimator, DESIGN.md's reconfiguration protocol, fault recovery and the history log.
+
+:class:`ServingRuntime` serves batches of a catalog model with the pool of the current
+epoch. Epoch e serves with plan P_e; :meth:`ServingRuntime.reconfigure` runs the protocol:
+
+1. start the pool of P' (epoch e+1) beside the old one (the cores are shared meanwhile:
+   the oversubscription, old threads + new threads - cores, is recorded);
+2. wait until every new worker reports ready (model built and warmed up);
+3. switch routing to e+1 in one step (under the routing lock); ``reconfigure`` returns;
+4. the old pool finishes the batch it holds (the dispatcher counts in-flight batches per
+   epoch), then it is closed and its cores released.
+
+A new pool that fails to start (worker error, start-up timeout, bad plan) aborts the
+reconfiguration: it is closed, routing never moved, the old epoch keeps serving, and the
+record says ``"ok": false`` with the error. An aborted reconfigure never took effect, so it
+is left out of the history (as Jepsen's ``:fail``).
+
+Dispatching: one dispatcher thread takes batches in submission order. A pool has a fixed
+batch size (its plan's B); a batch of S inputs runs as ceil(S / B) consecutive runs of the
+same pool (the last one padded), so all of its sub-batches run in one epoch.
+
+Faults (decision: **whole-batch retry on a fresh pool of the same plan and epoch**): when a
+worker dies or fails mid-batch (``WorkerError``), the dispatcher closes that pool, starts a
+replacement with the same plan, and re-runs the whole batch on it (a pool's sub-batches
+share one input buffer, so a fresh pool is the simplest replacement that cannot mix old
+and new workers). The batch is answered once, with ``"attempts": n`` in its output; the
+replacement keeps the epoch number (same plan, and routing chose this epoch at dispatch).
+After ``max_attempts`` failures the batch is answered with an error (the client sees it;
+its history operation stays pending, i.e. "may or may not have happened"), never dropped.
+
+History: every answered infer is an :class:`~checker.history.Operation` with the client id,
+call/return in ``time.monotonic_ns()``, input ``{"op": "infer", "batch": id, "size": S}``
+and output ``{"epoch": e, "digest": sha256(outputs)[:16], "attempts": n}``; every
+successful reconfigure is ``{"op": "reconfigure", "plan": plan-json} -> {"epoch": e'}`` by
+client ``"reconfigurer"``.
+
+Load (:func:`serve_load`): a :class:`LoadSpec` is either closed loop (``"B:duration,..."``:
+each of ``clients`` clients submits a batch of B inputs, waits for the answer, and submits
+the next, for each step of the schedule) or open loop (any ``packrat_sim.workload`` spec
+with arrivals, e.g. ``poisson:rate=200/s,duration=10s``: single requests arrive on their
+own, a batcher takes everything queued, up to ``max_batch``, as one batch when the
+previous batch was answered). The estimator observes the queue depth every
+``interval_ms``: the number of requests the dispatcher found waiting when it last took a
+batch (closed loop: the batch size B; open loop: the aggregated batch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Hashable
+
+import numpy as np
+
+from checker.history import History, Operation
+from packrat_sim.estimator import EstimatorConfig, initial_state, step as estimator_step
+from packrat_sim.plan import Plan
+from real_runner import topology as topo_mod
+from real_runner.executor import InstancePool, WorkerError
+from real_runner.models import get_spec, make_inputs
+
+RECONFIGURER = "reconfigurer"
+
+
+class ServingError(RuntimeError):
+    """A batch could not be answered (every attempt failed) or the runtime is closed."""
+
+
+class LoadError(ValueError):
+    """A load spec is invalid; the message names the bad part."""
+
+
+# ------------------------------------------------------------------------ records
+
+
+@dataclass
+class BatchRecord:
+    id: int
+    client: Hashable
+    size: int
+    call_ns: int
+    ret_ns: int | None = None
+    epoch: int | None = None
+    attempts: int = 0
+    digest: str | None = None
+    error: str | None = None
+
+    @property
+    def latency_ms(self) -> float | None:
+        return None if self.ret_ns is None else (self.ret_ns - self.call_ns) / 1e6
+
+
+@dataclass
+class ReconfigRecord:
+    from_epoch: int
+    to_epoch: int | None
+    from_plan: Plan
+    to_plan: Plan
+    call_ns: int
+    ready_ns: int | None = None
+    switch_ns: int | None = None
+    drained_ns: int | None = None
+    closed_ns: int | None = None
+    ok: bool = False
+    error: str | None = None
+    trigger: str = "manual"
+    oversubscribed_threads: int = 0
+
+    def to_json(self, t0_ns: int) -> dict:
+        def rel(ns):
+            return None if ns is None else (ns - t0_ns) / 1e9
+
+        def dur(a, b):
+            return None if a is None or b is None else (b - a) / 1e6
+
+        return {
+            "ok": self.ok, "error": self.error, "trigger": self.trigger,
+            "from_epoch": self.from_epoch, "to_epoch": self.to_epoch,
+            "from_plan": self.from_plan.describe(), "to_plan": self.to_plan.describe(),
+            "from_batch": self.from_plan.batch, "to_batch": self.to_plan.batch,
+            "at_s": rel(self.call_ns), "switch_at_s": rel(self.switch_ns), "drained_at_s": rel(self.drained_ns),
+            "start_to_ready_ms": dur(self.call_ns, self.ready_ns),
+            "reconfigure_ms": dur(self.call_ns, self.switch_ns),
+            "drain_ms": dur(self.switch_ns, self.drained_ns),
+            "close_ms": dur(self.drained_ns, self.closed_ns),
+            "overlap_ms": dur(self.call_ns, self.closed_ns or self.drained_ns),
+            "oversubscribed_threads": self.oversubscribed_threads,
+        }
+
+
+@dataclass
+class _Epoch:
+    number: int
+    plan: Plan
+    pool: InstancePool
+    inflight: int = 0
+    replacements: int = 0
+
+
+def _digest(out) -> str:
+    return hashlib.sha256(out.contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------ runtime
+
+
+class ServingRuntime:
+    """Serve ``model`` with ``plan`` (epoch 0), reconfigure online, log the history.
+
+    ``start()`` builds epoch 0 and starts the dispatcher; ``infer(size, client)`` blocks
+    until the batch is answered and returns its output dict; ``reconfigure(plan)`` runs the
+    protocol and returns the new epoch (``WorkerError`` / ``ServingError`` when the new pool
+    could not start: the old epoch keeps serving). ``close()`` drains and stops everything.
+    ``dispatch_hook(epoch, pool, batch_id, attempt)`` is called right before a batch runs
+    (tests use it to kill a worker mid-batch).
+    """
+
+    def __init__(self, model: str, plan: Plan, *, topology: topo_mod.Topology | None = None,
+                 seed: int = 0, warmup: int = 1, start_timeout: float = 300.0, max_attempts: int = 3,
+                 dispatch_hook: Callable | None = None) -> None:
+        get_spec(model)
+        self.model = model
+        self.topology = topology or topo_mod.detect()
+        self.seed, self.warmup, self.start_timeout, self.max_attempts = seed, warmup, start_timeout, max_attempts
+        self.dispatch_hook = dispatch_hook
+        self._initial_plan = plan
+        self._route = threading.Lock()
+        self._drained = threading.Condition(self._route)
+        self._reconf_lock = threading.Lock()
+        self._log_lock = threading.Lock()
+        self._current: _Epoch | None = None
+        self._queue: queue.Queue = queue.Queue()
+        self._next_id = 0
+        self.batches: list[BatchRecord] = []
+        self.reconfigurations: list[ReconfigRecord] = []
+        self.faults: list[dict] = []
+        self._ops: list[Operation] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.t0_ns = time.monotonic_ns()
+        self.last_depth = plan.batch
+
+    # ---- lifecycle
+    def _new_pool(self, plan: Plan, timeout: float | None = None) -> InstancePool:
+        return InstancePool(self.model, plan, topology=self.topology, allow_oversubscribe=True,
+                            seed=self.seed, warmup=self.warmup,
+                            start_timeout=self.start_timeout if timeout is None else timeout)
+
+    def start(self) -> "ServingRuntime":
+        pool = self._new_pool(self._initial_plan).start()
+        self._current = _Epoch(0, self._initial_plan, pool)
+        self.t0_ns = time.monotonic_ns()
+        self._thread = threading.Thread(target=self._dispatch_loop, name="packrat-dispatcher", daemon=True)
+        self._thread.start()
+        return self
+
+    def __enter__(self) -> "ServingRuntime":
+        return self.start()
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join()
+        if self._current is not None:
+            self._current.pool.close()
+
+    @property
+    def epoch(self) -> int:
+        return self._current.number
+
+    @property
+    def plan(self) -> Plan:
+        return self._current.plan
+
+    @property
+    def pids(self) -> list[int]:
+        """Worker pids of the current epoch's pool."""
+        return self._current.pool.pids
+
+    # ---- client side
+    def submit(self, size: int, client: Hashable = 0) -> tuple[BatchRecord, threading.Event]:
+        if self._closed:
+            raise ServingError("the runtime is closed")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"batch size must be a positive integer, got {size!r}")
+        done = threading.Event()
+        with self._log_lock:
+            rec = BatchRecord(self._next_id, client, size, time.monotonic_ns())
+            self._next_id += 1
+            self.batches.append(rec)
+        self._queue.put((rec, done))
+        return rec, done
+
+    def infer(self, size: int, client: Hashable = 0) -> dict:
+        """Submit a batch of ``size`` inputs and wait for its answer (ServingError if it failed)."""
+        rec, done = self.submit(size, client)
+        done.wait()
+        if rec.error is not None:
+            raise ServingError(f"batch {rec.id} failed after {rec.attempts} attempt(s): {rec.error}")
+        return {"epoch": rec.epoch, "digest": rec.digest, "attempts": rec.attempts}
+
+    # ---- dispatcher
+    def _dispatch_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            rec, done = item
+            try:
+                self._serve(rec)
+            except BaseException as exc:  # never lose a batch silently
+                rec.error = rec.error or f"{type(exc).__name__}: {exc}"
+            if rec.error is None:
+                rec.ret_ns = time.monotonic_ns()
+                with self._log_lock:
+                    self._ops.append(Operation(
+                        rec.client, {"op": "infer", "batch": rec.id, "size": rec.size},
+                        {"epoch": rec.epoch, "digest": rec.digest, "attempts": rec.attempts},
+                        rec.call_ns, rec.ret_ns))
+            else:
+                with self._log_lock:
+                    self._ops.append(Operation(rec.client, {"op": "infer", "batch": rec.id, "size": rec.size},
+                                               None, rec.call_ns, None))
+            done.set()
+
+    def _serve(self, rec: BatchRecord) -> None:
+        self.last_depth = rec.size
+        with self._route:  # routing decision: one epoch for the whole batch
+            ep = self._current
+            ep.inflight += 1
+        try:
+            inputs = make_inputs(self.model, rec.size, self.seed + 1000 + rec.id)
+            while True:
+                rec.attempts += 1
+                pool = ep.pool
+                try:
+                    if self.dispatch_hook is not None:
+                        self.dispatch_hook(ep.number, pool, rec.id, rec.attempts)
+                    out = self._run_chunks(pool, inputs, ep.plan.batch)
+                    rec.epoch, rec.digest = ep.number, _digest(out)
+                    return
+                except WorkerError as exc:
+                    self.faults.append({"batch": rec.id, "epoch": ep.number, "attempt": rec.attempts,
+                                        "error": str(exc), "at_s": (time.monotonic_ns() - self.t0_ns) / 1e9})
+                    pool.close()
+                    if rec.attempts >= self.max_attempts:
+                        rec.error = str(exc)
+                        return
+                    # replacement: a fresh pool of the same plan, same epoch
+                    t = time.monotonic_ns()
+                    try:
+                        ep.pool = self._new_pool(ep.plan).start()
+                    except Exception as exc2:  # noqa: BLE001
+                        rec.error = f"replacement pool failed to start: {exc2}"
+                        return
+                    ep.replacements += 1
+                    self.faults[-1]["replacement_ms"] = (time.monotonic_ns() - t) / 1e6
+        finally:
+            with self._route:
+                ep.inflight -= 1
+                self._drained.notify_all()
+
+    @staticmethod
+    def _run_chunks(pool: InstancePool, inputs, B: int):
+        import torch
+
+        S = inputs.shape[0]
+        outs = []
+        for a in range(0, S, B):
+            chunk = inputs[a:a + B]
+            n = chunk.shape[0]
+            if n < B:
+                pad = torch.zeros((B - n, *chunk.shape[1:]), dtype=chunk.dtype)
+                chunk = torch.cat([chunk, pad])
+            out, _ = pool.run(chunk)
+            outs.append(out[:n])
+        return torch.cat(outs)
+
+    # ---- reconfiguration (DESIGN.md protocol)
+    def reconfigure(self, plan: Plan, *, trigger: str = "manual", start_timeout: float | None = None) -> int:
+        """Move to ``plan`` (epoch e+1) without stopping service; returns the new epoch.
+        On a start failure the reconfiguration is aborted (old epoch keeps serving) and the
+        error is re-raised."""
+        with self._reconf_lock:
+            old = self._current
+            rec = ReconfigRecord(old.number, None, old.plan, plan, time.monotonic_ns(), trigger=trigger,
+                                 oversubscribed_threads=max(0, old.plan.threads_used + plan.threads_used
+                                                            - self.topology.logical))
+            self.reconfigurations.append(rec)
+            # 1-2. start the new epoch's pool beside the old one and wait until it is ready
+            try:
+                pool = self._new_pool(plan, start_timeout)
+                pool.start()
+            except Exception as exc:
+                rec.error = f"{type(exc).__name__}: {exc}"
+                rec.drained_ns = time.monotonic_ns()
+                raise
+            rec.ready_ns = time.monotonic_ns()
+            new = _Epoch(old.number + 1, plan, pool)
+            # 3. switch routing in one step
+            with self._route:
+                self._current = new
+                rec.switch_ns = time.monotonic_ns()
+            rec.to_epoch, rec.ok = new.number, True
+            with self._log_lock:
+                self._ops.append(Operation(RECONFIGURER, {"op": "reconfigure", "plan": plan.to_json()},
+                                           {"epoch": new.number}, rec.call_ns, rec.switch_ns))
+        # 4. drain: the old pool finishes what it holds, then stops (outside the reconf lock)
+        with self._route:
+            while old.inflight:
+                self._drained.wait()
+        rec.drained_ns = time.monotonic_ns()
+        old.pool.close()
+        rec.closed_ns = time.monotonic_ns()
+        return new.number
+
+    # ---- history
+    def history(self) -> History:
+        with self._log_lock:
+            ops = sorted(self._ops, key=lambda o: (o.call, math.inf if o.ret is None else o.ret))
+        return History(ops, model="serving")
+
+
+# --------------------------------------------------------------------------- load
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """``kind`` "closed": ``steps`` of (batch size, seconds), ``clients`` clients each;
+    ``kind`` "open": a ``packrat_sim.workload`` open-loop workload (``workload``)."""
+
+    kind: str
+    steps: tuple[tuple[int, float], ...] = ()
+    clients: int = 1
+    workload: object = None
+
+    @property
+    def duration_s(self) -> float:
+        if self.kind == "closed":
+            return sum(d for _, d in self.steps)
+        return float(getattr(self.workload, "duration_s", 0.0))
+
+    @property
+    def max_batch(self) -> int:
+        if self.kind == "closed":
+            return max(b for b, _ in self.steps)
+        return int(self.workload.max_batch)
+
+
+def parse_load(spec: str, clients: int = 1) -> LoadSpec:
+    """``"8:20s,32:20s,8:20s"`` (closed loop: batch size B for a duration, step after step;
+    ``"8:20s"`` is a constant load) or any open-loop workload spec of
+    ``packrat_sim.workload`` (``poisson:rate=200/s,duration=10s``, ``steps:50@5s,400@5s``)."""
+    from packrat_sim.workload import Closed, WorkloadError, parse_duration_s, parse_workload
+
+    text = spec.strip()
+    if re.fullmatch(r"[^:,]+:[^,]+(,[^:,]+:[^,]+)*", text) and not re.match(r"[a-z]", text):
+        steps = []
+        for item in text.split(","):
+            b, _, d = item.partition(":")
+            b = b.strip()
+            if not re.fullmatch(r"\d+", b) or int(b) < 1:
+                raise LoadError(f"load step {item!r}: batch size {b!r} is not a positive integer")
+            try:
+                secs = parse_duration_s(d, f"load step {item!r} duration")
+            except WorkloadError as exc:
+                raise LoadError(str(exc)) from None
+            if secs <= 0:
+                raise LoadError(f"load step {item!r}: duration must be > 0")
+            steps.append((int(b), secs))
+        return LoadSpec("closed", tuple(steps), clients=clients)
+    try:
+        wl = parse_workload(text)
+    except WorkloadError as exc:
+        raise LoadError(f"load {spec!r}: {exc} (or use the closed-loop form B:DURATION,..., e.g. 8:20s,32:20s)") from None
+    if isinstance(wl, Closed):
+        return LoadSpec("closed", ((wl.batch, 10.0),), clients=wl.clients)
+    return LoadSpec("open", workload=wl)
+
+
+def _closed_client(rt: ServingRuntime, client: int, steps, t0: float, stop: threading.Event) -> None:
+    ends = np.cumsum([d for _, d in steps])
+    for (b, _), end in zip(steps, ends):
+        while not stop.is_set() and time.monotonic() - t0 < end:
+            try:
+                rt.infer(b, client)
+            except ServingError:
+                return  # the failure is recorded; a pending op must be this client's last
+
+
+def _open_loop(rt: ServingRuntime, load: LoadSpec, t0: float, stop: threading.Event, seed: int,
+               request_latencies: list) -> None:
+    from packrat_sim.workload import arrival_times_ms
+
+    arrivals = arrival_times_ms(load.workload, np.random.default_rng(seed)) / 1000.0
+    max_batch = load.workload.batching.max_batch
+    i = 0
+    n = len(arrivals)
+    while i < n and not stop.is_set():
+        now = time.monotonic() - t0
+        if arrivals[i] > now:
+            time.sleep(min(arrivals[i] - now, 0.05))
+            continue
+        j = i
+        while j < n and arrivals[j] <= now and j - i < max_batch:
+            j += 1
+        try:
+            rt.infer(j - i, 0)
+        except ServingError:
+            return
+        done = time.monotonic() - t0
+        request_latencies.extend(((done - arrivals[i:j]) * 1000.0).tolist())
+        i = j
+
+
+def serve_load(model: str, load: LoadSpec, planner: Callable[[int], Plan], *,
+               estimator: EstimatorConfig | None = None, initial_batch: int | None = None,
+               topology: topo_mod.Topology | None = None, seed: int = 0, warmup: int = 1,
+               window_s: float = 3.0, runtime_hook: Callable | None = None) -> dict:
+    """Serve ``load`` with online reconfiguration; returns a report (see :func:`summarize`)
+    with ``"history"`` (a :class:`History`) and ``"runtime"`` (the closed runtime).
+
+    ``planner(batch) -> Plan`` gives the plan for a batch size (the optimizer on a profile);
+    the estimator is evaluated every ``estimator.interval_ms`` on the last observed queue
+    depth, and a reconfiguration runs only when its decision differs and the planned plan
+    is a different plan. ``runtime_hook(runtime)`` runs once the runtime is up (faults)."""
+    first = load.steps[0][0] if load.kind == "closed" else 1
+    cfg = estimator or EstimatorConfig(alpha=0.5, window=4, interval_ms=250.0, max_batch=max(64, load.max_batch))
+    b0 = initial_batch or min(max(pow2_floor_int(first), cfg.lower), cfg.upper)
+    rt = ServingRuntime(model, planner(b0), topology=topology, seed=seed, warmup=warmup)
+    rt.start()
+    stop = threading.Event()
+    req_lat: list = []
+    errors: list = []
+    try:
+        if runtime_hook is not None:
+            runtime_hook(rt)
+        t0 = time.monotonic()
+        if load.kind == "closed":
+            threads = [threading.Thread(target=_closed_client, args=(rt, c, load.steps, t0, stop), daemon=True)
+                       for c in range(load.clients)]
+        else:
+            threads = [threading.Thread(target=_open_loop, args=(rt, load, t0, stop, seed, req_lat), daemon=True)]
+        for t in threads:
+            t.start()
+        state = initial_state(cfg, b0)
+        while any(t.is_alive() for t in threads):
+            time.sleep(cfg.interval_ms / 1000.0)
+            state, decision = estimator_step(cfg, state, rt.last_depth)
+            if decision.reconfigure:
+                new_plan = planner(decision.batch)
+                if new_plan == rt.plan:
+                    continue
+                try:
+                    rt.reconfigure(new_plan, trigger=f"estimator: batch {decision.batch}")
+                except Exception as exc:  # aborted: the old epoch keeps serving
+                    errors.append(str(exc))
+                    state = replace(state, current=rt.plan.batch)
+        for t in threads:
+            t.join()
+    finally:
+        stop.set()
+        rt.close()
+    report = summarize(rt, window_s=window_s)
+    report["request_latency_ms"] = _stats(req_lat) if req_lat else None
+    report["estimator"] = {"alpha": cfg.alpha, "window": cfg.window, "interval_ms": cfg.interval_ms}
+    report["reconfigure_errors"] = errors
+    report["history"] = rt.history()
+    report["runtime"] = rt
+    return report
+
+
+def pow2_floor_int(n: int) -> int:
+    return 1 if n < 2 else 1 << (int(n).bit_length() - 1)
+
+
+def _stats(xs) -> dict | None:
+    if not len(xs):
+        return None
+    a = np.asarray(xs, dtype=float)
+    return {"n": int(a.size), "median_ms": float(np.median(a)), "p90_ms": float(np.percentile(a, 90)),
+            "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max())}
+
+
+def summarize(rt: ServingRuntime, window_s: float = 3.0) -> dict:
+    """Counts (batches sent / answered / failed / answered twice), faults, and every
+    reconfiguration with batch latency before (``window_s`` before its call), during
+    (answered between call and drained) and after (``window_s`` after drained)."""
+    done = [b for b in rt.batches if b.ret_ns is not None]
+    ids = [b.id for b in done]
+    recs = []
+    for r in rt.reconfigurations:
+        j = r.to_json(rt.t0_ns)
+        end = r.drained_ns or r.call_ns
+        w = int(window_s * 1e9)
+        j["latency_before"] = _stats([b.latency_ms for b in done if r.call_ns - w <= b.ret_ns < r.call_ns])
+        j["latency_during"] = _stats([b.latency_ms for b in done if r.call_ns <= b.ret_ns <= end])
+        j["latency_after"] = _stats([b.latency_ms for b in done if end < b.ret_ns <= end + w])
+        recs.append(j)
+    return {
+        "model": rt.model,
+        "batches_sent": len(rt.batches),
+        "batches_answered": len(done),
+        "batches_failed": sum(1 for b in rt.batches if b.error is not None),
+        "answered_twice": len(ids) - len(set(ids)),
+        "requests_sent": sum(b.size for b in rt.batches),
+        "requests_answered": sum(b.size for b in done),
+        "batch_latency_ms": _stats([b.latency_ms for b in done]),
+        "epochs": 1 + sum(1 for r in rt.reconfigurations if r.ok),
+        "final_plan": rt.plan.describe(),
+        "reconfigurations": recs,
+        "faults": list(rt.faults),
+        "retried_batches": sum(1 for b in done if b.attempts > 1),
+    }
+
+
+__all__ = [
+    "BatchRecord", "LoadError", "LoadSpec", "RECONFIGURER", "ReconfigRecord", "ServingError",
+    "ServingRuntime", "parse_load", "serve_load", "summarize",
+]

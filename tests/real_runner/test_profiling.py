@@ -1,0 +1,129 @@
+"""The profiler measures real cells in a pinned worker, loses nothing, and resumes."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from packrat_sim.profile import ProfileError, read_profile
+from real_runner.profiling import (
+    Progress, ProfilingError, co_run_levels, flag_outliers, measure_profile, parse_int_list, powers_of_two_upto,
+)
+from real_runner.topology import TopologyError
+
+from rr_helpers import ALLOWED, needs_two_cpus
+
+THREADS = [1, 2] if len(ALLOWED) >= 2 else [1]
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def interrupted_then_resumed(tmp_path_factory):
+    """Profile tiny-mlp, fail after the second cell, then run the same command again with
+    one more batch size and the interference sweep."""
+    out = str(tmp_path_factory.mktemp("prof") / "tiny.json")
+    seen = []
+
+    def stop_after_two(cell, index, total):
+        seen.append((cell.threads, cell.batch))
+        if index == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        measure_profile("tiny-mlp", THREADS, [1, 2], 3, out=out, min_seconds=0.02, on_cell=stop_after_two)
+    partial = read_profile(out)
+    resumed = measure_profile("tiny-mlp", THREADS, [1, 2, 4], 3, out=out, min_seconds=0.02, interference=True)
+    return out, seen, partial, resumed
+
+
+def test_an_error_midway_keeps_every_cell_measured_before_it(interrupted_then_resumed):
+    _, seen, partial, _ = interrupted_then_resumed
+    assert seen == [(1, 1), (1, 2)]
+    assert [(c.threads, c.batch) for c in partial.cells] == seen
+    assert dict(partial.meta)["runner.complete"] == "false"
+
+
+def test_running_again_measures_only_the_missing_cells(interrupted_then_resumed):
+    out, _, partial, resumed = interrupted_then_resumed
+    expected = {(t, b) for t in THREADS for b in (1, 2, 4)}
+    assert set(resumed.resumed) == {(1, 1), (1, 2)}
+    assert set(resumed.measured) == expected - {(1, 1), (1, 2)}
+    final = read_profile(out)
+    assert {(c.threads, c.batch) for c in final.cells} == expected
+    assert final.cell(1, 1).samples_ms == partial.cell(1, 1).samples_ms  # kept as measured
+
+
+def test_a_measured_profile_records_samples_medians_and_the_machine(interrupted_then_resumed):
+    out, _, _, _ = interrupted_then_resumed
+    prof = read_profile(out)
+    assert prof.statistic == "median" and not prof.synthetic and prof.model == "tiny-mlp"
+    for c in prof.cells:
+        assert len(c.samples_ms) >= 3 and c.min_ms <= c.median_ms <= c.max_ms
+    m = prof.machine.to_json()
+    assert m["logical_cores"] == len(ALLOWED) and m["torch_version"].startswith("2.")
+    assert m["parallel_backend"] and m["interop_threads"] == "1"
+    assert dict(prof.meta)["runner.runtime"] == "eager" and dict(prof.meta)["runner.complete"] == "true"
+
+
+def test_a_corrupted_partial_profile_is_refused_and_left_untouched(tmp_path):
+    out = tmp_path / "broken.json"
+    out.write_text('{"schema": "packrat.profile/1", "model": "tiny-mlp", "cells": [{"threads": 1')
+    with pytest.raises(ProfileError, match="cannot resume from .*broken.json: it is not a readable profile"):
+        measure_profile("tiny-mlp", [1], [1], 3, out=str(out))
+    assert out.read_text().endswith('"threads": 1')
+
+
+def test_resuming_into_a_profile_of_another_model_is_refused(interrupted_then_resumed):
+    out = interrupted_then_resumed[0]
+    with pytest.raises(ProfileError, match="holds a profile of 'tiny-mlp', not 'tiny-cnn'"):
+        measure_profile("tiny-cnn", [1], [1], 3, out=out)
+
+
+@needs_two_cpus
+def test_the_interference_sweep_stores_a_slowdown_beside_other_busy_cores(interrupted_then_resumed):
+    out, _, _, resumed = interrupted_then_resumed
+    interf = read_profile(out).interference
+    assert interf is not None and interf.points[0][0] == 1 and interf.slowdown(1) >= 1.0
+    assert resumed.interference_measured
+    meta = dict(resumed.profile.meta)
+    assert "t=1 b=" in meta["interference.probe"] and json.loads(meta["interference.raw"])[0][0] == 1
+
+
+def test_threads_beyond_the_allowed_cpus_are_refused_before_measuring():
+    with pytest.raises(TopologyError, match=f"threads {len(ALLOWED) + 1} is beyond"):
+        measure_profile("tiny-mlp", [len(ALLOWED) + 1], [1], 3)
+
+
+def test_grids_parse_from_lists_and_ranges():
+    assert parse_int_list("1-3,8", "--threads") == [1, 2, 3, 8]
+    assert powers_of_two_upto(12) == [1, 2, 4, 8]
+    for bad in ("0", "x", "3-1", ""):
+        with pytest.raises(ProfilingError):
+            parse_int_list(bad, "--batches")
+
+
+def test_outliers_are_far_from_the_median_in_robust_units():
+    assert flag_outliers([10.0, 10.2, 9.9, 10.1, 25.0]) == [4]
+    assert flag_outliers([10.0, 11.0, 12.0, 10.5]) == []  # within 20 % of the median
+    assert flag_outliers([1.0, 100.0]) == []  # too few samples to judge
+
+
+def test_the_co_run_sweep_covers_one_two_powers_of_two_and_the_maximum():
+    assert co_run_levels(1) == [1]
+    assert co_run_levels(2) == [1, 2]
+    assert co_run_levels(12) == [1, 2, 4, 8, 12]
+
+
+def test_progress_is_silent_unless_enabled_and_gives_an_eta_once_work_is_done():
+    quiet = io.StringIO()
+    Progress(10, 2, enabled=False, stream=quiet).update("t=1 b=1", units=5, busy_s=1.0, done=True)
+    assert quiet.getvalue() == ""
+    loud = io.StringIO()
+    p = Progress(10, 2, enabled=True, stream=loud)
+    p.update("t=1 b=1", units=5, busy_s=2.0, done=True)
+    assert "1/2 cells" in loud.getvalue() and "ETA 2s" in loud.getvalue() and p.eta_s() == pytest.approx(2.0)

@@ -1,0 +1,119 @@
+"""The serving runtime: online reconfiguration under load, worker kills, aborted starts, history."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+
+import pytest
+
+from checker import check, read_history, write_history
+from checker.linearizability import Verdict
+from packrat_sim.estimator import EstimatorConfig
+from packrat_sim.plan import fat, thin
+from real_runner.executor import WorkerError
+from real_runner.serving import LoadError, ServingRuntime, parse_load, serve_load
+
+from tests.real_runner.rr_helpers import needs_two_cpus
+
+pytestmark = needs_two_cpus
+
+
+def small_planner(batch: int):
+    """Thin for small batches, fat for large ones: two different plans on 2 cores."""
+    return thin(batch, 2) if batch <= 4 else fat(batch, 2)
+
+
+def test_a_closed_loop_schedule_parses_into_batch_size_steps():
+    load = parse_load("8:20s,32:500ms,8:1min")
+    assert load.kind == "closed"
+    assert load.steps == ((8, 20.0), (32, 0.5), (8, 60.0))
+    assert load.duration_s == pytest.approx(80.5)
+    assert load.max_batch == 32
+
+
+def test_an_open_loop_workload_spec_is_accepted_as_a_load():
+    load = parse_load("poisson:rate=100/s,duration=2s")
+    assert load.kind == "open" and load.duration_s == 2.0
+
+
+@pytest.mark.parametrize("bad", ["0:2s", "x:2s", "8:-1s", "8:0s", "nonsense"])
+def test_a_bad_load_spec_is_rejected_naming_it(bad):
+    with pytest.raises(LoadError):
+        parse_load(bad)
+
+
+def test_a_step_in_the_load_reconfigures_online_and_every_batch_is_answered_once(tmp_path):
+    cfg = EstimatorConfig(alpha=1.0, window=2, interval_ms=100.0, max_batch=64)
+    report = serve_load("tiny-cnn", parse_load("4:2s,16:7s"), small_planner, estimator=cfg, window_s=1.0)
+    assert report["batches_sent"] == report["batches_answered"] > 0
+    assert report["requests_sent"] == report["requests_answered"]
+    assert report["answered_twice"] == 0 and report["batches_failed"] == 0
+    ok = [r for r in report["reconfigurations"] if r["ok"]]
+    assert ok, report["reconfigurations"]
+    first = ok[0]
+    assert (first["from_plan"], first["to_plan"]) == ("2 x 1t x 2", "1 x 2t x 16")
+    assert first["reconfigure_ms"] > 0 and first["drain_ms"] >= 0
+    assert first["oversubscribed_threads"] == 2  # both pools ran side by side on 2 cores
+    hist = report["history"]
+    assert check(hist, "serving").result is Verdict.OK
+    epochs = {op.output["epoch"] for op in hist if op.input["op"] == "infer"}
+    assert {0, 1} <= epochs
+    path = write_history(hist, tmp_path / "h.json")
+    assert json.loads(path.read_text())["schema"] == "packrat.history/1"
+    assert check(read_history(path), "serving").result is Verdict.OK
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    kill = {}
+
+    def hook(epoch, pool, batch_id, attempt):
+        if batch_id == kill.get("batch") and attempt == 1:
+            threading.Timer(0.005, os.kill, (pool.pids[0], signal.SIGKILL)).start()
+
+    rt = ServingRuntime("tiny-cnn", thin(8, 2), dispatch_hook=hook)
+    rt.kill = kill
+    with rt:
+        yield rt
+
+
+def test_a_worker_killed_mid_batch_is_replaced_and_the_batch_answered_exactly_once(runtime):
+    runtime.infer(8)
+    before = len(runtime.faults)
+    rec, done = runtime.submit(8, client=1)
+    runtime.kill["batch"] = rec.id
+    # the hook is read when the batch is dispatched; submit the victim again if the first raced ahead
+    done.wait(60)
+    if len(runtime.faults) == before:
+        runtime.kill["batch"] = runtime._next_id
+        rec, done = runtime.submit(8, client=1)
+        done.wait(60)
+    assert rec.error is None and rec.attempts == 2
+    assert len(runtime.faults) == before + 1 and "died" in runtime.faults[-1]["error"]
+    assert runtime.infer(8)["epoch"] == 0  # the replacement keeps serving the same epoch
+    ops = [op for op in runtime.history() if op.input["op"] == "infer" and op.input["batch"] == rec.id]
+    assert len(ops) == 1 and ops[0].output["attempts"] == 2
+    assert check(runtime.history(), "serving").result is Verdict.OK
+
+
+def test_a_new_epoch_that_fails_to_start_aborts_and_the_old_epoch_keeps_serving(runtime):
+    epoch, plan = runtime.epoch, runtime.plan
+    with pytest.raises(WorkerError):
+        runtime.reconfigure(fat(8, 2), start_timeout=0.01)
+    assert runtime.epoch == epoch and runtime.plan == plan
+    assert runtime.reconfigurations[-1].ok is False and runtime.reconfigurations[-1].error
+    assert runtime.infer(4)["epoch"] == epoch
+    hist = runtime.history()
+    assert not [op for op in hist if op.input["op"] == "reconfigure"]  # it never took effect
+    assert all(op.ret is not None for op in hist)  # no request vanished
+    assert check(hist, "serving").result is Verdict.OK
+
+
+def test_a_manual_reconfigure_moves_to_the_next_epoch_and_later_batches_run_there(runtime):
+    e = runtime.reconfigure(fat(8, 2))
+    assert e == runtime.epoch and runtime.plan == fat(8, 2)
+    assert runtime.infer(20)["epoch"] == e  # 20 inputs on a pool of 8: three runs, one epoch
+    assert check(runtime.history(), "serving").result is Verdict.OK
