@@ -93,7 +93,31 @@ def step_check_simulated_history(profile_name: str = DEMO_PROFILE, cores: int = 
     return "ok" if verdict.ok else verdict.result.value
 
 
-STEPS = (step_plan_table, step_certify, step_simulate, step_check_simulated_history)
+DEMO_MODEL = "tiny-cnn"
+DEMO_REAL_BATCH = 8
+
+
+def step_real_run() -> str:
+    """On this machine: profile tiny-cnn, plan for its cores, run the plan beside fat."""
+    import os
+
+    from packrat_sim.optimizer import optimize
+    from real_runner import compare_with_fat, quick_profile
+
+    cores = len(os.sched_getaffinity(0))
+    typer.echo(f"== real run: {DEMO_MODEL}, batch {DEMO_REAL_BATCH}, on this machine's {cores} cores")
+    t0 = time.perf_counter()
+    profile = quick_profile(DEMO_MODEL, DEMO_REAL_BATCH, cores)
+    typer.echo(f"   profiled {len(profile.cells)} cells in {time.perf_counter() - t0:.1f} s (median of repeats, pinned workers)")
+    plan = optimize(profile, DEMO_REAL_BATCH, cores)
+    result = compare_with_fat(DEMO_MODEL, plan, iterations=10, cores=cores)
+    typer.echo(f"   plan {plan.describe():<24} predicted {plan.predicted_ms:8.2f} ms   measured median {result.plan.median_ms:8.2f} ms")
+    typer.echo(f"   fat  {'1 x %dt x %d' % (cores, DEMO_REAL_BATCH):<24} {'':>18}   measured median {result.fat.median_ms:8.2f} ms")
+    typer.echo(f"   measured speedup over fat {result.speedup:.2f}x (interleaved in one run; outputs match: {result.outputs_match})")
+    return "ok" if result.outputs_match else "outputs differ"
+
+
+STEPS = (step_plan_table, step_certify, step_simulate, step_check_simulated_history, step_real_run)
 
 
 def register(app: typer.Typer) -> None:

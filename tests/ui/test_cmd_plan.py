@@ -100,11 +100,6 @@ def test_profile_needs_exactly_one_source(capsys, tmp_path):
     assert code == 2 and "exactly one of" in err
 
 
-def test_the_demo_prints_a_plan_table(capsys):
-    code, out, _ = run(capsys, "demo")
-    assert code == 0 and "optimal plan" in out and "demo finished" in out
-
-
 def test_unknown_verbs_and_options_are_usage_errors(capsys):
     assert run(capsys, "frobnicate")[0] == 2
     assert run(capsys, "plan", "--nope")[0] == 2
