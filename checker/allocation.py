@@ -556,16 +556,22 @@ def certify(
         result = Result.OPTIMAL
     else:
         result = Result.UNKNOWN
+    return _certificate(result, plan, witness, start, timeout_s, problem, [answer])
+
+
+def _certificate(result: Result, plan: Plan, witness: Plan | None, start: float, timeout_s: float,
+                 problem: _Problem, answers: Sequence[_Answer]) -> Certificate:
+    """A Certificate for ``plan`` (whose ``predicted_ms`` is the refuted bound)."""
     return Certificate(
         result=result,
         plan=plan,
-        latency_ms=latency,
-        bound_ms=latency,
+        latency_ms=plan.predicted_ms,
+        bound_ms=plan.predicted_ms,
         witness=witness,
         elapsed_s=time.perf_counter() - start,
         timeout_s=timeout_s,
-        stats=_stats(problem, [answer]),
-        reason=answer.reason,
+        stats=_stats(problem, answers),
+        reason=answers[-1].reason if answers else "",
     )
 
 
@@ -679,14 +685,4 @@ def certify_under_interference(
         if answer.status != "unsat":
             result = Result.UNKNOWN
             break
-    return Certificate(
-        result=result,
-        plan=plan,
-        latency_ms=latency,
-        bound_ms=latency,
-        witness=witness,
-        elapsed_s=time.perf_counter() - start,
-        timeout_s=timeout_s,
-        stats=_stats(problem, answers),
-        reason=answers[-1].reason if answers else "",
-    )
+    return _certificate(result, plan, witness, start, timeout_s, problem, answers)
