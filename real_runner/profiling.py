@@ -21,9 +21,10 @@ every one pinned to its own CPU, run the probe cell (t=1, the largest profiled b
 whose isolated median is <= 500 ms) at the same time; each keeps running until all have
 their samples, so every sample is taken under the full load. The slowdown beside
 ``(k - 1)`` other busy cores is the median over instances of their median latency,
-divided by the median of the k = 1 run of the same sweep. Stored as the profile's
-:class:`Interference` (slowdowns below 1, i.e. noise, are stored as 1; raw values in
-meta ``interference.raw``).
+divided by the median of the k = 1 run of the same sweep (packrat_sim.interference.
+fit_interference, whose RMS relative error over the per-instance medians is stored as
+the model's ``fit_error``). Stored as the profile's :class:`Interference` (slowdowns
+below 1, i.e. noise, are stored as 1; raw values in meta ``interference.raw``).
 
 Progress (a bar with an ETA) goes to stderr, only when it is a terminal or ``progress``
 is True.
@@ -43,6 +44,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from packrat_sim.interference import fit_interference
 from packrat_sim.profile import Cell, Interference, Profile, ProfileError, read_profile, write_profile
 from real_runner import topology as topo_mod
 from real_runner.models import ModelError, build_model, get_spec, make_inputs
@@ -530,18 +532,22 @@ def _interference(workers: _Workers, topo, cells, batches, warmup, repeats) -> t
     cores = topo_mod.assign_cores([1] * max_k, topo)
     n = max(repeats, 5)
     base = None
-    points, raw = [], []
+    raw, observations = [], []
     for k in levels:
         samples = workers.corun(k, probe_b, cores, max(warmup, 1), n)
-        med = float(np.median([np.median(s) for s in samples]))
+        medians = [float(np.median(s)) for s in samples]
+        med = float(np.median(medians))
         if k == 1:
             base = med
             continue
-        ratio = med / base
-        raw.append([k - 1, round(ratio, 4)])
-        points.append((k - 1, max(1.0, round(ratio, 4))))
+        raw.append([k - 1, round(med / base, 4)])
+        observations += [(k - 1, m / base) for m in medians]
     probe = f"t=1 b={probe_b}, {n} samples per instance, instances on CPUs {[c[0] for c in cores]}, isolated median {base:.3f} ms"
-    return Interference(points=tuple(points)), raw, probe
+    if not observations:  # a single usable CPU: nothing can run beside the probe
+        return Interference(points=()), raw, probe
+    fitted = fit_interference(observations)  # medians per core count + RMS relative fit error
+    points = tuple((k, max(1.0, round(s, 4))) for k, s in fitted.points)
+    return Interference(points=points, fit_error=fitted.fit_error), raw, probe
 
 
 def profile_model(

@@ -89,6 +89,7 @@ def test_the_interference_sweep_stores_a_slowdown_beside_other_busy_cores(interr
     out, _, _, resumed = interrupted_then_resumed
     interf = read_profile(out).interference
     assert interf is not None and interf.points[0][0] == 1 and interf.slowdown(1) >= 1.0
+    assert interf.fit_error is not None and interf.fit_error >= 0.0
     assert resumed.interference_measured
     meta = dict(resumed.profile.meta)
     assert "t=1 b=" in meta["interference.probe"] and json.loads(meta["interference.raw"])[0][0] == 1
