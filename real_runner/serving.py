@@ -386,6 +386,7 @@ class LoadSpec:
     steps: tuple[tuple[int, float], ...] = ()
     clients: int = 1
     workload: object = None
+    think_s: float = 0.0  # closed loop: pause of a client between an answer and its next batch
 
     @property
     def duration_s(self) -> float:
@@ -400,7 +401,7 @@ class LoadSpec:
         return int(self.workload.max_batch)
 
 
-def parse_load(spec: str, clients: int = 1) -> LoadSpec:
+def parse_load(spec: str, clients: int = 1, think_s: float = 0.0) -> LoadSpec:
     """``"8:20s,32:20s,8:20s"`` (closed loop: batch size B for a duration, step after step;
     ``"8:20s"`` is a constant load) or any open-loop workload spec of
     ``packrat_sim.workload`` (``poisson:rate=200/s,duration=10s``, ``steps:50@5s,400@5s``)."""
@@ -421,7 +422,7 @@ def parse_load(spec: str, clients: int = 1) -> LoadSpec:
             if secs <= 0:
                 raise LoadError(f"load step {item!r}: duration must be > 0")
             steps.append((int(b), secs))
-        return LoadSpec("closed", tuple(steps), clients=clients)
+        return LoadSpec("closed", tuple(steps), clients=clients, think_s=think_s)
     try:
         wl = parse_workload(text)
     except WorkloadError as exc:
@@ -431,7 +432,8 @@ def parse_load(spec: str, clients: int = 1) -> LoadSpec:
     return LoadSpec("open", workload=wl)
 
 
-def _closed_client(rt: ServingRuntime, client: int, steps, t0: float, stop: threading.Event) -> None:
+def _closed_client(rt: ServingRuntime, client: int, steps, t0: float, stop: threading.Event,
+                   think_s: float = 0.0) -> None:
     ends = np.cumsum([d for _, d in steps])
     for (b, _), end in zip(steps, ends):
         while not stop.is_set() and time.monotonic() - t0 < end:
@@ -439,6 +441,8 @@ def _closed_client(rt: ServingRuntime, client: int, steps, t0: float, stop: thre
                 rt.infer(b, client)
             except ServingError:
                 return  # the failure is recorded; a pending op must be this client's last
+            if think_s:
+                time.sleep(think_s)
 
 
 def _open_loop(rt: ServingRuntime, load: LoadSpec, t0: float, stop: threading.Event, seed: int,
@@ -478,7 +482,7 @@ def serve_load(model: str, load: LoadSpec, planner: Callable[[int], Plan], *,
     depth, and a reconfiguration runs only when its decision differs and the planned plan
     is a different plan. ``runtime_hook(runtime)`` runs once the runtime is up (faults)."""
     first = load.steps[0][0] if load.kind == "closed" else 1
-    cfg = estimator or EstimatorConfig(alpha=0.5, window=4, interval_ms=250.0, max_batch=max(64, load.max_batch))
+    cfg = estimator or EstimatorConfig(alpha=0.5, window=4, interval_ms=250.0, max_batch=load.max_batch)
     b0 = initial_batch or min(max(pow2_floor_int(first), cfg.lower), cfg.upper)
     rt = ServingRuntime(model, planner(b0), topology=topology, seed=seed, warmup=warmup)
     rt.start()
@@ -490,7 +494,7 @@ def serve_load(model: str, load: LoadSpec, planner: Callable[[int], Plan], *,
             runtime_hook(rt)
         t0 = time.monotonic()
         if load.kind == "closed":
-            threads = [threading.Thread(target=_closed_client, args=(rt, c, load.steps, t0, stop), daemon=True)
+            threads = [threading.Thread(target=_closed_client, args=(rt, c, load.steps, t0, stop, load.think_s), daemon=True)
                        for c in range(load.clients)]
         else:
             threads = [threading.Thread(target=_open_loop, args=(rt, load, t0, stop, seed, req_lat), daemon=True)]
@@ -567,7 +571,75 @@ def summarize(rt: ServingRuntime, window_s: float = 3.0) -> dict:
     }
 
 
+def churn(model: str, plans: list[Plan], *, reconfigurations: int = 20, kills: int = 5, clients: int = 2,
+          sizes: tuple[int, ...] = (1, 3, 8, 13), seed: int = 0, warmup: int = 1,
+          on_progress: Callable[[str], None] | None = None) -> dict:
+    """Stress the protocol: ``clients`` closed-loop clients submit batches (sizes cycling
+    through ``sizes``) while the runtime reconfigures ``reconfigurations`` times, cycling
+    through ``plans``, and ``kills`` workers are SIGKILLed mid-batch (spread over the run).
+    Returns :func:`summarize`'s report plus the serving-model verdict of the history."""
+    import os
+    import signal
+
+    from checker import check
+
+    say = on_progress or (lambda m: None)
+    armed = threading.Event()
+
+    def hook(epoch, pool, batch_id, attempt):
+        if armed.is_set() and attempt == 1:
+            armed.clear()
+            threading.Timer(0.005, lambda: _kill(pool)).start()
+
+    def _kill(pool):
+        try:
+            os.kill(pool.pids[0], signal.SIGKILL)
+        except (ProcessLookupError, IndexError):
+            pass
+
+    stop = threading.Event()
+
+    def client(c: int) -> None:
+        k = c
+        while not stop.is_set():
+            try:
+                rt.infer(sizes[k % len(sizes)], c)
+            except ServingError:
+                return
+            k += 1
+
+    rt = ServingRuntime(model, plans[0], seed=seed, warmup=warmup, dispatch_hook=hook).start()
+    threads = [threading.Thread(target=client, args=(c,), daemon=True) for c in range(clients)]
+    try:
+        for t in threads:
+            t.start()
+        every = max(1, reconfigurations // max(1, kills)) if kills else 0
+        done_kills = 0
+        for i in range(reconfigurations):
+            if kills and done_kills < kills and i % every == 0:
+                before = len(rt.faults)
+                armed.set()
+                deadline = time.monotonic() + 60
+                while len(rt.faults) == before and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                done_kills += len(rt.faults) > before
+                say(f"kill {done_kills}: {rt.faults[-1]['error'] if rt.faults else '-'}")
+            e = rt.reconfigure(plans[(i + 1) % len(plans)], trigger="churn")
+            say(f"reconfiguration {i + 1}: epoch {e}, {rt.plan.describe()}")
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(120)
+        rt.close()
+    report = summarize(rt)
+    report["kills_requested"] = kills
+    report["verdict"] = check(rt.history(), "serving", timeout=120).result.value
+    report["history"] = rt.history()
+    return report
+
+
 __all__ = [
     "BatchRecord", "LoadError", "LoadSpec", "RECONFIGURER", "ReconfigRecord", "ServingError",
-    "ServingRuntime", "parse_load", "serve_load", "summarize",
+    "ServingRuntime", "churn", "parse_load", "serve_load", "summarize",
 ]

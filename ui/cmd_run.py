@@ -64,8 +64,8 @@ def register(app: typer.Typer) -> None:
     @app.command("run")
     def run_cmd(
         model: str = typer.Option(..., "--model", help="Catalog model (tiny-mlp, tiny-cnn, resnet50, bert-base, gpt2)."),
-        batch: int = typer.Option(..., "--batch", help="Batch size B."),
-        plan_spec: str = typer.Option(..., "--plan", help="A packrat.plan/1 JSON file, or 'auto' (optimal plan for this machine's profile)."),
+        batch: Optional[int] = typer.Option(None, "--batch", help="Batch size B (required unless --load)."),
+        plan_spec: Optional[str] = typer.Option(None, "--plan", help="A packrat.plan/1 JSON file, or 'auto' (optimal plan for this machine's profile); required unless --load."),
         iterations: int = typer.Option(10, "--iterations", help="Timed batches for the plan and for the fat instance (interleaved)."),
         cores: Optional[int] = typer.Option(None, "--cores", help="Cores T for the plan and the fat instance (default: every allowed CPU)."),
         profile_spec: Optional[str] = typer.Option(None, "--profile", help="With --plan auto: profile FILE to plan from (default: measure a quick one now)."),
@@ -75,9 +75,28 @@ def register(app: typer.Typer) -> None:
         jit: bool = typer.Option(False, "--jit", help="Trace and freeze the model with TorchScript."),
         progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress of a quick profile on stderr (default: only on a terminal)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
+        load_spec: Optional[str] = typer.Option(None, "--load", help="Serve a changing load with online reconfiguration: 'B:DURATION,...' (closed loop, e.g. 8:20s,32:20s) or an open-loop workload (poisson:rate=200/s,duration=10s); see ui/run_load.py."),
+        history_path: Optional[str] = typer.Option(None, "--history", help="With --load: write the packrat.history/1 log to FILE."),
+        check_history: bool = typer.Option(False, "--check", help="With --load: check the history with the serving model (exit 1 if not linearizable)."),
     ) -> None:
         """Run batches of B inputs with a plan in pinned worker processes; report measured latency
-        (median, p90, all samples) and the fat instance measured in the same run."""
+        (median, p90, all samples) and the fat instance measured in the same run. With --load,
+        serve a changing load and reconfigure online (see ui/run_load.py)."""
+        if load_spec is not None:
+            if batch is not None or plan_spec is not None:
+                raise BadInput("--load picks batch sizes and plans itself; drop --batch and --plan")
+            from ui.run_load import run_load
+
+            run_load(model=model, load_spec=load_spec, cores=cores, profile_spec=profile_spec,
+                     history_path=history_path, check_history=check_history, as_json=as_json,
+                     warmup=warmup, progress=progress)
+            return
+        if history_path is not None or check_history:
+            raise BadInput("--history and --check apply to --load")
+        if batch is None:
+            raise BadInput("missing option --batch (or use --load SPEC)")
+        if plan_spec is None:
+            raise BadInput("missing option --plan (a plan FILE or 'auto'; or use --load SPEC)")
         from packrat_sim.plan import PlanError
         from packrat_sim.profile import ProfileError
         from real_runner.models import ModelError, get_spec

@@ -32,6 +32,8 @@ def test_a_closed_loop_schedule_parses_into_batch_size_steps():
     assert load.steps == ((8, 20.0), (32, 0.5), (8, 60.0))
     assert load.duration_s == pytest.approx(80.5)
     assert load.max_batch == 32
+    assert parse_load("8:1s", clients=3, think_s=0.5) == parse_load("8:1s", 3, 0.5)
+    assert parse_load("8:1s", clients=3, think_s=0.5).think_s == 0.5
 
 
 def test_an_open_loop_workload_spec_is_accepted_as_a_load():
@@ -47,7 +49,7 @@ def test_a_bad_load_spec_is_rejected_naming_it(bad):
 
 def test_a_step_in_the_load_reconfigures_online_and_every_batch_is_answered_once(tmp_path):
     cfg = EstimatorConfig(alpha=1.0, window=2, interval_ms=100.0, max_batch=64)
-    report = serve_load("tiny-cnn", parse_load("4:2s,16:7s"), small_planner, estimator=cfg, window_s=1.0)
+    report = serve_load("tiny-cnn", parse_load("4:1500ms,16:10s", think_s=0.02), small_planner, estimator=cfg, window_s=1.0)
     assert report["batches_sent"] == report["batches_answered"] > 0
     assert report["requests_sent"] == report["requests_answered"]
     assert report["answered_twice"] == 0 and report["batches_failed"] == 0
@@ -117,3 +119,23 @@ def test_a_manual_reconfigure_moves_to_the_next_epoch_and_later_batches_run_ther
     assert e == runtime.epoch and runtime.plan == fat(8, 2)
     assert runtime.infer(20)["epoch"] == e  # 20 inputs on a pool of 8: three runs, one epoch
     assert check(runtime.history(), "serving").result is Verdict.OK
+
+
+@pytest.mark.slow
+def test_under_churn_every_batch_is_answered_exactly_once_and_the_history_is_linearizable():
+    from real_runner.serving import churn
+
+    rep = churn("tiny-mlp", [thin(4, 2), fat(4, 2), fat(2, 2)], reconfigurations=3, kills=2)
+    assert rep["batches_sent"] == rep["batches_answered"] and rep["batches_failed"] == 0
+    assert rep["answered_twice"] == 0
+    assert rep["epochs"] == 4 and len(rep["faults"]) == 2 and rep["retried_batches"] == 2
+    assert rep["verdict"] == "ok"
+
+
+@pytest.mark.slow
+def test_open_loop_poisson_requests_are_aggregated_into_batches_and_all_answered():
+    load = parse_load("poisson:rate=200/s,duration=2s,max_batch=16")
+    report = serve_load("tiny-mlp", load, lambda b: thin(b, 2) if b > 1 else fat(1, 2))
+    assert report["batches_sent"] == report["batches_answered"] > 0
+    assert report["requests_sent"] == report["requests_answered"] == report["request_latency_ms"]["n"]
+    assert check(report["history"], "serving").result is Verdict.OK

@@ -1,0 +1,158 @@
+"""Hardware benchmark: fat vs thin vs the optimizer's plan vs every plan the machine allows.
+
+:func:`run_bench` returns plain data (the UI renders it). For each batch size B:
+
+* the candidate plans are every configuration on T cores (:func:`feasible_plans`: a
+  multiset of instances (t_j, b_j) with sum t_j <= T, sum b_j = B, every b_j >= 1;
+  heterogeneous included, idle cores allowed), capped at ``max_plans`` (the fat, thin and
+  optimizer plans are always kept; ``oracle_complete`` says whether the cap cut it);
+* all their pools are started side by side, then measured interleaved: in round i every
+  plan runs one batch, in an order rotated by i (A B C, B C A, ...), so drift and
+  co-tenant noise hit every plan alike; only one pool runs at a time;
+* reported: median per plan, speedup over fat (fat median / plan median), the oracle's
+  best (the fastest measured plan), the optimizer plan's regret against it
+  (optimizer median / best median - 1), and the prediction of every plan from the
+  profile (max over instances of L[t, b]) against its measured median.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+
+from packrat_sim.optimizer import OptimizerOptions, optimize
+from packrat_sim.plan import Instance, Plan, fat as fat_plan, plan_latency, thin as thin_plan
+from real_runner import topology as topo_mod
+from real_runner.executor import InstancePool
+from real_runner.models import get_spec, make_inputs
+
+
+class BenchError(ValueError):
+    """Bad benchmark input; the message names the value."""
+
+
+def _thread_partitions(T: int, max_parts: int):
+    """Non-increasing tuples of positive thread counts with sum <= T."""
+    def rec(left, largest, parts):
+        if parts:
+            yield tuple(parts)
+        if len(parts) >= max_parts:
+            return
+        for t in range(min(left, largest), 0, -1):
+            yield from rec(left - t, t, parts + [t])
+    yield from rec(T, T, [])
+
+
+def feasible_plans(batch: int, cores: int, max_plans: int = 200) -> tuple[list[Plan], bool]:
+    """Every distinct plan for ``batch`` on ``cores`` cores (see the module docstring), up to
+    ``max_plans``; returns (plans, complete)."""
+    seen: set[Plan] = set()
+    out: list[Plan] = []
+    for threads in _thread_partitions(cores, batch):
+        k = len(threads)
+        for cut in itertools.combinations(range(1, batch), k - 1):
+            sizes = [b - a for a, b in zip((0,) + cut, cut + (batch,))]
+            plan = Plan(tuple(Instance(t, b) for t, b in zip(threads, sizes)), batch, cores)
+            if plan not in seen:
+                seen.add(plan)
+                out.append(plan)
+                if len(out) >= max_plans:
+                    return out, False
+    return out, True
+
+
+def _median(xs) -> float:
+    return float(np.median(xs))
+
+
+def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, iterations: int = 5,
+              profile=None, topology: topo_mod.Topology | None = None, max_plans: int = 24,
+              seed: int = 0, warmup: int = 2, on_progress: Callable[[str], None] | None = None) -> dict:
+    """Benchmark ``model`` at each batch size of ``batches`` on ``cores`` cores (default: all
+    allowed CPUs). ``profile``: a packrat_sim Profile to plan and predict from (default: a
+    quick profile measured now). Returns a JSON-able dict (see the module docstring)."""
+    get_spec(model)
+    batches = [int(b) for b in batches]
+    if not batches or any(b < 1 for b in batches):
+        raise BenchError(f"batches must be positive integers, got {batches!r}")
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise BenchError(f"iterations must be a positive integer, got {iterations!r}")
+    topo = topology or topo_mod.detect()
+    T = topo.logical if cores is None else int(cores)
+    if not 1 <= T <= topo.logical:
+        raise BenchError(f"cores must be between 1 and {topo.logical}, got {cores!r}")
+    say = on_progress or (lambda msg: None)
+    if profile is None:
+        from real_runner.profiling import quick_profile
+
+        say(f"measuring a quick profile of {model} (threads 1-{T}, batches up to {max(batches)})")
+        profile = quick_profile(model, max(batches), T, topology=topo)
+    t_begin = time.monotonic()
+    rows = []
+    for B in batches:
+        opt = optimize(profile, B, T, OptimizerOptions())
+        fat, thin = fat_plan(B, T), thin_plan(B, T)
+        plans, complete = feasible_plans(B, T, max_plans=max_plans)
+        key = lambda p: Plan(tuple(Instance(i.threads, i.batch) for i in p.instances), p.batch, p.cores)
+        named: dict[Plan, list[str]] = {}
+        for role, p in (("fat", fat), ("thin", thin), ("optimizer", opt)):
+            named.setdefault(key(p), []).append(role)
+        for p in named:
+            if p not in plans:
+                plans.append(p)
+        say(f"batch {B}: starting {len(plans)} plans side by side")
+        pools = [InstancePool(model, p, topology=topo, allow_oversubscribe=True, allow_span=True,
+                              seed=seed, warmup=warmup) for p in plans]
+        try:
+            for pool in pools:
+                pool.launch()
+            for pool in pools:
+                pool.wait_ready()
+            inputs = make_inputs(model, B, seed + 2)
+            samples = [[] for _ in plans]
+            for it in range(iterations):
+                order = list(range(len(plans)))
+                order = order[it % len(order):] + order[:it % len(order)]
+                for j in order:
+                    samples[j].append(pools[j].run(inputs)[1])
+        finally:
+            for pool in pools:
+                pool.close()
+        meds = [_median(s) for s in samples]
+        fat_ms = meds[plans.index(key(fat))]
+        best = int(np.argmin(meds))
+        entries = []
+        for p, s, m in zip(plans, samples, meds):
+            pred = plan_latency(p, profile.latency)
+            entries.append({
+                "describe": p.describe(), "groups": [list(g) for g in p.groups()],
+                "roles": sorted(named.get(p, [])),
+                "median_ms": m, "min_ms": float(min(s)), "p90_ms": float(np.percentile(s, 90)), "samples_ms": s,
+                "speedup_vs_fat": fat_ms / m, "predicted_ms": pred,
+                "prediction_error_pct": None if pred is None else 100.0 * (pred - m) / m,
+            })
+        opt_ms = meds[plans.index(key(opt))]
+        thin_ms = meds[plans.index(key(thin))]
+        rows.append({
+            "batch": B, "plans": entries, "oracle_complete": complete,
+            "fat": fat.describe(), "thin": thin.describe(), "optimizer": opt.describe(),
+            "oracle_best": plans[best].describe(),
+            "fat_ms": fat_ms, "thin_ms": thin_ms, "optimizer_ms": opt_ms, "oracle_ms": meds[best],
+            "optimizer_predicted_ms": opt.predicted_ms,
+            "speedup_optimizer_vs_fat": fat_ms / opt_ms, "speedup_thin_vs_fat": fat_ms / thin_ms,
+            "speedup_oracle_vs_fat": fat_ms / meds[best],
+            "regret_pct": 100.0 * (opt_ms / meds[best] - 1.0),
+            "optimizer_prediction_error_pct": None if not opt.predicted_ms else 100.0 * (opt.predicted_ms - opt_ms) / opt_ms,
+        })
+    return {
+        "schema": "packrat.bench/1", "model": model, "cores": T, "topology": topo.describe(),
+        "iterations": iterations,
+        "profile": {"model": profile.model, "synthetic": profile.synthetic, "source": profile.source},
+        "batches": rows, "elapsed_s": time.monotonic() - t_begin,
+    }
+
+
+__all__ = ["BenchError", "feasible_plans", "run_bench"]

@@ -1,0 +1,62 @@
+"""Render a `packrat bench` report (real_runner.bench.run_bench's dict) as Markdown and as a
+self-contained plotly HTML page."""
+
+from __future__ import annotations
+
+
+def _f(x, fmt="{:.2f}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
+def to_markdown(report: dict) -> str:
+    lines = [
+        f"# packrat bench: {report['model']} on {report['cores']} cores",
+        "",
+        f"{report['topology']}; {report['iterations']} interleaved rounds per plan; profile "
+        f"{'SYNTHETIC ' if report['profile']['synthetic'] else ''}{report['profile']['source'] or report['profile']['model']}.",
+        "",
+        "| batch | fat ms | thin ms | optimizer | opt ms | oracle best | oracle ms | opt speedup vs fat | regret % | opt pred err % |",
+        "|---:|---:|---:|---|---:|---|---:|---:|---:|---:|",
+    ]
+    for r in report["batches"]:
+        lines.append(
+            f"| {r['batch']} | {_f(r['fat_ms'])} | {_f(r['thin_ms'])} | {r['optimizer']} | {_f(r['optimizer_ms'])} "
+            f"| {r['oracle_best']} | {_f(r['oracle_ms'])} | {_f(r['speedup_optimizer_vs_fat'])} "
+            f"| {_f(r['regret_pct'], '{:.1f}')} | {_f(r['optimizer_prediction_error_pct'], '{:.1f}')} |"
+        )
+    lines += ["", "## Every plan", ""]
+    for r in report["batches"]:
+        lines += [f"### batch {r['batch']}" + ("" if r["oracle_complete"] else " (oracle truncated)"), "",
+                  "| plan | roles | median ms | p90 ms | speedup vs fat | predicted ms | error % |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        for p in sorted(r["plans"], key=lambda p: p["median_ms"]):
+            lines.append(f"| {p['describe']} | {', '.join(p['roles'])} | {_f(p['median_ms'])} | {_f(p['p90_ms'])} "
+                         f"| {_f(p['speedup_vs_fat'])} | {_f(p['predicted_ms'])} | {_f(p['prediction_error_pct'], '{:.1f}')} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def to_html(report: dict) -> str:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    bs = [str(r["batch"]) for r in report["batches"]]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("median batch latency (ms)", "predicted vs measured (ms)"))
+    for name, key in (("fat", "fat_ms"), ("thin", "thin_ms"), ("optimizer", "optimizer_ms"), ("oracle best", "oracle_ms")):
+        fig.add_trace(go.Bar(name=name, x=bs, y=[r[key] for r in report["batches"]]), row=1, col=1)
+    xs, ys, texts = [], [], []
+    for r in report["batches"]:
+        for p in r["plans"]:
+            if p["predicted_ms"] is not None:
+                xs.append(p["predicted_ms"]); ys.append(p["median_ms"]); texts.append(f"B={r['batch']}: {p['describe']}")
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", text=texts, name="plans"), row=1, col=2)
+    if xs:
+        hi = max(xs + ys)
+        fig.add_trace(go.Scatter(x=[0, hi], y=[0, hi], mode="lines", name="y = x", line={"dash": "dot"}), row=1, col=2)
+    fig.update_layout(barmode="group", title=f"packrat bench: {report['model']} on {report['cores']} cores")
+    body = fig.to_html(full_html=False, include_plotlyjs=True)
+    import html
+
+    md = html.escape(to_markdown(report))
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>packrat bench {html.escape(report['model'])}"
+            f"</title></head><body>{body}<pre>{md}</pre></body></html>\n")

@@ -1,0 +1,80 @@
+"""`packrat bench`: fat vs thin vs the optimizer's plan vs every plan the machine allows."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Optional
+
+import typer
+
+from ui._common import BadInput, emit_json, fail, load_profile_arg
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("bench")
+    def bench_cmd(
+        model: str = typer.Option(..., "--model", help="Catalog model (tiny-mlp, tiny-cnn, resnet50, bert-base, gpt2)."),
+        batches: str = typer.Option(..., "--batches", help="Batch sizes, e.g. 1,2,4,8."),
+        out: Optional[str] = typer.Option(None, "--out", help="Directory for report.json, report.md and report.html."),
+        iterations: int = typer.Option(5, "--iterations", help="Interleaved rounds (one batch per plan per round)."),
+        cores: Optional[int] = typer.Option(None, "--cores", help="Cores T (default: every allowed CPU)."),
+        profile_spec: Optional[str] = typer.Option(None, "--profile", help="Profile FILE to plan and predict from (default: measure a quick one now)."),
+        max_plans: int = typer.Option(24, "--max-plans", help="Cap on the exhaustive oracle's plans per batch size."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
+    ) -> None:
+        """Measure, interleaved, the fat instance, the thin one, the optimizer's plan and every other
+        feasible plan at each batch size; report speedup over fat, regret vs the oracle's best, and
+        predicted vs measured error."""
+        from real_runner.bench import BenchError, run_bench
+        from real_runner.executor import WorkerError
+        from real_runner.models import ModelError, get_spec
+        from real_runner.profiling import ProfilingError, parse_int_list
+
+        try:
+            get_spec(model)
+            bs = parse_int_list(batches, "--batches")
+        except (ModelError, ProfilingError) as exc:
+            raise BadInput(str(exc)) from None
+        if iterations < 1:
+            raise BadInput(f"--iterations must be a positive integer, got {iterations}")
+        if max_plans < 1:
+            raise BadInput(f"--max-plans must be a positive integer, got {max_plans}")
+        profile = None
+        if profile_spec is not None:
+            profile = load_profile_arg(profile_spec)
+            if not profile.synthetic and profile.model != model:
+                raise BadInput(f"--profile {profile_spec} is a profile of {profile.model!r}, not of --model {model!r}")
+        if out is not None:
+            if os.path.exists(out) and not os.path.isdir(out):
+                raise BadInput(f"--out {out} exists and is not a directory")
+        try:
+            report = run_bench(model, bs, cores=cores, iterations=iterations, profile=profile, max_plans=max_plans,
+                               on_progress=lambda m: print(f"packrat: {m}", file=sys.stderr))
+        except BenchError as exc:
+            raise BadInput(str(exc)) from None
+        except WorkerError as exc:
+            fail(str(exc), code=1)
+        if out is not None:
+            from ui.bench_report import to_html, to_markdown
+
+            os.makedirs(out, exist_ok=True)
+            with open(os.path.join(out, "report.json"), "w") as fh:
+                json.dump(report, fh, indent=1)
+            with open(os.path.join(out, "report.md"), "w") as fh:
+                fh.write(to_markdown(report))
+            with open(os.path.join(out, "report.html"), "w") as fh:
+                fh.write(to_html(report))
+            report["out"] = out
+        if as_json:
+            emit_json(report)
+            return
+        for r in report["batches"]:
+            typer.echo(
+                f"batch {r['batch']:4d}: fat {r['fat_ms']:8.2f} ms  thin {r['thin_ms']:8.2f} ms  "
+                f"optimizer {r['optimizer']} {r['optimizer_ms']:8.2f} ms ({r['speedup_optimizer_vs_fat']:.2f}x fat)  "
+                f"oracle {r['oracle_best']} {r['oracle_ms']:8.2f} ms  regret {r['regret_pct']:.1f}%"
+            )
+        if out is not None:
+            typer.echo(f"wrote {out}/report.json, report.md, report.html")
