@@ -33,6 +33,8 @@ ui: venv
 
 bench: venv
 	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	@echo "== packrat bench (short): tiny-cnn, batches 1,2,4"
+	$(BIN)/packrat bench --model tiny-cnn --batches 1,2,4 --iterations 5 --out bench-report
 
 clean:
 	rm -rf $(VENV) build *.egg-info

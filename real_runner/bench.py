@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from packrat_sim.interference import latency_under_interference, optimize_with_interference
 from packrat_sim.optimizer import OptimizerOptions, optimize
 from packrat_sim.plan import Instance, Plan, fat as fat_plan, plan_latency, thin as thin_plan
 from real_runner import topology as topo_mod
@@ -70,10 +71,14 @@ def _median(xs) -> float:
 
 def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, iterations: int = 5,
               profile=None, topology: topo_mod.Topology | None = None, max_plans: int = 24,
-              seed: int = 0, warmup: int = 2, on_progress: Callable[[str], None] | None = None) -> dict:
+              seed: int = 0, warmup: int = 2, on_progress: Callable[[str], None] | None = None,
+              interference: bool = False) -> dict:
     """Benchmark ``model`` at each batch size of ``batches`` on ``cores`` cores (default: all
     allowed CPUs). ``profile``: a packrat_sim Profile to plan and predict from (default: a
-    quick profile measured now). Returns a JSON-able dict (see the module docstring)."""
+    quick profile measured now, with its co-run interference sweep when ``interference``).
+    When the profile has an interference model, the interference-aware plan is measured
+    too and reported beside the isolated-profile plan, each with its regret against the
+    measured oracle. Returns a JSON-able dict (see the module docstring)."""
     get_spec(model)
     batches = [int(b) for b in batches]
     if not batches or any(b < 1 for b in batches):
@@ -89,16 +94,20 @@ def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, i
         from real_runner.profiling import quick_profile
 
         say(f"measuring a quick profile of {model} (threads 1-{T}, batches up to {max(batches)})")
-        profile = quick_profile(model, max(batches), T, topology=topo)
+        profile = quick_profile(model, max(batches), T, topology=topo, interference=interference)
     t_begin = time.monotonic()
     rows = []
     for B in batches:
         opt = optimize(profile, B, T, OptimizerOptions())
+        aware = None
+        if profile.interference is not None and profile.interference.points:
+            aware = optimize_with_interference(profile, B, T, OptimizerOptions()).plan
         fat, thin = fat_plan(B, T), thin_plan(B, T)
         plans, complete = feasible_plans(B, T, max_plans=max_plans)
         key = lambda p: Plan(tuple(Instance(i.threads, i.batch) for i in p.instances), p.batch, p.cores)
         named: dict[Plan, list[str]] = {}
-        for role, p in (("fat", fat), ("thin", thin), ("optimizer", opt)):
+        roles = [("fat", fat), ("thin", thin), ("optimizer", opt)] + ([("interference-aware", aware)] if aware else [])
+        for role, p in roles:
             named.setdefault(key(p), []).append(role)
         for p in named:
             if p not in plans:
@@ -136,7 +145,16 @@ def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, i
             })
         opt_ms = meds[plans.index(key(opt))]
         thin_ms = meds[plans.index(key(thin))]
-        rows.append({
+        aware_row = {}
+        if aware is not None:
+            aware_ms = meds[plans.index(key(aware))]
+            aware_row = {
+                "interference_aware": aware.describe(), "interference_aware_ms": aware_ms,
+                "interference_aware_predicted_ms": aware.predicted_ms,
+                "interference_aware_regret_pct": 100.0 * (aware_ms / meds[best] - 1.0),
+                "optimizer_predicted_under_interference_ms": latency_under_interference(opt, profile),
+            }
+        rows.append({**aware_row, 
             "batch": B, "plans": entries, "oracle_complete": complete,
             "fat": fat.describe(), "thin": thin.describe(), "optimizer": opt.describe(),
             "oracle_best": plans[best].describe(),

@@ -24,6 +24,16 @@ def to_markdown(report: dict) -> str:
             f"| {r['oracle_best']} | {_f(r['oracle_ms'])} | {_f(r['speedup_optimizer_vs_fat'])} "
             f"| {_f(r['regret_pct'], '{:.1f}')} | {_f(r['optimizer_prediction_error_pct'], '{:.1f}')} |"
         )
+    aware = [r for r in report["batches"] if "interference_aware" in r]
+    if aware:
+        lines += ["", "## Isolated-profile plan vs interference-aware plan", "",
+                  "| batch | isolated plan | ms | regret % | interference-aware plan | ms | regret % |",
+                  "|---:|---|---:|---:|---|---:|---:|"]
+        for r in aware:
+            lines.append(
+                f"| {r['batch']} | {r['optimizer']} | {_f(r['optimizer_ms'])} | {_f(r['regret_pct'], '{:.1f}')} "
+                f"| {r['interference_aware']} | {_f(r['interference_aware_ms'])} | {_f(r['interference_aware_regret_pct'], '{:.1f}')} |"
+            )
     lines += ["", "## Every plan", ""]
     for r in report["batches"]:
         lines += [f"### batch {r['batch']}" + ("" if r["oracle_complete"] else " (oracle truncated)"), "",

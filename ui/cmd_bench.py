@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
         cores: Optional[int] = typer.Option(None, "--cores", help="Cores T (default: every allowed CPU)."),
         profile_spec: Optional[str] = typer.Option(None, "--profile", help="Profile FILE to plan and predict from (default: measure a quick one now)."),
         max_plans: int = typer.Option(24, "--max-plans", help="Cap on the exhaustive oracle's plans per batch size."),
+        interference: bool = typer.Option(False, "--interference", help="Also measure co-run interference in the quick profile and bench the interference-aware plan beside the isolated one."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
     ) -> None:
         """Measure, interleaved, the fat instance, the thin one, the optimizer's plan and every other
@@ -51,7 +52,7 @@ def register(app: typer.Typer) -> None:
                 raise BadInput(f"--out {out} exists and is not a directory")
         try:
             report = run_bench(model, bs, cores=cores, iterations=iterations, profile=profile, max_plans=max_plans,
-                               on_progress=lambda m: print(f"packrat: {m}", file=sys.stderr))
+                               on_progress=lambda m: print(f"packrat: {m}", file=sys.stderr), interference=interference)
         except BenchError as exc:
             raise BadInput(str(exc)) from None
         except WorkerError as exc:
@@ -76,5 +77,10 @@ def register(app: typer.Typer) -> None:
                 f"optimizer {r['optimizer']} {r['optimizer_ms']:8.2f} ms ({r['speedup_optimizer_vs_fat']:.2f}x fat)  "
                 f"oracle {r['oracle_best']} {r['oracle_ms']:8.2f} ms  regret {r['regret_pct']:.1f}%"
             )
+            if "interference_aware" in r:
+                typer.echo(
+                    f"           interference-aware {r['interference_aware']} {r['interference_aware_ms']:8.2f} ms  "
+                    f"regret {r['interference_aware_regret_pct']:.1f}%"
+                )
         if out is not None:
             typer.echo(f"wrote {out}/report.json, report.md, report.html")

@@ -117,7 +117,50 @@ def step_real_run() -> str:
     return "ok" if result.outputs_match else "outputs differ"
 
 
-STEPS = (step_plan_table, step_certify, step_simulate, step_check_simulated_history, step_real_run)
+def step_reconfigure_online() -> str:
+    """On this machine: serve tiny-cnn batches of 4 then 8, reconfigure online between the two
+    load steps (new instances started beside the old ones, routing switched, old drained),
+    and check the recorded history with the `serving` model."""
+    import os
+    import threading
+
+    from checker import check, explain
+    from packrat_sim.plan import fat, thin
+    from real_runner.serving import ServingRuntime
+
+    cores = len(os.sched_getaffinity(0))
+    first, second = thin(4, cores), fat(8, cores)
+    typer.echo(f"== reconfigure online: {DEMO_MODEL}, load step batch 4 -> 8, plan {first.describe()} -> {second.describe()}")
+    with ServingRuntime(DEMO_MODEL, first) as rt:
+        for _ in range(10):
+            rt.infer(4)
+        done = threading.Event()
+
+        def load() -> None:  # keep serving while the controller reconfigures
+            while not done.is_set():
+                rt.infer(8, client=1)
+
+        loader = threading.Thread(target=load)
+        loader.start()
+        t0 = time.perf_counter()
+        epoch = rt.reconfigure(second, trigger="demo")
+        switch_s = time.perf_counter() - t0
+        for _ in range(10):
+            rt.infer(8)
+        done.set()
+        loader.join()
+        history = rt.history()
+        served = len(rt.batches) if hasattr(rt, "batches") else len(history.operations)
+    verdict = check(history, "serving", timeout=60)
+    typer.echo(f"   reconfigure returned epoch {epoch} after {switch_s:.1f} s (new instances built and warmed up under load)")
+    typer.echo(f"   {served} batches served, history of {len(history.operations)} operations:")
+    for line in explain(verdict, history, "serving")[:2]:
+        typer.echo(f"   {line}")
+    return "ok" if verdict.ok else verdict.result.value
+
+
+STEPS = (step_plan_table, step_certify, step_simulate, step_check_simulated_history, step_real_run,
+         step_reconfigure_online)
 
 
 def register(app: typer.Typer) -> None:

@@ -58,3 +58,17 @@ def test_a_real_bench_measures_fat_thin_optimizer_and_the_oracle_interleaved():
     roles = {r for p in row["plans"] for r in p["roles"]}
     assert {"fat", "thin", "optimizer"} <= roles
     assert all(p["predicted_ms"] is not None for p in row["plans"])
+
+
+@pytest.mark.slow
+@needs_two_cpus
+def test_with_an_interference_model_the_bench_reports_the_aware_plan_beside_the_isolated_one():
+    from ui.bench_report import to_markdown
+
+    rep = run_bench("tiny-mlp", [2], cores=2, iterations=2, profile=builtin_profile("cnn-2+interference"), warmup=1)
+    (row,) = rep["batches"]
+    roles = {r for p in row["plans"] for r in p["roles"]}
+    assert "interference-aware" in roles
+    assert row["interference_aware_regret_pct"] >= 0 and row["interference_aware_ms"] > 0
+    assert row["optimizer_predicted_under_interference_ms"] >= row["optimizer_predicted_ms"]
+    assert "interference-aware plan" in to_markdown(rep)
