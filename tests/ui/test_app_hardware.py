@@ -128,3 +128,39 @@ def test_a_measured_profile_of_the_model_is_reused(app, h, fake_runner):
     h.no_errors(at)
     assert [c[0] for c in calls] == ["compare_with_fat"]
     assert "the current profile (measured)" in h.texts(at)
+
+
+def test_the_benchmark_view_shows_speedup_regret_and_predicted_vs_measured(hw, h, monkeypatch):
+    from real_runner import bench
+
+    calls = []
+
+    def run_bench(model, batches, *, cores=None, iterations=5, **kw):
+        calls.append((model, tuple(batches), cores, iterations))
+        (b,) = batches
+        return {"batches": [{
+            "batch": b, "fat_ms": 10.0 * b, "thin_ms": 6.0 * b, "optimizer": f"2 x 1t x {b}", "optimizer_ms": 5.0 * b,
+            "oracle_best": f"2 x 1t x {b}", "oracle_ms": 5.0 * b, "speedup_optimizer_vs_fat": 2.0, "regret_pct": 0.0,
+            "optimizer_predicted_ms": 4.0 * b,
+        }]}
+
+    monkeypatch.setattr(bench, "run_bench", run_bench)
+    at = hw
+    at.text_input(key="hw.bench.batches").set_value("1,2")
+    at.number_input(key="hw.bench.iterations").set_value(2)
+    at.button(key="hw.btn.bench").click().run()
+    h.no_errors(at)
+    assert [c[1] for c in calls] == [(1,), (2,)] and all(c[3] == 2 for c in calls)
+    rows = h.frame(at, "regret %")
+    assert list(rows["plan_ms"]) == pytest.approx([5.0, 10.0])
+    assert list(rows["speedup vs fat"]) == pytest.approx([2.0, 2.0])
+    points = h.chart(at, "hw.bench.pvm")["data"][1]
+    assert points["x"] == pytest.approx([4.0, 8.0]) and points["y"] == pytest.approx([5.0, 10.0])
+
+
+def test_bad_benchmark_batch_sizes_show_an_error_box_and_the_page_keeps_working(hw, h):
+    at = hw
+    at.text_input(key="hw.bench.batches").set_value("1,x")
+    at.button(key="hw.btn.bench").click().run()
+    assert at.error and "x" in at.error[0].value
+    assert h.metrics(at)["CPUs usable here"]

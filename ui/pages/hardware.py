@@ -123,13 +123,53 @@ def show_run(kept: dict) -> None:
     st.dataframe(rows, hide_index=True, key="hw.table")
 
 
-def bench_section() -> None:
+def bench_steps(bench, model: str, batches: list[int], cores: int, iterations: int):
+    """Generator for :func:`state.run_with_progress`: one `run_bench` per batch size."""
+    rows = []
+    for k, b in enumerate(batches):
+        yield k / len(batches), f"batch {b}: measuring fat, thin, the plan and the oracle's plans, interleaved"
+        rows += bench.run_bench(model, [b], cores=cores, iterations=iterations)["batches"]
+    yield 1.0, "done"
+    return {"model": model, "cores": cores, "iterations": iterations, "rows": rows}
+
+
+def bench_section(topo) -> None:
     st.subheader("Benchmark: fat vs thin vs plan vs exhaustive oracle")
     status = state.need_part("bench")
-    if not status.ok:
+    if not status.ok or topo is None:
         return
-    st.info("The benchmark module is present; `packrat bench --model NAME --batches LIST` runs it "
-            "(its dashboard view is not wired yet).")
+    models = data.find_part("models")
+    names = list(models.module.known_models()) if models.ok else ["tiny-cnn"]
+    c1, c2, c3 = st.columns(3)
+    state.init("hw.bench.model", names[0])
+    model = c1.selectbox("Model", names, key="hw.bench.model")
+    state.init("hw.bench.batches", "1,2,4")
+    text = c2.text_input("Batch sizes", key="hw.bench.batches")
+    state.init("hw.bench.iterations", 3)
+    iterations = int(c3.number_input("Rounds", min_value=1, max_value=100, step=1, key="hw.bench.iterations"))
+    if st.button("Run the benchmark", key="hw.btn.bench"):
+        try:
+            batches = [int(x) for x in text.replace(" ", "").split(",") if x]
+            if not batches or min(batches) < 1:
+                raise ValueError(f"batch sizes must be positive integers, got {text!r}")
+            _, kept = state.run_with_progress(
+                f"Benchmarking {model}", bench_steps(status.module, model, batches, topo.logical, iterations),
+                cancel_key="hw.btn.bench.cancel")
+        except (ValueError, RuntimeError) as exc:
+            state.show_error(f"Benchmarking {model} failed", exc)
+        else:
+            state.store("bench", kept)
+    kept = state.result("bench")
+    if kept:
+        rows = [{"batch": r["batch"], "fat_ms": r["fat_ms"], "thin_ms": r["thin_ms"], "plan": r["optimizer"],
+                 "plan_ms": r["optimizer_ms"], "oracle best": r["oracle_best"], "oracle_ms": r["oracle_ms"],
+                 "speedup vs fat": r["speedup_optimizer_vs_fat"], "regret %": r["regret_pct"],
+                 "predicted_ms": r["optimizer_predicted_ms"]} for r in kept["rows"]]
+        st.markdown(f"**{kept['model']}** on {kept['cores']} cores, {kept['iterations']} interleaved rounds per plan.")
+        st.dataframe(rows, hide_index=True, key="hw.bench.table")
+        st.plotly_chart(charts.predicted_vs_measured(
+            [{"label": f"plan, batch {r['batch']}", "predicted_ms": r["predicted_ms"], "measured_ms": r["plan_ms"]}
+             for r in rows]), key="hw.bench.pvm")
 
 
 def main() -> None:
@@ -139,7 +179,7 @@ def main() -> None:
     topo = machine_section()
     run_section(topo)
     st.divider()
-    bench_section()
+    bench_section(topo)
 
 
 main()
