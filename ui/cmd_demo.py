@@ -159,8 +159,45 @@ def step_reconfigure_online() -> str:
     return "ok" if verdict.ok else verdict.result.value
 
 
+DEMO_EXPLORATIONS = (("correct", "OK"), ("ack-before-switch", "VIOLATION"))
+
+
+def step_explore() -> str:
+    """Explore every schedule of the reconfiguration protocol as actors with DPOR: the correct
+    variant must pass exhaustively, the buggy ack-before-switch must be caught, shrunk, and its
+    replay file must reproduce it. "ok" only when both come out as expected."""
+    import tempfile
+    from pathlib import Path
+
+    from checker.explore import explore, read_replay, replay, write_replay
+    from checker.protocols import build
+    from ui.cmd_explore import format_result
+
+    statuses = []
+    for variant, expected in DEMO_EXPLORATIONS:
+        protocol = build("reconfig", variant)
+        typer.echo(f"== explore: {protocol.label()} with DPOR (expect {expected})")
+        result = explore(protocol, "dpor", max_time=120)
+        reproduced = True
+        replay_note = ""
+        if result.violation is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "demo.replay.json"
+                write_replay(path, protocol, result.violation.schedule, result.violation, "dpor", 0)
+                again = replay(*read_replay(path)[:2])
+                reproduced = again.violation is not None and again.violation[1] == result.violation.name
+            replay_note = f"replay file round trip: {'reproduces' if reproduced else 'does NOT reproduce'} the violation"
+        for line in format_result(result, protocol, None).splitlines():
+            typer.echo(f"   {line}")
+        if replay_note:
+            typer.echo(f"   {replay_note}")
+        statuses.append(result.verdict == expected and reproduced)
+        typer.echo("")
+    return "ok" if all(statuses) else "unexpected verdict"
+
+
 STEPS = (step_plan_table, step_certify, step_simulate, step_check_simulated_history, step_real_run,
-         step_reconfigure_online)
+         step_reconfigure_online, step_explore)
 
 
 def register(app: typer.Typer) -> None:

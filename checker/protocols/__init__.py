@@ -1,0 +1,180 @@
+"""Protocols written as actor systems, ready for the explorer (:mod:`checker.explore`).
+
+A :class:`Protocol` is one concrete, explorable system: the actors and network
+(:class:`~checker.actors.System`), the sequential model its histories are judged by (a name from
+:data:`checker.models.MODELS`), the protocol's invariants, and, for key-aware reduction, the key of
+an operation. :func:`build` makes one from a registered name, a variant and parameters::
+
+    build("reconfig", "ack-before-switch")            # DESIGN.md's reconfiguration protocol
+    build("register", "erroneous", replicas=3)        # DS2's replicated registers
+
+Registered protocols (:data:`PROTOCOLS`):
+
+``reconfig``
+    clients, dispatcher, controller, old and new instances; variants ``correct``,
+    ``switch-before-ready``, ``stop-before-drain``, ``per-instance-switch``, ``ack-before-switch``
+    (see :mod:`checker.protocols.reconfig`).
+``register``
+    a replicated register on ``replicas`` replicas; variants ``majority`` (reads wait until a
+    majority agrees), ``erroneous`` (DS2's: a read returns once one replica answers) and ``abd``
+    (Attiya-Bar-Noy-Dolev) (see :mod:`checker.protocols.register`).
+
+Every problem with a name, variant or parameter is a :class:`ProtocolError` naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Mapping
+
+from checker.actors import ActorError, Faults, Invariant, System, SystemState
+from checker.history import History
+
+__all__ = ["FAULT_DEFAULTS", "PROTOCOLS", "Protocol", "ProtocolError", "ProtocolSpec", "build", "make_system", "names"]
+
+
+class ProtocolError(ValueError):
+    """An unknown protocol, variant or parameter, or a bad parameter value; the message names it."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One explorable configuration of a protocol.
+
+    ``params``: the parameters it was built with, as sorted ``(name, value)`` pairs (JSON values).
+    ``model``: the checker model its histories are judged by. ``invariants``: checked by the
+    explorer on every state (or, for ``quiescent`` ones, where nothing is left to deliver).
+    ``op_key``: the key of an operation input for key-aware reduction (operations on different
+    keys are judged independently); None when the model is not partitioned.
+    ``buggy``: whether the variant is a known-buggy one (a fact about the variant, for reports).
+    """
+
+    name: str
+    variant: str
+    params: tuple[tuple[str, Any], ...]
+    system: System
+    model: str
+    invariants: tuple[Invariant, ...] = ()
+    op_key: Callable[[Any], Hashable] | None = None
+    buggy: bool = False
+    description: str = ""
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def history(self, state: SystemState) -> History:
+        """The history recorded in ``state``, naming this protocol's model."""
+        return self.system.history(state, self.model)
+
+    def label(self) -> str:
+        extra = ", ".join(f"{k}={v}" for k, v in self.params)
+        return f"{self.name}/{self.variant}" + (f" ({extra})" if extra else "")
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """A registry entry: how to build a protocol's variants from parameters.
+
+    ``variants``: name -> (one-line description, buggy?). ``defaults``: parameter -> default
+    value (its type is the parameter's type); ``variant_defaults``: per-variant overrides.
+    ``build(variant, params) -> Protocol`` receives every parameter, validated.
+    """
+
+    name: str
+    description: str
+    variants: Mapping[str, tuple[str, bool]]
+    default_variant: str
+    defaults: Mapping[str, Any]
+    build: Callable[[str, dict], Protocol]
+    variant_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def correct_variants(self) -> tuple[str, ...]:
+        return tuple(v for v, (_, buggy) in self.variants.items() if not buggy)
+
+    @property
+    def buggy_variants(self) -> tuple[str, ...]:
+        return tuple(v for v, (_, buggy) in self.variants.items() if buggy)
+
+    def params_for(self, variant: str) -> dict[str, Any]:
+        """The default parameters of ``variant``."""
+        out = dict(self.defaults)
+        out.update(self.variant_defaults.get(variant, {}))
+        return out
+
+
+PROTOCOLS: dict[str, ProtocolSpec] = {}
+
+# Fault budgets per schedule that every protocol accepts as parameters (see checker.actors.Faults).
+FAULT_DEFAULTS = {"drops": 0, "duplicates": 0, "crashes": 0, "restarts": 0}
+
+
+def make_system(protocol: str, actors, params: Mapping[str, Any]) -> System:
+    """The actor system of ``actors`` on ``params["network"]`` with the fault budgets of
+    ``params`` (:data:`FAULT_DEFAULTS`); a bad value is a ProtocolError naming ``protocol``."""
+    try:
+        faults = Faults(**{name: params[name] for name in FAULT_DEFAULTS})
+        return System(actors, network=params["network"], faults=faults)
+    except ActorError as exc:
+        raise ProtocolError(f"{protocol}: {exc}") from None
+
+
+def register_protocol(spec: ProtocolSpec) -> ProtocolSpec:
+    PROTOCOLS[spec.name] = spec
+    return spec
+
+
+def names() -> tuple[str, ...]:
+    """The registered protocol names."""
+    return tuple(PROTOCOLS)
+
+
+def _coerce(name: str, value: Any, default: Any, protocol: str) -> Any:
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ProtocolError(f"{protocol} parameter {name} must be true or false, not {value!r}")
+    if isinstance(default, int):
+        if isinstance(value, str):
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise ProtocolError(f"{protocol} parameter {name} must be an integer, not {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ProtocolError(f"{protocol} parameter {name} must be an integer, not {value!r}")
+        return value
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ProtocolError(f"{protocol} parameter {name} must be a string, not {value!r}")
+        return value
+    return value
+
+
+def build(name: str, variant: str | None = None, **params: Any) -> Protocol:
+    """The protocol ``name`` in ``variant`` (default: the protocol's default variant) with
+    ``params`` overriding the variant's defaults. Integer parameters also accept decimal strings
+    (as typed on a command line)."""
+    spec = PROTOCOLS.get(name) if isinstance(name, str) else None
+    if spec is None:
+        raise ProtocolError(f"unknown protocol {name!r} (expected one of {', '.join(PROTOCOLS)})")
+    variant = spec.default_variant if variant is None else variant
+    if variant not in spec.variants:
+        raise ProtocolError(
+            f"unknown variant {variant!r} of protocol {name} (expected one of {', '.join(spec.variants)})"
+        )
+    values = spec.params_for(variant)
+    for key, value in params.items():
+        if key not in values:
+            raise ProtocolError(
+                f"unknown parameter {key!r} of protocol {name} (expected one of {', '.join(sorted(values))})"
+            )
+        values[key] = _coerce(key, value, values[key], name)
+    return spec.build(variant, values)
+
+
+# Registration (the modules import the names above, so they come last).
+from checker.protocols import reconfig as _reconfig  # noqa: E402,F401
+from checker.protocols import register as _register  # noqa: E402,F401

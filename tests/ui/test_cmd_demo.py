@@ -12,8 +12,18 @@ def test_the_demo_runs_every_step_and_reports_each_one_ok(capsys):
     code = main(["demo"])
     out = capsys.readouterr().out
     assert code == 0, out
-    for section in ("== plan:", "== certify:", "== simulate:", "== check:", "== real run:", "== reconfigure online:"):
+    for section in ("== plan:", "== certify:", "== simulate:", "== check:", "== real run:", "== reconfigure online:", "== explore:"):
         assert section in out
     assert "OPTIMAL" in out and "linearizable" in out and "measured speedup over fat" in out
     summary = next(line for line in out.splitlines() if line.startswith("summary"))
     assert summary.count(": ok") == summary.count(":")
+
+
+def test_the_explore_step_passes_the_correct_protocol_and_catches_the_buggy_one(capsys):
+    from ui.cmd_demo import step_explore
+
+    assert step_explore() == "ok"
+    out = capsys.readouterr().out
+    assert "reconfig/correct" in out and "verdict    OK: every schedule explored" in out
+    assert "reconfig/ack-before-switch" in out and "VIOLATION" in out
+    assert "replay file round trip: reproduces the violation" in out

@@ -1,0 +1,873 @@
+"""Actor systems as pure values: actors emit commands, a system steps a network of them.
+
+An **actor** is a handler over an immutable, hashable state (tuples, frozen dataclasses,
+frozensets). It never does I/O: it returns the commands it wants carried out, so the same actor
+definition can be driven by the explorer (every schedule), a simulator or real processes::
+
+    on_start()                -> (state, commands)
+    on_msg(state, src, msg)   -> (state, commands)
+    on_restart(state)         -> (state, commands)      # after a crash; default: on_start()
+    key_of(msg)               -> hashable or None       # the part of the state msg touches
+    read_only(msg)            -> bool                   # msg never changes the state
+
+Commands are :class:`Send` ``(dst, msg)``; client actors (``is_client = True``) also emit
+:class:`Invoke` ``(input)`` when an operation starts and :class:`Return` ``(output)`` when it
+ends. Those records form the history (:meth:`System.history`). Messages must be hashable and
+made of tuples, strings, numbers, booleans and None (so that a schedule can be written as JSON
+and read back); inputs and outputs must be JSON values.
+
+``ignores`` is a promise that lets the system discard a message that can no longer change
+anything (a late reply): such a message is removed from the network (reported in
+:attr:`Outcome.ignored`) rather than scheduled, which removes pointless interleavings without
+changing any state an actor can observe. ``key_of`` is a promise used by key-aware reduction: a message with key ``k`` reads and writes
+only the part ``k`` of the actor's state, so two messages with different keys commute. None (the
+default) means "the whole state".
+
+A :class:`System` puts named actors on a network:
+
+``unordered`` (default)
+    every message in flight may be delivered next (a multiset: two equal messages are two copies);
+``fifo``
+    messages of one channel (src, dst) are delivered in the order they were sent; channels are
+    independent.
+
+:class:`Faults` gives budgets, per schedule, for message **drop**, **duplicate** delivery (the
+message is delivered and stays in flight), actor **crash** (a crashed actor receives nothing) and
+**restart** (``on_restart``). Client actors never crash: they are the test harness.
+
+A :class:`SystemState` is a hashable value: actor states, the network, the history record and
+the fault budget used. The history record keeps, per client, its operations in order and, for
+each call, how many operations of every client had returned by then. That is exactly the
+real-time order a linearizability check needs, and nothing about unrelated interleavings, so two
+schedules that reach the same record produce equivalent histories. Everything here is a pure
+function of its arguments; errors are :class:`ActorError` naming the actor, message or event.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from bisect import bisect_left, insort
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Hashable, Iterable, Iterator, Mapping, NamedTuple, Sequence
+
+from checker.history import History, Operation
+
+__all__ = [
+    "NETWORKS",
+    "Actor",
+    "ActorError",
+    "Envelope",
+    "Event",
+    "Faults",
+    "Invariant",
+    "Invoke",
+    "Outcome",
+    "Return",
+    "Send",
+    "System",
+    "SystemState",
+    "all_operations_return",
+    "event_from_json",
+    "event_to_json",
+    "message_from_json",
+    "message_to_json",
+]
+
+NETWORKS = ("unordered", "fifo")
+EVENT_KINDS = ("deliver", "drop", "duplicate", "crash", "restart")
+
+
+class ActorError(ValueError):
+    """An actor, message, event or system definition is wrong; the message names it."""
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
+
+
+@dataclass(frozen=True)
+class Send:
+    """Put ``msg`` in flight to the actor named ``dst``."""
+
+    dst: str
+    msg: Hashable
+
+
+@dataclass(frozen=True)
+class Invoke:
+    """A client starts an operation with this ``input`` (a JSON value); it becomes its call."""
+
+    input: Any
+
+
+@dataclass(frozen=True)
+class Return:
+    """A client's outstanding operation ends with this ``output`` (a JSON value)."""
+
+    output: Any
+
+
+class Actor:
+    """Base class of actors (see the module docstring for the contract).
+
+    Subclasses are usually frozen dataclasses holding their configuration; the state lives
+    outside, in :class:`SystemState`, and every handler is a pure function of its arguments.
+    """
+
+    is_client: ClassVar[bool] = False
+
+    def on_start(self) -> tuple[Hashable, Sequence[Any]]:
+        raise NotImplementedError
+
+    def on_msg(self, state: Any, src: str, msg: Any) -> tuple[Hashable, Sequence[Any]]:
+        raise NotImplementedError
+
+    def on_restart(self, state: Any) -> tuple[Hashable, Sequence[Any]]:
+        """State and commands after a crash; ``state`` is the state at the crash. Default: a fresh start."""
+        return self.on_start()
+
+    def key_of(self, msg: Any) -> Hashable | None:
+        """The part of the state ``msg`` touches (None: all of it)."""
+        return None
+
+    def read_only(self, msg: Any) -> bool:
+        """Promise that delivering ``msg`` never changes this actor's state, whatever the state
+        (it may still send, e.g. the answer to a read). Two such deliveries commute on an
+        unordered network; key-aware reduction uses it. Default: False (no promise)."""
+        return False
+
+    def ignores(self, state: Any, src: str, msg: Any) -> bool:
+        """Promise that ``msg`` from ``src`` changes nothing, now and in every later state
+        (``on_msg`` would return the state unchanged and no command), e.g. a late reply to an
+        operation already finished. The system then removes it from the network instead of
+        scheduling a delivery that cannot matter. Default: False (no promise)."""
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# Values
+
+
+class Envelope(NamedTuple):
+    """A message in flight from ``src`` to ``dst``."""
+
+    src: str
+    dst: str
+    msg: Hashable
+
+
+class Event(NamedTuple):
+    """One step of a schedule.
+
+    ``deliver`` / ``drop`` / ``duplicate``: the message ``msg`` from ``src`` to ``dst``;
+    ``crash`` / ``restart``: the actor ``dst`` (``src`` and ``msg`` are None).
+    """
+
+    kind: str
+    src: str | None
+    dst: str
+    msg: Hashable = None
+
+    def describe(self) -> str:
+        if self.kind in ("crash", "restart"):
+            return f"{self.kind} {self.dst}"
+        verb = "" if self.kind == "deliver" else f"{self.kind} "
+        return f"{verb}{self.src} -> {self.dst}: {_show(self.msg)}"
+
+
+def _show(msg: Any) -> str:
+    if isinstance(msg, tuple) and msg and isinstance(msg[0], str):
+        return f"{msg[0]}({', '.join(_show(m) for m in msg[1:])})"
+    return repr(msg)
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Fault budgets per schedule (all zero: a reliable network and no crashes)."""
+
+    drops: int = 0
+    duplicates: int = 0
+    crashes: int = 0
+    restarts: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("drops", "duplicates", "crashes", "restarts"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ActorError(f"fault budget {name} must be a non-negative integer, not {value!r}")
+
+    @property
+    def any(self) -> bool:
+        return bool(self.drops or self.duplicates or self.crashes or self.restarts)
+
+    def to_json(self) -> dict:
+        return {"drops": self.drops, "duplicates": self.duplicates, "crashes": self.crashes, "restarts": self.restarts}
+
+
+class SystemState(NamedTuple):
+    """A global state: hashable, compared by value.
+
+    ``actors``: the actor states, in the order of :attr:`System.names` (a crashed actor's entry is
+    ``(CRASHED, state_at_crash)``); ``network``: the messages in flight, in a canonical form
+    private to the system (read it with :meth:`System.in_flight`); ``history``: per client (order of
+    :attr:`System.clients`) a tuple of operations ``(input, returned_counts)`` (pending) or
+    ``(input, returned_counts, output)``, inputs and outputs as canonical JSON text; ``used``:
+    the fault budget spent, ``(drops, duplicates, crashes, restarts)``.
+    """
+
+    actors: tuple
+    network: Hashable
+    history: tuple
+    used: tuple = (0, 0, 0, 0)
+
+
+class Outcome(NamedTuple):
+    """What one step did: the next state, the history records ``(client, "invoke"|"return",
+    value)``, the envelopes sent, in order, and the envelopes discarded because their receiver
+    ignores them (see :meth:`Actor.ignores`), one entry per copy."""
+
+    state: SystemState
+    records: tuple
+    sent: tuple
+    ignored: tuple = ()
+
+
+CRASHED = "<crashed>"
+
+
+@dataclass(frozen=True)
+class Invariant:
+    """A property of global states. ``check(system, state)`` returns None when it holds, else a
+    sentence saying what is wrong. ``quiescent=True``: checked only where nothing can be
+    delivered (a terminal state). Invariants checked on every state should be *stable* (once
+    violated, violated in every later state, e.g. a flag an actor sets), so that reduced
+    strategies, which visit only some interleavings, still see them at the end of a schedule."""
+
+    name: str
+    check: Callable[["System", SystemState], str | None]
+    quiescent: bool = False
+
+
+# --------------------------------------------------------------------------------------------
+# JSON of messages and events
+
+
+def message_to_json(msg: Any) -> Any:
+    """A message as a JSON value: tuples become lists. Raises ActorError for other types."""
+    if msg is None or isinstance(msg, (str, bool, int, float)):
+        return msg
+    if isinstance(msg, tuple):
+        return [message_to_json(m) for m in msg]
+    if isinstance(msg, frozenset):
+        raise ActorError(f"message part {msg!r} is a frozenset; messages are tuples of JSON scalars")
+    raise ActorError(f"message part {msg!r} ({type(msg).__name__}) is not a tuple or a JSON scalar")
+
+
+def message_from_json(value: Any) -> Any:
+    """Inverse of :func:`message_to_json`: lists become tuples."""
+    if isinstance(value, list):
+        return tuple(message_from_json(v) for v in value)
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    raise ActorError(f"message part {value!r} is not a JSON list or scalar")
+
+
+def event_to_json(event: Event) -> dict:
+    out: dict[str, Any] = {"kind": event.kind}
+    if event.src is not None:
+        out["src"] = event.src
+    out["dst"] = event.dst
+    if event.kind not in ("crash", "restart"):
+        out["msg"] = message_to_json(event.msg)
+    return out
+
+
+def event_from_json(obj: Any) -> Event:
+    """An :class:`Event` from its JSON object; raises ActorError naming what is wrong."""
+    if not isinstance(obj, dict):
+        raise ActorError(f"an event must be an object with \"kind\" and \"dst\", not {obj!r}")
+    kind = obj.get("kind", "deliver")
+    if kind not in EVENT_KINDS:
+        raise ActorError(f"unknown event kind {kind!r} (expected one of {', '.join(EVENT_KINDS)})")
+    dst = obj.get("dst")
+    if not isinstance(dst, str):
+        raise ActorError(f"event {obj!r} needs a string \"dst\"")
+    if kind in ("crash", "restart"):
+        return Event(kind, None, dst, None)
+    src = obj.get("src")
+    if not isinstance(src, str):
+        raise ActorError(f"event {obj!r} needs a string \"src\"")
+    if "msg" not in obj:
+        raise ActorError(f"event {obj!r} needs a \"msg\"")
+    return Event(kind, src, dst, message_from_json(obj["msg"]))
+
+
+def _canon(value: Any, what: str, actor: str) -> str:
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ActorError(f"client {actor!r}: {what} {value!r} is not a JSON value ({exc})") from None
+
+
+# --------------------------------------------------------------------------------------------
+# System
+
+
+class System:
+    """Named actors on a network (see the module docstring).
+
+    ``actors``: a mapping (or sequence of pairs) from name to :class:`Actor`; the order fixes
+    :attr:`names`. ``network``: ``"unordered"`` or ``"fifo"``. ``faults``: :class:`Faults`.
+    """
+
+    def __init__(
+        self,
+        actors: Mapping[str, Actor] | Iterable[tuple[str, Actor]],
+        network: str = "unordered",
+        faults: Faults | None = None,
+    ) -> None:
+        pairs = list(actors.items()) if isinstance(actors, Mapping) else list(actors)
+        if not pairs:
+            raise ActorError("a system needs at least one actor")
+        names: list[str] = []
+        for pair in pairs:
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise ActorError(f"actors must be (name, actor) pairs, not {pair!r}")
+            name, actor = pair
+            if not isinstance(name, str) or not name:
+                raise ActorError(f"actor name must be a non-empty string, not {name!r}")
+            if name in names:
+                raise ActorError(f"actor name {name!r} is used twice")
+            if not isinstance(actor, Actor):
+                raise ActorError(f"actor {name!r} is not an Actor: {actor!r}")
+            names.append(name)
+        if network not in NETWORKS:
+            raise ActorError(f"unknown network {network!r} (expected one of {', '.join(NETWORKS)})")
+        faults = Faults() if faults is None else faults
+        if not isinstance(faults, Faults):
+            raise ActorError(f"faults must be a Faults value, not {faults!r}")
+        self.names: tuple[str, ...] = tuple(names)
+        self.actors: tuple[Actor, ...] = tuple(a for _, a in pairs)
+        self.index: dict[str, int] = {n: i for i, n in enumerate(names)}
+        self.clients: tuple[str, ...] = tuple(n for n, a in pairs if a.is_client)
+        self.client_index: dict[str, int] = {n: i for i, n in enumerate(self.clients)}
+        self.network = network
+        self.fifo = network == "fifo"
+        self.faults = faults
+        self._sort_keys: dict[Envelope, tuple] = {}
+        # unordered networks are sorted tuples of interned message ids (cheap to copy and hash)
+        self._ids: dict[Envelope, int] = {}
+        self._envs: list[Envelope] = []
+        self._events: list[Event] = []
+        self._keys: list[tuple] = []
+        self._ignoring = tuple(type(a).ignores is not Actor.ignores for a in self.actors)
+        if not any(self._ignoring):
+            self._ignoring = ()
+        self._fast = not self.fifo and not faults.crashes
+        self._faulty = faults.any
+
+    def __repr__(self) -> str:
+        return f"System({', '.join(self.names)}; {self.network})"
+
+    # ----------------------------------------------------------------------------------------
+    # construction of states
+
+    def initial(self) -> SystemState:
+        """The state after every actor's ``on_start``, in the order of :attr:`names`."""
+        return self.start().state
+
+    def start(self) -> Outcome:
+        """The initial state, with the records and messages of every ``on_start`` in order."""
+        actor_states: list[Any] = []
+        history = [() for _ in self.clients]
+        network = _Net(self, self._empty())
+        records: list = []
+        sent: list = []
+        for name, actor in zip(self.names, self.actors):
+            state, commands = _call(name, "on_start", actor.on_start)
+            actor_states.append(state)
+            self._apply(name, commands, network, history, records, sent)
+        ignored = self._discard(actor_states, network, sent, None) if self._ignoring else ()
+        return Outcome(
+            SystemState(tuple(actor_states), network.freeze(), tuple(history), (0, 0, 0, 0)),
+            tuple(records), tuple(sent), ignored,
+        )
+
+    def _empty(self):
+        return frozenset() if self.fifo else ()
+
+    def _intern(self, env: Envelope) -> int:
+        i = self._ids.get(env)
+        if i is None:
+            try:
+                hash(env)
+            except TypeError:
+                raise ActorError(f"actor {env.src!r} sends an unhashable message {env.msg!r}") from None
+            i = len(self._envs)
+            self._ids[env] = i
+            self._envs.append(env)
+            self._events.append(Event("deliver", env.src, env.dst, env.msg))
+            self._keys.append((env.src, env.dst, repr(env.msg)))
+        return i
+
+    def _discard(self, actor_states: list, net: "_Net", sent: Sequence[Envelope], receiver: str | None) -> tuple:
+        """Remove the messages that their receiver ignores (see :meth:`Actor.ignores`): those just
+        sent, and those in flight to ``receiver`` (the only actor whose state changed)."""
+        candidates = list(dict.fromkeys(sent))
+        if receiver is not None and self._ignoring[self.index[receiver]]:
+            candidates += [e for e in net.envelopes() if e.dst == receiver and e not in candidates]
+        ignored: list = []
+        for env in candidates:
+            di = self.index[env.dst]
+            if not self._ignoring[di]:
+                continue
+            st = actor_states[di]
+            if isinstance(st, tuple) and len(st) == 2 and st[0] is CRASHED:
+                continue
+            if self.actors[di].ignores(st, env.src, env.msg):
+                ignored += [env] * net.discard(env)
+        return tuple(ignored)
+
+    # ----------------------------------------------------------------------------------------
+    # queries
+
+    def state_of(self, state: SystemState, name: str) -> Any:
+        """The state of the actor ``name`` (``(CRASHED, state_at_crash)`` when crashed)."""
+        try:
+            return state.actors[self.index[name]]
+        except KeyError:
+            raise ActorError(f"no actor named {name!r} (actors: {', '.join(self.names)})") from None
+
+    def last_state_of(self, state: SystemState, name: str) -> Any:
+        """The state of the actor ``name``, or its state at the crash when it is crashed (what
+        invariants over actor states read)."""
+        s = self.state_of(state, name)
+        return s[1] if self.crashed(state, name) else s
+
+    def crashed(self, state: SystemState, name: str) -> bool:
+        s = self.state_of(state, name)
+        return isinstance(s, tuple) and len(s) == 2 and s[0] is CRASHED
+
+    def in_flight(self, state: SystemState) -> Iterator[Envelope]:
+        """Every message in flight, once per copy, in a deterministic order."""
+        if self.fifo:
+            for (src, dst), msgs in sorted(state.network, key=lambda item: item[0]):
+                for m in msgs:
+                    yield Envelope(src, dst, m)
+        else:
+            envs, keys = self._envs, self._keys
+            for i in sorted(state.network, key=keys.__getitem__):
+                yield envs[i]
+
+    def _sort_key(self, env: Envelope) -> tuple:
+        key = self._sort_keys.get(env)
+        if key is None:
+            key = (env.src, env.dst, repr(env.msg))
+            self._sort_keys[env] = key
+        return key
+
+    def deliverable(self, state: SystemState) -> list[Envelope]:
+        """Distinct messages that may be delivered next, in a deterministic order."""
+        if self.fifo:
+            envs = [Envelope(src, dst, msgs[0]) for (src, dst), msgs in state.network]
+            envs.sort(key=self._sort_key)
+        else:
+            envs = [self._envs[i] for i in sorted(set(state.network), key=self._keys.__getitem__)]
+        if self.faults.crashes:
+            envs = [e for e in envs if not self.crashed(state, e.dst)]
+        return envs
+
+    def enabled(self, state: SystemState) -> list[Event]:
+        """Every event possible in ``state``: deliveries first (deterministic order), then faults."""
+        if not self.fifo and not self._faulty:
+            events = self._events
+            return [events[i] for i in sorted(set(state.network), key=self._keys.__getitem__)]
+        envs = self.deliverable(state)
+        events = [Event("deliver", e.src, e.dst, e.msg) for e in envs]
+        if self._faulty:
+            drops, dups, crashes, restarts = state.used
+            f = self.faults
+            if drops < f.drops:
+                events.extend(Event("drop", e.src, e.dst, e.msg) for e in envs)
+            if dups < f.duplicates:
+                events.extend(Event("duplicate", e.src, e.dst, e.msg) for e in envs)
+            if crashes < f.crashes:
+                events.extend(
+                    Event("crash", None, n, None)
+                    for n, a in zip(self.names, self.actors)
+                    if not a.is_client and not self.crashed(state, n)
+                )
+            if restarts < f.restarts:
+                events.extend(Event("restart", None, n, None) for n in self.names if self.crashed(state, n))
+        return events
+
+    def terminal(self, state: SystemState) -> bool:
+        """No message can be delivered (faults are not counted: they are optional)."""
+        return not self.deliverable(state)
+
+    def is_enabled(self, state: SystemState, event: Event) -> bool:
+        try:
+            return event in self.enabled(state)
+        except TypeError:
+            return False
+
+    def key_of(self, env: Envelope) -> Hashable | None:
+        """The key of a message at its receiver (see :meth:`Actor.key_of`)."""
+        i = self.index.get(env.dst)
+        if i is None:
+            return None
+        return self.actors[i].key_of(env.msg)
+
+    def read_only(self, env: Envelope) -> bool:
+        """Whether the receiver promises the message never changes its state (:meth:`Actor.read_only`)."""
+        i = self.index.get(env.dst)
+        return False if i is None else bool(self.actors[i].read_only(env.msg))
+
+    # ----------------------------------------------------------------------------------------
+    # stepping
+
+    def step(self, state: SystemState, event: Event) -> Outcome:
+        """Carry out ``event`` in ``state``. Raises ActorError when it is not enabled there."""
+        if event.kind == "deliver" and self._fast:
+            return self._deliver(state, event)
+        kind = event.kind
+        if kind not in EVENT_KINDS:
+            raise ActorError(f"unknown event kind {kind!r} (expected one of {', '.join(EVENT_KINDS)})")
+        if event.dst not in self.index:
+            raise ActorError(f"event {event.describe()}: no actor named {event.dst!r}")
+        di = self.index[event.dst]
+        used = list(state.used)
+        net = _Net(self, state.network)
+        actors = list(state.actors)
+        history = list(state.history)
+        records: list = []
+        sent: list = []
+        if kind in ("deliver", "drop", "duplicate"):
+            env = Envelope(event.src, event.dst, event.msg)
+            if self.crashed(state, event.dst) or not net.can_take(env):
+                raise ActorError(f"event {event.describe()} is not enabled: no such message can be delivered now")
+            if kind == "drop":
+                if used[0] >= self.faults.drops:
+                    raise ActorError(f"event {event.describe()} is not enabled: the drop budget ({self.faults.drops}) is spent")
+                used[0] += 1
+                net.take(env)
+            else:
+                if kind == "duplicate":
+                    if used[1] >= self.faults.duplicates:
+                        raise ActorError(
+                            f"event {event.describe()} is not enabled: the duplicate budget ({self.faults.duplicates}) is spent"
+                        )
+                    used[1] += 1
+                else:
+                    net.take(env)
+                actor = self.actors[di]
+                new_state, commands = _call(event.dst, "on_msg", actor.on_msg, actors[di], event.src, event.msg)
+                actors[di] = new_state
+                self._apply(event.dst, commands, net, history, records, sent)
+        elif kind == "crash":
+            if self.actors[di].is_client:
+                raise ActorError(f"event {event.describe()} is not enabled: clients do not crash")
+            if self.crashed(state, event.dst):
+                raise ActorError(f"event {event.describe()} is not enabled: {event.dst!r} is already crashed")
+            if used[2] >= self.faults.crashes:
+                raise ActorError(f"event {event.describe()} is not enabled: the crash budget ({self.faults.crashes}) is spent")
+            used[2] += 1
+            actors[di] = (CRASHED, actors[di])
+        else:  # restart
+            if not self.crashed(state, event.dst):
+                raise ActorError(f"event {event.describe()} is not enabled: {event.dst!r} is not crashed")
+            if used[3] >= self.faults.restarts:
+                raise ActorError(f"event {event.describe()} is not enabled: the restart budget ({self.faults.restarts}) is spent")
+            used[3] += 1
+            actor = self.actors[di]
+            new_state, commands = _call(event.dst, "on_restart", actor.on_restart, actors[di][1])
+            actors[di] = new_state
+            self._apply(event.dst, commands, net, history, records, sent)
+        ignored = self._discard(actors, net, sent, event.dst) if self._ignoring and kind != "crash" else ()
+        new = SystemState(tuple(actors), net.freeze(), tuple(history), tuple(used))
+        return Outcome(new, tuple(records), tuple(sent), ignored)
+
+    def _deliver(self, state: SystemState, event: Event) -> Outcome:
+        """``step`` for a delivery on an unordered network without crashes (the hot path)."""
+        dst = event.dst
+        di = self.index.get(dst)
+        if di is None:
+            raise ActorError(f"event {event.describe()}: no actor named {dst!r}")
+        try:
+            i = self._ids.get((event.src, dst, event.msg))
+        except TypeError:
+            i = None
+        lst = list(state.network)
+        pos = -1 if i is None else bisect_left(lst, i)
+        if pos < 0 or pos == len(lst) or lst[pos] != i:
+            raise ActorError(f"event {event.describe()} is not enabled: no such message can be delivered now")
+        del lst[pos]
+        actors = list(state.actors)
+        result = self.actors[di].on_msg(actors[di], event.src, event.msg)
+        if type(result) is not tuple or len(result) != 2:
+            raise ActorError(f"actor {dst!r}: on_msg must return (state, commands), not {result!r}")
+        new_state, commands = result
+        actors[di] = new_state
+        sent: list = []
+        records: list = []
+        history = state.history
+        index = self.index
+        ids = self._ids
+        if commands:
+            if type(commands) is not list and type(commands) is not tuple:
+                raise ActorError(f"actor {dst!r} must return a sequence of commands, not {commands!r}")
+            for cmd in commands:
+                if type(cmd) is Send:
+                    if cmd.dst not in index:
+                        raise ActorError(f"actor {dst!r} sends {cmd.msg!r} to {cmd.dst!r}, which is not an actor")
+                    e = Envelope(dst, cmd.dst, cmd.msg)
+                    try:
+                        j = ids.get(e)
+                    except TypeError:
+                        raise ActorError(f"actor {dst!r} sends an unhashable message {cmd.msg!r}") from None
+                    if j is None:
+                        j = self._intern(e)
+                    insort(lst, j)
+                    sent.append(e)
+                else:
+                    if type(history) is tuple:
+                        history = list(history)
+                    self._record(dst, cmd, history, records)
+        ignoring = self._ignoring
+        ignored: list = []
+        if ignoring:
+            envs = self._envs
+            candidates = [ids[e] for e in dict.fromkeys(sent)]
+            if ignoring[di]:
+                candidates += [j for j in dict.fromkeys(lst) if envs[j].dst == dst and j not in candidates]
+            for j in candidates:
+                e = envs[j]
+                k = index[e.dst]
+                if ignoring[k] and self.actors[k].ignores(actors[k], e.src, e.msg):
+                    n = lst.count(j)
+                    if n:
+                        lst = [x for x in lst if x != j]
+                        ignored += [e] * n
+        try:
+            hash(new_state)
+        except TypeError:
+            raise ActorError(f"actor {dst!r}: on_msg returned an unhashable state {new_state!r}") from None
+        return Outcome(
+            SystemState(tuple(actors), tuple(lst), tuple(history), state.used),
+            tuple(records), tuple(sent), tuple(ignored),
+        )
+
+    def _record(self, name: str, cmd: Any, history: list, records: list) -> None:
+        """Apply an Invoke or Return command of client ``name`` to the history record."""
+        if isinstance(cmd, (Invoke, Return)):
+            ci = self.client_index.get(name)
+            if ci is None:
+                raise ActorError(f"actor {name!r} emits {type(cmd).__name__} but is not a client (set is_client = True)")
+            ops = history[ci]
+            if isinstance(cmd, Invoke):
+                if ops and len(ops[-1]) == 2:
+                    raise ActorError(f"client {name!r} invokes {cmd.input!r} while its previous operation is outstanding")
+                counts = tuple(sum(1 for op in h if len(op) == 3) for h in history)
+                text = _canon(cmd.input, "input", name)
+                history[ci] = ops + ((text, counts),)
+                records.append((name, "invoke", text))
+            else:
+                if not ops or len(ops[-1]) == 3:
+                    raise ActorError(f"client {name!r} returns {cmd.output!r} without an outstanding operation")
+                text = _canon(cmd.output, "output", name)
+                history[ci] = ops[:-1] + (ops[-1] + (text,),)
+                records.append((name, "return", text))
+        else:
+            raise ActorError(f"actor {name!r} emitted {cmd!r}, which is not a Send, Invoke or Return")
+
+    def run(self, events: Iterable[Event], state: SystemState | None = None) -> SystemState:
+        """The state after carrying out ``events`` in order from ``state`` (default: initial)."""
+        state = self.initial() if state is None else state
+        for event in events:
+            state = self.step(state, event).state
+        return state
+
+    def _apply(self, name: str, commands: Sequence[Any], net: "_Net", history: list, records: list, sent: list) -> None:
+        if commands is None:
+            return
+        if not isinstance(commands, (list, tuple)):
+            raise ActorError(f"actor {name!r} must return a sequence of commands, not {commands!r}")
+        for cmd in commands:
+            if isinstance(cmd, Send):
+                if cmd.dst not in self.index:
+                    raise ActorError(f"actor {name!r} sends {cmd.msg!r} to {cmd.dst!r}, which is not an actor")
+                try:
+                    hash(cmd.msg)
+                except TypeError:
+                    raise ActorError(f"actor {name!r} sends an unhashable message {cmd.msg!r}") from None
+                env = Envelope(name, cmd.dst, cmd.msg)
+                net.put(env)
+                sent.append(env)
+            else:
+                self._record(name, cmd, history, records)
+
+    # ----------------------------------------------------------------------------------------
+    # histories
+
+    def history(self, state: SystemState, model: str | None = None) -> History:
+        """The history recorded in ``state``, as :class:`~checker.history.History`.
+
+        Times are event numbers 1, 2, ... chosen so that operation A returns before operation B
+        is called exactly when that happened in the schedule (the real-time order is all that
+        the record keeps, and all that linearizability depends on). Clients are actor names.
+        """
+        return history_of(self.clients, state.history, model)
+
+
+def history_of(clients: Sequence[str], record: tuple, model: str | None = None) -> History:
+    """Rebuild a :class:`History` from a history record (see :class:`SystemState`)."""
+    ops: list[tuple[int, int, tuple]] = []  # (client index, op index, op)
+    for ci, client_ops in enumerate(record):
+        for k, op in enumerate(client_ops):
+            ops.append((ci, k, op))
+    n = len(ops)
+    # events: 2*i = call of ops[i], 2*i+1 = return of ops[i] (only for completed ops)
+    succ: list[list[int]] = [[] for _ in range(2 * n)]
+    indeg = [0] * (2 * n)
+    exists = [True] * (2 * n)
+
+    def edge(a: int, b: int) -> None:
+        succ[a].append(b)
+        indeg[b] += 1
+
+    for i, (ci, k, op) in enumerate(ops):
+        if len(op) == 3:
+            edge(2 * i, 2 * i + 1)
+        else:
+            exists[2 * i + 1] = False
+    for a, (ca, ka, opa) in enumerate(ops):
+        if len(opa) != 3:
+            continue
+        for b, (cb, kb, opb) in enumerate(ops):
+            if a == b:
+                continue
+            if opb[1][ca] > ka:  # a returned before b was called
+                edge(2 * a + 1, 2 * b)
+            else:
+                edge(2 * b, 2 * a + 1)
+    ready = sorted(e for e in range(2 * n) if exists[e] and indeg[e] == 0)
+    times = [0] * (2 * n)
+    t = 0
+    heapq.heapify(ready)
+    while ready:
+        e = heapq.heappop(ready)
+        t += 1
+        times[e] = t
+        for f in succ[e]:
+            indeg[f] -= 1
+            if indeg[f] == 0:
+                heapq.heappush(ready, f)
+    if t != sum(exists):
+        raise ActorError("history record is inconsistent (its real-time order has a cycle)")
+    order = sorted(range(n), key=lambda i: times[2 * i])
+    result = []
+    for i in order:
+        ci, _, op = ops[i]
+        inp = json.loads(op[0])
+        if len(op) == 3:
+            result.append(Operation(clients[ci], inp, json.loads(op[2]), times[2 * i], times[2 * i + 1]))
+        else:
+            result.append(Operation(clients[ci], inp, None, times[2 * i], None))
+    return History(result, model=model)
+
+
+def _call(name: str, what: str, fn: Callable, *args: Any) -> tuple[Any, Sequence[Any]]:
+    try:
+        result = fn(*args)
+    except ActorError:
+        raise
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise ActorError(f"actor {name!r}: {what} must return (state, commands), not {result!r}")
+    state, commands = result
+    try:
+        hash(state)
+    except TypeError:
+        raise ActorError(f"actor {name!r}: {what} returned an unhashable state {state!r}") from None
+    return state, commands
+
+
+class _Net:
+    """A mutable working copy of the network of one step (never escapes a step).
+
+    Unordered: a sorted list of interned message ids (copies repeat); fifo: a dict from
+    channel (src, dst) to the tuple of its messages in order."""
+
+    __slots__ = ("system", "fifo", "items")
+
+    def __init__(self, system: System, frozen) -> None:
+        self.system = system
+        self.fifo = system.fifo
+        self.items = dict(frozen) if self.fifo else list(frozen)
+
+    def can_take(self, env: Envelope) -> bool:
+        if self.fifo:
+            msgs = self.items.get((env.src, env.dst))
+            return bool(msgs) and msgs[0] == env.msg
+        try:
+            i = self.system._ids.get(env)
+        except TypeError:
+            return False
+        return i is not None and i in self.items
+
+    def take(self, env: Envelope) -> None:
+        if self.fifo:
+            key = (env.src, env.dst)
+            rest = self.items[key][1:]
+            if rest:
+                self.items[key] = rest
+            else:
+                del self.items[key]
+        else:
+            self.items.remove(self.system._ids[env])
+
+    def put(self, env: Envelope) -> None:
+        if self.fifo:
+            key = (env.src, env.dst)
+            self.items[key] = self.items.get(key, ()) + (env.msg,)
+        else:
+            insort(self.items, self.system._intern(env))
+
+    def envelopes(self) -> list[Envelope]:
+        if self.fifo:
+            return [Envelope(src, dst, m) for (src, dst), msgs in self.items.items() for m in dict.fromkeys(msgs)]
+        envs = self.system._envs
+        return [envs[i] for i in dict.fromkeys(self.items)]
+
+    def discard(self, env: Envelope) -> int:
+        """Remove every copy of ``env``; returns how many there were."""
+        if self.fifo:
+            key = (env.src, env.dst)
+            msgs = self.items.get(key, ())
+            rest = tuple(m for m in msgs if m != env.msg)
+            if rest:
+                self.items[key] = rest
+            else:
+                self.items.pop(key, None)
+            return len(msgs) - len(rest)
+        i = self.system._ids.get(env)
+        n = self.items.count(i)
+        if n:
+            self.items = [x for x in self.items if x != i]
+        return n
+
+    def freeze(self):
+        if self.fifo:
+            return frozenset(self.items.items())
+        return tuple(self.items)
+
+
+def all_operations_return(system: System, state: SystemState) -> str | None:
+    """Quiescent check: every client operation has returned (skipped when a message was dropped
+    or an actor crashed, which may legitimately leave operations pending)."""
+    if state.used[0] or state.used[2]:
+        return None
+    for client, ops in zip(system.clients, state.history):
+        if ops and len(ops[-1]) == 2:
+            return f"client {client}'s operation {json.loads(ops[-1][0])!r} never returned, and nothing is left to deliver"
+    return None
