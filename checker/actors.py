@@ -177,8 +177,10 @@ class Event(NamedTuple):
 
 
 def _show(msg: Any) -> str:
+    """A message as ``kind(arg, ...)`` when it is a tuple led by a string (the convention for
+    messages); its arguments, tuples included, as Python values."""
     if isinstance(msg, tuple) and msg and isinstance(msg[0], str):
-        return f"{msg[0]}({', '.join(_show(m) for m in msg[1:])})"
+        return f"{msg[0]}({', '.join(repr(m) for m in msg[1:])})"
     return repr(msg)
 
 
@@ -503,7 +505,8 @@ class System:
         return events
 
     def terminal(self, state: SystemState) -> bool:
-        """No message can be delivered (faults are not counted: they are optional)."""
+        """No message can be delivered (fault events may still be enabled: they are optional, so the
+        explorers check quiescent invariants here, whether or not a schedule ends here)."""
         return not self.deliverable(state)
 
     def is_enabled(self, state: SystemState, event: Event) -> bool:

@@ -11,7 +11,8 @@ same property) and returned with its history and the checker's explanation.
 Strategies (:data:`STRATEGIES`):
 
 ``dfs``
-    exhaustive depth-first search over states, pruning states already seen (fingerprints).
+    exhaustive depth-first search over states, pruning states already seen (the visited set holds the states
+    themselves, compared by value: a hash collision can never prune a new state).
     A *schedule* is a path of the search: it ends at a terminal state, at the depth bound, or
     where it joins a state already explored.
 ``exhaustive``
@@ -146,7 +147,7 @@ class Violation:
 class ExploreResult:
     """What an exploration found (see the module docstring for the verdicts).
 
-    ``schedules``: schedules explored; ``states``: distinct states seen (fingerprints);
+    ``schedules``: schedules explored; ``states``: distinct states seen;
     ``transitions``: steps taken; ``distinct_histories``: distinct histories judged (after
     de-duplication); ``first_violation_at``: index (1-based) of the schedule that first violated;
     ``complete``: the strategy covered every behaviour (within ``depth``); ``reason``: why the
@@ -240,7 +241,7 @@ class _Run:
         self.keyed = keyed
         self.schedules = 0
         self.transitions = 0
-        self.fingerprints: set[int] = set()
+        self.seen: set[SystemState] = set()  # the states themselves: exact, no hash collisions
         self.checked: dict[Hashable, Any] = {}
         self.unknown_histories = 0
         self.found: _Found | None = None
@@ -267,29 +268,33 @@ class _Run:
     # states ---------------------------------------------------------------------------------
 
     def visit(self, state: SystemState, path: Sequence[Event]) -> bool:
-        """Record ``state``; check the invariants on a new one. True when it is new."""
-        fp = hash(state)
-        if fp in self.fingerprints:
+        """Record ``state``; on a new one check the invariants, and the quiescent ones where no
+        message can be delivered (:meth:`System.terminal`; fault events may still be enabled
+        there, so a schedule need not end at such a state). True when the state is new."""
+        if state in self.seen:
             return False
-        self.fingerprints.add(fp)
+        self.seen.add(state)
         for inv in self.always:
             problem = inv.check(self.system, state)
             if problem is not None:
                 # the schedule in progress ends here (it is the next schedule's index)
                 self._violation(_Found("invariant", inv.name, problem, tuple(path)), in_progress=True)
-                break
-        return True
-
-    def finish(self, state: SystemState, path: Sequence[Event], terminal: bool) -> None:
-        """A schedule ends at ``state`` (terminal, or cut by the depth bound)."""
-        self.schedules += 1
-        if not terminal:
-            self.cut = True
-        if terminal:
+                return True
+        if self.quiescent and self.system.terminal(state):
             for inv in self.quiescent:
                 problem = inv.check(self.system, state)
                 if problem is not None:
-                    self._violation(_Found("invariant", inv.name, problem, tuple(path), quiescent=True))
+                    self._violation(_Found("invariant", inv.name, problem, tuple(path), quiescent=True),
+                                    in_progress=True)
+                    return True
+        return True
+
+    def finish(self, state: SystemState, path: Sequence[Event], terminal: bool) -> None:
+        """A schedule ends at ``state`` (terminal, or cut by the depth bound); ``state`` was
+        visited (its invariants checked). Judges its history."""
+        self.schedules += 1
+        if not terminal:
+            self.cut = True
         self.judge(state, path)
         self.check_budget()
 
@@ -1118,7 +1123,9 @@ def explore(
     """Explore ``protocol`` (a :class:`~checker.protocols.Protocol`, or a registered name built
     with ``variant`` and ``params``) with ``strategy`` (one of :data:`STRATEGIES`).
 
-    Budgets: ``max_schedules``, ``max_time`` (seconds), ``depth`` (steps per schedule). random and
+    Budgets: ``max_schedules``, ``max_time`` (seconds), ``depth`` (steps per schedule; a cut
+    schedule makes the verdict UNKNOWN, and the DPOR family sees no races beyond the cut, so it
+    may miss a violation within the depth that ``dfs`` or ``exhaustive`` would find). random and
     pct without a budget get ``max_schedules=1000``. ``seed`` drives random and pct; ``delay_bound`` is delay-bounded's K;
     ``bug_depth`` is PCT's d. ``check_timeout``: seconds per history check. Raises ExploreError
     (or ProtocolError) naming a bad argument.
@@ -1136,8 +1143,9 @@ def explore(
     for name, value, low in (("max_schedules", max_schedules, 1), ("depth", depth, 1)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
             raise ExploreError(f"{name} must be an integer >= {low}, not {value!r}")
-    if max_time is not None and (isinstance(max_time, bool) or not isinstance(max_time, (int, float)) or not max_time > 0):
-        raise ExploreError(f"max_time must be a positive number of seconds, not {max_time!r}")
+    if max_time is not None and (isinstance(max_time, bool) or not isinstance(max_time, (int, float))
+                                 or not 0 < max_time < math.inf):
+        raise ExploreError(f"max_time must be a positive, finite number of seconds, not {max_time!r}")
     if isinstance(delay_bound, bool) or not isinstance(delay_bound, int) or delay_bound < 0:
         raise ExploreError(f"delay_bound must be a non-negative integer, not {delay_bound!r}")
     if isinstance(bug_depth, bool) or not isinstance(bug_depth, int) or bug_depth < 1:
@@ -1205,7 +1213,7 @@ def explore(
         params=protocol.params,
         strategy=strategy,
         schedules=run.schedules,
-        states=len(run.fingerprints),
+        states=len(run.seen),
         transitions=run.transitions,
         distinct_histories=len(run.checked),
         elapsed_s=elapsed,

@@ -234,7 +234,7 @@ def register(app: typer.Typer) -> None:
         max_schedules: Optional[int] = typer.Option(None, "--max-schedules", help="Stop after N schedules (UNKNOWN unless a violation was found)."),
         max_time: Optional[float] = typer.Option(None, "--max-time", help="Stop after S seconds (UNKNOWN unless a violation was found)."),
         seed: int = typer.Option(0, "--seed", help="Seed of random and pct."),
-        depth: Optional[int] = typer.Option(None, "--depth", help="Cut schedules after D steps (the result is then UNKNOWN unless a violation was found)."),
+        depth: Optional[int] = typer.Option(None, "--depth", help="Cut schedules after D steps (the result is then UNKNOWN unless a violation was found; dpor, transdpor and keyaware see no races past the cut: use dfs to search every schedule up to D)."),
         delay_bound: int = typer.Option(3, "--delay-bound", help="delay-bounded: at most K deviations from the oldest-message-first schedule."),
         bug_depth: int = typer.Option(3, "--bug-depth", help="pct: the bug depth d (d - 1 priority change points)."),
         param: List[str] = typer.Option([], "--param", help="Protocol parameter NAME=VALUE (repeatable), e.g. --param replicas=3."),

@@ -161,7 +161,7 @@ def build(name: str, variant: str | None = None, **params: Any) -> Protocol:
     if spec is None:
         raise ProtocolError(f"unknown protocol {name!r} (expected one of {', '.join(PROTOCOLS)})")
     variant = spec.default_variant if variant is None else variant
-    if variant not in spec.variants:
+    if not isinstance(variant, str) or variant not in spec.variants:
         raise ProtocolError(
             f"unknown variant {variant!r} of protocol {name} (expected one of {', '.join(spec.variants)})"
         )

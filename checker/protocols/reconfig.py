@@ -45,6 +45,13 @@ sub-batch on its way to it, or one it lost); all sub-batches of one batch run in
 batch is answered exactly once (no second answer, and, where nothing is left to deliver, no
 batch left unanswered). Histories are judged by the ``serving`` model.
 
+Fault model (``drops``, ``duplicates``, ``crashes``, ``restarts`` parameters): every message is
+idempotent (requests carry batch ids, reconfiguration requests and switches carry epochs, and a
+duplicate is recognised and ignored), so ``correct`` stays correct under duplication; a dropped
+message or a crash-stop can leave a request unanswered but never breaks safety. The actors keep
+no durable state, so a restart (which starts an actor afresh) is outside the fault model, and
+the explorer shows how it breaks the protocol.
+
 Parameters: ``clients`` (1), ``batches`` per client (2), ``batch`` size (4), ``instances`` per
 epoch (1; 2 for ``per-instance-switch``), ``reconfigures`` (1), ``network`` (``unordered``), and the fault budgets
 ``drops``, ``duplicates``, ``crashes``, ``restarts`` (0).
@@ -88,8 +95,8 @@ def _digest(batch: int, size: int) -> str:
 
 @dataclass(frozen=True)
 class InferClient(Actor):
-    """Sends its batches one at a time. State: ``(next index, outstanding batch or None,
-    batches answered although not outstanding)``."""
+    """Sends its batches one at a time. State: ``(next index, outstanding batch or None)``.
+    A result for a batch that is not outstanding (a duplicate the network made) is ignored."""
 
     is_client = True
     batches: tuple[int, ...]
@@ -101,23 +108,23 @@ class InferClient(Actor):
 
     def on_start(self):
         if not self.batches:
-            return (0, None, ()), []
-        return (1, self.batches[0], ()), self._invoke(0)
+            return (0, None), []
+        return (1, self.batches[0]), self._invoke(0)
 
     def on_msg(self, state, src, msg):
-        nxt, outstanding, unexpected = state
+        nxt, outstanding = state
         if msg[0] != "result":
             return state, []
         _, batch, epochs, digest = msg
         if batch != outstanding:
-            return (nxt, outstanding, unexpected + (batch,)), []
+            return state, []
         output: dict[str, Any] = {"epoch": epochs[0]} if len(epochs) == 1 else {"epochs": list(epochs)}
         output["digest"] = digest
         commands: list = [Return(output)]
         if nxt < len(self.batches):
             commands += self._invoke(nxt)
-            return (nxt + 1, self.batches[nxt], unexpected), commands
-        return (nxt, None, unexpected), commands
+            return (nxt + 1, self.batches[nxt]), commands
+        return (nxt, None), commands
 
 
 @dataclass(frozen=True)
@@ -128,7 +135,7 @@ class Operator(Actor):
     plans: tuple[str, ...]  # canonical JSON of each target plan (kept hashable)
 
     def _invoke(self, i: int) -> list:
-        return [Invoke({"op": "reconfigure", "plan": json.loads(self.plans[i])}), Send(CONTROLLER, ("reconfigure",))]
+        return [Invoke({"op": "reconfigure", "plan": json.loads(self.plans[i])}), Send(CONTROLLER, ("reconfigure", i))]
 
     def on_start(self):
         if not self.plans:
@@ -137,8 +144,8 @@ class Operator(Actor):
 
     def on_msg(self, state, src, msg):
         done, outstanding = state
-        if msg[0] != "reconfigured" or not outstanding:
-            return state, []
+        if msg[0] != "reconfigured" or not outstanding or msg[1] != done + 1:
+            return state, []  # a duplicate of an earlier answer
         commands: list = [Return({"epoch": msg[1]})]
         done += 1
         if done < len(self.plans):
@@ -157,6 +164,7 @@ class DispatcherState:
     outstanding: tuple = ()  # sorted (instance, sub-batches sent and not done), counts > 0
     retiring: frozenset = frozenset()  # old instances to stop once drained
     mixed: tuple = ()  # batches answered with sub-batches from several epochs
+    answered: tuple = ()  # every answer sent, by batch (sorted; a batch twice is a bug)
 
 
 def _bump(pairs: tuple, key: str, delta: int) -> tuple:
@@ -179,6 +187,8 @@ class Dispatcher(Actor):
         kind = msg[0]
         if kind == "infer":
             _, batch, size = msg
+            if batch in state.answered or any(entry[0] == batch for entry in state.pending):
+                return state, []  # a duplicate request
             sizes = split_evenly(size, len(state.routing))
             commands = []
             outstanding = state.outstanding
@@ -192,6 +202,8 @@ class Dispatcher(Actor):
             return replace(state, pending=pending, outstanding=outstanding), commands
         if kind == "done":
             _, batch, part, epoch = msg
+            if not any(e[0] == batch and all(p != part for p, _ in e[4]) for e in state.pending):
+                return state, []  # a duplicate: this sub-batch was already counted
             state = replace(state, outstanding=_bump(state.outstanding, src, -1))
             commands = []
             entries = []
@@ -200,15 +212,13 @@ class Dispatcher(Actor):
                     entries.append(entry)
                     continue
                 b, client, size, parts, got = entry
-                if any(p == part for p, _ in got):
-                    entries.append(entry)
-                    continue
                 got = tuple(sorted(got + ((part, epoch),)))
                 if len(got) < parts:
                     entries.append((b, client, size, parts, got))
                     continue
                 epochs = tuple(sorted({e for _, e in got}))
                 commands.append(Send(client, ("result", b, epochs, _digest(b, size))))
+                state = replace(state, answered=tuple(sorted(state.answered + (b,))))
                 if len(epochs) > 1:
                     state = replace(state, mixed=state.mixed + (b,))
             state = replace(state, pending=tuple(entries))
@@ -218,12 +228,16 @@ class Dispatcher(Actor):
             return state, commands
         if kind == "switch":
             _, epoch, instances = msg
+            if epoch <= max(e for _, e in state.routing):
+                return state, []  # a duplicate of a switch already made
             new_routing = tuple((inst, epoch) for inst in instances)
             old = [inst for inst, _ in state.routing if inst not in instances]
             state, commands = self._retire(replace(state, routing=new_routing), old)
             return state, commands + [Send(src, ("switched", epoch))]
         if kind == "switch-slot":
             _, epoch, slot, inst = msg
+            if epoch <= state.routing[slot][1]:
+                return state, []  # a duplicate of a switch already made
             routing = list(state.routing)
             old_inst = routing[slot][0]
             routing[slot] = (inst, epoch)
@@ -276,8 +290,10 @@ class Controller(Actor):
         kind = msg[0]
         if kind == "reconfigure":
             target = state.epoch + 1
-            if state.phase != "idle" or target >= len(self.epochs):
-                return state, []  # one reconfiguration at a time, within the configured epochs
+            if state.phase != "idle" or msg[1] != state.epoch or target >= len(self.epochs):
+                # one reconfiguration at a time, within the configured epochs; request i moves
+                # epoch i to i + 1, so a duplicated request is ignored
+                return state, []
             new = self.epochs[target]
             commands: list = [Send(inst, ("start",)) for inst in new]
             state = replace(state, phase="starting", waiting=frozenset(new), requester=src, acked=False)
@@ -366,24 +382,38 @@ def _instances(system: System):
             yield name
 
 
+def _awaited(system: System, state: SystemState) -> set[tuple[int, int]]:
+    """The ``(batch, part)`` sub-batches the dispatcher still waits for: work that is lost if
+    it is lost (a duplicate of a sub-batch already done is not)."""
+    return {(batch, part) for batch, _, _, parts, got in system.last_state_of(state, DISPATCHER).pending
+            for part in range(parts) if all(p != part for p, _ in got)}
+
+
 def _no_work_before_ready(system: System, state: SystemState) -> str | None:
+    awaited = None
     for name in _instances(system):
         _, lost = system.last_state_of(state, name)
         for batch, part, status in lost:
             if status == "off":
-                return f"instance {name} received sub-batch {part} of batch {batch} before it was started and ready (the work is lost)"
+                awaited = _awaited(system, state) if awaited is None else awaited
+                if (batch, part) in awaited:
+                    return f"instance {name} received sub-batch {part} of batch {batch} before it was started and ready (the work is lost)"
     return None
 
 
 def _no_stop_while_holding_work(system: System, state: SystemState) -> str | None:
+    awaited = None
     for name in _instances(system):
         status, lost = system.last_state_of(state, name)
+        if status != "stopped" and not lost:
+            continue
+        awaited = _awaited(system, state) if awaited is None else awaited
         for batch, part, st in lost:
-            if st == "stopped":
+            if st == "stopped" and (batch, part) in awaited:
                 return f"instance {name} was stopped while sub-batch {part} of batch {batch} was on its way to it (the work is lost)"
         if status == "stopped":
             for env in system.in_flight(state):
-                if env.dst == name and env.msg[0] == "run":
+                if env.dst == name and env.msg[0] == "run" and (env.msg[1], env.msg[2]) in awaited:
                     return f"instance {name} was stopped while it holds sub-batch {env.msg[2]} of batch {env.msg[1]}"
     return None
 
@@ -396,11 +426,10 @@ def _one_epoch_per_batch(system: System, state: SystemState) -> str | None:
 
 
 def _answered_at_most_once(system: System, state: SystemState) -> str | None:
-    for name, actor in zip(system.names, system.actors):
-        if isinstance(actor, InferClient):
-            unexpected = system.last_state_of(state, name)[2]
-            if unexpected:
-                return f"client {name} got an answer for batch {unexpected[0]} that it was not waiting for (answered twice)"
+    answered = system.last_state_of(state, DISPATCHER).answered
+    for a, b in zip(answered, answered[1:]):
+        if a == b:
+            return f"the dispatcher answered batch {a} twice"
     return None
 
 

@@ -306,3 +306,8 @@ def test_history_times_say_a_returned_before_b_was_called_exactly_when_it_did(se
                 continue
             returned_first = a_ret < b_call or (a_ret == b_call and a.client == b.client)
             assert (a.ret < b.call) == returned_first
+
+
+def test_a_message_reads_as_a_call_and_its_tuple_arguments_as_values():
+    assert Event("deliver", "controller", "dispatcher", ("switch", 1, ("i1.0",))).describe() == \
+        "controller -> dispatcher: switch(1, ('i1.0',))"

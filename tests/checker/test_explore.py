@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from checker.actors import Actor, Event, Faults, Invoke, Return, Send, System
+from checker.actors import Actor, Event, Faults, Invariant, Invoke, Return, Send, System, all_operations_return
 from checker.explore import (
     STRATEGIES,
     ExploreError,
@@ -218,7 +218,7 @@ def test_bad_arguments_are_errors_naming_the_value():
         explore("reconfig", "bfs")
     with pytest.raises(ExploreError, match="max_schedules must be an integer >= 1, not 0"):
         explore("reconfig", "dfs", max_schedules=0)
-    with pytest.raises(ExploreError, match="max_time must be a positive number of seconds, not -1"):
+    with pytest.raises(ExploreError, match="max_time must be a positive, finite number of seconds, not -1"):
         explore("reconfig", "dfs", max_time=-1)
     with pytest.raises(ExploreError, match="injects no faults"):
         explore(ping(faults=Faults(drops=1)), "pct")
@@ -292,3 +292,70 @@ def test_reading_a_replay_file_names_what_is_wrong(tmp_path):
     bad.write_text('{"schema": "packrat.replay/1", "protocol": "paxos", "deliveries": []}')
     with pytest.raises(ExploreError, match="unknown protocol 'paxos'"):
         read_replay(bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# regressions: states are told apart by value, quiescent checks survive fault budgets
+
+
+@dataclass(frozen=True)
+class Sender(Actor):
+    message: str
+
+    def on_start(self):
+        return 0, ([Send("s", (self.message,))] if self.message else [])
+
+    def on_msg(self, state, src, msg):
+        return state, [Send(src, ("pong",))]
+
+
+@dataclass(frozen=True)
+class OrderServer(Actor):
+    """Ends in -1 (a before b) or -2 (b before a), states whose hashes are equal in CPython;
+    only the -2 branch is bad once the ping from z is answered."""
+
+    def on_start(self):
+        return (), []
+
+    def on_msg(self, state, src, msg):
+        if msg[0] in ("a", "b"):
+            seen = state + (msg[0],)
+            if len(seen) < 2:
+                return seen, []
+            return (-1 if seen[0] == "a" else -2), [Send("z", ("ping",))]
+        if msg[0] == "pong":
+            return ("bad" if state == -2 else "ok"), []
+        return state, []
+
+
+def _b_before_a(system, state):
+    return "b was delivered before a" if system.state_of(state, "s") == "bad" else None
+
+
+@pytest.mark.parametrize("strategy", ["dfs", "exhaustive", "dpor", "transdpor", "keyaware"])
+def test_two_states_with_equal_hashes_are_still_two_states(strategy):
+    assert hash(-1) == hash(-2)
+    system = System([("x", Sender("a")), ("y", Sender("b")), ("z", Sender("")), ("s", OrderServer())])
+    protocol = Protocol("order", "v", (), system, "register", (Invariant("a first", _b_before_a),))
+    result = explore(protocol, strategy)
+    assert result.violated and result.violation.message == "b was delivered before a"
+
+
+@dataclass(frozen=True)
+class Swallower(Actor):
+    def on_start(self):
+        return 0, []
+
+    def on_msg(self, state, src, msg):
+        return state + 1, []  # never answers
+
+
+@pytest.mark.parametrize("faults", [Faults(), Faults(crashes=1), Faults(crashes=1, restarts=1), Faults(drops=1)],
+                         ids=["none", "crash", "crash-restart", "drop"])
+@pytest.mark.parametrize("strategy", ["dfs", "exhaustive", "dpor", "random"])
+def test_a_quiescent_invariant_is_checked_where_nothing_can_be_delivered_even_when_faults_remain(strategy, faults):
+    system = System([("c", Pinger()), ("server", Swallower())], faults=faults)
+    protocol = Protocol("swallow", "v", (), system, "register",
+                        (Invariant("every operation returns", all_operations_return, quiescent=True),))
+    result = explore(protocol, strategy, max_schedules=200)
+    assert result.violated and result.violation.name == "every operation returns"

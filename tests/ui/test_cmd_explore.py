@@ -103,6 +103,8 @@ def test_list_shows_protocols_variants_and_strategies(capsys):
         (["--strategy", "dfs"], "--protocol is required"),
         (["--replay", "/nonexistent/replay.json"], "cannot read replay file"),
         (["--max-schedules", "x", "--protocol", "reconfig"], "Invalid value for '--max-schedules'"),
+        (["--protocol", "reconfig", "--strategy", "random", "--max-time", "inf"], "max_time must be a positive, finite number"),
+        (["--protocol", "reconfig", "--param", "drops=-1"], "fault budget drops must be a non-negative integer, not -1"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_naming_the_value(capsys, args, fragment):
@@ -116,3 +118,14 @@ def test_a_replay_file_that_is_not_json_exits_2(capsys, tmp_path):
     bad.write_text("{nope")
     code, out, err = run(capsys, "--replay", bad)
     assert code == 2 and "is not valid JSON" in err
+
+
+def test_a_replay_file_with_a_variant_that_is_not_a_string_exits_2(capsys, tmp_path):
+    code, out, err = run(capsys, "--protocol", "reconfig", "--variant", "ack-before-switch",
+                         "--out-replay", tmp_path / "r.json")
+    assert code == 1
+    obj = json.loads((tmp_path / "r.json").read_text())
+    obj["variant"] = [1]
+    (tmp_path / "r.json").write_text(json.dumps(obj))
+    code, out, err = run(capsys, "--replay", tmp_path / "r.json")
+    assert code == 2 and "unknown variant [1]" in err and "Traceback" not in err
