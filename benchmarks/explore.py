@@ -75,7 +75,8 @@ def protocol_tables(budget: float, walk: int, strategies) -> None:
     print(
         "\nfirst bug: index of the first schedule that broke an invariant or gave a non-linearizable "
         "history ('-': none); schedules: to completion ('>N': the per-run budget of "
-        f"{budget:g} s ran out; '(N)': random/pct's budget of {walk} walks; delay-bounded: all schedules "
+        f"{budget:g} s ran out; '(N)': random/pct walks done, at most {walk} within the same time budget; "
+        "delay-bounded: all schedules "
         "within its bound of 3 delays)."
     )
 
