@@ -49,13 +49,7 @@ def fmt_total(r) -> str:
 
 
 def fmt_rate(r) -> str:
-    return f"{r.schedules / r.elapsed_s:,.0f}" if r.elapsed_s > 0 else "-"
-
-
-def verdict(r) -> str:
-    if r.violation is not None:
-        return "VIOLATION"
-    return r.verdict
+    return f"{r.schedules_per_s:,.0f}" if r.elapsed_s > 0 else "-"
 
 
 def protocol_tables(budget: float, walk: int, strategies) -> None:
@@ -69,7 +63,7 @@ def protocol_tables(budget: float, walk: int, strategies) -> None:
                 r = cell_run(protocol, strategy, budget, walk)
                 print(
                     f"{variant:<22} {strategy:<14} {fmt_first(r):>10} {fmt_total(r):>12} {r.states:>9} "
-                    f"{fmt_rate(r):>9}  {verdict(r)}",
+                    f"{fmt_rate(r):>9}  {r.verdict}",
                     flush=True,
                 )
     print(

@@ -238,6 +238,11 @@ class Outcome(NamedTuple):
 CRASHED = "<crashed>"
 
 
+def _is_crashed(actor_state: Any) -> bool:
+    """Whether an entry of :attr:`SystemState.actors` is a crashed actor's ``(CRASHED, state)``."""
+    return isinstance(actor_state, tuple) and len(actor_state) == 2 and actor_state[0] is CRASHED
+
+
 @dataclass(frozen=True)
 class Invariant:
     """A property of global states. ``check(system, state)`` returns None when it holds, else a
@@ -425,7 +430,7 @@ class System:
             if not self._ignoring[di]:
                 continue
             st = actor_states[di]
-            if isinstance(st, tuple) and len(st) == 2 and st[0] is CRASHED:
+            if _is_crashed(st):
                 continue
             if self.actors[di].ignores(st, env.src, env.msg):
                 ignored += [env] * net.discard(env)
@@ -445,11 +450,10 @@ class System:
         """The state of the actor ``name``, or its state at the crash when it is crashed (what
         invariants over actor states read)."""
         s = self.state_of(state, name)
-        return s[1] if self.crashed(state, name) else s
+        return s[1] if _is_crashed(s) else s
 
     def crashed(self, state: SystemState, name: str) -> bool:
-        s = self.state_of(state, name)
-        return isinstance(s, tuple) and len(s) == 2 and s[0] is CRASHED
+        return _is_crashed(self.state_of(state, name))
 
     def in_flight(self, state: SystemState) -> Iterator[Envelope]:
         """Every message in flight, once per copy, in a deterministic order."""
@@ -781,10 +785,7 @@ def history_of(clients: Sequence[str], record: tuple, model: str | None = None) 
 
 
 def _call(name: str, what: str, fn: Callable, *args: Any) -> tuple[Any, Sequence[Any]]:
-    try:
-        result = fn(*args)
-    except ActorError:
-        raise
+    result = fn(*args)
     if not (isinstance(result, tuple) and len(result) == 2):
         raise ActorError(f"actor {name!r}: {what} must return (state, commands), not {result!r}")
     state, commands = result

@@ -68,10 +68,13 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Hashable, Iterable, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
-from checker.actors import Actor, ActorError, Envelope, Event, System, SystemState, event_from_json, event_to_json
+from checker.actors import (
+    Actor, ActorError, Envelope, Event, System, SystemState, event_from_json, event_to_json, history_of,
+)
 from checker.history import History
+from checker.linearizability import check, explain
 
 __all__ = [
     "COMPLETE_STRATEGIES",
@@ -187,7 +190,7 @@ class ExploreResult:
         return self.schedules / self.elapsed_s if self.elapsed_s > 0 else float("inf")
 
     def to_json(self) -> dict:
-        out = {
+        return {
             "verdict": self.verdict,
             "protocol": self.protocol,
             "variant": self.variant,
@@ -207,7 +210,6 @@ class ExploreResult:
             "pct_bound": self.pct_bound,
             "violation": None if self.violation is None else self.violation.to_json(),
         }
-        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,7 +230,7 @@ class _Found:
 
 
 class _Run:
-    def __init__(self, protocol, max_schedules, max_time, depth, check_timeout, collect_histories, keyed):
+    def __init__(self, protocol, max_schedules, max_time, depth, check_timeout, stop_on_violation):
         self.protocol = protocol
         self.system: System = protocol.system
         self.always = tuple(inv for inv in protocol.invariants if not inv.quiescent)
@@ -237,8 +239,7 @@ class _Run:
         self.deadline = None if max_time is None else time.perf_counter() + max_time
         self.depth = depth
         self.check_timeout = check_timeout
-        self.collect = collect_histories
-        self.keyed = keyed
+        self.stop_on_violation = stop_on_violation
         self.schedules = 0
         self.transitions = 0
         self.seen: set[SystemState] = set()  # the states themselves: exact, no hash collisions
@@ -251,8 +252,6 @@ class _Run:
         self.pct_bound: float | None = None
         self.delay_cut = False  # delay-bounded: the bound cut some choice
         self._tick = 0
-        self.stop_on_violation = True
-        self.violations = 0
 
     # budgets --------------------------------------------------------------------------------
 
@@ -302,7 +301,7 @@ class _Run:
         key = state.history
         if key in self.checked:
             return
-        result = _check_history(self.protocol, state, self.check_timeout)
+        result = check(self.protocol.history(state), self.protocol.model, timeout=self.check_timeout)
         self.checked[key] = result
         if result.illegal:
             self._violation(
@@ -316,70 +315,36 @@ class _Run:
         if self.found is None:
             self.found = found
             self.first_violation_at = self.schedules + (1 if in_progress else 0)
-        self.violations += 1
         if self.stop_on_violation:
             if in_progress:
                 self.schedules += 1
             raise _Stop
 
 
-def _check_history(protocol, state: SystemState, timeout: float | None):
-    from checker.linearizability import check
-
-    return check(protocol.history(state), protocol.model, timeout=timeout)
-
-
 # --------------------------------------------------------------------------------------------
 # Stateful DFS, and stateless tree searches (exhaustive, delay-bounded)
 
 
-def _dfs(run: _Run) -> None:
+def _tree(run: _Run, choices: Callable[[SystemState, Any], list], root_aux: Any,
+          advance: Callable[[Any, Event, Any, int], Any], *, prune: bool = False) -> None:
+    """Depth-first search over schedules. ``choices(state, aux)`` lists the events to try from a
+    state; ``advance(aux, event, outcome, choice index)`` gives the child's aux.
+
+    With ``prune`` (stateful DFS) a step into a state already seen ends its schedule there, and
+    a schedule ends terminal exactly where no event is enabled; without it (stateless) every
+    path is followed, and a schedule ends terminal where no message can be delivered
+    (:meth:`System.terminal`)."""
     system = run.system
+
+    def terminal(state: SystemState, evs: list) -> bool:
+        return not evs if prune else system.terminal(state)
+
     init = system.initial()
     run.visit(init, ())
     path: list[Event] = []
-    evs = system.enabled(init)
+    evs = choices(init, root_aux)
     if not evs:
-        run.finish(init, path, True)
-        return
-    stack: list[list] = [[init, evs, 0]]
-    while stack:
-        frame = stack[-1]
-        state, evs, idx = frame
-        if idx == len(evs):
-            stack.pop()
-            if path:
-                path.pop()
-            continue
-        frame[2] = idx + 1
-        ev = evs[idx]
-        nxt = system.step(state, ev).state
-        run.transitions += 1
-        path.append(ev)
-        if not run.visit(nxt, path):
-            run.schedules += 1  # joins a state already explored
-            run.check_budget()
-            path.pop()
-            continue
-        nevs = system.enabled(nxt)
-        if not nevs or (run.depth is not None and len(path) >= run.depth):
-            run.finish(nxt, path, not nevs)
-            path.pop()
-            continue
-        stack.append([nxt, nevs, 0])
-
-
-def _tree(run: _Run, choices: Callable[[SystemState, Any], tuple[list, bool]], root_aux: Any,
-          advance: Callable[[Any, Event, Any, int], Any]) -> None:
-    """Stateless DFS over schedules. ``choices(state, aux) -> (events, truncated)`` lists the
-    events to try from a state; ``advance(aux, event, outcome, choice index)`` gives the child's aux."""
-    system = run.system
-    init = system.initial()
-    run.visit(init, ())
-    path: list[Event] = []
-    evs, _ = choices(init, root_aux)
-    if not evs:
-        run.finish(init, path, system.terminal(init))
+        run.finish(init, path, terminal(init, evs))
         return
     stack: list[list] = [[init, root_aux, evs, 0]]
     while stack:
@@ -395,20 +360,24 @@ def _tree(run: _Run, choices: Callable[[SystemState, Any], tuple[list, bool]], r
         out = system.step(state, ev)
         run.transitions += 1
         path.append(ev)
-        run.visit(out.state, path)
+        if not run.visit(out.state, path) and prune:
+            run.schedules += 1  # joins a state already explored
+            run.check_budget()
+            path.pop()
+            continue
         child_aux = advance(aux, ev, out, idx)
-        nevs, _ = choices(out.state, child_aux)
+        nevs = choices(out.state, child_aux)
         if not nevs or (run.depth is not None and len(path) >= run.depth):
-            terminal = system.terminal(out.state)
-            run.finish(out.state, path, terminal)
+            run.finish(out.state, path, terminal(out.state, nevs))
             path.pop()
             continue
         stack.append([out.state, child_aux, nevs, 0])
 
 
-def _exhaustive(run: _Run) -> None:
+def _exhaustive(run: _Run, prune: bool = False) -> None:
+    """Every event enabled in every state: ``exhaustive``, or with ``prune`` stateful ``dfs``."""
     system = run.system
-    _tree(run, lambda s, aux: (system.enabled(s), False), None, lambda aux, ev, out, i: None)
+    _tree(run, lambda s, aux: system.enabled(s), None, lambda aux, ev, out, i: None, prune=prune)
 
 
 def _after(system: System, order: tuple[Envelope, ...], out) -> tuple[Envelope, ...]:
@@ -445,7 +414,7 @@ def _delay_bounded(run: _Run, bound: int) -> None:
         if len(evs) > allowed:
             run.delay_cut = True
             evs = evs[:allowed]
-        return evs, False
+        return evs
 
     def advance(aux, ev, out, idx):
         order, used = aux
@@ -458,24 +427,41 @@ def _delay_bounded(run: _Run, bound: int) -> None:
 # Random walk and PCT
 
 
+def _walk(run: _Run, init: SystemState, choose: Callable[[SystemState], Event | None],
+          stepped: Callable[[Any], None] | None = None) -> tuple[SystemState, list[Event]]:
+    """One schedule from ``init``, visiting every state: ``choose(state)`` gives the next event
+    (None: nothing is enabled), ``stepped(outcome)`` sees each step. Stops there or at the depth
+    bound; returns the last state and the path (the caller finishes the schedule)."""
+    system = run.system
+    state = init
+    run.visit(state, ())
+    path: list[Event] = []
+    while run.depth is None or len(path) < run.depth:
+        ev = choose(state)
+        if ev is None:
+            break
+        out = system.step(state, ev)
+        if stepped is not None:
+            stepped(out)
+        state = out.state
+        run.transitions += 1
+        path.append(ev)
+        run.visit(state, path)
+    return state, path
+
+
 def _random(run: _Run, seed: int) -> None:
     system = run.system
     rng = random.Random(seed)
     init = system.initial()
+
+    def choose(state: SystemState) -> Event | None:
+        evs = system.enabled(state)
+        return evs[rng.randrange(len(evs))] if evs else None
+
     while True:
-        state = init
-        run.visit(state, ())
-        path: list[Event] = []
-        while True:
-            evs = system.enabled(state)
-            if not evs or (run.depth is not None and len(path) >= run.depth):
-                run.finish(state, path, system.terminal(state))
-                break
-            ev = evs[rng.randrange(len(evs))]
-            state = system.step(state, ev).state
-            run.transitions += 1
-            path.append(ev)
-            run.visit(state, path)
+        state, path = _walk(run, init, choose)
+        run.finish(state, path, system.terminal(state))
 
 
 def _pct(run: _Run, seed: int, bug_depth: int) -> None:
@@ -493,40 +479,39 @@ def _pct(run: _Run, seed: int, bug_depth: int) -> None:
     k = run.depth if run.depth is not None else _default_length(system, start)
     channels: set = set()
     d = bug_depth
-    while True:
-        state = init
-        run.visit(state, ())
-        path: list[Event] = []
-        order = start_order
-        priority: dict = {}
-        changes = sorted(rng.sample(range(1, k + 1), min(d - 1, k)))
-        step_no = 0
-        while True:
-            evs = _oldest_first(system, state, order)
-            if not evs or (run.depth is not None and len(path) >= run.depth):
-                run.pct_bound = 1.0 / (max(1, len(channels)) * k ** (d - 1))
-                run.finish(state, path, system.terminal(state))
-                break
-            step_no += 1
-            first: dict = {}
-            for ev in evs:
-                ch = (ev.src, ev.dst)
-                if ch not in first:
-                    first[ch] = ev
-                    if ch not in priority:
-                        priority[ch] = d + rng.random()
-                        channels.add(ch)
+    # the walk in progress: messages in flight (oldest first), channel priorities, change points
+    order, priority, changes, step_no = start_order, {}, [], 0
+
+    def choose(state: SystemState) -> Event | None:
+        nonlocal step_no
+        evs = _oldest_first(system, state, order)
+        if not evs:
+            return None
+        step_no += 1
+        first: dict = {}
+        for ev in evs:
+            ch = (ev.src, ev.dst)
+            if ch not in first:
+                first[ch] = ev
+                if ch not in priority:
+                    priority[ch] = d + rng.random()
+                    channels.add(ch)
+        top = max(first, key=priority.__getitem__)
+        if step_no in changes:
+            priority[top] = d - 1 - changes.index(step_no) + rng.random() * 1e-9
             top = max(first, key=priority.__getitem__)
-            if step_no in changes:
-                priority[top] = d - 1 - changes.index(step_no) + rng.random() * 1e-9
-                top = max(first, key=priority.__getitem__)
-            ev = first[top]
-            out = system.step(state, ev)
-            order = _after(system, order, out)
-            state = out.state
-            run.transitions += 1
-            path.append(ev)
-            run.visit(state, path)
+        return first[top]
+
+    def stepped(out) -> None:
+        nonlocal order
+        order = _after(system, order, out)
+
+    while True:
+        order, priority, step_no = start_order, {}, 0
+        changes = sorted(rng.sample(range(1, k + 1), min(d - 1, k)))
+        state, path = _walk(run, init, choose, stepped)
+        run.pct_bound = 1.0 / (max(1, len(channels)) * k ** (d - 1))
+        run.finish(state, path, system.terminal(state))
         if run.depth is None and len(path) > k:
             k = len(path)
 
@@ -566,11 +551,10 @@ class _T:
     the state it is delivered in). ``client``: the receiver is a client, so the delivery may
     invoke or return an operation; ``ro``: the receiver promised it never changes its state."""
 
-    __slots__ = ("pid", "event", "dst", "key", "client", "ro", "fault", "creator", "mid", "hb")
+    __slots__ = ("pid", "dst", "key", "client", "ro", "fault", "creator", "mid", "hb")
 
-    def __init__(self, pid, event, dst, key, client, ro, fault, creator, mid):
+    def __init__(self, pid, dst, key, client, ro, fault, creator, mid):
         self.pid = pid
-        self.event = event
         self.dst = dst
         self.key = key
         self.client = client
@@ -639,7 +623,7 @@ def _dpor(run: _Run, trans: bool, keyed: bool) -> None:
             mid = pid[1] if pid[0] in ("drop", "duplicate") else None
             creator = mid[0] if mid is not None else -1
             dst = pid[1] if mid is None else frame.pending[mid].dst
-            t = _T(pid, event_of(frame, pid), dst, None, False, False, True, creator, mid)
+            t = _T(pid, dst, None, False, False, True, creator, mid)
         else:
             t = delivery_info(pid, frame.pending[pid])
         frame.infos[pid] = t
@@ -655,12 +639,11 @@ def _dpor(run: _Run, trans: bool, keyed: bool) -> None:
             # their keys, so there is no refinement there)
             key = actor.key_of(env.msg)
             ro = bool(actor.read_only(env.msg))
-        return _T(mid, None, env.dst, key, actor.is_client, ro, False, mid[0], mid)
+        return _T(mid, env.dst, key, actor.is_client, ro, False, mid[0], mid)
 
     def compute_enabled(frame: _Frame) -> None:
         state = frame.state
         crashed = {n for n in system.names if faults.crashes and system.crashed(state, n)}
-        deliverable: list = []
         if system.fifo:
             heads: dict = {}
             for mid, env in frame.pending.items():  # creation order
@@ -687,6 +670,7 @@ def _dpor(run: _Run, trans: bool, keyed: bool) -> None:
     frames: list[_Frame] = []
     trace: list[_T] = []
     path: list[Event] = []
+    dups = faults.duplicates > 0
 
     def hb_to(t: _T) -> int:
         """Bitmask of trace indices that happen before process ``t.pid``'s next transition."""
@@ -694,13 +678,11 @@ def _dpor(run: _Run, trans: bool, keyed: bool) -> None:
         c = t.creator
         if c is not None and c >= 0:
             mask |= trace[c].hb | (1 << c)
-        if t.mid is not None and run_dups[0]:
+        if t.mid is not None and dups:
             for j, u in enumerate(trace):
                 if u.mid == t.mid:
                     mask |= u.hb | (1 << j)
         return mask
-
-    run_dups = [faults.duplicates > 0]
 
     def races(frame: _Frame, gone: Sequence[tuple] = ()) -> None:
         """Add backtrack points for the races of every pending message (and of the messages the
@@ -786,17 +768,14 @@ def _dpor(run: _Run, trans: bool, keyed: bool) -> None:
             if frames:
                 frames[-1].frozen = False
             continue
-        p = min(todo, key=lambda q: top.order.get(q, 1 << 30))
+        p = min(todo, key=top.order.__getitem__)  # backtrack points are always enabled here
         explored_before = list(top.done)
         top.done.add(p)
-        if p not in top.order:
-            continue  # a backtrack point that is not enabled here (cannot happen; defensive)
         t = info(top, p)
         ev = event_of(top, p)
         out = system.step(top.state, ev)
         run.transitions += 1
         n = len(trace)
-        t.event = ev
         # happens-before of the new trace entry
         hb = 0
         if t.creator is not None and t.creator >= 0:
@@ -864,7 +843,7 @@ def _violates(protocol, events: Sequence[Event], target: _Found, timeout: float 
                 if inv.quiescent and inv.name == target.name and inv.check(system, state) is not None:
                     return len(events)
         return None
-    result = _check_history(protocol, state, timeout)
+    result = check(protocol.history(state), protocol.model, timeout=timeout)
     return len(events) if result.illegal else None
 
 
@@ -973,8 +952,9 @@ def replay(protocol, schedule: Sequence[Event], *, timeout: float | None = 10.0)
     steps = []
     violation = None
     for inv in protocol.invariants:
-        if not inv.quiescent and inv.check(system, state) is not None:
-            violation = ("invariant", inv.name, inv.check(system, state), False)
+        problem = None if inv.quiescent else inv.check(system, state)
+        if problem is not None:
+            violation = ("invariant", inv.name, problem, False)
             break
     for i, ev in enumerate(schedule):
         try:
@@ -1001,7 +981,7 @@ def replay(protocol, schedule: Sequence[Event], *, timeout: float | None = 10.0)
                     violation = ("invariant", inv.name, problem, True)
                     break
     history = protocol.history(state)
-    result = _check_history(protocol, state, timeout)
+    result = check(history, protocol.model, timeout=timeout)
     if violation is None and result.illegal:
         violation = ("linearizability", f"linearizable ({protocol.model})",
                      f"the history is not linearizable under the {protocol.model} model", False)
@@ -1080,27 +1060,22 @@ def key_projection(protocol, record: tuple) -> frozenset:
     them (what a P-compositional model judges). Used to compare key-aware reduction's histories."""
     if protocol.op_key is None:
         return frozenset({record})
-    history = history_from_record(protocol, record)
+    history = history_of(protocol.system.clients, record, protocol.model)
     by_key: dict = {}
     for op in history.operations:
         by_key.setdefault(protocol.op_key(op.input), []).append(op)
     out = set()
     for key, ops in by_key.items():
+        inputs = [json.dumps(op.input, sort_keys=True) for op in ops]
         canon = []
-        for a in ops:
+        for a, a_input in zip(ops, inputs):
             before = tuple(sorted(
-                (b.client, json.dumps(b.input, sort_keys=True)) for b in ops
+                (b.client, b_input) for b, b_input in zip(ops, inputs)
                 if b.ret is not None and b.ret < a.call
             ))
-            canon.append((a.client, json.dumps(a.input, sort_keys=True), json.dumps(a.output, sort_keys=True), a.ret is None, before))
+            canon.append((a.client, a_input, json.dumps(a.output, sort_keys=True), a.ret is None, before))
         out.add((key, tuple(sorted(canon))))
     return frozenset(out)
-
-
-def history_from_record(protocol, record: tuple) -> History:
-    from checker.actors import history_of
-
-    return history_of(protocol.system.clients, record, protocol.model)
 
 
 def explore(
@@ -1140,30 +1115,25 @@ def explore(
         raise ExploreError("variant and params apply only when the protocol is given by name")
     if strategy not in STRATEGIES:
         raise ExploreError(f"unknown strategy {strategy!r} (expected one of {', '.join(STRATEGIES)})")
-    for name, value, low in (("max_schedules", max_schedules, 1), ("depth", depth, 1)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-            raise ExploreError(f"{name} must be an integer >= {low}, not {value!r}")
+    for name, value in (("max_schedules", max_schedules), ("depth", depth)):
+        if value is not None:
+            _require_int(name, value, 1, "an integer >= 1")
     if max_time is not None and (isinstance(max_time, bool) or not isinstance(max_time, (int, float))
                                  or not 0 < max_time < math.inf):
         raise ExploreError(f"max_time must be a positive, finite number of seconds, not {max_time!r}")
-    if isinstance(delay_bound, bool) or not isinstance(delay_bound, int) or delay_bound < 0:
-        raise ExploreError(f"delay_bound must be a non-negative integer, not {delay_bound!r}")
-    if isinstance(bug_depth, bool) or not isinstance(bug_depth, int) or bug_depth < 1:
-        raise ExploreError(f"bug_depth must be a positive integer, not {bug_depth!r}")
+    _require_int("delay_bound", delay_bound, 0, "a non-negative integer")
+    _require_int("bug_depth", bug_depth, 1, "a positive integer")
     if strategy in ("pct", "delay-bounded") and protocol.system.faults.any:
         raise ExploreError(f"strategy {strategy} schedules deliveries only and injects no faults; use random, dfs or dpor")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ExploreError(f"seed must be an integer, not {seed!r}")
+    _require_int("seed", seed, None, "an integer")
     if strategy in ("random", "pct") and max_schedules is None and max_time is None:
         max_schedules = DEFAULT_INCOMPLETE_SCHEDULES
 
-    keyed = strategy == "keyaware"
-    run = _Run(protocol, max_schedules, max_time, depth, check_timeout, collect_histories, keyed)
-    run.stop_on_violation = stop_on_violation
+    run = _Run(protocol, max_schedules, max_time, depth, check_timeout, stop_on_violation)
     start = time.perf_counter()
     try:
         if strategy == "dfs":
-            _dfs(run)
+            _exhaustive(run, prune=True)
         elif strategy == "exhaustive":
             _exhaustive(run)
         elif strategy == "dpor":
@@ -1182,11 +1152,8 @@ def explore(
         pass
     elapsed = time.perf_counter() - start
 
-    complete = not run.budget_hit and not run.cut and (run.found is None or not stop_on_violation)
-    if strategy in ("random", "pct"):
-        complete = False
-    if strategy == "delay-bounded" and run.delay_cut:
-        complete = False
+    complete = (strategy not in ("random", "pct") and not run.budget_hit and not run.cut and not run.delay_cut
+                and (run.found is None or not stop_on_violation))
     violation = None
     if run.found is not None:
         verdict = VIOLATION
@@ -1200,7 +1167,7 @@ def explore(
             reason = f"{strategy} is not exhaustive: no violation in {run.schedules} schedules"
         elif run.budget_hit:
             reason = f"{run.budget_hit} before the search completed; no violation in {run.schedules} schedules"
-        elif strategy == "delay-bounded" and run.delay_cut:
+        elif run.delay_cut:
             reason = f"no violation within {delay_bound} delays ({run.schedules} schedules); larger delays not explored"
         elif run.cut:
             reason = f"schedules were cut at depth {depth}; no violation in {run.schedules} schedules"
@@ -1228,14 +1195,18 @@ def explore(
     )
 
 
+def _require_int(name: str, value: Any, low: int | None, expected: str) -> None:
+    """Raise ExploreError unless ``value`` is an int (not a bool) of at least ``low``."""
+    if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low):
+        raise ExploreError(f"{name} must be {expected}, not {value!r}")
+
+
 def _make_violation(protocol, found: _Found, timeout: float | None, do_shrink: bool) -> Violation:
     schedule = shrink(protocol, found.path, found, timeout=timeout) if do_shrink else found.path
     rr = replay(protocol, schedule, timeout=timeout)
     explanation: tuple[str, ...]
     message = found.message
     if found.kind == "linearizability":
-        from checker.linearizability import explain
-
         explanation = tuple(explain(rr.check, rr.history, protocol.model))
     else:
         # the shrunk schedule may word the same invariant's breach differently

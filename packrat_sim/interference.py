@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 
-from packrat_sim.optimizer import OptimizerError, OptimizerOptions, PlanTable, optimize
+from packrat_sim.optimizer import OptimizerError, OptimizerOptions, optimize
 from packrat_sim.plan import Plan
 from packrat_sim.profile import Cell, Interference, Profile, ProfileError
 
@@ -74,9 +74,8 @@ def corun_profile(profile: Profile, busy: int) -> Profile:
     t <= busy scaled by ``s(busy - t)`` (cells with more threads cannot run there and
     are left as they are; the optimizer never uses them for ``busy`` cores)."""
     model = _require_model(profile)
-    cells = tuple(
-        _scale_cell(c, model.slowdown(busy - c.threads)) if c.threads <= busy else c for c in profile.cells
-    )
+    factor = {t: model.slowdown(busy - t) for t in profile.threads if t <= busy}
+    cells = tuple(_scale_cell(c, factor[c.threads]) if c.threads <= busy else c for c in profile.cells)
     return replace(profile, cells=cells, interference=None)
 
 
@@ -130,12 +129,8 @@ def optimize_with_interference(
     best: Plan | None = None
     best_busy = 0
     for busy in candidates:
-        scaled = corun_profile(profile, busy)
         try:
-            if exact.homogeneous or exact.constrained:
-                plan = optimize(scaled, batch, busy, exact)
-            else:
-                plan = PlanTable(scaled, busy, batch, exact).plan(busy, batch)
+            plan = optimize(corun_profile(profile, busy), batch, busy, exact)
         except OptimizerError:
             continue  # nothing covers the batch with exactly `busy` threads
         if best is None or plan.predicted_ms < best.predicted_ms:
@@ -149,9 +144,3 @@ def optimize_with_interference(
         isolated_under_interference_ms=latency_under_interference(isolated, profile),
         busy_cores=best_busy,
     )
-
-
-def slowdown_table(profile: Profile, cores: Sequence[int]) -> list[tuple[int, float]]:
-    """(other busy cores, slowdown) for each value in ``cores`` — for charts."""
-    model = _require_model(profile)
-    return [(k, model.slowdown(k)) for k in cores]

@@ -155,12 +155,12 @@ class PlanTable:
         self.batch = int(batch)
         self.options = options
         self.items = profile_items(profile, cores, batch, options)
-        self._exact_lat, self._choice = _sweep(self.items, self.cores, self.batch)
+        exact_lat, self._choice = _sweep(self.items, self.cores, self.batch)
         if options.exact_cores:
-            self._lat = self._exact_lat
+            self._lat = exact_lat
             self._cores_used = None
         else:
-            self._lat, self._cores_used = _allow_idle(self._exact_lat)
+            self._lat, self._cores_used = _allow_idle(exact_lat)
 
     @property
     def latency(self) -> np.ndarray:
@@ -232,7 +232,6 @@ def _allow_idle(exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     (the fewest cores among equal latencies)."""
     best = exact.copy()
     used = np.zeros(exact.shape, dtype=np.int32)
-    used[0, :] = 0
     for t in range(1, exact.shape[0]):
         better = exact[t] < best[t - 1]
         best[t] = np.where(better, exact[t], best[t - 1])

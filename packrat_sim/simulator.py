@@ -581,19 +581,23 @@ class Comparison:
 class _Group:
     """The instances of one epoch (mutable state of a running simulation)."""
 
-    __slots__ = ("epoch", "plan", "sampler", "cap", "threads", "start_ms", "ready_ms", "stop_ms", "free_ms", "last_n")
+    __slots__ = ("epoch", "plan", "sampler", "threads", "start_ms", "ready_ms", "stop_ms", "free_ms", "last_n")
 
     def __init__(self, epoch: int, plan: Plan, sampler: _PlanSampler, start_ms: float, ready_ms: float):
         self.epoch = epoch
         self.plan = plan
         self.sampler = sampler
-        self.cap = plan.batch  # the batch size this epoch was planned for
-        self.threads = plan.threads_used
+        self.threads = plan.threads_used  # cached: read on every batch while epochs overlap
         self.start_ms = start_ms
         self.ready_ms = ready_ms
         self.stop_ms = math.inf
         self.free_ms = ready_ms
         self.last_n = 0
+
+    @property
+    def cap(self) -> int:
+        """The batch size this epoch was planned for."""
+        return self.plan.batch
 
 
 Policy = Union[str, Plan]
@@ -613,6 +617,7 @@ class _Run:
         config: SimConfig,
         arrivals_ms: np.ndarray | None,
         rng: np.random.Generator,
+        feasible: list[int],
     ):
         self.profile = profile
         self.cores = cores
@@ -624,15 +629,14 @@ class _Run:
         self.model = _ServiceModel(profile)
         self.arrivals = arrivals_ms
         self.samplers: dict[Plan, _PlanSampler] = {}
-        self.initial_plan = plan
+        self.feasible = feasible  # batch sizes the packrat policy can plan for, ascending
         # records, one (call, dispatch, service, size, epoch, first request) per batch
         self.batches: list[tuple[float, float, float, int, int, int]] = []
         self.busy_core_ms = 0.0
         self.control: list[tuple[float, int, int, dict]] = []
         self.reconfigs: list[Reconfiguration] = []
         self.estimates: list[tuple[float, int, int, int]] = []
-        self.plans: list[Plan] = [plan]
-        self.fast_forward = config.fast_forward
+        self.plans: list[Plan] = [plan]  # plans[0]: the initial plan
 
     def sampler(self, plan: Plan) -> _PlanSampler:
         s = self.samplers.get(plan)
@@ -658,15 +662,13 @@ class _Run:
 
     def _serve(self, g: _Group, first: int, n: int, call: float, now: float) -> float:
         """Dispatch a batch of n requests to group g at ``now``; returns its service time (ms)."""
+        if len(self.groups) > 1:
+            self.groups = [h for h in self.groups if h.stop_ms > now or h is g]
         if len(self.groups) == 1:
             svc, core = g.sampler.draw(n)
         else:
-            self.groups = [h for h in self.groups if h.stop_ms > now or h is g]
-            if len(self.groups) == 1:
-                svc, core = g.sampler.draw(n)
-            else:
-                other, oversub = self._shared(g, now)
-                svc, core = g.sampler.draw_shared(n, other, oversub)
+            other, oversub = self._shared(g, now)
+            svc, core = g.sampler.draw_shared(n, other, oversub)
         g.free_ms = now + svc
         g.last_n = n
         self.busy_core_ms += core
@@ -683,7 +685,7 @@ class _Run:
         cap = self.workload.batching.max_batch
         serve = self._serve
         peek = env.peek
-        fast_forward = self.fast_forward
+        fast_forward = self.config.fast_forward
         clock = 0.0  # the dispatcher's own time: env.now, or later after a fast-forward
         i = 0
         while i < n_total:
@@ -720,8 +722,8 @@ class _Run:
             self.next_index = j
         self.dispatch_done = True
 
-    def _client(self, c: int):
-        """Closed-loop client c: submit a batch, wait for its answer, think, repeat."""
+    def _client(self):
+        """A closed-loop client: submit a batch, wait for its answer, think, repeat."""
         env = self.env
         wl: Closed = self.workload  # type: ignore[assignment]
         while self.closed_remaining > 0:
@@ -800,7 +802,6 @@ class _Run:
             new = _Group(epoch, new_plan, sampler, old.start_ms, call)
             new.free_ms = old.free_ms
             new.last_n = old.last_n
-            new.sampler = sampler
             old.stop_ms = call
             self.groups = [h for h in self.groups if h is not old] + [new]
             drained = call
@@ -834,7 +835,8 @@ class _Run:
     # ---- run
     def run(self) -> None:
         self.env = simpy.Environment()
-        first = _Group(0, self.initial_plan, self.sampler(self.initial_plan), 0.0, 0.0)
+        plan = self.plans[0]
+        first = _Group(0, plan, self.sampler(plan), 0.0, 0.0)
         self.current = first
         self.groups = [first]
         self.dispatch_done = False
@@ -846,8 +848,8 @@ class _Run:
             self.closed_remaining = self.workload.requests
             self.closed_next_id = 0
             self.dispatcher = self.env.process(self._dispatch_closed())
-            for c in range(self.workload.clients):
-                self.env.process(self._client(c))
+            for _ in range(self.workload.clients):
+                self.env.process(self._client())
         else:
             self.arr_list = self.arrivals.tolist()
             self.dispatcher = self.env.process(self._dispatch_open())
@@ -899,9 +901,11 @@ def _check_seed(seed: object) -> int:
     return int(seed)
 
 
-def _resolve_workload(workload: Workload | str) -> Workload:
-    """Parse a spec and read a trace file; WorkloadError names what is wrong."""
-    return load_workload(workload)
+def _draw_arrivals(workload: Workload, seed: int) -> np.ndarray | None:
+    """Open-loop arrival times of ``seed`` (stream ``[seed, 0]``); None for a closed loop."""
+    if isinstance(workload, Closed):
+        return None
+    return arrival_times_ms(workload, np.random.default_rng([seed, 0]))
 
 
 def _predicted(profile: Profile, plan: Plan) -> Plan:
@@ -971,9 +975,9 @@ def simulate(
     cores = _check_cores(cores)
     seed = _check_seed(seed)
     config = config or SimConfig()
-    wl = _resolve_workload(workload)
-    if arrivals_ms is None and not isinstance(wl, Closed):
-        arrivals_ms = arrival_times_ms(wl, np.random.default_rng([int(seed), 0]))
+    wl = load_workload(workload)
+    if arrivals_ms is None:
+        arrivals_ms = _draw_arrivals(wl, seed)
     if arrivals_ms is not None:
         arrivals_ms = np.asarray(arrivals_ms, dtype=float)
         if arrivals_ms.size == 0:
@@ -981,8 +985,7 @@ def simulate(
         if np.any(np.diff(arrivals_ms) < 0) or arrivals_ms[0] < 0 or not np.all(np.isfinite(arrivals_ms)):
             raise SimulationError("arrival times must be finite, >= 0 and sorted")
     name, plan, table, ecfg, feasible = _policy_setup(profile, cores, wl, policy, config)
-    run = _Run(profile, cores, wl, plan, table, ecfg, config, arrivals_ms, np.random.default_rng([int(seed), 1]))
-    run.feasible = feasible
+    run = _Run(profile, cores, wl, plan, table, ecfg, config, arrivals_ms, np.random.default_rng([seed, 1]), feasible)
     run.run()
     records = run.records()
     stats = serving_stats(
@@ -1002,7 +1005,7 @@ def simulate(
         synthetic=profile.synthetic,
         cores=cores,
         workload=wl.to_spec(),
-        seed=int(seed),
+        seed=seed,
         plans=tuple(run.plans),
         stats=stats,
         reconfigurations=tuple(run.reconfigs),
@@ -1028,8 +1031,8 @@ def compare_plans(
     """
     cores = _check_cores(cores)
     seed = _check_seed(seed)
-    wl = _resolve_workload(workload)
-    arrivals = None if isinstance(wl, Closed) else arrival_times_ms(wl, np.random.default_rng([int(seed), 0]))
+    wl = load_workload(workload)
+    arrivals = _draw_arrivals(wl, seed)
     results = tuple(
         simulate(profile, cores, wl, p, seed=seed, config=config, arrivals_ms=arrivals) for p in policies
     )
@@ -1040,6 +1043,6 @@ def compare_plans(
         cores=cores,
         workload=wl.to_spec(),
         workload_description=describe(wl),
-        seed=int(seed),
+        seed=seed,
         results=results,
     )

@@ -58,6 +58,8 @@ from typing import Union
 
 import numpy as np
 
+from packrat_sim.profile import ProfileError, read_text
+
 
 class WorkloadError(ValueError):
     """A workload spec, value or trace file is invalid; the message names the bad part."""
@@ -619,14 +621,9 @@ def _is_number(text: str) -> bool:
 def read_trace(path: str, *, unit: str = "s", batching: Batching = Batching()) -> Trace:
     """Read a trace CSV file into a :class:`Trace`; WorkloadError names the path and problem."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        raise WorkloadError(f"trace file {path!r} does not exist") from None
-    except IsADirectoryError:
-        raise WorkloadError(f"trace file {path!r} is a directory") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WorkloadError(f"cannot read trace file {path!r}: {exc}") from None
+        text = read_text(path, "trace file")
+    except ProfileError as exc:
+        raise WorkloadError(str(exc)) from None
     arr = parse_trace_csv(text, unit=unit, source=path)
     return Trace(timestamps_ms=tuple(arr.tolist()), source=path, batching=batching, unit=unit)
 

@@ -6,7 +6,9 @@ The only package that imports torch (and only inside the functions that need it,
 * :mod:`real_runner.models`: the model catalog (random weights, no downloads);
 * :mod:`real_runner.topology`: CPUs, cores, SMT siblings, sockets; core assignment;
 * :mod:`real_runner.profiling`: isolated (t, b) sweeps and co-run interference sweeps;
-* :mod:`real_runner.executor`: instance worker pool, dispatcher, fat-vs-plan comparison.
+* :mod:`real_runner.executor`: instance worker pool, dispatcher, fat-vs-plan comparison;
+* :mod:`real_runner.serving`: online serving with reconfiguration, fault retry, history log;
+* :mod:`real_runner.bench`: fat vs thin vs plan vs every feasible plan, measured interleaved.
 
 The public functions are re-exported here lazily: ``profile_model``, ``measure_profile``,
 ``quick_profile``, ``run_plan``, ``compare_with_fat``, ``InstancePool``, ``known_models``,

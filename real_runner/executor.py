@@ -31,10 +31,8 @@ import pickle
 import time
 import traceback
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_any
-from multiprocessing.reduction import ForkingPickler
-from typing import Sequence
 
 import numpy as np
 

@@ -38,7 +38,7 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_any
 from typing import Callable, Sequence
 
@@ -466,7 +466,8 @@ def measure_profile(
                 if not bad:
                     break
                 flagged.extend(samples[i] for i in bad)
-                keep = [s for i, s in enumerate(samples) if i not in set(bad)]
+                bad_set = set(bad)
+                keep = [s for i, s in enumerate(samples) if i not in bad_set]
                 more, extra_s = workers.measure(t, b, cores, 0, len(bad), 0.0, len(bad))
                 busy += extra_s
                 remeasured += len(bad)

@@ -53,13 +53,13 @@ import queue
 import re
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable, Hashable
 
 import numpy as np
 
 from checker.history import History, Operation
-from packrat_sim.estimator import EstimatorConfig, initial_state, step as estimator_step
+from packrat_sim.estimator import EstimatorConfig, initial_state, pow2_floor, step as estimator_step
 from packrat_sim.plan import Plan
 from real_runner import topology as topo_mod
 from real_runner.executor import InstancePool, WorkerError
@@ -263,17 +263,13 @@ class ServingRuntime:
                 self._serve(rec)
             except BaseException as exc:  # never lose a batch silently
                 rec.error = rec.error or f"{type(exc).__name__}: {exc}"
+            output = None  # failed: the operation stays pending (no return)
             if rec.error is None:
                 rec.ret_ns = time.monotonic_ns()
-                with self._log_lock:
-                    self._ops.append(Operation(
-                        rec.client, {"op": "infer", "batch": rec.id, "size": rec.size},
-                        {"epoch": rec.epoch, "digest": rec.digest, "attempts": rec.attempts},
-                        rec.call_ns, rec.ret_ns))
-            else:
-                with self._log_lock:
-                    self._ops.append(Operation(rec.client, {"op": "infer", "batch": rec.id, "size": rec.size},
-                                               None, rec.call_ns, None))
+                output = {"epoch": rec.epoch, "digest": rec.digest, "attempts": rec.attempts}
+            with self._log_lock:
+                self._ops.append(Operation(rec.client, {"op": "infer", "batch": rec.id, "size": rec.size},
+                                           output, rec.call_ns, rec.ret_ns))
             done.set()
 
     def _serve(self, rec: BatchRecord) -> None:
@@ -483,7 +479,7 @@ def serve_load(model: str, load: LoadSpec, planner: Callable[[int], Plan], *,
     is a different plan. ``runtime_hook(runtime)`` runs once the runtime is up (faults)."""
     first = load.steps[0][0] if load.kind == "closed" else 1
     cfg = estimator or EstimatorConfig(alpha=0.5, window=4, interval_ms=250.0, max_batch=load.max_batch)
-    b0 = initial_batch or min(max(pow2_floor_int(first), cfg.lower), cfg.upper)
+    b0 = initial_batch or min(max(pow2_floor(first), cfg.lower), cfg.upper)
     rt = ServingRuntime(model, planner(b0), topology=topology, seed=seed, warmup=warmup)
     rt.start()
     stop = threading.Event()
@@ -525,10 +521,6 @@ def serve_load(model: str, load: LoadSpec, planner: Callable[[int], Plan], *,
     report["history"] = rt.history()
     report["runtime"] = rt
     return report
-
-
-def pow2_floor_int(n: int) -> int:
-    return 1 if n < 2 else 1 << (int(n).bit_length() - 1)
 
 
 def _stats(xs) -> dict | None:
@@ -633,9 +625,10 @@ def churn(model: str, plans: list[Plan], *, reconfigurations: int = 20, kills: i
             t.join(120)
         rt.close()
     report = summarize(rt)
+    history = rt.history()
     report["kills_requested"] = kills
-    report["verdict"] = check(rt.history(), "serving", timeout=120).result.value
-    report["history"] = rt.history()
+    report["verdict"] = check(history, "serving", timeout=120).result.value
+    report["history"] = history
     return report
 
 

@@ -225,17 +225,7 @@ def assign_cores(
             out.append(tuple(sorted(set(cores))))
         return out
 
-    primaries: set[int] = set()
-    free: dict[int, list[int]] = {}
-    for s in topo.sockets:
-        order = topo.preferred_order(s)
-        free[s] = order
-        seen = set()
-        for cpu in order:
-            c = next(x for x in topo.cpus if x.id == cpu)
-            if c.core not in seen:
-                seen.add(c.core)
-                primaries.add(cpu)
+    free: dict[int, list[int]] = {s: topo.preferred_order(s) for s in topo.sockets}
     core_of = {c.id: (c.socket, c.core) for c in topo.cpus}
 
     def whole_cores_taken(s: int, t: int) -> int:

@@ -1,4 +1,5 @@
-"""Shared plumbing for the `packrat` verbs: input errors, exit codes, JSON output.
+"""Shared plumbing for the `packrat` verbs: input errors, exit codes, JSON output, stderr
+notes, and loading ``--profile``.
 
 The verbs stay thin: they parse options, call the library, and print. Everything that
 can go wrong with user input is raised as (or converted to) :class:`BadInput`, which
@@ -24,10 +25,15 @@ class BadInput(Exception):
     """A user-supplied value is wrong. The message names the value; exit code 2."""
 
 
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    """Print ``packrat: error: <message>`` on one line of stderr and exit with ``code``."""
+def print_error(message: str) -> None:
+    """Print ``packrat: error: <message>`` on one line of stderr."""
     one_line = " ".join(str(message).split())
     print(f"packrat: error: {one_line}", file=sys.stderr)
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """Print ``packrat: error: <message>`` on one line of stderr and exit with ``code``."""
+    print_error(message)
     raise typer.Exit(code)
 
 
@@ -41,6 +47,11 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
         return _jsonable(value.item())
     return value
+
+
+def note(message: str) -> None:
+    """Print ``packrat: <message>`` on stderr (progress and caveats; stdout stays for results)."""
+    print(f"packrat: {message}", file=sys.stderr)
 
 
 def emit_json(obj: dict) -> None:
@@ -61,3 +72,15 @@ def load_profile_arg(spec: str):
         return read_profile(spec)
     except ProfileError as exc:
         raise BadInput(str(exc)) from None
+
+
+def load_model_profile(spec: str, model: str, *, planning: bool = False):
+    """:func:`load_profile_arg` for a verb that runs ``--model``: a measured profile must be
+    of that model (BadInput naming both otherwise; a synthetic one fits any model). With
+    ``planning``, planning from a synthetic profile is noted on stderr."""
+    profile = load_profile_arg(spec)
+    if not profile.synthetic and profile.model != model:
+        raise BadInput(f"--profile {spec} is a profile of {profile.model!r}, not of --model {model!r}")
+    if planning and profile.synthetic:
+        note(f"planning from the SYNTHETIC profile {profile.label()}: predictions are not measurements")
+    return profile

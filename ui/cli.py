@@ -20,7 +20,7 @@ try:  # typer >= 0.17 vendors its own copy of click
 except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as _click_exc
 
-from ui._common import EXIT_BAD_INPUT, BadInput
+from ui._common import EXIT_BAD_INPUT, BadInput, print_error
 
 app = typer.Typer(
     name="packrat",
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, prog_name="packrat", standalone_mode=False)
     except BadInput as exc:
-        print(f"packrat: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print_error(str(exc))
         code = EXIT_BAD_INPUT
     except (typer.Exit, getattr(_click_exc, "Exit", typer.Exit)) as exc:
         code = exc.exit_code

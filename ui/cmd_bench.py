@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Optional
 
 import typer
 
-from ui._common import BadInput, emit_json, fail, load_profile_arg
+from ui._common import BadInput, emit_json, fail, load_model_profile, note
 
 
 def register(app: typer.Typer) -> None:
@@ -44,15 +43,13 @@ def register(app: typer.Typer) -> None:
             raise BadInput(f"--max-plans must be a positive integer, got {max_plans}")
         profile = None
         if profile_spec is not None:
-            profile = load_profile_arg(profile_spec)
-            if not profile.synthetic and profile.model != model:
-                raise BadInput(f"--profile {profile_spec} is a profile of {profile.model!r}, not of --model {model!r}")
+            profile = load_model_profile(profile_spec, model)
         if out is not None:
             if os.path.exists(out) and not os.path.isdir(out):
                 raise BadInput(f"--out {out} exists and is not a directory")
         try:
             report = run_bench(model, bs, cores=cores, iterations=iterations, profile=profile, max_plans=max_plans,
-                               on_progress=lambda m: print(f"packrat: {m}", file=sys.stderr), interference=interference)
+                               on_progress=note, interference=interference)
         except BenchError as exc:
             raise BadInput(str(exc)) from None
         except WorkerError as exc:

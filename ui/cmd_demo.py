@@ -46,7 +46,7 @@ def step_certify(profile_name: str = DEMO_PROFILE, cores: int = DEMO_CORES) -> s
 
     profile = builtin_profile(profile_name)
     table = PlanTable(profile, cores, max(DEMO_BATCHES))
-    typer.echo(f"== certify: Z3 proves each plan optimal (no allocation of the profiled shapes is faster)")
+    typer.echo("== certify: Z3 proves each plan optimal (no allocation of the profiled shapes is faster)")
     verdicts = []
     for b in DEMO_BATCHES:
         cert = certify(profile, b, cores, table.plan(cores, b), timeout_s=30)

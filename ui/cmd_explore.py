@@ -34,25 +34,17 @@ def _parse_params(items: List[str]) -> dict[str, str]:
     return params
 
 
-def _describe_op(model_name: str, op) -> str:
-    from checker.history import UNKNOWN_OUTPUT
+def history_lines(history, model_name: str) -> list[str]:
+    """One line per operation: client, interval, description (pending ones say so)."""
+    from checker.linearizability import describe
     from checker.models import get_model
 
     model = get_model(model_name)
-    out = UNKNOWN_OUTPUT if op.ret is None else op.output
-    try:
-        return model.describe_operation(op.input, out)
-    except Exception:  # describing never breaks reporting
-        return f"{op.input!r} -> {out!r}"
-
-
-def history_lines(history, model_name: str) -> list[str]:
-    """One line per operation: client, interval, description (pending ones say so)."""
     width = max((len(str(op.client)) for op in history), default=6)
     lines = []
     for op in history:
         interval = f"[{op.call}, {'pending' if op.ret is None else op.ret}]"
-        lines.append(f"    {str(op.client):<{width}}  {interval:<14} {_describe_op(model_name, op)}")
+        lines.append(f"    {str(op.client):<{width}}  {interval:<14} {describe(model, op)}")
     if not lines:
         lines.append("    (no operations)")
     return lines
@@ -144,6 +136,7 @@ def replay_report(path: str) -> tuple[dict, list[str], int]:
     """Replay a file step by step: (JSON object, human lines, exit code)."""
     from checker.actors import event_to_json
     from checker.explore import ExploreError, read_replay, replay
+    from checker.linearizability import explain
 
     try:
         protocol, schedule, obj = read_replay(path)
@@ -154,25 +147,28 @@ def replay_report(path: str) -> tuple[dict, list[str], int]:
     lines = [f"replay     {path}: {protocol.label()}, {len(schedule)} deliveries"]
     steps = []
     width = len(str(len(schedule)))
-    for client, kind, text in rr.initial_records:
-        lines.append(f"    {'':>{width}}    {client} {'calls' if kind == 'invoke' else 'returns'} {text}  (at start)")
+
+    def record_line(client: str, kind: str, text: str) -> str:
+        return f"    {'':>{width}}    {client} {'calls' if kind == 'invoke' else 'returns'} {text}"
+
+    def records_json(records) -> list[dict]:
+        return [{"client": c, "kind": k, "value": t} for c, k, t in records]
+
+    lines += [record_line(*record) + "  (at start)" for record in rr.initial_records]
     for step in rr.steps:
         lines.append(f"    {step.index:>{width}}. {step.event.describe()}")
-        for client, kind, text in step.records:
-            lines.append(f"    {'':>{width}}    {client} {'calls' if kind == 'invoke' else 'returns'} {text}")
+        lines += [record_line(*record) for record in step.records]
         for broken in step.broken:
             lines.append(f"    {'':>{width}}    ! {broken}")
         steps.append({
             "index": step.index,
             "event": event_to_json(step.event),
             "text": step.event.describe(),
-            "records": [{"client": c, "kind": k, "value": t} for c, k, t in step.records],
+            "records": records_json(step.records),
             "broken": list(step.broken),
         })
     lines.append(f"history    {protocol.model} model; times are event numbers")
     lines += history_lines(rr.history, protocol.model)
-    from checker.linearizability import explain
-
     check_lines = explain(rr.check, rr.history, protocol.model)
     verdict = rr.verdict
     if rr.violation is not None:
@@ -196,7 +192,7 @@ def replay_report(path: str) -> tuple[dict, list[str], int]:
         "variant": protocol.variant,
         "params": dict(protocol.params),
         "verdict": verdict,
-        "initial_records": [{"client": c, "kind": k, "value": t} for c, k, t in rr.initial_records],
+        "initial_records": records_json(rr.initial_records),
         "steps": steps,
         "terminal": rr.terminal,
         "history": rr.history.to_json(),

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from ui._common import BadInput, emit_json, load_profile_arg
+from ui._common import BadInput, emit_json, load_profile_arg, note
 
 
 def plan_report(profile, batch: int, cores: int, options) -> dict:
@@ -125,8 +125,6 @@ def format_interference(report: dict) -> str:
 
 def _print_export(plan, fmt: str, as_json: bool) -> None:
     """Print ``plan`` exported as ``fmt``; limitations go to stderr (or into the JSON)."""
-    import sys
-
     from packrat_sim.export import ExportError, export_plan
 
     try:
@@ -137,8 +135,8 @@ def _print_export(plan, fmt: str, as_json: bool) -> None:
         emit_json({"format": exported.format, "text": exported.text, "limitations": list(exported.limitations)})
         return
     typer.echo(exported.text, nl=False)
-    for note in exported.limitations:
-        print(f"packrat: note: {note}", file=sys.stderr)
+    for limitation in exported.limitations:
+        note(f"note: {limitation}")
 
 
 def register(app: typer.Typer) -> None:

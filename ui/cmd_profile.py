@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from ui._common import BadInput, emit_json, fail, load_profile_arg
+from ui._common import BadInput, emit_json, fail, load_profile_arg, note
 
 
 def _write(profile, out: str) -> None:
@@ -67,10 +67,9 @@ def _measure(model, threads, batches, repeats, warmup, interference, jit, progre
         fail(f"{exc}; the cells measured before are kept in {out}, run the same command to resume", code=1)
     except KeyboardInterrupt:
         import os
-        import sys
 
         kept = "nothing was measured yet" if not os.path.exists(out) else f"the cells measured so far are kept in {out}"
-        print(f"packrat: interrupted; {kept}; run the same command to resume", file=sys.stderr)
+        note(f"interrupted; {kept}; run the same command to resume")
         raise
     prof = result.profile
     summary = dict(
@@ -98,10 +97,11 @@ def _measure(model, threads, batches, repeats, warmup, interference, jit, progre
     )
     typer.echo(f"  {'threads':>7} {'batch':>5} {'median ms':>10} {'p90 ms':>10} {'n':>4}  note")
     new = set(result.measured)
+    meta = dict(prof.meta)
     for c in prof.cells:
-        outliers = dict(prof.meta).get(f"outliers.t{c.threads}.b{c.batch}")
-        note = ("new" if (c.threads, c.batch) in new else "resumed") + (", outliers re-measured" if outliers else "")
-        typer.echo(f"  {c.threads:>7} {c.batch:>5} {c.median_ms:>10.3f} {c.p90_ms:>10.3f} {len(c.samples_ms):>4}  {note}")
+        outliers = meta.get(f"outliers.t{c.threads}.b{c.batch}")
+        how = ("new" if (c.threads, c.batch) in new else "resumed") + (", outliers re-measured" if outliers else "")
+        typer.echo(f"  {c.threads:>7} {c.batch:>5} {c.median_ms:>10.3f} {c.p90_ms:>10.3f} {len(c.samples_ms):>4}  {how}")
     if prof.interference is not None:
         pts = ", ".join(f"{k} busy: x{s:.2f}" for k, s in prof.interference.points) or "none"
         typer.echo(f"  interference (slowdown beside other busy cores): {pts}")

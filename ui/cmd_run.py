@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Optional
 
 import typer
 
-from ui._common import BadInput, emit_json, fail, load_profile_arg
-
-
-def _note(message: str) -> None:
-    print(f"packrat: {message}", file=sys.stderr)
+from ui._common import BadInput, emit_json, fail, load_model_profile, note
 
 
 def _auto_plan(model: str, batch: int, cores: int, profile_spec: Optional[str], topo, progress, jit: bool):
@@ -20,14 +15,10 @@ def _auto_plan(model: str, batch: int, cores: int, profile_spec: Optional[str], 
     from real_runner.profiling import powers_of_two_upto, quick_profile
 
     if profile_spec is not None:
-        profile = load_profile_arg(profile_spec)
-        if not profile.synthetic and profile.model != model:
-            raise BadInput(f"--profile {profile_spec} is a profile of {profile.model!r}, not of --model {model!r}")
-        if profile.synthetic:
-            _note(f"planning from the SYNTHETIC profile {profile.label()}: predictions are not measurements")
+        profile = load_model_profile(profile_spec, model, planning=True)
     else:
         bs = ",".join(map(str, powers_of_two_upto(batch)))
-        _note(
+        note(
             f"no --profile: measuring a quick profile of {model} (threads 1-{cores}, batches {bs}, 3 repeats); "
             f"for a careful, reusable one run `packrat profile --model {model} --threads 1-{cores} "
             f"--batches {bs} --out {model}.json` and pass --profile {model}.json"

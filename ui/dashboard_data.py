@@ -226,13 +226,9 @@ def series_label(series: dict[str, str]) -> str:
 # ------------------------------------------------------------------- planner
 
 
-def _groups_text(groups: Iterable[Sequence[int]]) -> str:
-    return " + ".join(f"{n} x {t}t x {b}" for n, t, b in groups)
-
-
 def compact(groups: Iterable[Sequence[int]]) -> str:
     """Packrat's compact form ``count x threads t x sub-batch`` joined with ``+``."""
-    return _groups_text(groups)
+    return " + ".join(f"{n} x {t}t x {b}" for n, t, b in groups)
 
 
 def _socket_of_each(threads: list[int], caps: tuple[int, ...]) -> list[int]:

@@ -12,16 +12,11 @@ the largest batch of the load).
 
 from __future__ import annotations
 
-import sys
 from typing import Optional
 
 import typer
 
-from ui._common import BadInput, emit_json, fail, load_profile_arg
-
-
-def _note(message: str) -> None:
-    print(f"packrat: {message}", file=sys.stderr)
+from ui._common import BadInput, emit_json, fail, load_model_profile, note
 
 
 def make_planner(profile, cores: int):
@@ -62,17 +57,13 @@ def run_load(*, model: str, load_spec: str, cores: Optional[int], profile_spec: 
         raise BadInput(f"--cores {T} must be between 1 and the {topo.logical} CPUs this process may use "
                        f"({format_cpus(topo.ids)})")
     if profile_spec is not None:
-        profile = load_profile_arg(profile_spec)
-        if not profile.synthetic and profile.model != model:
-            raise BadInput(f"--profile {profile_spec} is a profile of {profile.model!r}, not of --model {model!r}")
-        if profile.synthetic:
-            _note(f"planning from the SYNTHETIC profile {profile.label()}: predictions are not measurements")
+        profile = load_model_profile(profile_spec, model, planning=True)
     else:
         from real_runner.profiling import quick_profile
 
         top = max(cfg.upper, 1)
-        _note(f"no --profile: measuring a quick profile of {model} (threads 1-{T}, batches "
-              f"{','.join(map(str, powers_of_two_upto(top)))})")
+        note(f"no --profile: measuring a quick profile of {model} (threads 1-{T}, batches "
+             f"{','.join(map(str, powers_of_two_upto(top)))})")
         profile = quick_profile(model, top, T, topology=topo, progress=progress)
     planner = make_planner(profile, T)
     try:

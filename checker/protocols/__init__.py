@@ -25,12 +25,15 @@ Every problem with a name, variant or parameter is a :class:`ProtocolError` nami
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Mapping
+from typing import Any, Callable, Hashable, Iterable, Mapping
 
 from checker.actors import ActorError, Faults, Invariant, System, SystemState
 from checker.history import History
 
-__all__ = ["FAULT_DEFAULTS", "PROTOCOLS", "Protocol", "ProtocolError", "ProtocolSpec", "build", "make_system", "names"]
+__all__ = [
+    "FAULT_DEFAULTS", "PROTOCOLS", "Protocol", "ProtocolError", "ProtocolSpec", "build", "make_protocol", "make_system",
+    "names", "require_at_least",
+]
 
 
 class ProtocolError(ValueError):
@@ -118,6 +121,41 @@ def make_system(protocol: str, actors, params: Mapping[str, Any]) -> System:
         return System(actors, network=params["network"], faults=faults)
     except ActorError as exc:
         raise ProtocolError(f"{protocol}: {exc}") from None
+
+
+def require_at_least(protocol: str, values: Iterable[tuple[str, int, int]]) -> None:
+    """Each ``(name, value, low)``: a ProtocolError naming ``protocol`` when ``value < low``."""
+    for name, value, low in values:
+        if value < low:
+            raise ProtocolError(f"{protocol} parameter {name} must be at least {low}, not {value}")
+
+
+def make_protocol(
+    name: str,
+    variant: str,
+    params: Mapping[str, Any],
+    actors,
+    *,
+    model: str,
+    variants: Mapping[str, tuple[str, bool]],
+    invariants: tuple[Invariant, ...] = (),
+    op_key: Callable[[Any], Hashable] | None = None,
+) -> Protocol:
+    """The :class:`Protocol` ``name``/``variant`` of ``actors`` (on the network and fault budgets
+    of ``params``, :func:`make_system`); its description and buggy flag come from ``variants``
+    (the spec's table: variant -> (description, buggy?))."""
+    description, buggy = variants[variant]
+    return Protocol(
+        name=name,
+        variant=variant,
+        params=tuple(sorted(params.items())),
+        system=make_system(name, actors, params),
+        model=model,
+        invariants=invariants,
+        op_key=op_key,
+        buggy=buggy,
+        description=description,
+    )
 
 
 def register_protocol(spec: ProtocolSpec) -> ProtocolSpec:

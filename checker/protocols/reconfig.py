@@ -63,8 +63,10 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-from checker.actors import Actor, ActorError, Invariant, Invoke, Return, Send, System, SystemState, all_operations_return
-from checker.protocols import FAULT_DEFAULTS, Protocol, ProtocolError, ProtocolSpec, make_system, register_protocol
+from checker.actors import Actor, Invariant, Invoke, Return, Send, System, SystemState, all_operations_return
+from checker.protocols import (
+    FAULT_DEFAULTS, Protocol, ProtocolError, ProtocolSpec, make_protocol, register_protocol, require_at_least,
+)
 from packrat_sim.plan import Instance as PlanInstance
 from packrat_sim.plan import Plan, split_evenly
 
@@ -461,10 +463,8 @@ def _plan_json(batch: int, instances: int) -> str:
 def build_reconfig(variant: str, params: dict) -> Protocol:
     clients, batches, size = params["clients"], params["batches"], params["batch"]
     k, reconfigures = params["instances"], params["reconfigures"]
-    for name, value, low in (("clients", clients, 0), ("batches", batches, 0), ("batch", size, 1),
-                             ("instances", k, 1), ("reconfigures", reconfigures, 0)):
-        if value < low:
-            raise ProtocolError(f"reconfig parameter {name} must be at least {low}, not {value}")
+    require_at_least("reconfig", (("clients", clients, 0), ("batches", batches, 0), ("batch", size, 1),
+                                  ("instances", k, 1), ("reconfigures", reconfigures, 0)))
     if k > size:
         raise ProtocolError(f"reconfig parameter instances={k} exceeds the batch size {size}")
     if variant == "per-instance-switch" and k < 2:
@@ -487,18 +487,7 @@ def build_reconfig(variant: str, params: dict) -> Protocol:
     for e, names in enumerate(epochs):
         for name in names:
             actors.append((name, ServingInstance(e, starts_ready=e == 0)))
-    system = make_system("reconfig", actors, params)
-    return Protocol(
-        name="reconfig",
-        variant=variant,
-        params=tuple(sorted(params.items())),
-        system=system,
-        model="serving",
-        invariants=INVARIANTS,
-        op_key=None,
-        buggy=VARIANTS[variant][1],
-        description=VARIANTS[variant][0],
-    )
+    return make_protocol("reconfig", variant, params, actors, model="serving", variants=VARIANTS, invariants=INVARIANTS)
 
 
 SPEC = register_protocol(

@@ -37,8 +37,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from checker.actors import Actor, ActorError, Invariant, Invoke, Return, Send, System, all_operations_return
-from checker.protocols import FAULT_DEFAULTS, Protocol, ProtocolError, ProtocolSpec, make_system, register_protocol
+from checker.actors import Actor, Invariant, Invoke, Return, Send, all_operations_return
+from checker.protocols import FAULT_DEFAULTS, Protocol, ProtocolSpec, make_protocol, register_protocol, require_at_least
 
 VARIANTS = {
     "majority": ("writes and reads wait for a majority (reads: a majority agreeing); one writer", False),
@@ -179,10 +179,8 @@ class RegisterClient(Actor):
 def build_register(variant: str, params: dict) -> Protocol:
     replicas, writers, writes = params["replicas"], params["writers"], params["writes"]
     readers, reads, keys = params["readers"], params["reads"], params["keys"]
-    for name, value, low in (("replicas", replicas, 1), ("writers", writers, 0), ("writes", writes, 0),
-                             ("readers", readers, 0), ("reads", reads, 0), ("keys", keys, 1)):
-        if value < low:
-            raise ProtocolError(f"register parameter {name} must be at least {low}, not {value}")
+    require_at_least("register", (("replicas", replicas, 1), ("writers", writers, 0), ("writes", writes, 0),
+                                  ("readers", readers, 0), ("reads", reads, 0), ("keys", keys, 1)))
     keyed = keys > 1
     initial = "" if keyed else None
     replica_names = tuple(f"p{j}" for j in range(replicas))
@@ -197,20 +195,15 @@ def build_register(variant: str, params: dict) -> Protocol:
         actors.append((f"r{r}", RegisterClient(writers + r, variant, replica_names, script, keyed)))
     for name in replica_names:
         actors.append((name, Replica(keys, initial)))
-    system = make_system("register", actors, params)
     invariants = ()
     if variant == "abd":
         invariants = (Invariant("every operation returns", all_operations_return, quiescent=True),)
-    return Protocol(
-        name="register",
-        variant=variant,
-        params=tuple(sorted(params.items())),
-        system=system,
+    return make_protocol(
+        "register", variant, params, actors,
         model="kv" if keyed else "register",
+        variants=VARIANTS,
         invariants=invariants,
         op_key=(lambda inp: inp.get("key")) if keyed else None,
-        buggy=VARIANTS[variant][1],
-        description=VARIANTS[variant][0],
     )
 
 

@@ -1,4 +1,4 @@
-"""Shared helpers of the dashboard tests (AppTest and browser)."""
+"""Shared helpers of the dashboard tests (AppTest and browser) and of the `packrat` CLI tests."""
 
 from __future__ import annotations
 
@@ -19,6 +19,22 @@ def _app_test_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``packrat ARGV...`` in process: ``cli(*argv) -> (exit code, stdout, stderr)``."""
+    from ui.cli import main
+
+    def run(*argv):
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:
+            code = exc.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
 
 
 @pytest.fixture

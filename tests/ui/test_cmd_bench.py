@@ -6,24 +6,13 @@ import json
 
 import pytest
 
-from ui.cli import main
-
 from tests.real_runner.rr_helpers import needs_two_cpus
 
 
-def run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @needs_two_cpus
-def test_bench_prints_one_json_object_and_writes_three_reports(capsys, tmp_path):
-    code, out, err = run(capsys, "bench", "--model", "tiny-mlp", "--batches", "1", "--iterations", "2",
-                         "--cores", "2", "--profile", "builtin:cnn-2", "--out", str(tmp_path / "r"), "--json")
+def test_bench_prints_one_json_object_and_writes_three_reports(cli, tmp_path):
+    code, out, err = cli("bench", "--model", "tiny-mlp", "--batches", "1", "--iterations", "2",
+                     "--cores", "2", "--profile", "builtin:cnn-2", "--out", str(tmp_path / "r"), "--json")
     assert code == 0, err
     rep = json.loads(out)
     assert rep["batches"][0]["batch"] == 1 and rep["profile"]["synthetic"] is True
@@ -38,7 +27,7 @@ def test_bench_prints_one_json_object_and_writes_three_reports(capsys, tmp_path)
     (["--model", "tiny-mlp", "--batches", "x"], "--batches"),
     (["--model", "tiny-mlp", "--batches", "1", "--iterations", "0"], "--iterations"),
 ])
-def test_bench_rejects_bad_input_with_exit_2_and_one_line(capsys, argv, message):
-    code, out, err = run(capsys, "bench", *argv)
+def test_bench_rejects_bad_input_with_exit_2_and_one_line(cli, argv, message):
+    code, out, err = cli("bench", *argv)
     assert code == 2 and out == ""
     assert message in err and len(err.strip().splitlines()) == 1

@@ -8,25 +8,15 @@ import pytest
 
 from checker import check, read_history
 from checker.linearizability import Verdict
-from ui.cli import main
 
 from tests.real_runner.rr_helpers import needs_two_cpus
 
 
-def run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @needs_two_cpus
-def test_run_load_serves_the_schedule_writes_a_legal_history_and_prints_one_json_object(capsys, tmp_path):
+def test_run_load_serves_the_schedule_writes_a_legal_history_and_prints_one_json_object(cli, tmp_path):
     hist = tmp_path / "run.history.json"
-    code, out, err = run(capsys, "run", "--model", "tiny-mlp", "--load", "2:2s", "--cores", "2",
-                         "--profile", "builtin:cnn-2", "--warmup", "1", "--history", str(hist), "--check", "--json")
+    code, out, err = cli("run", "--model", "tiny-mlp", "--load", "2:2s", "--cores", "2",
+                     "--profile", "builtin:cnn-2", "--warmup", "1", "--history", str(hist), "--check", "--json")
     assert code == 0, err
     rep = json.loads(out)
     assert rep["load_kind"] == "closed" and rep["cores"] == 2
@@ -46,7 +36,7 @@ def test_run_load_serves_the_schedule_writes_a_legal_history_and_prints_one_json
     (["--batch", "4"], "missing option --plan"),
     (["--load", "8:2s", "--cores", "999"], "--cores 999"),
 ])
-def test_run_load_rejects_bad_input_with_exit_2_and_one_line(capsys, argv, message):
-    code, out, err = run(capsys, "run", "--model", "tiny-mlp", *argv)
+def test_run_load_rejects_bad_input_with_exit_2_and_one_line(cli, argv, message):
+    code, out, err = cli("run", "--model", "tiny-mlp", *argv)
     assert code == 2 and out == ""
     assert message in err and len(err.strip().splitlines()) == 1
