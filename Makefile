@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet '$(TORCH_SPEC)'
-	$(BIN)/pip install --quiet -e '.[test,ui,real]'
+	$(BIN)/pip install --quiet -e '.[test,ui,real,cluster]'
 	touch $(STAMP)
 
 demo: venv

@@ -4,14 +4,10 @@ For every variant of every protocol (defaults of ``checker.protocols``) and ever
 run that keeps going after the first violation (no shrinking) reports: the schedule in which the
 first violation was seen, the schedules to completion (``>N`` when the per-run budget ran out),
 the distinct states, schedules per second, and the verdict (``OK`` only for a complete search).
-Then DS2's reference configuration (a register with one write and two reads; Al-Mahfoudh,
-Stutsman, Gopalakrishnan) with DS2's published numbers beside ours.
+Then the register models (DS2's benchmark as variants ``ds2`` / ``ds2-erroneous``, and ours) under
+each strategy and reduction switch, with DS2's published figures beside ours.
 
-    .venv/bin/python benchmarks/explore.py [--budget SECONDS] [--walk N] [--quick]
-
-Our schedules are finer-grained than DS2's (each request and each reply between a client and a
-replica is one delivery, and a client's history events order against every other client's), so
-the absolute counts are not comparable one to one; the ratios between strategies are the point.
+    .venv/bin/python benchmarks/explore.py [--budget SECONDS] [--walk N] [--quick] [--ds2-only]
 """
 
 from __future__ import annotations
@@ -63,7 +59,7 @@ def protocol_tables(budget: float, walk: int, strategies) -> None:
                 r = cell_run(protocol, strategy, budget, walk)
                 print(
                     f"{variant:<22} {strategy:<14} {fmt_first(r):>10} {fmt_total(r):>12} {r.states:>9} "
-                    f"{fmt_rate(r):>9}  {r.verdict}",
+                    f"{fmt_rate(r):>9}  {r.verdict_word}",
                     flush=True,
                 )
     print(
@@ -75,47 +71,79 @@ def protocol_tables(budget: float, walk: int, strategies) -> None:
     )
 
 
+# DS2's published figures (Al-Mahfoudh, Stutsman, Gopalakrishnan): its distributed register with
+# one write and two reads, correct and erroneous. "-": not published.
+DS2_PUBLISHED = {
+    ("ds2", "exhaustive", "schedules"): "4,200",
+    ("ds2-erroneous", "exhaustive", "schedules"): "252",
+    ("ds2", "dpor", "schedules"): "2,984",
+    ("ds2-erroneous", "dpor", "first"): "20",
+    ("ds2", "keyaware", "schedules"): "88",
+    ("ds2", "keyaware", "histories"): "12 of 44",
+    ("ds2-erroneous", "random", "first"): "missed",
+}
+
+# (label, explore keywords): the strategies and reductions compared on each model
+CONFIGS = (
+    ("exhaustive", dict(strategy="exhaustive")),
+    ("dfs, no symmetry", dict(strategy="dfs", symmetry=False)),
+    ("dfs", dict(strategy="dfs")),
+    ("dpor stateless, coarse clients", dict(strategy="dpor", state_cache=False, coarse_clients=True)),
+    ("dpor stateless", dict(strategy="dpor", state_cache=False)),
+    ("dpor", dict(strategy="dpor")),
+    ("transdpor", dict(strategy="transdpor")),
+    ("keyaware", dict(strategy="keyaware")),
+    ("random", dict(strategy="random")),
+)
+
+
+def _run(variant: str, params: dict, budget: float, walk: int, stop: bool, **kw):
+    strategy = kw.pop("strategy")
+    extra = dict(max_schedules=walk, seed=0) if strategy in SAMPLING else {}
+    return explore("register", strategy, variant=variant, params=params, max_time=budget,
+                   stop_on_violation=stop, shrink_counterexample=False, **extra, **kw)
+
+
+def model_table(title: str, variant: str, params: dict, budget: float, walk: int, published: bool) -> None:
+    """One model: per configuration, schedules to completion (and states, distinct histories,
+    seconds), and the index of the first violating schedule (a separate run that stops there)."""
+    print(f"\n== {title}")
+    head = f"{'configuration':<32} {'schedules':>10} {'states':>8} {'histories':>9} {'first bug':>9} {'s':>6}"
+    if published:
+        head += f"  {'DS2 schedules':>13} {'DS2 hist.':>9} {'DS2 first':>9}"
+    print(head)
+    for label, kw in CONFIGS:
+        full = _run(variant, params, budget, walk, False, **dict(kw))
+        first = _run(variant, params, budget, walk, True, **dict(kw))
+        total = f"{full.schedules:,}" if full.complete else (
+            f"({full.schedules:,})" if kw["strategy"] in SAMPLING else f">{full.schedules:,}")
+        bug = f"{first.first_violation_at:,}" if first.first_violation_at is not None else "-"
+        line = (f"{label:<32} {total:>10} {full.states:>8,} {full.distinct_histories:>9} {bug:>9} "
+                f"{full.elapsed_s:>6.1f}")
+        if published:
+            s = kw["strategy"]
+            line += (f"  {DS2_PUBLISHED.get((variant, s, 'schedules'), '-'):>13}"
+                     f" {DS2_PUBLISHED.get((variant, s, 'histories'), '-'):>9}"
+                     f" {DS2_PUBLISHED.get((variant, s, 'first'), '-'):>9}")
+        print(line, flush=True)
+
+
 def ds2_table(budget: float, walk: int) -> None:
-    print("\n== DS2's reference: a replicated register, one write and two reads")
-    print(f"{'measure':<58} {'DS2':>14} {'ours, 3 replicas':>18} {'ours, 2 replicas':>18}")
-
-    def row(label: str, ds2: str, values) -> None:
-        print(f"{label:<58} {ds2:>14} {values[0]:>18} {values[1]:>18}", flush=True)
-
-    def total(variant: str, strategy: str, replicas: int) -> str:
-        r = explore("register", strategy, variant=variant, params={"replicas": replicas}, max_time=budget,
-                    stop_on_violation=False, shrink_counterexample=False)
-        return f"{r.schedules:,}" if r.complete else f">{r.schedules:,}"
-
-    def first(variant: str, strategy: str, replicas: int, **kw) -> str:
-        r = explore("register", strategy, variant=variant, params={"replicas": replicas}, max_time=budget,
-                    shrink_counterexample=False, **kw)
-        return f"{r.first_violation_at:,}" if r.first_violation_at is not None else f"none in {r.schedules:,}"
-
-    row("majority register: exhaustive, schedules to completion", "4,200",
-        [total("majority", "exhaustive", n) for n in (3, 2)])
-    row("majority register: stateful DFS, distinct states", "-",
-        [f"{explore('register', 'dfs', variant='majority', params={'replicas': n}).states:,}" for n in (3, 2)])
-    row("majority register: DPOR, schedules to completion", "-",
-        [total("majority", "dpor", n) for n in (3, 2)])
-    row("majority register: key-aware DPOR, schedules to completion", "88",
-        [total("majority", "keyaware", n) for n in (3, 2)])
-    row("erroneous register: DPOR, schedules to the first bug", "<= 20",
-        [first("erroneous", "dpor", n) for n in (3, 2)])
-    row("erroneous register: key-aware DPOR, schedules to first bug", "-",
-        [first("erroneous", "keyaware", n) for n in (3, 2)])
-    row(f"erroneous register: random walk of {walk:,} schedules (seed 0)", "missed",
-        [first("erroneous", "random", n, max_schedules=walk, seed=0) for n in (3, 2)])
-    seeds = 20
-    found = sum(
-        explore("register", "random", variant="erroneous", max_schedules=walk, seed=s, max_time=budget,
-                shrink_counterexample=False).violated
-        for s in range(seeds)
-    )
-    row(f"erroneous register: random walks finding it, of {seeds} seeds", "-", [f"{found}/{seeds}", ""])
+    model_table("DS2's register (variant ds2: 2 agents, leader register1, 1 write + 2 reads)",
+                "ds2", {}, budget, walk, True)
+    model_table("DS2's erroneous register (variant ds2-erroneous)", "ds2-erroneous", {}, budget, walk, True)
+    model_table("our majority register, 3 replicas, 1 write + 2 reads", "majority", {}, budget, walk, False)
+    model_table("our erroneous register, 3 replicas", "erroneous", {}, budget, walk, False)
+    model_table("ABD register, 3 replicas", "abd", {}, budget, walk, False)
     print(
-        "DS2's counts come from its paper; ours from this run. A schedule here is one complete order "
-        "of message deliveries (late replies that can no longer matter are discarded, not scheduled)."
+        "\nschedules: to completion ('>N': the budget of "
+        f"{budget:g} s ran out; '(N)': random walks done, at most {walk:,}); states: distinct states seen "
+        "(orbits under symmetry); histories: distinct histories judged; first bug: index of the first "
+        "schedule that broke an invariant or gave a non-linearizable history, in a run that stops there; "
+        "s: seconds of the full run. A schedule of a stateful search (dfs, dpor with its state cache) "
+        "ends at a terminal state or where it joins a state already explored. DS2's columns are its "
+        "paper's figures; our ds2 model counts every delivery (client requests and replies included), "
+        "so its exhaustive count is not DS2's: compare histories and the ratios between strategies."
     )
 
 
@@ -124,11 +152,13 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=6.0, help="seconds per exploration (default 6)")
     parser.add_argument("--walk", type=int, default=100_000, help="random/pct walks per run (default 100000)")
     parser.add_argument("--quick", action="store_true", help="1 s budgets and 2,000 walks (a smoke run)")
+    parser.add_argument("--ds2-only", action="store_true", help="only the register tables (DS2's figures beside ours)")
     args = parser.parse_args()
     if args.quick:
         args.budget, args.walk = 1.0, 2_000
     start = time.perf_counter()
-    protocol_tables(args.budget, args.walk, STRATEGIES)
+    if not args.ds2_only:
+        protocol_tables(args.budget, args.walk, STRATEGIES)
     ds2_table(args.budget, args.walk)
     print(f"\n(total {time.perf_counter() - start:.0f} s)")
 

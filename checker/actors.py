@@ -96,16 +96,23 @@ class Send:
 
 @dataclass(frozen=True)
 class Invoke:
-    """A client starts an operation with this ``input`` (a JSON value); it becomes its call."""
+    """A client starts an operation with this ``input`` (a JSON value); it becomes its call.
+
+    ``client``: the client whose operation it is, when a server records the call on the
+    client's behalf (DS2 records an invocation when the replica receives the request); None:
+    the emitting actor, which must then be a client."""
 
     input: Any
+    client: str | None = None
 
 
 @dataclass(frozen=True)
 class Return:
-    """A client's outstanding operation ends with this ``output`` (a JSON value)."""
+    """A client's outstanding operation ends with this ``output`` (a JSON value); ``client`` as
+    for :class:`Invoke`."""
 
     output: Any
+    client: str | None = None
 
 
 class Actor:
@@ -136,6 +143,14 @@ class Actor:
         (it may still send, e.g. the answer to a read). Two such deliveries commute on an
         unordered network; key-aware reduction uses it. Default: False (no promise)."""
         return False
+
+    def history_effects(self, msg: Any) -> tuple[bool, bool]:
+        """Promise of what delivering ``msg`` to this actor may record in the history, whatever
+        the state: ``(may_invoke, may_return)``. Default: both for clients, neither for other
+        actors. The DPOR family uses it (two deliveries to different actors commute unless one
+        may invoke and the other may return: swapping two calls, or two returns, leaves the
+        history record unchanged); the explorer checks the promise on every step it takes."""
+        return (True, True) if self.is_client else (False, False)
 
     def ignores(self, state: Any, src: str, msg: Any) -> bool:
         """Promise that ``msg`` from ``src`` changes nothing, now and in every later state
@@ -333,6 +348,7 @@ class System:
         actors: Mapping[str, Actor] | Iterable[tuple[str, Actor]],
         network: str = "unordered",
         faults: Faults | None = None,
+        symmetry: Iterable[Iterable[str]] = (),
     ) -> None:
         pairs = list(actors.items()) if isinstance(actors, Mapping) else list(actors)
         if not pairs:
@@ -373,6 +389,165 @@ class System:
             self._ignoring = ()
         self._fast = not self.fifo and not faults.crashes
         self._faulty = faults.any
+        self.symmetry: tuple[tuple[str, ...], ...] = self._check_symmetry(symmetry)
+        self._perms = self._permutations()  # the identity first
+        self._memos: list[dict] = [{} for _ in self._perms]
+
+    # ----------------------------------------------------------------------------------------
+    # symmetry
+
+    def _check_symmetry(self, groups: Iterable[Iterable[str]]) -> tuple[tuple[str, ...], ...]:
+        """Validate groups of interchangeable actors: existing, disjoint, not clients, at least
+        two each, of one type and equal configuration."""
+        out: list[tuple[str, ...]] = []
+        used: set[str] = set()
+        for group in groups:
+            group = tuple(group)
+            if len(group) < 2:
+                raise ActorError(f"a symmetry group needs at least two actors, not {group!r}")
+            for name in group:
+                if name not in self.index:
+                    raise ActorError(f"symmetry group {group!r} names {name!r}, which is not an actor")
+                if name in used:
+                    raise ActorError(f"actor {name!r} is in two symmetry groups")
+                if self.actors[self.index[name]].is_client:
+                    raise ActorError(f"symmetry group {group!r}: client {name!r} cannot be permuted (its history is observed)")
+                used.add(name)
+            first = self.actors[self.index[group[0]]]
+            for name in group[1:]:
+                other = self.actors[self.index[name]]
+                if type(other) is not type(first) or other != first:
+                    raise ActorError(f"symmetry group {group!r}: {name!r} is not configured like {group[0]!r}")
+            out.append(group)
+        return tuple(out)
+
+    MAX_PERMUTATIONS: ClassVar[int] = 720
+
+    def _permutations(self) -> list[dict[str, str]]:
+        """The renamings tried by :meth:`canonical` (every permutation of every group, or only
+        the identity when there are more than :attr:`MAX_PERMUTATIONS`)."""
+        import itertools
+        import math
+
+        if not self.symmetry:
+            return []
+        if math.prod(math.factorial(len(g)) for g in self.symmetry) > self.MAX_PERMUTATIONS:
+            return []
+        perms: list[dict[str, str]] = [{}]
+        for group in self.symmetry:
+            perms = [dict(m, **dict(zip(group, p))) for m in perms for p in itertools.permutations(group)]
+        return perms
+
+    def rename_state(self, state: SystemState, mapping: Mapping[str, str]) -> SystemState:
+        """``state`` with the actors renamed by ``mapping`` (a permutation of symmetric actors):
+        their states move to their new names, and every actor name inside actor states and
+        messages (plain strings within tuples and frozensets) is renamed. The history record
+        and the fault budget are unchanged."""
+        if not mapping:
+            return state
+        return self._renamed(state, dict(mapping), None)
+
+    def _renamed(self, state: SystemState, mapping: dict, memo: dict | None) -> SystemState:
+        """:meth:`rename_state`, with ``memo`` caching renamed actor states and message ids of
+        one mapping (actor states and messages repeat across states)."""
+        index = self.index
+        old = state.actors
+        actors = list(old)
+        for a, b in mapping.items():
+            actors[index[b]] = old[index[a]]
+        if memo is None:
+            actors = [_rename(a, mapping) for a in actors]
+        else:
+            out = []
+            for a in actors:
+                r = memo.get(("a", a))
+                if r is None:
+                    r = memo[("a", a)] = _rename(a, mapping)
+                out.append(r)
+            actors = out
+        if self.fifo:
+            network = frozenset(
+                ((mapping.get(src, src), mapping.get(dst, dst)), _rename(msgs, mapping)) for (src, dst), msgs in state.network
+            )
+        elif memo is None:
+            envs = self._envs
+            network = tuple(sorted(self._intern(self.rename_envelope(envs[i], mapping)) for i in state.network))
+        else:
+            ids = []
+            envs = self._envs
+            for i in state.network:
+                j = memo.get(i)
+                if j is None:
+                    j = memo[i] = self._intern(self.rename_envelope(envs[i], mapping))
+                ids.append(j)
+            ids.sort()
+            network = tuple(ids)
+        return SystemState(tuple(actors), network, state.history, state.used)
+
+    def rename_envelope(self, env: Envelope, mapping: Mapping[str, str]) -> Envelope:
+        return Envelope(mapping.get(env.src, env.src), mapping.get(env.dst, env.dst), _rename(env.msg, mapping))
+
+    def rename_event(self, event: Event, mapping: Mapping[str, str]) -> Event:
+        if not mapping:
+            return event
+        src = None if event.src is None else mapping.get(event.src, event.src)
+        return Event(event.kind, src, mapping.get(event.dst, event.dst), _rename(event.msg, mapping))
+
+    def canonical(self, state: SystemState) -> tuple[SystemState, dict[str, str]]:
+        """A representative of ``state``'s orbit under the symmetry groups, and the renaming
+        that maps ``state`` to it. Two states of one orbit get the same representative (up to
+        hash collisions, which only cost reduction, never soundness: the representative is always
+        in the orbit). Without symmetry: ``(state, {})``."""
+        if not self._perms:
+            return state, {}
+        memos = self._memos
+        if sum(len(m) for m in memos) > 2_000_000:  # keep the caches bounded
+            for m in memos:
+                m.clear()
+        best, best_map, best_hash = state, {}, hash(state)
+        for mapping, memo in zip(self._perms[1:], memos[1:]):
+            renamed = self._renamed(state, mapping, memo)
+            h = hash(renamed)
+            if h < best_hash:
+                best, best_map, best_hash = renamed, mapping, h
+        return best, best_map
+
+    # ----------------------------------------------------------------------------------------
+    # enabled events with stable ids
+
+    def enabled_ids(self, state: SystemState, pending: Mapping[Hashable, Envelope]) -> list[tuple[Hashable, Event]]:
+        """Every event enabled in ``state``, each with a stable id, given ``pending``: the
+        messages in flight (one entry per copy, in the order they were sent) under ids chosen by
+        the caller. Ids: ``mid`` (deliver), ``("drop", mid)``, ``("duplicate", mid)``,
+        ``("crash", name)``, ``("restart", name)``. Deliveries first (FIFO: only the oldest
+        message of each channel; never to a crashed actor), then faults within their budgets.
+        The one definition of enabledness, shared by :meth:`enabled` and the DPOR family."""
+        crashed = {n for n in self.names if self.crashed(state, n)} if self.faults.crashes else set()
+        if self.fifo:
+            heads: dict = {}
+            for mid, env in pending.items():
+                heads.setdefault((env.src, env.dst), mid)
+            deliverable = [mid for mid in heads.values() if pending[mid].dst not in crashed]
+        else:
+            deliverable = [mid for mid, env in pending.items() if env.dst not in crashed]
+        out: list[tuple[Hashable, Event]] = []
+        for mid in deliverable:
+            env = pending[mid]
+            out.append((mid, Event("deliver", env.src, env.dst, env.msg)))
+        if self._faulty:
+            drops, dups, crashes, restarts = state.used
+            f = self.faults
+            if drops < f.drops:
+                out += [(("drop", mid), Event("drop", pending[mid].src, pending[mid].dst, pending[mid].msg)) for mid in deliverable]
+            if dups < f.duplicates:
+                out += [(("duplicate", mid), Event("duplicate", pending[mid].src, pending[mid].dst, pending[mid].msg))
+                        for mid in deliverable]
+            if crashes < f.crashes:
+                out += [(("crash", n), Event("crash", None, n, None))
+                        for n, a in zip(self.names, self.actors) if not a.is_client and n not in crashed]
+            if restarts < f.restarts:
+                out += [(("restart", n), Event("restart", None, n, None)) for n in self.names if n in crashed]
+        return out
 
     def __repr__(self) -> str:
         return f"System({', '.join(self.names)}; {self.network})"
@@ -489,24 +664,12 @@ class System:
         if not self.fifo and not self._faulty:
             events = self._events
             return [events[i] for i in sorted(set(state.network), key=self._keys.__getitem__)]
-        envs = self.deliverable(state)
-        events = [Event("deliver", e.src, e.dst, e.msg) for e in envs]
-        if self._faulty:
-            drops, dups, crashes, restarts = state.used
-            f = self.faults
-            if drops < f.drops:
-                events.extend(Event("drop", e.src, e.dst, e.msg) for e in envs)
-            if dups < f.duplicates:
-                events.extend(Event("duplicate", e.src, e.dst, e.msg) for e in envs)
-            if crashes < f.crashes:
-                events.extend(
-                    Event("crash", None, n, None)
-                    for n, a in zip(self.names, self.actors)
-                    if not a.is_client and not self.crashed(state, n)
-                )
-            if restarts < f.restarts:
-                events.extend(Event("restart", None, n, None) for n in self.names if self.crashed(state, n))
-        return events
+        if self.fifo:
+            envs = [Envelope(src, dst, msgs[0]) for (src, dst), msgs in state.network]
+            envs.sort(key=self._sort_key)
+        else:
+            envs = [self._envs[i] for i in sorted(set(state.network), key=self._keys.__getitem__)]
+        return [ev for _, ev in self.enabled_ids(state, {env: env for env in envs})]
 
     def terminal(self, state: SystemState) -> bool:
         """No message can be delivered (fault events may still be enabled: they are optional, so the
@@ -668,7 +831,13 @@ class System:
     def _record(self, name: str, cmd: Any, history: list, records: list) -> None:
         """Apply an Invoke or Return command of client ``name`` to the history record."""
         if isinstance(cmd, (Invoke, Return)):
-            ci = self.client_index.get(name)
+            if cmd.client is not None:
+                ci = self.client_index.get(cmd.client)
+                if ci is None:
+                    raise ActorError(f"actor {name!r} emits {type(cmd).__name__} for {cmd.client!r}, which is not a client")
+                name = cmd.client
+            else:
+                ci = self.client_index.get(name)
             if ci is None:
                 raise ActorError(f"actor {name!r} emits {type(cmd).__name__} but is not a client (set is_client = True)")
             ops = history[ci]
@@ -782,6 +951,21 @@ def history_of(clients: Sequence[str], record: tuple, model: str | None = None) 
         else:
             result.append(Operation(clients[ci], inp, None, times[2 * i], None))
     return History(result, model=model)
+
+
+def _rename(value: Any, mapping: Mapping[str, str]) -> Any:
+    """``value`` with every string that ``mapping`` names replaced, inside tuples (named tuples
+    included) and frozensets; other values are kept as they are."""
+    t = type(value)
+    if t is str:
+        return mapping.get(value, value)
+    if t is tuple:
+        return tuple(_rename(v, mapping) for v in value)
+    if t is frozenset:
+        return frozenset(_rename(v, mapping) for v in value)
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return t(*(_rename(v, mapping) for v in value))
+    return value
 
 
 def _call(name: str, what: str, fn: Callable, *args: Any) -> tuple[Any, Sequence[Any]]:

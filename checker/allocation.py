@@ -559,6 +559,56 @@ def certify(
     return _certificate(result, plan, witness, start, timeout_s, problem, [answer])
 
 
+def certify_with_dispatch(
+    profile: Profile,
+    batch: int,
+    cores: int,
+    plan: Plan,
+    options: OptimizerOptions | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> Certificate:
+    """Prove ``plan`` optimal for the full predictor objective ``dispatch(k, B) + max L``
+    (packrat_sim.predictor, no interference), or refute it; without measured dispatch
+    costs this is :func:`certify`.
+
+    ``Profile.dispatch_ms`` is non-decreasing in the instance count k, so the best total
+    is min over k of dispatch(k, B) + (best compute with at most k instances). One query per
+    k = 1 .. min(cores, batch, max_instances): is there an allocation of at most k instances
+    with compute < latency - dispatch(k, B)? All UNSAT: OPTIMAL (any plan with k' instances
+    and a lower total would satisfy query k'); a SAT answer with k' <= k instances has total
+    <= dispatch(k, B) + compute < latency: NOT_OPTIMAL with that witness. Unknown or the
+    time limit: UNKNOWN, never OPTIMAL.
+    """
+    from dataclasses import replace
+
+    if not profile.dispatch:
+        return certify(profile, batch, cores, plan, options, timeout_s)
+    start = time.perf_counter()
+    options = options or OptimizerOptions()
+    timeout_s = _check_timeout(timeout_s)
+    problem = _problem(profile, batch, cores, options)
+    compute = _validate_plan(profile, problem, plan, options)
+    latency = profile.dispatch_ms(len(plan.instances), batch) + compute
+    plan = plan.with_prediction(latency)
+    top = min(cores, batch) if options.max_instances is None else min(cores, batch, options.max_instances)
+    answers: list[_Answer] = []
+    result, witness = Result.OPTIMAL, None
+    for k in range(1, top + 1):
+        bound = latency - profile.dispatch_ms(k, batch)
+        sub = _problem(profile, batch, cores, replace(options, max_instances=k))
+        answer = _query(sub, [s for s in sub.shapes if s[2] < bound], start + timeout_s)
+        answers.append(answer)
+        if answer.status == "sat":
+            found = answer.instances
+            total = profile.dispatch_ms(len(found), batch) + _latency_of(found, profile, options.statistic)
+            result, witness = Result.NOT_OPTIMAL, Plan(found, batch, cores, total)
+            break
+        if answer.status != "unsat":
+            result = Result.UNKNOWN
+            break
+    return _certificate(result, plan, witness, start, timeout_s, problem, answers)
+
+
 def _certificate(result: Result, plan: Plan, witness: Plan | None, start: float, timeout_s: float,
                  problem: _Problem, answers: Sequence[_Answer]) -> Certificate:
     """A Certificate for ``plan`` (whose ``predicted_ms`` is the refuted bound)."""

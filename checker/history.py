@@ -275,9 +275,10 @@ def to_json(history: History, model: str | None = None) -> dict:
 
 def write_history(history: History, path: str | Path, model: str | None = None) -> Path:
     """Write ``history`` to ``path`` in the toolkit's JSON format; returns the path."""
-    path = Path(path)
-    path.write_text(json.dumps(to_json(history, model=model), indent=None, separators=(",", ":")) + "\n")
-    return path
+    from packrat_sim.files import write_text  # atomic; refuses symlinks, devices, missing directories
+
+    return write_text(path, json.dumps(to_json(history, model=model), indent=None, separators=(",", ":")) + "\n",
+                      "history")
 
 
 def history_from_json(obj: Any) -> History:
@@ -312,10 +313,28 @@ def history_from_json(obj: Any) -> History:
     return History(ops, model=model)
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """``object_pairs_hook`` for :func:`json.loads`: a key given twice in one object is an error
+    (JSON readers disagree on which one wins; silently taking the last one could hide operations),
+    as the profile reader does."""
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(f"duplicate key {k!r} in a JSON object of the history")
+        out[k] = v
+    return out
+
+
 def parse_json(text: str) -> History:
     """Parse the toolkit's JSON history format."""
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+    except _DuplicateKey as exc:
+        raise HistoryError(str(exc)) from None
     except json.JSONDecodeError as exc:
         raise HistoryError(f"not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except (ValueError, RecursionError) as exc:
@@ -673,8 +692,16 @@ def parse_porcupine_kv(text: str) -> History:
 # Dispatch
 
 
+#: A ``jepsen.util`` line anywhere in the text (``$`` per line: logs end with other loggers).
+_JEPSEN_LINE = re.compile(r"jepsen\.util\s+-\s+\S.*$", re.M)
+
+
 def detect_format(text: str) -> str:
     """Guess the format of ``text``: ``json``, ``porcupine-kv`` or ``jepsen``.
+
+    JSON and Porcupine logs are told by their first character; a Jepsen log by any of its lines
+    being a ``jepsen.util`` line (real logs start with other loggers and end with
+    ``jepsen.core - Run complete`` or a blank line, so the first and last lines prove nothing).
 
     Raises :class:`HistoryError` when the text looks like none of them.
     """
@@ -686,7 +713,7 @@ def detect_format(text: str) -> str:
         if after.startswith(":"):
             return "porcupine-kv"
         return "json"
-    if _JEPSEN_MARKER.search(text):
+    if _JEPSEN_LINE.search(text):
         return "jepsen"
     first = _short(stripped.splitlines()[0]) if stripped else "(empty)"
     raise HistoryError(

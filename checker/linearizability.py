@@ -29,20 +29,46 @@ keys stay small on long histories. Pending operations that cannot change the sta
 (``model.read_only``) are dropped before the search; completed read-only operations that are
 legal are linearized greedily; configurations that only add pending operations to one already
 explored are pruned (subsumption); and identical pending operations are used in call order.
+
+Concurrency. Each partition's search is a resumable generator (:func:`_search_gen`) run
+``_SLICE`` (1024) steps at a time; :func:`check` runs the partitions round-robin in one process,
+so an easy ILLEGAL partition is found even behind a hard one, and the deadline, the memory bound
+and cancellation are checked between slices (the verdict returns within a few milliseconds of
+the deadline; a large search cache is then freed by a background thread, since freeing tens of
+millions of entries takes seconds, and the cyclic garbage collector is paused during the search
+for the same reason). With ``jobs > 1``, partitions still undecided after
+:data:`ESCALATE_AFTER_S` seconds are dealt to ``jobs`` shares: this process keeps one (and its
+progress) and worker processes take the others (:mod:`checker.parallel_check`). The choice was
+measured (``benchmarks/check_parallel.py``, 2-CPU VM): a worker costs 0.1-0.3 s to start (about
+1 s on a loaded machine), while most histories, the 10k-operation partitioned kv benchmark
+included, are decided in-process in 0.1-0.4 s, and on those processes only add their start-up
+cost (with a 0.25 s threshold, jobs=2 was 3x slower than jobs=1 on it under load); interleaving in one process gives the stop-at-first-ILLEGAL gain at no cost, and
+processes are kept for partitions that stay undecided long enough to repay their start.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
+import gc
+import math
+import os
+import queue
+import sys
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, Hashable, Iterable, Sequence
+from typing import Any, Generator, Hashable, Iterable, Sequence
 
 from checker.history import UNKNOWN_OUTPUT, History, Operation
-from checker.models import Model, ModelError, NondeterministicModel, get_model
+from checker.models import MODELS, Model, ModelError, NondeterministicModel, get_model
 
 __all__ = [
+    "DEFAULT_MEMORY_FRACTION",
+    "ESCALATE_AFTER_S",
     "ILLEGAL",
+    "NOT_NEEDED",
     "OK",
     "UNKNOWN",
     "CheckResult",
@@ -50,8 +76,12 @@ __all__ = [
     "Step",
     "Verdict",
     "check",
+    "current_rss",
+    "default_max_memory",
     "describe",
     "explain",
+    "format_bytes",
+    "total_memory",
     "trace",
 ]
 
@@ -70,6 +100,19 @@ class Verdict(str, enum.Enum):
 OK, ILLEGAL, UNKNOWN = Verdict.OK, Verdict.ILLEGAL, Verdict.UNKNOWN
 
 
+#: Outcome words of a partition (``PartitionResult.outcome``).
+NOT_NEEDED = "not needed"
+
+#: Search steps per slice: the interleaved driver runs each partition's search this many steps at
+#: a time, and checks the deadline, the memory bound and cancellation between slices.
+_SLICE = 1024
+#: Slices between two memory measurements (reading the resident set size costs a system call).
+_MEMORY_EVERY = 16
+#: With ``jobs > 1``, partitions are interleaved in this process first; those still undecided after
+#: this many seconds are shared with worker processes (see the module docstring, "Concurrency").
+ESCALATE_AFTER_S = 1.0
+
+
 @dataclass(frozen=True)
 class PartitionResult:
     """The verdict for one partition (one key of ``model.partition``; ``key`` None when unpartitioned).
@@ -80,6 +123,10 @@ class PartitionResult:
     linearizable prefix found. ``blocked``: for ILLEGAL, the history index of the operation that
     cannot be linearized after that prefix (the earliest-returning operation left out); for UNKNOWN,
     the same as far as the search got. ``state``: the model state after ``linearization``.
+    ``steps``/``elapsed_s``: search steps and seconds spent on this partition (its own slices).
+    ``needed``: False when the check stopped at another partition's ILLEGAL before deciding this
+    one (its ``result`` is then UNKNOWN, never OK). ``finished_s``: seconds from the start of the
+    check to this partition's verdict (None when undecided).
     """
 
     key: Hashable
@@ -90,11 +137,29 @@ class PartitionResult:
     state: Any
     steps: int
     elapsed_s: float
+    needed: bool = True
+    finished_s: float | None = None
+
+    @property
+    def outcome(self) -> str:
+        """``"ok"``, ``"illegal"``, ``"unknown"`` or ``"not needed"`` (see :data:`NOT_NEEDED`)."""
+        return self.result.value if self.needed else NOT_NEEDED
+
+    @property
+    def decided(self) -> bool:
+        """True when the search reached OK or ILLEGAL for this partition."""
+        return self.result is not Verdict.UNKNOWN
 
 
 @dataclass(frozen=True)
 class CheckResult:
-    """The verdict on a whole history, with per-partition evidence (see :func:`check`)."""
+    """The verdict on a whole history, with per-partition evidence (see :func:`check`).
+
+    ``partitions`` are in order of first appearance in the history. ``first_failure``: the index
+    in ``partitions`` of the partition found ILLEGAL first (None when none is). ``jobs``: processes
+    that searched, this one included (1: everything ran in this process). ``mode``:
+    ``"in-process"`` or ``"processes"`` (some partitions went to worker processes).
+    """
 
     result: Verdict
     model: str
@@ -103,6 +168,9 @@ class CheckResult:
     elapsed_s: float
     steps: int
     reason: str = ""
+    first_failure: int | None = None
+    jobs: int = 1
+    mode: str = "in-process"
 
     @property
     def ok(self) -> bool:
@@ -121,15 +189,31 @@ class CheckResult:
         """The ILLEGAL partitions."""
         return tuple(p for p in self.partitions if p.result is Verdict.ILLEGAL)
 
+    @property
+    def first_failed(self) -> PartitionResult | None:
+        """The partition found ILLEGAL first, or None."""
+        return None if self.first_failure is None else self.partitions[self.first_failure]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Partitions per outcome: ``{"ok": n, "illegal": n, "unknown": n, "not needed": n}``."""
+        out = {"ok": 0, "illegal": 0, "unknown": 0, NOT_NEEDED: 0}
+        for p in self.partitions:
+            out[p.outcome] += 1
+        return out
+
     def to_json(self, history: History | None = None, model: Model | str | None = None,
                 linearizations: bool = False) -> dict:
         """A JSON-ready summary: result, model, operations, partitions (a count), elapsed_s, steps,
-        reason, and ``details`` for every partition that is not OK (with ``linearizations=True``,
-        for all of them). With ``history`` and ``model`` given, operations are also described."""
+        reason, ``first_failure`` (the key of the partition found ILLEGAL first, or null),
+        ``partition_results`` (every partition's key, outcome (ok / illegal / unknown /
+        not needed), operations, elapsed_s and finished_s), and ``details`` for every needed
+        partition that is not OK (with ``linearizations=True``, for all of them). With ``history``
+        and ``model`` given, operations are also described."""
         mdl = get_model(model) if model is not None else None
         details = []
         for part in self.partitions:
-            if part.result is Verdict.OK and not linearizations:
+            if (part.result is Verdict.OK and not linearizations) or not part.needed:
                 continue
             d: dict[str, Any] = {
                 "key": _json_key(part.key),
@@ -145,6 +229,7 @@ class CheckResult:
                     op = history[part.blocked]
                     d["blocked_operation"] = describe(mdl, op)
             details.append(d)
+        first = self.first_failed
         return {
             "result": self.result.value,
             "model": self.model,
@@ -153,6 +238,20 @@ class CheckResult:
             "elapsed_s": round(self.elapsed_s, 6),
             "steps": self.steps,
             "reason": self.reason,
+            "jobs": self.jobs,
+            "mode": self.mode,
+            "first_failure": None if first is None else _json_key(first.key),
+            "partition_counts": self.counts,
+            "partition_results": [
+                {
+                    "key": _json_key(p.key),
+                    "result": p.outcome,
+                    "operations": len(p.operations),
+                    "elapsed_s": round(p.elapsed_s, 6),
+                    "finished_s": None if p.finished_s is None else round(p.finished_s, 6),
+                }
+                for p in self.partitions
+            ],
             "details": details,
         }
 
@@ -172,39 +271,108 @@ def describe(model: Model, op: Operation) -> str:
         return f"{op.input!r} -> {out!r}"
 
 
-def check(
-    history: History | Iterable[Operation],
-    model: Model | NondeterministicModel | str | None = None,
-    *,
-    timeout: float | None = None,
-    max_steps: int | None = None,
-) -> CheckResult:
-    """Check ``history`` for linearizability against ``model``.
+# --------------------------------------------------------------------------------------------
+# Limits
 
-    ``model``: a :class:`~checker.models.Model`, a nondeterministic model, or a name from
-    :data:`~checker.models.MODELS`; None uses ``history.model``. ``timeout`` (seconds, wall clock)
-    and ``max_steps`` (search steps over all partitions) bound the work; running out gives
-    UNKNOWN, never OK. Partitions are checked in order of first appearance, each to completion
-    unless time runs out, so an ILLEGAL verdict carries evidence for every partition checked.
 
-    Raises :class:`~checker.models.ModelError` when the model is unknown or missing, or an
-    operation does not fit it (naming the operation), and
-    :class:`~checker.history.HistoryError` when ``history`` is a sequence that does not validate.
-    """
-    start = time.perf_counter()
-    if not isinstance(history, History):
-        history = History(history)
-    if model is None:
-        if history.model is None:
-            raise ModelError("the history names no model; pass one (register, cas-register, kv or serving)")
-        model = history.model
-    mdl = get_model(model)
-    deadline = None if timeout is None else start + max(0.0, float(timeout))
+@functools.lru_cache(maxsize=1)
+def total_memory() -> int | None:
+    """Physical memory of this machine in bytes (the cgroup limit when lower), or None if unknown."""
+    total = None
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as fh:
+                text = fh.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < (1 << 60):
+            total = int(text) if total is None else min(total, int(text))
+    return total
 
-    ops = history.operations
-    compile_op = mdl.compile
-    partition = mdl.partition
-    read_only = mdl.read_only
+
+#: Fraction of :func:`total_memory` that a check may use by default (``max_memory=None``).
+DEFAULT_MEMORY_FRACTION = 0.5
+
+
+def default_max_memory() -> int | None:
+    """The default memory bound: :data:`DEFAULT_MEMORY_FRACTION` of :func:`total_memory`."""
+    total = total_memory()
+    return None if total is None else int(total * DEFAULT_MEMORY_FRACTION)
+
+
+def _page_size() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 4096
+
+
+_PAGE = _page_size()
+
+
+def current_rss() -> int:
+    """Resident memory of this process in bytes (Linux: now; elsewhere: the peak so far)."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes as text with a binary unit (``512 MiB``, ``1.5 GiB``)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit in ("B", "KiB", "MiB") or n == int(n) else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _validate_limits(timeout: Any, max_steps: Any, jobs: Any, max_memory: Any) -> None:
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) \
+                or timeout < 0:
+            raise ValueError(f"timeout must be a finite number of seconds >= 0 (or None), not {timeout!r}")
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 0):
+        raise ValueError(f"max_steps must be an integer >= 0 (or None), not {max_steps!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, not {jobs!r}")
+    if max_memory is not None and (isinstance(max_memory, bool) or not isinstance(max_memory, (int, float))
+                                   or not max_memory > 0):
+        raise ValueError(f"max_memory must be a number of bytes > 0 (or None: the default), not {max_memory!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Partitions as search tasks
+
+
+@dataclass
+class _Task:
+    """One partition prepared for the search (see :func:`_make_tasks`)."""
+
+    key: Hashable
+    indices: tuple[int, ...]  # all its operations (history indices), in call order
+    searched: list[int]  # those searched (pending read-only operations dropped)
+    call_t: list
+    ret_t: list
+    inputs: list
+    outputs: list
+    read_only: list[bool]
+
+    def search(self, step, init) -> Generator:
+        return _search_gen(step, init, self.call_t, self.ret_t, self.inputs, self.outputs, self.read_only)
+
+
+def _compile_partitions(ops: Sequence[Operation], mdl: Model) -> tuple[dict[Hashable, list[int]], list]:
+    """Compile every operation and group history indices by partition key (first appearance)."""
+    compile_op, partition = mdl.compile, mdl.partition
     parts: dict[Hashable, list[int]] = {}
     compiled: list[tuple[Any, Any]] = []
     for i, op in enumerate(ops):
@@ -217,84 +385,46 @@ def check(
             msg = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
             raise ModelError(f"operation {i} (client {op.client!r}, input {_brief(op.input)}): {msg}") from None
         parts.setdefault(key, []).append(i)
+    return parts, compiled
 
-    results: list[PartitionResult] = []
-    total_steps = 0
-    verdict = Verdict.OK
-    reason = ""
-    for key, indices in parts.items():
-        indices.sort(key=lambda i: (ops[i].call, i))
-        p_start = time.perf_counter()
-        if read_only is None:
-            searched, ro_flags = indices, [False] * len(indices)
-        else:
-            searched = [i for i in indices
-                        if not (ops[i].ret is None and read_only(ops[i].input, UNKNOWN_OUTPUT))]
-            ro_flags = [ops[i].ret is not None and bool(read_only(ops[i].input, ops[i].output))
-                        for i in searched]
-        budget = None if max_steps is None else max(0, max_steps - total_steps)
-        try:
-            res, lin, blocked, state, steps = _search(
-                mdl.step,
-                mdl.init(),
-                [ops[i].call for i in searched],
-                [ops[i].ret for i in searched],
-                [compiled[i][0] for i in searched],
-                [compiled[i][1] for i in searched],
-                ro_flags,
-                deadline,
-                budget,
-            )
-        except _StepFailed as exc:
-            i = searched[exc.local]
-            raise ModelError(
-                f"operation {i} (client {ops[i].client!r}, input {_brief(ops[i].input)}): "
-                f"model {mdl.name!r} failed on it: {exc.error}"
-            ) from None
-        total_steps += steps
-        if res is Verdict.ILLEGAL:
-            verdict = Verdict.ILLEGAL
-        elif res is Verdict.UNKNOWN and verdict is Verdict.OK:
-            verdict = Verdict.UNKNOWN
-            reason = (
-                f"timed out after {timeout:g} s"
-                if deadline is not None and time.perf_counter() >= deadline
-                else f"step budget of {max_steps} exhausted"
-            )
-        results.append(
-            PartitionResult(
-                key=key,
-                result=res,
-                operations=tuple(indices),
-                linearization=tuple(searched[j] for j in lin),
-                blocked=None if blocked is None else searched[blocked],
-                state=state,
-                steps=steps,
-                elapsed_s=time.perf_counter() - p_start,
-            )
-        )
-        if res is Verdict.UNKNOWN:
-            # Out of time or budget: the remaining partitions are unknown too.
-            for key2, idx2 in list(parts.items())[len(results):]:
-                idx2.sort(key=lambda i: (ops[i].call, i))
-                results.append(PartitionResult(key2, Verdict.UNKNOWN, tuple(idx2), (), None, mdl.init(), 0, 0.0))
-            break
-    if verdict is Verdict.ILLEGAL:
-        reason = ""
-    return CheckResult(
-        result=verdict,
-        model=mdl.name,
-        operations=len(ops),
-        partitions=tuple(results),
-        elapsed_s=time.perf_counter() - start,
-        steps=total_steps,
-        reason=reason,
+
+def _make_task(mdl: Model, key: Hashable, indices: list[int], ops, compiled) -> _Task:
+    """The search task of one partition: ``ops``/``compiled`` are indexable by history index."""
+    indices = sorted(indices, key=lambda i: (ops[i].call, i))
+    read_only = mdl.read_only
+    if read_only is None:
+        searched, ro_flags = indices, [False] * len(indices)
+    else:
+        searched = [i for i in indices if not (ops[i].ret is None and read_only(ops[i].input, UNKNOWN_OUTPUT))]
+        ro_flags = [ops[i].ret is not None and bool(read_only(ops[i].input, ops[i].output)) for i in searched]
+    return _Task(
+        key=key,
+        indices=tuple(indices),
+        searched=searched,
+        call_t=[ops[i].call for i in searched],
+        ret_t=[ops[i].ret for i in searched],
+        inputs=[compiled[i][0] for i in searched],
+        outputs=[compiled[i][1] for i in searched],
+        read_only=ro_flags,
     )
 
 
-def _brief(value: Any, limit: int = 80) -> str:
-    s = repr(value)
-    return s if len(s) <= limit else s[: limit - 3] + "..."
+@dataclass
+class _Outcome:
+    """What the drivers learn about one partition (mutable while the check runs)."""
+
+    result: Verdict | None = None  # None: not decided (yet)
+    linearization: tuple[int, ...] = ()
+    blocked: int | None = None
+    state: Any = None
+    steps: int = 0
+    elapsed_s: float = 0.0
+    finished_s: float | None = None
+    needed: bool = True
+
+
+class _Stop(Exception):
+    """Thrown into a search generator to end it with UNKNOWN and its evidence so far."""
 
 
 class _StepFailed(Exception):
@@ -304,11 +434,349 @@ class _StepFailed(Exception):
         self.error = error
 
 
-_CHECK_EVERY = 1024  # search steps between deadline checks (a power of two)
+def _step_error(mdl: Model, task: _Task, ops, exc: _StepFailed) -> ModelError:
+    i = task.searched[exc.local]
+    return ModelError(
+        f"operation {i} (client {ops[i].client!r}, input {_brief(ops[i].input)}): "
+        f"model {mdl.name!r} failed on it: {exc.error}"
+    )
+
+
+class _Interleaver:
+    """Round-robin over the partitions' searches in this process, ``_SLICE`` steps at a time.
+
+    ``run()`` returns why it stopped: ``"done"`` (every partition decided), ``"illegal"`` (one was
+    ILLEGAL and ``all_partitions`` is False), ``"paused"`` (``until`` reached; call ``run`` again
+    to continue, or ``drop`` the undecided ones), or the reason for UNKNOWN (deadline, step
+    budget, memory bound, cancelled), after which the undecided searches carry their evidence so
+    far. Raises :class:`_StepFailed` (with ``failed_task`` set) when the model fails on an operation.
+    """
+
+    def __init__(self, tasks: Sequence[_Task], outcomes: Sequence[_Outcome], mdl: Model, *, start: float,
+                 deadline: float | None, max_steps: int | None, max_memory: float | None,
+                 all_partitions: bool, cancel: Any = None, which: Sequence[int] | None = None,
+                 on_decided: Any = None) -> None:
+        self.tasks, self.outcomes, self.mdl = tasks, outcomes, mdl
+        self.start, self.deadline, self.max_steps, self.max_memory = start, deadline, max_steps, max_memory
+        self.all_partitions, self.cancel, self.on_decided = all_partitions, cancel, on_decided
+        self.active: deque[int] = deque(range(len(tasks)) if which is None else which)
+        self.gens: dict[int, Generator] = {}
+        self.total_steps = 0
+        self.slices = 0
+        self.first_failure: int | None = None
+        self.failed_task: int | None = None
+        self.rss_base: int | None = None
+
+    def _finish(self, i: int, value: tuple) -> None:
+        res, lin, blocked, state, steps = value
+        task, out = self.tasks[i], self.outcomes[i]
+        self.total_steps += steps - out.steps
+        out.result, out.steps, out.state = res, steps, state
+        out.linearization = tuple(task.searched[j] for j in lin)
+        out.blocked = None if blocked is None else task.searched[blocked]
+        if res is not Verdict.UNKNOWN:
+            out.finished_s = time.perf_counter() - self.start
+            if res is Verdict.ILLEGAL and self.first_failure is None:
+                self.first_failure = i
+            if self.on_decided is not None:
+                self.on_decided(i)
+
+    def _limit_reason(self, now: float) -> str | None:
+        if self.deadline is not None and now >= self.deadline:
+            return "deadline"
+        if self.cancel is not None and self.cancel.is_set():
+            return "cancelled"
+        if self.max_memory is not None and self.slices and self.slices % _MEMORY_EVERY == 0:
+            rss = current_rss()
+            if self.rss_base is None:
+                self.rss_base = rss  # searches decided within _MEMORY_EVERY slices never pay for this
+            elif rss - self.rss_base > self.max_memory:
+                return "memory"
+        return None
+
+    def run(self, until: float | None = None) -> str:
+        active, gens, tasks, outcomes = self.active, self.gens, self.tasks, self.outcomes
+        step, init = self.mdl.step, self.mdl.init
+        reason = self._limit_reason(time.perf_counter())
+        if reason is not None:
+            self.stop()
+            return reason
+        while active:
+            i = active[0]
+            out = outcomes[i]
+            t0 = time.perf_counter()
+            quota = _SLICE
+            if self.max_steps is not None:
+                quota = min(quota, self.max_steps - self.total_steps)
+                if quota <= 0:
+                    self.stop()
+                    return "budget"
+            try:
+                gen = gens.get(i)
+                if gen is None:
+                    gen = gens[i] = tasks[i].search(step, init())
+                    done = next(gen)
+                    out.state = init()
+                else:
+                    done = gen.send(quota)
+            except StopIteration as fin:
+                active.popleft()
+                gens.pop(i, None)
+                out.elapsed_s += time.perf_counter() - t0
+                self._finish(i, fin.value)
+                if out.result is Verdict.ILLEGAL and not self.all_partitions:
+                    self.drop()
+                    return "illegal"
+            except _StepFailed:
+                self.failed_task = i
+                raise
+            else:
+                self.total_steps += done - out.steps
+                out.steps = done
+                active.rotate(-1)
+                out.elapsed_s += time.perf_counter() - t0
+            self.slices += 1
+            now = time.perf_counter()
+            reason = self._limit_reason(now)
+            if reason is not None:
+                self.stop()
+                return reason
+            if until is not None and now >= until and active:
+                return "paused"
+        return "done"
+
+    def stop(self) -> None:
+        """End every undecided search now with UNKNOWN and its evidence so far."""
+        while self.active:
+            i = self.active.popleft()
+            gen = self.gens.pop(i, None)
+            if gen is None:
+                self.outcomes[i].result = Verdict.UNKNOWN
+                continue
+            try:
+                gen.throw(_Stop)
+            except StopIteration as fin:
+                self._finish(i, fin.value)
+
+    def drop(self, keep: Sequence[int] = ()) -> list[int]:
+        """Abandon every undecided search not in ``keep`` (their outcomes stay undecided); returns
+        their indices."""
+        kept = set(keep)
+        dropped = [i for i in self.active if i not in kept]
+        self.active = deque(i for i in self.active if i in kept)
+        for i in dropped:
+            gen = self.gens.pop(i, None)
+            if gen is not None:
+                try:
+                    gen.throw(_Stop)
+                except StopIteration:
+                    pass
+        return dropped
+
+
+# --------------------------------------------------------------------------------------------
+# The check
+
+
+def check(
+    history: History | Iterable[Operation],
+    model: Model | NondeterministicModel | str | None = None,
+    *,
+    timeout: float | None = None,
+    max_steps: int | None = None,
+    jobs: int = 1,
+    all_partitions: bool = False,
+    max_memory: float | None = None,
+    cancel: Any = None,
+) -> CheckResult:
+    """Check ``history`` for linearizability against ``model``.
+
+    ``model``: a :class:`~checker.models.Model`, a nondeterministic model, or a name from
+    :data:`~checker.models.MODELS`; None uses ``history.model``.
+
+    Limits (running out of any gives UNKNOWN, never OK): ``timeout`` (seconds of wall clock, >= 0,
+    finite; the verdict returns within about ``timeout`` + 0.1 s, since the deadline is checked
+    every ``_SLICE`` search steps), ``max_steps`` (search steps over all partitions),
+    ``max_memory`` (bytes of resident memory the search may add to the process, measured every
+    ``_MEMORY_EVERY`` slices from the first such measurement; with workers, every process gets an
+    equal share; None: :func:`default_max_memory`, half of RAM), and ``cancel`` (an object whose ``is_set()``
+    becomes true, such as a ``threading.Event``).
+
+    Partitions are decided concurrently: interleaved round-robin in this process (``jobs=1``, the
+    default), and with ``jobs > 1`` those still undecided after :data:`ESCALATE_AFTER_S` seconds
+    move to up to ``jobs`` worker processes (only for the built-in models, whose names the workers
+    resolve, and without ``max_steps``). The first ILLEGAL partition ends the check; partitions not
+    decided by then are reported with ``needed=False`` (outcome "not needed"). With
+    ``all_partitions=True`` every partition is decided (unless a limit runs out).
+
+    Raises :class:`~checker.models.ModelError` when the model is unknown or missing, or an
+    operation does not fit it (naming the operation), :class:`~checker.history.HistoryError` when
+    ``history`` is a sequence that does not validate, and ``ValueError`` for a bad limit.
+    """
+    start = time.perf_counter()
+    _validate_limits(timeout, max_steps, jobs, max_memory)
+    if not isinstance(history, History):
+        history = History(history)
+    if model is None:
+        if history.model is None:
+            raise ModelError("the history names no model; pass one (register, cas-register, kv or serving)")
+        model = history.model
+    mdl = get_model(model)
+    model_name = mdl.name if MODELS.get(mdl.name) is mdl else None
+    deadline = None if timeout is None else start + float(timeout)
+    if max_memory is None:
+        max_memory = default_max_memory()
+
+    ops = history.operations
+    parts, compiled = _compile_partitions(ops, mdl)
+    tasks = [_make_task(mdl, key, idx, ops, compiled) for key, idx in parts.items()]
+    outcomes = [_Outcome() for _ in tasks]
+    inter = _Interleaver(tasks, outcomes, mdl, start=start, deadline=deadline, max_steps=max_steps,
+                         max_memory=max_memory, all_partitions=all_partitions, cancel=cancel)
+    can_fork = jobs > 1 and len(tasks) > 1 and max_steps is None and model_name in MODELS
+    workers_used = 1
+    mode = "in-process"
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # the search builds no cycles; a full collection over a large cache takes seconds
+    try:
+        stop = inter.run(until=start + ESCALATE_AFTER_S if can_fork else None)
+        if stop == "paused":
+            if len(inter.active) > 1:
+                from checker.parallel_check import deal, decide_in_processes
+
+                undecided = sorted(inter.active)
+                workers_used = min(jobs, len(undecided))
+                bins = [[undecided[k] for k in b]
+                        for b in deal([len(tasks[i].searched) for i in undecided], workers_used)]
+                # This process keeps the first share (and its progress); the others go to workers.
+                inter.drop(keep=bins[0])
+                mode = "processes"
+                stop = decide_in_processes(
+                    model_name, [[(i, tasks[i]) for i in b] for b in bins[1:]],
+                    outcomes, local=inter, start=start, deadline=deadline, max_memory=max_memory,
+                    all_partitions=all_partitions, cancel=cancel,
+                )
+            else:
+                stop = inter.run()
+    except _StepFailed as exc:
+        raise _step_error(mdl, tasks[inter.failed_task], ops, exc) from None
+    finally:
+        # Move what the search allocated to the oldest generation without a collection (both O(1)):
+        # a young-generation collection over millions of cache entries would delay the verdict.
+        with _reaper_lock:
+            gc.freeze()
+            if not _buried:
+                gc.unfreeze()
+        if gc_was_enabled:
+            gc.enable()
+    # The first failure in time (this process's clock), wherever it was found.
+    illegal_at = [(o.finished_s or 0.0, i) for i, o in enumerate(outcomes) if o.result is Verdict.ILLEGAL]
+    first_failure = min(illegal_at)[1] if illegal_at else None
+    return _assemble(mdl, ops, tasks, outcomes, stop, first_failure, start, timeout, max_steps, max_memory,
+                     workers_used, mode, all_partitions)
+
+
+def _assemble(mdl: Model, ops, tasks, outcomes, stop: str, first_failure: int | None, start: float,
+              timeout, max_steps, max_memory, jobs: int, mode: str, all_partitions: bool) -> CheckResult:
+    results = []
+    stopped_early = first_failure is not None and not all_partitions
+    for task, out in zip(tasks, outcomes):
+        decided = out.result in (Verdict.OK, Verdict.ILLEGAL)
+        results.append(PartitionResult(
+            key=task.key,
+            result=out.result if decided else Verdict.UNKNOWN,
+            operations=task.indices,
+            linearization=out.linearization,
+            blocked=out.blocked,
+            state=mdl.init() if out.state is None else out.state,
+            steps=out.steps,
+            elapsed_s=out.elapsed_s,
+            needed=decided or not stopped_early,
+            finished_s=out.finished_s if decided else None,
+        ))
+    verdicts = {p.result for p in results}
+    if Verdict.ILLEGAL in verdicts:
+        verdict, reason = Verdict.ILLEGAL, ""
+    elif Verdict.UNKNOWN in verdicts:
+        verdict = Verdict.UNKNOWN
+        reason = {
+            "deadline": f"timed out after {timeout:g} s" if timeout is not None else "timed out",
+            "budget": f"step budget of {max_steps} exhausted",
+            "memory": f"memory bound of {format_bytes(max_memory or 0)} reached (the search's cache grew too large)",
+            "cancelled": "cancelled",
+            "worker failed": "a worker process failed",
+        }.get(stop, f"stopped ({stop})")
+    else:
+        verdict, reason = Verdict.OK, ""
+    return CheckResult(
+        result=verdict,
+        model=mdl.name,
+        operations=len(ops),
+        partitions=tuple(results),
+        elapsed_s=time.perf_counter() - start,
+        steps=sum(p.steps for p in results),
+        reason=reason,
+        first_failure=first_failure,
+        jobs=jobs,
+        mode=mode,
+    )
+
+
+def _brief(value: Any, limit: int = 80) -> str:
+    s = repr(value)
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+#: A search cache with more entries than this is freed by a background thread after the search
+#: ends (freeing tens of millions of entries takes seconds, which would delay the verdict).
+_BURY_OVER = 50_000
+_graveyard: "queue.SimpleQueue[tuple[set, dict]]" = queue.SimpleQueue()
+_reaper_lock = threading.Lock()
+_reaper: threading.Thread | None = None
+
+
+_buried = 0  # caches handed to the reaper and not freed yet
+
+
+def _reap() -> None:
+    """Free buried caches a little at a time (a Python loop, so other threads keep running).
+
+    While caches are buried, :func:`check` leaves the objects it allocated in the garbage
+    collector's permanent generation (``gc.freeze``), so no collection, not even the one at
+    interpreter exit, walks millions of cache entries; the last cache freed unfreezes them."""
+    global _buried
+    while True:
+        seen, seen_p = _graveyard.get()
+        pop, popitem = seen.pop, seen_p.popitem
+        while seen:
+            pop()
+        while seen_p:
+            popitem()
+        del seen, seen_p, pop, popitem
+        with _reaper_lock:
+            _buried -= 1
+            if not _buried:
+                gc.unfreeze()
+
+
+def _bury(seen: set, seen_p: dict) -> None:
+    """Hand a large search cache to the background reaper instead of freeing it now."""
+    global _reaper, _buried
+    if len(seen) + len(seen_p) <= _BURY_OVER:
+        return
+    with _reaper_lock:
+        _buried += 1
+    _graveyard.put((seen, seen_p))
+    with _reaper_lock:
+        if _reaper is None or not _reaper.is_alive():
+            _reaper = threading.Thread(target=_reap, name="packrat-check-reaper", daemon=True)
+            _reaper.start()
+
+
 _SCAN, _WALK = -2, -1  # search phases; a phase >= 0 is the pending phase (its value: a rank bound)
 
 
-def _search(
+def _search_gen(
     step,
     state: Any,
     call_t: Sequence[float],
@@ -316,10 +784,14 @@ def _search(
     inputs: Sequence[Any],
     outputs: Sequence[Any],
     read_only: Sequence[bool],
-    deadline: float | None,
-    budget: int | None,
-) -> tuple[Verdict, list[int], int | None, Any, int]:
-    """WGL search over one partition.
+) -> Generator[int, int, tuple[Verdict, list[int], int | None, Any, int]]:
+    """WGL search over one partition, as a resumable generator (so partitions can be interleaved).
+
+    Protocol: ``next(gen)`` sets the search up and yields 0 (or returns at once when there is
+    nothing to search); then ``gen.send(quota)`` runs at most ``quota`` (>= 1) more search steps
+    and yields the total steps taken so far, until the search ends and returns (StopIteration's
+    value). ``gen.throw(_Stop)`` at a yield ends the search with UNKNOWN and the evidence found so
+    far. The search is pure apart from calling ``step``; one step is one candidate tried.
 
     Returns (verdict, linearization or longest prefix as local indices, blocked operation (local
     index) or None, state after the prefix, steps taken).
@@ -344,8 +816,6 @@ def _search(
     n_completed = len(completed)
     if n_completed == 0:
         return Verdict.OK, [], None, state, 0
-    if (deadline is not None and time.perf_counter() >= deadline) or budget == 0:
-        return Verdict.UNKNOWN, [], None, state, 0
 
     # Completed operations are numbered by return order (the bitset's base m advances along it);
     # pending ones get their own bits.
@@ -409,20 +879,26 @@ def _search(
     blocked = None
     common = 0  # best[:common] == the first `common` operations on the stack
     steps = 0
-    limit = budget if budget is not None else -1
     entry = nxt[head]
     phase = _SCAN
     first_ret = tail
     try:
+        stop_at = yield 0
+    except _Stop:
+        return Verdict.UNKNOWN, [], None, state, 0
+    try:
         while True:
-            steps += 1
-            if not steps & (_CHECK_EVERY - 1) or steps == limit:
-                if steps == limit or (deadline is not None and time.perf_counter() >= deadline):
+            if steps == stop_at:
+                try:
+                    stop_at = steps + (yield steps)
+                except _Stop:
                     if len(stack) > best_len:
                         best = [s[0] for s in stack]
                         best_state = state
                         blocked = None
+                    _bury(seen, seen_p)
                     return Verdict.UNKNOWN, best, blocked, best_state, steps
+            steps += 1
             if phase == _SCAN:
                 if entry >= n:
                     phase = _WALK
@@ -507,6 +983,7 @@ def _search(
                         nxt[a] = b
                         prv[b] = a
                         if m == n_completed:
+                            _bury(seen, seen_p)
                             return Verdict.OK, [s[0] for s in stack], None, state, steps
                     entry = nxt[head]
                     phase = _SCAN
@@ -529,6 +1006,7 @@ def _search(
                         node = nxt[node]
                     blocked = node - n if node != tail else None
                 if not depth:
+                    _bury(seen, seen_p)
                     return Verdict.ILLEGAL, best, blocked, best_state, steps
                 node, state, m, r, p, phase, first_ret = pop()
                 if common >= depth:
@@ -603,6 +1081,12 @@ def explain(result: CheckResult, history: History, model: Model | Nondeterminist
     ]
     if result.reason:
         lines.append(f"  {result.reason}")
+    first = result.first_failed
+    not_needed = sum(1 for p in result.partitions if not p.needed)
+    if first is not None and not_needed:
+        label = "the history" if first.key is None else f"partition {first.key!r}"
+        lines.append(f"  {label} failed first; {not_needed} other partition{'s' if not_needed != 1 else ''} "
+                     "not needed (stopped at the first failure)")
     for part in result.partitions:
         if part.result is Verdict.OK:
             continue

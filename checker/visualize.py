@@ -64,7 +64,9 @@ def _select(history: History, result: CheckResult, max_operations: int) -> tuple
     if n <= max_operations:
         return order, ""
     centre = 0
-    for part in result.partitions:
+    first = result.first_failed
+    candidates = ([first] if first is not None else []) + list(result.partitions)
+    for part in candidates:
         if part.result is Verdict.ILLEGAL and part.blocked is not None:
             centre = order.index(part.blocked)
             break
@@ -209,9 +211,12 @@ def render_html(
     role, position = _roles(result)
     chosen_set = set(chosen)
 
-    # Partitions shown in detail: failures first, then unknown, then OK ones.
-    ordered = sorted(result.partitions, key=lambda p: {Verdict.ILLEGAL: 0, Verdict.UNKNOWN: 1, Verdict.OK: 2}[p.result])
-    detailed = ordered[:max_partitions]
+    # Partitions shown in detail: the first failure, other failures, then unknown, then OK ones;
+    # partitions left undecided because another failed first ("not needed") are only listed.
+    first = result.first_failed
+    ordered = sorted(result.partitions, key=lambda p: (
+        p is not first, {Verdict.ILLEGAL: 0, Verdict.UNKNOWN: 1, Verdict.OK: 2}[p.result], not p.needed))
+    detailed = [p for p in ordered if p.needed][:max_partitions]
     states: dict[int, tuple[str, str]] = {}
     for part in detailed:
         if any(i in chosen_set for i in part.linearization):
@@ -233,11 +238,24 @@ def render_html(
         body.append(f"<p class='note'>{_e(cut_note)}</p>")
     body.append(f"<div class='scroll'>{_timeline(history, chosen, role, position, states, mdl, partitioned)}</div>")
     if partitioned:
-        body.append("<h2>Partitions</h2><table><tr><th>key</th><th>verdict</th><th>operations</th>"
-                    "<th>linearized</th><th>time (s)</th></tr>")
+        body.append("<h2>Partitions</h2>")
+        if first is not None:
+            n_skipped = sum(1 for p in result.partitions if not p.needed)
+            when = "" if first.finished_s is None else f", {first.finished_s:.3f} s into the check"
+            skipped = (f"; the check stopped there, {n_skipped} partition{'s' if n_skipped != 1 else ''} "
+                       "not needed" if n_skipped else "")
+            body.append(f"<p class='first-failure'>Partition <b>{_e(repr(first.key))}</b> failed first{_e(when)}"
+                        f"{_e(skipped)}.</p>")
+        body.append("<table><tr><th>key</th><th>verdict</th><th>operations</th>"
+                    "<th>linearized</th><th>time (s)</th><th>decided at (s)</th></tr>")
         for part in ordered:
-            body.append(f"<tr><td>{_e(repr(part.key))}</td><td>{part.result.value}</td><td>{len(part.operations)}</td>"
-                        f"<td>{len(part.linearization)}</td><td>{part.elapsed_s:.4f}</td></tr>")
+            is_first = part is first
+            row_cls = " class='bad'" if is_first else ""
+            outcome = part.outcome + (" (failed first)" if is_first else "")
+            at = "" if part.finished_s is None else f"{part.finished_s:.4f}"
+            body.append(f"<tr{row_cls}><td>{_e(repr(part.key))}</td><td>{_e(outcome)}</td>"
+                        f"<td>{len(part.operations)}</td>"
+                        f"<td>{len(part.linearization)}</td><td>{part.elapsed_s:.4f}</td><td>{at}</td></tr>")
         body.append("</table>")
     for part in detailed:
         body.append(_partition_table(history, part, mdl, max_rows, partitioned))
@@ -255,5 +273,7 @@ def write_html(path: str | Path, history: History, result: CheckResult,
                model: Model | NondeterministicModel | str | None = None, **kwargs: Any) -> Path:
     """Write :func:`render_html` to ``path``; returns the path."""
     path = Path(path)
-    path.write_text(render_html(history, result, model, **kwargs), encoding="utf-8")
+    from packrat_sim.files import write_text  # atomic; refuses symlinks, devices, missing directories
+
+    path = write_text(path, render_html(history, result, model, **kwargs), "HTML report")
     return path

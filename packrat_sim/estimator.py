@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable
 
 
@@ -162,6 +162,31 @@ def step(config: EstimatorConfig, state: EstimatorState, queue_depth: float) -> 
         EstimatorState(current=mode, ewma=ewma, recent=recent),
         Decision(estimate, mode, mode, changed),
     )
+
+
+def settled(config: EstimatorConfig, state: EstimatorState) -> bool:
+    """True when observations of an empty queue can no longer change the estimate: the
+    window is full of the lowest estimate and the EWMA already rounds to it (it only
+    decreases on depth 0). Then :func:`idle_steps` gives the outcome of any number of
+    idle observations at once."""
+    return (
+        state.ewma is not None
+        and len(state.recent) == config.window
+        and all(e == config.lower for e in state.recent)
+        and min(max(pow2_floor(state.ewma), config.lower), config.upper) == config.lower
+    )
+
+
+def idle_steps(config: EstimatorConfig, state: EstimatorState, k: int) -> EstimatorState:
+    """The state after ``k`` observations of an empty queue from a :func:`settled` state,
+    in O(1) for any ``k`` (the EWMA decays by ``(1 - alpha) ** k``; the window and the
+    current batch size stay). EstimatorError if the state is not settled or k < 0."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise EstimatorError(f"k must be an integer >= 0, got {k!r}")
+    if not settled(config, state):
+        raise EstimatorError("idle_steps needs a settled state (see settled())")
+    decay = 0.0 if config.alpha == 1 else math.exp(k * math.log1p(-config.alpha)) if k < 10**9 else 0.0
+    return replace(state, ewma=state.ewma * decay)
 
 
 def replay(config: EstimatorConfig, current: int, depths: Iterable[float]) -> list[Decision]:

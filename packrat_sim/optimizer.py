@@ -123,6 +123,7 @@ def profile_items(profile: Profile, cores: int, batch: int, options: OptimizerOp
 
 
 def _check_problem(profile: Profile, batch: int, cores: int) -> None:
+    """Validate (batch, cores) against the profile: positive integers, cores within the profiled threads."""
     for name, value in (("batch", batch), ("cores", cores)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise OptimizerError(f"{name} must be a positive integer, got {value!r}")
@@ -131,6 +132,22 @@ def _check_problem(profile: Profile, batch: int, cores: int) -> None:
             f"cores={cores} is beyond the profiled threads (the profile of {profile.model!r} "
             f"goes up to {profile.max_threads}); profile this machine up to {cores} threads"
         )
+
+
+def _check_size(profile: Profile, batch: int, cores: int, table_rows: int, coverage: bool = True) -> None:
+    """Refuse, before allocating, a batch no plan can cover (more than ``cores`` instances
+    of the largest profiled sub-batch; only when ``coverage``) and DP tables above the memory
+    limit (packrat_sim.limits: PACKRAT_MAX_MEMORY_MB, default half the machine's memory)."""
+    largest = max(profile.batches)
+    if coverage and batch > largest * cores:
+        raise OptimizerError(
+            f"batch {batch} cannot be covered on {cores} cores: at most {cores} instances of the "
+            f"largest profiled sub-batch {largest} of {profile.model!r} serve {largest * cores} inputs"
+        )
+    from packrat_sim import limits
+
+    need = limits.dp_table_bytes(table_rows, batch) if table_rows == cores else limits.constrained_table_bytes(table_rows, batch)
+    limits.require(need, f"the DP table for batch={batch}, cores={cores}", error=OptimizerError)
 
 
 class PlanTable:
@@ -150,6 +167,7 @@ class PlanTable:
                 "PlanTable answers every (cores, batch) and cannot honour max_instances or "
                 "cores_per_socket; use optimize() or constrained_plan()"
             )
+        _check_size(profile, batch, cores, cores, coverage=False)  # infeasible cells read as inf
         self.profile = profile
         self.cores = int(cores)
         self.batch = int(batch)
@@ -290,6 +308,8 @@ def optimize(profile: Profile, batch: int, cores: int, options: OptimizerOptions
         return homogeneous_plan(profile, batch, cores, options)
     if options.constrained:
         return constrained_plan(profile, batch, cores, options)
+    _check_problem(profile, batch, cores)
+    _check_size(profile, batch, cores, cores)
     return PlanTable(profile, cores, batch, options).plan(cores, batch)
 
 
@@ -362,6 +382,7 @@ def constrained_plan(profile: Profile, batch: int, cores: int, options: Optimize
     if options.homogeneous:
         return homogeneous_plan(profile, batch, cores, options)
     caps = socket_capacities(cores, options.cores_per_socket)
+    _check_size(profile, batch, cores, max(caps))
     items = profile_items(profile, cores, batch, options)
     limit = _NONE - 1 if options.max_instances is None else options.max_instances
     exact = options.exact_cores

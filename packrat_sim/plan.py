@@ -162,10 +162,20 @@ class Plan:
 def loads_plan(text: str) -> Plan:
     """Parse plan JSON text; raises PlanError for malformed input."""
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise PlanError(f"not valid JSON: {exc}") from None
     return Plan.from_json(obj)
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    """json object hook: a key given twice is an error (JSON would silently keep the last)."""
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise PlanError(f"duplicate key {k!r} in the plan JSON (JSON would silently keep the last one)")
+        out[k] = v
+    return out
 
 
 def dumps_plan(plan: Plan) -> str:

@@ -31,7 +31,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-SCHEMA = "packrat.profile/1"
+SCHEMA = "packrat.profile/2"
+READABLE_SCHEMAS = ("packrat.profile/1", SCHEMA)  # /1 files load with the defaults of /2
 STATISTICS = ("min", "median", "mean", "p90", "max")
 
 
@@ -42,13 +43,17 @@ class ProfileError(ValueError):
 # --------------------------------------------------------------------------- cells
 
 
+MAX_LATENCY_MS = 1e12  # about 31 years: anything larger is a corrupt file, and sums of it overflow
+MAX_SLOWDOWN = 1e6  # co-run slowdown factor; larger is a corrupt file (and overflows when applied)
+
+
 def _check_latency(value: float, what: str) -> float:
     try:
         x = float(value)
-    except (TypeError, ValueError):
-        raise ProfileError(f"{what} must be a number, got {value!r}") from None
-    if not math.isfinite(x) or x <= 0.0:
-        raise ProfileError(f"{what} must be a finite latency > 0 ms, got {value!r}")
+    except (TypeError, ValueError, OverflowError):
+        raise ProfileError(f"{what} must be a number, got {value!r:.60}") from None
+    if not math.isfinite(x) or x <= 0.0 or x > MAX_LATENCY_MS:
+        raise ProfileError(f"{what} must be a finite latency in (0, {MAX_LATENCY_MS:g}] ms, got {value!r:.60}")
     return x
 
 
@@ -80,6 +85,9 @@ class Cell:
     median_ms: float | None = None
     p90_ms: float | None = None
     samples_ms: tuple[float, ...] = ()
+    # conditions while the cell was measured, e.g. (("loadavg_1m", 1.9), ("runq_wait_ms", 0.4));
+    # informative only (schema /2), never used by the predictor
+    context: tuple[tuple[str, float], ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         where = f"cell threads={self.threads} batch={self.batch}"
@@ -100,7 +108,8 @@ class Cell:
             )
 
     @classmethod
-    def from_samples(cls, threads: int, batch: int, samples_ms: Sequence[float]) -> "Cell":
+    def from_samples(cls, threads: int, batch: int, samples_ms: Sequence[float],
+                     context: Sequence[tuple[str, float]] = ()) -> "Cell":
         """Build a cell whose statistics are computed from ``samples_ms`` (>= 1 sample)."""
         where = f"cell threads={threads} batch={batch}"
         xs = tuple(_check_latency(s, f"sample of {where}") for s in samples_ms)
@@ -116,6 +125,7 @@ class Cell:
             median_ms=float(np.median(arr)),
             p90_ms=float(np.percentile(arr, 90)),
             samples_ms=xs,
+            context=tuple((str(k), float(v)) for k, v in context),
         )
 
     def stat(self, statistic: str) -> float:
@@ -158,8 +168,8 @@ class Interference:
             k, s = point
             if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0 or k <= last:
                 raise ProfileError(f"interference cores must be increasing integers >= 0, got {k!r}")
-            if not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 0:
-                raise ProfileError(f"interference slowdown must be a finite number > 0, got {s!r}")
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or not 0 < s <= MAX_SLOWDOWN:
+                raise ProfileError(f"interference slowdown must be a number in (0, {MAX_SLOWDOWN:g}], got {s!r:.60}")
             last = k
 
     def slowdown(self, other_busy_cores: int) -> float:
@@ -257,6 +267,10 @@ class Profile:
     source: str = ""
     interference: Interference | None = None
     meta: tuple[tuple[str, str], ...] = ()
+    # measured dispatch cost: (instances, batch, ms) = time the runner spends splitting a
+    # batch of ``batch`` over ``instances`` pooled workers and gathering the outputs, beyond
+    # the slowest instance's compute (schema /2; empty: no dispatch cost, as in /1 files)
+    dispatch: tuple[tuple[int, int, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model:
@@ -273,6 +287,7 @@ class Profile:
         for c in cells:
             c.stat(self.statistic)  # every cell must carry the statistic the optimizer reads
         object.__setattr__(self, "_index", {(c.threads, c.batch): c for c in cells})
+        object.__setattr__(self, "dispatch", _check_dispatch(self.dispatch))
 
     # ---- grid
     @property
@@ -311,6 +326,30 @@ class Profile:
         """Human label, e.g. ``resnet50 [synthetic]``."""
         return f"{self.model} [synthetic]" if self.synthetic else self.model
 
+    def dispatch_ms(self, instances: int, batch: int) -> float:
+        """Dispatch cost (ms, >= 0) of serving ``batch`` inputs with ``instances`` pooled
+        instances: 0 without measurements; else the measured points, interpolated linearly
+        in the batch, made non-decreasing in the instance count (running maximum), then
+        interpolated linearly in the instance count; held constant beyond the measured
+        range (never extrapolated). Pure."""
+        _check_count(instances, "instances")
+        _check_count(batch, "batch")
+        if not self.dispatch:
+            return 0.0
+        by_k: dict[int, list[tuple[int, float]]] = {}
+        for k, b, ms in self.dispatch:
+            by_k.setdefault(k, []).append((b, ms))
+
+        def in_batch(k: int) -> float:
+            row = sorted(by_k[k])
+            return float(np.interp(batch, [b for b, _ in row], [m for _, m in row]))
+
+        ks = sorted(by_k)
+        # never decreasing in the instance count (more workers never dispatch faster; it
+        # also makes "dispatch + compute" certifiable per instance count, see checker.allocation)
+        vals = np.maximum.accumulate([in_batch(k) for k in ks])
+        return float(np.interp(instances, ks, vals))
+
     # ---- predictor for cells the profile lacks
     def predict(self, threads: int, batch: int) -> float:
         """Latency (ms) of (threads, batch): measured if profiled, else interpolated.
@@ -330,7 +369,10 @@ class Profile:
         exact = self.latency(threads, batch)
         if exact is not None:
             return exact
-        rows = self.threads
+        rows = self.__dict__.get("_threads_sorted")
+        if rows is None:
+            rows = self.threads
+            object.__setattr__(self, "_threads_sorted", rows)
         if threads in rows:
             return self._predict_in_batch(threads, batch)
         lower = [t for t in rows if t < threads]
@@ -345,9 +387,15 @@ class Profile:
         return float(w * y0 + (1.0 - w) * y1)
 
     def _predict_in_batch(self, threads: int, batch: int) -> float:
-        row = sorted((c.batch, c.stat(self.statistic)) for c in self.cells if c.threads == threads)
-        bs = [b for b, _ in row]
-        ys = [y for _, y in row]
+        rows = self.__dict__.get("_rows")
+        if rows is None:  # built once per profile (cells are immutable)
+            rows = {}
+            for c in self.cells:  # sorted by (threads, batch)
+                rows.setdefault(c.threads, ([], []))
+                rows[c.threads][0].append(c.batch)
+                rows[c.threads][1].append(c.stat(self.statistic))
+            object.__setattr__(self, "_rows", rows)
+        bs, ys = rows[threads]
         if batch <= bs[0]:
             return float(max(ys[0] * batch / bs[0], 0.5 * ys[0]))
         if batch >= bs[-1]:
@@ -365,6 +413,8 @@ class Profile:
             d: dict = {"threads": c.threads, "batch": c.batch}
             if c.samples_ms:
                 d["samples_ms"] = list(c.samples_ms)
+            if c.context:
+                d["context"] = dict(c.context)
             for st in STATISTICS:
                 v = getattr(c, f"{st}_ms")
                 if v is not None:
@@ -381,6 +431,7 @@ class Profile:
             "batches": list(self.batches),
             "cells": cells,
             "interference": None if self.interference is None else self.interference.to_json(),
+            "dispatch": [[k, b, ms] for k, b, ms in self.dispatch],
             "meta": dict(self.meta),
         }
 
@@ -390,8 +441,13 @@ class Profile:
         if not isinstance(obj, Mapping):
             raise ProfileError(f"a profile must be a JSON object, got {type(obj).__name__}")
         schema = obj.get("schema")
-        if schema != SCHEMA:
-            raise ProfileError(f"unknown profile schema {schema!r}; this version reads {SCHEMA!r}")
+        if schema not in READABLE_SCHEMAS:
+            raise ProfileError(
+                f"unknown profile schema {schema!r:.60}; this version reads {', '.join(map(repr, READABLE_SCHEMAS))}"
+            )
+        dispatch = obj.get("dispatch") or []
+        if not isinstance(dispatch, list) or not all(isinstance(p, list) and len(p) == 3 for p in dispatch):
+            raise ProfileError(f"'dispatch' must be a list of [instances, batch, ms], got {dispatch!r:.60}")
         raw_cells = obj.get("cells")
         if not isinstance(raw_cells, list):
             raise ProfileError(f"profile 'cells' must be a list, got {raw_cells!r:.60}")
@@ -418,6 +474,7 @@ class Profile:
             source=str(obj.get("source", "")),
             interference=None if interference is None else Interference.from_json(interference),
             meta=tuple(sorted((str(k), str(v)) for k, v in meta.items())),
+            dispatch=tuple(tuple(p) for p in dispatch),
         )
 
     # ---- CSV export
@@ -435,6 +492,23 @@ class Profile:
         return buf.getvalue()
 
 
+def _check_dispatch(points: object) -> tuple[tuple[int, int, float], ...]:
+    """Validated, sorted dispatch points (instances >= 1, batch >= 1, 0 <= ms <= MAX_LATENCY_MS)."""
+    out = {}
+    for p in points:  # type: ignore[union-attr]
+        if len(p) != 3:
+            raise ProfileError(f"a dispatch point must be [instances, batch, ms], got {p!r:.60}")
+        k = _check_count(p[0], "dispatch instances")
+        b = _check_count(p[1], "dispatch batch")
+        ms = p[2]
+        if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not (0.0 <= ms <= MAX_LATENCY_MS):
+            raise ProfileError(f"dispatch cost must be a number of ms in [0, {MAX_LATENCY_MS:g}], got {ms!r:.60}")
+        if (k, b) in out:
+            raise ProfileError(f"duplicate dispatch point instances={k} batch={b}")
+        out[(k, b)] = float(ms)
+    return tuple((k, b, ms) for (k, b), ms in sorted(out.items()))
+
+
 def _cell_from_json(index: int, obj: object) -> Cell:
     where = f"cells[{index}]"
     if not isinstance(obj, Mapping):
@@ -444,9 +518,14 @@ def _cell_from_json(index: int, obj: object) -> Cell:
     samples = obj.get("samples_ms") or []
     if not isinstance(samples, list):
         raise ProfileError(f"{where}.samples_ms must be a list, got {samples!r:.60}")
+    context = obj.get("context") or {}
+    if not isinstance(context, Mapping) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in context.values()
+    ):
+        raise ProfileError(f"{where}.context must be an object of finite numbers, got {context!r:.60}")
     try:
         if samples:
-            return Cell.from_samples(t, b, samples)
+            return Cell.from_samples(t, b, samples, context=tuple(sorted(context.items())))
         stats = {}
         for st in STATISTICS:
             v = obj.get(f"{st}_ms")
@@ -773,17 +852,8 @@ def read_profile(path: str) -> Profile:
 
 
 def write_profile(profile: Profile, path: str) -> None:
-    """Write ``profile`` as JSON to ``path`` atomically (temp file + rename)."""
-    import os
-    import tempfile
+    """Write ``profile`` as JSON to ``path`` through packrat_sim.files (atomic, no symlink or
+    device followed, missing directory refused: OutputPathError, an OSError)."""
+    from packrat_sim.files import write_text
 
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".profile-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(dumps_profile(profile))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text(path, dumps_profile(profile), "profile")

@@ -11,10 +11,12 @@ What is modelled (times are SimPy time in float **milliseconds**):
   sub-batches (:func:`split_batch`, largest remainder); all sub-batches start together and
   the batch is answered when the slowest finishes (Packrat's batch latency = max_j L[t_j, b_j]).
   Batches of one epoch are served one after the other.
-* **Service time** of an instance with t threads on a sub-batch of b: a draw from the
-  profile's samples of cell (t, b) (uniform over the samples: the empirical distribution),
-  times the profile's interference slowdown for the other busy cores beside it, times the
-  oversubscription factor ``live threads / cores`` while old and new instances overlap.
+* **Service time** of a batch: the slowest instance's time plus the profile's measured
+  dispatch cost (``Profile.dispatch_ms``; 0 when not measured). An instance with t
+  threads on a sub-batch of b takes a draw from the profile's samples of cell (t, b)
+  (uniform over the samples: the empirical distribution), times the profile's
+  interference slowdown for the other busy cores beside it, times the slowdown of
+  sharing the cores while another epoch starts up or warms up (``SwitchModel``).
   A cell the profile lacks is ``Profile.predict(t, b)`` (interpolation, never zero) times a
   noise factor drawn from the nearest measured cell's samples (sample / statistic); cells
   with no samples (imported summaries) are deterministic at the profile's statistic.
@@ -22,21 +24,28 @@ What is modelled (times are SimPy time in float **milliseconds**):
   come from tables precomputed per (plan, batch size) in vectorised blocks, so the event
   loop only looks values up (at most one SimPy event per batch, none per request;
   per-request latencies are computed vectorised at the end).
-* **Estimator + reconfiguration** (policy ``"packrat"`` on open-loop workloads): every
-  ``EstimatorConfig.interval_ms`` the estimator (:mod:`packrat_sim.estimator`) observes the
-  queue depth; when it decides on a new batch size B, the optimizer's plan for (cores, B)
-  is deployed by DESIGN.md's protocol: (1) start the new instances beside the old ones
-  (they take ``start_ms`` plus ``warmup_iterations`` inferences of their sub-batch,
-  slowed by sharing the cores); (2) when all are ready, (3) switch routing in one step
-  (``reconfigure`` returns; every later batch is split by the new plan); (4) the old
-  instances finish the batch they hold, then stop and release their cores. The
-  dispatcher's cap stays the workload's ``max_batch`` (TorchServe's ``batchSize``); a
-  batch larger than the plan's B is split in the same proportions. The estimator
-  observes the number of requests in the system (queued or in service) by default, or
-  only the queued ones (``SimConfig.observe = "waiting"``). A new plan with the same
-  thread counts as the old only re-routes (instant switch, no restart). Static policies
-  (``"fat"``, ``"thin"``, a given :class:`~packrat_sim.plan.Plan`) never reconfigure; on
-  closed-loop workloads ``"packrat"`` is the optimizer's plan for the client batch.
+* **Policy + reconfiguration** (policy ``"packrat"`` on open-loop workloads): the policy
+  of :mod:`packrat_sim.policy` (shared with the real runner) sees every batch the
+  dispatcher forms (its size and the backlog left) and decides, only then, whether to
+  move to another of the optimizer's plans; it starts with the plan for the first formed
+  batch. ``"packrat-ewma"`` is the paper's estimator (:mod:`packrat_sim.estimator`):
+  every ``EstimatorConfig.interval_ms`` it observes the queue depth (requests in the
+  system by default, or only the queued ones with ``SimConfig.observe = "waiting"``) and
+  plans for a power-of-two batch size; while the server is idle and the estimator has
+  settled, its ticks up to the next arrival are skipped in one step. Either way idle
+  time costs nothing. A new plan is deployed by DESIGN.md's protocol, costed by the
+  measured :class:`~packrat_sim.policy.SwitchModel`: (1) start the new instances beside
+  the old ones: ``start_ms`` of start-up, each new instance one busy core (the serving
+  instances slow down as measured), then ``warmup_iterations`` inferences of its
+  sub-batch on the shared cores (oversubscribed); (2) when all are ready, (3) switch
+  routing in one step (``reconfigure`` returns; every later batch is split by the new
+  plan); (4) the old instances finish the batch they hold, then stop and release their
+  cores. The dispatcher's cap stays the workload's ``max_batch`` (TorchServe's
+  ``batchSize``); a batch larger than the plan's B is split in the same proportions. A
+  new plan with the same thread counts as the old only re-routes (instant switch, no
+  restart). Static policies (``"fat"``, ``"thin"``, a given
+  :class:`~packrat_sim.plan.Plan`) never reconfigure; on closed-loop workloads both
+  packrat policies run the optimizer's plan for the client batch.
 
 The run emits its history in DESIGN.md's JSON format (``packrat.history/1``, model
 ``serving``; times in integer simulated nanoseconds): one ``infer`` per batch (call: the
@@ -64,6 +73,9 @@ import numpy as np
 import simpy
 
 from packrat_sim import estimator as est
+from packrat_sim import limits
+from packrat_sim import policy as pol
+from packrat_sim.policy import ServiceModel, split_batch  # noqa: F401  (re-exported: one definition)
 from packrat_sim.metrics import ServingStats, serving_stats
 from packrat_sim.optimizer import OptimizerError, OptimizerOptions, PlanTable, optimize
 from packrat_sim.plan import Plan, fat, plan_latency, thin
@@ -78,7 +90,8 @@ from packrat_sim.workload import (
 
 HISTORY_SCHEMA = "packrat.history/1"
 TIMELINE_SCHEMA = "packrat.timeline/1"
-POLICIES = ("packrat", "fat", "thin")
+POLICIES = ("packrat", "fat", "thin")  # compared by default; "packrat-ewma" is the paper's estimator
+ALL_POLICIES = ("packrat", "packrat-ewma", "fat", "thin")
 OBSERVATIONS = ("in_system", "waiting")
 CONTROLLER_CLIENT = 0  # client id of reconfigure operations in the history
 
@@ -91,13 +104,20 @@ class SimulationError(ValueError):
 class SimConfig:
     """Knobs of the model (all times in ms).
 
-    * ``estimator``: the batch-size estimator of the ``packrat`` policy (None: defaults
+    * ``policy``: parameters of the ``packrat`` policy (:class:`~packrat_sim.policy.PolicyConfig`;
+      None: defaults, ``max_batch`` = the workload's).
+    * ``estimator``: the batch-size estimator of the ``packrat-ewma`` policy (None: defaults
       with ``max_batch`` = the workload's max batch). Its ``max_batch`` is capped at the
       workload's.
-    * ``start_ms``: time to start a new instance and build its model, before warm-up.
+    * ``start_ms``: time to start a new instance and build its model, before warm-up
+      (default: measured, see :class:`~packrat_sim.policy.SwitchModel`).
     * ``warmup_iterations``: inferences of its sub-batch a new instance runs before ready.
-    * ``initial_batch``: batch size the ``packrat`` policy starts with (None: the largest
-      the estimator allows).
+    * ``switch``: the rest of the reconfiguration cost model (slowdowns of the serving
+      instances during start-up and warm-up); None: the measured defaults with
+      ``start_ms`` and ``warmup_iterations`` from here.
+    * ``initial_batch``: batch size the ``packrat-ewma`` policy starts with (None: the
+      largest the estimator allows). The ``packrat`` policy starts with the plan for the
+      first formed batch.
     * ``optimizer``: options of the optimizer that plans each batch size.
     * ``observe``: what the estimator sees as queue depth: ``"in_system"`` (queued or in
       service) or ``"waiting"`` (queued only).
@@ -107,8 +127,10 @@ class SimConfig:
     """
 
     estimator: est.EstimatorConfig | None = None
-    start_ms: float = 500.0
+    start_ms: float = pol.SwitchModel.start_ms
     warmup_iterations: int = 2
+    policy: pol.PolicyConfig | None = None
+    switch: pol.SwitchModel | None = None
     initial_batch: int | None = None
     optimizer: OptimizerOptions = field(default_factory=OptimizerOptions)
     observe: str = "in_system"
@@ -122,100 +144,30 @@ class SimConfig:
             raise SimulationError(f"warmup_iterations must be an integer >= 0, got {w!r}")
         if self.observe not in OBSERVATIONS:
             raise SimulationError(f"observe must be one of {', '.join(OBSERVATIONS)}, got {self.observe!r}")
+        if self.policy is not None and not isinstance(self.policy, pol.PolicyConfig):
+            raise SimulationError(f"policy must be a PolicyConfig, got {self.policy!r:.80}")
+        if self.switch is not None and not isinstance(self.switch, pol.SwitchModel):
+            raise SimulationError(f"switch must be a SwitchModel, got {self.switch!r:.80}")
         b = self.initial_batch
         if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
             raise SimulationError(f"initial_batch must be a positive integer, got {b!r}")
 
-
-# --------------------------------------------------------------- batch splitting
-
-
-def split_batch(plan: Plan, n: int) -> tuple[int, ...]:
-    """Split a batch of ``n`` requests over ``plan.instances`` (same order).
-
-    Proportional to the instances' configured sub-batches, largest remainder (ties: the
-    earlier instance): sizes sum to ``n``; ``n == plan.batch`` gives the plan's own
-    sub-batches; an instance may get 0 (it idles for this batch).
-    """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise SimulationError(f"batch size must be a positive integer, got {n!r}")
-    conf = [i.batch for i in plan.instances]
-    total = plan.batch
-    if n == total:
-        return tuple(conf)
-    floors = [n * b // total for b in conf]
-    rest = n - sum(floors)
-    order = sorted(range(len(conf)), key=lambda j: (-((n * conf[j]) % total), j))
-    for j in order[:rest]:
-        floors[j] += 1
-    return tuple(floors)
+    def switch_model(self) -> pol.SwitchModel:
+        """The reconfiguration cost model of this configuration."""
+        if self.switch is not None:
+            return replace(self.switch, start_ms=self.start_ms, warmup_iterations=self.warmup_iterations)
+        return pol.SwitchModel(start_ms=self.start_ms, warmup_iterations=self.warmup_iterations)
 
 
 # ----------------------------------------------------------- service-time model
 
 
-class _ServiceModel:
-    """Base latency (ms) and relative noise factors per cell (t, b); built lazily, then looked up.
-
-    Measured cell: base = the profile's statistic, factors = samples / base (so a draw is
-    exactly one of the samples). Missing cell: base = ``Profile.predict``, factors borrowed
-    from the nearest measured cell (nearest thread count, then nearest batch in log scale;
-    ties: the smaller). No samples: factors = [1.0].
-    """
+class _ServiceModel(ServiceModel):
+    """:class:`~packrat_sim.policy.ServiceModel` raising SimulationError (shared with the policy,
+    so the simulator and the policy price a cell the same way)."""
 
     def __init__(self, profile: Profile):
-        self.profile = profile
-        self._cells: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
-        self.predicted: set[tuple[int, int]] = set()
-        rows: dict[int, list[int]] = {}
-        for c in profile.cells:
-            rows.setdefault(c.threads, []).append(c.batch)
-        self._rows = {t: sorted(bs) for t, bs in rows.items()}
-        self._threads = sorted(rows)
-        interference = profile.interference
-        self._slowdown = (lambda k: 1.0) if interference is None else interference.slowdown
-        self._slow_cache: dict[int, float] = {}
-
-    def slowdown(self, other_busy_cores: int) -> float:
-        """Interference slowdown (>= 0, 1 without a model) beside that many busy cores."""
-        s = self._slow_cache.get(other_busy_cores)
-        if s is None:
-            s = float(self._slowdown(int(other_busy_cores)))
-            if not math.isfinite(s) or s <= 0:
-                raise SimulationError(f"interference slowdown at {other_busy_cores} busy cores is {s!r}")
-            self._slow_cache[other_busy_cores] = s
-        return s
-
-    def _factors(self, t: int, b: int) -> np.ndarray:
-        cell = self.profile.cell(t, b)
-        if cell is None:
-            tn = min(self._threads, key=lambda x: (abs(x - t), x))
-            bn = min(self._rows[tn], key=lambda x: (abs(math.log(x) - math.log(b)), x))
-            cell = self.profile.cell(tn, bn)
-        stat = cell.stat(self.profile.statistic)
-        if not cell.samples_ms:
-            return np.ones(1)
-        return np.asarray(cell.samples_ms, dtype=float) / stat
-
-    def cell(self, t: int, b: int) -> tuple[float, np.ndarray]:
-        """(base_ms, factors) of instance (t threads, sub-batch b)."""
-        key = (t, b)
-        got = self._cells.get(key)
-        if got is None:
-            measured = self.profile.latency(t, b)
-            if measured is None:
-                try:
-                    base = float(self.profile.predict(t, b))
-                except ProfileError as exc:
-                    raise SimulationError(f"cannot predict cell threads={t} batch={b}: {exc}") from None
-                self.predicted.add(key)
-            else:
-                base = float(measured)
-            if not math.isfinite(base) or base <= 0:
-                raise SimulationError(f"latency of cell threads={t} batch={b} is {base!r} ms (need > 0)")
-            got = (base, self._factors(t, b))
-            self._cells[key] = got
-        return got
+        super().__init__(profile, SimulationError)
 
 
 def check_plan_cells(profile: Profile, plan: Plan) -> None:
@@ -237,15 +189,16 @@ def check_plan_cells(profile: Profile, plan: Plan) -> None:
 class _Entry:
     """Precomputed sampling data of one (plan, batch size n): only instances with work."""
 
-    __slots__ = ("threads", "base", "pool", "lens", "slow0", "busy", "svc", "core", "pos", "block", "ar")
+    __slots__ = ("threads", "base", "pool", "lens", "slow0", "busy", "svc", "core", "pos", "block", "ar", "dispatch")
 
-    def __init__(self, threads, base, pool, lens, slow0, busy):
+    def __init__(self, threads, base, pool, lens, slow0, busy, dispatch=0.0):
         self.threads = threads  # (k,) float: threads of the instances with work
         self.base = base  # (k,) base latency ms
         self.pool = pool  # (k, m) noise factors, padded
         self.lens = lens  # (k,) number of factors per instance
         self.slow0 = slow0  # (k,) interference slowdown within the plan alone
         self.busy = busy  # total threads with work
+        self.dispatch = dispatch  # ms the server spends dispatching the batch (profile's measurement)
         self.svc: list[float] = []
         self.core: list[float] = []
         self.pos = 0
@@ -284,6 +237,7 @@ class _PlanSampler:
                 np.array([len(f) for _, f in cells], dtype=float),
                 slow0,
                 busy,
+                pol.dispatch_cost_ms(self.model.profile, self.plan, n),
             )
             self._entries[n] = e
         return e
@@ -292,7 +246,7 @@ class _PlanSampler:
         u = self.rng.random((e.block, len(e.threads)))
         idx = (u * e.lens).astype(np.intp)
         s = e.pool[e.ar, idx] * (e.base * e.slow0)
-        e.svc = s.max(axis=1).tolist()
+        e.svc = (s.max(axis=1) + e.dispatch).tolist()
         e.core = (s @ e.threads).tolist()
         e.pos = 0
         e.block = min(2 * e.block, self.MAX_BLOCK)
@@ -306,15 +260,18 @@ class _PlanSampler:
         e.pos = k + 1
         return e.svc[k], e.core[k]
 
-    def draw_shared(self, n: int, other_busy: int, oversub: float) -> tuple[float, float]:
-        """As :meth:`draw`, beside ``other_busy`` busy cores of other epochs, with the cores
-        oversubscribed by ``oversub`` (>= 1): service times scale by it, core-time does not."""
+    def draw_shared(self, n: int, other_busy: int, factor) -> tuple[float, float]:
+        """As :meth:`draw`, beside ``other_busy`` busy cores of other epochs, each instance
+        slowed by ``factor(threads)`` (>= 1; a number or one per instance: sharing the cores
+        during another epoch's start-up or warm-up): service times scale by it, core-time does not."""
         e = self.entry(n)
         u = self.rng.random(len(e.threads))
         f = e.pool[e.ar, (u * e.lens).astype(np.intp)]
         slow = np.array([self.model.slowdown(e.busy - int(t) + other_busy) for t in e.threads])
-        s = f * e.base * slow * oversub
-        return float(s.max()), float(s @ e.threads) / oversub
+        share = factor(e.threads) if callable(factor) else factor
+        s = f * e.base * slow
+        shared = s * share
+        return float(shared.max()) + e.dispatch, float(s @ e.threads)
 
 
 # --------------------------------------------------------------------- results
@@ -324,7 +281,10 @@ class _PlanSampler:
 class Reconfiguration:
     """One reconfiguration (times in ms): decided at ``call_ms``, routing switched at
     ``switch_ms`` (``reconfigure`` returned), old instances stopped at ``drained_ms``.
-    ``restarted``: False when the new plan reused the old instances (re-route only)."""
+    ``restarted``: False when the new plan reused the old instances (re-route only).
+    ``reason``, ``gain_ms``, ``cost_ms``: the policy's explanation (why; predicted gain in
+    request-weighted expected latency, ms per request; the modelled slowed time of the
+    serving instances, ms); empty / 0 for the ``packrat-ewma`` estimator."""
 
     from_epoch: int
     to_epoch: int
@@ -336,6 +296,9 @@ class Reconfiguration:
     switch_ms: float
     drained_ms: float
     restarted: bool
+    reason: str = ""
+    gain_ms: float = 0.0
+    cost_ms: float = 0.0
 
     def to_json(self) -> dict:
         return {
@@ -351,6 +314,9 @@ class Reconfiguration:
             "drained_ms": self.drained_ms,
             "duration_ms": self.switch_ms - self.call_ms,
             "restarted": self.restarted,
+            "reason": self.reason,
+            "predicted_gain_ms": self.gain_ms,
+            "switch_cost_ms": self.cost_ms,
         }
 
 
@@ -399,6 +365,7 @@ class SimResult:
     predicted_cells: tuple[tuple[int, int], ...]
     records: Records
     control: tuple[tuple[float, int, int, dict], ...]
+    decisions: tuple = ()  # every decision of the packrat policy (pol.Decision), in time order
 
     @property
     def plan(self) -> Plan:
@@ -423,7 +390,20 @@ class SimResult:
             "stats": self.stats.to_json(),
             "reconfigurations": [r.to_json() for r in self.reconfigurations],
             "predicted_cells": [list(c) for c in self.predicted_cells],
+            "policy_decisions": self.decision_summary(),
         }
+
+    def decision_summary(self) -> dict:
+        """How many decisions the packrat policy took, by outcome (reason), and the largest
+        predicted gain it refused (ms per request, with its modelled cost)."""
+        by: dict[str, int] = {}
+        refused = None
+        for d in self.decisions:
+            key = "switch" if d.reconfigure else d.reason
+            by[key] = by.get(key, 0) + 1
+            if not d.reconfigure and d.gain_ms > 0 and (refused is None or d.gain_ms > refused["gain_ms"]):
+                refused = {"t_ms": d.t_ms, "gain_ms": d.gain_ms, "cost_ms": d.cost_ms, "reason": d.reason}
+        return {"count": len(self.decisions), "by_outcome": by, "largest_refused_gain": refused}
 
     # ---- timeline
     def timeline(self) -> list[dict]:
@@ -579,15 +559,22 @@ class Comparison:
 
 
 class _Group:
-    """The instances of one epoch (mutable state of a running simulation)."""
+    """The instances of one epoch (mutable state of a running simulation).
 
-    __slots__ = ("epoch", "plan", "sampler", "threads", "start_ms", "ready_ms", "stop_ms", "free_ms", "last_n")
+    ``launch_ms``: its processes were started (start-up: one busy core per instance);
+    ``start_ms``: start-up done, warm-up begins (all its threads live); ``ready_ms``: warm."""
 
-    def __init__(self, epoch: int, plan: Plan, sampler: _PlanSampler, start_ms: float, ready_ms: float):
+    __slots__ = ("epoch", "plan", "sampler", "threads", "launch_ms", "start_ms", "ready_ms", "stop_ms", "free_ms",
+                 "last_n", "procs")
+
+    def __init__(self, epoch: int, plan: Plan, sampler: _PlanSampler, start_ms: float, ready_ms: float,
+                 launch_ms: float | None = None):
         self.epoch = epoch
         self.plan = plan
         self.sampler = sampler
         self.threads = plan.threads_used  # cached: read on every batch while epochs overlap
+        self.procs = len(plan.instances)
+        self.launch_ms = start_ms if launch_ms is None else launch_ms
         self.start_ms = start_ms
         self.ready_ms = ready_ms
         self.stop_ms = math.inf
@@ -618,6 +605,8 @@ class _Run:
         arrivals_ms: np.ndarray | None,
         rng: np.random.Generator,
         feasible: list[int],
+        catalog: pol.PlanCatalog | None = None,
+        policy_config: pol.PolicyConfig | None = None,
     ):
         self.profile = profile
         self.cores = cores
@@ -625,18 +614,25 @@ class _Run:
         self.table = table
         self.est_config = est_config
         self.config = config
+        self.switch = config.switch_model()
         self.rng = rng
-        self.model = _ServiceModel(profile)
+        self.model = _ServiceModel(profile)  # its own: reports the cells this run predicted
+        self.catalog = catalog
+        self.policy_config = policy_config
         self.arrivals = arrivals_ms
         self.samplers: dict[Plan, _PlanSampler] = {}
-        self.feasible = feasible  # batch sizes the packrat policy can plan for, ascending
+        self.feasible = feasible  # batch sizes the packrat-ewma policy can plan for, ascending
         # records, one (call, dispatch, service, size, epoch, first request) per batch
         self.batches: list[tuple[float, float, float, int, int, int]] = []
         self.busy_core_ms = 0.0
         self.control: list[tuple[float, int, int, dict]] = []
         self.reconfigs: list[Reconfiguration] = []
         self.estimates: list[tuple[float, int, int, int]] = []
+        self.decisions: list[pol.Decision] = []  # those that reconfigure
+        self.all_decisions: list[pol.Decision] = []
         self.plans: list[Plan] = [plan]  # plans[0]: the initial plan
+        if catalog is not None:
+            self.pstate = pol.initial_state(catalog.index(plan))
 
     def sampler(self, plan: Plan) -> _PlanSampler:
         s = self.samplers.get(plan)
@@ -646,19 +642,39 @@ class _Run:
         return s
 
     # ---- core state helpers
-    def _shared(self, g: _Group, now: float) -> tuple[int, float]:
-        """(busy threads of other live epochs, oversubscription factor) at ``now``."""
+    def _shared(self, g: _Group, now: float):
+        """(busy threads of other live epochs, per-instance slowdown function) at ``now``,
+        following the :class:`~packrat_sim.policy.SwitchModel`: epochs starting up count one
+        busy core per instance, warming or serving epochs all their threads."""
         other = 0
         live = g.threads
+        starting = False
+        warming = False
         for h in self.groups:
-            if h is g or not (h.start_ms <= now < h.stop_ms):
+            if h is g or not (h.launch_ms <= now < h.stop_ms):
+                continue
+            if now < h.start_ms:
+                live += h.procs
+                starting = True
                 continue
             live += h.threads
             if now < h.ready_ms:
                 other += h.threads
+                warming = True
             elif h.free_ms > now:
                 other += h.sampler.entry(h.last_n).busy if h.last_n else 0
-        return other, max(1.0, live / self.cores)
+        if now < g.start_ms:  # g itself starting up: cannot serve (never asked)
+            starting = True
+        elif now < g.ready_ms:
+            warming = True
+        oversub = live / self.cores
+        sw = self.switch
+        if warming or (oversub > 1.0 and not starting):
+            f = sw.warmup_factor(oversub) if warming else max(1.0, oversub)
+            return other, (lambda threads, f=f: f)
+        if starting:
+            return other, (lambda threads, o=oversub: np.array([sw.startup_factor(int(t), o) for t in threads]))
+        return other, (lambda threads: 1.0)
 
     def _serve(self, g: _Group, first: int, n: int, call: float, now: float) -> float:
         """Dispatch a batch of n requests to group g at ``now``; returns its service time (ms)."""
@@ -667,8 +683,8 @@ class _Run:
         if len(self.groups) == 1:
             svc, core = g.sampler.draw(n)
         else:
-            other, oversub = self._shared(g, now)
-            svc, core = g.sampler.draw_shared(n, other, oversub)
+            other, factor = self._shared(g, now)
+            svc, core = g.sampler.draw_shared(n, other, factor)
         g.free_ms = now + svc
         g.last_n = n
         self.busy_core_ms += core
@@ -686,6 +702,7 @@ class _Run:
         serve = self._serve
         peek = env.peek
         fast_forward = self.config.fast_forward
+        policy = self.catalog is not None
         clock = 0.0  # the dispatcher's own time: env.now, or later after a fast-forward
         i = 0
         while i < n_total:
@@ -720,7 +737,28 @@ class _Run:
             serve(g, i, j - i, td, td)
             i = j
             self.next_index = j
+            if policy:
+                backlog = bisect.bisect_right(arr, td, j) - j if j < n_total else 0
+                target = self._decide(td, self.batches[-1][3], backlog)
+                if target is not None:
+                    if td > env.now:
+                        yield env.timeout(td - env.now)  # no interrupt possible: no switch in flight
+                    env.process(self._reconfigure_plan(target, self.decisions[-1]))
         self.dispatch_done = True
+
+    def _decide(self, t: float, n: int, backlog: int) -> Plan | None:
+        """Feed one formed batch to the policy; the plan to switch to, if it decides so."""
+        cfg, cat = self.policy_config, self.catalog
+        self.pstate = pol.observe(cfg, self.pstate, t, n, backlog)
+        self.pstate, d = pol.decide(cfg, cat, self.pstate, t, self.switch)
+        if d is None:
+            return None
+        self.estimates.append((t, backlog, n, cat.plans[d.plan].batch))
+        self.all_decisions.append(d)
+        if not d.reconfigure:
+            return None
+        self.decisions.append(d)
+        return cat.plans[d.plan]
 
     def _client(self):
         """A closed-loop client: submit a batch, wait for its answer, think, repeat."""
@@ -759,8 +797,20 @@ class _Run:
             done.succeed()
         self.dispatch_done = True
 
+    def _idle_until(self, now: float) -> float | None:
+        """Next arrival time if nothing is queued or in service at ``now``, else None."""
+        if any(h.free_ms > now and h.stop_ms > now for h in self.groups):
+            return None
+        nxt = self.next_index
+        if nxt >= len(self.arr_list) or self.arr_list[nxt] <= now:
+            return None
+        return self.arr_list[nxt]
+
     def _estimate(self):
-        """Packrat's estimator loop: observe the queue every interval, reconfigure on a change."""
+        """The paper's estimator loop (policy ``packrat-ewma``): observe the queue every
+        interval, reconfigure on a change. While the server is idle and the estimator has
+        settled, the ticks up to the next arrival are skipped in one jump (their outcome is
+        known: :func:`~packrat_sim.estimator.idle_steps`), so idle time costs nothing."""
         env = self.env
         cfg = self.est_config
         state = est.initial_state(cfg, self.current.cap)
@@ -769,6 +819,13 @@ class _Run:
             yield env.timeout(cfg.interval_ms)
             if self.dispatch_done:
                 break
+            nxt = self._idle_until(env.now)
+            if nxt is not None and est.settled(cfg, state) and self._feasible(cfg.lower) == self.current.cap:
+                k = int((nxt - env.now) // cfg.interval_ms)
+                if k >= 2:
+                    state = est.idle_steps(cfg, state, k - 1)
+                    yield env.timeout((k - 1) * cfg.interval_ms)
+                    continue
             depth = bisect.bisect_right(arr, env.now) - self.next_index
             if self.config.observe == "in_system":
                 depth += sum(h.last_n for h in self.groups if h.free_ms > env.now and h.stop_ms > env.now)
@@ -777,7 +834,7 @@ class _Run:
             if decision.reconfigure:
                 target = self._feasible(decision.batch)
                 if target != self.current.cap:
-                    yield from self._reconfigure(target)
+                    yield from self._reconfigure(self.table.plan(self.cores, target))
                 state = replace(state, current=self.current.cap)
 
     def _feasible(self, batch: int) -> int:
@@ -787,36 +844,53 @@ class _Run:
         above = [b for b in ok if b >= batch]
         return above[0] if above else ok[-1]
 
-    def _reconfigure(self, batch: int):
-        """DESIGN.md's protocol: start new beside old, wait ready, switch, drain old."""
+    def _reconfigure_plan(self, new_plan: Plan, decision: pol.Decision):
+        """Process: run a policy decision through the protocol, then resume decisions."""
+        yield from self._reconfigure(new_plan, decision)
+        self.pstate = pol.switched(self.pstate)
+
+    def _reconfigure(self, new_plan: Plan, decision: pol.Decision | None = None):
+        """DESIGN.md's protocol: start new beside old, wait ready, switch, drain old.
+
+        Costs follow the :class:`~packrat_sim.policy.SwitchModel`: ``start_ms`` of start-up
+        (one busy core per new instance), then the warm-up iterations on the shared cores."""
         env = self.env
         old = self.current
-        new_plan = self.table.plan(self.cores, batch)
+        batch = new_plan.batch
         call = env.now
         epoch = old.epoch + 1
         seq = len(self.control)
-        self.control.append((call, 3, seq, {"event": "reconfigure", "epoch": epoch, "batch": batch, "plan": new_plan.describe()}))
+        info = {"event": "reconfigure", "epoch": epoch, "batch": batch, "plan": new_plan.describe()}
+        if decision is not None:
+            info.update(reason=decision.reason, mode=decision.mode, gain_ms=decision.gain_ms, cost_ms=decision.cost_ms)
+        self.control.append((call, 3, seq, info))
         sampler = self.sampler(new_plan)
         same = sorted(i.threads for i in new_plan.instances) == sorted(i.threads for i in old.plan.instances)
         if same:
-            new = _Group(epoch, new_plan, sampler, old.start_ms, call)
+            new = _Group(epoch, new_plan, sampler, old.start_ms, call, launch_ms=old.launch_ms)
             new.free_ms = old.free_ms
             new.last_n = old.last_n
             old.stop_ms = call
             self.groups = [h for h in self.groups if h is not old] + [new]
             drained = call
         else:
-            new = _Group(epoch, new_plan, sampler, call, math.inf)
+            sw = self.switch
+            new = _Group(epoch, new_plan, sampler, call + sw.start_ms, math.inf, launch_ms=call)
             new.free_ms = math.inf
             self.groups.append(new)
-            other, oversub = self._shared(new, call)
+            if sw.start_ms > 0:
+                yield env.timeout(sw.start_ms)
+            other, factor = self._shared(new, env.now)
             warm_each = []
             for inst in new_plan.instances:
                 base, _ = self.model.cell(inst.threads, inst.batch)
-                warm_each.append(base * self.model.slowdown(new.threads - inst.threads + other) * oversub)
+                f = factor(np.array([inst.threads]))
+                f = float(np.max(f)) if isinstance(f, np.ndarray) else float(f)
+                warm_each.append(base * self.model.slowdown(new.threads - inst.threads + other) * f)
                 self.busy_core_ms += self.config.warmup_iterations * base * inst.threads
-            warm = self.config.start_ms + self.config.warmup_iterations * max(warm_each)
-            yield env.timeout(warm)
+            warm = self.config.warmup_iterations * max(warm_each)
+            if warm > 0:
+                yield env.timeout(warm)
             new.ready_ms = env.now
             new.free_ms = env.now
             drained = max(env.now, old.free_ms)
@@ -827,7 +901,10 @@ class _Run:
         self.control.append((switch, 4, seq + 1, {"event": "switch", "epoch": epoch}))
         self.control.append((drained, 1, seq + 2, {"event": "drained", "epoch": old.epoch}))
         self.reconfigs.append(
-            Reconfiguration(old.epoch, epoch, old.cap, batch, old.plan, new_plan, call, switch, drained, not same)
+            Reconfiguration(old.epoch, epoch, old.cap, batch, old.plan, new_plan, call, switch, drained, not same,
+                            "" if decision is None else decision.reason,
+                            0.0 if decision is None else decision.gain_ms,
+                            0.0 if decision is None else decision.cost_ms)
         )
         if self.dispatcher.is_alive and self.dispatcher is not env.active_process:
             self.dispatcher.interrupt("switch")
@@ -853,7 +930,7 @@ class _Run:
         else:
             self.arr_list = self.arrivals.tolist()
             self.dispatcher = self.env.process(self._dispatch_open())
-            if self.table is not None:
+            if self.table is not None and self.catalog is None:
                 self.env.process(self._estimate())
         self.env.run()
         if not self.dispatcher.triggered:
@@ -918,23 +995,40 @@ def _predicted(profile: Profile, plan: Plan) -> Plan:
 
 
 def _policy_setup(
-    profile: Profile, cores: int, workload: Workload, policy: Policy, config: SimConfig
-) -> tuple[str, Plan, PlanTable | None, est.EstimatorConfig | None, list[int]]:
-    """(name, initial plan, plan table or None, estimator config or None, feasible batches)."""
+    profile: Profile, cores: int, workload: Workload, policy: Policy, config: SimConfig,
+    arrivals_ms: np.ndarray | None = None,
+):
+    """(name, initial plan, plan table or None, estimator config or None, feasible batches,
+    policy catalog or None, policy config or None)."""
     B = workload.max_batch
+    static = (None, None, [], None, None)
     if isinstance(policy, Plan):
         if policy.cores > cores:
             raise SimulationError(f"the plan uses {policy.cores} cores but only {cores} are simulated")
-        return "plan", _predicted(profile, policy), None, None, []
+        return ("plan", _predicted(profile, policy)) + static
     if policy == "fat":
-        return "fat", _predicted(profile, fat(B, cores)), None, None, []
+        return ("fat", _predicted(profile, fat(B, cores))) + static
     if policy == "thin":
-        return "thin", _predicted(profile, thin(B, cores)), None, None, []
-    if policy != "packrat":
-        raise SimulationError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)} or pass a Plan")
+        return ("thin", _predicted(profile, thin(B, cores))) + static
+    if policy not in ALL_POLICIES:
+        raise SimulationError(f"unknown policy {policy!r}; choose one of {', '.join(ALL_POLICIES)} or pass a Plan")
+    if isinstance(workload, Closed):
+        try:
+            return (policy, optimize(profile, B, cores, config.optimizer)) + static
+        except OptimizerError as exc:
+            raise SimulationError(str(exc)) from None
+    if policy == "packrat":
+        try:
+            pcfg = replace(config.policy or pol.PolicyConfig(), max_batch=B)
+            catalog = pol.PlanCatalog(profile, cores, B, config.optimizer, error=SimulationError)
+        except pol.PolicyError as exc:
+            raise SimulationError(str(exc)) from None
+        b = workload.batching
+        n1 = pol.first_batch_size(arrivals_ms, b.max_batch, b.max_delay_ms) if arrivals_ms is not None else B
+        first = catalog.plans[pol.first_plan(catalog, n1, pcfg.first_slack)]
+        check_plan_cells(profile, first)
+        return "packrat", first, catalog.table, None, [], catalog, pcfg
     try:
-        if isinstance(workload, Closed):
-            return "packrat", optimize(profile, B, cores, config.optimizer), None, None, []
         ecfg = config.estimator or est.EstimatorConfig(max_batch=B)
         if ecfg.max_batch > B:
             ecfg = replace(ecfg, max_batch=B)
@@ -951,7 +1045,7 @@ def _policy_setup(
     initial = config.initial_batch or feasible[-1]
     if initial > upper or not math.isfinite(table.latency_ms(cores, initial)):
         raise SimulationError(f"initial_batch={initial} has no plan (feasible: {feasible})")
-    return "packrat", table.plan(cores, initial), table, ecfg, feasible
+    return "packrat-ewma", table.plan(cores, initial), table, ecfg, feasible, None, None
 
 
 def simulate(
@@ -966,8 +1060,10 @@ def simulate(
 ) -> SimResult:
     """Simulate serving ``workload`` on ``cores`` cores under ``policy``.
 
-    ``policy``: ``"packrat"`` (optimizer + estimator + online reconfiguration), ``"fat"``,
-    ``"thin"`` (static baselines for the workload's max batch) or a :class:`Plan` (static).
+    ``policy``: ``"packrat"`` (the online policy of :mod:`packrat_sim.policy`),
+    ``"packrat-ewma"`` (the paper's queue-depth estimator, :mod:`packrat_sim.estimator`),
+    ``"fat"``, ``"thin"`` (static baselines for the workload's max batch) or a :class:`Plan`
+    (static). On closed loops both packrat policies run the optimizer's plan for the batch.
     ``arrivals_ms``: open-loop arrival times to use instead of drawing them (sorted ms;
     :func:`compare_plans` passes the same ones to every policy). Deterministic for a seed.
     Raises SimulationError / WorkloadError naming the bad value.
@@ -976,6 +1072,8 @@ def simulate(
     seed = _check_seed(seed)
     config = config or SimConfig()
     wl = load_workload(workload)
+    limits.require(limits.dp_table_bytes(cores, wl.max_batch),
+                   f"simulating max_batch={wl.max_batch} on {cores} cores (the plan table)", error=SimulationError)
     if arrivals_ms is None:
         arrivals_ms = _draw_arrivals(wl, seed)
     if arrivals_ms is not None:
@@ -984,8 +1082,9 @@ def simulate(
             raise SimulationError(f"the workload {wl.to_spec()} produced no requests (seed {seed})")
         if np.any(np.diff(arrivals_ms) < 0) or arrivals_ms[0] < 0 or not np.all(np.isfinite(arrivals_ms)):
             raise SimulationError("arrival times must be finite, >= 0 and sorted")
-    name, plan, table, ecfg, feasible = _policy_setup(profile, cores, wl, policy, config)
-    run = _Run(profile, cores, wl, plan, table, ecfg, config, arrivals_ms, np.random.default_rng([seed, 1]), feasible)
+    name, plan, table, ecfg, feasible, catalog, pcfg = _policy_setup(profile, cores, wl, policy, config, arrivals_ms)
+    run = _Run(profile, cores, wl, plan, table, ecfg, config, arrivals_ms, np.random.default_rng([seed, 1]), feasible,
+               catalog, pcfg)
     run.run()
     records = run.records()
     stats = serving_stats(
@@ -1013,6 +1112,7 @@ def simulate(
         predicted_cells=tuple(sorted(run.model.predicted)),
         records=records,
         control=tuple(run.control),
+        decisions=tuple(run.all_decisions),
     )
 
 

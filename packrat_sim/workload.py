@@ -58,6 +58,7 @@ from typing import Union
 
 import numpy as np
 
+from packrat_sim import limits
 from packrat_sim.profile import ProfileError, read_text
 
 
@@ -205,6 +206,7 @@ class Closed:
         _check_nonneg(self.think_ms, "think")
         if self.requests > MAX_EXPECTED_REQUESTS:
             raise WorkloadError(f"requests={self.requests} is more than {MAX_EXPECTED_REQUESTS} (memory)")
+        _check_expected(self.requests)
 
     @property
     def max_batch(self) -> int:
@@ -384,6 +386,7 @@ def _check_expected(expected: float) -> None:
         raise WorkloadError(
             f"the workload would produce about {expected:.3g} requests, more than {MAX_EXPECTED_REQUESTS}"
         )
+    limits.require(limits.requests_bytes(expected), f"a workload of about {expected:.3g} requests", error=WorkloadError)
 
 
 def _check_trace_values(ts: tuple[float, ...] | np.ndarray, source: str, lines: list[int] | None = None) -> None:

@@ -26,6 +26,7 @@ import numpy as np
 from packrat_sim.interference import latency_under_interference, optimize_with_interference
 from packrat_sim.optimizer import OptimizerOptions, optimize
 from packrat_sim.plan import Instance, Plan, fat as fat_plan, plan_latency, thin as thin_plan
+from packrat_sim.predictor import Predictor, baselines, best_plan
 from real_runner import topology as topo_mod
 from real_runner.executor import InstancePool
 from real_runner.models import get_spec, make_inputs
@@ -85,23 +86,15 @@ def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, i
         raise BenchError(f"batches must be positive integers, got {batches!r}")
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise BenchError(f"iterations must be a positive integer, got {iterations!r}")
-    topo = topology or topo_mod.detect()
-    T = topo.logical if cores is None else int(cores)
-    if not 1 <= T <= topo.logical:
-        raise BenchError(f"cores must be between 1 and {topo.logical}, got {cores!r}")
-    say = on_progress or (lambda msg: None)
-    if profile is None:
-        from real_runner.profiling import quick_profile
-
-        say(f"measuring a quick profile of {model} (threads 1-{T}, batches up to {max(batches)})")
-        profile = quick_profile(model, max(batches), T, topology=topo, interference=interference)
+    topo, T, say, profile = _setup(model, batches, cores, topology, profile, interference, on_progress)
     t_begin = time.monotonic()
     rows = []
+    predictor = Predictor(profile)  # dispatch cost + slowest instance x co-run slowdown
     for B in batches:
-        opt = optimize(profile, B, T, OptimizerOptions())
+        opt = optimize(profile, B, T, OptimizerOptions(exact_cores=False))
         aware = None
         if profile.interference is not None and profile.interference.points:
-            aware = optimize_with_interference(profile, B, T, OptimizerOptions()).plan
+            aware = optimize_with_interference(profile, B, T, OptimizerOptions(exact_cores=False)).plan
         fat, thin = fat_plan(B, T), thin_plan(B, T)
         plans, complete = feasible_plans(B, T, max_plans=max_plans)
         key = lambda p: Plan(tuple(Instance(i.threads, i.batch) for i in p.instances), p.batch, p.cores)
@@ -135,13 +128,15 @@ def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, i
         best = int(np.argmin(meds))
         entries = []
         for p, s, m in zip(plans, samples, meds):
-            pred = plan_latency(p, profile.latency)
+            pred = predictor.plan_ms(p)
             entries.append({
                 "describe": p.describe(), "groups": [list(g) for g in p.groups()],
                 "roles": sorted(named.get(p, [])),
                 "median_ms": m, "min_ms": float(min(s)), "p90_ms": float(np.percentile(s, 90)), "samples_ms": s,
                 "speedup_vs_fat": fat_ms / m, "predicted_ms": pred,
+                "predicted_isolated_ms": plan_latency(p, profile.latency),
                 "prediction_error_pct": None if pred is None else 100.0 * (pred - m) / m,
+                "noise_pct": noise_floor_pct(s),
             })
         opt_ms = meds[plans.index(key(opt))]
         thin_ms = meds[plans.index(key(thin))]
@@ -164,6 +159,9 @@ def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, i
             "speedup_oracle_vs_fat": fat_ms / meds[best],
             "regret_pct": 100.0 * (opt_ms / meds[best] - 1.0),
             "optimizer_prediction_error_pct": None if not opt.predicted_ms else 100.0 * (opt.predicted_ms - opt_ms) / opt_ms,
+            "median_abs_prediction_error_pct": _median_or_none(
+                [abs(e["prediction_error_pct"]) for e in entries if e["prediction_error_pct"] is not None]),
+            "median_noise_pct": _median_or_none([e["noise_pct"] for e in entries if e["noise_pct"] is not None]),
         })
     return {
         "schema": "packrat.bench/1", "model": model, "cores": T, "topology": topo.describe(),
@@ -173,4 +171,137 @@ def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, i
     }
 
 
-__all__ = ["BenchError", "feasible_plans", "run_bench"]
+def _setup(model, batches, cores, topology, profile, interference, on_progress):
+    """Shared preamble of :func:`run_bench` and :func:`measure_fidelity`.
+
+    Refuses a batch over the memory limit, resolves the topology and the core count T
+    (1..logical CPUs; BenchError names a bad value) and, when ``profile`` is None,
+    measures a quick one. Returns ``(topology, T, say, profile)``.
+    """
+    _require_memory(model, max(batches))
+    topo = topology or topo_mod.detect()
+    T = topo.logical if cores is None else int(cores)
+    if not 1 <= T <= topo.logical:
+        raise BenchError(f"cores must be between 1 and {topo.logical}, got {cores!r}")
+    say = on_progress or (lambda msg: None)
+    if profile is None:
+        from real_runner.profiling import quick_profile
+
+        say(f"measuring a quick profile of {model} (threads 1-{T}, batches up to {max(batches)})")
+        profile = quick_profile(model, max(batches), T, topology=topo, interference=interference)
+    return topo, T, say, profile
+
+
+def _require_memory(model: str, batch: int) -> None:
+    """BenchError before any worker starts when a batch's buffers exceed the memory limit."""
+    from real_runner.models import require_batch_memory
+
+    require_batch_memory(model, batch, BenchError)
+
+
+def _median_or_none(xs):
+    return float(np.median(xs)) if xs else None
+
+
+def noise_floor_pct(samples: Sequence[float]) -> float | None:
+    """Measured noise floor of one plan, in %: the difference between the medians of the
+    first and second half of its (interleaved, time-ordered) samples over the overall
+    median. None with fewer than 4 samples. A prediction cannot be judged more precisely
+    than this: it is how much the same plan moves between two time windows."""
+    if len(samples) < 4:
+        return None
+    h = len(samples) // 2
+    return 100.0 * abs(_median(samples[:h]) - _median(samples[h:])) / _median(samples)
+
+
+def measure_fidelity(model: str, batches: Sequence[int], *, cores: int | None = None, profile=None,
+                     passes: int = 3, iterations: int = 10, seed: int = 0, warmup: int = 2,
+                     topology: topo_mod.Topology | None = None, interference: bool = True,
+                     on_progress: Callable[[str], None] | None = None) -> dict:
+    """Predicted vs measured batch latency of the plans Packrat would compare, with the
+    measured noise floor beside the error (issue 14).
+
+    For each batch B: the optimizer's plan (idle cores allowed) and the fat and thin
+    baselines, as :func:`packrat_sim.predictor.baselines` prices them, all predicted by one
+    :class:`~packrat_sim.predictor.Predictor` (dispatch cost + slowest instance x co-run
+    slowdown). Their pools start side by side; then ``passes`` passes, each running every
+    plan ``iterations`` batches interleaved (one batch per plan per round, order rotated
+    each round). Reported per plan: predicted ms, measured median, the signed error in %,
+    and the noise floor: the largest deviation of one pass's median from the overall
+    median, in % (how far the same plan moves between time windows here). ``profile``:
+    plan and predict from it (default: a quick profile measured now, with the co-run sweep
+    unless ``interference`` is False). Returns a JSON-able dict.
+    """
+    get_spec(model)
+    batches = [int(b) for b in batches]
+    if not batches or any(b < 1 for b in batches):
+        raise BenchError(f"batches must be positive integers, got {batches!r}")
+    for name, v in (("passes", passes), ("iterations", iterations)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise BenchError(f"{name} must be a positive integer, got {v!r}")
+    topo, T, say, profile = _setup(model, batches, cores, topology, profile, interference, on_progress)
+    predictor = Predictor(profile)
+    options = OptimizerOptions(exact_cores=False)
+    t_begin = time.monotonic()
+    rows = []
+    for B in batches:
+        named: dict[Plan, list[str]] = {}
+        best = best_plan(predictor, B, T, options)
+        named.setdefault(best.with_prediction(None), []).append("packrat")
+        for name, base in baselines(predictor, B, T, options).items():
+            if base.plan is not None:
+                named.setdefault(base.plan.with_prediction(None), []).append(name)
+        plans = list(named)
+        say(f"batch {B}: {len(plans)} plan(s), {passes} pass(es) of {iterations} interleaved batches")
+        pools = [InstancePool(model, p, topology=topo, allow_oversubscribe=True, allow_span=True,
+                              seed=seed, warmup=warmup) for p in plans]
+        try:
+            for pool in pools:
+                pool.launch()
+            for pool in pools:
+                pool.wait_ready()
+            inputs = make_inputs(model, B, seed + 2)
+            per_pass = [[[] for _ in plans] for _ in range(passes)]
+            for ps in range(passes):
+                for it in range(iterations):
+                    k = (ps * iterations + it) % len(plans)
+                    for j in list(range(k, len(plans))) + list(range(k)):
+                        per_pass[ps][j].append(pools[j].run(inputs)[1])
+        finally:
+            for pool in pools:
+                pool.close()
+        for j, p in enumerate(plans):
+            alls = [x for ps in range(passes) for x in per_pass[ps][j]]
+            measured = _median(alls)
+            pred = predictor.plan_ms(p)
+            pass_meds = [_median(per_pass[ps][j]) for ps in range(passes)]
+            noise = max(abs(m - measured) for m in pass_meds) / measured * 100.0 if passes > 1 else noise_floor_pct(alls)
+            rows.append({
+                "batch": B, "plan": p.describe(), "roles": named[p], "instances": len(p.instances),
+                "predicted_ms": pred, "predicted_isolated_ms": plan_latency(p, profile.latency),
+                "dispatch_ms": predictor.dispatch_ms(p),
+                "measured_ms": measured, "pass_medians_ms": pass_meds, "samples": len(alls),
+                "error_pct": None if pred is None else 100.0 * (pred - measured) / measured,
+                "noise_pct": noise,
+            })
+    errs = [abs(r["error_pct"]) for r in rows if r["error_pct"] is not None]
+    noise = [r["noise_pct"] for r in rows if r["noise_pct"] is not None]
+    return {
+        "schema": "packrat.fidelity/1", "model": model, "cores": T, "topology": topo.describe(),
+        "passes": passes, "iterations": iterations,
+        "profile": {"model": profile.model, "synthetic": profile.synthetic, "source": profile.source,
+                    "interference": profile.interference is not None, "dispatch_points": len(profile.dispatch)},
+        "rows": rows,
+        "median_abs_error_pct": _median_or_none(errs), "max_abs_error_pct": max(errs) if errs else None,
+        "median_noise_pct": _median_or_none(noise), "max_noise_pct": max(noise) if noise else None,
+        "loadavg_1m": _loadavg(), "elapsed_s": time.monotonic() - t_begin,
+    }
+
+
+def _loadavg() -> float | None:
+    from real_runner.profiling import read_loadavg
+
+    return read_loadavg()
+
+
+__all__ = ["BenchError", "feasible_plans", "measure_fidelity", "noise_floor_pct", "run_bench"]

@@ -38,7 +38,7 @@ import numpy as np
 
 from packrat_sim.plan import Instance, Plan, fat as fat_plan
 from real_runner import topology as topo_mod
-from real_runner.models import ModelError, build_model, get_spec, make_inputs
+from real_runner.models import ModelError, build_model, get_spec, make_inputs, require_batch_memory
 
 
 class WorkerError(RuntimeError):
@@ -78,7 +78,8 @@ def _pool_worker(conn, model: str, threads: int, cores: tuple[int, ...], start: 
             y = built(sample)
             for _ in range(max(0, warmup - 1)):
                 built(sample)
-        _send(conn, ("ready", tuple(y.shape[1:]), str(y.dtype).replace("torch.", ""), built.runtime))
+        _send(conn, ("ready", tuple(y.shape[1:]), str(y.dtype).replace("torch.", ""), built.runtime,
+                     topo_mod.thread_settings()))
         msg = conn.recv()  # ("output", out)
         out_rows = msg[1][start:stop]
         while True:
@@ -86,9 +87,10 @@ def _pool_worker(conn, model: str, threads: int, cores: tuple[int, ...], start: 
             if msg[0] == "stop":
                 break
             if msg[0] == "run":
+                n = msg[2] if len(msg) > 2 else stop - start  # ("run", seq, n): the first n rows only
                 t0 = time.perf_counter_ns()
                 with torch.inference_mode():
-                    out_rows.copy_(built(mine))
+                    out_rows[:n].copy_(built(mine[:n]))
                 t1 = time.perf_counter_ns()
                 _send(conn, ("done", msg[1], t0, t1))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
@@ -184,8 +186,13 @@ class InstancePool:
         jit: bool = False,
         warmup: int = 2,
         start_timeout: float = 600.0,
+        omp_policy: str | None = None,
     ) -> None:
         self.spec = get_spec(model)
+        try:
+            self.omp_policy = topo_mod.omp_policy(omp_policy)
+        except ValueError as exc:
+            raise ExecutorError(str(exc)) from None
         self.model = model
         self.topology = topology or topo_mod.detect()
         self.plan, self.cores = topo_mod.pin_plan(
@@ -204,6 +211,7 @@ class InstancePool:
         self._finalizer = None
         self._inp = self._out = None
         self.last_worker_ms: tuple[float, ...] = ()
+        self.worker_settings: dict[str, str] = {}  # torch / OpenMP settings the workers report
 
     # ---- lifecycle
     @property
@@ -237,7 +245,7 @@ class InstancePool:
         procs, conns = self._procs, self._conns
         self._finalizer = weakref.finalize(self, _shutdown, procs, conns)
         try:
-            with topo_mod.ignoring_sigint():
+            with topo_mod.ignoring_sigint(), topo_mod.worker_environment(self.omp_policy):
                 for inst, cores, (a, b) in zip(self.plan.instances, self.cores, self.rows):
                     parent, child = ctx.Pipe()
                     p = ctx.Process(
@@ -271,6 +279,7 @@ class InstancePool:
             (shape, dt), = shapes
             self.output_shape = tuple(shape)
             self.runtime = ready[0][3]
+            self.worker_settings = dict(ready[0][4]) if len(ready[0]) > 4 else {}
             self._out = torch.zeros((self.batch, *shape), dtype=getattr(torch, dt)).share_memory_()
             for c in self._conns:
                 c.send(("output", self._out))
@@ -333,29 +342,59 @@ class InstancePool:
         ``inputs=None`` to skip the copy."""
         return self._inp
 
-    def run(self, inputs=None, *, copy: bool = True):
+    def run(self, inputs=None, *, copy: bool = True, rows: int | None = None):
         """Run one batch; returns ``(outputs, latency_ms)``. ``inputs`` is ``[B, *input_shape]``
         (None: use what is in :meth:`input_buffer`). Outputs are a fresh tensor in input
-        order (``copy=False``: a view of the shared output buffer, overwritten by the next run)."""
+        order (``copy=False``: a view of the shared output buffer, overwritten by the next run).
+        ``rows`` (one-instance pools only, 1..B): run a smaller batch of that many inputs
+        through the same path (the profiler times every sub-batch of a thread count with one pool)."""
         if self._out is None:
             raise ExecutorError("the pool is not running (use `with InstancePool(...) as pool`)")
+        n = self.batch if rows is None else rows
+        if rows is not None and (len(self.plan.instances) != 1 or isinstance(rows, bool)
+                                 or not isinstance(rows, int) or not 1 <= rows <= self.batch):
+            raise ExecutorError(f"rows={rows!r} needs a one-instance pool and 1 <= rows <= {self.batch}")
         t0 = time.perf_counter()
         if inputs is not None:
             shape = tuple(inputs.shape)
-            if shape != tuple(self._inp.shape):
+            if shape != (n, *self._inp.shape[1:]):
                 raise ExecutorError(
-                    f"batch of shape {list(shape)} does not match the pool's {list(self._inp.shape)} "
+                    f"batch of shape {list(shape)} does not match the pool's {[n, *self._inp.shape[1:]]} "
                     f"(plan batch {self.batch}, {self.model} input {list(self.spec.input_shape)})"
                 )
-            self._inp.copy_(inputs)
+            _copy_single_threaded(self._inp[:n], inputs)
         self._seq += 1
+        msg = ("run", self._seq) if rows is None else ("run", self._seq, n)
         for c in self._conns:
-            self.control_bytes += _send(c, ("run", self._seq))
+            self.control_bytes += _send(c, msg)
         done = self._gather("done", seq=self._seq)
-        out = self._out.clone() if copy else self._out
+        out = _clone_single_threaded(self._out[:n]) if copy else self._out[:n]
         latency_ms = (time.perf_counter() - t0) * 1e3
         self.last_worker_ms = tuple((m[3] - m[2]) / 1e6 for m in done)
         return out, latency_ms
+
+
+def _copy_single_threaded(dst, src) -> None:
+    """``dst[...] = src`` on the dispatcher's own thread. torch's ``copy_`` would use the
+    process's intra-op OpenMP threads, whose spinning steals the workers' cores (measured:
+    fat B=8 7.72 -> 4.06 ms on a 2-core VM); numpy's copy is a plain memcpy on this thread."""
+    src = src.detach()
+    if src.dtype != dst.dtype or not src.is_contiguous():
+        src = src.to(dst.dtype).contiguous()
+    try:
+        np.copyto(dst.numpy(), src.numpy())
+    except TypeError:  # a dtype numpy lacks (bfloat16): torch's copy
+        dst.copy_(src)
+
+
+def _clone_single_threaded(t):
+    """A fresh copy of the CPU tensor ``t``, made on the dispatcher's own thread."""
+    import torch
+
+    try:
+        return torch.from_numpy(t.numpy().copy())
+    except TypeError:  # a dtype numpy lacks (bfloat16)
+        return t.clone()
 
 
 # ---------------------------------------------------------------------- run API
@@ -442,6 +481,7 @@ def run_plan(
 ) -> RunResult:
     """Start a pool for ``plan``, run ``iterations`` batches of seeded inputs, stop it."""
     _check_iterations(iterations)
+    require_batch_memory(model, plan.batch, ExecutorError)
     inputs = make_inputs(model, plan.batch, seed + 2)
     with InstancePool(model, plan, topology=topology, allow_oversubscribe=allow_oversubscribe,
                       seed=seed, jit=jit, warmup=warmup) as pool:
@@ -488,6 +528,7 @@ def compare_with_fat(
     even iterations, fat first on odd ones), with both pools started side by side but
     never running at the same time. Also checks that both give the same outputs."""
     _check_iterations(iterations)
+    require_batch_memory(model, plan.batch, ExecutorError)
     topo = topology or topo_mod.detect()
     fat_cores = cores or min(plan.cores, topo.logical)
     fat = fat_plan(plan.batch, fat_cores)

@@ -182,6 +182,16 @@ _BUILDERS: dict[str, Callable[[], Any]] = {
 }
 
 
+def require_batch_memory(name: str, batch: int, error=None) -> None:
+    """Refuse (``error``, default ModelError) a batch of ``name`` whose inputs, their copies and
+    activations would exceed packrat_sim.limits' memory limit (PACKRAT_MAX_MEMORY_MB)."""
+    from packrat_sim import limits
+
+    spec = get_spec(name)
+    limits.require(limits.batch_bytes(batch, spec.input_shape, spec.input_dtype), f"a batch of {batch} {name} inputs",
+                   error=error or ModelError)
+
+
 def make_inputs(name: str, batch: int, seed: int = 0):
     """A deterministic batch ``[batch, *input_shape]`` for model ``name`` (same seed, same tensor)."""
     import torch
@@ -189,6 +199,7 @@ def make_inputs(name: str, batch: int, seed: int = 0):
     spec = get_spec(name)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ModelError(f"batch must be a positive integer, got {batch!r}")
+    require_batch_memory(name, batch)
     gen = torch.Generator().manual_seed(seed)
     shape = (batch, *spec.input_shape)
     if spec.input_kind == "tokens":

@@ -1,14 +1,18 @@
 """Measure a model's latency profile L[t, b] on this machine, and its co-run interference.
 
-Isolated sweep (:func:`profile_model`): one ``spawn`` worker process builds the model
-once; for every cell (t threads, b sub-batch) it pins all its threads to the t CPUs
-the topology gives a t-thread instance (physical cores first), sets
-``torch.set_num_threads(t)``, warms up (``warmup`` runs, at least one), then times
-``repeats`` runs (more, up to ``max_samples``, until ``min_seconds`` have been spent, so
-millisecond models get enough samples). Each cell records its samples; the profile's
-statistic is the median. Outliers (further than max(3 scaled MADs, 20 %) from the
-median) are flagged and re-measured, up to two rounds; what was replaced is recorded in
-the profile's meta (``outliers.t{t}.b{b}``).
+Isolated sweep (:func:`profile_model`): every cell (t threads, b sub-batch) is timed
+through the same path the runner uses: a one-instance :class:`real_runner.executor.InstancePool`
+(t threads pinned to the CPUs the topology gives a t-thread instance, physical cores first,
+the workers' OpenMP wait policy, shared-memory inputs, pipe messages). The pools of one
+thread count start side by side; each is warmed up, then run ``repeats`` batches (more,
+up to ``max_samples``, until ``min_seconds`` have been spent). A cell's samples are the
+worker's compute times of those batches (cold calls after a pipe wait included); the
+end-to-end time minus the compute is the dispatch cost, stored per (instances=1, b).
+Every sample is kept: outliers (further than max(3 scaled MADs, 20 %) from the median)
+are only flagged in meta (``outliers.t{t}.b{b}``), never re-measured, because real runs
+see contended samples too. Each cell records the conditions it was measured in
+(``context``: 1-minute load average, run-queue wait per batch from /proc/PID/task/*/schedstat,
+dispatch cost). The profile's statistic is the median.
 
 Resumable and loss-free: with ``out``, the profile is written atomically after every
 cell. Running again with the same ``out`` reads it and measures only the missing cells
@@ -16,15 +20,15 @@ cell. Running again with the same ``out`` reads it and measures only the missing
 ProfileError that names it, and is left untouched. An exception or Ctrl-C stops the
 worker and keeps everything written so far.
 
-Interference sweep (``interference=True``): k = 1, 2, ... instances of one thread each,
-every one pinned to its own CPU, run the probe cell (t=1, the largest profiled batch
-whose isolated median is <= 500 ms) at the same time; each keeps running until all have
-their samples, so every sample is taken under the full load. The slowdown beside
-``(k - 1)`` other busy cores is the median over instances of their median latency,
-divided by the median of the k = 1 run of the same sweep (packrat_sim.interference.
-fit_interference, whose RMS relative error over the per-instance medians is stored as
-the model's ``fit_error``). Stored as the profile's :class:`Interference` (slowdowns
-below 1, i.e. noise, are stored as 1; raw values in meta ``interference.raw``).
+Co-run sweep (``interference=True``, the default): for k = 1, 2, 4, ..., the allowed CPUs
+(at most MAX_CORUN), a pool of k one-thread instances, each on its own CPU with the probe
+sub-batch (the largest profiled b whose t=1 median is <= 500 ms), runs batches as the
+runner does. The slowdown beside (k - 1) other busy cores is each instance's median
+compute over the k = 1 median (packrat_sim.interference.fit_interference; RMS relative
+error stored as ``fit_error``); when that error is above 10 % the sweep runs once more
+with twice the batches and is refitted on both passes. The same pools give the dispatch
+cost for (k, k x probe) inputs. Slowdowns below 1 (noise) are stored as 1; raw ratios in
+meta ``interference.raw``.
 
 Progress (a bar with an ETA) goes to stderr, only when it is a terminal or ``progress``
 is True.
@@ -33,13 +37,10 @@ is True.
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import sys
 import time
-import traceback
 from dataclasses import dataclass
-from multiprocessing.connection import wait as wait_any
 from typing import Callable, Sequence
 
 import numpy as np
@@ -47,7 +48,7 @@ import numpy as np
 from packrat_sim.interference import fit_interference
 from packrat_sim.profile import Cell, Interference, Profile, ProfileError, read_profile, write_profile
 from real_runner import topology as topo_mod
-from real_runner.models import ModelError, build_model, get_spec, make_inputs
+from real_runner.models import ModelError, get_spec, make_inputs, require_batch_memory
 
 DEFAULT_BATCHES = (1, 2, 4, 8)
 DEFAULT_REPEATS = 5
@@ -58,6 +59,7 @@ OUTLIER_MADS = 3.0
 OUTLIER_REL = 0.2
 OUTLIER_ROUNDS = 2
 PROBE_MAX_MS = 500.0
+REFIT_ERROR = 0.10  # re-measure the co-run sweep once when its fit error is above this
 MAX_CORUN = 32  # the interference sweep co-runs at most this many instances
 
 
@@ -113,141 +115,95 @@ def flag_outliers(samples: Sequence[float], mads: float = OUTLIER_MADS, rel: flo
     return [i for i, x in enumerate(xs) if abs(x - med) > limit]
 
 
-# ------------------------------------------------------------------------ worker
+# ------------------------------------------------------------- pool measurement
 
 
-def _profiler_worker(conn, model: str, seed: int, jit: bool, go, stop) -> None:
-    """Profiling worker main loop (spawned process)."""
+def read_loadavg() -> float | None:
+    """The 1-minute load average from /proc/loadavg (None where unavailable)."""
     try:
-        cores = sorted(os.sched_getaffinity(0))
-        topo_mod.start_worker(cores, 1)
-        import torch
+        with open("/proc/loadavg", encoding="ascii") as fh:
+            return float(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
-        built = build_model(model, seed=seed, jit=jit)
-        conn.send(("hello", topo_mod.thread_settings(), built.runtime))
-        while True:
-            msg = conn.recv()
-            if msg[0] == "stop":
-                return
-            _, t, b, cores, warmup, n, min_s, max_n = msg[:8]
-            topo_mod.pin_process(cores)
-            torch.set_num_threads(t)
-            x = make_inputs(model, b, seed + 1)
-            with torch.inference_mode():
-                t_warm = time.perf_counter()
-                for _ in range(warmup):
-                    built(x)
-                if msg[0] == "measure":
-                    samples: list[float] = []
-                    t_start = time.perf_counter()
-                    while len(samples) < n or (
-                        time.perf_counter() - t_start < min_s and len(samples) < max_n
-                    ):
-                        t0 = time.perf_counter()
-                        built(x)
-                        samples.append((time.perf_counter() - t0) * 1e3)
-                    conn.send(("samples", samples, time.perf_counter() - t_warm))
-                elif msg[0] == "corun":
-                    conn.send(("ready",))
-                    go.wait()
-                    samples = []
-                    sent = False
-                    while not (sent and stop.is_set()):
-                        t0 = time.perf_counter()
-                        built(x)
-                        if not sent:
-                            samples.append((time.perf_counter() - t0) * 1e3)
-                            if len(samples) >= n:
-                                conn.send(("samples", samples, 0.0))
-                                sent = True
-                    conn.send(("stopped",))
-    except (EOFError, BrokenPipeError, KeyboardInterrupt):
-        return
-    except BaseException as exc:
+
+def read_runq_wait_ns(pid: int) -> int | None:
+    """Nanoseconds process ``pid`` has spent runnable but waiting for a CPU, summed over
+    its threads (/proc/PID/task/*/schedstat, second field; None where unavailable)."""
+    total, seen = 0, False
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
         try:
-            conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
-        except Exception:
-            pass
+            with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as fh:
+                total += int(fh.read().split()[1])
+                seen = True
+        except (OSError, ValueError, IndexError):
+            continue
+    return total if seen else None
 
 
-class _Workers:
-    """Profiling workers sharing one pair of co-run events; always shut down on exit."""
+@dataclass(frozen=True)
+class PoolSamples:
+    """What timing a pool measured: per batch, end-to-end ms and each worker's compute ms,
+    plus the conditions (load average, run-queue wait per batch)."""
 
-    def __init__(self, model: str, seed: int, jit: bool) -> None:
-        self.ctx = mp.get_context("spawn")
-        self.model, self.seed, self.jit = model, seed, jit
-        self.go, self.stop = self.ctx.Event(), self.ctx.Event()
-        self.procs: list = []
-        self.conns: list = []
-        self.hello: list = []
+    end_to_end_ms: tuple[float, ...]
+    worker_ms: tuple[tuple[float, ...], ...]  # per batch, per instance
+    context: tuple[tuple[str, float], ...]
 
-    def spawn(self, count: int) -> None:
-        new = []
-        with topo_mod.ignoring_sigint():
-            for _ in range(count):
-                parent, child = self.ctx.Pipe()
-                p = self.ctx.Process(
-                    target=_profiler_worker, args=(child, self.model, self.seed, self.jit, self.go, self.stop),
-                    daemon=True, name=f"packrat-profile-{self.model}",
-                )
-                p.start()
-                child.close()
-                self.procs.append(p)
-                self.conns.append(parent)
-                new.append(len(self.procs) - 1)
-        self.hello.extend(self.receive(new, "hello"))
+    @property
+    def dispatch_ms(self) -> list[float]:
+        """Per batch: end to end minus the slowest worker's compute (>= 0)."""
+        return [max(0.0, e - max(w)) for e, w in zip(self.end_to_end_ms, self.worker_ms)]
 
-    def receive(self, which: Sequence[int], kind: str) -> list:
-        pending = {self.conns[i]: i for i in which}
-        sentinels = {self.procs[i].sentinel: i for i in which}
-        got = {}
-        while pending:
-            for r in wait_any(list(pending) + list(sentinels)):
-                if r in pending:
-                    i = pending.pop(r)
-                    try:
-                        msg = r.recv()
-                    except (EOFError, OSError):
-                        self.procs[i].join(5.0)
-                        raise ProfilingWorkerError(
-                            f"profiling worker exited with code {self.procs[i].exitcode} (out of memory, or killed)"
-                        ) from None
-                    if msg[0] == "error":
-                        raise ProfilingWorkerError(f"profiling worker failed: {msg[1]}")
-                    if msg[0] != kind:
-                        raise ProfilingWorkerError(f"profiling worker answered {msg[0]!r}, expected {kind!r}")
-                    got[i] = msg
-                elif r in sentinels:
-                    i = sentinels.pop(r)
-                    if self.conns[i] in pending and not self.conns[i].poll():
-                        raise ProfilingWorkerError(
-                            f"profiling worker exited with code {self.procs[i].exitcode} "
-                            "(out of memory, or killed)"
-                        )
-        return [got[i] for i in which]
 
-    def measure(self, t: int, b: int, cores, warmup: int, n: int, min_s: float, max_n: int) -> tuple[list[float], float]:
-        self.conns[0].send(("measure", t, b, tuple(cores), warmup, n, min_s, max_n))
-        msg = self.receive([0], "samples")[0]
-        return list(msg[1]), float(msg[2])
+def time_pool(pool, inputs, n: int, min_seconds: float = 0.0, max_n: int | None = None,
+              rows: int | None = None) -> PoolSamples:
+    """Run ``pool`` on ``inputs`` at least ``n`` times (more, up to ``max_n``, until
+    ``min_seconds`` have passed), exactly as the runner does; keep every sample."""
+    max_n = max(n, max_n or n)
+    load0 = read_loadavg()
+    wait0 = {pid: read_runq_wait_ns(pid) for pid in pool.pids}
+    e2e: list[float] = []
+    work: list[tuple[float, ...]] = []
+    t_start = time.perf_counter()
+    while len(e2e) < n or (time.perf_counter() - t_start < min_seconds and len(e2e) < max_n):
+        _, ms = pool.run(inputs, copy=False, rows=rows)
+        e2e.append(ms)
+        work.append(tuple(pool.last_worker_ms))
+    context = []
+    load1 = read_loadavg()
+    if load0 is not None and load1 is not None:
+        context.append(("loadavg_1m", round((load0 + load1) / 2, 3)))
+    waits = []
+    for pid, w0 in wait0.items():
+        w1 = read_runq_wait_ns(pid)
+        if w0 is not None and w1 is not None:
+            waits.append((w1 - w0) / 1e6 / len(e2e))
+    if waits:
+        context.append(("runq_wait_ms_per_batch", round(max(waits), 4)))
+    return PoolSamples(tuple(e2e), tuple(work), tuple(context))
 
-    def corun(self, k: int, b: int, cores: Sequence[tuple[int, ...]], warmup: int, n: int) -> list[list[float]]:
-        self.go.clear()
-        self.stop.clear()
-        which = list(range(k))
-        for i in which:
-            self.conns[i].send(("corun", 1, b, tuple(cores[i]), warmup, n, 0.0, n))
-        self.receive(which, "ready")
-        self.go.set()
-        samples = [list(m[1]) for m in self.receive(which, "samples")]
-        self.stop.set()
-        self.receive(which, "stopped")
-        return samples
 
-    def close(self) -> None:
-        from real_runner.executor import _shutdown
+def _start_pools(model: str, plans: Sequence, topo, seed: int, jit: bool, warmup: int) -> list:
+    """Start one InstancePool per plan, side by side (imports overlap); all or none."""
+    from real_runner.executor import InstancePool
 
-        _shutdown(self.procs, self.conns)
+    pools = [InstancePool(model, p, topology=topo, allow_oversubscribe=True, allow_span=True,
+                          seed=seed, jit=jit, warmup=max(warmup, 1) + 1) for p in plans]
+    try:
+        for pool in pools:
+            pool.launch()
+        for pool in pools:
+            pool.wait_ready()
+    except BaseException:
+        for pool in pools:
+            pool.close()
+        raise
+    return pools
 
 
 class ProfilingWorkerError(RuntimeError):
@@ -342,6 +298,7 @@ def _validate(model: str, threads, batches, repeats: int, warmup: int, topo: top
     for name, v, lo in (("repeats", repeats, 1), ("warmup", warmup, 0)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise ProfilingError(f"{name} must be an integer >= {lo}, got {v!r}")
+    require_batch_memory(model, max(batches), ProfilingError)
     return threads, batches
 
 
@@ -379,7 +336,7 @@ def measure_profile(
     *,
     warmup: int = DEFAULT_WARMUP,
     out: str | None = None,
-    interference: bool = False,
+    interference: bool = True,
     progress: bool | None = None,
     stream=None,
     topology: topo_mod.Topology | None = None,
@@ -440,63 +397,82 @@ def measure_profile(
             synthetic=False,
             source=(
                 f"measured on this machine by packrat profile ({topo.describe()}; {runtime or 'eager'}; "
-                f"warm-up {warmup}, >= {repeats} repeats per cell, each cell in a worker pinned to its cores)"
+                f"warm-up {warmup}, >= {repeats} repeats per cell, each cell timed through a one-instance pool "
+                f"as the runner runs it, every sample kept)"
             ),
             interference=interf,
             meta=tuple(sorted(m.items())),
+            dispatch=tuple((k, bb, ms) for (k, bb), ms in sorted(dispatch.items())),
         )
 
     measured: list[tuple[int, int]] = []
-    workers = _Workers(model, seed, jit) if (todo or need_interference) else None
+    dispatch: dict[tuple[int, int], float] = {} if old is None else {(k, bb): ms for k, bb, ms in old.dispatch}
+    cell_dispatch: dict[int, list[float]] = {}
+    rows: dict[int, list[int]] = {}
+    for t, b in todo:
+        rows.setdefault(t, []).append(b)
     try:
-        if workers is not None:
-            # Every worker the run needs starts now, side by side (their imports overlap).
-            prog.update("starting workers" if need_interference else "starting worker")
-            workers.spawn(min(topo.logical, MAX_CORUN) if need_interference else 1)
-            settings, runtime = workers.hello[0][1], workers.hello[0][2]
-            machine_extra.update(settings)
-        for idx, (t, b) in enumerate(todo):
-            cores = topo_mod.assign_cores([t], topo, allow_span=True)[0]
-            prog.update(f"t={t} b={b}")
-            samples, busy = workers.measure(t, b, cores, max(warmup, 1), repeats, min_seconds, max_samples)
-            flagged: list[float] = []
-            remeasured = 0
-            for _ in range(OUTLIER_ROUNDS):
-                bad = flag_outliers(samples)
-                if not bad:
-                    break
-                flagged.extend(samples[i] for i in bad)
-                bad_set = set(bad)
-                keep = [s for i, s in enumerate(samples) if i not in bad_set]
-                more, extra_s = workers.measure(t, b, cores, 0, len(bad), 0.0, len(bad))
-                busy += extra_s
-                remeasured += len(bad)
-                samples = keep + more
-            if flagged:
-                meta[f"outliers.t{t}.b{b}"] = json.dumps({
-                    "flagged_ms": [round(x, 4) for x in flagged],
-                    "remeasured": remeasured,
-                    "still_flagged": len(flag_outliers(samples)),
-                })
-            cell = Cell.from_samples(t, b, [round(s, 6) for s in samples])
-            cells[(t, b)] = cell
-            measured.append((t, b))
-            if out is not None:
-                write_profile(snapshot(complete=False), out)
-            prog.update(f"t={t} b={b}", units=units[(t, b)], busy_s=busy, done=True)
-            if on_cell is not None:
-                on_cell(cell, idx, len(todo))
+        from real_runner.executor import WorkerError
+        from packrat_sim.plan import Instance, Plan
+
+        idx = 0
+        for t, row in rows.items():
+            cores = tuple(topo_mod.assign_cores([t], topo, allow_span=True)[0])
+            prog.update(f"t={t}: starting its pool")
+            # one pool per thread count, sized for its largest sub-batch; smaller ones run
+            # through the same worker and buffers (InstancePool.run(rows=b))
+            try:
+                pools = _start_pools(model, [Plan((Instance(t, max(row), cores),), max(row), t)], topo, seed, jit, warmup)
+            except WorkerError as exc:
+                raise ProfilingWorkerError(str(exc)) from None
+            pool = pools[0]
+            try:
+                for b in row:
+                    if not runtime:
+                        runtime = pool.runtime
+                        machine_extra.update(_worker_settings(pool))
+                    prog.update(f"t={t} b={b}")
+                    t0 = time.perf_counter()
+                    if warmup > 0:  # warm this sub-batch size (the pool warmed up only the largest)
+                        time_pool(pool, make_inputs(model, b, seed + 2), warmup, rows=b)
+                    got = time_pool(pool, make_inputs(model, b, seed + 2), repeats, min_seconds, max_samples, rows=b)
+                    busy = time.perf_counter() - t0
+                    samples = [w[0] for w in got.worker_ms]
+                    flagged = flag_outliers(samples)
+                    if flagged:  # kept: contended samples are what real runs see
+                        meta[f"outliers.t{t}.b{b}"] = json.dumps({
+                            "flagged_ms": [round(samples[i], 4) for i in flagged], "kept": True,
+                        })
+                    context = list(got.context) + [("dispatch_ms", round(float(np.median(got.dispatch_ms)), 4))]
+                    cell = Cell.from_samples(t, b, [max(round(x, 6), 1e-6) for x in samples], context=context)
+                    cells[(t, b)] = cell
+                    cell_dispatch.setdefault(b, []).append(float(np.median(got.dispatch_ms)))
+                    measured.append((t, b))
+                    for bb, ds in cell_dispatch.items():
+                        dispatch[(1, bb)] = round(float(np.median(ds)), 4)
+                    if out is not None:
+                        write_profile(snapshot(complete=False), out)
+                    prog.update(f"t={t} b={b}", units=units[(t, b)], busy_s=busy, done=True)
+                    if on_cell is not None:
+                        on_cell(cell, idx, len(todo))
+                    idx += 1
+            finally:
+                for pool in pools:
+                    pool.close()
         if need_interference:
-            prog.update("interference sweep")
-            interf, raw, probe = _interference(workers, topo, cells, batches, warmup, repeats)
+            prog.update("co-run sweep")
+            try:
+                interf, raw, probe, points = _interference(model, topo, cells, batches, warmup, repeats, seed, jit)
+            except WorkerError as exc:
+                raise ProfilingWorkerError(str(exc)) from None
+            dispatch.update(points)
             meta["interference.raw"] = json.dumps(raw)
             meta["interference.probe"] = probe
     finally:
-        if workers is not None:
-            workers.close()
         prog.finish()
     final = snapshot(complete=True)
-    if out is not None and (measured or need_interference or old is None):
+    was_complete = old is not None and dict(old.meta).get("runner.complete") == "true"
+    if out is not None and (measured or need_interference or not was_complete):
         write_profile(final, out)
     return ProfilingResult(
         profile=final,
@@ -506,6 +482,17 @@ def measure_profile(
         elapsed_s=time.monotonic() - t_begin,
         out=out,
     )
+
+
+def _worker_settings(pool) -> dict[str, str]:
+    """The thread settings a pool's workers run with (recorded in the profile's machine)."""
+    policy = getattr(pool, "omp_policy", "")
+    out = dict(getattr(pool, "worker_settings", {}))
+    out["omp_wait_policy"] = policy
+    env = ",".join(f"{k}={v}" for k, v in topo_mod.OMP_POLICIES.get(policy, {}).items())
+    if env:
+        out["omp_env"] = env
+    return out
 
 
 def co_run_levels(max_instances: int) -> list[int]:
@@ -520,7 +507,26 @@ def co_run_levels(max_instances: int) -> list[int]:
     return sorted(levels)
 
 
-def _interference(workers: _Workers, topo, cells, batches, warmup, repeats) -> tuple[Interference, list, str]:
+def _corun_round(model, topo, levels, probe_b, cores, warmup, n, seed, jit):
+    """One co-run pass: a pool of k one-thread instances (each on its own CPU, sub-batch
+    ``probe_b``) per level k, all started side by side, measured one after the other as
+    the runner runs them. Returns {k: PoolSamples}."""
+    from packrat_sim.plan import Instance, Plan
+
+    plans = [Plan(tuple(Instance(1, probe_b, (cores[i][0],)) for i in range(k)), k * probe_b, max(k, 1))
+             for k in levels]
+    pools = _start_pools(model, plans, topo, seed, jit, warmup)
+    try:
+        inputs = {k: make_inputs(model, k * probe_b, seed + 2) for k in levels}
+        return {k: time_pool(pool, inputs[k], n) for k, pool in zip(levels, pools)}
+    finally:
+        for pool in pools:
+            pool.close()
+
+
+def _interference(model, topo, cells, batches, warmup, repeats, seed, jit):
+    """Co-run sweep through pools (module doc): the busy-cores slowdown model, the raw
+    ratios, a description of the probe, and dispatch points {(k, k * probe_b): ms}."""
     probe_b = batches[0]
     for b in batches:
         c = cells.get((1, b))
@@ -528,27 +534,40 @@ def _interference(workers: _Workers, topo, cells, batches, warmup, repeats) -> t
             probe_b = max(probe_b, b)
     max_k = min(topo.logical, MAX_CORUN)
     levels = co_run_levels(max_k)
-    if max_k > len(workers.procs):
-        workers.spawn(max_k - len(workers.procs))
     cores = topo_mod.assign_cores([1] * max_k, topo)
     n = max(repeats, 5)
+    observations: list[tuple[int, float]] = []
+    raw: list = []
+    dispatch: dict[tuple[int, int], list[float]] = {}
     base = None
-    raw, observations = [], []
-    for k in levels:
-        samples = workers.corun(k, probe_b, cores, max(warmup, 1), n)
-        medians = [float(np.median(s)) for s in samples]
-        med = float(np.median(medians))
-        if k == 1:
-            base = med
-            continue
-        raw.append([k - 1, round(med / base, 4)])
-        observations += [(k - 1, m / base) for m in medians]
-    probe = f"t=1 b={probe_b}, {n} samples per instance, instances on CPUs {[c[0] for c in cores]}, isolated median {base:.3f} ms"
-    if not observations:  # a single usable CPU: nothing can run beside the probe
-        return Interference(points=()), raw, probe
-    fitted = fit_interference(observations)  # medians per core count + RMS relative fit error
+    fitted = None
+    rounds = 0
+    for rounds in (1, 2):  # a second pass, pooled with the first, when the fit is poor
+        got = _corun_round(model, topo, levels, probe_b, cores, warmup, n * rounds, seed, jit)
+        for k, ps in got.items():
+            dispatch.setdefault((k, k * probe_b), []).extend(ps.dispatch_ms)
+        if base is None:
+            base = float(np.median([w[0] for w in got[1].worker_ms]))
+        for k, ps in got.items():
+            if k == 1:
+                continue
+            per_instance = [float(np.median([w[i] for w in ps.worker_ms])) for i in range(k)]
+            raw.append([k - 1, round(float(np.median(per_instance)) / base, 4)])
+            observations += [(k - 1, m / base) for m in per_instance]
+        if not observations:
+            break
+        fitted = fit_interference(observations)
+        if fitted.fit_error is None or fitted.fit_error <= REFIT_ERROR:
+            break
+    points_d = {key: round(float(np.median(v)), 4) for key, v in dispatch.items()}
+    probe = (
+        f"t=1 b={probe_b}, {n} batches per pool, co-run through pools of k one-thread instances on CPUs "
+        f"{[c[0] for c in cores]}, isolated median {base:.3f} ms, {rounds} pass(es)"
+    )
+    if fitted is None:  # a single usable CPU: nothing can run beside the probe
+        return Interference(points=()), raw, probe, points_d
     points = tuple((k, max(1.0, round(s, 4))) for k, s in fitted.points)
-    return Interference(points=points, fit_error=fitted.fit_error), raw, probe
+    return Interference(points=points, fit_error=fitted.fit_error), raw, probe, points_d
 
 
 def profile_model(

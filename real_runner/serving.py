@@ -59,6 +59,7 @@ from typing import Callable, Hashable
 import numpy as np
 
 from checker.history import History, Operation
+from packrat_sim import policy as pol
 from packrat_sim.estimator import EstimatorConfig, initial_state, pow2_floor, step as estimator_step
 from packrat_sim.plan import Plan
 from real_runner import topology as topo_mod
@@ -185,6 +186,8 @@ class ServingRuntime:
         self._closed = False
         self.t0_ns = time.monotonic_ns()
         self.last_depth = plan.batch
+        self.backlog = 0  # requests a load generator still holds after forming the last batch
+        self.formed: list[tuple[float, int, int]] = []  # (ms since t0, batch size, backlog) per batch taken
 
     # ---- lifecycle
     def _new_pool(self, plan: Plan, timeout: float | None = None) -> InstancePool:
@@ -274,6 +277,8 @@ class ServingRuntime:
 
     def _serve(self, rec: BatchRecord) -> None:
         self.last_depth = rec.size
+        self.formed.append(((time.monotonic_ns() - self.t0_ns) / 1e6, rec.size,
+                            self.backlog + sum(item[0].size for item in list(self._queue.queue) if item is not None)))
         with self._route:  # routing decision: one epoch for the whole batch
             ep = self._current
             ep.inflight += 1
@@ -441,27 +446,45 @@ def _closed_client(rt: ServingRuntime, client: int, steps, t0: float, stop: thre
                 time.sleep(think_s)
 
 
+MAX_IDLE_S = 1.0  # open loop: an idle gap longer than this is skipped (the clock jumps)
+
+
 def _open_loop(rt: ServingRuntime, load: LoadSpec, t0: float, stop: threading.Event, seed: int,
-               request_latencies: list) -> None:
+               request_latencies: list, skipped: list | None = None) -> None:
+    """Replay the open-loop arrivals in real time. Idle time costs nothing: when nothing
+    is in flight (the batch before was answered) and the next arrival is more than
+    ``MAX_IDLE_S`` away, the schedule is shifted so that it arrives now (the skipped
+    seconds are appended to ``skipped``); a trace with a gap of 1e300 ms runs at once."""
     from packrat_sim.workload import arrival_times_ms
 
     arrivals = arrival_times_ms(load.workload, np.random.default_rng(seed)) / 1000.0
     max_batch = load.workload.batching.max_batch
     i = 0
     n = len(arrivals)
+    shift = 0.0  # seconds skipped so far
     while i < n and not stop.is_set():
-        now = time.monotonic() - t0
+        now = time.monotonic() - t0 + shift
         if arrivals[i] > now:
-            time.sleep(min(arrivals[i] - now, 0.05))
+            gap = arrivals[i] - now
+            if gap > MAX_IDLE_S:
+                shift += gap
+                if skipped is not None:
+                    skipped.append(gap)
+                continue
+            time.sleep(min(gap, 0.05))
             continue
         j = i
         while j < n and arrivals[j] <= now and j - i < max_batch:
             j += 1
+        k = j
+        while k < n and arrivals[k] <= now and k - j < max_batch:
+            k += 1
+        rt.backlog = k - j  # still waiting after this batch (counted up to one more batch)
         try:
             rt.infer(j - i, 0)
         except ServingError:
             return
-        done = time.monotonic() - t0
+        done = time.monotonic() - t0 + shift
         request_latencies.extend(((done - arrivals[i:j]) * 1000.0).tolist())
         i = j
 
@@ -469,14 +492,32 @@ def _open_loop(rt: ServingRuntime, load: LoadSpec, t0: float, stop: threading.Ev
 def serve_load(model: str, load: LoadSpec, planner: Callable[[int], Plan], *,
                estimator: EstimatorConfig | None = None, initial_batch: int | None = None,
                topology: topo_mod.Topology | None = None, seed: int = 0, warmup: int = 1,
-               window_s: float = 3.0, runtime_hook: Callable | None = None) -> dict:
+               window_s: float = 3.0, runtime_hook: Callable | None = None,
+               catalog: pol.PlanCatalog | None = None, policy: pol.PolicyConfig | None = None,
+               switch: pol.SwitchModel | None = None, static: Plan | None = None) -> dict:
     """Serve ``load`` with online reconfiguration; returns a report (see :func:`summarize`)
     with ``"history"`` (a :class:`History`) and ``"runtime"`` (the closed runtime).
 
-    ``planner(batch) -> Plan`` gives the plan for a batch size (the optimizer on a profile);
-    the estimator is evaluated every ``estimator.interval_ms`` on the last observed queue
-    depth, and a reconfiguration runs only when its decision differs and the planned plan
-    is a different plan. ``runtime_hook(runtime)`` runs once the runtime is up (faults)."""
+    With ``catalog`` (a :class:`~packrat_sim.policy.PlanCatalog` of the profile): the
+    ``packrat`` policy of :mod:`packrat_sim.policy`, the same rule the simulator runs. It
+    starts with the plan for the first batch the load forms, observes every batch taken
+    (size and backlog) and decides at most every ``policy.decide_every_ms``, only when
+    batches were formed since its last look (idle time costs nothing).
+
+    Without it: the paper's estimator (``packrat-ewma``): ``planner(batch) -> Plan`` gives
+    the plan for a batch size, the estimator is evaluated every ``estimator.interval_ms``
+    on the last observed queue depth, and a reconfiguration runs only when its decision
+    differs and the planned plan is a different plan. ``runtime_hook(runtime)`` runs
+    once the runtime is up (faults).
+
+    With ``static``: that plan serves the whole load, never reconfigured (the baseline
+    that adaptive serving is compared with)."""
+    if static is not None:
+        return _serve_static(model, load, static, topology=topology, seed=seed, warmup=warmup, window_s=window_s)
+    if catalog is not None:
+        return _serve_with_policy(model, load, catalog, policy or pol.PolicyConfig(max_batch=load.max_batch),
+                                  switch or pol.SwitchModel(), topology=topology, seed=seed, warmup=warmup,
+                                  window_s=window_s, runtime_hook=runtime_hook)
     first = load.steps[0][0] if load.kind == "closed" else 1
     cfg = estimator or EstimatorConfig(alpha=0.5, window=4, interval_ms=250.0, max_batch=load.max_batch)
     b0 = initial_batch or min(max(pow2_floor(first), cfg.lower), cfg.upper)
@@ -485,17 +526,11 @@ def serve_load(model: str, load: LoadSpec, planner: Callable[[int], Plan], *,
     stop = threading.Event()
     req_lat: list = []
     errors: list = []
+    skipped: list = []
     try:
         if runtime_hook is not None:
             runtime_hook(rt)
-        t0 = time.monotonic()
-        if load.kind == "closed":
-            threads = [threading.Thread(target=_closed_client, args=(rt, c, load.steps, t0, stop, load.think_s), daemon=True)
-                       for c in range(load.clients)]
-        else:
-            threads = [threading.Thread(target=_open_loop, args=(rt, load, t0, stop, seed, req_lat), daemon=True)]
-        for t in threads:
-            t.start()
+        threads = _load_threads(rt, load, stop, seed, req_lat, skipped)
         state = initial_state(cfg, b0)
         while any(t.is_alive() for t in threads):
             time.sleep(cfg.interval_ms / 1000.0)
@@ -516,8 +551,116 @@ def serve_load(model: str, load: LoadSpec, planner: Callable[[int], Plan], *,
         rt.close()
     report = summarize(rt, window_s=window_s)
     report["request_latency_ms"] = _stats(req_lat) if req_lat else None
+    report["policy"] = "packrat-ewma"
     report["estimator"] = {"alpha": cfg.alpha, "window": cfg.window, "interval_ms": cfg.interval_ms}
     report["reconfigure_errors"] = errors
+    report["idle_skipped_s"] = float(sum(skipped))
+    report["history"] = rt.history()
+    report["runtime"] = rt
+    return report
+
+
+def _load_threads(rt: ServingRuntime, load: LoadSpec, stop: threading.Event, seed: int, req_lat: list,
+                  skipped: list) -> list[threading.Thread]:
+    t0 = time.monotonic()
+    if load.kind == "closed":
+        threads = [threading.Thread(target=_closed_client, args=(rt, c, load.steps, t0, stop, load.think_s), daemon=True)
+                   for c in range(load.clients)]
+    else:
+        threads = [threading.Thread(target=_open_loop, args=(rt, load, t0, stop, seed, req_lat, skipped), daemon=True)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def first_formed_batch(load: LoadSpec, seed: int = 0) -> int:
+    """Size of the first batch ``load`` forms: the closed loop's first B, or the open
+    loop's arrivals within ``max_delay`` of the first (same draw as :func:`serve_load`)."""
+    if load.kind == "closed":
+        return load.steps[0][0]
+    from packrat_sim.workload import arrival_times_ms
+
+    b = load.workload.batching
+    arrivals = arrival_times_ms(load.workload, np.random.default_rng(seed))
+    return pol.first_batch_size(arrivals, b.max_batch, b.max_delay_ms)
+
+
+def _serve_static(model: str, load: LoadSpec, plan: Plan, *, topology, seed: int, warmup: int,
+                  window_s: float) -> dict:
+    """:func:`serve_load` with one plan for the whole load (see there)."""
+    rt = ServingRuntime(model, plan, topology=topology, seed=seed, warmup=warmup)
+    rt.start()
+    stop = threading.Event()
+    req_lat: list = []
+    skipped: list = []
+    try:
+        for t in _load_threads(rt, load, stop, seed, req_lat, skipped):
+            t.join()
+    finally:
+        stop.set()
+        rt.close()
+    report = summarize(rt, window_s=window_s)
+    report["request_latency_ms"] = _stats(req_lat) if req_lat else None
+    report["policy"] = "static"
+    report["initial_plan"] = plan.describe()
+    report["reconfigure_errors"] = []
+    report["idle_skipped_s"] = float(sum(skipped))
+    report["history"] = rt.history()
+    report["runtime"] = rt
+    return report
+
+
+def _serve_with_policy(model: str, load: LoadSpec, catalog: pol.PlanCatalog, cfg: pol.PolicyConfig,
+                       switch: pol.SwitchModel, *, topology, seed: int, warmup: int, window_s: float,
+                       runtime_hook: Callable | None) -> dict:
+    """:func:`serve_load` with the ``packrat`` policy (see there)."""
+    cfg = replace(cfg, max_batch=min(cfg.max_batch, catalog.max_batch))
+    start = pol.first_plan(catalog, first_formed_batch(load, seed), cfg.first_slack)
+    rt = ServingRuntime(model, catalog.plans[start], topology=topology, seed=seed, warmup=warmup)
+    rt.start()
+    stop = threading.Event()
+    req_lat: list = []
+    errors: list = []
+    skipped: list = []
+    decisions: list[dict] = []
+    state = pol.initial_state(start)
+    try:
+        if runtime_hook is not None:
+            runtime_hook(rt)
+        threads = _load_threads(rt, load, stop, seed, req_lat, skipped)
+        seen = 0
+        while any(t.is_alive() for t in threads):
+            time.sleep(max(cfg.decide_every_ms, 10.0) / 1000.0)
+            formed = rt.formed[seen:]
+            if not formed:
+                continue  # nothing changed: no decision (idle costs nothing)
+            seen += len(formed)
+            for t_ms, size, backlog in formed:
+                state = pol.observe(cfg, state, t_ms, min(size, cfg.max_batch), backlog)
+            state, d = pol.decide(cfg, catalog, state, formed[-1][0], switch)
+            if d is None or not d.reconfigure:
+                continue
+            decisions.append(d.to_json(catalog))
+            try:
+                rt.reconfigure(catalog.plans[d.plan], trigger=f"policy: {d.reason}")
+            except Exception as exc:  # aborted: the old epoch keeps serving
+                errors.append(str(exc))
+                idx = catalog.index(rt.plan)
+                state = replace(state, current=start if idx is None else idx)
+            state = pol.switched(state)
+        for t in threads:
+            t.join()
+    finally:
+        stop.set()
+        rt.close()
+    report = summarize(rt, window_s=window_s)
+    report["request_latency_ms"] = _stats(req_lat) if req_lat else None
+    report["policy"] = "packrat"
+    report["policy_config"] = {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
+    report["initial_plan"] = catalog.plans[start].describe()
+    report["decisions"] = decisions
+    report["reconfigure_errors"] = errors
+    report["idle_skipped_s"] = float(sum(skipped))
     report["history"] = rt.history()
     report["runtime"] = rt
     return report
@@ -632,7 +775,101 @@ def churn(model: str, plans: list[Plan], *, reconfigurations: int = 20, kills: i
     return report
 
 
+def measure_reconfiguration_cost(model: str, old_plan: Plan, new_plan: Plan, *, repeats: int = 3,
+                                 warmup: int = 10, before_s: float = 1.5, after_s: float = 1.5,
+                                 topology: topo_mod.Topology | None = None, seed: int = 0,
+                                 on_progress: Callable[[str], None] | None = None) -> dict:
+    """What a reconfiguration costs the instances still serving, measured.
+
+    Per repeat: the pool of ``old_plan`` serves back-to-back batches of its size in a
+    thread (latency of every batch recorded with its end time); after ``before_s`` the pool
+    of ``new_plan`` is started beside it (spawn, build, ``warmup`` inferences of its
+    sub-batches; cores shared) and, once ready, left idle for ``after_s``. Each old batch
+    is assigned by its end time to a phase: ``before`` (before the launch), ``startup``
+    (launch .. start of warm-up), ``warmup`` (the last ``warmup`` x the new pool's batch
+    latency, measured alone after the run and scaled by the oversubscription
+    (old + new threads) / cores, before ready), ``after`` (ready, new pool idle). Returns
+    per-phase medians over all repeats, each phase's ratio to ``before`` (the slowdown the
+    serving instances suffer), and the durations of start-up and warm-up (ms, medians).
+    Wall-clock measurement: run on an otherwise idle machine for clean figures.
+    """
+    from real_runner.executor import InstancePool
+
+    topo = topology or topo_mod.detect()
+    say = on_progress or (lambda m: None)
+    phases: dict[str, list[float]] = {"before": [], "startup": [], "warmup": [], "after": []}
+    durations: dict[str, list[float]] = {"startup_ms": [], "warmup_ms": [], "new_batch_ms": []}
+    oversub = max(1.0, (old_plan.threads_used + new_plan.threads_used) / max(1, topo.logical))
+    for r in range(repeats):
+        old = InstancePool(model, old_plan, topology=topo, allow_oversubscribe=True, seed=seed, warmup=2).start()
+        samples: list[tuple[int, float]] = []
+        stop = threading.Event()
+        inputs = make_inputs(model, old_plan.batch, seed + 7)
+
+        def serve() -> None:
+            while not stop.is_set():
+                t0 = time.monotonic_ns()
+                old.run(inputs)
+                t1 = time.monotonic_ns()
+                samples.append((t1, (t1 - t0) / 1e6))
+
+        th = threading.Thread(target=serve, daemon=True)
+        new = None
+        try:
+            th.start()
+            time.sleep(before_s)
+            t_launch = time.monotonic_ns()
+            new = InstancePool(model, new_plan, topology=topo, allow_oversubscribe=True, seed=seed, warmup=warmup)
+            new.launch()
+            new.wait_ready()
+            t_ready = time.monotonic_ns()
+            time.sleep(after_s)
+            t_end = time.monotonic_ns()
+            stop.set()
+            th.join()
+            old.close()
+            new_inputs = make_inputs(model, new_plan.batch, seed + 8)
+            alone = []
+            for _ in range(max(5, warmup)):
+                t0 = time.monotonic_ns()
+                new.run(new_inputs)
+                alone.append((time.monotonic_ns() - t0) / 1e6)
+        finally:
+            stop.set()
+            old.close()
+            if new is not None:
+                new.close()
+        new_ms = float(np.median(alone))
+        warm_ns = int(warmup * new_ms * oversub * 1e6)
+        t_warm = max(t_launch, t_ready - warm_ns)
+        for t, lat in samples:
+            if t < t_launch:
+                phases["before"].append(lat)
+            elif t < t_warm:
+                phases["startup"].append(lat)
+            elif t <= t_ready:
+                phases["warmup"].append(lat)
+            elif t <= t_end:
+                phases["after"].append(lat)
+        durations["startup_ms"].append((t_warm - t_launch) / 1e6)
+        durations["warmup_ms"].append((t_ready - t_warm) / 1e6)
+        durations["new_batch_ms"].append(new_ms)
+        say(f"repeat {r + 1}/{repeats}: start-up {(t_warm - t_launch) / 1e6:.0f} ms, "
+            f"warm-up {(t_ready - t_warm) / 1e6:.0f} ms")
+    med = {k: (float(np.median(v)) if v else None) for k, v in phases.items()}
+    base = med["before"]
+    return {
+        "model": model, "old_plan": old_plan.describe(), "new_plan": new_plan.describe(),
+        "cores": topo.logical, "repeats": repeats, "warmup_iterations": warmup,
+        "old_batch_median_ms": med,
+        "old_batches": {k: len(v) for k, v in phases.items()},
+        "slowdown": {k: (None if v is None or not base else v / base) for k, v in med.items()},
+        **{k: float(np.median(v)) for k, v in durations.items()},
+    }
+
+
 __all__ = [
     "BatchRecord", "LoadError", "LoadSpec", "RECONFIGURER", "ReconfigRecord", "ServingError",
-    "ServingRuntime", "churn", "parse_load", "serve_load", "summarize",
+    "ServingRuntime", "churn", "first_formed_batch", "measure_reconfiguration_cost", "parse_load", "serve_load",
+    "summarize",
 ]

@@ -315,6 +315,63 @@ def _watch_parent(parent: int) -> None:
             os._exit(3)
 
 
+# OpenMP wait policies for worker processes. OpenMP reads these variables once, when the
+# runtime loads (at ``import torch``), so they are put in the environment a worker is
+# spawned with (see :func:`worker_environment`), never set inside a running process.
+# * default: the runtime's own (libgomp spins ~300k iterations before sleeping);
+# * passive: threads sleep at once at a barrier (OMP_WAIT_POLICY=PASSIVE; KMP_BLOCKTIME=0
+#   for Intel's runtime);
+# * bounded: a short spin, then sleep (GOMP_SPINCOUNT=10000, a few microseconds;
+#   KMP_BLOCKTIME=1 ms for Intel's runtime).
+# Measured with benchmarks/omp_wait_policy.py (figures in docs/results.md): the default
+# spin collapses when other processes share the cores (a spinning thread holds a core
+# another instance needs), passive pays a wake-up per parallel region when calm; bounded
+# keeps most of the calm speed and does not collapse, so it is the default.
+OMP_POLICIES: dict[str, dict[str, str]] = {
+    "default": {},
+    "passive": {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"},
+    "bounded": {"GOMP_SPINCOUNT": "10000", "KMP_BLOCKTIME": "1"},
+}
+DEFAULT_OMP_POLICY = "bounded"
+OMP_POLICY_ENV = "PACKRAT_OMP_POLICY"  # overrides DEFAULT_OMP_POLICY for a whole session
+
+
+def omp_policy(name: str | None = None) -> str:
+    """The policy to use: ``name``, else $PACKRAT_OMP_POLICY, else DEFAULT_OMP_POLICY;
+    ValueError naming an unknown one."""
+    chosen = name or os.environ.get(OMP_POLICY_ENV) or DEFAULT_OMP_POLICY
+    if chosen not in OMP_POLICIES:
+        raise ValueError(f"unknown OpenMP wait policy {chosen!r}; choose one of {', '.join(OMP_POLICIES)}")
+    return chosen
+
+
+class worker_environment:
+    """Context manager: the environment of worker processes spawned inside it carries the
+    OpenMP wait policy ``policy`` (variables the user set explicitly are kept, not
+    overridden). The parent's own OpenMP runtime is unaffected (already loaded)."""
+
+    def __init__(self, policy: str | None = None) -> None:
+        self.policy = omp_policy(policy)
+        self._saved: dict[str, str | None] = {}
+
+    def __enter__(self):
+        for key, value in OMP_POLICIES[self.policy].items():
+            if key not in os.environ:
+                self._saved[key] = None
+                os.environ[key] = value
+        self._saved.setdefault("PACKRAT_WORKER_OMP_POLICY", os.environ.get("PACKRAT_WORKER_OMP_POLICY"))
+        os.environ["PACKRAT_WORKER_OMP_POLICY"] = self.policy
+        return self
+
+    def __exit__(self, *exc):
+        for key, old in self._saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+        return False
+
+
 def start_worker(cores: Iterable[int], threads: int) -> None:
     """Bootstrap of a worker process: ignore SIGINT (the parent shuts workers down), exit
     when the parent dies, pin to ``cores``, and set torch's intra-op threads to ``threads``
@@ -343,6 +400,9 @@ def thread_settings() -> dict[str, str]:
         "interop_threads": str(torch.get_num_interop_threads()),
         "mkldnn": str(torch.backends.mkldnn.is_available()).lower(),
         "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS", ""),
+        "omp_wait_policy": os.environ.get("PACKRAT_WORKER_OMP_POLICY", "unset"),
+        "omp_env": ",".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+                            if k in os.environ),
     }
 
 

@@ -84,3 +84,47 @@ def load_model_profile(spec: str, model: str, *, planning: bool = False):
     if planning and profile.synthetic:
         note(f"planning from the SYNTHETIC profile {profile.label()}: predictions are not measurements")
     return profile
+
+
+#: The one rule for output paths, quoted in every writer's --help and in the README.
+OUTPUT_RULE = ("Its directory must exist (packrat creates no parent directories); a symlink, device, "
+               "FIFO or directory there is refused; the file is replaced atomically.")
+
+
+def output_file_arg(path: str | None, option: str = "--out") -> str | None:
+    """Validate an output file option *before* any work (packrat_sim.files rule): BadInput
+    naming ``option`` when the path is a symlink, not a regular file, or its directory is
+    missing. Returns ``path`` (None passes through)."""
+    if path is None:
+        return None
+    from packrat_sim.files import OutputPathError, check_output_path
+
+    try:
+        check_output_path(path, option)
+    except OutputPathError as exc:
+        raise BadInput(str(exc)) from None
+    return path
+
+
+def output_dir_arg(path: str | None, option: str = "--out", *, create: bool = False) -> str | None:
+    """Validate (with ``create``: make) an output directory option: its parent must exist, it
+    must not be a symlink or a non-directory. BadInput naming ``option`` otherwise."""
+    if path is None:
+        return None
+    from packrat_sim.files import OutputPathError, prepare_output_dir
+
+    try:
+        return prepare_output_dir(path, option, create=create)
+    except OutputPathError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def write_output(path: str, data, option: str = "--out") -> str:
+    """Write ``data`` (str, bytes or a writer callable) through packrat_sim.files.write_file;
+    BadInput (one line naming ``option``) on any refusal or OS error. Returns the path."""
+    from packrat_sim.files import OutputPathError, write_file
+
+    try:
+        return str(write_file(path, data, option))
+    except OutputPathError as exc:
+        raise BadInput(str(exc)) from None

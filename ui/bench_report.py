@@ -3,6 +3,20 @@ self-contained plotly HTML page."""
 
 from __future__ import annotations
 
+import re
+
+# The Markdown-active characters (CommonMark + GFM tables) inside a line; escaping each one
+# makes a string render as its literal text (no links, emphasis, HTML tags, table cells or
+# headings). Backslash escapes are valid for every ASCII punctuation character.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|<>&~])")
+
+
+def md_escape(text) -> str:
+    """``text`` as literal Markdown: line breaks and control characters become spaces and
+    every Markdown-active punctuation character is backslash-escaped. Pure."""
+    flat = "".join(" " if (ord(c) < 32 or ord(c) == 127) else c for c in str(text))
+    return _MD_SPECIAL.sub(r"\\\1", flat)
+
 
 def _f(x, fmt="{:.2f}") -> str:
     return "-" if x is None else fmt.format(x)
@@ -12,8 +26,9 @@ def to_markdown(report: dict) -> str:
     lines = [
         f"# packrat bench: {report['model']} on {report['cores']} cores",
         "",
-        f"{report['topology']}; {report['iterations']} interleaved rounds per plan; profile "
-        f"{'SYNTHETIC ' if report['profile']['synthetic'] else ''}{report['profile']['source'] or report['profile']['model']}.",
+        f"{md_escape(report['topology'])}; {report['iterations']} interleaved rounds per plan; profile "
+        f"{'SYNTHETIC ' if report['profile']['synthetic'] else ''}"
+        f"{md_escape(report['profile']['source'] or report['profile']['model'])}.",
         "",
         "| batch | fat ms | thin ms | optimizer | opt ms | oracle best | oracle ms | opt speedup vs fat | regret % | opt pred err % |",
         "|---:|---:|---:|---|---:|---|---:|---:|---:|---:|",

@@ -35,30 +35,28 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-# Verb modules, in the order `packrat --help` lists them. A module that is missing
-# (a later issue not built yet) is skipped, so the CLI always starts.
+# Verb modules, in the order `packrat --help` lists them. Every one must import: a missing
+# or broken verb module is an error of the installation, reported at start-up (never hidden).
 VERB_MODULES = (
     "ui.cmd_profile",
     "ui.cmd_plan",
     "ui.cmd_verify",
     "ui.cmd_simulate",
+    "ui.cmd_sweep",
     "ui.cmd_check",
     "ui.cmd_explore",
     "ui.cmd_run",
     "ui.cmd_bench",
+    "ui.cmd_fidelity",
     "ui.cmd_demo",
     "ui.cmd_ui",
 )
 
 
-def _register_verbs() -> None:
-    for name in VERB_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+def _register_verbs(names=VERB_MODULES) -> None:
+    """Import each verb module and let it register its command; a missing module raises."""
+    for name in names:
+        module = importlib.import_module(name)  # ModuleNotFoundError names the missing verb module
         module.register(app)
 
 

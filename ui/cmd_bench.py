@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from ui._common import BadInput, emit_json, fail, load_model_profile, note
+from ui._common import BadInput, emit_json, fail, load_model_profile, note, output_dir_arg, write_output
 
 
 def register(app: typer.Typer) -> None:
@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
     def bench_cmd(
         model: str = typer.Option(..., "--model", help="Catalog model (tiny-mlp, tiny-cnn, resnet50, bert-base, gpt2)."),
         batches: str = typer.Option(..., "--batches", help="Batch sizes, e.g. 1,2,4,8."),
-        out: Optional[str] = typer.Option(None, "--out", help="Directory for report.json, report.md and report.html."),
+        out: Optional[str] = typer.Option(None, "--out", help="Directory for report.json, report.md and report.html (created if its parent exists; files replaced atomically)."),
         iterations: int = typer.Option(5, "--iterations", help="Interleaved rounds (one batch per plan per round)."),
         cores: Optional[int] = typer.Option(None, "--cores", help="Cores T (default: every allowed CPU)."),
         profile_spec: Optional[str] = typer.Option(None, "--profile", help="Profile FILE to plan and predict from (default: measure a quick one now)."),
@@ -44,9 +44,7 @@ def register(app: typer.Typer) -> None:
         profile = None
         if profile_spec is not None:
             profile = load_model_profile(profile_spec, model)
-        if out is not None:
-            if os.path.exists(out) and not os.path.isdir(out):
-                raise BadInput(f"--out {out} exists and is not a directory")
+        output_dir_arg(out, "--out")  # before measuring: parent exists, not a symlink or a file
         try:
             report = run_bench(model, bs, cores=cores, iterations=iterations, profile=profile, max_plans=max_plans,
                                on_progress=note, interference=interference)
@@ -57,13 +55,10 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             from ui.bench_report import to_html, to_markdown
 
-            os.makedirs(out, exist_ok=True)
-            with open(os.path.join(out, "report.json"), "w") as fh:
-                json.dump(report, fh, indent=1)
-            with open(os.path.join(out, "report.md"), "w") as fh:
-                fh.write(to_markdown(report))
-            with open(os.path.join(out, "report.html"), "w") as fh:
-                fh.write(to_html(report))
+            output_dir_arg(out, "--out", create=True)
+            write_output(os.path.join(out, "report.json"), json.dumps(report, indent=1) + "\n", "--out")
+            write_output(os.path.join(out, "report.md"), to_markdown(report), "--out")
+            write_output(os.path.join(out, "report.html"), to_html(report), "--out")
             report["out"] = out
         if as_json:
             emit_json(report)
@@ -74,6 +69,12 @@ def register(app: typer.Typer) -> None:
                 f"optimizer {r['optimizer']} {r['optimizer_ms']:8.2f} ms ({r['speedup_optimizer_vs_fat']:.2f}x fat)  "
                 f"oracle {r['oracle_best']} {r['oracle_ms']:8.2f} ms  regret {r['regret_pct']:.1f}%"
             )
+            if r.get("median_abs_prediction_error_pct") is not None:
+                noise = r.get("median_noise_pct")
+                typer.echo(
+                    f"           prediction |error| median {r['median_abs_prediction_error_pct']:.1f}% over the plans, "
+                    f"measured noise floor median {'-' if noise is None else f'{noise:.1f}%'}"
+                )
             if "interference_aware" in r:
                 typer.echo(
                     f"           interference-aware {r['interference_aware']} {r['interference_aware_ms']:8.2f} ms  "

@@ -67,11 +67,34 @@ def step_simulate(profile_name: str = DEMO_PROFILE, cores: int = DEMO_CORES) -> 
     from ui.cmd_simulate import format_comparison
 
     profile = builtin_profile(profile_name)
+    verdicts = []
     for spec in DEMO_WORKLOADS:
         typer.echo(f"== simulate: {spec} (seed 1)")
-        typer.echo(format_comparison(compare_plans(profile, cores, spec, seed=1)))
+        comparison = compare_plans(profile, cores, spec, seed=1)
+        typer.echo(format_comparison(comparison))
+        if comparison.results[0].adaptive:
+            line, ok = adaptive_verdict(comparison)
+            typer.echo(line)
+            verdicts.append(ok)
         typer.echo("")
-    return "ok"
+    return "ok" if all(verdicts) else "adaptive packrat lost to a static plan"
+
+
+def adaptive_verdict(comparison) -> tuple[str, bool]:
+    """One line: adaptive packrat against every static plan of the comparison on request
+    latency p50/p90/p99 (wins, ties within 1%, or loses), and whether it never loses."""
+    adaptive, *statics = comparison.results
+    words, ok = [], True
+    for other in statics:
+        parts = []
+        for q in ("p50", "p90", "p99"):
+            a = getattr(adaptive.stats.request_latency, f"{q}_ms")
+            b = getattr(other.stats.request_latency, f"{q}_ms")
+            how = "ties" if abs(a - b) <= 0.01 * b else ("wins" if a < b else "loses")
+            ok = ok and how != "loses"
+            parts.append(f"{q} {a:.1f} vs {b:.1f} ms {how}")
+        words.append(f"vs {other.name}: " + ", ".join(parts))
+    return "   adaptive packrat " + "; ".join(words), ok
 
 
 def step_check_simulated_history(profile_name: str = DEMO_PROFILE, cores: int = DEMO_CORES) -> str:
@@ -191,7 +214,7 @@ def step_explore() -> str:
             typer.echo(f"   {line}")
         if replay_note:
             typer.echo(f"   {replay_note}")
-        statuses.append(result.verdict == expected and reproduced)
+        statuses.append(result.verdict_word == expected and reproduced)
         typer.echo("")
     return "ok" if all(statuses) else "unexpected verdict"
 

@@ -2,16 +2,19 @@
 
     packrat explore --protocol reconfig --variant ack-before-switch --strategy dpor
     packrat explore --protocol register --variant erroneous --strategy random --seed 7
-    packrat explore --replay explore-reconfig-ack-before-switch.replay.json
+    packrat explore --replay /tmp/packrat-explore-XXXX/explore-reconfig-ack-before-switch.replay.json
     packrat explore --list
 
 Exit codes: 0 OK (a complete strategy covered every schedule and every history is
 linearizable), 1 a violation (the shrunk schedule, its history and why; a replay file is
-written), 2 bad input, 3 unknown (a budget ran out, or the strategy is not exhaustive).
+written where --out-replay says, by default into a new temporary directory named on stderr;
+also 1 when a replayed file does not reproduce the violation it records), 2 bad input,
+3 unknown (a budget ran out, or the strategy is not exhaustive).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -20,8 +23,11 @@ import typer
 from ui._common import EXIT_NEGATIVE, EXIT_OK, EXIT_UNKNOWN, BadInput, emit_json
 
 
-def _exit_code(verdict: str) -> int:
-    return {"OK": EXIT_OK, "VIOLATION": EXIT_NEGATIVE}.get(verdict, EXIT_UNKNOWN)
+def _exit_code(verdict) -> int:
+    """0 for OK, 1 for a violation (ILLEGAL), 3 otherwise."""
+    from checker.explore import verdict_word
+
+    return {"OK": EXIT_OK, "VIOLATION": EXIT_NEGATIVE}.get(verdict_word(verdict), EXIT_UNKNOWN)
 
 
 def _parse_params(items: List[str]) -> dict[str, str]:
@@ -32,6 +38,23 @@ def _parse_params(items: List[str]) -> dict[str, str]:
         name, value = item.split("=", 1)
         params[name.strip()] = value.strip()
     return params
+
+
+def _progress_line(p) -> None:
+    """One carriage-returned status line on stderr (an ExploreProgress snapshot)."""
+    sys.stderr.write(f"\rexploring: {p.schedules:,} schedules, {p.states:,} states, "
+                     f"{p.distinct_histories:,} distinct histories, {p.elapsed_s:.1f} s ")
+    sys.stderr.flush()
+
+
+def _check_out_path(path: str) -> None:
+    """Refuse an --out-replay that cannot be a replay file before exploring (one line)."""
+    p = Path(path)
+    if p.exists() and not p.is_file():
+        raise BadInput(f"--out-replay {path!r} exists and is not a regular file")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise BadInput(f"--out-replay {path!r}: directory {str(parent)!r} does not exist")
 
 
 def history_lines(history, model_name: str) -> list[str]:
@@ -56,7 +79,10 @@ def _schedule_lines(schedule) -> list[str]:
 
 
 def _default_replay_path(protocol) -> Path:
-    return Path(f"explore-{protocol.name}-{protocol.variant}.replay.json")
+    """A new temporary directory's replay file (never the current directory unasked)."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="packrat-explore-")) / f"explore-{protocol.name}-{protocol.variant}.replay.json"
 
 
 def format_result(result, protocol, replay_file: str | None) -> str:
@@ -73,13 +99,15 @@ def format_result(result, protocol, replay_file: str | None) -> str:
     if result.pct_bound is not None:
         stats += f"; PCT bound per run >= {result.pct_bound:.3g}"
     lines = [f"protocol   {head}", f"explored   {stats}"]
-    if result.verdict == "OK":
+    from checker.explore import OK, UNKNOWN
+
+    if result.verdict == OK:
         lines.append(
             "verdict    OK: every schedule explored; every invariant holds and every history is "
             f"linearizable under the {protocol.model} model"
         )
         return "\n".join(lines)
-    if result.verdict == "UNKNOWN":
+    if result.verdict == UNKNOWN:
         lines.append(f"verdict    UNKNOWN: {result.reason}")
         return "\n".join(lines)
     v = result.violation
@@ -109,6 +137,10 @@ def run_explore(
     delay_bound: int,
     bug_depth: int,
     shrink: bool,
+    symmetry: bool = True,
+    state_cache: bool = True,
+    coarse_clients: bool = False,
+    progress=None,
 ):
     """Build the protocol and explore it; every input problem becomes :class:`BadInput`."""
     from checker.explore import ExploreError, explore
@@ -126,6 +158,10 @@ def run_explore(
             delay_bound=delay_bound,
             bug_depth=bug_depth,
             shrink_counterexample=shrink,
+            symmetry=symmetry,
+            state_cache=state_cache,
+            coarse_clients=coarse_clients,
+            progress=progress,
         )
     except (ProtocolError, ExploreError) as exc:
         raise BadInput(str(exc)) from None
@@ -135,7 +171,7 @@ def run_explore(
 def replay_report(path: str) -> tuple[dict, list[str], int]:
     """Replay a file step by step: (JSON object, human lines, exit code)."""
     from checker.actors import event_to_json
-    from checker.explore import ExploreError, read_replay, replay
+    from checker.explore import OK, ExploreError, read_replay, replay, verdict_word
     from checker.linearizability import explain
 
     try:
@@ -174,7 +210,7 @@ def replay_report(path: str) -> tuple[dict, list[str], int]:
     if rr.violation is not None:
         kind, name, message, _ = rr.violation
         lines.append(f"verdict    VIOLATION of \"{name}\": {message}")
-    elif verdict == "OK":
+    elif verdict == OK:
         lines.append("verdict    OK: no invariant broken; the history is linearizable")
     else:
         lines.append(f"verdict    UNKNOWN: {rr.check.reason or 'the checker gave no verdict'}")
@@ -191,7 +227,7 @@ def replay_report(path: str) -> tuple[dict, list[str], int]:
         "protocol": protocol.name,
         "variant": protocol.variant,
         "params": dict(protocol.params),
-        "verdict": verdict,
+        "verdict": verdict_word(verdict),
         "initial_records": records_json(rr.initial_records),
         "steps": steps,
         "terminal": rr.terminal,
@@ -201,7 +237,12 @@ def replay_report(path: str) -> tuple[dict, list[str], int]:
             "kind": rr.violation[0], "name": rr.violation[1], "message": rr.violation[2]},
         "reproduces_recorded": reproduced,
     }
-    return out, lines, _exit_code(verdict)
+    code = _exit_code(verdict)
+    if recorded is not None and not reproduced:
+        # the file promised a violation that did not happen: a negative result, never success
+        lines.append(f"verdict    NOT REPRODUCED: the recorded violation \"{recorded.get('name')}\" did not occur")
+        code = EXIT_NEGATIVE
+    return out, lines, code
 
 
 def list_lines() -> list[str]:
@@ -235,10 +276,18 @@ def register(app: typer.Typer) -> None:
         bug_depth: int = typer.Option(3, "--bug-depth", help="pct: the bug depth d (d - 1 priority change points)."),
         param: List[str] = typer.Option([], "--param", help="Protocol parameter NAME=VALUE (repeatable), e.g. --param replicas=3."),
         replay: Optional[str] = typer.Option(None, "--replay", help="Replay a schedule file step by step instead of exploring."),
-        out_replay: Optional[str] = typer.Option(None, "--out-replay", help="Where to write the replay file of a violation (default: explore-PROTOCOL-VARIANT.replay.json)."),
+        out_replay: Optional[str] = typer.Option(None, "--out-replay", help="Where to write the replay file of a violation (default: a new temporary directory, named on stderr; never the current directory unasked)."),
+        no_symmetry: bool = typer.Option(False, "--no-symmetry", help="Do not identify states that differ by a permutation of interchangeable actors (for comparison)."),
+        no_state_cache: bool = typer.Option(False, "--no-state-cache", help="Run the DPOR family stateless (for comparison)."),
+        coarse_clients: bool = typer.Option(False, "--coarse-clients", help="DPOR family: treat any two history-recording deliveries as dependent, not only a call against a return (for comparison)."),
+        progress: bool = typer.Option(False, "--progress", help="Show schedules, states and histories on stderr while exploring (default: on a terminal)."),
         no_shrink: bool = typer.Option(False, "--no-shrink", help="Show the violating schedule as found, without shrinking it."),
         list_: bool = typer.Option(False, "--list", help="List protocols, variants, parameters and strategies."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Split the exploration over N workers: random/pct by seed, dfs and the dpor family by subtrees below a frontier (see docs/scale.md)."),
+        engine: str = typer.Option("local", "--engine", help="With --workers: local (process pool) or ray."),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --engine ray: auto or HOST:PORT (default: a local Ray instance)."),
+        frontier_depth: Optional[int] = typer.Option(None, "--frontier-depth", help="With --workers, dfs/dpor family: split the schedule tree at this depth (default: automatic)."),
     ) -> int:
         """Explore the schedules of a protocol written as actors (DS2's idea), check every
         history for linearizability and the protocol's invariants, and show the shortest
@@ -275,24 +324,43 @@ def register(app: typer.Typer) -> None:
         if protocol is None:
             raise BadInput("--protocol is required (or --replay FILE, or --list)")
         params = _parse_params(param)
-        proto, result = run_explore(
-            protocol, variant, strategy, params,
-            max_schedules=max_schedules, max_time=max_time, seed=seed, depth=depth,
-            delay_bound=delay_bound, bug_depth=bug_depth, shrink=not no_shrink,
-        )
+        if out_replay is not None:
+            _check_out_path(out_replay)
+        show = progress or (not as_json and sys.stderr.isatty())
+        if workers is not None or engine != "local" or ray_address is not None:
+            from ui.engine_cli import run_explore_split
+
+            proto, result = run_explore_split(
+                protocol, variant, strategy, params, engine=engine, workers=workers, ray_address=ray_address,
+                frontier_depth=frontier_depth, max_schedules=max_schedules, max_time=max_time, seed=seed,
+                depth=depth, bug_depth=bug_depth, shrink=not no_shrink, symmetry=not no_symmetry,
+                state_cache=not no_state_cache, coarse_clients=coarse_clients,
+            )
+        else:
+            proto, result = run_explore(
+                protocol, variant, strategy, params,
+                max_schedules=max_schedules, max_time=max_time, seed=seed, depth=depth,
+                delay_bound=delay_bound, bug_depth=bug_depth, shrink=not no_shrink,
+                symmetry=not no_symmetry, state_cache=not no_state_cache, coarse_clients=coarse_clients,
+                progress=_progress_line if show else None,
+            )
+        if show:
+            typer.echo("", err=True)
         replay_file = None
         warning = None
         if result.violation is not None:
             from checker.explore import write_replay
 
-            target = Path(out_replay) if out_replay else _default_replay_path(proto)
             try:
+                target = Path(out_replay) if out_replay else _default_replay_path(proto)
                 write_replay(target, proto, result.violation.schedule, result.violation, strategy, seed)
                 replay_file = str(target)
+                if not out_replay:
+                    typer.echo(f"packrat: wrote the replay file {replay_file}", err=True)
             except OSError as exc:
                 if out_replay:
                     raise BadInput(f"cannot write replay file {out_replay!r}: {exc.strerror or exc}") from None
-                warning = f"packrat: warning: could not write replay file {str(target)!r}: {exc.strerror or exc}"
+                warning = f"packrat: warning: could not write a replay file: {exc.strerror or exc}"
         if as_json:
             obj: dict[str, Any] = result.to_json()
             obj["model"] = proto.model

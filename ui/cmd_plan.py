@@ -6,44 +6,53 @@ from typing import Optional
 
 import typer
 
-from ui._common import BadInput, emit_json, load_profile_arg, note
+from ui._common import OUTPUT_RULE, BadInput, emit_json, load_profile_arg, note, output_file_arg, write_output
 
 
-def plan_report(profile, batch: int, cores: int, options) -> dict:
+def plan_report(profile, batch: int, cores: int, options, *, candidates: str = "profiled",
+                interference: bool = False) -> dict:
     """Optimal plan plus the fat and thin baselines, as one JSON-ready dict.
 
-    Baseline latencies use the profile's predictor (measured where profiled); the
-    ``*_interpolated`` flags say when a baseline cell was not measured.
+    Plan and baselines are priced by one ``packrat_sim.predictor.Predictor`` over one
+    candidate set (``candidates``: ``profiled`` or ``interpolated`` cells), so a baseline
+    never beats the plan. A baseline that cannot run on the candidate cells under the
+    options has ``*_ms`` None and a ``*_note`` saying why (or how it was adapted).
+    ``interference``: price everything under the profile's co-run model, if it has one.
     """
-    from packrat_sim import plan as plans
-    from packrat_sim.optimizer import OptimizerError, optimize
+    from packrat_sim.optimizer import OptimizerError
     from packrat_sim.plan import PlanError
+    from packrat_sim.predictor import Predictor, PredictorError, baselines, best_plan, candidate_profile
     from packrat_sim.profile import ProfileError
 
     try:
-        best = optimize(profile, batch, cores, options)
-        fat, thin = plans.fat(batch, cores), plans.thin(batch, cores)
-        fat_ms = plans.plan_latency(fat, profile.predict)
-        thin_ms = plans.plan_latency(thin, profile.predict)
-    except (OptimizerError, PlanError, ProfileError) as exc:
+        predictor = Predictor(candidate_profile(profile, cores, batch, candidates), options.statistic, interference)
+        best = best_plan(predictor, batch, cores, options)
+        base = baselines(predictor, batch, cores, options)
+    except (OptimizerError, PlanError, ProfileError, PredictorError) as exc:
         raise BadInput(str(exc)) from None
+    fat, thin = base["fat"], base["thin"]
 
-    def measured(p) -> bool:
-        return all(profile.cell(i.threads, i.batch) is not None for i in p.instances)
+    def ratio(ms):
+        return None if ms is None else ms / best.predicted_ms
 
     return {
         "batch": batch,
         "cores": cores,
         "groups": [list(g) for g in best.groups()],
         "predicted_ms": best.predicted_ms,
-        "fat_ms": fat_ms,
-        "thin_ms": thin_ms,
-        "speedup_vs_fat": fat_ms / best.predicted_ms,
-        "speedup_vs_thin": thin_ms / best.predicted_ms,
-        "fat_interpolated": not measured(fat),
-        "thin_interpolated": not measured(thin),
-        "fat_groups": [list(g) for g in fat.groups()],
-        "thin_groups": [list(g) for g in thin.groups()],
+        "dispatch_ms": predictor.dispatch_ms(best),
+        "fat_ms": fat.ms,
+        "thin_ms": thin.ms,
+        "speedup_vs_fat": ratio(fat.ms),
+        "speedup_vs_thin": ratio(thin.ms),
+        "fat_note": fat.note,
+        "thin_note": thin.note,
+        # kept for readers of older reports: baselines are now priced only on candidate cells
+        "fat_interpolated": False,
+        "thin_interpolated": False,
+        "fat_groups": None if fat.plan is None else [list(g) for g in fat.plan.groups()],
+        "thin_groups": None if thin.plan is None else [list(g) for g in thin.plan.groups()],
+        "candidates": candidates,
         "profile": profile.model,
         "synthetic": profile.synthetic,
         "statistic": options.statistic or profile.statistic,
@@ -57,6 +66,14 @@ def _compact(groups) -> str:
     return " + ".join(f"{n} x {t}t x {b}" for n, t, b in groups)
 
 
+def _baseline_line(name: str, r: dict) -> str:
+    ms, note_ = r[f"{name}_ms"], r.get(f"{name}_note", "")
+    if ms is None:
+        return f"{name:<9} {'-':<30} {'n/a':>10}      ({note_})"
+    line = f"{name:<9} {_compact(r[f'{name}_groups']):<30} {ms:10.2f} ms   plan is {r[f'speedup_vs_{name}']:.2f}x faster"
+    return line + (f"   ({note_})" if note_ else "")
+
+
 def format_plan_report(r: dict, profile) -> str:
     """Human-readable form of :func:`plan_report`."""
     rule = "exactly" if r["exact_cores"] else "at most"
@@ -65,48 +82,39 @@ def format_plan_report(r: dict, profile) -> str:
         f"problem   batch {r['batch']} on {rule} {r['cores']} cores, latency = {r['statistic']} of each cell"
         + (", homogeneous only" if r["homogeneous"] else ""),
         f"plan      {_compact(r['groups']):<30} {r['predicted_ms']:10.2f} ms   (count x threads x sub-batch)",
-        f"fat       {_compact(r['fat_groups']):<30} {r['fat_ms']:10.2f} ms   plan is {r['speedup_vs_fat']:.2f}x faster"
-        + ("   [fat cell interpolated]" if r["fat_interpolated"] else ""),
-        f"thin      {_compact(r['thin_groups']):<30} {r['thin_ms']:10.2f} ms   plan is {r['speedup_vs_thin']:.2f}x faster"
-        + ("   [thin cells interpolated]" if r["thin_interpolated"] else ""),
+        _baseline_line("fat", r),
+        _baseline_line("thin", r),
     ]
+    if r.get("dispatch_ms"):
+        lines.append(f"dispatch  {r['dispatch_ms']:.3f} ms of the plan's prediction is the measured dispatch cost")
+    if r.get("candidates") == "interpolated":
+        lines.append("cells     candidates include interpolated cells (not measured); plan and baselines share them")
     if profile.synthetic:
         lines.append("note      SYNTHETIC profile: figures come from a formula, not a measurement")
     return "\n".join(lines)
 
 
-def _with_interference(report: dict, profile, batch: int, cores: int, options) -> dict:
-    """Replace the report's plan by the interference-aware one (when the profile has a
-    model) and record what the isolated plan would really cost under the same model."""
-    from packrat_sim import plan as plans
-    from packrat_sim.interference import latency_under_interference, optimize_with_interference
-    from packrat_sim.optimizer import OptimizerError
+def _with_interference(report: dict, profile, batch: int, cores: int, options, candidates: str = "profiled") -> dict:
+    """The report priced under the profile's interference model (when it has one), plus
+    what the isolated plan would really cost under the same model."""
+    from packrat_sim.plan import Plan
+    from packrat_sim.predictor import Predictor, candidate_profile
 
     if profile.interference is None:
         return dict(report, interference=None)
-    try:
-        result = optimize_with_interference(profile, batch, cores, options)
-    except OptimizerError as exc:
-        raise BadInput(str(exc)) from None
-    best = result.plan
-    fat_ms = latency_under_interference(plans.fat(batch, cores), profile)
-    thin_ms = latency_under_interference(plans.thin(batch, cores), profile)
+    aware = plan_report(profile, batch, cores, options, candidates=candidates, interference=True)
+    isolated = Plan.from_json(report["plan"])
+    under = Predictor(candidate_profile(profile, cores, batch, candidates), options.statistic, True).plan_ms(isolated)
+    busy = Plan.from_json(aware["plan"]).threads_used
     return dict(
-        report,
-        groups=[list(g) for g in best.groups()],
-        predicted_ms=best.predicted_ms,
-        fat_ms=fat_ms,
-        thin_ms=thin_ms,
-        speedup_vs_fat=fat_ms / best.predicted_ms,
-        speedup_vs_thin=thin_ms / best.predicted_ms,
-        plan=best.to_json(),
+        aware,
         interference={
             "model": profile.interference.to_json(),
-            "busy_cores": result.busy_cores,
-            "isolated_groups": [list(g) for g in result.isolated_plan.groups()],
-            "isolated_predicted_ms": result.isolated_plan.predicted_ms,
-            "isolated_under_interference_ms": result.isolated_under_interference_ms,
-            "gain": result.gain,
+            "busy_cores": busy,
+            "isolated_groups": report["groups"],
+            "isolated_predicted_ms": report["predicted_ms"],
+            "isolated_under_interference_ms": under,
+            "gain": under / aware["predicted_ms"],
         },
     )
 
@@ -145,11 +153,13 @@ def register(app: typer.Typer) -> None:
         profile: str = typer.Option(..., "--profile", help="Profile JSON file, or builtin:NAME (cnn-16, cnn-64, transformer-16, transformer-64)."),
         batch: int = typer.Option(..., "--batch", help="Batch size B to serve (inputs)."),
         cores: int = typer.Option(..., "--cores", help="Cores T available."),
-        allow_idle: bool = typer.Option(False, "--allow-idle", help="Allow plans that leave cores idle (default: exactly T threads, Packrat's rule)."),
+        exact_cores: bool = typer.Option(False, "--exact-cores", help="Use exactly T threads in total (Packrat's rule); by default plans may leave cores idle, which is never slower."),
+        allow_idle: bool = typer.Option(False, "--allow-idle", hidden=True, help="Accepted for compatibility: idle cores are allowed by default."),
+        candidates: str = typer.Option("profiled", "--candidates", help="Instance shapes the planner and the baselines may use: profiled (measured cells only) or interpolated (every threads x sub-batch, unmeasured ones interpolated)."),
         homogeneous: bool = typer.Option(False, "--homogeneous", help="Only k identical instances."),
         min_batch: int = typer.Option(1, "--min-batch", help="Smallest sub-batch an instance may get."),
         statistic: Optional[str] = typer.Option(None, "--statistic", help="Cell statistic used as latency: min, median, mean, p90, max (default: the profile's, mean)."),
-        out: Optional[str] = typer.Option(None, "--out", help="Also write the plan file (packrat.plan/1 JSON) here."),
+        out: Optional[str] = typer.Option(None, "--out", help="Also write the plan file (packrat.plan/1 JSON) here. " + OUTPUT_RULE),
         interference: bool = typer.Option(False, "--interference", help="Plan under the profile's measured interference model (co-running instances slow each other down)."),
         export: Optional[str] = typer.Option(None, "--export", help="Print the plan for another stack instead: run-cpu (torch.backends.xeon.run_cpu lines), torchserve (config.properties), json (plan file)."),
         certify: bool = typer.Option(False, "--certify", help="Also prove the plan optimal with Z3 (as `packrat verify`); exit 1 if Z3 finds a faster allocation, 3 if it runs out of time."),
@@ -160,35 +170,45 @@ def register(app: typer.Typer) -> None:
         from packrat_sim.optimizer import OptimizerError, OptimizerOptions
         from packrat_sim.plan import dumps_plan, Plan
 
+        from packrat_sim.predictor import PredictorError, check_candidates
+
+        output_file_arg(out, "--out")  # before any work
         prof = load_profile_arg(profile)
+        if exact_cores and allow_idle:
+            raise BadInput("--exact-cores and --allow-idle contradict each other; give one")
+        for name, value in (("--batch", batch), ("--cores", cores)):
+            if value < 1:
+                raise BadInput(f"{name} must be a positive integer, got {value}")
         try:
+            check_candidates(candidates)
             options = OptimizerOptions(
-                exact_cores=not allow_idle, homogeneous=homogeneous, min_batch=min_batch, statistic=statistic
+                exact_cores=exact_cores, homogeneous=homogeneous, min_batch=min_batch, statistic=statistic
             )
             if statistic is not None:
                 prof.with_statistic(statistic)
-        except (OptimizerError, ValueError) as exc:
-            raise BadInput(str(exc)) from None
+        except (OptimizerError, PredictorError, ValueError) as exc:
+            raise BadInput(str(exc).replace("candidate set", "--candidates")) from None
         if certify and export is not None:
             raise BadInput("--certify cannot be combined with --export (an export prints only the plan)")
-        report = plan_report(prof, batch, cores, options)
+        report = plan_report(prof, batch, cores, options, candidates=candidates)
         if interference:
-            report = _with_interference(report, prof, batch, cores, options)
+            report = _with_interference(report, prof, batch, cores, options, candidates)
         cert = None
         if certify:
             from ui.cmd_verify import DEFAULT_TIMEOUT_S, certify_plan
 
             under = interference and report.get("interference") is not None
-            cert = certify_plan(prof, batch, cores, Plan.from_json(report["plan"]), options, DEFAULT_TIMEOUT_S,
-                                interference=under)
+            from packrat_sim.predictor import candidate_profile
+
+            cert = certify_plan(candidate_profile(prof, cores, batch, candidates), batch, cores,
+                                Plan.from_json(report["plan"]), options, DEFAULT_TIMEOUT_S, interference=under)
             report["certificate"] = cert.to_json()
         if export is not None:
             _print_export(Plan.from_json(report["plan"]), export, as_json)
             return
         if out:
             try:
-                with open(out, "w", encoding="utf-8") as fh:
-                    fh.write(dumps_plan(Plan.from_json(report["plan"])))
+                write_output(out, dumps_plan(Plan.from_json(report["plan"])), "--out")
             except OSError as exc:
                 raise BadInput(f"cannot write plan file {out!r}: {exc.strerror}") from None
         if as_json:

@@ -6,20 +6,13 @@ from typing import List, Optional
 
 import typer
 
-from ui._common import BadInput, emit_json, fail, load_profile_arg, note
+from ui._common import OUTPUT_RULE, BadInput, emit_json, fail, load_profile_arg, note, output_file_arg, write_output
 
 
 def _write(profile, out: str) -> None:
-    from packrat_sim.profile import write_profile
+    from packrat_sim.profile import dumps_profile
 
-    try:
-        if out.lower().endswith(".csv"):
-            with open(out, "w", encoding="utf-8") as fh:
-                fh.write(profile.to_csv())
-        else:
-            write_profile(profile, out)
-    except OSError as exc:
-        raise BadInput(f"cannot write {out!r}: {exc.strerror}") from None
+    write_output(out, profile.to_csv() if out.lower().endswith(".csv") else dumps_profile(profile), "--out")
 
 
 def _summary(profile) -> dict:
@@ -78,6 +71,7 @@ def _measure(model, threads, batches, repeats, warmup, interference, jit, progre
         resumed=[list(k) for k in result.resumed],
         interference=None if prof.interference is None else prof.interference.to_json(),
         interference_measured=result.interference_measured,
+        dispatch=[list(p) for p in prof.dispatch],
         statistic=prof.statistic,
         machine=prof.machine.to_json(),
         elapsed_s=round(result.elapsed_s, 3),
@@ -100,11 +94,14 @@ def _measure(model, threads, batches, repeats, warmup, interference, jit, progre
     meta = dict(prof.meta)
     for c in prof.cells:
         outliers = meta.get(f"outliers.t{c.threads}.b{c.batch}")
-        how = ("new" if (c.threads, c.batch) in new else "resumed") + (", outliers re-measured" if outliers else "")
+        how = ("new" if (c.threads, c.batch) in new else "resumed") + (", outliers flagged (kept)" if outliers else "")
         typer.echo(f"  {c.threads:>7} {c.batch:>5} {c.median_ms:>10.3f} {c.p90_ms:>10.3f} {len(c.samples_ms):>4}  {how}")
     if prof.interference is not None:
         pts = ", ".join(f"{k} busy: x{s:.2f}" for k, s in prof.interference.points) or "none"
         typer.echo(f"  interference (slowdown beside other busy cores): {pts}")
+    if prof.dispatch:
+        pts = ", ".join(f"{k} inst x {b}: {ms:.3f} ms" for k, b, ms in prof.dispatch)
+        typer.echo(f"  dispatch cost (pool overhead beyond compute): {pts}")
 
 
 def register(app: typer.Typer) -> None:
@@ -119,15 +116,18 @@ def register(app: typer.Typer) -> None:
         batches: Optional[str] = typer.Option(None, "--batches", help="With --model: sub-batch sizes, e.g. 1,2,4,8."),
         repeats: Optional[int] = typer.Option(None, "--repeats", help="With --model: timed repeats per cell (default 5; more for millisecond cells)."),
         warmup: Optional[int] = typer.Option(None, "--warmup", help="With --model: untimed warm-up runs per cell (default 1)."),
-        interference: bool = typer.Option(False, "--interference", help="With --model: also measure co-run slowdowns (k one-thread instances at once)."),
+        interference: Optional[bool] = typer.Option(None, "--interference/--no-interference", help="With --model: also measure co-run slowdowns and dispatch costs through pools of k one-thread instances (default: on; --no-interference skips it)."),
         jit: bool = typer.Option(False, "--jit", help="With --model: trace and freeze the model with TorchScript (recorded in the profile)."),
         progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar with ETA on stderr (default: only on a terminal)."),
-        out: str = typer.Option(..., "--out", help="Where to write the profile (.json; .csv writes the tidy CSV export)."),
+        out: str = typer.Option(..., "--out", help="Where to write the profile (.json; .csv writes the tidy CSV export). " + OUTPUT_RULE),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object and nothing else."),
+        engine: str = typer.Option("local", "--engine", help="With --model: local (this machine) or ray (one profile per machine type of the cluster, written to --out DIR/<machine>.json)."),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --engine ray: auto or HOST:PORT (default: a local Ray instance)."),
     ) -> None:
         """Measure, import or export a latency profile L[t, b] (milliseconds per sub-batch)."""
         from packrat_sim.profile import ProfileError, import_packrat_csv, parse_series_selectors, read_text
 
+        output_file_arg(out, "--out")  # before any work
         chosen = [x for x in (model, import_packrat, export) if x is not None]
         if len(chosen) != 1:
             raise BadInput("give exactly one of --model NAME, --import-packrat CSV or --from PROFILE")
@@ -136,10 +136,20 @@ def register(app: typer.Typer) -> None:
         if model is not None:
             if series or name:
                 raise BadInput("--series and --name only apply to --import-packrat")
-            _measure(model, threads, batches, repeats, warmup, interference, jit, progress, out, as_json)
+            if engine != "local" or ray_address is not None:
+                from ui.engine_cli import run_fleet_profile
+
+                if engine != "ray" or jit:
+                    raise BadInput("--engine must be local or ray (and --jit is not available on ray)")
+                code = run_fleet_profile(model, threads, batches, repeats, warmup, interference is True, out,
+                                         ray_address, as_json)
+                if code:
+                    raise typer.Exit(code)
+                return
+            _measure(model, threads, batches, repeats, warmup, interference is not False, jit, progress, out, as_json)
             return
-        if any(x is not None for x in (threads, batches, repeats, warmup)) or interference or jit:
-            raise BadInput("--threads, --batches, --repeats, --warmup, --interference and --jit only apply to --model")
+        if any(x is not None for x in (threads, batches, repeats, warmup, interference)) or jit:
+            raise BadInput("--threads, --batches, --repeats, --warmup, --[no-]interference and --jit only apply to --model")
         extra = {}
         if import_packrat is not None:
             try:

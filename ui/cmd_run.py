@@ -69,6 +69,7 @@ def register(app: typer.Typer) -> None:
         load_spec: Optional[str] = typer.Option(None, "--load", help="Serve a changing load with online reconfiguration: 'B:DURATION,...' (closed loop, e.g. 8:20s,32:20s) or an open-loop workload (poisson:rate=200/s,duration=10s); see ui/run_load.py."),
         history_path: Optional[str] = typer.Option(None, "--history", help="With --load: write the packrat.history/1 log to FILE."),
         check_history: bool = typer.Option(False, "--check", help="With --load: check the history with the serving model (exit 1 if not linearizable)."),
+        policy: str = typer.Option("packrat", "--policy", help="With --load: packrat[:KEY=VALUE,...] (the policy of packrat_sim.policy, shared with the simulator) or packrat-ewma (the paper's estimator)."),
     ) -> None:
         """Run batches of B inputs with a plan in pinned worker processes; report measured latency
         (median, p90, all samples) and the fat instance measured in the same run. With --load,
@@ -80,22 +81,25 @@ def register(app: typer.Typer) -> None:
 
             run_load(model=model, load_spec=load_spec, cores=cores, profile_spec=profile_spec,
                      history_path=history_path, check_history=check_history, as_json=as_json,
-                     warmup=warmup, progress=progress)
+                     warmup=warmup, progress=progress, policy=policy)
             return
         if history_path is not None or check_history:
             raise BadInput("--history and --check apply to --load")
+        if policy != "packrat":
+            raise BadInput("--policy applies to --load")
         if batch is None:
             raise BadInput("missing option --batch (or use --load SPEC)")
         if plan_spec is None:
             raise BadInput("missing option --plan (a plan FILE or 'auto'; or use --load SPEC)")
         from packrat_sim.plan import PlanError
         from packrat_sim.profile import ProfileError
-        from real_runner.models import ModelError, get_spec
+        from real_runner.models import ModelError, get_spec, require_batch_memory
         from real_runner.profiling import ProfilingError, ProfilingWorkerError
         from real_runner.topology import TopologyError, detect, format_cpus, pin_plan
 
         try:
             get_spec(model)
+            require_batch_memory(model, batch)  # before a quick profile or any worker
         except ModelError as exc:
             raise BadInput(str(exc)) from None
         if batch < 1:
@@ -128,7 +132,7 @@ def register(app: typer.Typer) -> None:
         except ProfilingWorkerError as exc:
             fail(str(exc), code=1)
 
-        from real_runner.executor import WorkerError, compare_with_fat, run_plan
+        from real_runner.executor import ExecutorError, WorkerError, compare_with_fat, run_plan
 
         try:
             if no_fat:
@@ -139,7 +143,7 @@ def register(app: typer.Typer) -> None:
                 comp = compare_with_fat(model, plan, iterations, cores=T, topology=topo,
                                         allow_oversubscribe=allow_oversubscribe, jit=jit, warmup=warmup)
                 res = comp.plan
-        except (TopologyError, PlanError) as exc:
+        except (TopologyError, PlanError, ExecutorError) as exc:
             raise BadInput(str(exc)) from None
         except WorkerError as exc:
             fail(str(exc), code=1)

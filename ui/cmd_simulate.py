@@ -1,6 +1,7 @@
 """`packrat simulate`: the optimizer's plan, the fat and the thin plan under one workload.
 
     packrat simulate --profile FILE|builtin:NAME --cores T --workload SPEC [--seed S] [--json] [--out DIR]
+                     [--policy packrat[:KEY=VALUE,...]|packrat-ewma]
 
 Prints, side by side, request latency p50/p90/p99/max, batch latency, throughput,
 queueing delay, core utilisation and reconfigurations. ``--json`` prints the same as
@@ -19,7 +20,7 @@ from typing import Optional
 
 import typer
 
-from ui._common import BadInput, emit_json, load_profile_arg
+from ui._common import BadInput, emit_json, load_profile_arg, output_dir_arg, write_output
 
 WORKLOAD_HELP = (
     "Workload spec: closed:batch=64,requests=1000 | poisson:rate=40/s,duration=60s[,max_batch=64][,max_delay=10ms] | "
@@ -41,29 +42,41 @@ def simulate_command(
     workload: str = typer.Option(..., "--workload", help=WORKLOAD_HELP),
     seed: int = typer.Option(0, "--seed", help="Seed of arrivals and service-time draws."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
-    out: Optional[str] = typer.Option(None, "--out", help="Directory for per-request CSV, timeline and history JSON."),
+    out: Optional[str] = typer.Option(None, "--out", help="Directory for per-request CSV, timeline and history JSON (created if its parent exists; files replaced atomically)."),
+    policy: str = typer.Option(
+        "packrat", "--policy",
+        help="Adaptive policy: packrat[:KEY=VALUE,...] (options of packrat_sim.policy.PolicyConfig, e.g. "
+             "packrat:payback_ms=5000,confirmations=3) or packrat-ewma (the paper's queue-depth estimator).",
+    ),
 ) -> int:
     from packrat_sim.estimator import EstimatorError
     from packrat_sim.metrics import MetricsError
     from packrat_sim.optimizer import OptimizerError
     from packrat_sim.plan import PlanError
+    from packrat_sim.policy import PolicyError, parse_overrides, parse_policy
     from packrat_sim.profile import ProfileError
-    from packrat_sim.simulator import SimulationError, compare_plans
+    from packrat_sim.simulator import SimConfig, SimulationError, compare_plans
     from packrat_sim.workload import WorkloadError, load_workload
 
+    try:
+        policy_name, overrides = parse_policy(policy)
+        if policy_name not in ("packrat", "packrat-ewma"):
+            raise PolicyError(f"--policy {policy!r}: fat and thin are always simulated; choose packrat or packrat-ewma")
+        config = SimConfig(policy=parse_overrides(overrides)) if overrides else None
+    except PolicyError as exc:
+        raise BadInput(f"--policy: {exc}") from None
     prof = load_profile_arg(profile)
     if cores < 1:
         raise BadInput(f"--cores must be a positive integer, got {cores}")
     if seed < 0:
         raise BadInput(f"--seed must be an integer >= 0, got {seed}")
-    if out is not None and os.path.exists(out) and not os.path.isdir(out):
-        raise BadInput(f"--out {out!r} exists and is not a directory")
+    output_dir_arg(out, "--out")  # before simulating: parent exists, not a symlink or a file
     try:
         wl = load_workload(workload)
     except WorkloadError as exc:
         raise BadInput(f"--workload: {exc}") from None
     try:
-        comparison = compare_plans(prof, cores, wl, seed=seed)
+        comparison = compare_plans(prof, cores, wl, seed=seed, config=config, policies=(policy_name, "fat", "thin"))
     except (SimulationError, WorkloadError, OptimizerError, PlanError, ProfileError, MetricsError, EstimatorError) as exc:
         raise BadInput(str(exc)) from None
     written = _write_out(comparison, out) if out is not None else []
@@ -82,14 +95,11 @@ def simulate_command(
 def _write_out(comparison, out: str) -> list[str]:
     """Write summary.json and, per result, requests CSV, timeline and history JSON."""
     try:
-        os.makedirs(out, exist_ok=True)
+        output_dir_arg(out, "--out", create=True)
         files = []
 
         def write(name: str, text: str) -> None:
-            path = os.path.join(out, name)
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            files.append(path)
+            files.append(write_output(os.path.join(out, name), text, "--out"))
 
         write("summary.json", json.dumps(_finite(comparison.to_json()), indent=1) + "\n")
         for r in comparison.results:
@@ -160,16 +170,44 @@ def format_comparison(comparison) -> str:
             lines.append(f"{r.name}: starts with {r.plan.describe()} (batch {r.plan.batch})")
             shown = r.reconfigurations[:8]
             for rc in shown:
-                how = "restart" if rc.restarted else "re-route"
-                lines.append(
-                    f"  {rc.call_ms / 1000.0:9.3f} s  batch {rc.from_batch} -> {rc.to_batch}: {rc.to_plan.describe()}"
-                    f"  ({how}, switched after {rc.switch_ms - rc.call_ms:.1f} ms)"
-                )
+                lines.extend(format_reconfiguration(rc))
             if len(r.reconfigurations) > len(shown):
                 lines.append(f"  ... {len(r.reconfigurations) - len(shown)} more (see --json or --out)")
+            if r.decisions and not r.reconfigurations:
+                lines.extend(format_no_reconfiguration(r.decision_summary()))
         if r.predicted_cells:
             lines.append(
                 f"{r.name}: {len(r.predicted_cells)} (threads, sub-batch) cells not in the profile were predicted "
                 "by interpolation"
             )
     return "\n".join(lines)
+
+
+def format_reconfiguration(rc) -> list[str]:
+    """Lines explaining one reconfiguration: when, to what, why, predicted gain, cost."""
+    how = "restart" if rc.restarted else "re-route"
+    lines = [
+        f"  {rc.call_ms / 1000.0:9.3f} s  {rc.from_plan.describe()} -> {rc.to_plan.describe()}"
+        f"  ({how}, switched after {rc.switch_ms - rc.call_ms:.1f} ms)"
+    ]
+    if rc.reason:
+        lines.append(f"               why: {rc.reason}")
+        lines.append(
+            f"               predicted gain {rc.gain_ms:.1f} ms per "
+            f"{'full batch' if rc.reason.startswith('overload') else 'request'}; modelled cost "
+            f"{rc.cost_ms:.0f} ms of slowed serving" + ("" if rc.restarted else " (none: same threads, re-route)")
+        )
+    return lines
+
+
+def format_no_reconfiguration(summary: dict) -> list[str]:
+    """Why the policy kept its first plan: its decisions by outcome, the best refused gain."""
+    parts = ", ".join(f"{n} x {why}" for why, n in sorted(summary["by_outcome"].items(), key=lambda x: -x[1]))
+    lines = [f"  no reconfiguration: {summary['count']} decisions ({parts})"]
+    ref = summary["largest_refused_gain"]
+    if ref:
+        lines.append(
+            f"  largest refused gain {ref['gain_ms']:.1f} ms per request at {ref['t_ms'] / 1000:.1f} s "
+            f"({ref['reason']}; modelled cost {ref['cost_ms']:.0f} ms of slowed serving)"
+        )
+    return lines

@@ -1,10 +1,15 @@
-"""`packrat ui`: serve the Streamlit dashboard on 127.0.0.1 and print its address."""
+"""`packrat ui`: serve the Streamlit dashboard on 127.0.0.1 and print its address.
+
+The verb *execs* Streamlit (``os.execv``): the ``packrat ui`` process becomes the server,
+so SIGTERM, SIGINT or even SIGKILL sent to the pid the user started stop the server
+itself and free the port; no orphaned child is left listening on 127.0.0.1.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import socket
-import subprocess
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -45,12 +50,25 @@ def streamlit_command(port: int, app: Path = APP) -> list[str]:
     ]
 
 
+def exec_streamlit(command: list[str]) -> None:
+    """Replace this process with ``command`` (``os.execv``); returns only if it is patched
+    out in a test. Raises BadInput when the executable cannot be started."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execv(command[0], command)
+    except OSError as exc:
+        raise BadInput(f"cannot start streamlit ({command[0]}): {exc.strerror or exc}") from None
+
+
 def register(app: typer.Typer) -> None:
     @app.command("ui")
     def ui_cmd(
         port: Optional[int] = typer.Option(None, "--port", help=f"Port on {ADDRESS} (default {DEFAULT_PORT}, or a free one if it is taken)."),
     ) -> None:
-        """Serve the Streamlit dashboard (Profiles, Planner, Simulator, Verification, Hardware) on 127.0.0.1."""
+        """Serve the Streamlit dashboard (Profiles, Planner, Simulator, Verification, Hardware) on 127.0.0.1.
+
+        The process becomes the Streamlit server (exec): stopping it (Ctrl-C, SIGTERM, SIGKILL) frees the port."""
         if importlib.util.find_spec("streamlit") is None or importlib.util.find_spec("plotly") is None:
             raise BadInput("the dashboard needs streamlit and plotly: pip install -e '.[ui]' (make ui does it)")
         if port is not None and not 1 <= port <= 65535:
@@ -60,9 +78,5 @@ def register(app: typer.Typer) -> None:
         elif not port_is_free(port):
             raise BadInput(f"--port {port} is already in use on {ADDRESS}")
         typer.echo(f"Packrat dashboard: http://{ADDRESS}:{port}  (Ctrl-C stops it)", err=False)
-        sys.stdout.flush()
-        try:
-            code = subprocess.call(streamlit_command(port))
-        except KeyboardInterrupt:
-            code = 0
-        raise typer.Exit(code)
+        exec_streamlit(streamlit_command(port))  # this process becomes the server: signals reach it
+        raise typer.Exit(0)

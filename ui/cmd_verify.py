@@ -7,6 +7,7 @@ time limit ran out; never reported as optimal).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 import typer
@@ -48,12 +49,13 @@ def certify_plan(profile, batch: int, cores: int, plan, options, timeout_s: floa
                  interference: bool = False):
     """``checker.allocation.certify`` (or ``certify_under_interference``) with every input
     error turned into BadInput (``what`` names the plan, e.g. ``plan file 'p.json'``)."""
-    from checker.allocation import CertifyError, certify, certify_under_interference
+    from checker.allocation import CertifyError, certify_under_interference, certify_with_dispatch
 
     try:
         if interference:
             return certify_under_interference(profile, batch, cores, plan, options, timeout_s=timeout_s)
-        return certify(profile, batch, cores, plan, options, timeout_s=timeout_s)
+        # the predictor's objective: measured dispatch cost + slowest instance (= certify without dispatch data)
+        return certify_with_dispatch(profile, batch, cores, plan, options, timeout_s=timeout_s)
     except CertifyError as exc:
         raise BadInput(f"{what} is not valid for batch {batch} on {cores} cores: {exc}") from None
 
@@ -156,7 +158,9 @@ def register(app: typer.Typer) -> None:
         cores: int = typer.Option(..., "--cores", help="Cores T available."),
         timeout: float = typer.Option(DEFAULT_TIMEOUT_S, "--timeout", help="Time limit for Z3, seconds; when it runs out the answer is UNKNOWN (exit 3)."),
         plan_file: Optional[str] = typer.Option(None, "--plan", help="Certify this plan file (packrat.plan/1) instead of the optimizer's plan."),
-        allow_idle: bool = typer.Option(False, "--allow-idle", help="Allow allocations that leave cores idle (default: exactly T threads)."),
+        exact_cores: bool = typer.Option(False, "--exact-cores", help="Use exactly T threads in total (Packrat's rule); by default allocations may leave cores idle."),
+        allow_idle: bool = typer.Option(False, "--allow-idle", hidden=True, help="Accepted for compatibility: idle cores are allowed by default."),
+        candidates: str = typer.Option("profiled", "--candidates", help="Instance shapes: profiled (measured cells only) or interpolated (every threads x sub-batch), as in `packrat plan`."),
         homogeneous: bool = typer.Option(False, "--homogeneous", help="Only k identical instances."),
         max_instances: Optional[int] = typer.Option(None, "--max-instances", help="At most N instances in total."),
         min_batch: int = typer.Option(1, "--min-batch", help="Smallest sub-batch an instance may get."),
@@ -170,9 +174,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Prove with Z3 that the plan (the optimizer's, or --plan FILE) is optimal: OPTIMAL (exit 0),
         NOT_OPTIMAL with a better allocation (exit 1), or UNKNOWN when the time limit ran out (exit 3)."""
-        from packrat_sim.optimizer import OptimizerError, optimize
+        from packrat_sim.optimizer import OptimizerError
+        from packrat_sim.predictor import Predictor, PredictorError, best_plan, candidate_profile, check_candidates
         from packrat_sim.profile import ProfileError
 
+        if exact_cores and allow_idle:
+            raise BadInput("--exact-cores and --allow-idle contradict each other; give one")
+        try:
+            check_candidates(candidates)
+        except PredictorError as exc:
+            raise BadInput(str(exc).replace("candidate set", "--candidates")) from None
         prof = load_profile_arg(profile)
         for name, value in (("--batch", batch), ("--cores", cores)):
             if value < 1:
@@ -180,7 +191,7 @@ def register(app: typer.Typer) -> None:
         if not (timeout > 0 and timeout < float("inf")):
             raise BadInput(f"--timeout must be a number of seconds > 0, got {timeout}")
         options = make_options(
-            allow_idle=allow_idle, homogeneous=homogeneous, min_batch=min_batch,
+            allow_idle=not exact_cores, homogeneous=homogeneous, min_batch=min_batch,
             max_instances=max_instances, cores_per_socket=cores_per_socket, statistic=statistic,
         )
         if statistic is not None:
@@ -188,17 +199,21 @@ def register(app: typer.Typer) -> None:
                 prof.with_statistic(statistic)
             except ProfileError as exc:
                 raise BadInput(str(exc)) from None
+        try:
+            prof = candidate_profile(prof, cores, batch, candidates)
+        except PredictorError as exc:
+            raise BadInput(str(exc)) from None
         if plan_file is not None:
             plan, source = _load_plan(plan_file), plan_file
         else:
             try:
-                if interference and prof.interference is not None:
-                    from packrat_sim.interference import optimize_with_interference
-
-                    plan, source = optimize_with_interference(prof, batch, cores, options).plan, "optimizer under interference"
-                else:
-                    plan, source = optimize(prof, batch, cores, options), "optimizer"
-            except (OptimizerError, ProfileError) as exc:
+                under = interference and prof.interference is not None
+                # the same planner and predictor as `packrat plan`; under interference Z3
+                # certifies the compute objective (dispatch cost is left out there)
+                predictor = Predictor(prof if not under else replace(prof, dispatch=()), options.statistic, under)
+                plan = best_plan(predictor, batch, cores, options)
+                source = "optimizer under interference" if under else "optimizer"
+            except (OptimizerError, ProfileError, PredictorError) as exc:
                 raise BadInput(str(exc)) from None
         if interference and prof.interference is None:
             raise BadInput(f"--interference: the profile of {prof.model!r} has no interference model")

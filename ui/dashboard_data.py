@@ -1,130 +1,16 @@
 """Pure data helpers of the dashboard: no streamlit, no plotly (unit-testable).
 
-The dashboard pages call the library's public functions; what is left for this module
-is shaping their results into rows a chart or a table can draw, and finding out at run
-time which parts of the toolkit have landed (:func:`find_part`), so that a page for a
-part that is missing says so instead of faking it, and lights up once it lands.
+The dashboard pages call the library's public functions (imported directly: a renamed
+function fails the tests); what is left for this module is shaping their results into
+rows a chart or a table can draw, and small pure formatting rules (units, plurals,
+speedups) shared by every page.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib
 import math
-from dataclasses import dataclass
-from types import ModuleType
 from typing import Any, Iterable, Sequence
-
-# ---------------------------------------------------------------- parts registry
-
-
-@dataclass(frozen=True)
-class Part:
-    """One part of the toolkit a page depends on.
-
-    ``module`` is imported at run time; ``needs`` are attribute names it must provide
-    (its public API as the page calls it). ``what`` says, for the "not landed yet"
-    message, what the page will do with it.
-    """
-
-    key: str
-    title: str
-    issue: int
-    module: str
-    needs: tuple[str, ...]
-    what: str
-
-
-PARTS: dict[str, Part] = {
-    p.key: p
-    for p in (
-        Part("allocation", "Z3 plan certificate", 6, "checker.allocation", ("certify",),
-             "certify the plan optimal with Z3 (checker.allocation.certify) and show the verdict and time"),
-        Part("simulator", "SimPy serving simulator", 5, "packrat_sim.simulator", ("compare_plans", "SimConfig", "POLICIES"),
-             "simulate a workload against Packrat and the baselines (packrat_sim.simulator.compare_plans) and draw "
-             "latency CDFs, the per-instance timeline, throughput and utilisation"),
-        Part("workload", "workload shapes", 5, "packrat_sim.workload", ("parse_workload", "describe"),
-             "parse the workload spec (packrat_sim.workload.parse_workload)"),
-        Part("linearizability", "linearizability checker", 7, "checker.linearizability", ("check", "explain"),
-             "check an uploaded history (checker.linearizability.check) and draw its linearization"),
-        Part("history", "history formats", 7, "checker.history", ("parse_history", "detect_format", "HistoryError"),
-             "read JSON / Jepsen / Porcupine-kv histories (checker.history.parse_history)"),
-        Part("visualize", "history report", 7, "checker.visualize", ("render_html",),
-             "render the history and its linearization as an HTML report (checker.visualize.render_html)"),
-        Part("explore", "schedule explorer", 8, "checker.explore", ("explore",),
-             "explore the schedules of a reconfiguration protocol variant (checker.explore) "
-             "and draw a counterexample as a message sequence diagram"),
-        Part("interference", "interference-aware planner", 3, "packrat_sim.interference",
-             ("optimize_with_interference",),
-             "plan under the profile's interference model (packrat_sim.interference.optimize_with_interference)"),
-        Part("export", "plan export", 0, "packrat_sim.export", ("export_plan", "EXPORT_FORMATS"),
-             "export the plan as run_cpu launch commands or a TorchServe config (packrat_sim.export)"),
-        Part("profiler", "real-machine profiler", 3, "real_runner.profiling", ("measure_profile", "parse_int_list"),
-             "measure L[t, b] of a model on this machine (real_runner.profiling.measure_profile)"),
-        Part("topology", "machine topology", 3, "real_runner.topology", ("detect",),
-             "show this machine's CPUs, cores and sockets (real_runner.topology.detect)"),
-        Part("models", "model catalog", 3, "real_runner.models", ("known_models", "get_spec"),
-             "list the models this machine can build (real_runner.models.known_models)"),
-        Part("executor", "real executor", 3, "real_runner.executor", ("compare_with_fat", "run_plan"),
-             "run a plan beside the fat instance on this machine (real_runner.executor.compare_with_fat)"),
-        Part("bench", "hardware benchmark", 4, "real_runner.bench", ("run_bench",),
-             "benchmark fat vs thin vs plan vs the exhaustive oracle on this machine (real_runner.bench)"),
-    )
-}
-
-
-@dataclass(frozen=True)
-class PartStatus:
-    """Outcome of :func:`find_part`: the module when usable, else why not."""
-
-    part: Part
-    module: ModuleType | None
-    state: str  # "ok" | "missing" | "incomplete" | "broken"
-    detail: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.module is not None
-
-    def message(self) -> str:
-        """One plain sentence for an ``st.info`` / ``st.warning`` box."""
-        p = self.part
-        where = f"`{p.module.replace('.', '/')}.py`" + (f" (issue {p.issue})" if p.issue else "")
-        if self.state == "ok":
-            return f"{p.title}: {where} is available."
-        if self.state == "missing":
-            return (
-                f"The {p.title} has not landed yet: {where} does not exist in this checkout. "
-                f"Once it lands this page will {p.what}."
-            )
-        if self.state == "incomplete":
-            return (
-                f"The {p.title} ({where}) is present but does not provide {self.detail} yet; "
-                f"once it does, this page will {p.what}."
-            )
-        return f"The {p.title} ({where}) failed to import: {self.detail}"
-
-
-def find_part(key: str) -> PartStatus:
-    """Import the part ``key`` of :data:`PARTS` now and check its API; never raises.
-
-    Checked on every call (imports are cached by Python), so a page lights up as soon
-    as the module lands (a server restart picks up a module that failed before).
-    """
-    part = PARTS[key]
-    try:
-        module = importlib.import_module(part.module)
-    except ModuleNotFoundError as exc:
-        if exc.name and (part.module == exc.name or part.module.startswith(exc.name + ".")):
-            return PartStatus(part, None, "missing")
-        return PartStatus(part, None, "broken", f"{type(exc).__name__}: {exc}")
-    except Exception as exc:  # a module being written may not import yet
-        return PartStatus(part, None, "broken", f"{type(exc).__name__}: {exc}")
-    lacking = [n for n in part.needs if not hasattr(module, n)]
-    if lacking:
-        return PartStatus(part, None, "incomplete", ", ".join(f"`{n}`" for n in lacking))
-    return PartStatus(part, module, "ok")
-
 
 # ------------------------------------------------------------------ profiles
 
@@ -234,14 +120,11 @@ def compact(groups: Iterable[Sequence[int]]) -> str:
 def _socket_of_each(threads: list[int], caps: tuple[int, ...]) -> list[int]:
     """A socket per instance so that each socket's instances fit its cores (exact packing
     from checker.allocation when available, else first-fit decreasing)."""
-    try:
-        from checker.allocation import pack_into_sockets
+    from checker.allocation import pack_into_sockets
 
-        found = pack_into_sockets(threads, caps)
-        if found is not None:
-            return list(found)
-    except ImportError:
-        pass
+    found = pack_into_sockets(threads, caps)
+    if found is not None:
+        return list(found)
     free, out = list(caps), [0] * len(threads)
     for i in sorted(range(len(threads)), key=lambda i: -threads[i]):
         k = next((k for k, room in enumerate(free) if room >= threads[i]), max(range(len(free)), key=free.__getitem__))
@@ -484,6 +367,7 @@ def history_ops(history, result, model_name: str, max_ops: int = 300) -> tuple[l
         note = f"showing {max_ops} of {n} operations (by call time, around the first failure)"
     else:
         keep = list(range(n))
+    scale, t0 = time_scale(history)[1:]
     rows = []
     for i in keep:
         op = ops[i]
@@ -494,26 +378,112 @@ def history_ops(history, result, model_name: str, max_ops: int = 300) -> tuple[l
             label = f"{op.input!r} -> {out!r}"
         role = ("blocked" if i in blocked else "linearized" if i in order
                 else "pending" if op.ret is None else "left out")
-        rows.append({"index": i, "client": op.client, "call": op.call, "ret": end if op.ret is None else op.ret,
+        ret = end if op.ret is None else op.ret
+        rows.append({"index": i, "client": op.client, "call": (op.call - t0) * scale, "ret": (ret - t0) * scale,
                      "label": label, "order": order.get(i), "role": role})
     return rows, note
 
 
-EVENT_COLORS = {"deliver": "#333333", "drop": "#E45756", "duplicate": "#F58518", "crash": "#B279A2",
+NS_SPAN = 100_000  # a history spanning at least this many time units is taken to be in ns
+
+
+def time_scale(history) -> tuple[str, float, float]:
+    """(unit, factor, origin) to show a history's times: histories of real and simulated runs
+    are in ns and are shown in ms since the first call; small logical clocks (explored
+    schedules) are shown as they are, in "history time units"."""
+    times = [o.call for o in history.operations] + [o.ret for o in history.operations if o.ret is not None]
+    if not times:
+        return "", 1.0, 0.0
+    lo, hi = min(times), max(times)
+    if hi - lo >= NS_SPAN:
+        return "ms since the first call", 1e-6, float(lo)
+    return "", 1.0, 0.0
+
+
+def first_failed_partition(result):
+    """The partition found ILLEGAL first (``CheckResult.first_failed``, the checker's own answer);
+    for a result without it, the ILLEGAL partition whose blocked operation is lowest. None when
+    no partition failed."""
+    if hasattr(result, "first_failed"):
+        return result.first_failed
+    failures = [p for p in result.partitions if getattr(p.result, "value", p.result) == "illegal"
+                or (p.blocked is not None and getattr(p.result, "value", "") != "ok")]
+    if not failures:
+        return None
+    return min(failures, key=lambda p: (p.blocked is None, p.blocked if p.blocked is not None else 0))
+
+
+def partition_label(part) -> str:
+    """A partition's key as a person reads it (``all operations`` for the single partition)."""
+    return "all operations" if part.key in (None, (), "") else f"key {part.key!r}"
+
+
+def linearization_points(history, model_name: str, order: Sequence[int], rows: Sequence[dict]) -> list[dict]:
+    """The earliest consistent linearization point of each operation of ``order`` (history
+    indices, in linearization order): ``max(call, previous point)``, never after its return;
+    with the model state after it (``checker.linearizability.trace``). Times scaled like
+    ``rows`` (:func:`history_ops`); operations not drawn in ``rows`` are skipped."""
+    from checker.linearizability import trace
+
+    drawn = {r["index"]: r for r in rows}
+    steps = trace(history, model_name, list(order))
+    out, t = [], -math.inf
+    for pos, step in enumerate(steps):
+        r = drawn.get(step.index)
+        if r is None:
+            continue
+        t = max(t, r["call"])
+        t = min(t, r["ret"])
+        out.append({"t": t, "client": r["client"], "order": pos + 1, "label": step.description,
+                    "state": step.after if step.legal else f"ILLEGAL here (state before: {step.before})",
+                    "legal": step.legal})
+    return out
+
+
+def violation_zoom(rows: Sequence[dict]) -> tuple[float, float] | None:
+    """An x range around the first blocked operation (its interval and as much again on both
+    sides, so the operations it overlaps are visible); None when nothing is blocked."""
+    blocked = [r for r in rows if r["role"] == "blocked"]
+    if not blocked:
+        return None
+    b = min(blocked, key=lambda r: r["call"])
+    width = max(b["ret"] - b["call"], 1e-9)
+    near = [r for r in rows if r["ret"] >= b["call"] - width and r["call"] <= b["ret"] + width]
+    lo = min(r["call"] for r in near)
+    hi = max(r["ret"] for r in near)
+    pad = (hi - lo) * 0.1 or width
+    return lo - pad, hi + pad
+
+
+#: Arrow colours of the message sequence diagram: mid-tones with a contrast of at least 3:1
+#: against both Streamlit's light (#FFFFFF) and dark (#0E1117) backgrounds.
+EVENT_COLORS = {"deliver": "#4C8BF5", "drop": "#E45756", "duplicate": "#D9730D", "crash": "#B279A2",
                 "restart": "#54A24B"}
 
 
-def schedule_messages(schedule) -> list[dict]:
+def contrast_ratio(fg: str, bg: str) -> float:
+    """WCAG contrast ratio of two ``#RRGGBB`` colours (1..21)."""
+    def lum(hex_: str) -> float:
+        rgb = [int(hex_.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    a, b = sorted((lum(fg), lum(bg)), reverse=True)
+    return (a + 0.05) / (b + 0.05)
+
+
+def schedule_messages(schedule, breaking_step: int | None = None) -> list[dict]:
     """Arrows of a message sequence diagram for an explorer schedule (``checker.actors.Event``s):
     deliveries, drops and duplicates go from ``src`` to ``dst``; a crash or restart is a
-    self-arrow on the actor."""
+    self-arrow on the actor. ``breaking_step`` (1-based) is marked ``breaks``."""
     out = []
     for k, ev in enumerate(schedule):
         text = ev.describe()
         label = text.split(": ", 1)[1] if ev.kind == "deliver" and ": " in text else text
         src = ev.src if ev.src is not None else ev.dst
         out.append({"step": k + 1, "src": src, "dst": ev.dst, "label": f"{k + 1}. {label}",
-                    "kind": ev.kind, "color": EVENT_COLORS.get(ev.kind, "#333333")})
+                    "kind": ev.kind, "color": EVENT_COLORS.get(ev.kind, EVENT_COLORS["deliver"]),
+                    "breaks": breaking_step == k + 1})
     return out
 
 
@@ -521,3 +491,305 @@ def schedule_actors(names, schedule) -> list[str]:
     """The system's actors that take part in ``schedule``, in the system's order (others left out)."""
     used = {ev.dst for ev in schedule} | {ev.src for ev in schedule if ev.src is not None}
     return [n for n in names if n in used] + sorted(used - set(names))
+
+
+# ------------------------------------------------------ counterexample stepper
+
+
+def _brief(value: Any, limit: int = 160) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def counterexample_steps(protocol, schedule, timeout: float | None = 10.0) -> dict:
+    """Replay ``schedule`` from the protocol's initial state one event at a time (pure).
+
+    Returns {"actors": names, "initial": {actor: state}, "steps": [{"step", "event", "actor",
+    "before": {actor: state}, "after": {actor: state}, "changed": [actors], "records",
+    "broken": [invariant: message]}], "breaking_step": the first step after which an
+    invariant is broken, else the first step after which the history is not linearizable
+    (None when neither)}. States are shown as ``repr`` (cut at 160 characters).
+    """
+    from checker.linearizability import check
+
+    system = protocol.system
+    state = system.start().state
+    names = list(system.names)
+
+    def states(s) -> dict:
+        return {n: _brief(system.state_of(s, n)) for n in names}
+
+    steps = []
+    breaking = None
+    cur = states(state)
+    initial = dict(cur)
+    for i, ev in enumerate(schedule):
+        out = system.step(state, ev)
+        state = out.state
+        nxt = states(state)
+        broken = []
+        for inv in protocol.invariants:
+            if inv.quiescent and not (i + 1 == len(schedule) and system.terminal(state)):
+                continue
+            problem = inv.check(system, state)
+            if problem is not None:
+                broken.append(f"{inv.name}: {problem}")
+        if broken and breaking is None:
+            breaking = i + 1
+        steps.append({"step": i + 1, "event": ev.describe(), "actor": ev.dst, "before": cur, "after": nxt,
+                      "changed": [n for n in names if cur[n] != nxt[n]],
+                      "records": [_brief(r, 120) for r in out.records], "broken": broken,
+                      "history": protocol.history(state)})
+        cur = nxt
+    if breaking is None:  # the first prefix whose history is not linearizable
+        for s in steps:
+            if check(s["history"], protocol.model, timeout=timeout).illegal:
+                breaking = s["step"]
+                break
+    for s in steps:
+        s.pop("history")
+    return {"actors": names, "initial": initial, "steps": steps, "breaking_step": breaking}
+
+
+def actor_state_rows(step: dict) -> list[dict]:
+    """Table rows of one stepper step: each actor's state before and after, and whether it changed."""
+    return [{"actor": a, "before": step["before"][a], "after": step["after"][a],
+             "changed": "yes" if a in step["changed"] else ""} for a in step["before"]]
+
+
+def violation_title(violation) -> str:
+    """The heading of a counterexample, in words (an invariant's name, or "the history is not
+    linearizable under the <model> model"), never the raw property name."""
+    if violation.kind == "linearizability":
+        model = violation.name.partition("(")[2].rstrip(")") or "its"
+        return f"the history is not linearizable under the {model} model"
+    return f"invariant {violation.name!r} is broken"
+
+
+# ------------------------------------------------------------ simulator series
+
+
+def sim_time_series(result, bin_s: float | None = None) -> dict:
+    """Latency, throughput and queue length of a SimResult over time (pure).
+
+    Bins of ``bin_s`` seconds (default: the run cut into ~100 bins, at least 10 ms):
+    ``p50_ms`` / ``p99_ms``: latency of the requests completed in the bin (None when
+    none); ``throughput_per_s``: requests completed per second in the bin. ``queue``:
+    requests arrived and not yet dispatched, exactly, at every arrival and dispatch
+    (``queue_t_s``). ``marks``: reconfiguration decisions and switches (``t_s``, ``label``).
+    """
+    import numpy as np
+
+    rec = result.records
+    arr = np.asarray(rec.arrival_ms, dtype=float)
+    disp = np.asarray(rec.dispatch_ms, dtype=float)
+    comp = np.asarray(rec.completion_ms, dtype=float)
+    end_ms = float(comp.max()) if comp.size else 1.0
+    if bin_s is None:
+        bin_s = max(end_ms / 1000.0 / 100.0, 0.01)
+    if not bin_s > 0:
+        raise ValueError(f"bin_s must be positive, not {bin_s!r}")
+    nbins = max(1, int(math.ceil(end_ms / 1000.0 / bin_s)))
+    edges = np.arange(nbins + 1) * bin_s * 1000.0
+    idx = np.clip(np.searchsorted(edges, comp, side="right") - 1, 0, nbins - 1)
+    lat = comp - arr
+    p50, p99, thr = [], [], []
+    for k in range(nbins):
+        sel = lat[idx == k]
+        p50.append(float(np.percentile(sel, 50)) if sel.size else None)
+        p99.append(float(np.percentile(sel, 99)) if sel.size else None)
+        thr.append(sel.size / bin_s)
+    ev_t = np.concatenate([arr, disp])
+    ev_d = np.concatenate([np.ones(arr.size), -np.ones(disp.size)])
+    order = np.lexsort((-ev_d, ev_t))
+    q = np.cumsum(ev_d[order])
+    t_sorted = ev_t[order]
+    last = np.append(t_sorted[1:] != t_sorted[:-1], True)  # one point per instant, after all its events
+    q, t_sorted = q[last], t_sorted[last]
+    marks = []
+    for rc in result.reconfigurations:
+        marks.append({"t_s": rc.call_ms / 1000.0, "label": f"reconfigure -> e{rc.to_epoch} ({rc.to_plan.describe()})"})
+        marks.append({"t_s": rc.switch_ms / 1000.0, "label": f"switch to e{rc.to_epoch}"})
+    return {"t_s": ((edges[:-1] + edges[1:]) / 2000.0).tolist(), "bin_s": bin_s, "p50_ms": p50, "p99_ms": p99,
+            "throughput_per_s": thr, "queue_t_s": (t_sorted / 1000.0).tolist(), "queue": q.astype(int).tolist(),
+            "marks": marks}
+
+
+def series_csv(series: dict) -> str:
+    """The binned time series as CSV (t_s, p50_ms, p99_ms, throughput_per_s)."""
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["t_s", "p50_ms", "p99_ms", "throughput_per_s"])
+    for row in zip(series["t_s"], series["p50_ms"], series["p99_ms"], series["throughput_per_s"]):
+        w.writerow(["" if v is None else f"{v:.6g}" for v in row])
+    return buf.getvalue()
+
+
+def rows_csv(rows: Sequence[dict]) -> str:
+    """Rows of dicts as CSV (columns of the first row)."""
+    import io
+
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n", extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------ hardware
+
+
+def noise_ms(samples: Sequence[float]) -> float:
+    """The measured noise of repeated samples: their interquartile range (ms), 0 for < 2 samples."""
+    import numpy as np
+
+    xs = np.asarray([float(x) for x in samples], dtype=float)
+    if xs.size < 2:
+        return 0.0
+    q1, q3 = np.percentile(xs, [25, 75])
+    return float(q3 - q1)
+
+
+def measurement_warnings(rows: Sequence[dict], cores: int) -> list[str]:
+    """Warnings about implausible measurements of one hardware run (pure).
+
+    ``rows``: {"label", "groups", "predicted_ms", "measured_ms", "samples_ms"}. Warns when two
+    rows are the same configuration yet their medians differ by more than the measured noise
+    (3 x the larger IQR, and 10 %); when one configuration is more than ``cores`` times
+    faster than another (no split of T cores can do that); and when a measurement is more
+    than 3x off its prediction.
+    """
+    out = []
+    for i, a in enumerate(rows):
+        for b in rows[i + 1:]:
+            if a.get("groups") and a.get("groups") == b.get("groups"):
+                gap = abs(a["measured_ms"] - b["measured_ms"])
+                noise = 3 * max(noise_ms(a.get("samples_ms", ())), noise_ms(b.get("samples_ms", ())))
+                if gap > max(noise, 0.1 * min(a["measured_ms"], b["measured_ms"])):
+                    out.append(f"{a['label']} and {b['label']} are the same configuration, yet measured "
+                               f"{a['measured_ms']:.2f} vs {b['measured_ms']:.2f} ms, beyond the measured noise "
+                               f"(IQR x 3 = {noise:.2f} ms): repeats disagree; rerun with more iterations.")
+    ms = [r for r in rows if (r.get("measured_ms") or 0) > 0]
+    if len(ms) >= 2:
+        fast = min(ms, key=lambda r: r["measured_ms"])
+        slow = max(ms, key=lambda r: r["measured_ms"])
+        ratio = slow["measured_ms"] / fast["measured_ms"]
+        if ratio > max(cores, 1):
+            out.append(f"{fast['label']} measured {ratio:.1f}x faster than {slow['label']}, more than the "
+                       f"{plural(cores, 'core')} could give: the measurement is implausible (a busy machine?).")
+    for r in ms:
+        p = r.get("predicted_ms")
+        if p and p > 0 and not (1 / 3 <= r["measured_ms"] / p <= 3):
+            out.append(f"{r['label']}: measured {r['measured_ms']:.2f} ms vs predicted {p:.2f} ms (more than 3x off); "
+                       "the profile may not describe this machine now.")
+    return out
+
+
+def bench_warnings(rows: Sequence[dict], cores: int) -> list[str]:
+    """Warnings about benchmark rows (from ``real_runner.bench``): a speedup over fat larger
+    than the core count is implausible."""
+    out = []
+    for r in rows:
+        s = r.get("speedup vs fat")
+        if s is not None and s > max(cores, 1):
+            out.append(f"batch {r['batch']}: the plan measured {s:.2f}x faster than fat on "
+                       f"{plural(cores, 'core')}, which no split of the cores can give: the measurement is implausible.")
+    return out
+
+
+# ------------------------------------------------------------------- wording
+
+
+def plural(n: int | float, word: str, many: str | None = None) -> str:
+    """``1 core``, ``2 cores``."""
+    return f"{n:g} {word if n == 1 else (many or word + 's')}" if isinstance(n, float) else \
+        f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def fmt_speedup(ratio: float | None, what: str = "plan") -> str:
+    """``plan is 1.23x faster`` / ``plan is 1.26x slower`` / ``same latency`` (ratio = baseline / plan)."""
+    if ratio is None or not math.isfinite(ratio) or ratio <= 0:
+        return "n/a"
+    if abs(ratio - 1.0) < 0.005:
+        return f"{what} has the same latency"
+    if ratio > 1:
+        return f"{what} is {ratio:.2f}x faster"
+    return f"{what} is {1 / ratio:.2f}x slower"
+
+
+def parse_int_list(text: str, what: str) -> list[int]:
+    """Positive integers from ``"1,2,4"`` or ``"1-4"``; ValueError naming the bad item."""
+    out: list[int] = []
+    items = [x.strip() for x in str(text).split(",") if x.strip()]
+    if not items:
+        raise ValueError(f"{what}: give at least one positive integer, e.g. 1,2,4")
+    for item in items:
+        lo, sep, hi = item.partition("-")
+        try:
+            values = list(range(int(lo), int(hi) + 1)) if sep else [int(item)]
+        except ValueError:
+            raise ValueError(f"{what}: {item!r} is not a positive integer (or a range like 1-4)") from None
+        if not values or min(values) < 1:
+            raise ValueError(f"{what}: {item!r} is not a positive integer (or a range like 1-4)")
+        out += values
+    return out
+
+
+# --------------------------------------------------------------- CLI commands
+
+
+def _q(value: Any) -> str:
+    import shlex
+
+    return shlex.quote(str(value))
+
+
+def cli_plan(profile_arg: str | None, batch: int, cores: int, options) -> tuple[str, list[str]]:
+    """The ``packrat plan`` command of the planner's form, and what it cannot express."""
+    cmd = ["packrat plan", f"--profile {_q(profile_arg or 'PROFILE.json')}", f"--batch {batch}", f"--cores {cores}"]
+    if not options.exact_cores:
+        cmd.append("--allow-idle")
+    if options.homogeneous:
+        cmd.append("--homogeneous")
+    if options.min_batch != 1:
+        cmd.append(f"--min-batch {options.min_batch}")
+    if options.statistic:
+        cmd.append(f"--statistic {options.statistic}")
+    missing = []
+    if profile_arg is None:
+        missing.append("the current profile is not a built-in: save it (Profiles page) and pass its file")
+    if options.max_instances:
+        missing.append(f"at most {options.max_instances} instances (no CLI flag)")
+    if options.cores_per_socket:
+        missing.append(f"{options.cores_per_socket} cores per socket (no CLI flag)")
+    return " ".join(cmd), missing
+
+
+def cli_simulate(profile_arg: str | None, cores: int, spec: str, seed: int) -> str:
+    return (f"packrat simulate --profile {_q(profile_arg or 'PROFILE.json')} --cores {cores} "
+            f"--workload {_q(spec)} --seed {seed}")
+
+
+def cli_explore(protocol: str, variant: str, strategy: str, max_schedules: int, max_time: float, seed: int,
+                params: dict, defaults: dict) -> str:
+    cmd = [f"packrat explore --protocol {_q(protocol)} --variant {_q(variant)} --strategy {strategy}",
+           f"--max-schedules {max_schedules} --max-time {max_time:g}"]
+    if strategy in ("random", "pct"):
+        cmd.append(f"--seed {seed}")
+    for k, v in sorted(params.items()):
+        if defaults.get(k) != v:
+            cmd.append(f"--param {_q(f'{k}={str(v).lower() if isinstance(v, bool) else v}')}")
+    return " ".join(cmd)
+
+
+def cli_check(name: str, fmt: str, model: str | None, timeout: float) -> str:
+    cmd = [f"packrat check {_q(name)}"]
+    if model:
+        cmd.append(f"--model {model}")
+    if fmt != "auto":
+        cmd.append(f"--format {fmt}")
+    cmd.append(f"--timeout {timeout:g} --html report.html")
+    return " ".join(cmd)

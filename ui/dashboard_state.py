@@ -1,20 +1,23 @@
 """Streamlit plumbing shared by the dashboard pages: the current profile, widget state
-that survives page switches, part detection boxes, long work with progress.
+that survives page switches and lives in the URL, long work in a child process with live
+progress and a Cancel button that stops it.
 
 Results and choices live in ``st.session_state`` so they persist for the session.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import streamlit as st
 
-from ui.dashboard_data import PartStatus, find_part
+from ui.dashboard_jobs import Job
 
 DEFAULT_BUILTIN = "transformer-16"
 PROFILE_KEY = "profile"
 PROFILE_ORIGIN_KEY = "profile_origin"
+PROFILE_BUILTIN_KEY = "profile_builtin"
+PROFILE_PARAM = "profile"
 _KEPT = "_kept_widget_keys"
 
 
@@ -90,6 +93,7 @@ def current_profile():
     if PROFILE_KEY not in st.session_state:
         st.session_state[PROFILE_KEY] = builtin(DEFAULT_BUILTIN)
         st.session_state[PROFILE_ORIGIN_KEY] = f"built-in {DEFAULT_BUILTIN} (default)"
+        st.session_state[PROFILE_BUILTIN_KEY] = DEFAULT_BUILTIN
     return st.session_state[PROFILE_KEY]
 
 
@@ -97,12 +101,54 @@ def current_profile():
 PROFILE_BOUND = ("plan", "plan_obj", "sweep", "certificate", "sim")
 
 
-def set_profile(profile, origin: str) -> None:
-    """Make ``profile`` current; results computed from the old one are dropped."""
+def set_profile(profile, origin: str, builtin_name: str | None = None) -> None:
+    """Make ``profile`` current; results computed from the old one are dropped.
+    ``builtin_name``: the built-in it is (then the URL can name it), else None."""
     st.session_state[PROFILE_KEY] = profile
     st.session_state[PROFILE_ORIGIN_KEY] = origin
+    st.session_state[PROFILE_BUILTIN_KEY] = builtin_name
     for name in PROFILE_BOUND:
         st.session_state.pop(f"result.{name}", None)
+
+
+def profile_param() -> str | None:
+    """The profile as the CLI names it (``builtin:NAME``), or None for an uploaded or measured one."""
+    current_profile()
+    name = st.session_state.get(PROFILE_BUILTIN_KEY)
+    return f"builtin:{name}" if name else None
+
+
+def profile_from_url() -> None:
+    """Adopt ``?profile=builtin:NAME`` from the URL (once per distinct value), so a shared link
+    or a reload shows the same profile. An unknown name is reported, not fatal."""
+    from packrat_sim.profile import BUILTIN_NAMES
+
+    raw = st.query_params.get(PROFILE_PARAM)
+    applied = st.session_state.setdefault(_URL_APPLIED, {})
+    if raw is None or applied.get(PROFILE_PARAM) == raw:
+        return
+    applied[PROFILE_PARAM] = raw
+    name = raw.removeprefix("builtin:")
+    if name not in BUILTIN_NAMES:
+        st.warning(f"The link names profile {raw!r}, which is not a built-in ({', '.join(BUILTIN_NAMES)}); "
+                   "showing the current profile instead.")
+        return
+    if profile_param() != raw:
+        set_profile(builtin(name), f"built-in {name} (from the link)", name)
+
+
+def publish_profile() -> None:
+    """Write the current profile into the URL when the URL can name it."""
+    raw = profile_param()
+    applied = st.session_state.setdefault(_URL_APPLIED, {})
+    if raw is None:
+        if PROFILE_PARAM in st.query_params:
+            del st.query_params[PROFILE_PARAM]
+        applied.pop(PROFILE_PARAM, None)
+        return
+    if st.query_params.get(PROFILE_PARAM) != raw:
+        st.query_params[PROFILE_PARAM] = raw
+    applied[PROFILE_PARAM] = raw
 
 
 def profile_origin() -> str:
@@ -121,6 +167,62 @@ def profile_banner(profile) -> None:
         )
 
 
+# ------------------------------------------------------------------ the URL
+
+_URL_APPLIED = "_url_applied"
+
+
+def _parse(raw: str, kind: type):
+    if kind is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(raw)
+    if kind is list:
+        return [x for x in raw.split(",") if x]
+    return kind(raw)
+
+
+def _show(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)) if abs(value) < 1e15 else repr(value)
+    return str(value)
+
+
+def from_url(keys: dict[str, type]) -> None:
+    """Before a page draws its widgets: adopt the values the URL gives for ``keys``
+    (widget key -> type: int, float, bool, str, list). A value is adopted once per distinct
+    URL value, so later widget changes win; a malformed value is ignored."""
+    applied = st.session_state.setdefault(_URL_APPLIED, {})
+    for key, kind in keys.items():
+        raw = st.query_params.get(key)
+        if raw is None or applied.get(key) == raw:
+            continue
+        applied[key] = raw
+        try:
+            st.session_state[key] = _parse(raw, kind)
+        except ValueError:
+            continue
+
+
+def to_url(keys: dict[str, type]) -> None:
+    """After a page drew its widgets: write their values into the URL (``?key=value``), so a
+    reload or a shared link shows the same plan or run."""
+    applied = st.session_state.setdefault(_URL_APPLIED, {})
+    for key in keys:
+        if key not in st.session_state:
+            continue
+        raw = _show(st.session_state[key])
+        if st.query_params.get(key) != raw:
+            st.query_params[key] = raw
+        applied[key] = raw
+
+
 # ----------------------------------------------------------------- results
 
 
@@ -134,20 +236,6 @@ def store(name: str, value: Any) -> Any:
     return value
 
 
-# ------------------------------------------------------------------- parts
-
-
-def need_part(key: str) -> PartStatus:
-    """Find part ``key``; when it is not usable say so plainly in an info (or warning) box."""
-    status = find_part(key)
-    if not status.ok:
-        if status.state == "broken":
-            st.warning(status.message(), icon=":material/construction:")
-        else:
-            st.info(status.message(), icon=":material/hourglass_empty:")
-    return status
-
-
 # -------------------------------------------------------------- long work
 
 
@@ -156,8 +244,8 @@ class Progress:
 
     Clicking Cancel makes Streamlit rerun the script, which stops this run at its next
     Streamlit call (the next :meth:`update`); the caller sees the click on that rerun
-    (:func:`was_cancelled`) and keeps no result. Work running in worker processes is
-    stopped by the library's own clean-up when the exception unwinds through it.
+    (:func:`was_cancelled`) and keeps no result. :func:`run_job` kills its child process
+    when that happens.
     """
 
     def __init__(self, label: str, cancel_key: str) -> None:
@@ -174,54 +262,28 @@ class Progress:
         self.box.empty()
 
 
-def run_with_progress(label: str, steps: Iterator[tuple[float, str]], *, cancel_key: str) -> tuple[bool, Any]:
-    """Drive a generator yielding ``(fraction, text)`` (its ``return`` value is the result)
-    under a :class:`Progress`. Returns ``(True, result)``."""
-    prog = Progress(label, cancel_key)
-    try:
-        while True:
-            frac, text = next(steps)
-            prog.update(frac, text)
-    except StopIteration as stop:
-        prog.close()
-        return True, stop.value
-    except Exception:
-        prog.close()
-        raise
+def run_job(label: str, target: str, kwargs: dict, *, cancel_key: str, budget_s: float | None = None) -> Any:
+    """Run ``target(progress, **kwargs)`` (a function of :mod:`ui.dashboard_jobs`) in a child
+    process while this run shows its live progress (the work's own counters when it sends
+    them, else the clock against ``budget_s``) and a Cancel button.
 
-
-def run_in_background(label: str, fn, *, budget_s: float | None, cancel_key: str) -> Any:
-    """Run ``fn()`` (pure library work, no Streamlit calls) in a worker thread while this run
-    shows a progress bar (elapsed time against ``budget_s``, the work's own time limit) and a
-    Cancel button. Returns ``fn``'s result or raises its exception. On Cancel the script
-    run stops at once and the result is discarded (the thread ends within its budget).
+    Returns the result or raises the work's exception. Cancel (or leaving the page) makes
+    Streamlit stop this run at its next progress update; the ``finally`` below then
+    terminates the child, so no CPU keeps working for a result nobody will see.
     """
-    import threading
-    import time
-
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # handed to the script thread below
-            box["error"] = exc
-
-    thread = threading.Thread(target=work, name=f"packrat-ui {label}", daemon=True)
+    job = Job(f"ui.dashboard_jobs:{target}", kwargs)
     prog = Progress(label, cancel_key)
-    start = time.monotonic()
-    thread.start()
-    while thread.is_alive():
-        thread.join(0.2)
-        elapsed = time.monotonic() - start
-        if budget_s:
-            prog.update(min(elapsed / budget_s, 0.99), f"{elapsed:.1f} s of at most {budget_s:g} s")
-        else:
-            prog.update(0.0, f"{elapsed:.1f} s")
+    job.start()
+    st.session_state["_job_pid"] = job.pid
+    try:
+        while not job.poll(0.25):
+            frac, text = job.snapshot.describe(budget_s)
+            prog.update(frac, text)
+        value = job.result()
+    finally:
+        job.cancel()
     prog.close()
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
+    return value
 
 
 def was_cancelled(cancel_key: str) -> bool:
@@ -232,3 +294,22 @@ def show_error(title: str, exc: BaseException | str) -> None:
     """An error box with a one-line message; the page keeps working."""
     msg = exc if isinstance(exc, str) else " ".join(str(exc).split()) or type(exc).__name__
     st.error(f"{title}: {msg}", icon=":material/error:")
+
+
+def cli_box(command: str, missing: list[str] | tuple = (), key: str | None = None) -> None:
+    """The equivalent ``packrat`` command of a form, in a code box with a copy button."""
+    st.caption("Equivalent command (copy button on the right):")
+    st.code(command, language="bash")
+    for m in missing:
+        st.caption(f"Not expressible on the command line: {m}.")
+
+
+def readme(kind: str) -> None:
+    """An expander holding the README section that explains ``kind`` (read from this checkout)."""
+    from ui.dashboard_help import SECTIONS, readme_section
+
+    title = SECTIONS[kind]
+    text = readme_section(title)
+    if text:
+        with st.expander(f"README: {title}"):
+            st.markdown(text)

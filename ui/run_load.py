@@ -16,7 +16,7 @@ from typing import Optional
 
 import typer
 
-from ui._common import BadInput, emit_json, fail, load_model_profile, note
+from ui._common import BadInput, emit_json, fail, load_model_profile, note, output_file_arg
 
 
 def make_planner(profile, cores: int):
@@ -36,19 +36,30 @@ def make_planner(profile, cores: int):
 def run_load(*, model: str, load_spec: str, cores: Optional[int], profile_spec: Optional[str],
              history_path: Optional[str], check_history: bool, as_json: bool, clients: int = 1,
              warmup: int = 1, interval_ms: float = 250.0, alpha: float = 0.5, window: int = 4,
-             progress: Optional[bool] = None) -> None:
+             progress: Optional[bool] = None, policy: str = "packrat") -> None:
+    """`packrat run --load`: serve the load with the chosen policy (``packrat[:K=V,...]``,
+    the policy of packrat_sim.policy, or ``packrat-ewma``, the paper's estimator)."""
     from packrat_sim.estimator import EstimatorConfig, EstimatorError
     from packrat_sim.optimizer import OptimizerError
-    from real_runner.models import ModelError, get_spec
+    from packrat_sim.policy import PolicyError, parse_overrides, parse_policy
+    from real_runner.models import ModelError, get_spec, require_batch_memory
     from real_runner.profiling import powers_of_two_upto
     from real_runner.serving import LoadError, parse_load
     from real_runner.topology import detect, format_cpus
 
+    output_file_arg(history_path, "--history")  # before any work, not after the whole run
     try:
         get_spec(model)
         load = parse_load(load_spec, clients=clients)
+        require_batch_memory(model, load.max_batch, LoadError)  # before a quick profile or a worker
         cfg = EstimatorConfig(alpha=alpha, window=window, interval_ms=interval_ms,
                               max_batch=load.max_batch)
+        policy_name, overrides = parse_policy(policy)
+        if policy_name not in ("packrat", "packrat-ewma"):
+            raise PolicyError(f"--policy {policy!r}: --load needs an adaptive policy (packrat or packrat-ewma)")
+        pcfg = parse_overrides(overrides + (f"max_batch={load.max_batch}",)) if policy_name == "packrat" else None
+    except PolicyError as exc:
+        raise BadInput(f"--policy: {exc}") from None
     except (ModelError, LoadError, EstimatorError) as exc:
         raise BadInput(str(exc)) from None
     topo = detect()
@@ -74,8 +85,17 @@ def run_load(*, model: str, load_spec: str, cores: Optional[int], profile_spec: 
     from real_runner.executor import WorkerError
     from real_runner.serving import serve_load
 
+    catalog = None
+    if pcfg is not None:
+        from packrat_sim.policy import PlanCatalog
+
+        try:
+            catalog = PlanCatalog(profile, T, load.max_batch, error=BadInput, execution="chunks")
+        except PolicyError as exc:
+            raise BadInput(str(exc)) from None
     try:
-        report = serve_load(model, load, planner, estimator=cfg, topology=topo, warmup=warmup)
+        report = serve_load(model, load, planner, estimator=cfg, topology=topo, warmup=warmup,
+                            catalog=catalog, policy=pcfg)
     except OptimizerError as exc:
         raise BadInput(str(exc)) from None
     except WorkerError as exc:
@@ -101,7 +121,11 @@ def run_load(*, model: str, load_spec: str, cores: Optional[int], profile_spec: 
     if as_json:
         emit_json(out)
     else:
-        typer.echo(f"served   {model} on {T} cores, load {load_spec} ({load.kind} loop)")
+        typer.echo(f"served   {model} on {T} cores, load {load_spec} ({load.kind} loop), policy {out['policy']}")
+        if out.get("initial_plan"):
+            typer.echo(f"start    {out['initial_plan']} (plan for the first formed batch)")
+        if out.get("idle_skipped_s"):
+            typer.echo(f"idle     {out['idle_skipped_s']:.3g} s of idle time skipped (the clock jumped)")
         typer.echo(f"batches  sent {out['batches_sent']}, answered {out['batches_answered']}, failed "
                    f"{out['batches_failed']}; requests sent {out['requests_sent']}, answered {out['requests_answered']}")
         for r in out["reconfigurations"]:
@@ -113,6 +137,8 @@ def run_load(*, model: str, load_spec: str, cores: Optional[int], profile_spec: 
             typer.echo(f"reconfig at {r['at_s']:.1f}s epoch {r['from_epoch']}->{r['to_epoch']} "
                        f"{r['from_plan']} -> {r['to_plan']}: {r['reconfigure_ms']:.0f} ms to switch, "
                        f"{r['drain_ms']:.0f} ms to drain; median batch latency {lat}")
+            if r.get("trigger", "").startswith("policy: "):
+                typer.echo(f"         why: {r['trigger'][len('policy: '):]}")
         if history_path:
             typer.echo(f"history  {history_path} ({len(history)} operations)")
         if verdict is not None:

@@ -19,7 +19,10 @@ Registered protocols (:data:`PROTOCOLS`):
     majority agrees), ``erroneous`` (DS2's: a read returns once one replica answers) and ``abd``
     (Attiya-Bar-Noy-Dolev) (see :mod:`checker.protocols.register`).
 
-Every problem with a name, variant or parameter is a :class:`ProtocolError` naming it.
+Every problem with a name, variant or parameter is a :class:`ProtocolError` naming it. Integer
+parameters are at most :data:`MAX_INT_PARAM` (1000) and a system has at most :data:`MAX_ACTORS`
+(64) actors: exploration is exponential long before, and the limits keep a typo from allocating
+gigabytes before a time budget can be checked.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from checker.actors import ActorError, Faults, Invariant, System, SystemState
 from checker.history import History
 
 __all__ = [
-    "FAULT_DEFAULTS", "PROTOCOLS", "Protocol", "ProtocolError", "ProtocolSpec", "build", "make_protocol", "make_system",
+    "FAULT_DEFAULTS", "MAX_ACTORS", "MAX_INT_PARAM", "PROTOCOLS", "Protocol", "ProtocolError", "ProtocolSpec", "build", "make_protocol", "make_system",
     "names", "require_at_least",
 ]
 
@@ -109,16 +112,23 @@ class ProtocolSpec:
 
 PROTOCOLS: dict[str, ProtocolSpec] = {}
 
+# Limits on parameters (schedule spaces grow exponentially long before these; they keep a typo
+# such as clients=1000000000 from allocating gigabytes before any budget can be checked).
+MAX_INT_PARAM = 1000  # every integer parameter
+MAX_ACTORS = 64  # actors in one system
+
 # Fault budgets per schedule that every protocol accepts as parameters (see checker.actors.Faults).
 FAULT_DEFAULTS = {"drops": 0, "duplicates": 0, "crashes": 0, "restarts": 0}
 
 
-def make_system(protocol: str, actors, params: Mapping[str, Any]) -> System:
+def make_system(protocol: str, actors, params: Mapping[str, Any], symmetry=()) -> System:
     """The actor system of ``actors`` on ``params["network"]`` with the fault budgets of
-    ``params`` (:data:`FAULT_DEFAULTS`); a bad value is a ProtocolError naming ``protocol``."""
+    ``params`` (:data:`FAULT_DEFAULTS`) and the groups of interchangeable actors ``symmetry``
+    (see :meth:`~checker.actors.System.canonical`); a bad value is a ProtocolError naming
+    ``protocol``."""
     try:
         faults = Faults(**{name: params[name] for name in FAULT_DEFAULTS})
-        return System(actors, network=params["network"], faults=faults)
+        return System(actors, network=params["network"], faults=faults, symmetry=symmetry)
     except ActorError as exc:
         raise ProtocolError(f"{protocol}: {exc}") from None
 
@@ -140,16 +150,21 @@ def make_protocol(
     variants: Mapping[str, tuple[str, bool]],
     invariants: tuple[Invariant, ...] = (),
     op_key: Callable[[Any], Hashable] | None = None,
+    symmetry=(),
 ) -> Protocol:
     """The :class:`Protocol` ``name``/``variant`` of ``actors`` (on the network and fault budgets
     of ``params``, :func:`make_system`); its description and buggy flag come from ``variants``
-    (the spec's table: variant -> (description, buggy?))."""
+    (the spec's table: variant -> (description, buggy?)). ``symmetry``: groups of actor names
+    the protocol promises are interchangeable (same configuration, treated alike by every other
+    actor, named only as plain strings inside states and messages)."""
+    if len(actors) > MAX_ACTORS:
+        raise ProtocolError(f"{name}: these parameters make {len(actors):,} actors; the limit is {MAX_ACTORS}")
     description, buggy = variants[variant]
     return Protocol(
         name=name,
         variant=variant,
         params=tuple(sorted(params.items())),
-        system=make_system(name, actors, params),
+        system=make_system(name, actors, params, symmetry),
         model=model,
         invariants=invariants,
         op_key=op_key,
@@ -183,6 +198,8 @@ def _coerce(name: str, value: Any, default: Any, protocol: str) -> Any:
                 raise ProtocolError(f"{protocol} parameter {name} must be an integer, not {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, int):
             raise ProtocolError(f"{protocol} parameter {name} must be an integer, not {value!r}")
+        if value > MAX_INT_PARAM:
+            raise ProtocolError(f"{protocol} parameter {name} must be at most {MAX_INT_PARAM}, not {value}")
         return value
     if isinstance(default, str):
         if not isinstance(value, str):

@@ -38,12 +38,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from checker.actors import Actor, Invariant, Invoke, Return, Send, all_operations_return
-from checker.protocols import FAULT_DEFAULTS, Protocol, ProtocolSpec, make_protocol, register_protocol, require_at_least
+from checker.protocols import (
+    FAULT_DEFAULTS, Protocol, ProtocolError, ProtocolSpec, make_protocol, register_protocol, require_at_least,
+)
+from checker.protocols.ds2 import ds2_actors
 
 VARIANTS = {
     "majority": ("writes and reads wait for a majority (reads: a majority agreeing); one writer", False),
     "erroneous": ("a read returns once one replica answers (DS2's erroneous register)", True),
     "abd": ("Attiya-Bar-Noy-Dolev: query a majority, then write (back) to a majority", False),
+    "ds2": ("DS2's benchmark register: leader-based, one client per operation (see checker.protocols.ds2)", False),
+    "ds2-erroneous": ("DS2's erroneous benchmark register: first ack acknowledges, reads answer locally", True),
 }
 
 INITIAL_TS = (0, -1)
@@ -133,6 +138,13 @@ class RegisterClient(Actor):
         nxt, commands = self._begin(i + 1, seq)
         return nxt, [Return(output)] + commands
 
+    def history_effects(self, msg):
+        """A reply to operation i may return it and invoke operation i + 1 (if the script has
+        one); ABD's query replies ("got") never end an operation."""
+        if msg[0] == "got":
+            return False, False
+        return msg[2] + 1 < len(self.script), True
+
     _PHASES = {"value": ("read",), "ack": ("write", "put-w", "put-r"), "got": ("get-w", "get-r")}
 
     def ignores(self, state, src, msg):
@@ -181,6 +193,13 @@ def build_register(variant: str, params: dict) -> Protocol:
     readers, reads, keys = params["readers"], params["reads"], params["keys"]
     require_at_least("register", (("replicas", replicas, 1), ("writers", writers, 0), ("writes", writes, 0),
                                   ("readers", readers, 0), ("reads", reads, 0), ("keys", keys, 1)))
+    if variant in ("ds2", "ds2-erroneous"):
+        if keys != 1:
+            raise ProtocolError(f"register variant {variant} has one key, not keys={keys}")
+        return make_protocol(
+            "register", variant, params, ds2_actors(variant, replicas, writers, writes, readers, reads),
+            model="register", variants=VARIANTS,
+        )
     keyed = keys > 1
     initial = "" if keyed else None
     replica_names = tuple(f"p{j}" for j in range(replicas))
@@ -204,6 +223,9 @@ def build_register(variant: str, params: dict) -> Protocol:
         variants=VARIANTS,
         invariants=invariants,
         op_key=(lambda inp: inp.get("key")) if keyed else None,
+        # clients broadcast to every replica and replicas answer whoever asks: replicas are
+        # interchangeable (their names appear in client states only as reply senders)
+        symmetry=(replica_names,) if replicas > 1 else (),
     )
 
 
@@ -215,5 +237,6 @@ SPEC = register_protocol(
         default_variant="majority",
         defaults={"replicas": 3, "writers": 1, "writes": 1, "readers": 1, "reads": 2, "keys": 1, "network": "unordered", **FAULT_DEFAULTS},
         build=build_register,
+        variant_defaults={"ds2": {"replicas": 2}, "ds2-erroneous": {"replicas": 2}},
     )
 )

@@ -311,3 +311,80 @@ def test_history_times_say_a_returned_before_b_was_called_exactly_when_it_did(se
 def test_a_message_reads_as_a_call_and_its_tuple_arguments_as_values():
     assert Event("deliver", "controller", "dispatcher", ("switch", 1, ("i1.0",))).describe() == \
         "controller -> dispatcher: switch(1, ('i1.0',))"
+
+
+# ---------------------------------------------------------------------------------------------
+# symmetry, enabled events with ids, calls recorded on a client's behalf
+
+
+def test_interchangeable_replicas_share_one_canonical_state_and_the_renaming_is_a_bijection():
+    from checker.protocols import build
+
+    system = build("register", "majority", replicas=3).system
+    assert system.symmetry == (("p0", "p1", "p2"),)
+    start = system.initial()
+    a = system.step(start, next(e for e in system.enabled(start) if e.dst == "p0")).state
+    b = system.step(start, next(e for e in system.enabled(start) if e.dst == "p2")).state
+    assert a != b
+    ca, ma = system.canonical(a)
+    cb, mb = system.canonical(b)
+    assert ca == cb
+    assert system.rename_state(a, ma) == ca and sorted(ma.values()) == sorted(ma)
+
+
+def test_a_symmetry_group_must_name_equal_non_client_actors():
+    import pytest
+
+    from checker.actors import ActorError
+
+    @dataclass(frozen=True)
+    class Node(Actor):
+        weight: int = 0
+
+        def on_start(self):
+            return 0, []
+
+        def on_msg(self, state, src, msg):
+            return state, []
+
+    with pytest.raises(ActorError, match="'b' is not configured like 'a'"):
+        System([("a", Node(1)), ("b", Node(2))], symmetry=[("a", "b")])
+    with pytest.raises(ActorError, match="names 'z', which is not an actor"):
+        System([("a", Node()), ("b", Node())], symmetry=[("a", "z")])
+    assert System([("a", Node()), ("b", Node())], symmetry=[("a", "b")]).symmetry == (("a", "b"),)
+
+
+def test_enabled_ids_is_the_one_definition_of_what_can_happen_next():
+    from checker.protocols import build
+
+    system = build("register", "majority", replicas=2, drops=1).system
+    state = system.initial()
+    pending = {i: env for i, env in enumerate(system.in_flight(state))}
+    pairs = system.enabled_ids(state, pending)
+    assert [ev for _, ev in pairs] == sorted(system.enabled(state), key=[ev for _, ev in pairs].index)
+    assert {pid for pid, ev in pairs if ev.kind == "drop"} == {("drop", i) for i in pending}
+
+
+def test_a_server_may_record_a_call_on_a_clients_behalf():
+    @dataclass(frozen=True)
+    class Caller(Actor):
+        is_client = True
+
+        def on_start(self):
+            return 0, [Send("srv", ("req",))]
+
+        def on_msg(self, state, src, msg):
+            return 1, [Return(msg[1])]
+
+    @dataclass(frozen=True)
+    class Srv(Actor):
+        def on_start(self):
+            return 0, []
+
+        def on_msg(self, state, src, msg):
+            return state, [Invoke({"op": "read"}, client=src), Send(src, ("ok", None))]
+
+    system = System([("c", Caller()), ("srv", Srv())])
+    state = system.run([Event("deliver", "c", "srv", ("req",)), Event("deliver", "srv", "c", ("ok", None))])
+    (op,) = system.history(state).operations
+    assert op.client == "c" and op.input == {"op": "read"} and op.output is None and op.ret is not None

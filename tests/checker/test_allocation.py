@@ -435,3 +435,35 @@ def test_z3_certifies_every_interference_aware_dp_plan_on_random_profiles(proble
     except OptimizerError:
         return
     assert certify_under_interference(profile, batch, cores, aware.plan, options).result is Result.OPTIMAL
+
+
+# ---- issue 14: Z3 certifies the predictor's objective (dispatch cost + slowest instance)
+
+
+def _dispatch_profile():
+    from packrat_sim.profile import Cell
+
+    cells = (Cell(1, 1, 10.0, 10.0, 10.0), Cell(1, 2, 12.0, 12.0, 12.0), Cell(2, 2, 11.0, 11.0, 11.0))
+    return Profile(model="m", cells=cells, dispatch=((1, 2, 0.5), (2, 2, 3.0)))
+
+
+def test_with_dispatch_cost_the_fewer_instance_plan_the_planner_picks_is_certified_optimal():
+    from checker.allocation import certify_with_dispatch
+    from packrat_sim.predictor import Predictor, best_plan
+
+    profile = _dispatch_profile()
+    options = OptimizerOptions(exact_cores=False)
+    best = best_plan(Predictor(profile), 2, 2, options)
+    assert best.describe() == "1 x 2t x 2"
+    cert = certify_with_dispatch(profile, 2, 2, best, options, timeout_s=30)
+    assert cert.result is Result.OPTIMAL and cert.latency_ms == pytest.approx(11.5)
+
+
+def test_with_dispatch_cost_the_compute_only_optimum_is_refuted_with_a_cheaper_total():
+    from checker.allocation import certify_with_dispatch
+
+    profile = _dispatch_profile()
+    two = Plan((Instance(1, 1), Instance(1, 1)), 2, 2)  # compute 10 ms, but 3 ms dispatch
+    cert = certify_with_dispatch(profile, 2, 2, two, OptimizerOptions(exact_cores=False), timeout_s=30)
+    assert cert.result is Result.NOT_OPTIMAL and cert.witness.predicted_ms < 13.0
+    assert cert.latency_ms == pytest.approx(13.0)

@@ -401,3 +401,39 @@ _JSON_VALUES = st.recursive(
 @given(_JSON_VALUES)
 def test_json_like_documents_never_crash_the_parser(value):
     _only_history_errors(parse_json, json.dumps(value))
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile input (issue 18): logs that end like real Jepsen logs, duplicate JSON keys
+
+JEPSEN_EVENTS = ("INFO  jepsen.util - 0\t:invoke\t:write\t1\n"
+                 "INFO  jepsen.util - 0\t:ok\t:write\t1\n"
+                 "INFO  jepsen.util - 1\t:invoke\t:read\tnil\n"
+                 "INFO  jepsen.util - 1\t:ok\t:read\t1\n")
+
+
+@pytest.mark.parametrize("ending", [
+    "\n",
+    "\n\n",
+    "INFO  jepsen.core - Run complete, writing\n",
+    "INFO  jepsen.core - Run complete, writing\n\n",
+])
+def test_a_jepsen_log_is_detected_whatever_its_last_line(ending):
+    text = "INFO  jepsen.core - Running test with config\n" + JEPSEN_EVENTS + ending
+    assert detect_format(text) == "jepsen"
+    assert len(parse_history(text)) == 2
+
+
+def test_a_history_with_a_duplicate_operations_key_is_rejected_naming_the_key():
+    row = {"client": 0, "input": {"op": "read"}, "output": 5, "call": 0, "ret": 1}
+    text = ('{"schema": "packrat.history/1", "model": "register", "operations": [%s], "operations": []}'
+            % json.dumps(row))
+    with pytest.raises(HistoryError, match="duplicate key 'operations'"):
+        parse_json(text)
+
+
+def test_a_duplicate_key_inside_an_operation_is_rejected_too():
+    text = ('{"model": "register", "operations": [{"client": 0, "input": {"op": "read"}, "output": 5, '
+            '"output": null, "call": 0, "ret": 1}]}')
+    with pytest.raises(HistoryError, match="duplicate key 'output'"):
+        parse_json(text)

@@ -356,14 +356,26 @@ def test_checking_without_a_model_is_a_model_error():
         check(History([R(0, None, 0, 1)]))
 
 
-def test_one_illegal_partition_makes_the_history_illegal_and_others_keep_their_evidence():
-    ops = [
+def _one_stale_partition():
+    return History([
         Operation(0, {"op": "put", "key": "a", "value": "x"}, None, 0, 1),
         Operation(0, {"op": "get", "key": "a"}, "", 2, 3),  # stale: illegal in partition a
         Operation(1, {"op": "put", "key": "b", "value": "y"}, None, 0, 1),
         Operation(1, {"op": "get", "key": "b"}, "y", 2, 3),
-    ]
-    result = check(History(ops), "kv")
+    ])
+
+
+def test_the_first_illegal_partition_ends_the_check_and_the_rest_are_not_needed_never_ok():
+    result = check(_one_stale_partition(), "kv")
+    assert result.illegal
+    assert result.first_failed.key == "a" and result.first_failed.blocked == 1
+    by_key = {p.key: p for p in result.partitions}
+    assert by_key["b"].outcome == "not needed" and by_key["b"].result is UNKNOWN
+    assert result.counts == {"ok": 0, "illegal": 1, "unknown": 0, "not needed": 1}
+
+
+def test_one_illegal_partition_makes_the_history_illegal_and_others_keep_their_evidence():
+    result = check(_one_stale_partition(), "kv", all_partitions=True)
     assert result.illegal
     by_key = {p.key: p for p in result.partitions}
     assert by_key["a"].result is ILLEGAL and by_key["a"].blocked == 1

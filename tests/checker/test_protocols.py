@@ -108,7 +108,8 @@ def test_abd_passes_exhaustively_on_two_replicas():
 
 @pytest.mark.slow
 def test_abd_passes_exhaustively_in_ds2s_configuration():
-    result = explore("register", "dfs", variant="abd")
+    # plain stateful DFS (symmetry off: canonicalising ABD's large states costs more than it saves)
+    result = explore("register", "dfs", variant="abd", symmetry=False)
     assert result.ok and result.states > 100_000
 
 

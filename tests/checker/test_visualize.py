@@ -55,9 +55,23 @@ def test_partitions_are_listed_with_their_verdicts():
            Operation(0, {"op": "get", "key": "a"}, "", 2, 3),
            Operation(1, {"op": "put", "key": "b", "value": "y"}, None, 0, 1)]
     h = History(ops)
-    page = render_html(h, check(h, "kv"), "kv")
+    page = render_html(h, check(h, "kv", all_partitions=True), "kv")
     assert "Partition &#x27;a&#x27;" in page and "Partition &#x27;b&#x27;" in page
-    assert "<td>illegal</td>" in page and "<td>ok</td>" in page
+    assert "<td>illegal (failed first)</td>" in page and "<td>ok</td>" in page
+
+
+def test_the_page_says_which_partition_failed_first_and_which_were_not_needed():
+    ops = [Operation(0, {"op": "put", "key": "a", "value": "x"}, None, 0, 1),
+           Operation(0, {"op": "get", "key": "a"}, "", 2, 3),
+           Operation(1, {"op": "put", "key": "b", "value": "y"}, None, 0, 1),
+           Operation(1, {"op": "get", "key": "b"}, "y", 2, 3)]
+    h = History(ops)
+    result = check(h, "kv")
+    page = render_html(h, result, "kv")
+    assert "Partition <b>&#x27;a&#x27;</b> failed first" in page
+    assert "1 partition not needed" in page
+    assert "<td>not needed</td>" in page and "<td>illegal (failed first)</td>" in page
+    assert "Partition &#x27;b&#x27; <span" not in page  # no detail section for an undecided partition
 
 
 def test_values_are_escaped():

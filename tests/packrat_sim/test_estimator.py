@@ -122,3 +122,31 @@ def test_decisions_are_powers_of_two_in_bounds_and_reconfigure_exactly_when_the_
         assert d.reconfigure == (d.batch != previous)
         assert state.current == d.batch
         assert len(state.recent) <= window
+
+
+def test_idle_steps_jump_gives_what_stepping_an_empty_queue_gives():
+    from packrat_sim.estimator import idle_steps, settled
+
+    cfg = EstimatorConfig(alpha=0.2, window=3)
+    state = initial_state(cfg, 1)
+    for depth in (40, 9) + (0,) * 20:
+        state, _ = step(cfg, state, depth)
+    assert settled(cfg, state)
+    slow = state
+    for _ in range(25):
+        slow, decision = step(cfg, slow, 0)
+        assert not decision.reconfigure
+    fast = idle_steps(cfg, state, 25)
+    assert (fast.current, fast.recent) == (slow.current, slow.recent)
+    assert fast.ewma == pytest.approx(slow.ewma, rel=1e-9)
+    assert idle_steps(cfg, state, 10**300).ewma == 0.0  # any number of ticks, at once
+
+
+def test_idle_steps_refuses_a_state_that_is_still_moving():
+    from packrat_sim.estimator import EstimatorError, idle_steps, settled
+
+    cfg = EstimatorConfig(alpha=0.5, window=2)
+    state, _ = step(cfg, initial_state(cfg, 1), 32)
+    assert not settled(cfg, state)
+    with pytest.raises(EstimatorError, match="settled"):
+        idle_steps(cfg, state, 3)

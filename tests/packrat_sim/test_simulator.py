@@ -170,7 +170,7 @@ FAST_ESTIMATOR = SimConfig(estimator=EstimatorConfig(alpha=0.5, window=3, interv
 
 @pytest.fixture(scope="module")
 def under_load():
-    return simulate(builtin_profile("cnn-4", max_batch=16), 4, LOAD_STEPS, "packrat", seed=3, config=FAST_ESTIMATOR)
+    return simulate(builtin_profile("cnn-4", max_batch=16), 4, LOAD_STEPS, "packrat-ewma", seed=3, config=FAST_ESTIMATOR)
 
 
 def test_a_changing_load_makes_packrat_reconfigure(under_load):
@@ -267,9 +267,9 @@ def test_the_history_under_reconfiguration_is_linearizable_for_the_serving_model
 
 def test_the_same_seed_gives_the_same_run_and_another_seed_another():
     profile = builtin_profile("cnn-4", max_batch=16)
-    a = simulate(profile, 4, LOAD_STEPS, "packrat", seed=11, config=FAST_ESTIMATOR)
-    b = simulate(profile, 4, LOAD_STEPS, "packrat", seed=11, config=FAST_ESTIMATOR)
-    c = simulate(profile, 4, LOAD_STEPS, "packrat", seed=12, config=FAST_ESTIMATOR)
+    a = simulate(profile, 4, LOAD_STEPS, "packrat-ewma", seed=11, config=FAST_ESTIMATOR)
+    b = simulate(profile, 4, LOAD_STEPS, "packrat-ewma", seed=11, config=FAST_ESTIMATOR)
+    c = simulate(profile, 4, LOAD_STEPS, "packrat-ewma", seed=12, config=FAST_ESTIMATOR)
     assert a.history() == b.history()
     assert a.to_json() == b.to_json()
     assert np.array_equal(a.records.completion_ms, b.records.completion_ms)
@@ -279,7 +279,7 @@ def test_the_same_seed_gives_the_same_run_and_another_seed_another():
 def test_fast_forwarding_the_dispatcher_changes_nothing_but_speed():
     profile = builtin_profile("cnn-4", max_batch=16)
     slow = SimConfig(estimator=FAST_ESTIMATOR.estimator, start_ms=FAST_ESTIMATOR.start_ms, fast_forward=False)
-    for policy in ("packrat", "thin"):
+    for policy in ("packrat", "packrat-ewma", "thin"):
         a = simulate(profile, 4, LOAD_STEPS, policy, seed=5, config=FAST_ESTIMATOR)
         b = simulate(profile, 4, LOAD_STEPS, policy, seed=5, config=slow)
         assert a.history() == b.history()
@@ -357,3 +357,101 @@ def test_the_simulator_modules_import_nothing_outside_packrat_sim():
         roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         roots |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         assert not roots & {"checker", "real_runner", "ui", "torch"}, name
+
+
+# ------------------------------------------------- the packrat policy (issue 15)
+
+from packrat_sim.policy import PolicyConfig  # noqa: E402
+from packrat_sim.workload import Batching, Trace  # noqa: E402
+
+
+def _tiny_profile():
+    """2 cores, no noise: 1t: b1 10 ms, b2 20 ms; 2t: b1 6 ms, b2 11 ms (as in test_policy)."""
+    cells = {(1, 1): 10.0, (1, 2): 20.0, (2, 1): 6.0, (2, 2): 11.0}
+    return Profile(model="tiny", cells=tuple(Cell.from_samples(t, b, [ms]) for (t, b), ms in cells.items()))
+
+
+@pytest.fixture(scope="module")
+def scripted_switch():
+    # single requests every 100 ms for 1 s, then pairs every 100 ms: batches of 1, then of 2
+    ts = [float(t) for t in range(0, 1000, 100)] + [float(t) for t in range(1000, 3000, 100) for _ in range(2)]
+    wl = Trace(tuple(ts), batching=Batching(max_batch=2, max_delay_ms=0.0))
+    cfg = SimConfig(start_ms=500.0, warmup_iterations=2, policy=PolicyConfig(window_ms=500.0, payback_ms=1e9))
+    return simulate(_tiny_profile(), 2, wl, "packrat", config=cfg)
+
+
+def test_the_packrat_policy_starts_with_the_plan_for_the_first_formed_batch(scripted_switch):
+    assert scripted_switch.plan.describe() == "1 x 2t x 1"
+
+
+def test_the_policy_switches_at_the_second_confirming_decision_and_says_why(scripted_switch):
+    (rc,) = scripted_switch.reconfigurations
+    assert (rc.call_ms, rc.to_plan.describe(), rc.restarted) == (1800.0, "2 x 1t x 1", True)
+    assert "expected latency 11.0 -> 10.0 ms" in rc.reason and rc.gain_ms == pytest.approx(1.0) and rc.cost_ms > 0
+    events = [e for e in scripted_switch.timeline() if e["event"] == "reconfigure"]
+    assert events[0]["reason"] == rc.reason
+
+
+def test_a_restart_slows_the_serving_instances_as_measured_in_start_up_then_warm_up(scripted_switch):
+    # old plan 1 x 2t on 2 cores. Start-up (500 ms): two starting processes -> oversubscription
+    # (2 + 2) / 2 = 2 -> 1 + 1.7 * (2 - 1) * 2 = 4.4x. Warm-up: all 4 threads live -> 2 * 1.1 = 2.2x,
+    # lasting 2 iterations of the new 10 ms cell at 2.2x = 44 ms. Then the new plan alone: 10 ms.
+    rec = scripted_switch.records
+    svc = dict(zip(rec.batch_dispatch_ms.tolist(), (rec.batch_completion_ms - rec.batch_dispatch_ms).tolist()))
+    assert svc[1800.0] == pytest.approx(11.0)  # dispatched at the decision, before the new processes exist
+    assert [svc[t] for t in (1900.0, 2000.0, 2100.0, 2200.0)] == pytest.approx([11.0 * 4.4] * 4)
+    assert svc[2300.0] == pytest.approx(11.0 * 2.2)
+    (rc,) = scripted_switch.reconfigurations
+    assert rc.switch_ms == pytest.approx(1800.0 + 500.0 + 2 * 10.0 * 2.2)
+    assert [svc[t] for t in (2400.0, 2500.0, 2900.0)] == pytest.approx([10.0] * 3)
+
+
+def test_the_old_estimator_stays_available_as_packrat_ewma():
+    profile = builtin_profile("cnn-4", max_batch=16)
+    r = simulate(profile, 4, LOAD_STEPS, "packrat-ewma", seed=3, config=FAST_ESTIMATOR)
+    assert r.name == "packrat-ewma" and r.adaptive and len(r.reconfigurations) >= 2
+    assert all(rc.reason == "" for rc in r.reconfigurations)
+
+
+IDLE_SCRIPT = """
+import sys
+from packrat_sim.profile import builtin_profile
+from packrat_sim.simulator import simulate
+from packrat_sim.workload import Trace
+policy = sys.argv[1]
+profile = builtin_profile("cnn-4", max_batch=16)
+assert simulate(profile, 4, Trace((0.0, 1.0, 2.0, 1e300, 1e300)), policy).stats.requests == 5
+assert simulate(profile, 4, "poisson:rate=1/h,duration=10000000s", policy, seed=1).stats.requests > 2000
+assert simulate(profile, 4, "steps:50@5s,0@1000000s,50@5s", policy, seed=1).stats.span_s > 1e6
+"""
+
+
+@pytest.mark.parametrize("policy", ["packrat", "packrat-ewma", "fat"])
+def test_idle_time_costs_nothing_a_gap_of_1e300_ms_returns_at_once(policy):
+    """A 1e300 ms gap, ~2,800 requests an hour apart, a 10^6 s idle step: each run must
+    return (in a child process, so a hang fails the test; the bound is generous)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", IDLE_SCRIPT, policy], check=True, cwd=root, timeout=120)
+
+
+def test_compare_plans_accepts_the_policy_to_compare():
+    profile = builtin_profile("cnn-4", max_batch=16)
+    cmp = compare_plans(profile, 4, "poisson:rate=100/s,duration=5s,max_batch=16", seed=1,
+                        policies=("packrat-ewma", "fat"))
+    assert [r.name for r in cmp.results] == ["packrat-ewma", "fat"]
+    with pytest.raises(SimulationError, match="unknown policy 'greedy'"):
+        simulate(profile, 4, "poisson:rate=100/s,duration=5s,max_batch=16", "greedy")
+
+
+@pytest.mark.skipif("dispatch" not in getattr(Profile, "__dataclass_fields__", {}), reason="profile without dispatch cost")
+def test_the_profiles_measured_dispatch_cost_is_added_to_every_batch():
+    plain = _tiny_profile()
+    costly = Profile(model="tiny", cells=plain.cells, dispatch=((1, 1, 3.0), (1, 2, 3.0), (2, 1, 3.0), (2, 2, 3.0)))
+    wl = Trace((0.0, 100.0, 200.0), batching=Batching(max_batch=2, max_delay_ms=0.0))
+    fat_plan = fat(1, 2)
+    a = simulate(plain, 2, wl, fat_plan)
+    b = simulate(costly, 2, wl, fat_plan)
+    assert (b.records.batch_completion_ms - a.records.batch_completion_ms).tolist() == pytest.approx([3.0] * 3)

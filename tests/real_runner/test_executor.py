@@ -129,6 +129,45 @@ def test_no_worker_outlives_its_pool_after_sigint_or_a_normal_exit(tmp_path):
     assert all(is_gone(p) for p in pids + pids_after_exit)
 
 
+# ---- issue 14: the dispatcher copies on its own thread; workers get a deliberate OpenMP policy
+
+
+@needs_two_cpus
+def test_workers_are_spawned_with_the_bounded_openmp_wait_policy_by_default(pool):
+    env = Path(f"/proc/{pool.pids[0]}/environ").read_bytes().split(b"\0")
+    assert b"GOMP_SPINCOUNT=10000" in env and b"PACKRAT_WORKER_OMP_POLICY=bounded" in env
+    assert pool.worker_settings["omp_wait_policy"] == "bounded"
+    assert "GOMP_SPINCOUNT" not in os.environ  # the parent's environment is restored
+
+
+def test_an_unknown_openmp_policy_is_refused_naming_it():
+    with pytest.raises(ExecutorError, match="'spin-forever'"):
+        InstancePool("tiny-mlp", Plan((Instance(1, 1),), 1, 1), omp_policy="spin-forever")
+
+
+@needs_two_cpus
+def test_a_smaller_batch_needs_a_one_instance_pool(pool):
+    with pytest.raises(ExecutorError, match="one-instance pool"):
+        pool.run(make_inputs("tiny-cnn", 2, 0), rows=2)
+
+
+def test_a_one_instance_pool_runs_any_smaller_batch_through_the_same_path_and_the_dispatcher_stays_single_threaded():
+    import torch
+
+    model = build_model("tiny-mlp", seed=0)
+    before = torch.get_num_threads()
+    with InstancePool("tiny-mlp", Plan((Instance(1, 4),), 4, 1), warmup=1) as p:
+        for n in (1, 3, 4):
+            x = make_inputs("tiny-mlp", n, 5)
+            out, ms = p.run(x, rows=n)
+            with torch.inference_mode():
+                ok, _ = outputs_close(out, model(x))
+            assert out.shape[0] == n and ok and ms > 0
+        with pytest.raises(ExecutorError, match="rows=5"):
+            p.run(make_inputs("tiny-mlp", 4, 5), rows=5)
+    assert torch.get_num_threads() == before  # the dispatcher never changes its own torch threads
+
+
 @needs_two_cpus
 def test_a_dead_worker_is_reported_and_closing_the_pool_stops_the_others(pool):
     """Runs last in this module: it breaks the shared pool on purpose."""
@@ -138,3 +177,4 @@ def test_a_dead_worker_is_reported_and_closing_the_pool_stops_the_others(pool):
         pool.run(make_inputs("tiny-cnn", 8))
     pool.close()
     assert all(is_gone(pid) for pid in pids)
+

@@ -35,7 +35,8 @@ def interrupted_then_resumed(tmp_path_factory):
             raise Stop
 
     with pytest.raises(Stop):
-        measure_profile("tiny-mlp", THREADS, [1, 2], 3, out=out, min_seconds=0.02, on_cell=stop_after_two)
+        measure_profile("tiny-mlp", THREADS, [1, 2], 3, out=out, min_seconds=0.02, on_cell=stop_after_two,
+                        interference=False)
     partial = read_profile(out)
     resumed = measure_profile("tiny-mlp", THREADS, [1, 2, 4], 3, out=out, min_seconds=0.02, interference=True)
     return out, seen, partial, resumed
@@ -74,14 +75,14 @@ def test_a_corrupted_partial_profile_is_refused_and_left_untouched(tmp_path):
     out = tmp_path / "broken.json"
     out.write_text('{"schema": "packrat.profile/1", "model": "tiny-mlp", "cells": [{"threads": 1')
     with pytest.raises(ProfileError, match="cannot resume from .*broken.json: it is not a readable profile"):
-        measure_profile("tiny-mlp", [1], [1], 3, out=str(out))
+        measure_profile("tiny-mlp", [1], [1], 3, out=str(out), interference=False)
     assert out.read_text().endswith('"threads": 1')
 
 
 def test_resuming_into_a_profile_of_another_model_is_refused(interrupted_then_resumed):
     out = interrupted_then_resumed[0]
     with pytest.raises(ProfileError, match="holds a profile of 'tiny-mlp', not 'tiny-cnn'"):
-        measure_profile("tiny-cnn", [1], [1], 3, out=out)
+        measure_profile("tiny-cnn", [1], [1], 3, out=out, interference=False)
 
 
 @needs_two_cpus
@@ -97,7 +98,7 @@ def test_the_interference_sweep_stores_a_slowdown_beside_other_busy_cores(interr
 
 def test_threads_beyond_the_allowed_cpus_are_refused_before_measuring():
     with pytest.raises(TopologyError, match=f"threads {len(ALLOWED) + 1} is beyond"):
-        measure_profile("tiny-mlp", [len(ALLOWED) + 1], [1], 3)
+        measure_profile("tiny-mlp", [len(ALLOWED) + 1], [1], 3, interference=False)
 
 
 def test_grids_parse_from_lists_and_ranges():
@@ -128,3 +129,37 @@ def test_progress_is_silent_unless_enabled_and_gives_an_eta_once_work_is_done():
     p = Progress(10, 2, enabled=True, stream=loud)
     p.update("t=1 b=1", units=5, busy_s=2.0, done=True)
     assert "1/2 cells" in loud.getvalue() and "ETA 2s" in loud.getvalue() and p.eta_s() == pytest.approx(2.0)
+
+
+def test_cells_are_timed_through_pools_with_every_sample_kept_and_their_conditions(interrupted_then_resumed):
+    out, _, _, _ = interrupted_then_resumed
+    prof = read_profile(out)
+    for c in prof.cells:
+        ctx = dict(c.context)
+        assert ctx["dispatch_ms"] >= 0.0 and "loadavg_1m" in ctx
+    assert {(k, b) for k, b, _ in prof.dispatch} >= {(1, 1), (1, 2), (1, 4)}
+    assert prof.machine.to_json()["omp_wait_policy"] in ("default", "passive", "bounded")
+    assert not any(k.startswith("outliers.") and '"remeasured"' in v for k, v in prof.meta)
+
+
+@needs_two_cpus
+def test_the_co_run_sweep_also_measures_the_dispatch_cost_of_several_instances(interrupted_then_resumed):
+    prof = read_profile(interrupted_then_resumed[0])
+    assert any(k >= 2 for k, _, _ in prof.dispatch)
+
+
+def test_a_profile_killed_after_its_last_cell_is_finished_by_a_rerun(tmp_path):
+    # issue 18.10: every cell written but "complete": false (killed before the final write)
+    from packrat_sim.profile import Cell, Profile, write_profile
+    from real_runner.topology import detect
+
+    out = str(tmp_path / "killed.json")
+    topo = detect()
+    cell = Cell.from_samples(1, 1, [1.0, 1.1, 0.9])
+    killed = Profile(model="tiny-mlp", cells=(cell,), machine=topo.machine(), statistic="median",
+                     meta=(("runner.complete", "false"), ("runner.jit", "false")))
+    write_profile(killed, out)
+    result = measure_profile("tiny-mlp", [1], [1], 3, out=out, interference=False)
+    assert result.measured == () and result.resumed == ((1, 1),)
+    again = read_profile(out)
+    assert dict(again.meta)["runner.complete"] == "true" and again.cell(1, 1).samples_ms == (1.0, 1.1, 0.9)

@@ -139,3 +139,52 @@ def test_open_loop_poisson_requests_are_aggregated_into_batches_and_all_answered
     assert report["batches_sent"] == report["batches_answered"] > 0
     assert report["requests_sent"] == report["requests_answered"] == report["request_latency_ms"]["n"]
     assert check(report["history"], "serving").result is Verdict.OK
+
+
+# ------------------------------------------------------- the packrat policy, idle time
+
+
+class _FakeRuntime:
+    """Stands in for ServingRuntime in the open-loop generator: records each batch."""
+
+    def __init__(self):
+        self.backlog = 0
+        self.batches = []
+
+    def infer(self, size, client=0):
+        self.batches.append((size, self.backlog))
+        return {"epoch": 0}
+
+
+def test_an_idle_gap_of_1e300_ms_in_an_open_loop_trace_is_skipped_not_waited(tmp_path):
+    import time
+
+    from real_runner.serving import _open_loop
+
+    trace = tmp_path / "gap.csv"
+    trace.write_text("0\n0\n1\n1e300\n1e300\n")
+    load = parse_load(f"trace:{trace},unit=ms")
+    rt, lat, skipped = _FakeRuntime(), [], []
+    done = threading.Event()
+    th = threading.Thread(target=lambda: (_open_loop(rt, load, time.monotonic(), threading.Event(), 0, lat, skipped),
+                                          done.set()), daemon=True)
+    th.start()
+    assert done.wait(60), "the open loop waited for the gap instead of skipping it"
+    assert sum(n for n, _ in rt.batches) == 5 and len(lat) == 5
+    assert sum(skipped) == pytest.approx(1e297, rel=1e-6)  # seconds
+    assert max(lat) < 60_000  # latencies do not include the skipped idle time
+
+
+@pytest.mark.slow
+def test_serve_load_with_the_packrat_policy_starts_with_the_plan_for_the_first_batch():
+    from packrat_sim.policy import PlanCatalog, first_plan
+    from packrat_sim.profile import builtin_profile
+
+    catalog = PlanCatalog(builtin_profile("cnn-2"), 2, 4, execution="chunks")
+    load = parse_load("4:1s")
+    report = serve_load("tiny-mlp", load, small_planner, catalog=catalog, warmup=1)
+    assert report["policy"] == "packrat"
+    assert report["initial_plan"] == catalog.plans[first_plan(catalog, 4)].describe()
+    assert report["batches_sent"] == report["batches_answered"] > 0
+    assert report["idle_skipped_s"] == 0.0
+    assert check(report["history"], "serving").result is Verdict.OK

@@ -107,3 +107,24 @@ def test_this_machine_is_detected_with_its_affinity():
 def test_cpu_lists_print_compactly():
     assert format_cpus([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
     assert Topology((LogicalCpu(0, 0, 3),)).describe().startswith("1 allowed CPUs (3)")
+
+
+def test_the_worker_environment_carries_the_openmp_policy_and_is_restored(monkeypatch):
+    import os
+
+    from real_runner.topology import OMP_POLICIES, omp_policy, worker_environment
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("PACKRAT_OMP_POLICY", raising=False)
+    assert omp_policy() == "bounded" and set(OMP_POLICIES) == {"default", "passive", "bounded"}
+    with worker_environment("passive"):
+        assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert "OMP_WAIT_POLICY" not in os.environ
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # a user's explicit setting wins
+    with worker_environment("passive"):
+        assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    monkeypatch.setenv("PACKRAT_OMP_POLICY", "default")
+    assert omp_policy() == "default"
+    monkeypatch.setenv("PACKRAT_OMP_POLICY", "nope")
+    with pytest.raises(ValueError, match="'nope'"):
+        omp_policy()

@@ -102,25 +102,9 @@ def test_a_csv_without_the_needed_columns_shows_an_error(app, h):
     assert h.metrics(app)["Threads"] == "1..16"  # still the built-in profile
 
 
-def test_measure_section_says_plainly_when_the_runner_has_not_landed(app, h, monkeypatch):
-    from ui import dashboard_data
-
-    part = dashboard_data.PARTS["profiler"]
-    monkeypatch.setitem(dashboard_data.PARTS, "profiler",
-                        dashboard_data.Part(part.key, part.title, part.issue, "real_runner.not_there", part.needs, part.what))
-    app.radio(key="profiles.source").set_value("Measure on this machine").run()
-    h.no_errors(app)
-    assert any("has not landed yet" in i.value for i in app.info)
-    assert "profiles.btn.measure" not in [b.key for b in app.button]
-
-
 @pytest.mark.slow
 def test_measure_a_tiny_model_on_this_machine(app, h):
     pytest.importorskip("torch")
-    from ui.dashboard_data import find_part
-
-    if not find_part("profiler").ok:
-        pytest.skip("real_runner.profiling has not landed")
     app.radio(key="profiles.source").set_value("Measure on this machine").run()
     app.selectbox(key="profiles.m_model").set_value("tiny-mlp")
     app.text_input(key="profiles.m_threads").set_value("1")

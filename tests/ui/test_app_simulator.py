@@ -5,9 +5,6 @@ from __future__ import annotations
 import pytest
 
 from packrat_sim.profile import builtin_profile
-from ui.dashboard_data import find_part
-
-pytestmark = pytest.mark.skipif(not find_part("simulator").ok, reason="packrat_sim.simulator has not landed")
 
 DEFAULT_SPEC = "steps:100/s@10s,600/s@10s,100/s@10s,max_batch=64,max_delay=10ms"
 
@@ -17,10 +14,10 @@ def sim_page(open_page):
     return open_page("simulator")
 
 
-def expected(spec: str, cores: int = 16, seed: int = 0):
+def expected(spec: str, cores: int = 16, seed: int = 0, **config):
     from packrat_sim.simulator import SimConfig, compare_plans
 
-    return compare_plans(builtin_profile("transformer-16"), cores, spec, seed=seed, config=SimConfig())
+    return compare_plans(builtin_profile("transformer-16"), cores, spec, seed=seed, config=SimConfig(**config))
 
 
 def test_editor_builds_the_spec_and_describes_it(sim_page, h):
@@ -35,9 +32,11 @@ def test_editor_builds_the_spec_and_describes_it(sim_page, h):
 
 def test_simulate_matches_the_simulator_and_draws_cdf_and_timeline(sim_page, h):
     at = sim_page
+    at.number_input(key="sim.start_ms").set_value(500.0)  # fast start-up: this load reconfigures
     at.button(key="sim.btn.run").click().run()
     h.no_errors(at)
-    comp = expected(DEFAULT_SPEC)
+    comp = expected(DEFAULT_SPEC, start_ms=500.0)
+    assert comp.results[0].reconfigurations
     m = h.metrics(at)
     for r in comp.results:
         assert m[f"{r.name}: p99 latency"] == f"{r.stats.request_latency.p99_ms:.2f} ms"
@@ -95,8 +94,6 @@ def test_a_bad_workload_shows_an_error_and_disables_simulate(sim_page, h):
 
 
 def test_hand_the_simulated_history_to_the_checker(sim_page, h):
-    if not (find_part("linearizability").ok and find_part("history").ok):
-        pytest.skip("the linearizability checker has not landed")
     at = sim_page
     at.radio(key="sim.kind").set_value("poisson").run()
     at.number_input(key="sim.duration").set_value(4.0).run()

@@ -6,12 +6,6 @@ import json
 
 import pytest
 
-from ui.dashboard_data import find_part
-
-needs_checker = pytest.mark.skipif(
-    not (find_part("linearizability").ok and find_part("history").ok),
-    reason="the linearizability checker has not landed",
-)
 
 
 def history(ops, model="register") -> bytes:
@@ -29,10 +23,18 @@ STALE = GOOD[:3] + [{"client": 1, "input": {"op": "read"}, "output": 1, "call": 
 
 @pytest.fixture
 def verify(open_page):
+    """The Verification page opened on its History checker section."""
+    at = open_page("verification")
+    at.radio(key="verify.section").set_value("History checker").run()
+    return at
+
+
+@pytest.fixture
+def explorer(open_page):
+    """The Verification page on its Schedule explorer section (the first one)."""
     return open_page("verification")
 
 
-@needs_checker
 def test_a_linearizable_history_gets_ok_and_its_linearization_drawn(verify, h):
     at = verify
     at.file_uploader(key="verify.up.history").upload("good.json", history(GOOD), "application/json").run()
@@ -41,14 +43,13 @@ def test_a_linearizable_history_gets_ok_and_its_linearization_drawn(verify, h):
     ok = [s.value for s in at.success if s.value.startswith("LINEARIZABLE")]
     assert ok and "good.json: 4 operations" in ok[0] and "model register" in ok[0]
     fig = h.chart(at, "verify.history_chart")
-    assert [d["name"] for d in fig["data"]] == ["linearized"]
+    assert [d["name"] for d in fig["data"]] == ["linearized", "linearization point"]
     bars = fig["data"][0]
     assert bars["text"] == ["[1] write(1)", "[2] read() -> 1", "[3] write(2)", "[4] read() -> 2"]
     assert bars["base"] == [0, 5, 20, 31] and bars["y"] == ["0", "1", "0", "1"]
     assert "OK: the history is linearizable" in h.texts(at)
 
 
-@needs_checker
 def test_a_stale_read_is_not_linearizable_and_the_blocked_operation_is_marked(verify, h):
     at = verify
     at.file_uploader(key="verify.up.history").upload("stale.json", history(STALE), "application/json").run()
@@ -61,7 +62,6 @@ def test_a_stale_read_is_not_linearizable_and_the_blocked_operation_is_marked(ve
     assert "cannot be linearized" in h.texts(at)
 
 
-@needs_checker
 def test_a_jepsen_log_is_read_with_the_cas_register_model(verify, h):
     log = "\n".join([
         "INFO  jepsen.util - 0\t:invoke\t:write\t1",
@@ -81,7 +81,6 @@ def test_a_jepsen_log_is_read_with_the_cas_register_model(verify, h):
     assert ok and "model cas-register" in ok[0] and "4 operations" in ok[0]
 
 
-@needs_checker
 def test_a_bad_upload_shows_an_error_and_the_page_keeps_working(verify, h):
     at = verify
     at.file_uploader(key="verify.up.history").upload("junk.json", b"{not json", "application/json").run()
@@ -94,7 +93,6 @@ def test_a_bad_upload_shows_an_error_and_the_page_keeps_working(verify, h):
     assert any(s.value.startswith("LINEARIZABLE") for s in at.success)
 
 
-@needs_checker
 def test_the_model_can_be_chosen_when_the_history_names_none(verify, h):
     at = verify
     doc = {"schema": "packrat.history/1", "operations": GOOD}
@@ -107,24 +105,10 @@ def test_the_model_can_be_chosen_when_the_history_names_none(verify, h):
     assert any(s.value.startswith("LINEARIZABLE") for s in at.success)
 
 
-needs_explorer = pytest.mark.skipif(not find_part("explore").ok, reason="checker.explore has not landed")
-
-
-def test_explorer_tab_reflects_whether_the_explorer_has_landed(verify, h):
-    h.no_errors(verify)
-    if find_part("explore").ok:
-        assert not any("schedule explorer has not landed" in i.value for i in verify.info)
-        assert "explore.btn.run" in [b.key for b in verify.button]
-    else:
-        assert any("schedule explorer has not landed yet" in i.value and "checker/explore.py" in i.value
-                   for i in verify.info)
-
-
-@needs_explorer
-def test_the_explorer_finds_the_switch_before_ready_bug_and_draws_it(verify, h):
+def test_the_explorer_finds_the_switch_before_ready_bug_and_draws_it(explorer, h):
     from checker.explore import explore
 
-    at = verify
+    at = explorer
     at.selectbox(key="explore.variant").set_value("switch-before-ready").run()
     at.button(key="explore.btn.run").click().run()
     assert not at.exception
@@ -144,9 +128,8 @@ def test_the_explorer_finds_the_switch_before_ready_bug_and_draws_it(verify, h):
     assert "explore.dl.replay" in [b.key for b in at.get("download_button")]
 
 
-@needs_explorer
-def test_the_explorer_says_ok_for_the_correct_protocol(verify, h):
-    at = verify
+def test_the_explorer_says_ok_for_the_correct_protocol(explorer, h):
+    at = explorer
     at.selectbox(key="explore.variant").set_value("correct").run()
     at.selectbox(key="explore.strategy").set_value("dfs").run()
     at.button(key="explore.btn.run").click().run()

@@ -27,3 +27,13 @@ def test_the_explore_step_passes_the_correct_protocol_and_catches_the_buggy_one(
     assert "reconfig/correct" in out and "verdict    OK: every schedule explored" in out
     assert "reconfig/ack-before-switch" in out and "VIOLATION" in out
     assert "replay file round trip: reproduces the violation" in out
+
+
+def test_the_simulate_step_shows_adaptive_packrat_winning_or_tying_and_explains_its_choices(capsys):
+    from ui.cmd_demo import step_simulate
+
+    assert step_simulate() == "ok"  # "ok" only when adaptive packrat never loses on p50, p90, p99
+    out = capsys.readouterr().out
+    verdict = next(line for line in out.splitlines() if line.strip().startswith("adaptive packrat vs fat"))
+    assert "loses" not in verdict and verdict.count("p99") == 2
+    assert "why: " in out or "no reconfiguration:" in out  # every reconfiguration (or its absence) explained

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import pytest
 
@@ -33,10 +35,70 @@ def test_a_buggy_variant_exits_1_with_the_schedule_the_history_and_why(capsys, t
     assert f"packrat explore --replay {replay_file}" in out and replay_file.exists()
 
 
-def test_without_out_replay_the_replay_file_lands_in_the_working_directory(capsys, tmp_path, monkeypatch):
+def test_without_out_replay_the_replay_file_goes_to_a_temporary_directory_named_on_stderr(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, out, _ = run(capsys, "--protocol", "reconfig", "--variant", "stop-before-drain")
-    assert code == 1 and (tmp_path / "explore-reconfig-stop-before-drain.replay.json").exists()
+    code, out, err = run(capsys, "--protocol", "reconfig", "--variant", "stop-before-drain")
+    assert code == 1 and list(tmp_path.iterdir()) == []  # nothing in the working directory
+    written = Path(err.split("wrote the replay file ", 1)[1].split()[0])
+    assert written.exists() and written.parent.name.startswith("packrat-explore-") and str(written) in out
+    written.unlink()
+    written.parent.rmdir()
+
+
+def test_the_reductions_can_be_switched_off_for_comparison(capsys):
+    base = ["--protocol", "register", "--param", "replicas=2", "--json"]
+    counts = {}
+    for flags in ([], ["--no-state-cache"], ["--no-state-cache", "--coarse-clients"], ["--no-symmetry"]):
+        code, out, _ = run(capsys, *base, *flags)
+        obj = json.loads(out)
+        assert code == 0 and obj["distinct_histories"] == 7
+        counts[tuple(flags)] = obj["schedules"]
+    assert counts[("--no-state-cache", "--coarse-clients")] == 480 and counts[("--no-state-cache",)] == 184
+    assert counts[()] < counts[("--no-state-cache",)]
+
+
+@pytest.mark.parametrize("params", [["clients=1000"], ["batches=1000000000"]], ids=["clients", "batches"])
+def test_huge_parameters_are_refused_at_once_with_one_line(capsys, params):
+    start = time.perf_counter()
+    args = ["--protocol", "reconfig", "--max-time", "2"] + [a for p in params for a in ("--param", p)]
+    code, out, err = run(capsys, *args)
+    assert code == 2 and ("must be at most 1000" in err or "the limit is 64" in err)
+    assert len(err.strip().splitlines()) == 1
+    assert time.perf_counter() - start < 30  # refused before anything is built (loose bound)
+
+
+def test_a_register_with_a_hundred_thousand_replicas_is_refused(capsys):
+    code, out, err = run(capsys, "--protocol", "register", "--param", "replicas=100000")
+    assert code == 2 and "replicas must be at most 1000" in err
+    code, out, err = run(capsys, "--protocol", "register", "--param", "replicas=200")
+    assert code == 2 and "the limit is 64" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_replay_file_with_huge_parameters_is_refused(capsys, tmp_path):
+    bad = tmp_path / "huge.json"
+    for clients in (1e9, 10**9):
+        bad.write_text(json.dumps({"schema": "packrat.replay/1", "protocol": "reconfig", "variant": "correct",
+                                   "params": {"clients": clients}, "deliveries": []}))
+        code, out, err = run(capsys, "--replay", bad)
+        assert code == 2 and "clients must be" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_binary_replay_file_exits_2_with_one_line(capsys, tmp_path):
+    bad = tmp_path / "binary.json"
+    bad.write_bytes(bytes(range(256)) * 4)
+    code, out, err = run(capsys, "--replay", bad)
+    assert code == 2 and "is not UTF-8 text" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_replay_that_does_not_reproduce_its_recorded_violation_exits_1(capsys, tmp_path):
+    replay_file = tmp_path / "bug.json"
+    run(capsys, "--protocol", "reconfig", "--variant", "switch-before-ready", "--out-replay", replay_file)
+    obj = json.loads(replay_file.read_text())
+    obj["variant"] = "correct"  # the same schedule cannot break the correct variant
+    obj["deliveries"] = []
+    replay_file.write_text(json.dumps(obj))
+    code, out, _ = run(capsys, "--replay", replay_file)
+    assert code == 1 and "NOT REPRODUCED" in out and "does NOT reproduce the recorded violation" in out
 
 
 def test_json_is_one_object_with_the_counts_and_the_counterexample(capsys, tmp_path):

@@ -136,3 +136,85 @@ def test_plan_with_interference_reports_what_the_isolated_plan_really_costs(caps
 def test_plan_with_interference_but_no_model_says_so_and_plans_as_before(capsys):
     code, out, _ = run(capsys, "plan", "--profile", "builtin:transformer-16", "--batch", "64", "--cores", "16", "--interference")
     assert code == 0 and "no interference model" in out and "4 x 4t x 16" in out
+
+
+# ---- issue 18.6: hostile numbers give one line and exit 2, never a traceback or a warning
+
+
+def _one_line_exit_2(code, out, err):
+    assert code == 2 and out == "" and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("batch", ["1000000000", "1e20", "100000000000000000000000"])
+def test_plan_with_an_absurd_batch_exits_2_with_one_line(capsys, batch):
+    _one_line_exit_2(*run(capsys, "plan", "--profile", "builtin:cnn-16", "--batch", batch, "--cores", "16"))
+
+
+def test_plan_refuses_a_dp_table_above_the_limit_and_says_how_to_raise_it(capsys, monkeypatch):
+    monkeypatch.setenv("PACKRAT_MAX_MEMORY_MB", "1")
+    code, out, err = run(capsys, "plan", "--profile", "builtin:cnn-16", "--batch", "4096", "--cores", "16")
+    _one_line_exit_2(code, out, err)
+    assert "PACKRAT_MAX_MEMORY_MB" in err
+
+
+def _profile_json(tmp_path, edit) -> str:
+    from packrat_sim.profile import builtin_profile
+
+    obj = builtin_profile("cnn-4+interference", max_batch=8).to_json()
+    edit(obj)
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(obj))
+    return str(path)
+
+
+def test_plan_under_an_interference_slowdown_of_1e308_exits_2_with_one_line(capsys, tmp_path):
+    def huge(obj):
+        obj["interference"]["points"] = [[1, 1e308]]
+
+    path = _profile_json(tmp_path, huge)
+    code, out, err = run(capsys, "plan", "--profile", path, "--batch", "8", "--cores", "4", "--interference")
+    _one_line_exit_2(code, out, err)
+    assert "slowdown" in err
+
+
+def test_a_profile_whose_samples_are_all_1e308_exits_2_without_a_numpy_warning(capsys, tmp_path):
+    import warnings
+
+    def huge(obj):
+        for c in obj["cells"]:
+            c["samples_ms"] = [1e308] * 5
+            for k in ("min_ms", "median_ms", "mean_ms", "p90_ms", "max_ms"):
+                c.pop(k, None)
+
+    path = _profile_json(tmp_path, huge)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code, out, err = run(capsys, "plan", "--profile", path, "--batch", "8", "--cores", "4")
+    _one_line_exit_2(code, out, err)
+    assert "1e+308" in err
+
+
+def test_plan_allows_idle_cores_by_default_and_exact_cores_keeps_packrats_rule(capsys):
+    args = ["plan", "--profile", "builtin:cnn-16", "--batch", "1", "--cores", "16", "--json"]
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    idle = json.loads(out)
+    code, out, err = run(capsys, *args, "--exact-cores")
+    exact = json.loads(out)
+    assert not idle["exact_cores"] and exact["exact_cores"]
+    assert idle["predicted_ms"] <= exact["predicted_ms"]
+    assert sum(t * n for n, t, _ in exact["groups"]) == 16
+
+
+def test_plan_baselines_never_beat_the_plan_on_cnn64_batch_1024_48_cores(capsys):
+    code, out, err = run(capsys, "plan", "--profile", "builtin:cnn-64", "--batch", "1024", "--cores", "48", "--json")
+    obj = json.loads(out)
+    assert code == 0, err
+    assert obj["thin_ms"] >= obj["predicted_ms"] and obj["fat_ms"] >= obj["predicted_ms"]
+    assert "1-thread plan" in obj["thin_note"]
+
+
+def test_plan_rejects_an_unknown_candidate_set_with_one_line(capsys):
+    code, out, err = run(capsys, "plan", "--profile", "builtin:cnn-16", "--batch", "8", "--cores", "4", "--candidates", "all")
+    _one_line_exit_2(code, out, err)
+    assert "--candidates" in err and "'all'" in err

@@ -21,12 +21,12 @@ def run(capsys, *args):
 
 def test_profile_measures_then_resumes_only_the_missing_cells(capsys, tmp_path):
     out_file = str(tmp_path / "tiny.json")
-    code, out, err = run(capsys, "profile", "--model", "tiny-mlp", "--threads", "1", "--batches", "1,2",
+    code, out, err = run(capsys, "profile", "--model", "tiny-mlp", "--threads", "1", "--batches", "1,2", "--no-interference",
                          "--repeats", "3", "--out", out_file, "--json")
     assert code == 0 and err == ""  # no progress bar when stderr is not a terminal
     first = json.loads(out)
     assert first["measured"] == [[1, 1], [1, 2]] and first["resumed"] == [] and first["statistic"] == "median"
-    code, out, err = run(capsys, "profile", "--model", "tiny-mlp", "--threads", "1", "--batches", "1,2,4",
+    code, out, err = run(capsys, "profile", "--model", "tiny-mlp", "--threads", "1", "--batches", "1,2,4", "--no-interference",
                          "--repeats", "3", "--out", out_file, "--json", "--progress")
     assert code == 0
     second = json.loads(out)

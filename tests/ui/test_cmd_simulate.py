@@ -145,3 +145,51 @@ def test_out_pointing_at_a_file_exits_2(capsys, tmp_path):
     target.write_text("x")
     code, _, err = run(capsys, *SMALL, "--workload", POISSON, "--out", str(target))
     assert code == 2 and "not a directory" in err
+
+
+STEPS = "steps:20/s@10s,400/s@10s,20/s@20s,max_batch=16"
+
+
+def test_simulate_explains_each_reconfiguration_why_gain_and_cost(capsys):
+    # a patient policy (gains repaid over 1000 s) reconfigures on this step load
+    code, out, err = run(capsys, *SMALL, "--workload", STEPS, "--policy", "packrat:payback_ms=1000000")
+    assert code == 0, err
+    lines = out.splitlines()
+    switches = [k for k, line in enumerate(lines) if "(restart, switched after" in line or "(re-route, switched" in line]
+    assert switches
+    for k in switches:
+        assert lines[k + 1].strip().startswith("why: ")
+        assert "predicted gain" in lines[k + 2] and "modelled cost" in lines[k + 2]
+
+
+def test_simulate_policy_packrat_ewma_runs_the_papers_estimator_beside_fat_and_thin(capsys):
+    code, out, err = run(capsys, *SMALL, "--workload", STEPS, "--policy", "packrat-ewma", "--json")
+    assert code == 0, err
+    obj = json.loads(out)
+    assert [r["name"] for r in obj["results"]] == ["packrat-ewma", "fat", "thin"]
+    assert all(rc["reason"] == "" for rc in obj["results"][0]["reconfigurations"])
+
+
+def test_simulate_policy_options_reach_the_policy(capsys):
+    _, default, _ = run(capsys, *SMALL, "--workload", STEPS, "--json")
+    code, out, err = run(capsys, *SMALL, "--workload", STEPS, "--json", "--policy", "packrat:payback_ms=1000000")
+    assert code == 0, err
+    assert json.loads(out)["results"][0] != json.loads(default)["results"][0]
+
+
+@pytest.mark.parametrize("policy, named", [
+    ("greedy", "unknown policy 'greedy'"),
+    ("packrat:nope=1", "'nope=1'"),
+    ("packrat:confirmations=0", "confirmations must be an integer >= 1"),
+    ("fat", "fat and thin are always simulated"),
+])
+def test_a_bad_policy_exits_2_with_one_line_naming_it(capsys, policy, named):
+    code, out, err = run(capsys, *SMALL, "--workload", POISSON, "--policy", policy)
+    assert code == 2 and out == ""
+    assert named in err and err.count("\n") == 1
+
+
+def test_simulate_says_why_the_policy_kept_its_first_plan(capsys):
+    code, out, err = run(capsys, *SMALL, "--workload", STEPS)
+    assert code == 0, err
+    assert "no reconfiguration:" in out and "decisions (" in out

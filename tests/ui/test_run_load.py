@@ -35,8 +35,25 @@ def test_run_load_serves_the_schedule_writes_a_legal_history_and_prints_one_json
     (["--plan", "auto"], "missing option --batch"),
     (["--batch", "4"], "missing option --plan"),
     (["--load", "8:2s", "--cores", "999"], "--cores 999"),
+    (["--load", "8:2s", "--policy", "greedy"], "unknown policy 'greedy'"),
+    (["--load", "8:2s", "--policy", "packrat:window_ms=0"], "window_ms must be > 0"),
+    (["--load", "8:2s", "--policy", "fat"], "needs an adaptive policy"),
+    (["--batch", "4", "--plan", "auto", "--policy", "packrat-ewma"], "--policy applies to --load"),
 ])
 def test_run_load_rejects_bad_input_with_exit_2_and_one_line(cli, argv, message):
     code, out, err = cli("run", "--model", "tiny-mlp", *argv)
     assert code == 2 and out == ""
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+@needs_two_cpus
+@pytest.mark.slow
+def test_run_load_replays_a_trace_with_a_1e300_ms_gap_without_waiting_for_it(cli, tmp_path):
+    trace = tmp_path / "gap.csv"
+    trace.write_text("0\n0\n1\n1e300\n1e300\n")
+    code, out, err = cli("run", "--model", "tiny-mlp", "--load", f"trace:{trace},unit=ms", "--cores", "2",
+                         "--profile", "builtin:cnn-2", "--warmup", "1", "--json")
+    assert code == 0, err
+    rep = json.loads(out)
+    assert rep["requests_answered"] == 5 and rep["policy"] == "packrat"
+    assert rep["idle_skipped_s"] == pytest.approx(1e297, rel=1e-6)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from checker import allocation
+from packrat_sim import export
+from packrat_sim.interference import optimize_with_interference
 from packrat_sim.optimizer import OptimizerError, OptimizerOptions
 from packrat_sim.plan import Plan, dumps_plan
 from packrat_sim.profile import STATISTICS, ProfileError
@@ -12,8 +15,14 @@ from ui import dashboard_data as data
 from ui import dashboard_state as state
 from ui._common import BadInput
 from ui.cmd_plan import plan_report
+from ui.dashboard_help import PLAN_HELP
 
 MAX_BATCH = 1 << 16
+
+#: The page's parameters as they appear in the URL (widget key -> type).
+URL_KEYS = {"planner.batch": int, "planner.cores": int, "planner.allow_idle": bool, "planner.homogeneous": bool,
+            "planner.min_batch": int, "planner.statistic": str, "planner.max_instances": int,
+            "planner.cores_per_socket": int, "planner.sweep_max": int}
 
 
 def options_form(profile) -> tuple[OptimizerOptions | None, str]:
@@ -59,11 +68,11 @@ def show_plan(report: dict, cores_per_socket: int | None) -> None:
     st.markdown(f"#### `{data.compact(report['groups'])}`")
     st.caption("count x threads t x sub-batch; the batch latency is the slowest instance's.")
     c1, c2, c3 = st.columns(3)
-    c1.metric("Plan latency", data.fmt_ms(report["predicted_ms"]))
-    c2.metric("Fat (1 instance x T threads)", data.fmt_ms(report["fat_ms"]),
-              delta=f"plan is {report['speedup_vs_fat']:.2f}x faster", delta_color="off", delta_arrow="off")
-    c3.metric("Thin (min(T, B) x 1 thread)", data.fmt_ms(report["thin_ms"]),
-              delta=f"plan is {report['speedup_vs_thin']:.2f}x faster", delta_color="off", delta_arrow="off")
+    c1.metric("Plan latency", data.fmt_ms(report["predicted_ms"]), help=PLAN_HELP["plan"])
+    c2.metric("Fat (1 instance x T threads)", data.fmt_ms(report["fat_ms"]), help=PLAN_HELP["fat"],
+              delta=data.fmt_speedup(report["speedup_vs_fat"]), delta_color="off", delta_arrow="off")
+    c3.metric("Thin (min(T, B) x 1 thread)", data.fmt_ms(report["thin_ms"]), help=PLAN_HELP["thin"],
+              delta=data.fmt_speedup(report["speedup_vs_thin"]), delta_color="off", delta_arrow="off")
     notes = []
     if report["fat_interpolated"]:
         notes.append("the fat cell was not profiled (interpolated)")
@@ -90,11 +99,8 @@ def show_interference(profile, report: dict, options: OptimizerOptions) -> None:
     if profile.interference is None:
         return
     st.subheader("Under interference")
-    status = state.need_part("interference")
-    if not status.ok:
-        return
     try:
-        ip = status.module.optimize_with_interference(profile, report["batch"], report["cores"], options)
+        ip = optimize_with_interference(profile, report["batch"], report["cores"], options)
     except (OptimizerError, ProfileError) as exc:
         state.show_error("No plan under interference", exc)
         return
@@ -105,14 +111,11 @@ def show_interference(profile, report: dict, options: OptimizerOptions) -> None:
               delta=ip.isolated_plan.describe(), delta_color="off", delta_arrow="off")
     c3.metric("Gain of planning for interference", f"{ip.gain:.2f}x")
     st.caption(f"The profile's interference model slows an instance down beside other busy cores; the aware "
-               f"plan keeps {ip.busy_cores} cores busy.")
+               f"plan keeps {data.plural(ip.busy_cores, 'core')} busy.")
 
 
 def show_export(report: dict) -> None:
-    status = data.find_part("export")
-    if not status.ok:
-        return
-    exp = status.module
+    exp = export
     with st.expander("Export the plan (run_cpu launcher, TorchServe)"):
         state.init("planner.export_format", exp.EXPORT_FORMATS[0])
         fmt = st.selectbox("Format", exp.EXPORT_FORMATS, key="planner.export_format")
@@ -154,24 +157,24 @@ def show_sweep(profile, cores: int, batch: int, options: OptimizerOptions) -> No
 
 def show_certificate(profile, report: dict, options: OptimizerOptions) -> None:
     st.subheader("Certificate (Z3)")
-    status = state.need_part("allocation")
-    if not status.ok:
-        return
-    alloc = status.module
     state.init("planner.z3_timeout", 30.0)
     c1, c2 = st.columns([1, 3])
     c1.number_input("Z3 time limit (s)", min_value=0.5, max_value=600.0, step=5.0, key="planner.z3_timeout")
     ident = (report["batch"], report["cores"], repr(options), tuple(map(tuple, report["groups"])))
     if c2.button("Certify this plan with Z3", key="planner.btn.certify", type="primary"):
         plan = Plan.from_json(report["plan"])
-        with st.spinner("Asking Z3 whether any allocation is faster than this plan..."):
-            try:
-                cert = alloc.certify(profile, report["batch"], report["cores"], plan, options,
-                                     timeout_s=float(st.session_state["planner.z3_timeout"]))
-            except (ValueError, OptimizerError) as exc:
-                state.show_error("Z3 could not check this plan", exc)
-                return
+        timeout_s = float(st.session_state["planner.z3_timeout"])
+        try:
+            cert = state.run_job("Certifying with Z3", "certify_job",
+                                 dict(profile=profile, batch=report["batch"], cores=report["cores"], plan=plan,
+                                      options=options, timeout_s=timeout_s),
+                                 cancel_key="planner.btn.certify_cancel", budget_s=timeout_s)
+        except (ValueError, OptimizerError, allocation.CertifyError) as exc:
+            state.show_error("Z3 could not check this plan", exc)
+            return
         state.store("certificate", (ident, cert.to_json()))
+    elif state.was_cancelled("planner.btn.certify_cancel"):
+        st.warning("Certification cancelled (Z3's process was stopped).")
     kept = state.result("certificate")
     if not kept or kept[0] != ident:
         st.caption("Z3 re-derives the problem from the profile (it never calls the DP) and asks whether any "
@@ -197,8 +200,10 @@ def show_certificate(profile, report: dict, options: OptimizerOptions) -> None:
 def main() -> None:
     state.use_app_navigation()
     st.title("Planner")
+    state.from_url(URL_KEYS)
     profile = state.current_profile()
     state.profile_banner(profile)
+    state.readme("plan")
     c1, c2 = st.columns(2)
     state.init("planner.batch", 64)
     c1.number_input("Batch size B (inputs)", min_value=1, max_value=MAX_BATCH, step=1, key="planner.batch")
@@ -214,15 +219,19 @@ def main() -> None:
         prof = profile.with_statistic(stat)
         report = plan_report(prof, batch, cores, options)
     except (BadInput, ProfileError) as exc:
-        state.show_error(f"No plan for batch {batch} on {cores} cores", exc)
+        state.show_error(f"No plan for batch {batch} on {data.plural(cores, 'core')}", exc)
+        state.to_url(URL_KEYS)
         return
     state.store("plan", report)
+    cmd, missing = data.cli_plan(state.profile_param(), batch, cores, options)
+    state.cli_box(cmd, missing)
     show_plan(report, options.cores_per_socket)
     show_export(report)
     show_certificate(prof, report, options)
     show_interference(prof, report, options)
     st.divider()
     show_sweep(prof, cores, batch, options)
+    state.to_url(URL_KEYS)
 
 
 main()

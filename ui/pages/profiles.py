@@ -34,7 +34,7 @@ def builtin_source() -> None:
                  help="Synthetic profiles: a documented parametric latency model, not a measurement.")
     if st.button("Use this built-in profile", key="profiles.btn.builtin", type="primary"):
         name = st.session_state["profiles.builtin"]
-        state.set_profile(state.builtin(name), f"built-in {name} (synthetic)")
+        state.set_profile(state.builtin(name), f"built-in {name} (synthetic)", name)
         st.success(f"Loaded built-in profile {name} (synthetic).")
 
 
@@ -94,10 +94,9 @@ def csv_source() -> None:
 
 
 def measure_source() -> None:
-    statuses = [state.need_part(k) for k in ("profiler", "models")]
-    if not all(x.ok for x in statuses):
-        return
-    prof_mod, models = (x.module for x in statuses)
+    from real_runner import models
+    from real_runner import profiling as prof_mod
+
     names = list(models.known_models())
     ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     c1, c2, c3, c4 = st.columns(4)
@@ -112,7 +111,8 @@ def measure_source() -> None:
     c4.number_input("Timed repeats per cell", min_value=1, max_value=1000, step=1, key="profiles.m_repeats")
     state.init("profiles.m_interference", False)
     st.checkbox("Also measure interference (co-running single-thread instances)", key="profiles.m_interference")
-    st.caption(f"{models.get_spec(model).description}. Random weights, nothing downloaded; {ncpu} CPUs usable here.")
+    st.caption(f"{models.get_spec(model).description}. Random weights, nothing downloaded; "
+               f"{data.plural(ncpu, 'CPU')} usable here. Measuring runs in a separate process: Cancel stops it.")
     if st.button("Measure on this machine", key="profiles.btn.measure", type="primary"):
         ss = st.session_state
         try:
@@ -121,27 +121,19 @@ def measure_source() -> None:
         except ValueError as exc:
             state.show_error("Bad measurement grid", exc)
             return
-        prog = state.Progress(f"Measuring {model}", "profiles.btn.cancel")
-        interference = bool(ss["profiles.m_interference"])
-
-        def on_cell(cell, idx, total):
-            tail = "; now the interference sweep" if interference and idx + 1 == total else ""
-            prog.update((idx + 1) / total, f"cell t={cell.threads} b={cell.batch}: {cell.mean_ms:.3f} ms "
-                                           f"({idx + 1}/{total}){tail}")
-
         try:
-            result = prof_mod.measure_profile(model, threads, batches, int(ss["profiles.m_repeats"]),
-                                              interference=interference, progress=False, on_cell=on_cell,
-                                              min_seconds=0.05)
+            result = state.run_job(
+                f"Measuring {model}", "measure_job",
+                dict(model=model, threads=threads, batches=batches, repeats=int(ss["profiles.m_repeats"]),
+                     interference=bool(ss["profiles.m_interference"])),
+                cancel_key="profiles.btn.cancel")
         except (ValueError, RuntimeError) as exc:
-            prog.close()
             state.show_error(f"Measuring {model} failed", exc)
             return
-        prog.close()
         state.set_profile(result.profile, f"measured on this machine ({model}, {result.elapsed_s:.1f} s)")
-        st.success(f"Measured {len(result.measured)} cells of {model} in {result.elapsed_s:.1f} s.")
+        st.success(f"Measured {data.plural(len(result.measured), 'cell')} of {model} in {result.elapsed_s:.1f} s.")
     elif state.was_cancelled("profiles.btn.cancel"):
-        st.warning("Measurement cancelled; the current profile is unchanged.")
+        st.warning("Measurement cancelled (its process was stopped); the current profile is unchanged.")
 
 
 def show_profile(profile) -> None:
@@ -198,6 +190,7 @@ def show_profile(profile) -> None:
             [{"threads": c.threads, "batch": c.batch, "n": len(c.samples_ms),
               **{f"{x}_ms": getattr(c, f"{x}_ms") for x in STATISTICS}} for c in profile.cells],
             hide_index=True,
+            column_config={f"{x}_ms": st.column_config.NumberColumn(format="%.3f") for x in STATISTICS},
         )
 
 
@@ -206,6 +199,7 @@ def main() -> None:
     st.title("Profiles")
     st.markdown("A profile is L[t, b]: the latency (ms) of one model instance with *t* intra-op threads on a "
                 "sub-batch of *b* inputs, running alone on the machine. The planner works from it.")
+    state.readme("profile")
     state.init("profiles.source", SOURCES[0])
     source = st.radio("Where the profile comes from", SOURCES, key="profiles.source", horizontal=True)
     {

@@ -6,9 +6,19 @@ import json
 
 import streamlit as st
 
+from packrat_sim import simulator as sim
+from packrat_sim import workload as wl_mod
 from ui import dashboard_charts as charts
 from ui import dashboard_data as data
 from ui import dashboard_state as state
+from ui.dashboard_help import POLICY_HELP, TIMELINE_HELP, table_help
+
+#: The page's parameters as they appear in the URL (widget key -> type).
+URL_KEYS = {"sim.cores": int, "sim.seed": int, "sim.kind": str, "sim.rate": float, "sim.duration": float,
+            "sim.steps": str, "sim.base": float, "sim.peak": float, "sim.period_s": float,
+            "sim.duration_s": float, "sim.c_batch": int, "sim.c_requests": int, "sim.c_clients": int,
+            "sim.c_think_ms": int, "sim.spec": str, "sim.max_batch": int, "sim.max_delay": float,
+            "sim.policies": list, "sim.start_ms": float, "sim.warmup": int}
 
 KINDS = {
     "poisson": "Poisson arrivals",
@@ -58,22 +68,16 @@ def editor() -> str:
     return data.workload_spec(kind, f)
 
 
-def run_simulation(sim, profile, cores: int, spec: str, seed: int, policies: list, config):
-    """Generator for :func:`state.run_with_progress`: one policy at a time (same arrivals)."""
-    results = []
-    for k, name in enumerate(policies):
-        yield k / len(policies), f"simulating {name} ({k + 1}/{len(policies)})"
-        policy = name if name in sim.POLICIES else state.result("plan_obj")
-        comp = sim.compare_plans(profile, cores, spec, seed=seed, config=config, policies=[policy])
-        results.append(comp.results[0])
-    yield 1.0, "done"
-    return results
+def _html(fig) -> bytes:
+    """A chart as a self-contained HTML page (plotly.js inlined: opens offline)."""
+    return fig.to_html(include_plotlyjs=True, full_html=True).encode()
 
 
 def show_results(kept: dict) -> None:
     results = kept["results"]
     st.subheader("Results")
-    st.caption(f"{kept['description']} on {kept['cores']} cores, seed {kept['seed']}; profile {kept['profile']}.")
+    st.caption(f"{kept['description']} on {data.plural(kept['cores'], 'core')}, seed {kept['seed']}; "
+               f"profile {kept['profile']}.")
     rows = data.sim_rows(results)
     st.dataframe(rows, hide_index=True, key="sim.table",
                  column_config={k: st.column_config.NumberColumn(format="%.2f")
@@ -81,19 +85,29 @@ def show_results(kept: dict) -> None:
                                           "batch p50 ms", "utilisation")})
     cols = st.columns(len(results))
     for c, r in zip(cols, results):
-        c.metric(f"{r.name}: p99 latency", data.fmt_ms(r.stats.request_latency.p99_ms),
+        c.metric(f"{r.name}: p99 latency", data.fmt_ms(r.stats.request_latency.p99_ms), help=POLICY_HELP.get(r.name),
                  delta=f"{r.stats.throughput_per_s:.1f} req/s, util {r.stats.utilisation:.0%}", delta_color="off", delta_arrow="off")
-    st.plotly_chart(charts.latency_cdf({r.name: data.cdf_points(data.request_latencies(r)) for r in results},
-                                       title="Request latency CDF (arrival to answer)"), key="sim.cdf")
+    cdf = charts.latency_cdf({r.name: data.cdf_points(data.request_latencies(r)) for r in results},
+                             title="Request latency CDF (arrival to answer)")
+    st.plotly_chart(cdf, key="sim.cdf")
 
-    st.markdown("#### Per-instance timeline")
     names = [r.name for r in results]
     if st.session_state.get("sim.gantt_policy") not in names:
         st.session_state["sim.gantt_policy"] = "packrat" if "packrat" in names else names[0]
     state.init("sim.gantt_policy", names[0])
-    c1, c2, c3 = st.columns(3)
-    name = c1.selectbox("Run", names, key="sim.gantt_policy")
+    name = st.selectbox("Run shown over time", names, key="sim.gantt_policy", help=POLICY_HELP.get(names[0]))
     res = results[names.index(name)]
+
+    st.markdown("#### Over time")
+    series = data.sim_time_series(res)
+    ts = charts.time_series(series, series["marks"],
+                            title=f"{name}: latency, throughput and queue length (dashed: reconfigurations)")
+    st.plotly_chart(ts, key="sim.timeseries")
+    st.caption(" ".join(f"**{k}**: {TIMELINE_HELP[k]}." for k in ("latency", "throughput", "queue"))
+               + f" Bins of {series['bin_s']:.3g} s.")
+
+    st.markdown("#### Per-instance timeline")
+    c2, c3 = st.columns(2)
     span_ms = float(res.records.batch_completion_ms.max()) if res.records.batch_size.size else 1.0
     first = res.reconfigurations[0].call_ms if res.reconfigurations else 0.0
     state.init("sim.window_start", max(0.0, first - 200.0) / 1000.0)
@@ -102,31 +116,93 @@ def show_results(kept: dict) -> None:
     start_s = c2.number_input("Window start (s)", min_value=0.0, max_value=span_ms / 1000.0, key="sim.window_start")
     len_s = c3.number_input("Window length (s)", min_value=0.05, max_value=600.0, key="sim.window_len")
     spans, marks = data.sim_gantt(res, start_s * 1000.0, (start_s + len_s) * 1000.0)
-    st.plotly_chart(charts.gantt(spans, marks, title=f"{name}: instances over time (red: reconfigurations)"),
-                    key="sim.gantt")
+    gantt = charts.gantt(spans, marks, title=f"{name}: instances over time (red: reconfigurations)")
+    st.plotly_chart(gantt, key="sim.gantt")
+    st.caption(" ".join(f"**{k}**: {TIMELINE_HELP[k]}." for k in ("epoch", "start + warm-up", "reconfigure", "switch")))
     if res.reconfigurations:
-        st.caption(f"{len(res.reconfigurations)} reconfigurations; the first at {first / 1000:.2f} s.")
+        st.caption(f"{data.plural(len(res.reconfigurations), 'reconfiguration')}; the first at {first / 1000:.2f} s.")
         st.dataframe([rc.to_json() | {"to_plan_json": None} for rc in res.reconfigurations][:200],
                      hide_index=True, key="sim.reconfigs",
                      column_order=("from_epoch", "to_epoch", "from_plan", "to_plan", "call_ms", "switch_ms",
-                                   "drained_ms", "duration_ms", "restarted"))
+                                   "drained_ms", "duration_ms", "restarted"),
+                     column_config={k: st.column_config.NumberColumn(format="%.2f")
+                                    for k in ("call_ms", "switch_ms", "drained_ms", "duration_ms")})
+
+    st.markdown("#### Downloads")
+    d = st.columns(4)
+    d[0].download_button("Summary JSON (all runs)", json.dumps([r.to_json() for r in results], indent=1),
+                         file_name="sim-summary.json", mime="application/json", key="sim.dl.summary", on_click="ignore")
+    d[1].download_button("Summary CSV (all runs)", data.rows_csv(rows), file_name="sim-summary.csv",
+                         mime="text/csv", key="sim.dl.summary_csv", on_click="ignore")
+    d[2].download_button(f"{name}: per-request CSV", res.requests_csv, file_name=f"sim-{name}.requests.csv",
+                         mime="text/csv", key="sim.dl.requests", on_click="ignore")
+    d[3].download_button(f"{name}: time series CSV", data.series_csv(series), file_name=f"sim-{name}.series.csv",
+                         mime="text/csv", key="sim.dl.series", on_click="ignore")
+    d = st.columns(4)
+    d[0].download_button(f"{name}: timeline JSON", lambda: json.dumps(res.timeline_json()),
+                         file_name=f"sim-{name}.timeline.json", mime="application/json", key="sim.dl.timeline",
+                         on_click="ignore")
+    for col, (label, fig, fname) in zip(d[1:], (("CDF chart (HTML)", cdf, "sim-cdf.html"),
+                                                ("Time series chart (HTML)", ts, f"sim-{name}-series.html"),
+                                                ("Timeline chart (HTML)", gantt, f"sim-{name}-timeline.html"))):
+        col.download_button(label, lambda fig=fig: _html(fig), file_name=fname, mime="text/html",
+                            key=f"sim.dl.{fname}", on_click="ignore")
+    st.caption("PNG of any chart: the camera button of the chart's toolbar. HTML charts open offline.")
     c1, c2 = st.columns(2)
     c1.download_button(f"Download {name} history (packrat.history/1)", json.dumps(res.history()),
-                       file_name=f"sim-{name}.history.json", mime="application/json", key="sim.dl.history")
+                       file_name=f"sim-{name}.history.json", mime="application/json", key="sim.dl.history",
+                       on_click="ignore")
     if c2.button(f"Check {name}'s history on the Verification page", key="sim.btn.tocheck"):
         st.session_state["verify.incoming"] = {"name": f"simulated {name} run", "text": json.dumps(res.history())}
+        st.session_state["verify.section"] = "History checker"
+        st.session_state.pop("result.check", None)
         st.switch_page("pages/verification.py")
+
+    save_and_compare(kept)
+
+
+def save_and_compare(kept: dict) -> None:
+    """Keep named runs for the session and compare them side by side."""
+    st.markdown("#### Compare saved runs")
+    saved: dict = st.session_state.setdefault("sim.saved", {})
+    c1, c2 = st.columns([3, 1])
+    default = f"run {len(saved) + 1}: {kept['spec'][:40]}"
+    label = c1.text_input("Save this result as", value=default, key="sim.save_name")
+    state.init("sim.compare", [])
+    if c2.button("Save run", key="sim.btn.save"):
+        name = label.strip() or default
+        saved[name] = kept
+        st.session_state["sim.compare"] = [n for n in st.session_state["sim.compare"] if n != name] + [name]
+        st.success(f"Saved {name!r}.")
+    if not saved:
+        st.caption("Save runs (different workloads, seeds or cores) to compare them here.")
+        return
+    st.session_state["sim.compare"] = [n for n in st.session_state["sim.compare"] if n in saved]
+    chosen = st.multiselect("Runs to compare", list(saved), key="sim.compare")
+    table = []
+    for run in chosen:
+        k = saved[run]
+        for r in data.sim_rows(k["results"]):
+            table.append({"run": run, "cores": k["cores"], "seed": k["seed"], "workload": k["spec"], **r})
+    if table:
+        st.dataframe(table, hide_index=True, key="sim.compare_table",
+                     column_config={c: st.column_config.NumberColumn(format="%.2f")
+                                    for c in ("throughput req/s", "mean batch", "p50 ms", "p90 ms", "p99 ms",
+                                              "batch p50 ms", "utilisation")})
+        bars = [{"run": f"{t['run']} / {t['policy']}", "p99 ms": t["p99 ms"]} for t in table]
+        st.plotly_chart(charts.compare_bars(bars, "p99 ms", "p99 request latency per saved run and policy"),
+                        key="sim.compare_chart")
+        st.download_button("Comparison CSV", data.rows_csv(table), file_name="sim-compare.csv", mime="text/csv",
+                           key="sim.dl.compare", on_click="ignore")
 
 
 def main() -> None:
     state.use_app_navigation()
     st.title("Simulator")
-    statuses = [state.need_part(k) for k in ("simulator", "workload")]
-    if not all(x.ok for x in statuses):
-        return
-    sim, wl_mod = (x.module for x in statuses)
+    state.from_url(URL_KEYS)
     profile = state.current_profile()
     state.profile_banner(profile)
+    state.readme("policy")
 
     c1, c2 = st.columns(2)
     state.init("sim.cores", min(16, profile.max_threads))
@@ -151,24 +227,28 @@ def main() -> None:
     if not set(st.session_state["sim.policies"]) <= set(options):
         st.session_state["sim.policies"] = [p for p in st.session_state["sim.policies"] if p in options]
     policies = st.multiselect("Policies (same arrivals for all)", options, key="sim.policies",
-                              help="packrat: optimizer + batch-size estimator + online reconfiguration; "
-                                   "fat / thin: static baselines for the workload's max batch.")
+                              help=table_help({k: v for k, v in POLICY_HELP.items() if k in options}, "policy"))
     with st.expander("Reconfiguration model"):
-        state.init("sim.start_ms", 500.0)
+        state.init("sim.start_ms", float(sim.SimConfig().start_ms))  # the library's defaults
         st.number_input("Instance start-up (ms)", min_value=0.0, max_value=60000.0, key="sim.start_ms")
-        state.init("sim.warmup", 2)
+        state.init("sim.warmup", int(sim.SimConfig().warmup_iterations))
         st.number_input("Warm-up inferences", min_value=0, max_value=100, step=1, key="sim.warmup")
+    if workload is not None:
+        state.cli_box(data.cli_simulate(state.profile_param(), cores, spec, seed),
+                      ["the planner's plan as a policy"] if "planner's plan" in policies else ())
 
     if st.button("Simulate", key="sim.btn.run", type="primary", disabled=workload is None or not policies):
         from packrat_sim.plan import Plan
 
-        if plan_report:
-            state.store("plan_obj", Plan.from_json(plan_report["plan"]))
+        plan = Plan.from_json(plan_report["plan"]) if plan_report else None
         try:
             config = sim.SimConfig(start_ms=float(st.session_state["sim.start_ms"]),
                                    warmup_iterations=int(st.session_state["sim.warmup"]))
-            _, results = state.run_with_progress(
-                "Simulating", run_simulation(sim, profile, cores, spec, seed, policies, config),
+            results = state.run_job(
+                "Simulating", "steps_job",
+                dict(steps="ui.dashboard_jobs:simulate_steps",
+                     kwargs=dict(profile=profile, cores=cores, spec=spec, seed=seed, policies=list(policies),
+                                 config=config, plan=plan)),
                 cancel_key="sim.btn.cancel")
         except ValueError as exc:
             state.show_error("The simulation cannot run", exc)
@@ -176,7 +256,8 @@ def main() -> None:
             state.store("sim", {"results": results, "cores": cores, "seed": seed, "spec": spec,
                                 "description": wl_mod.describe(workload), "profile": profile.label()})
     elif state.was_cancelled("sim.btn.cancel"):
-        st.warning("Simulation cancelled; no result kept.")
+        st.warning("Simulation cancelled (its process was stopped); no result kept.")
+    state.to_url(URL_KEYS)
     kept = state.result("sim")
     if kept:
         show_results(kept)

@@ -1,0 +1,269 @@
+"""Schedule exploration: run a protocol's actors over many schedules and judge every history.
+
+``explore(protocol, strategy)`` walks the schedules (orders of message deliveries, and faults
+where budgets allow) that the protocol's :class:`~checker.actors.System` can take. On every state
+it checks the protocol's invariants; where a schedule ends it checks the quiescent invariants and
+the history against the protocol's sequential model (:func:`checker.linearizability.check`),
+once per distinct history. The first violation stops the search; its schedule is shrunk (prefix
+cut, then delta debugging over the delivery list, keeping a valid schedule that still violates the
+same property) and returned with its history and the checker's explanation.
+
+The package: :mod:`~checker.explore.harness` (result types, budgets, progress, the visited set),
+one module per strategy family (:mod:`~checker.explore.tree`: ``dfs``, ``exhaustive``,
+``delay-bounded``; :mod:`~checker.explore.dpor`: ``dpor``, ``transdpor``, ``keyaware``;
+:mod:`~checker.explore.walks`: ``random``, ``pct``), :mod:`~checker.explore.shrinking`,
+:mod:`~checker.explore.replay` (replay files), and :data:`STRATEGY_TABLE` from name to function.
+
+Strategies (:data:`STRATEGIES`):
+
+``dfs``
+    exhaustive depth-first search over states, pruning states already seen (the visited set holds
+    the states themselves, compared by value: a hash collision can never prune a new state; with
+    symmetry, one representative per orbit of interchangeable actors). A *schedule* is a path of
+    the search: it ends at a terminal state, at the depth bound, or where it joins a state already
+    explored.
+``exhaustive``
+    every schedule, without pruning (what DS2 calls exhaustive exploration).
+``dpor``
+    dynamic partial-order reduction with sleep sets, stateful by default (see
+    :mod:`checker.explore.dpor` for the dependency relation and the state-caching correction).
+``transdpor``
+    DPOR exploiting the transitivity of the actor dependency (Tasharofi et al., FORTE 2012, as
+    DS2 implements it).
+``keyaware``
+    TransDPOR with DS2's key-aware dependency ("LiViola"): deliveries to the same actor commute
+    when their messages touch different keys (:meth:`~checker.actors.Actor.key_of`), or when both
+    only read (:meth:`~checker.actors.Actor.read_only`; unordered networks). Distinct histories
+    are then distinct per key (the models judge keys independently).
+``random``
+    seeded random walks: each step picks uniformly among enabled events.
+``pct``
+    probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010) with channels as threads;
+    PCT's per-run probability bound is :attr:`ExploreResult.pct_bound`.
+``delay-bounded``
+    delay bounding (Emmi, Qadeer, Rakamaric, POPL 2011) over oldest-message-first: complete (and
+    able to say OK) when the bound never cut a choice.
+
+Reductions (:class:`Reductions`, each its own keyword of :func:`explore`): ``symmetry``
+(protocols declare interchangeable actors), ``state_cache`` (stateful DPOR), ``coarse_clients``
+(off: the finer client dependency). Each is sound: the tests compare the distinct histories and
+the invariant violations with plain stateful DFS on every shipped protocol and variant.
+
+Verdicts are :class:`~checker.linearizability.Verdict` values: ``OK`` only when a complete
+strategy finished within its budgets and every history was judged linearizable; ``ILLEGAL``
+(printed VIOLATION, :func:`verdict_word`) with the shrunk counterexample; ``UNKNOWN`` otherwise (a
+budget hit, an incomplete strategy, a history the checker could not decide in time). A budget hit
+is never OK. Budgets are checked on every step of every search, during shrinking and while
+judging histories.
+
+Everything is a pure function of its inputs and an explicit seed; results are values.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from checker.explore.dpor import dpor as _dpor
+from checker.explore.harness import (
+    OK, UNKNOWN, VIOLATION, ExploreError, ExploreProgress, ExploreResult, Found, Reductions, Run, Stop, Violation,
+    key_projection, require_int, require_seconds, verdict_word,
+)
+from checker.explore.replay import (
+    REPLAY_SCHEMA, ReplayResult, ReplayStep, read_replay, replay, replay_json, write_replay,
+)
+from checker.explore.shrinking import shrink
+from checker.explore.tree import delay_bounded as _delay_bounded
+from checker.explore.tree import dfs as _dfs
+from checker.explore.tree import exhaustive as _exhaustive
+from checker.explore.walks import pct as _pct
+from checker.explore.walks import random_walks as _random
+from checker.linearizability import explain
+
+__all__ = [
+    "COMPLETE_STRATEGIES",
+    "OK",
+    "REPLAY_SCHEMA",
+    "STRATEGIES",
+    "STRATEGY_TABLE",
+    "UNKNOWN",
+    "VIOLATION",
+    "ExploreError",
+    "ExploreProgress",
+    "ExploreResult",
+    "Reductions",
+    "ReplayResult",
+    "ReplayStep",
+    "Violation",
+    "explore",
+    "key_projection",
+    "read_replay",
+    "replay",
+    "replay_json",
+    "shrink",
+    "verdict_word",
+    "write_replay",
+]
+
+DEFAULT_INCOMPLETE_SCHEDULES = 1000
+
+# name -> function(run, options) running the search (raises Stop to end it early)
+STRATEGY_TABLE: dict[str, Callable[[Run, dict], None]] = {
+    "dfs": lambda run, o: _dfs(run),
+    "exhaustive": lambda run, o: _exhaustive(run),
+    "dpor": lambda run, o: _dpor(run, trans=False, keyed=False),
+    "transdpor": lambda run, o: _dpor(run, trans=True, keyed=False),
+    "keyaware": lambda run, o: _dpor(run, trans=True, keyed=True),
+    "random": lambda run, o: _random(run, o["seed"]),
+    "pct": lambda run, o: _pct(run, o["seed"], o["bug_depth"]),
+    "delay-bounded": lambda run, o: _delay_bounded(run, o["delay_bound"]),
+}
+STRATEGIES = tuple(STRATEGY_TABLE)
+COMPLETE_STRATEGIES = frozenset({"dfs", "exhaustive", "dpor", "transdpor", "keyaware"})
+SAMPLING_STRATEGIES = frozenset({"random", "pct"})
+
+
+def explore(
+    protocol,
+    strategy: str = "dpor",
+    *,
+    variant: str | None = None,
+    params: dict | None = None,
+    max_schedules: int | None = None,
+    max_time: float | None = None,
+    depth: int | None = None,
+    seed: int = 0,
+    delay_bound: int = 3,
+    bug_depth: int = 3,
+    check_timeout: float | None = 10.0,
+    shrink_counterexample: bool = True,
+    collect_histories: bool = False,
+    stop_on_violation: bool = True,
+    symmetry: bool = True,
+    state_cache: bool = True,
+    coarse_clients: bool = False,
+    progress: Callable[[ExploreProgress], None] | None = None,
+) -> ExploreResult:
+    """Explore ``protocol`` (a :class:`~checker.protocols.Protocol`, or a registered name built
+    with ``variant`` and ``params``) with ``strategy`` (one of :data:`STRATEGIES`).
+
+    Budgets: ``max_schedules``, ``max_time`` (seconds, checked on every step, and covering
+    shrinking), ``depth`` (steps per schedule; a cut schedule makes the verdict UNKNOWN, and the
+    DPOR family sees no races beyond the cut and runs stateless, so it may miss a violation
+    within the depth that ``dfs`` or ``exhaustive`` would find). random and pct without a budget
+    get ``max_schedules=1000``. ``seed`` drives random and pct; ``delay_bound`` is
+    delay-bounded's K; ``bug_depth`` is PCT's d. ``check_timeout``: seconds per history check.
+    Reductions (see :class:`Reductions`): ``symmetry``, ``state_cache``, ``coarse_clients``.
+    ``progress``: called with an :class:`ExploreProgress` snapshot at most every 0.25 s during
+    the search and once at its end (from the exploring thread; keep it cheap). Raises
+    ExploreError (or ProtocolError) naming a bad argument.
+    """
+    from checker.protocols import Protocol, build
+
+    started = time.perf_counter()
+    if isinstance(protocol, str):
+        protocol = build(protocol, variant, **(params or {}))
+    elif not isinstance(protocol, Protocol):
+        raise ExploreError(f"protocol must be a Protocol or a registered name, not {protocol!r}")
+    elif variant is not None or params:
+        raise ExploreError("variant and params apply only when the protocol is given by name")
+    if strategy not in STRATEGY_TABLE:
+        raise ExploreError(f"unknown strategy {strategy!r} (expected one of {', '.join(STRATEGIES)})")
+    for name, value in (("max_schedules", max_schedules), ("depth", depth)):
+        if value is not None:
+            require_int(name, value, 1, "an integer >= 1")
+    require_seconds("max_time", max_time)
+    require_int("delay_bound", delay_bound, 0, "a non-negative integer")
+    require_int("bug_depth", bug_depth, 1, "a positive integer")
+    if strategy in ("pct", "delay-bounded") and protocol.system.faults.any:
+        raise ExploreError(f"strategy {strategy} schedules deliveries only and injects no faults; use random, dfs or dpor")
+    require_int("seed", seed, None, "an integer")
+    if progress is not None and not callable(progress):
+        raise ExploreError(f"progress must be a callable, not {progress!r}")
+    if strategy in SAMPLING_STRATEGIES and max_schedules is None and max_time is None:
+        max_schedules = DEFAULT_INCOMPLETE_SCHEDULES
+
+    reductions = Reductions(symmetry=bool(symmetry), state_cache=bool(state_cache), coarse_clients=bool(coarse_clients))
+    run = Run(protocol, max_schedules, max_time, depth, check_timeout, stop_on_violation, reductions, progress)
+    if max_time is not None:  # the budget started when explore was called (building counts)
+        run.deadline = started + max_time
+    options = {"seed": seed, "bug_depth": bug_depth, "delay_bound": delay_bound}
+    try:
+        STRATEGY_TABLE[strategy](run, options)
+    except Stop:
+        pass
+    elapsed = time.perf_counter() - run.started
+
+    complete = (strategy not in SAMPLING_STRATEGIES and not run.budget_hit and not run.cut and not run.delay_cut
+                and (run.found is None or not stop_on_violation))
+    violation = None
+    if run.found is not None:
+        verdict = VIOLATION
+        violation = _make_violation(protocol, run.found, check_timeout, shrink_counterexample, run.deadline)
+        reason = violation.message
+    elif complete and run.unknown_histories == 0:
+        verdict, reason = OK, ""
+    else:
+        verdict = UNKNOWN
+        if strategy in SAMPLING_STRATEGIES:
+            reason = f"{strategy} is not exhaustive: no violation in {run.schedules} schedules"
+        elif run.budget_hit:
+            reason = f"{run.budget_hit} before the search completed; no violation in {run.schedules} schedules"
+        elif run.delay_cut:
+            reason = f"no violation within {delay_bound} delays ({run.schedules} schedules); larger delays not explored"
+        elif run.cut and depth is not None:
+            reason = f"schedules were cut at depth {depth}; no violation in {run.schedules} schedules"
+        elif run.cut:
+            reason = f"the state graph has a cycle, which stateful DPOR cuts; no violation in {run.schedules} schedules"
+        else:
+            reason = f"{run.unknown_histories} histories could not be judged within {check_timeout} s each"
+    if progress is not None:
+        progress(run.snapshot())
+    return ExploreResult(
+        verdict=verdict,
+        protocol=protocol.name,
+        variant=protocol.variant,
+        params=protocol.params,
+        strategy=strategy,
+        schedules=run.schedules,
+        states=len(run.seen),
+        transitions=run.transitions,
+        distinct_histories=len(run.checked),
+        elapsed_s=elapsed,
+        complete=complete,
+        reason=reason,
+        first_violation_at=run.first_violation_at,
+        violation=violation,
+        unknown_histories=run.unknown_histories,
+        seed=seed if strategy in SAMPLING_STRATEGIES else None,
+        pct_bound=run.pct_bound,
+        histories=frozenset(run.checked) if collect_histories else None,
+        reductions=reductions,
+        violations=frozenset(run.violated) if collect_histories else None,
+    )
+
+
+def _make_violation(protocol, found: Found, timeout: float | None, do_shrink: bool,
+                    deadline: float | None) -> Violation:
+    schedule = shrink(protocol, found.path, found, timeout=timeout, deadline=deadline) if do_shrink else found.path
+    rr = replay(protocol, schedule, timeout=timeout)
+    explanation: tuple[str, ...]
+    message = found.message
+    if found.kind == "linearizability":
+        explanation = tuple(explain(rr.check, rr.history, protocol.model))
+    else:
+        # the shrunk schedule may word the same invariant's breach differently
+        if rr.violation is not None and rr.violation[1] == found.name:
+            message = rr.violation[2]
+        explanation = (f"invariant violated: {found.name}", message)
+    return Violation(
+        kind=found.kind,
+        name=found.name,
+        message=message,
+        schedule=tuple(schedule),
+        found=found.path,
+        history=rr.history,
+        explanation=explanation,
+        check=rr.check,
+        quiescent=found.quiescent,
+    )

@@ -1,0 +1,492 @@
+"""The DPOR family: ``dpor``, ``transdpor``, ``keyaware``; stateless, or stateful with summaries.
+
+Each message is a process (its id: the trace index of the step that sent it and its position
+among that step's sends). Dependency (static: it depends on the messages, never on the state):
+faults with everything; deliveries to the same actor (key-aware: unless their keys differ, or
+both only read on an unordered network); deliveries to two different actors when one may invoke
+an operation and the other may return one (:meth:`~checker.actors.Actor.history_effects`:
+swapping two calls, or two returns, leaves the history record unchanged; only a call against a
+return changes the real-time order). ``coarse_clients`` restores the coarser relation (any two
+history-recording deliveries are dependent).
+
+Stateless DPOR is Flanagan and Godefroid's (POPL 2005) with sleep sets. Happens-before includes
+creation; a message that a step discards (:meth:`~checker.actors.Actor.ignores`) races with that
+step; transitions the last step disabled race with it. TransDPOR (Tasharofi et al., FORTE 2012)
+adds at most one backtrack point per state for races within one transitive class.
+
+Stateful DPOR (``Reductions.state_cache``): every state (with symmetry: every orbit) fully
+explored keeps the sleep set it was explored with and a *summary*, the set of transitions
+executed anywhere below it. Reaching it again with a sleep set that contains the stored one, the
+search does not descend; instead it races the current trace against the state's pending
+messages (exactly, as at any state) and against every transition of the summary, with a
+happens-before relation that is an under-approximation (only what the trace proves), without
+stopping at the first race, and falling back to every awake enabled transition where no
+candidate can be named: every backtrack point stateless DPOR would add is added (Yang et al.,
+"Efficient stateful dynamic partial order reduction", SPIN 2008, do the same with a graph of
+visible operations). Reached with a smaller sleep set, the state is explored again. A state
+reached again while on the search stack (a cycle) ends the schedule as cut (UNKNOWN).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from checker.actors import Actor, Envelope, Event
+from checker.explore.harness import ExploreError, Run
+
+__all__ = ["dpor"]
+
+
+def _forget(pending: dict, ignored: Sequence[Envelope]) -> list:
+    """Remove one pending id per discarded envelope (the newest copy first); returns the ids."""
+    gone = []
+    for env in ignored:
+        for mid in reversed(list(pending)):
+            if pending[mid] == env:
+                del pending[mid]
+                gone.append(mid)
+                break
+    return gone
+
+
+class _T:
+    """A transition's dependency-relevant facts (static: they depend on the message, never on
+    the state it is delivered in). ``inv`` / ``ret``: the delivery may invoke / return an
+    operation (:meth:`Actor.history_effects`); ``ro``: the receiver promised it never changes
+    its state."""
+
+    __slots__ = ("pid", "ev", "dst", "key", "inv", "ret", "ro", "fault", "creator", "mid", "hb")
+
+    def __init__(self, pid, ev, dst, key, inv, ret, ro, fault, creator, mid):
+        self.pid = pid
+        self.ev = ev
+        self.dst = dst
+        self.key = key
+        self.inv = inv
+        self.ret = ret
+        self.ro = ro
+        self.fault = fault
+        self.creator = creator
+        self.mid = mid
+        self.hb = 0
+
+
+def _transitive(a: _T, b: _T) -> bool:
+    """The race lies within one class of the actor dependency (same receiver, same key, no
+    read-only exception, no fault), where dependency is an equivalence (transitive)."""
+    return a.dst == b.dst and a.key == b.key and not (a.fault or b.fault or a.ro or b.ro)
+
+
+def _dependent(a: _T, b: _T, keyed: bool, coarse: bool) -> bool:
+    """The dependency relation (see the module docstring)."""
+    if a.fault or b.fault:
+        return True
+    if a.dst == b.dst:
+        if not keyed or a.key is None or b.key is None:
+            return True
+        return a.key == b.key and not (a.ro and b.ro)
+    if coarse:
+        return (a.inv or a.ret) and (b.inv or b.ret)
+    return (a.inv and b.ret) or (a.ret and b.inv)
+
+
+class _Frame:
+    __slots__ = ("state", "pending", "enabled", "events", "order", "backtrack", "done", "frozen", "infos",
+                 "sleep", "key", "mapping", "summary", "entry", "full")
+
+    def __init__(self, state, pending):
+        self.state = state
+        self.pending = pending  # dict mid -> Envelope, in creation order
+        self.enabled: list = []
+        self.events: dict = {}
+        self.order: dict = {}
+        self.backtrack: set = set()
+        self.done: set = set()
+        self.frozen = False
+        self.infos: dict = {}
+        self.sleep: set = set()
+        self.key = None  # visited-table key (stateful)
+        self.mapping: dict = {}  # renaming of this state to its key (symmetry)
+        self.summary: set = set()  # events executed below, in this state's naming (stateful)
+        self.entry = None
+        self.full = False  # every awake enabled transition is a backtrack point
+
+
+class _Entry:
+    """A state of the stateful search's table: explored below (done) or on the stack, the sleep
+    set it was explored with and its summary, both in the key's naming."""
+
+    __slots__ = ("open", "sleep", "summary")
+
+    def __init__(self, sleep: frozenset):
+        self.open = True
+        self.sleep = sleep
+        self.summary: frozenset = frozenset()
+
+
+def dpor(run: Run, trans: bool, keyed: bool) -> None:
+    """Run DPOR (``trans``: TransDPOR's rule; ``keyed``: key-aware dependency) over ``run``."""
+    system = run.system
+    faults = system.faults
+    coarse = run.reductions.coarse_clients
+    stateful = run.reductions.state_cache and run.depth is None
+    symmetric = run.symmetric
+    # actors that may discard messages (Actor.ignores) get no key refinement: a step at any key
+    # may make a message at another key ignorable, which disables it
+    ignoring = [type(a).ignores is not Actor.ignores for a in system.actors]
+    effects = [a.history_effects for a in system.actors]
+    event_infos: dict = {}
+    rename_memo: dict = {}
+
+    def renamed(events, mapping: dict) -> frozenset:
+        """``events`` renamed by ``mapping`` (memoised per mapping: the mappings are the
+        system's permutations and their inverses, a handful of objects)."""
+        if not mapping:
+            return frozenset(events)
+        key = tuple(sorted(mapping.items()))
+        memo = rename_memo.get(key)
+        if memo is None:
+            memo = rename_memo[key] = {}
+        out = []
+        for ev in events:
+            r = memo.get(ev)
+            if r is None:
+                r = memo[ev] = system.rename_event(ev, mapping)
+            out.append(r)
+        return frozenset(out)
+
+    inverses: dict = {}
+
+    def inverse(mapping: dict) -> dict:
+        key = id(mapping)
+        inv = inverses.get(key)
+        if inv is None:
+            inv = inverses[key] = {v: k for k, v in mapping.items()}
+        return inv
+
+    def static_info(ev: Event) -> _T:
+        """The static facts of an event (no process id, no creator)."""
+        t = event_infos.get(ev)
+        if t is None:
+            if ev.kind != "deliver":
+                t = _T(None, ev, ev.dst, None, False, False, False, True, None, None)
+            else:
+                t = delivery_info(None, Envelope(ev.src, ev.dst, ev.msg))
+                t.creator = None
+            event_infos[ev] = t
+        return t
+
+    def delivery_info(mid, env: Envelope) -> _T:
+        di = system.index[env.dst]
+        actor = system.actors[di]
+        key = None
+        ro = False
+        if keyed and not system.fifo and not actor.is_client and not ignoring[di]:
+            # (on a fifo network a message enables the next one of its channel, whatever
+            # their keys, so there is no refinement there)
+            key = actor.key_of(env.msg)
+            ro = bool(actor.read_only(env.msg))
+        inv, ret = effects[di](env.msg)
+        ev = Event("deliver", env.src, env.dst, env.msg)
+        return _T(mid, ev, env.dst, key, bool(inv), bool(ret), ro, False, None if mid is None else mid[0], mid)
+
+    def info(frame: _Frame, pid) -> _T:
+        t = frame.infos.get(pid)
+        if t is not None:
+            return t
+        if isinstance(pid[0], str):  # a fault
+            mid = pid[1] if pid[0] in ("drop", "duplicate") else None
+            creator = mid[0] if mid is not None else -1
+            dst = pid[1] if mid is None else frame.pending[mid].dst
+            ev = frame.events.get(pid)
+            if ev is None:  # a fault no longer enabled (race-checked as disabled)
+                ev = (Event(pid[0], None, pid[1], None) if mid is None else
+                      Event(pid[0], frame.pending[mid].src, dst, frame.pending[mid].msg))
+            t = _T(pid, ev, dst, None, False, False, False, True, creator, mid)
+        else:
+            t = delivery_info(pid, frame.pending[pid])
+        frame.infos[pid] = t
+        return t
+
+    def compute_enabled(frame: _Frame) -> None:
+        pairs = system.enabled_ids(frame.state, frame.pending)
+        frame.enabled = [pid for pid, _ in pairs]
+        frame.events = dict(pairs)
+        frame.order = {pid: i for i, pid in enumerate(frame.enabled)}
+
+    frames: list[_Frame] = []
+    trace: list[_T] = []
+    path: list[Event] = []
+    dups = faults.duplicates > 0
+
+    def hb_to(t: _T) -> int:
+        """Bitmask of trace indices that happen before process ``t.pid``'s next transition."""
+        mask = 0
+        c = t.creator
+        if c is not None and c >= 0:
+            mask |= trace[c].hb | (1 << c)
+        if t.mid is not None and dups:
+            for j, u in enumerate(trace):
+                if u.mid == t.mid:
+                    mask |= u.hb | (1 << j)
+        return mask
+
+    def add_backtrack(pre: _Frame, E: list, ti: _T, tp: _T, exact: bool) -> None:
+        if E:
+            if exact and trans and _transitive(ti, tp):
+                q = min(E, key=pre.order.__getitem__)
+                if q not in pre.backtrack and not pre.frozen:
+                    pre.backtrack.add(q)
+                    pre.frozen = True
+            elif pre.backtrack.isdisjoint(E):
+                pre.backtrack.add(E[0] if E[0] == tp.pid else min(E, key=pre.order.__getitem__))
+        else:
+            pre.backtrack.update(q for q in pre.enabled if q not in pre.sleep)
+            pre.full = True
+
+    def races(frame: _Frame, gone: Sequence[tuple] = ()) -> None:
+        """Add backtrack points for the races of every pending message (and of the messages the
+        last step discarded: it disabled them, so they race with it)."""
+        n = len(trace)
+        if n == 0:
+            return
+        pids = [(p, None) for p in frame.enabled]
+        if system.fifo or faults.crashes:  # pending but not enabled messages race too
+            seen = set(frame.enabled)
+            pids += [(mid, None) for mid in frame.pending if mid not in seen]
+        pids += list(gone)
+        for p, tp in pids:
+            run.tick()
+            if tp is None:
+                tp = info(frame, p)
+            mask = hb_to(tp)
+            for i in range(n - 1, -1, -1):
+                if (mask >> i) & 1:
+                    continue
+                ti = trace[i]
+                if not _dependent(ti, tp, keyed, coarse):
+                    continue
+                pre = frames[i]
+                # candidates at pre(i) that lead to p: p itself, or a later transition that
+                # happens before p; asleep ones are explored elsewhere and cannot reverse the race
+                E = []
+                if p in pre.order and p not in pre.sleep:
+                    E.append(p)
+                for j in range(i + 1, n):
+                    if (mask >> j) & 1:
+                        q = trace[j].pid
+                        if q in pre.order and q not in E and q not in pre.sleep:
+                            E.append(q)
+                add_backtrack(pre, E, ti, tp, exact=True)
+                break
+
+    def summary_races(frame: _Frame, events) -> None:
+        """Races of the current trace with transitions executed below ``frame``'s state when it
+        was explored before (see the module docstring): conservative, every race is handled.
+        Events are grouped by their dependency facts (one dependency test per group and trace
+        entry); a frame whose every awake transition is already a backtrack point is skipped."""
+        n = len(trace)
+        if n == 0:
+            return
+        by_event: dict = {}
+        for mid, env in frame.pending.items():
+            by_event.setdefault(Event("deliver", env.src, env.dst, env.msg), []).append(mid)
+        groups: dict = {}
+        for u in events:
+            tu = static_info(u)
+            # what the trace proves happens before u: the creators of every copy of its message
+            mask = -1
+            if u.kind in ("deliver", "drop", "duplicate"):
+                for mid in by_event.get(Event("deliver", u.src, u.dst, u.msg), ()):
+                    m = hb_to(info(frame, mid))
+                    mask = m if mask == -1 else mask & m
+            if mask == -1:
+                mask = 0
+            sig = (tu.dst, tu.key, tu.inv, tu.ret, tu.ro, tu.fault)
+            entry = groups.get(sig)
+            if entry is None:
+                entry = groups[sig] = (tu, [])
+            entry[1].append((u, mask))
+        for i in range(n - 1, -1, -1):
+            run.tick()
+            pre = frames[i]
+            if pre.full:
+                continue
+            ti = trace[i]
+            for tu, members in groups.values():
+                if pre.full:
+                    break
+                if not _dependent(ti, tu, keyed, coarse):
+                    continue
+                by = pre.infos.get("by-event")
+                if by is None:
+                    by = pre.infos["by-event"] = {}
+                    for q in pre.enabled:
+                        if q not in pre.sleep:
+                            by.setdefault(pre.events[q], q)
+                for u, mask in members:
+                    if (mask >> i) & 1:
+                        continue
+                    q0 = by.get(u)
+                    E = [] if q0 is None else [q0]
+                    if mask:
+                        for j in range(i + 1, n):
+                            if (mask >> j) & 1:
+                                q = trace[j].pid
+                                if q in pre.order and q not in E and q not in pre.sleep:
+                                    E.append(q)
+                    add_backtrack(pre, E, ti, tu, exact=False)
+                    if pre.full:
+                        break
+
+    def sleep_events(frame: _Frame) -> frozenset:
+        """The frame's sleep set as events (renamed to its key's naming); sleeping transitions
+        no longer enabled here are left out (they cannot be taken here anyway)."""
+        return renamed([frame.events[q] for q in frame.sleep if q in frame.events], frame.mapping)
+
+    def covered(frame: _Frame, stored: frozenset) -> bool:
+        """Every event asleep in the stored visit is asleep here too (every copy of it)."""
+        if not stored:
+            return True
+        need = renamed(stored, inverse(frame.mapping))
+        for q in frame.enabled:
+            if frame.events[q] in need and q not in frame.sleep:
+                return False
+        return True
+
+    def open_frame(frame: _Frame, gone: Sequence[tuple] = (), parent: _Frame | None = None, taken=None) -> bool:
+        """Process a new frame: races, terminal check, the visited table. True when it has
+        transitions to explore.
+
+        Transitions that the last step disabled (a delivery for the drop of the same message, a
+        fault whose budget it spent, a message it discarded, one to an actor it crashed) race
+        with it: they are race-checked here as if still pending (FG05's disabled processes)."""
+        compute_enabled(frame)
+        if parent is not None:
+            gone = list(gone) + [(q, info(parent, q)) for q in parent.enabled if q != taken and q not in frame.order]
+        races(frame, gone)
+        if stateful:
+            entry = table.get(frame.key)
+            if entry is not None:
+                if entry.open:
+                    run.schedules += 1
+                    run.cut = True  # a cycle: the schedule is cut (never OK)
+                    run.check_budget()
+                    return False
+                if covered(frame, entry.sleep):
+                    below = renamed(entry.summary, inverse(frame.mapping))
+                    summary_races(frame, below)
+                    if parent is not None:
+                        parent.summary |= below
+                    run.schedules += 1  # joins a state already explored
+                    run.check_budget()
+                    return False
+        if not frame.enabled or (run.depth is not None and len(path) >= run.depth):
+            run.finish(frame.state, path, not frame.enabled or system.terminal(frame.state))
+            return False
+        awake = [p for p in frame.enabled if p not in frame.sleep]
+        if not awake:
+            return False  # sleep-set blocked: every continuation is explored elsewhere
+        if not frame.backtrack:
+            frame.backtrack.add(awake[0])
+        if stateful:
+            mine = sleep_events(frame)
+            entry = table.get(frame.key)
+            if entry is None:
+                entry = table[frame.key] = _Entry(mine)
+            else:  # explored again with fewer transitions asleep
+                entry.open = True
+                entry.sleep = entry.sleep & mine
+            frame.entry = entry
+        return True
+
+    def keyed_visit(frame: _Frame) -> None:
+        """Visit the frame's state (invariants, the state count), computing its table key once."""
+        if symmetric:
+            frame.key, frame.mapping = system.canonical(frame.state)
+            run.visit(frame.state, path, frame.key)
+        else:
+            frame.key = frame.state
+            run.visit(frame.state, path)
+
+    def close(frame: _Frame) -> None:
+        """A frame is fully explored: store its summary; pass it up."""
+        if stateful and frame.entry is not None:
+            frame.entry.summary = frame.entry.summary | renamed(frame.summary, frame.mapping)
+            frame.entry.open = False
+
+    table: dict = {}
+    start = system.start()
+    init = start.state
+    pending0 = {(-1, k): env for k, env in enumerate(start.sent)}
+    _forget(pending0, start.ignored)
+    root = _Frame(init, pending0)
+    keyed_visit(root)
+    if not open_frame(root):
+        return
+    frames.append(root)
+    while frames:
+        top = frames[-1]
+        todo = [p for p in top.backtrack if p not in top.done and p not in top.sleep]
+        if not todo:
+            frames.pop()
+            close(top)
+            if trace:
+                trace.pop()
+                path.pop()
+            if frames:
+                frames[-1].frozen = False
+                frames[-1].summary |= top.summary
+            continue
+        p = min(todo, key=top.order.__getitem__)  # backtrack points are always enabled here
+        explored_before = list(top.done)
+        top.done.add(p)
+        t = info(top, p)
+        ev = top.events[p]
+        out = system.step(top.state, ev)
+        run.transitions += 1
+        run.tick()
+        if t.ev.kind == "deliver" and out.records:
+            for _, what, _ in out.records:
+                if (what == "invoke" and not t.inv) or (what == "return" and not t.ret):
+                    raise ExploreError(
+                        f"actor {ev.dst!r} broke its history_effects promise: {ev.describe()} recorded an {what}"
+                    )
+        top.summary.add(ev)
+        n = len(trace)
+        # happens-before of the new trace entry
+        hb = 0
+        if t.creator is not None and t.creator >= 0:
+            hb |= trace[t.creator].hb | (1 << t.creator)
+        for k in range(n):
+            if not (hb >> k) & 1 and _dependent(trace[k], t, keyed, coarse):
+                hb |= trace[k].hb | (1 << k)
+        t.hb = hb
+        trace.append(t)
+        path.append(ev)
+        pending = dict(top.pending)
+        kind = ev.kind
+        if kind in ("deliver", "drop"):
+            del pending[p if kind == "deliver" else p[1]]
+        for k, env in enumerate(out.sent):
+            pending[(n, k)] = env
+        gone: list = []
+        if out.ignored:
+            # messages discarded as soon as sent race with this step too: in another order
+            # their receiver would have taken them (those in flight before are disabled
+            # transitions, handled by open_frame)
+            for mid in _forget(pending, out.ignored):
+                if mid not in top.pending:
+                    gone.append((mid, delivery_info(mid, out.sent[mid[1]])))
+        child = _Frame(out.state, pending)
+        # sleep sets: what was explored (or asleep) here and commutes with p stays asleep
+        for q in (*top.sleep, *explored_before):
+            if q != p and q in top.order and not _dependent(info(top, q), t, keyed, coarse):
+                child.sleep.add(q)
+        keyed_visit(child)
+        if open_frame(child, gone, top, p):
+            frames.append(child)
+        else:
+            trace.pop()
+            path.pop()
+            top.frozen = False

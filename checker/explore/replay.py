@@ -1,0 +1,164 @@
+"""Replay files (``packrat.replay/1``): write, read, and carry out a schedule step by step."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from checker.actors import ActorError, Event, SystemState, event_from_json, event_to_json
+from checker.explore.harness import OK, UNKNOWN, VIOLATION, ExploreError, Violation
+from checker.history import History
+from checker.linearizability import Verdict, check
+
+__all__ = ["REPLAY_SCHEMA", "ReplayResult", "ReplayStep", "read_replay", "replay", "replay_json", "write_replay"]
+
+REPLAY_SCHEMA = "packrat.replay/1"
+MAX_REPLAY_BYTES = 64 * 1024 * 1024  # a replay file is a schedule: a few kB in practice
+
+
+@dataclass(frozen=True)
+class ReplayStep:
+    """One replayed event: the history records it produced and the invariants broken after it."""
+
+    index: int
+    event: Event
+    records: tuple
+    broken: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """A replayed schedule: its steps, the final history and the checker's result on it, and the
+    first violation shown, as ``(kind, name, message, quiescent)`` (None when none)."""
+
+    protocol: Any
+    steps: tuple[ReplayStep, ...]
+    initial_records: tuple
+    state: SystemState
+    history: History
+    check: Any
+    violation: tuple | None
+    terminal: bool
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.violation is not None:
+            return VIOLATION
+        return OK if self.check.ok else UNKNOWN
+
+
+def replay(protocol, schedule: Sequence[Event], *, timeout: float | None = 10.0) -> ReplayResult:
+    """Carry out ``schedule`` step by step from the initial state, checking invariants after each
+    step, quiescent invariants at the end if nothing is left to deliver, and the final history.
+    Raises ExploreError naming the first event that is not enabled."""
+    system = protocol.system
+    start = system.start()
+    state = start.state
+    steps = []
+    violation = None
+    for inv in protocol.invariants:
+        problem = None if inv.quiescent else inv.check(system, state)
+        if problem is not None:
+            violation = ("invariant", inv.name, problem, False)
+            break
+    for i, ev in enumerate(schedule):
+        try:
+            out = system.step(state, ev)
+        except ActorError as exc:
+            raise ExploreError(f"step {i + 1} ({ev.describe()}) cannot be replayed: {exc}") from None
+        state = out.state
+        broken = []
+        for inv in protocol.invariants:
+            if inv.quiescent:
+                continue
+            problem = inv.check(system, state)
+            if problem is not None:
+                broken.append(f"{inv.name}: {problem}")
+                if violation is None:
+                    violation = ("invariant", inv.name, problem, False)
+        steps.append(ReplayStep(i + 1, ev, out.records, tuple(broken)))
+    terminal = system.terminal(state)
+    if terminal and violation is None:
+        for inv in protocol.invariants:
+            if inv.quiescent:
+                problem = inv.check(system, state)
+                if problem is not None:
+                    violation = ("invariant", inv.name, problem, True)
+                    break
+    history = protocol.history(state)
+    result = check(history, protocol.model, timeout=timeout)
+    if violation is None and result.illegal:
+        violation = ("linearizability", f"linearizable ({protocol.model})",
+                     f"the history is not linearizable under the {protocol.model} model", False)
+    return ReplayResult(protocol, tuple(steps), start.records, state, history, result, violation, terminal)
+
+
+def replay_json(protocol, schedule: Sequence[Event], violation: Violation | None = None,
+                strategy: str | None = None, seed: int | None = None) -> dict:
+    """The replay file's JSON object (``packrat.replay/1``)."""
+    obj: dict[str, Any] = {
+        "schema": REPLAY_SCHEMA,
+        "protocol": protocol.name,
+        "variant": protocol.variant,
+        "params": dict(protocol.params),
+        "strategy": strategy,
+        "seed": seed,
+        "deliveries": [event_to_json(e) for e in schedule],
+    }
+    if violation is not None:
+        obj["violation"] = {"kind": violation.kind, "name": violation.name, "message": violation.message}
+        obj["history"] = violation.history.to_json()
+    return obj
+
+
+def write_replay(path: str | Path, protocol, schedule: Sequence[Event], violation: Violation | None = None,
+                 strategy: str | None = None, seed: int | None = None) -> Path:
+    """Write a replay file; returns its path."""
+    from packrat_sim.files import write_text  # atomic; refuses symlinks, devices, missing directories
+
+    return write_text(path, json.dumps(replay_json(protocol, schedule, violation, strategy, seed), indent=1) + "\n",
+                      "replay file")
+
+
+def read_replay(path: str | Path):
+    """Read a replay file: ``(protocol, schedule, file object)``. Raises ExploreError naming the
+    problem (missing file, bad JSON, unknown schema, protocol or event)."""
+    from checker.protocols import ProtocolError, build
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_REPLAY_BYTES:
+            raise ExploreError(f"replay file {str(path)!r} is {size:,} bytes; the limit is {MAX_REPLAY_BYTES:,}")
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ExploreError(f"cannot read replay file {str(path)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ExploreError(f"replay file {str(path)!r} is not UTF-8 text (byte {exc.start}); is it a replay file?") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ExploreError(f"replay file {str(path)!r} is not valid JSON: line {exc.lineno}: {exc.msg}") from None
+    if not isinstance(obj, dict):
+        raise ExploreError(f"replay file {str(path)!r} must hold a JSON object")
+    if obj.get("schema") != REPLAY_SCHEMA:
+        raise ExploreError(f"replay file {str(path)!r} has schema {obj.get('schema')!r}; this version reads {REPLAY_SCHEMA!r}")
+    params = obj.get("params") or {}
+    if not isinstance(params, dict):
+        raise ExploreError(f"replay file {str(path)!r}: \"params\" must be an object, not {params!r}")
+    try:
+        protocol = build(obj.get("protocol"), obj.get("variant"), **params)
+    except ProtocolError as exc:
+        raise ExploreError(f"replay file {str(path)!r}: {exc}") from None
+    raw = obj.get("deliveries")
+    if not isinstance(raw, list):
+        raise ExploreError(f"replay file {str(path)!r} has no \"deliveries\" list")
+    schedule = []
+    for i, item in enumerate(raw):
+        try:
+            schedule.append(event_from_json(item))
+        except ActorError as exc:
+            raise ExploreError(f"replay file {str(path)!r}: delivery {i + 1}: {exc}") from None
+    return protocol, tuple(schedule), obj

@@ -1,0 +1,270 @@
+"""Deciding a history's partitions in worker processes (the ``jobs > 1`` path of ``check()``).
+
+:func:`checker.linearizability.check` first interleaves every partition's search in its own
+process; when partitions are still undecided after ``ESCALATE_AFTER_S`` seconds and ``jobs > 1``,
+it deals them into ``jobs`` shares, keeps the first (with its progress) and hands the others to
+:func:`decide_in_processes`. Why this shape (measured on a 2-CPU VM, see
+``benchmarks/check_parallel.py``): starting a worker costs 0.1-0.3 s (a fresh interpreter
+importing the checker; about 1 s on a loaded machine), while most histories, even the
+10k-operation partitioned kv benchmark, are decided in-process in 0.1-0.4 s. Processes only pay
+off for partitions that take longer than their start-up, so only those are shared out.
+
+:func:`spawn_worker` and :func:`stop_workers` are also used by ``packrat check DIR`` to check
+whole files in workers.
+
+Workers are spawned: each is a fresh ``python`` interpreter started with :mod:`subprocess` (no
+``fork`` of a process that may hold threads, such as the dashboard), talking to the parent over
+two pipes with :class:`multiprocessing.connection.Connection`. ``multiprocessing``'s own
+``spawn`` method is not used because it re-runs the caller's ``__main__`` module in every worker
+(the ``packrat`` script's imports, or a user's script without a ``__main__`` guard, which then
+fails); a worker needs only the checker. Workers receive their partitions compiled (the model
+is resolved by name in the worker, so only the built-in models go to workers), and run the same
+interleaved search over their share (partitions are dealt largest first to the least loaded
+worker). Each decided partition is reported at once over a pipe. The parent stops every worker
+(``terminate``, then ``kill``) as soon as one partition is ILLEGAL (unless ``all_partitions``), at
+the deadline (workers stop themselves at it and report their evidence; the parent waits at most
+``_GRACE_S`` more), on cancellation, and when it is interrupted (Ctrl-C): no worker outlives the
+call. Workers run in their own session and ignore SIGINT (the parent handles it and stops them), and
+exit by themselves if the parent dies.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from multiprocessing.connection import Connection, wait
+from typing import Any, Sequence
+
+from checker.linearizability import Verdict, _Interleaver, _Outcome, _StepFailed, _Task
+from checker.models import get_model
+
+__all__ = ["deal", "decide_in_processes", "spawn_worker", "stop_workers"]
+
+#: Seconds the parent waits past the deadline for workers to report their evidence.
+_GRACE_S = 0.3
+#: Seconds between the parent's checks of cancellation while it waits for workers.
+_POLL_S = 0.05
+
+
+def deal(sizes: Sequence[int], workers: int) -> list[list[int]]:
+    """Deal items (by index) to ``workers`` bins, largest first to the least loaded bin (LPT).
+
+    Pure; returns ``workers`` lists of indices (some empty when there are fewer items)."""
+    bins: list[list[int]] = [[] for _ in range(workers)]
+    load = [0] * workers
+    for i in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
+        b = min(range(workers), key=lambda k: (load[k], k))
+        bins[b].append(i)
+        load[b] += sizes[i] + 1
+    return bins
+
+
+class _ParentGone:
+    """``is_set()`` is true once the process that started this worker has exited."""
+
+    def __init__(self, parent_pid: int) -> None:
+        self.parent_pid = parent_pid
+
+    def is_set(self) -> bool:
+        return os.getppid() != self.parent_pid
+
+
+_BOOT = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "from multiprocessing.connection import Connection; "
+    "r = Connection({r}, writable=False); sys.path[:] = r.recv(); "
+    "from {module} import {function} as target; target(r, Connection({w}, readable=False))"
+)
+_TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*\Z")
+
+
+def _worker(inbox, conn) -> None:
+    """Worker process: receive (model name, items, seconds to the deadline, memory bound, parent
+    pid) and decide ``items`` ``[(task_id, _Task)]`` (partitions already compiled by the parent:
+    one pickle keeps shared values, such as the models' frozen-value tags, identical)."""
+    import gc
+
+    gc.disable()  # as in check(): no cycles, and no full collections over a large cache
+    start = time.perf_counter()
+    model_name, items, deadline_in_s, max_memory, parent_pid = inbox.recv()
+    inbox.close()
+    mdl = get_model(model_name)
+    tasks = [task for _, task in items]
+    outcomes = [_Outcome() for _ in tasks]
+
+    def send(k: int) -> None:
+        o = outcomes[k]
+        state = o.state
+        try:
+            conn.send(("part", items[k][0], o.result.value, o.linearization, o.blocked, state, o.steps, o.elapsed_s))
+        except Exception:  # an unpicklable state: the evidence stays, the state is left out
+            conn.send(("part", items[k][0], o.result.value, o.linearization, o.blocked, None, o.steps, o.elapsed_s))
+
+    deadline = None if deadline_in_s is None else start + deadline_in_s
+    inter = _Interleaver(tasks, outcomes, mdl, start=start, deadline=deadline, max_steps=None,
+                         max_memory=max_memory, all_partitions=True, cancel=_ParentGone(parent_pid),
+                         on_decided=send)
+    try:
+        reason = inter.run()
+    except _StepFailed as exc:
+        conn.send(("error", f"model {mdl.name!r} failed on an operation: {exc.error}"))
+        return
+    for k, o in enumerate(outcomes):
+        if o.result is Verdict.UNKNOWN:
+            send(k)
+    conn.send(("end", reason))
+    conn.close()
+
+
+def spawn_worker(target: str, args: Any, keep_open: bool = False
+                 ) -> tuple[subprocess.Popen, Connection, Connection | None]:
+    """Start a worker process running ``target`` (``"module:function"``, called as
+    ``function(inbox, outbox)`` with two :class:`Connection` objects) in a fresh interpreter with
+    this process's ``sys.path``, and send it ``args`` (the first thing ``inbox.recv()`` returns).
+
+    Returns (process, the connection to read its messages from, the connection to send it more
+    messages, or None unless ``keep_open``). The worker ignores SIGINT; stop it with
+    :func:`stop_workers`."""
+    if not _TARGET.match(target):
+        raise ValueError(f"worker target must be 'module:function', not {target!r}")
+    module, function = target.split(":")
+    to_child_r, to_child_w = os.pipe()
+    from_child_r, from_child_w = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _BOOT.format(r=to_child_r, w=from_child_w, module=module, function=function)],
+            pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, close_fds=True,
+            # Out of the terminal's process group: a Ctrl-C reaches only the parent, which stops
+            # the workers (a SIGINT while a worker is still starting up would print a traceback).
+            start_new_session=True,
+        )
+    except BaseException:
+        for fd in (to_child_r, to_child_w, from_child_r, from_child_w):
+            os.close(fd)
+        raise
+    os.close(to_child_r)
+    os.close(from_child_w)
+    reader = Connection(from_child_r, writable=False)
+    out = Connection(to_child_w, readable=False)
+    try:
+        out.send(list(sys.path))
+        out.send(args)
+    except BaseException:
+        stop_workers([proc])
+        reader.close()
+        out.close()
+        raise
+    if not keep_open:
+        out.close()
+        return proc, reader, None
+    return proc, reader, out
+
+
+def _spawn(args: tuple) -> tuple[subprocess.Popen, Connection]:
+    proc, reader, _ = spawn_worker("checker.parallel_check:_worker", args)
+    return proc, reader
+
+
+def stop_workers(procs: Sequence[subprocess.Popen]) -> None:
+    """Terminate the workers still running, then kill those that do not exit within 0.5 s."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(0.5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def decide_in_processes(
+    model_name: str,
+    bins: Sequence[Sequence[tuple[int, _Task]]],
+    outcomes: list[_Outcome],
+    *,
+    local: _Interleaver | None,
+    start: float,
+    deadline: float | None,
+    max_memory: float | None,
+    all_partitions: bool,
+    cancel: Any = None,
+) -> str:
+    """Decide the partitions of ``bins`` (one worker each; items ``(task index, task)``) in worker
+    processes, while ``local`` (this process's interleaver, or None) goes
+    on with its own partitions between polls of the workers.
+
+    Fills ``outcomes[task index]`` (``finished_s`` measured from ``start``, this process's
+    ``perf_counter``). Returns why it stopped: ``"done"``, ``"illegal"`` (the first ILLEGAL, when
+    not ``all_partitions``), ``"deadline"``, ``"memory"``, ``"cancelled"`` or ``"worker failed"``.
+    Every worker has exited when it returns or raises.
+    """
+    bins = [b for b in bins if b]
+    share = None if max_memory is None else max_memory / (len(bins) + (local is not None))
+    if local is not None:
+        local.max_memory = share
+    procs, readers = [], {}
+    reasons: list[str] = []
+    local_busy = local is not None and bool(local.active)
+    try:
+        for b in bins:
+            payload = list(b)
+            remaining = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            p, r = _spawn((model_name, payload, remaining, share, os.getpid()))
+            procs.append(p)
+            readers[r] = p
+        while readers or local_busy:
+            if cancel is not None and cancel.is_set():
+                if local is not None:
+                    local.stop()
+                return "cancelled"
+            now = time.perf_counter()
+            if deadline is not None and now >= deadline + _GRACE_S:
+                return "deadline"
+            if local_busy:
+                why = local.run(until=time.perf_counter() + _POLL_S / 2)
+                if why == "illegal":
+                    return "illegal"
+                if why != "paused":
+                    local_busy = False
+                    if why != "done":
+                        reasons.append(why)
+                wait_s = 0.0
+            else:
+                wait_s = _POLL_S if deadline is None else min(_POLL_S, max(0.0, deadline + _GRACE_S - now))
+            for r in wait(list(readers), timeout=wait_s) if readers else ():
+                try:
+                    msg = r.recv()
+                except (EOFError, OSError):
+                    readers.pop(r)
+                    reasons.append("worker failed")
+                    continue
+                if msg[0] == "part":
+                    _, tid, res, lin, blocked, state, steps, elapsed = msg
+                    o = outcomes[tid]
+                    o.result, o.linearization, o.blocked, o.state = Verdict(res), tuple(lin), blocked, state
+                    o.steps, o.elapsed_s = steps, o.elapsed_s + elapsed
+                    if o.result is not Verdict.UNKNOWN:
+                        o.finished_s = time.perf_counter() - start
+                    if o.result is Verdict.ILLEGAL and not all_partitions:
+                        if local is not None:
+                            local.drop()
+                        return "illegal"
+                elif msg[0] == "end":
+                    readers.pop(r)
+                    if msg[1] != "done":
+                        reasons.append(msg[1])
+                else:
+                    readers.pop(r)
+                    reasons.append("worker failed")
+        for why in ("memory", "deadline", "cancelled", "worker failed"):
+            if why in reasons:
+                return why
+        return "done"
+    finally:
+        stop_workers(procs)
+        for r in readers:
+            r.close()

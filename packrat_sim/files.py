@@ -1,0 +1,322 @@
+"""Safe output files: the one way every ``packrat`` writer puts a file on disk.
+
+Every writer (profile JSON and CSV, plan file, ``simulate --out``, histories, HTML reports,
+replay files, bench reports) goes through :func:`write_file` (or :func:`write_text` /
+:func:`write_json`), which guarantees:
+
+* **Only regular files are replaced.** A target that exists and is a directory, a device
+  node, a FIFO or a socket is refused (:class:`OutputPathError`, one line naming it): the
+  toolkit never turns ``/dev/null`` into a regular file or blocks on a FIFO.
+* **No symlink is followed unasked.** A target that is a symbolic link (dangling or not)
+  is refused with a line saying so, unless the caller passes ``follow_symlinks=True``;
+  then the link's final target is written (and must itself be a regular file or absent).
+* **Missing parent directories are refused**, never created: the error names the missing
+  directory ("create it first"). This is the toolkit's single rule for every verb. An
+  output *directory* (``simulate --out DIR``, ``bench --out DIR``) is created by
+  :func:`prepare_output_dir` when its parent exists.
+* **Atomic.** The data goes to a temp file in the target's directory, is flushed and
+  fsync'ed, then renamed over the target: a reader sees the old file or the new one,
+  never half of one.
+* **Mode.** A new file gets the mode the umask gives (``0o666 & ~umask``), not
+  ``mkstemp``'s 0600; replacing an existing regular file keeps that file's permission bits.
+* **No temp file is left behind.** It is removed on every exit path: exceptions,
+  ``KeyboardInterrupt`` (SIGINT) and SIGTERM (received during the write, the handler
+  removes the temp file and the process then dies of the signal as it would have).
+  A SIGKILL cannot be caught; temp files are therefore named
+  ``.packrat-tmp-<pid>-<random>.<target name>``, and the next write of the same target
+  removes those whose process is dead.
+
+Use :func:`check_output_path` to validate an output path *before* long work (a run, a
+profile), so that a bad ``--history`` / ``--out`` fails in a second, not after the run.
+
+Pure standard library; imports nothing else from the toolkit (packrat_sim is the lowest
+layer, so checker, real_runner and ui may all import this module).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import secrets
+import signal
+import stat
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator, Union
+
+__all__ = [
+    "OutputPathError",
+    "TEMP_PREFIX",
+    "check_output_path",
+    "prepare_output_dir",
+    "remove_stale_temps",
+    "write_file",
+    "write_json",
+    "write_text",
+]
+
+TEMP_PREFIX = ".packrat-tmp-"
+
+PathLike = Union[str, "os.PathLike[str]"]
+Data = Union[str, bytes, Callable[[Any], None]]
+
+
+class OutputPathError(OSError, ValueError):
+    """An output path cannot be written safely. The message is one line naming the path.
+
+    An ``OSError`` (so existing ``except OSError`` handlers keep working) and a
+    ``ValueError`` (it is bad input: the CLI answers exit 2)."""
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        raise OutputPathError(f"{path!r}: a component of the path is not a directory") from None
+    except OSError as exc:
+        raise OutputPathError(f"cannot inspect {path!r}: {exc.strerror or exc}") from None
+
+
+def check_output_path(path: PathLike, what: str = "output file", *, follow_symlinks: bool = False) -> str:
+    """Validate that ``path`` can be written by :func:`write_file`, without writing anything.
+
+    Returns the path that will actually be written (the link's target when
+    ``follow_symlinks``). Raises :class:`OutputPathError` (one line naming ``what`` and the
+    path) when the path is empty, is a symlink (unless ``follow_symlinks``), exists and is
+    not a regular file, or its parent directory is missing, not a directory or not
+    writable. Reads the file system only.
+    """
+    raw = os.fspath(path)
+    if not isinstance(raw, str) or raw == "" or "\x00" in raw:
+        raise OutputPathError(f"{what} path {raw!r} is not a usable file name")
+    st = _lstat(raw)
+    target = raw
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        if not follow_symlinks:
+            dest = os.readlink(raw)
+            raise OutputPathError(
+                f"{what} {raw!r} is a symbolic link (to {dest!r}); packrat follows no symlink: "
+                f"give the real path instead"
+            )
+        target = os.path.realpath(raw)
+        st = _lstat(target)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise OutputPathError(f"{what} {raw!r} is {_kind(st.st_mode)}, not a regular file; refusing to replace it")
+    parent = os.path.dirname(os.path.abspath(target))
+    _check_parent(parent, what, raw)
+    return target
+
+
+def _check_parent(parent: str, what: str, raw: str) -> None:
+    if not os.path.exists(parent):
+        raise OutputPathError(
+            f"the directory {parent!r} of {what} {raw!r} does not exist; create it first "
+            f"(packrat creates no parent directories)"
+        )
+    if not os.path.isdir(parent):
+        raise OutputPathError(f"{parent!r} (parent of {what} {raw!r}) is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"the directory {parent!r} of {what} {raw!r} is not writable")
+
+
+def prepare_output_dir(path: PathLike, what: str = "output directory", *, create: bool = True) -> str:
+    """Validate (and with ``create``, make) an output directory; returns its path.
+
+    The directory itself may be missing (it is created, mode from the umask), but its
+    parent must exist: the same rule as for files. Refuses a path that is a symlink or
+    exists and is not a directory. Raises :class:`OutputPathError`.
+    """
+    raw = os.fspath(path)
+    if not isinstance(raw, str) or raw == "" or "\x00" in raw:
+        raise OutputPathError(f"{what} {raw!r} is not a usable directory name")
+    st = _lstat(raw)
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        raise OutputPathError(
+            f"{what} {raw!r} is a symbolic link (to {os.readlink(raw)!r}); packrat follows no symlink: "
+            f"give the real path instead"
+        )
+    if st is not None:
+        if not stat.S_ISDIR(st.st_mode):
+            raise OutputPathError(f"{what} {raw!r} exists and is {_kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else 'a regular file'}, not a directory")
+        if not os.access(raw, os.W_OK | os.X_OK):
+            raise OutputPathError(f"{what} {raw!r} is not writable")
+        return raw
+    _check_parent(os.path.dirname(os.path.abspath(raw.rstrip(os.sep) or raw)), what, raw)
+    if create:
+        try:
+            os.mkdir(raw)
+        except FileExistsError:
+            return prepare_output_dir(raw, what, create=False)
+        except OSError as exc:
+            raise OutputPathError(f"cannot create {what} {raw!r}: {exc.strerror or exc}") from None
+    return raw
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    except OSError:
+        return True
+    return True
+
+
+def _temp_pid(name: str) -> int | None:
+    if not name.startswith(TEMP_PREFIX):
+        return None
+    head = name[len(TEMP_PREFIX):].split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def remove_stale_temps(directory: PathLike, target_name: str | None = None) -> list[str]:
+    """Remove ``.packrat-tmp-<pid>-…`` files in ``directory`` whose process is dead
+    (left by a writer killed with SIGKILL). With ``target_name``, only the temp files of
+    that target. Returns the removed paths; never raises for a file it cannot remove."""
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        pid = _temp_pid(name)
+        if pid is None or (target_name is not None and not name.endswith("." + target_name)):
+            continue
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        full = os.path.join(directory, name)
+        try:
+            if stat.S_ISREG(os.lstat(full).st_mode):
+                os.unlink(full)
+                removed.append(full)
+        except OSError:
+            pass
+    return removed
+
+
+class _Signalled(BaseException):
+    """Raised inside a write by the temporary SIGTERM/SIGHUP handler."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _die_cleanly_on_signals() -> Iterator[None]:
+    """While active (main thread only), SIGTERM and SIGHUP raise :class:`_Signalled` so that
+    ``finally`` blocks run; afterwards the old handlers come back and a received signal is
+    re-delivered, so the process ends as the signal says. Handlers a program installed
+    itself (not the default) are left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is None:
+            continue
+        try:
+            if signal.getsignal(sig) is signal.SIG_DFL:
+                saved[sig] = signal.signal(sig, _raise_signalled)
+        except (ValueError, OSError):
+            pass
+    got: int | None = None
+    try:
+        yield
+    except _Signalled as exc:
+        got = exc.signum
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+    if got is not None:
+        os.kill(os.getpid(), got)
+        raise SystemExit(128 + got)  # pragma: no cover - the signal above ends the process
+
+
+def _raise_signalled(signum, frame) -> None:
+    raise _Signalled(signum)
+
+
+def write_file(path: PathLike, data: Data, what: str = "output file", *, follow_symlinks: bool = False) -> Path:
+    """Write ``data`` to ``path`` safely (module doc): refuse non-regular and symlink
+    targets and missing parents, write a same-directory temp file, fsync, rename.
+
+    ``data`` is ``str`` (UTF-8), ``bytes``, or a callable ``f(binary_file)`` that writes
+    the content itself (for large outputs). Returns the written path. Raises
+    :class:`OutputPathError` for an unusable path or an OS error while writing (message
+    names the path); the target is then untouched and no temp file remains.
+    """
+    raw = os.fspath(path)
+    target = check_output_path(raw, what, follow_symlinks=follow_symlinks)
+    directory = os.path.dirname(os.path.abspath(target))
+    base = os.path.basename(target)
+    remove_stale_temps(directory, base)
+    tmp = os.path.join(directory, f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}.{base}")
+    with _die_cleanly_on_signals():
+        fd = -1
+        try:
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+                             | getattr(os, "O_CLOEXEC", 0), 0o666)  # the umask applies
+            except OSError as exc:
+                raise OutputPathError(f"cannot write {what} {raw!r}: {exc.strerror or exc}") from None
+            with os.fdopen(fd, "wb") as fh:
+                fd = -1
+                if callable(data):
+                    data(fh)
+                else:
+                    fh.write(data.encode("utf-8") if isinstance(data, str) else bytes(data))
+                fh.flush()
+                os.fsync(fh.fileno())
+                old = _lstat(target)
+                if old is not None:
+                    if not stat.S_ISREG(old.st_mode):  # changed under us since the check
+                        raise OutputPathError(f"{what} {raw!r} is {_kind(old.st_mode)}, not a regular file; refusing to replace it")
+                    os.fchmod(fh.fileno(), stat.S_IMODE(old.st_mode))
+            os.replace(tmp, target)
+            tmp = None
+        except OutputPathError:
+            raise
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise OutputPathError(f"cannot write {what} {raw!r}: no space left on device") from None
+            raise OutputPathError(f"cannot write {what} {raw!r}: {exc.strerror or exc}") from None
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+    return Path(target)
+
+
+def write_text(path: PathLike, text: str, what: str = "output file", **kwargs) -> Path:
+    """:func:`write_file` for UTF-8 text."""
+    return write_file(path, text, what, **kwargs)
+
+
+def write_json(path: PathLike, obj: Any, what: str = "output file", *, indent: int | None = 1, **kwargs) -> Path:
+    """:func:`write_file` of ``json.dumps(obj, indent=indent)`` plus a newline."""
+    return write_file(path, json.dumps(obj, indent=indent) + "\n", what, **kwargs)

@@ -1,0 +1,125 @@
+"""Sweep page: a small grid (profile x cores x workload x policy x seed) on the local engine,
+with progress, the latency-vs-load chart, the table and downloads (`packrat sweep` for big grids)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import streamlit as st
+
+from packrat_sim import simulator
+from packrat_sim import sweep as sw
+from packrat_sim.engines import LocalEngine, available_cpus
+from ui import dashboard_state as state
+from ui import sweep_report
+
+MAX_RUNS = 2000  # a dashboard sweep stays small; the CLI has no such cap
+
+
+def grid_editor() -> list[str]:
+    """The grid inputs; returns them as ``NAME=V1,V2`` axis strings (as for ``--axis``)."""
+    c1, c2 = st.columns([1, 3])
+    state.init("sweep.profile", "builtin:cnn-8")
+    profile = c1.text_input("Profiles (comma-separated)", key="sweep.profile",
+                            help="builtin:NAME (cnn-T, transformer-T) or profile JSON paths on the server.")
+    state.init("sweep.workload", "poisson:rate=50..400/50,duration=2s,max_batch=16")
+    workload = c2.text_input("Workloads (ladders allowed: rate=50..800/50)", key="sweep.workload",
+                             help="Workload specs as for `packrat simulate --workload`; a comma before KIND: starts "
+                                  "another workload. LO..HI/STEP in an option makes a ladder.")
+    c1, c2, c3, c4 = st.columns(4)
+    state.init("sweep.cores", "8")
+    cores = c1.text_input("Cores", key="sweep.cores", help="e.g. 8 or 4,8,16 or 4..16/4")
+    state.init("sweep.policies", ["packrat", "fat", "thin"])
+    policies = c2.multiselect("Policies", list(simulator.POLICIES), key="sweep.policies")
+    state.init("sweep.seeds", "0..1")
+    seeds = c3.text_input("Seeds", key="sweep.seeds", help="e.g. 0..4 or 1,2,3")
+    state.init("sweep.workers", min(2, available_cpus()))
+    state.clamp("sweep.workers", 1, available_cpus())
+    c4.number_input("Worker processes", min_value=1, max_value=available_cpus(), step=1, key="sweep.workers")
+    return [f"profile={profile}", f"cores={cores}", f"workload={workload}",
+            f"policy={','.join(policies)}", f"seed={seeds}"]
+
+
+def out_dir() -> str:
+    """This session's sweep directory (runs already in it are skipped when the grid is re-run)."""
+    if "sweep.out" not in st.session_state:
+        st.session_state["sweep.out"] = tempfile.mkdtemp(prefix="packrat-sweep-")
+    return st.session_state["sweep.out"]
+
+
+def run(grid: sw.Grid) -> None:
+    """Run the grid on the local engine with a progress bar; stores the result."""
+    bar = st.progress(0.0, text="starting workers")
+
+    def progress(p: sw.Progress) -> None:
+        eta = "" if p.eta_s is None else f", ETA {p.eta_s:.0f} s"
+        failed = f" ({p.failed} failed)" if p.failed else ""
+        bar.progress(p.done / p.total if p.total else 1.0, text=f"{p.done}/{p.total} runs{failed}{eta}")
+
+    with LocalEngine(int(st.session_state["sweep.workers"])) as engine:
+        result = sw.run_sweep(grid, out_dir(), engine, progress=progress)
+    bar.progress(1.0, text=f"{len(result.rows)} runs: {result.ran} ran now, {result.skipped} already done, "
+                           f"{result.failed} failed, {result.elapsed_s:.1f} s")
+    state.store("sweep.result", result)
+
+
+def show(result: sw.SweepResult) -> None:
+    rows = list(result.rows)
+    ok = [r for r in rows if r["status"] == "ok"]
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Runs", len(rows))
+    c2.metric("Failed", len(rows) - len(ok))
+    c3.metric("Wall time (s)", f"{result.elapsed_s:.1f}")
+    figures = sweep_report.capacity_figures(rows)
+    for k, (_, fig) in enumerate(figures):
+        st.plotly_chart(fig, key=f"sweep.capacity.{k}")
+    if not figures:
+        st.info("No run has an offered load (closed loops only): no latency-vs-load chart.")
+    best = sw.best_per_cell(rows)
+    if best:
+        st.subheader("Best policy per cell (lowest median p99 over seeds)")
+        st.dataframe(best, hide_index=True, key="sweep.best")
+    st.subheader("All runs")
+    st.dataframe(rows, hide_index=True, key="sweep.table")
+    failed = [r for r in rows if r["status"] != "ok"]
+    if failed:
+        st.warning(f"{len(failed)} run(s) failed; first: {failed[0]['error']}", icon=":material/warning:")
+    csv_path = os.path.join(out_dir(), sw.RESULTS_CSV)
+    c1, c2 = st.columns(2)
+    with open(csv_path, "rb") as fh:
+        c1.download_button("Download the table (CSV)", fh.read(), file_name="sweep-results.csv", mime="text/csv",
+                           key="sweep.download.csv")
+    c2.download_button("Download the report (HTML)", sweep_report.to_html(rows), file_name="sweep-report.html",
+                       mime="text/html", key="sweep.download.html")
+
+
+def main() -> None:
+    state.use_app_navigation()
+    st.title("Sweep")
+    st.markdown("Simulates every combination of the grid below on this machine's process pool and plots request "
+                "latency against offered load per policy: the capacity curve to plan with. Re-running skips the runs "
+                "already done. Bigger grids, and Ray clusters: `packrat sweep` (see docs/scale.md).")
+    axes = grid_editor()
+    try:
+        grid = sw.load_grid(None, axes)
+        size = grid.size()
+    except sw.SweepError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    st.caption(f"{size:,} runs; output in {out_dir()}")
+    st.code("packrat sweep " + " ".join(f"--axis '{a}'" for a in axes), language="bash")
+    if size > MAX_RUNS:
+        st.warning(f"{size:,} runs is more than the dashboard runs ({MAX_RUNS:,}); use `packrat sweep`.",
+                   icon=":material/warning:")
+    elif st.button("Run the sweep", type="primary", key="sweep.run"):
+        try:
+            run(grid)
+        except sw.SweepError as exc:
+            st.error(str(exc), icon=":material/error:")
+    result = state.result("sweep.result")
+    if result is not None:
+        show(result)
+
+
+main()
