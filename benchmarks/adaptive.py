@@ -52,7 +52,7 @@ def run_cell(profile_name: str, spec: str, seeds: list[int], quick: bool, config
     from packrat_sim import plan as plans
     from packrat_sim.policy import PlanCatalog
     from packrat_sim.profile import builtin_profile
-    from packrat_sim.simulator import _draw_arrivals, simulate
+    from packrat_sim.simulator import compare_plans
     from packrat_sim.workload import load_workload
 
     profile = builtin_profile(profile_name)
@@ -67,17 +67,14 @@ def run_cell(profile_name: str, spec: str, seeds: list[int], quick: bool, config
         statics = {k: statics[k] for k in dict.fromkeys(keep)}
     acc: dict[str, list] = {}
     reconfigs = []
-    for seed in seeds:
-        arrivals = _draw_arrivals(wl, seed)
-        for name in ("packrat", "fat", "thin"):
-            r = simulate(profile, CORES, wl, name, seed=seed, arrivals_ms=arrivals,
-                         config=config if name == "packrat" else None)
+    names = ["packrat", "fat", "thin"] + ["static:" + label for label in statics]
+    for seed in seeds:  # one comparison per seed: every policy sees the same arrivals
+        # (the config's policy options only matter to "packrat"; static runs ignore them)
+        cmp = compare_plans(profile, CORES, wl, seed=seed, config=config,
+                            policies=("packrat", "fat", "thin", *statics.values()))
+        for name, r in zip(names, cmp.results):
             acc.setdefault(name, []).append(_pcts(r))
-            if name == "packrat":
-                reconfigs.append(len(r.reconfigurations))
-        for label, plan in statics.items():
-            r = simulate(profile, CORES, wl, plan, seed=seed, arrivals_ms=arrivals)
-            acc.setdefault("static:" + label, []).append(_pcts(r))
+        reconfigs.append(len(cmp.results[0].reconfigurations))
     mean = {k: tuple(float(x) for x in np.mean(np.asarray(v), axis=0)) for k, v in acc.items()}
     best = min((k for k in mean if k.startswith("static:")), key=lambda k: mean[k][2])
     return {"profile": profile_name, "workload": spec, "seeds": seeds, "candidates": len(statics),

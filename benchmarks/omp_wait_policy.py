@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from packrat_sim.plan import Instance, Plan
     from real_runner import topology as topo_mod
-    from real_runner.executor import InstancePool
+    from real_runner.executor import InstancePool, start_side_by_side
     from real_runner.models import make_inputs
 
     topo = topo_mod.detect()
@@ -62,10 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"omp_wait_policy: {args.model} batch {args.batch} on {T} cores ({topo.describe()}), "
           f"{args.rounds} rounds per phase", flush=True)
     try:
-        for pool in pools.values():
-            pool.launch()
-        for pool in pools.values():
-            pool.wait_ready()
+        start_side_by_side(pools.values())
         inputs = make_inputs(args.model, args.batch, 2)
         results: dict = {}
         for phase in ("calm", "loaded"):

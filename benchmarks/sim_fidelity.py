@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from packrat_sim.optimizer import OptimizerOptions
     from packrat_sim.predictor import Predictor, baselines, best_plan
     from packrat_sim.simulator import simulate
+    from real_runner.bench import noise_floor_pct
     from packrat_sim.workload import Closed
 
     try:
@@ -84,9 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             pred = predictor.plan_ms(plan)
             run = executor.run_plan(args.model, plan, args.iterations, seed=args.seed)
             measured = run.median_ms
-            h = len(run.samples_ms) // 2
-            floor = (abs(statistics.median(run.samples_ms[:h]) - statistics.median(run.samples_ms[h:])) / measured * 100.0
-                     if h >= 2 else float("nan"))
+            floor = noise_floor_pct(run.samples_ms)
+            floor = float("nan") if floor is None else floor
             err = abs(predicted - measured) / measured * 100.0
             perr = abs(pred - measured) / measured * 100.0
             errors.append(err)

@@ -540,11 +540,7 @@ def certify(
     Raises CertifyError when the plan is not valid for the problem (wrong batch or cores,
     an instance that is not a profiled cell, a violated option), naming the problem.
     """
-    start = time.perf_counter()
-    options = options or OptimizerOptions()
-    timeout_s = _check_timeout(timeout_s)
-    problem = _problem(profile, batch, cores, options)
-    latency = _validate_plan(profile, problem, plan, options)
+    start, options, timeout_s, problem, latency = _begin(profile, batch, cores, plan, options, timeout_s)
     plan = plan.with_prediction(latency)
     allowed = [s for s in problem.shapes if s[2] < latency]
     answer = _query(problem, allowed, start + timeout_s)
@@ -583,11 +579,7 @@ def certify_with_dispatch(
 
     if not profile.dispatch:
         return certify(profile, batch, cores, plan, options, timeout_s)
-    start = time.perf_counter()
-    options = options or OptimizerOptions()
-    timeout_s = _check_timeout(timeout_s)
-    problem = _problem(profile, batch, cores, options)
-    compute = _validate_plan(profile, problem, plan, options)
+    start, options, timeout_s, problem, compute = _begin(profile, batch, cores, plan, options, timeout_s)
     latency = profile.dispatch_ms(len(plan.instances), batch) + compute
     plan = plan.with_prediction(latency)
     top = min(cores, batch) if options.max_instances is None else min(cores, batch, options.max_instances)
@@ -607,6 +599,18 @@ def certify_with_dispatch(
             result = Result.UNKNOWN
             break
     return _certificate(result, plan, witness, start, timeout_s, problem, answers)
+
+
+def _begin(profile: Profile, batch: int, cores: int, plan: Plan, options: OptimizerOptions | None,
+           timeout_s: float) -> tuple[float, OptimizerOptions, float, _Problem, float]:
+    """Shared start of :func:`certify` and :func:`certify_with_dispatch`: the start time,
+    the options, the checked timeout, the problem and the plan's compute latency (ms;
+    CertifyError when the plan is not valid for the problem)."""
+    start = time.perf_counter()
+    options = options or OptimizerOptions()
+    timeout_s = _check_timeout(timeout_s)
+    problem = _problem(profile, batch, cores, options)
+    return start, options, timeout_s, problem, _validate_plan(profile, problem, plan, options)
 
 
 def _certificate(result: Result, plan: Plan, witness: Plan | None, start: float, timeout_s: float,

@@ -87,6 +87,13 @@ class Options:
     state_cache: bool = True
     coarse_clients: bool = False
 
+    @property
+    def reductions(self):
+        """These options' :class:`~checker.explore.harness.Reductions`."""
+        from checker.explore.harness import Reductions
+
+        return Reductions(symmetry=self.symmetry, state_cache=self.state_cache, coarse_clients=self.coarse_clients)
+
 
 @dataclass(frozen=True)
 class Job:
@@ -156,12 +163,9 @@ class _Rooted:
 
 
 def _new_run(protocol, options: Options, depth: int | None):
-    from checker.explore.harness import Reductions, Run
+    from checker.explore.harness import Run
 
-    reductions = Reductions(symmetry=options.symmetry, state_cache=options.state_cache,
-                            coarse_clients=options.coarse_clients)
-    run = Run(protocol, None, options.max_time, depth, options.check_timeout, True, reductions, None)
-    return run
+    return Run(protocol, None, options.max_time, depth, options.check_timeout, True, options.reductions, None)
 
 
 def _found(run, prefix: tuple[Event, ...]) -> tuple | None:
@@ -335,8 +339,8 @@ def auto_depth(protocol, strategy: str, workers: int, options: Options = Options
 def merge(protocol, strategy: str, parts: Sequence[JobResult], *, seed: int | None, elapsed_s: float,
           options: Options = Options(), failures: Sequence[str] = (), shrink: bool = True):
     """One :class:`~checker.explore.ExploreResult` from the parts (ordered by ``order``)."""
-    from checker.explore import OK, UNKNOWN, VIOLATION
-    from checker.explore.harness import ExploreResult, Found, Reductions
+    from checker.explore import OK, UNKNOWN, VIOLATION, make_violation
+    from checker.explore.harness import ExploreResult, Found
 
     parts = sorted(parts, key=lambda p: p.order)
     histories = frozenset().union(*(p.histories for p in parts)) if parts else frozenset()
@@ -349,8 +353,8 @@ def merge(protocol, strategy: str, parts: Sequence[JobResult], *, seed: int | No
         before = sum(p.schedules for p in parts if p.order < first.order)
         first_at = before + (first.first_violation_at or 1)
         kind, name, message, path, quiescent = first.found
-        violation = _make_violation(protocol, Found(kind, name, message, tuple(path), quiescent),
-                                    options.check_timeout, shrink)
+        violation = make_violation(protocol, Found(kind, name, message, tuple(path), quiescent),
+                                   options.check_timeout, shrink)
         verdict, reason = VIOLATION, violation.message
     else:
         complete = strategy in SUBTREE_STRATEGIES and not failures and all(p.complete for p in parts)
@@ -377,17 +381,8 @@ def merge(protocol, strategy: str, parts: Sequence[JobResult], *, seed: int | No
         seed=seed if strategy in WALK_STRATEGIES else None,
         pct_bound=min((p.pct_bound for p in parts if p.pct_bound is not None), default=None),
         histories=histories,
-        reductions=Reductions(symmetry=options.symmetry, state_cache=options.state_cache,
-                              coarse_clients=options.coarse_clients),
+        reductions=options.reductions,
     )
-
-
-def _make_violation(protocol, found, timeout, do_shrink: bool):
-    """The explorer's counterexample for ``found`` (shrunk, replayed from the initial state)."""
-    from checker import explore as ex
-
-    make = getattr(ex, "_make_violation")  # the explorer's own; see the module docstring
-    return make(protocol, found, timeout, do_shrink, None)
 
 
 # ----------------------------------------------------------------------- driver

@@ -77,6 +77,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Hashable, Iterable, Iterator, Sequence
 
+from packrat_sim.files import no_duplicate_keys, write_text
+
 __all__ = [
     "FORMATS",
     "SCHEMA",
@@ -275,8 +277,6 @@ def to_json(history: History, model: str | None = None) -> dict:
 
 def write_history(history: History, path: str | Path, model: str | None = None) -> Path:
     """Write ``history`` to ``path`` in the toolkit's JSON format; returns the path."""
-    from packrat_sim.files import write_text  # atomic; refuses symlinks, devices, missing directories
-
     return write_text(path, json.dumps(to_json(history, model=model), indent=None, separators=(",", ":")) + "\n",
                       "history")
 
@@ -313,28 +313,12 @@ def history_from_json(obj: Any) -> History:
     return History(ops, model=model)
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
-    """``object_pairs_hook`` for :func:`json.loads`: a key given twice in one object is an error
-    (JSON readers disagree on which one wins; silently taking the last one could hide operations),
-    as the profile reader does."""
-    out: dict = {}
-    for k, v in pairs:
-        if k in out:
-            raise _DuplicateKey(f"duplicate key {k!r} in a JSON object of the history")
-        out[k] = v
-    return out
-
-
 def parse_json(text: str) -> History:
     """Parse the toolkit's JSON history format."""
     try:
-        obj = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
-    except _DuplicateKey as exc:
-        raise HistoryError(str(exc)) from None
+        obj = json.loads(text, object_pairs_hook=no_duplicate_keys(HistoryError, "a JSON object of the history"))
+    except HistoryError:
+        raise
     except json.JSONDecodeError as exc:
         raise HistoryError(f"not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except (ValueError, RecursionError) as exc:

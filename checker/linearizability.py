@@ -661,12 +661,13 @@ def check(
     except _StepFailed as exc:
         raise _step_error(mdl, tasks[inter.failed_task], ops, exc) from None
     finally:
-        # Move what the search allocated to the oldest generation without a collection (both O(1)):
-        # a young-generation collection over millions of cache entries would delay the verdict.
+        # While large caches wait for the reaper, leave what the search allocated (those caches
+        # included) in the permanent generation without a collection (O(1); see _reap): a
+        # young-generation collection over millions of cache entries would delay the verdict.
+        # With nothing buried (every small check) the collector is left as it was.
         with _reaper_lock:
-            gc.freeze()
-            if not _buried:
-                gc.unfreeze()
+            if _buried:
+                gc.freeze()
         if gc_was_enabled:
             gc.enable()
     # The first failure in time (this process's clock), wherever it was found.

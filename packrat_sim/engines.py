@@ -69,6 +69,15 @@ def describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def call_task(fn: Callable[[Any], Any], task: Any) -> tuple[bool, Any]:
+    """``(True, fn(task))``, or ``(False, "Type: message")`` when it raises: a task's error
+    is its result (every engine runs its tasks through this)."""
+    try:
+        return True, fn(task)
+    except Exception as exc:
+        return False, describe_exception(exc)
+
+
 def available_cpus() -> int:
     """CPUs this process may run on (its affinity mask where the OS has one), at least 1."""
     try:
@@ -94,12 +103,8 @@ class SerialEngine:
         """Yield the outcome of ``fn(task)`` for each task, in order."""
         _check_retries(retries)
         for i, task in enumerate(tasks):
-            try:
-                value = fn(task)
-            except Exception as exc:  # a task's error is its result
-                yield Outcome(i, False, None, describe_exception(exc), 1)
-            else:
-                yield Outcome(i, True, value, "", 1)
+            ok, payload = call_task(fn, task)
+            yield Outcome(i, True, payload, "", 1) if ok else Outcome(i, False, None, payload, 1)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -124,10 +129,7 @@ def _worker_main(conn) -> None:
         if msg is None:
             return
         index, fn, task = msg
-        try:
-            reply = (index, True, fn(task))
-        except Exception as exc:  # a task's error is its result
-            reply = (index, False, describe_exception(exc))
+        reply = (index, *call_task(fn, task))
         try:
             conn.send(reply)
         except Exception as exc:  # the value itself could not be pickled

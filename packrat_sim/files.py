@@ -29,6 +29,9 @@ replay files, bench reports) goes through :func:`write_file` (or :func:`write_te
 Use :func:`check_output_path` to validate an output path *before* long work (a run, a
 profile), so that a bad ``--history`` / ``--out`` fails in a second, not after the run.
 
+Reading goes the other way once: :func:`no_duplicate_keys` is the ``object_pairs_hook`` every
+JSON reader (profiles, plans, histories) uses, so a key given twice is an error everywhere.
+
 Pure standard library; imports nothing else from the toolkit (packrat_sim is the lowest
 layer, so checker, real_runner and ui may all import this module).
 """
@@ -50,6 +53,7 @@ __all__ = [
     "OutputPathError",
     "TEMP_PREFIX",
     "check_output_path",
+    "no_duplicate_keys",
     "prepare_output_dir",
     "remove_stale_temps",
     "write_file",
@@ -320,3 +324,19 @@ def write_text(path: PathLike, text: str, what: str = "output file", **kwargs) -
 def write_json(path: PathLike, obj: Any, what: str = "output file", *, indent: int | None = 1, **kwargs) -> Path:
     """:func:`write_file` of ``json.dumps(obj, indent=indent)`` plus a newline."""
     return write_file(path, json.dumps(obj, indent=indent) + "\n", what, **kwargs)
+
+
+def no_duplicate_keys(error: Callable[[str], Exception], what: str) -> Callable[[list], dict]:
+    """An ``object_pairs_hook`` for :func:`json.loads` that raises ``error(message)`` when one
+    object of ``what`` (e.g. "the plan JSON") gives a key twice: JSON itself would silently keep
+    the last one, which can hide data (a second, empty ``operations`` list). Pure."""
+
+    def hook(pairs: list) -> dict:
+        out: dict = {}
+        for k, v in pairs:
+            if k in out:
+                raise error(f"duplicate key {k!r} in {what} (JSON would silently keep the last one)")
+            out[k] = v
+        return out
+
+    return hook

@@ -22,6 +22,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
+from packrat_sim.files import no_duplicate_keys
+
 PLAN_SCHEMA = "packrat.plan/1"
 
 
@@ -168,14 +170,7 @@ def loads_plan(text: str) -> Plan:
     return Plan.from_json(obj)
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
-    """json object hook: a key given twice is an error (JSON would silently keep the last)."""
-    out: dict = {}
-    for k, v in pairs:
-        if k in out:
-            raise PlanError(f"duplicate key {k!r} in the plan JSON (JSON would silently keep the last one)")
-        out[k] = v
-    return out
+_reject_duplicate_keys = no_duplicate_keys(PlanError, "the plan JSON")
 
 
 def dumps_plan(plan: Plan) -> str:

@@ -31,6 +31,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from packrat_sim.files import no_duplicate_keys, write_text
+
 SCHEMA = "packrat.profile/2"
 READABLE_SCHEMAS = ("packrat.profile/1", SCHEMA)  # /1 files load with the defaults of /2
 STATISTICS = ("min", "median", "mean", "p90", "max")
@@ -800,13 +802,7 @@ def builtin_profile(name: str, *, max_batch: int = BUILTIN_MAX_BATCH, seed: int 
 # ----------------------------------------------------------------------- file I/O
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
-    seen: dict = {}
-    for k, v in pairs:
-        if k in seen:
-            raise ProfileError(f"duplicate key {k!r} in the JSON object (e.g. two schema versions)")
-        seen[k] = v
-    return seen
+_reject_duplicate_keys = no_duplicate_keys(ProfileError, "the profile JSON (e.g. two schema versions)")
 
 
 def loads_profile(text: str) -> Profile:
@@ -854,6 +850,4 @@ def read_profile(path: str) -> Profile:
 def write_profile(profile: Profile, path: str) -> None:
     """Write ``profile`` as JSON to ``path`` through packrat_sim.files (atomic, no symlink or
     device followed, missing directory refused: OutputPathError, an OSError)."""
-    from packrat_sim.files import write_text
-
     write_text(path, dumps_profile(profile), "profile")

@@ -263,14 +263,14 @@ class _PlanSampler:
     def draw_shared(self, n: int, other_busy: int, factor) -> tuple[float, float]:
         """As :meth:`draw`, beside ``other_busy`` busy cores of other epochs, each instance
         slowed by ``factor(threads)`` (>= 1; a number or one per instance: sharing the cores
-        during another epoch's start-up or warm-up): service times scale by it, core-time does not."""
+        during another epoch's start-up or warm-up; see :meth:`_Run._shared`): service times
+        scale by it, core-time does not."""
         e = self.entry(n)
         u = self.rng.random(len(e.threads))
         f = e.pool[e.ar, (u * e.lens).astype(np.intp)]
         slow = np.array([self.model.slowdown(e.busy - int(t) + other_busy) for t in e.threads])
-        share = factor(e.threads) if callable(factor) else factor
         s = f * e.base * slow
-        shared = s * share
+        shared = s * factor(e.threads)
         return float(shared.max()) + e.dispatch, float(s @ e.threads)
 
 
@@ -628,8 +628,7 @@ class _Run:
         self.control: list[tuple[float, int, int, dict]] = []
         self.reconfigs: list[Reconfiguration] = []
         self.estimates: list[tuple[float, int, int, int]] = []
-        self.decisions: list[pol.Decision] = []  # those that reconfigure
-        self.all_decisions: list[pol.Decision] = []
+        self.decisions: list[pol.Decision] = []  # every decision of the packrat policy
         self.plans: list[Plan] = [plan]  # plans[0]: the initial plan
         if catalog is not None:
             self.pstate = pol.initial_state(catalog.index(plan))
@@ -739,26 +738,23 @@ class _Run:
             self.next_index = j
             if policy:
                 backlog = bisect.bisect_right(arr, td, j) - j if j < n_total else 0
-                target = self._decide(td, self.batches[-1][3], backlog)
-                if target is not None:
+                switch = self._decide(td, self.batches[-1][3], backlog)
+                if switch is not None:
                     if td > env.now:
                         yield env.timeout(td - env.now)  # no interrupt possible: no switch in flight
-                    env.process(self._reconfigure_plan(target, self.decisions[-1]))
+                    env.process(self._reconfigure_plan(self.catalog.plans[switch.plan], switch))
         self.dispatch_done = True
 
-    def _decide(self, t: float, n: int, backlog: int) -> Plan | None:
-        """Feed one formed batch to the policy; the plan to switch to, if it decides so."""
+    def _decide(self, t: float, n: int, backlog: int) -> pol.Decision | None:
+        """Feed one formed batch to the policy; its decision if it decides to reconfigure."""
         cfg, cat = self.policy_config, self.catalog
         self.pstate = pol.observe(cfg, self.pstate, t, n, backlog)
         self.pstate, d = pol.decide(cfg, cat, self.pstate, t, self.switch)
         if d is None:
             return None
         self.estimates.append((t, backlog, n, cat.plans[d.plan].batch))
-        self.all_decisions.append(d)
-        if not d.reconfigure:
-            return None
         self.decisions.append(d)
-        return cat.plans[d.plan]
+        return d if d.reconfigure else None
 
     def _client(self):
         """A closed-loop client: submit a batch, wait for its answer, think, repeat."""
@@ -884,8 +880,7 @@ class _Run:
             warm_each = []
             for inst in new_plan.instances:
                 base, _ = self.model.cell(inst.threads, inst.batch)
-                f = factor(np.array([inst.threads]))
-                f = float(np.max(f)) if isinstance(f, np.ndarray) else float(f)
+                f = float(np.max(factor(np.array([inst.threads]))))
                 warm_each.append(base * self.model.slowdown(new.threads - inst.threads + other) * f)
                 self.busy_core_ms += self.config.warmup_iterations * base * inst.threads
             warm = self.config.warmup_iterations * max(warm_each)
@@ -1112,7 +1107,7 @@ def simulate(
         predicted_cells=tuple(sorted(run.model.predicted)),
         records=records,
         control=tuple(run.control),
-        decisions=tuple(run.all_decisions),
+        decisions=tuple(run.decisions),
     )
 
 

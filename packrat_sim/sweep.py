@@ -398,8 +398,13 @@ class RunTask:
     @classmethod
     def of(cls, params: RunParams, profile: Any) -> "RunTask":
         """A task for ``params`` with a loaded Profile (use :func:`make_tasks` for many)."""
-        blob = pickle.dumps(profile, protocol=pickle.HIGHEST_PROTOCOL)
-        return cls(params, blob, hashlib.sha1(blob).hexdigest())
+        return cls(params, *_pickled(profile))
+
+
+def _pickled(profile: Any) -> tuple[bytes, str]:
+    """(pickle of ``profile``, its sha1 digest): what a :class:`RunTask` carries."""
+    blob = pickle.dumps(profile, protocol=pickle.HIGHEST_PROTOCOL)
+    return blob, hashlib.sha1(blob).hexdigest()
 
 
 _PROFILE_CACHE: dict[str, Any] = {}  # per process: digest -> Profile (profiles are immutable)
@@ -417,10 +422,7 @@ def task_profile(task: RunTask) -> Any:
 
 def make_tasks(runs: Iterable[RunParams], profiles: Mapping[str, Any]) -> list[RunTask]:
     """Tasks for ``runs``, each profile (by spec in ``profiles``) pickled once and shared."""
-    blobs: dict[str, tuple[bytes, str]] = {}
-    for spec, profile in profiles.items():
-        blob = pickle.dumps(profile, protocol=pickle.HIGHEST_PROTOCOL)
-        blobs[spec] = (blob, hashlib.sha1(blob).hexdigest())
+    blobs = {spec: _pickled(profile) for spec, profile in profiles.items()}
     return [RunTask(p, *blobs[p.profile]) for p in runs]
 
 
@@ -459,14 +461,8 @@ def _policy_args(spec: str) -> tuple[str, Any]:
     ``packrat-ewma``, ``fat``, ``thin`` or ``packrat:KEY=VALUE,...`` (options of
     ``packrat_sim.policy.PolicyConfig``). SweepError naming an unknown one."""
     from packrat_sim import simulator
+    from packrat_sim.policy import PolicyError, parse_overrides, parse_policy
 
-    try:
-        from packrat_sim.policy import PolicyError, parse_overrides, parse_policy
-    except ImportError:  # a simulator without the policy module: plain names only
-        known = getattr(simulator, "ALL_POLICIES", simulator.POLICIES)
-        if spec not in known:
-            raise SweepError(f"axis 'policy': unknown policy {spec!r}; choose from {', '.join(known)}") from None
-        return spec, None
     try:
         name, items = parse_policy(spec)
         config = simulator.SimConfig(policy=parse_overrides(items)) if items else None
@@ -680,7 +676,11 @@ def prepare_out_dir(out_dir: str) -> None:
 
 def pending_runs(grid: Grid, out_dir: str) -> tuple[list[RunParams], dict[str, dict]]:
     """(runs still to do, in grid order; ok rows already in ``out_dir`` by run id)."""
-    done = {r["run_id"]: r for r in read_rows(os.path.join(out_dir, RESULTS_CSV)) if r["status"] == "ok"}
+    return _pending(grid, read_rows(os.path.join(out_dir, RESULTS_CSV)))
+
+
+def _pending(grid: Grid, rows: Iterable[Mapping]) -> tuple[list[RunParams], dict[str, dict]]:
+    done = {r["run_id"]: r for r in rows if r["status"] == "ok"}
     todo = [p for p in expand(grid) if p.run_id not in done]
     return todo, done
 
@@ -693,6 +693,7 @@ def run_sweep(
     progress: Callable[[Progress], None] | None = None,
     runner: Callable[[RunTask], dict] = run_one,
     retries: int = 1,
+    profiles: Mapping[str, Any] | None = None,
 ) -> SweepResult:
     """Run every run of ``grid`` not already finished in ``out_dir`` on ``engine``.
 
@@ -703,14 +704,18 @@ def run_sweep(
     order (rows of runs outside this grid that the directory already held are kept, after
     them), ``results.parquet`` is written when pyarrow imports, and ``grid.json`` records
     the grid. ``progress`` is called after each finished run. Profiles are loaded once,
-    here, and travel with the tasks.
+    here (unless the caller already loaded them: ``profiles``, {spec: Profile}), and travel
+    with the tasks.
     """
     t0 = time.perf_counter()
     prepare_out_dir(out_dir)
     csv_path = os.path.join(out_dir, RESULTS_CSV)
-    todo, done = pending_runs(grid, out_dir)
-    profiles = {spec: load_profile_spec(spec) for spec in dict.fromkeys(p.profile for p in todo)}
-    tasks = make_tasks(todo, profiles)
+    previous = read_rows(csv_path)  # read once: the resume key and, at the end, the earlier rows
+    todo, done = _pending(grid, previous)
+    given = profiles or {}
+    needed = {spec: given[spec] if spec in given else load_profile_spec(spec)
+              for spec in dict.fromkeys(p.profile for p in todo)}
+    tasks = make_tasks(todo, needed)
     new_rows: dict[str, dict] = {}
     failed = 0
     appender = _Appender(csv_path)
@@ -728,7 +733,7 @@ def run_sweep(
                 progress(Progress(k, len(tasks), failed, time.perf_counter() - t0))
     finally:
         appender.close()
-    all_rows = {r["run_id"]: r for r in read_rows(csv_path)}  # includes failed rows of earlier runs
+    all_rows = {r["run_id"]: r for r in previous}  # includes failed rows of earlier runs
     all_rows.update(done)
     all_rows.update(new_rows)
     ordered, seen, total = [], set(), 0

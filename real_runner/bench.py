@@ -28,8 +28,8 @@ from packrat_sim.optimizer import OptimizerOptions, optimize
 from packrat_sim.plan import Instance, Plan, fat as fat_plan, plan_latency, thin as thin_plan
 from packrat_sim.predictor import Predictor, baselines, best_plan
 from real_runner import topology as topo_mod
-from real_runner.executor import InstancePool
-from real_runner.models import get_spec, make_inputs
+from real_runner.executor import InstancePool, start_side_by_side
+from real_runner.models import get_spec, make_inputs, require_batch_memory
 
 
 class BenchError(ValueError):
@@ -106,23 +106,7 @@ def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, i
             if p not in plans:
                 plans.append(p)
         say(f"batch {B}: starting {len(plans)} plans side by side")
-        pools = [InstancePool(model, p, topology=topo, allow_oversubscribe=True, allow_span=True,
-                              seed=seed, warmup=warmup) for p in plans]
-        try:
-            for pool in pools:
-                pool.launch()
-            for pool in pools:
-                pool.wait_ready()
-            inputs = make_inputs(model, B, seed + 2)
-            samples = [[] for _ in plans]
-            for it in range(iterations):
-                order = list(range(len(plans)))
-                order = order[it % len(order):] + order[:it % len(order)]
-                for j in order:
-                    samples[j].append(pools[j].run(inputs)[1])
-        finally:
-            for pool in pools:
-                pool.close()
+        samples = _run_interleaved(model, plans, B, iterations, topo, seed, warmup)
         meds = [_median(s) for s in samples]
         fat_ms = meds[plans.index(key(fat))]
         best = int(np.argmin(meds))
@@ -171,6 +155,26 @@ def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, i
     }
 
 
+def _run_interleaved(model: str, plans: Sequence[Plan], batch: int, rounds: int, topo, seed: int,
+                     warmup: int) -> list[list[float]]:
+    """Start one pool per plan side by side, then run ``rounds`` rounds of one batch per
+    plan, round r starting at plan r mod len(plans) (rotated order). Returns each plan's
+    latencies (ms) in time order; closes every pool."""
+    pools = start_side_by_side([InstancePool(model, p, topology=topo, allow_oversubscribe=True, allow_span=True,
+                                             seed=seed, warmup=warmup) for p in plans])
+    try:
+        inputs = make_inputs(model, batch, seed + 2)
+        samples: list[list[float]] = [[] for _ in plans]
+        for r in range(rounds):
+            k = r % len(plans)
+            for j in list(range(k, len(plans))) + list(range(k)):
+                samples[j].append(pools[j].run(inputs)[1])
+    finally:
+        for pool in pools:
+            pool.close()
+    return samples
+
+
 def _setup(model, batches, cores, topology, profile, interference, on_progress):
     """Shared preamble of :func:`run_bench` and :func:`measure_fidelity`.
 
@@ -178,7 +182,7 @@ def _setup(model, batches, cores, topology, profile, interference, on_progress):
     (1..logical CPUs; BenchError names a bad value) and, when ``profile`` is None,
     measures a quick one. Returns ``(topology, T, say, profile)``.
     """
-    _require_memory(model, max(batches))
+    require_batch_memory(model, max(batches), BenchError)  # before a quick profile or any worker
     topo = topology or topo_mod.detect()
     T = topo.logical if cores is None else int(cores)
     if not 1 <= T <= topo.logical:
@@ -190,13 +194,6 @@ def _setup(model, batches, cores, topology, profile, interference, on_progress):
         say(f"measuring a quick profile of {model} (threads 1-{T}, batches up to {max(batches)})")
         profile = quick_profile(model, max(batches), T, topology=topo, interference=interference)
     return topo, T, say, profile
-
-
-def _require_memory(model: str, batch: int) -> None:
-    """BenchError before any worker starts when a batch's buffers exceed the memory limit."""
-    from real_runner.models import require_batch_memory
-
-    require_batch_memory(model, batch, BenchError)
 
 
 def _median_or_none(xs):
@@ -253,28 +250,12 @@ def measure_fidelity(model: str, batches: Sequence[int], *, cores: int | None = 
                 named.setdefault(base.plan.with_prediction(None), []).append(name)
         plans = list(named)
         say(f"batch {B}: {len(plans)} plan(s), {passes} pass(es) of {iterations} interleaved batches")
-        pools = [InstancePool(model, p, topology=topo, allow_oversubscribe=True, allow_span=True,
-                              seed=seed, warmup=warmup) for p in plans]
-        try:
-            for pool in pools:
-                pool.launch()
-            for pool in pools:
-                pool.wait_ready()
-            inputs = make_inputs(model, B, seed + 2)
-            per_pass = [[[] for _ in plans] for _ in range(passes)]
-            for ps in range(passes):
-                for it in range(iterations):
-                    k = (ps * iterations + it) % len(plans)
-                    for j in list(range(k, len(plans))) + list(range(k)):
-                        per_pass[ps][j].append(pools[j].run(inputs)[1])
-        finally:
-            for pool in pools:
-                pool.close()
+        samples = _run_interleaved(model, plans, B, passes * iterations, topo, seed, warmup)
         for j, p in enumerate(plans):
-            alls = [x for ps in range(passes) for x in per_pass[ps][j]]
+            alls = samples[j]
             measured = _median(alls)
             pred = predictor.plan_ms(p)
-            pass_meds = [_median(per_pass[ps][j]) for ps in range(passes)]
+            pass_meds = [_median(alls[ps * iterations:(ps + 1) * iterations]) for ps in range(passes)]
             noise = max(abs(m - measured) for m in pass_meds) / measured * 100.0 if passes > 1 else noise_floor_pct(alls)
             rows.append({
                 "batch": B, "plan": p.describe(), "roles": named[p], "instances": len(p.instances),

@@ -33,6 +33,7 @@ import traceback
 import weakref
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_any
+from typing import Sequence
 
 import numpy as np
 
@@ -374,6 +375,22 @@ class InstancePool:
         return out, latency_ms
 
 
+def start_side_by_side(pools: Sequence[InstancePool]) -> list[InstancePool]:
+    """Start ``pools`` side by side: launch every one (their model builds overlap), then
+    wait for each to be ready; on any failure close them all and re-raise."""
+    pools = list(pools)
+    try:
+        for pool in pools:
+            pool.launch()
+        for pool in pools:
+            pool.wait_ready()
+    except BaseException:
+        for pool in pools:
+            pool.close()
+        raise
+    return pools
+
+
 def _copy_single_threaded(dst, src) -> None:
     """``dst[...] = src`` on the dispatcher's own thread. torch's ``copy_`` would use the
     process's intra-op OpenMP threads, whose spinning steals the workers' cores (measured:
@@ -537,15 +554,7 @@ def compare_with_fat(
                           seed=seed, jit=jit, warmup=warmup)
     f_pool = InstancePool(model, fat, topology=topo, allow_oversubscribe=allow_oversubscribe,
                           allow_span=True, seed=seed, jit=jit, warmup=warmup)
-    try:
-        p_pool.launch()
-        f_pool.launch()
-        p_pool.wait_ready()
-        f_pool.wait_ready()
-    except BaseException:
-        p_pool.close()
-        f_pool.close()
-        raise
+    start_side_by_side([p_pool, f_pool])
     with p_pool, f_pool:
         samples: dict[str, list[float]] = {"plan": [], "fat": []}
         worker: dict[str, list] = {"plan": [], "fat": []}
@@ -577,5 +586,5 @@ def split_outputs_match_fat(model: str, plan: Plan, *, seed: int = 0, topology=N
 
 __all__ = [
     "Comparison", "ExecutorError", "Instance", "InstancePool", "ModelError", "RunResult", "Stats",
-    "WorkerError", "compare_with_fat", "outputs_close", "run_plan", "split_outputs_match_fat",
+    "WorkerError", "compare_with_fat", "outputs_close", "run_plan", "split_outputs_match_fat", "start_side_by_side",
 ]

@@ -57,7 +57,6 @@ DEFAULT_MIN_SECONDS = 0.2
 DEFAULT_MAX_SAMPLES = 50
 OUTLIER_MADS = 3.0
 OUTLIER_REL = 0.2
-OUTLIER_ROUNDS = 2
 PROBE_MAX_MS = 500.0
 REFIT_ERROR = 0.10  # re-measure the co-run sweep once when its fit error is above this
 MAX_CORUN = 32  # the interference sweep co-runs at most this many instances
@@ -190,20 +189,10 @@ def time_pool(pool, inputs, n: int, min_seconds: float = 0.0, max_n: int | None 
 
 def _start_pools(model: str, plans: Sequence, topo, seed: int, jit: bool, warmup: int) -> list:
     """Start one InstancePool per plan, side by side (imports overlap); all or none."""
-    from real_runner.executor import InstancePool
+    from real_runner.executor import InstancePool, start_side_by_side
 
-    pools = [InstancePool(model, p, topology=topo, allow_oversubscribe=True, allow_span=True,
-                          seed=seed, jit=jit, warmup=max(warmup, 1) + 1) for p in plans]
-    try:
-        for pool in pools:
-            pool.launch()
-        for pool in pools:
-            pool.wait_ready()
-    except BaseException:
-        for pool in pools:
-            pool.close()
-        raise
-    return pools
+    return start_side_by_side([InstancePool(model, p, topology=topo, allow_oversubscribe=True, allow_span=True,
+                                            seed=seed, jit=jit, warmup=max(warmup, 1) + 1) for p in plans])
 
 
 class ProfilingWorkerError(RuntimeError):

@@ -522,28 +522,52 @@ def serve_load(model: str, load: LoadSpec, planner: Callable[[int], Plan], *,
     cfg = estimator or EstimatorConfig(alpha=0.5, window=4, interval_ms=250.0, max_batch=load.max_batch)
     b0 = initial_batch or min(max(pow2_floor(first), cfg.lower), cfg.upper)
     rt = ServingRuntime(model, planner(b0), topology=topology, seed=seed, warmup=warmup)
-    rt.start()
-    stop = threading.Event()
-    req_lat: list = []
     errors: list = []
-    skipped: list = []
-    try:
-        if runtime_hook is not None:
-            runtime_hook(rt)
-        threads = _load_threads(rt, load, stop, seed, req_lat, skipped)
+
+    def control(alive: Callable[[], bool]) -> None:
         state = initial_state(cfg, b0)
-        while any(t.is_alive() for t in threads):
+        while alive():
             time.sleep(cfg.interval_ms / 1000.0)
             state, decision = estimator_step(cfg, state, rt.last_depth)
             if decision.reconfigure:
                 new_plan = planner(decision.batch)
                 if new_plan == rt.plan:
                     continue
-                try:
-                    rt.reconfigure(new_plan, trigger=f"estimator: batch {decision.batch}")
-                except Exception as exc:  # aborted: the old epoch keeps serving
-                    errors.append(str(exc))
+                if not _reconfigure(rt, new_plan, f"estimator: batch {decision.batch}", errors):
                     state = replace(state, current=rt.plan.batch)
+
+    return _drive(rt, load, seed=seed, window_s=window_s, runtime_hook=runtime_hook, control=control,
+                  policy="packrat-ewma",
+                  estimator={"alpha": cfg.alpha, "window": cfg.window, "interval_ms": cfg.interval_ms},
+                  reconfigure_errors=errors)
+
+
+def _drive(rt: ServingRuntime, load: LoadSpec, *, seed: int, window_s: float, runtime_hook: Callable | None = None,
+           control: Callable[[Callable[[], bool]], None] | None = None, **fields) -> dict:
+    """Start ``rt``, run ``load`` through it and close it; the report of :func:`serve_load`.
+
+    ``runtime_hook(rt)`` runs once the runtime is up; ``control(alive)`` steers while the
+    load runs (``alive()``: a load thread still runs). The report is :func:`summarize`'s
+    with ``request_latency_ms``, then ``fields`` (the policy's own keys, in order), then
+    ``idle_skipped_s``, ``history`` and ``runtime``."""
+    rt.start()
+    stop = threading.Event()
+    req_lat: list = []
+    skipped: list = []
+    try:
+        if runtime_hook is not None:
+            runtime_hook(rt)
+        t0 = time.monotonic()
+        if load.kind == "closed":
+            threads = [threading.Thread(target=_closed_client, args=(rt, c, load.steps, t0, stop, load.think_s),
+                                        daemon=True) for c in range(load.clients)]
+        else:
+            threads = [threading.Thread(target=_open_loop, args=(rt, load, t0, stop, seed, req_lat, skipped),
+                                        daemon=True)]
+        for t in threads:
+            t.start()
+        if control is not None:
+            control(lambda: any(t.is_alive() for t in threads))
         for t in threads:
             t.join()
     finally:
@@ -551,26 +575,22 @@ def serve_load(model: str, load: LoadSpec, planner: Callable[[int], Plan], *,
         rt.close()
     report = summarize(rt, window_s=window_s)
     report["request_latency_ms"] = _stats(req_lat) if req_lat else None
-    report["policy"] = "packrat-ewma"
-    report["estimator"] = {"alpha": cfg.alpha, "window": cfg.window, "interval_ms": cfg.interval_ms}
-    report["reconfigure_errors"] = errors
+    report.update(fields)
     report["idle_skipped_s"] = float(sum(skipped))
     report["history"] = rt.history()
     report["runtime"] = rt
     return report
 
 
-def _load_threads(rt: ServingRuntime, load: LoadSpec, stop: threading.Event, seed: int, req_lat: list,
-                  skipped: list) -> list[threading.Thread]:
-    t0 = time.monotonic()
-    if load.kind == "closed":
-        threads = [threading.Thread(target=_closed_client, args=(rt, c, load.steps, t0, stop, load.think_s), daemon=True)
-                   for c in range(load.clients)]
-    else:
-        threads = [threading.Thread(target=_open_loop, args=(rt, load, t0, stop, seed, req_lat, skipped), daemon=True)]
-    for t in threads:
-        t.start()
-    return threads
+def _reconfigure(rt: ServingRuntime, plan: Plan, trigger: str, errors: list) -> bool:
+    """``rt.reconfigure``; False (the error appended to ``errors``) when it aborted: the
+    old epoch keeps serving."""
+    try:
+        rt.reconfigure(plan, trigger=trigger)
+    except Exception as exc:  # aborted: the old epoch keeps serving
+        errors.append(str(exc))
+        return False
+    return True
 
 
 def first_formed_batch(load: LoadSpec, seed: int = 0) -> int:
@@ -589,25 +609,8 @@ def _serve_static(model: str, load: LoadSpec, plan: Plan, *, topology, seed: int
                   window_s: float) -> dict:
     """:func:`serve_load` with one plan for the whole load (see there)."""
     rt = ServingRuntime(model, plan, topology=topology, seed=seed, warmup=warmup)
-    rt.start()
-    stop = threading.Event()
-    req_lat: list = []
-    skipped: list = []
-    try:
-        for t in _load_threads(rt, load, stop, seed, req_lat, skipped):
-            t.join()
-    finally:
-        stop.set()
-        rt.close()
-    report = summarize(rt, window_s=window_s)
-    report["request_latency_ms"] = _stats(req_lat) if req_lat else None
-    report["policy"] = "static"
-    report["initial_plan"] = plan.describe()
-    report["reconfigure_errors"] = []
-    report["idle_skipped_s"] = float(sum(skipped))
-    report["history"] = rt.history()
-    report["runtime"] = rt
-    return report
+    return _drive(rt, load, seed=seed, window_s=window_s,
+                  policy="static", initial_plan=plan.describe(), reconfigure_errors=[])
 
 
 def _serve_with_policy(model: str, load: LoadSpec, catalog: pol.PlanCatalog, cfg: pol.PolicyConfig,
@@ -617,19 +620,13 @@ def _serve_with_policy(model: str, load: LoadSpec, catalog: pol.PlanCatalog, cfg
     cfg = replace(cfg, max_batch=min(cfg.max_batch, catalog.max_batch))
     start = pol.first_plan(catalog, first_formed_batch(load, seed), cfg.first_slack)
     rt = ServingRuntime(model, catalog.plans[start], topology=topology, seed=seed, warmup=warmup)
-    rt.start()
-    stop = threading.Event()
-    req_lat: list = []
     errors: list = []
-    skipped: list = []
     decisions: list[dict] = []
-    state = pol.initial_state(start)
-    try:
-        if runtime_hook is not None:
-            runtime_hook(rt)
-        threads = _load_threads(rt, load, stop, seed, req_lat, skipped)
+
+    def control(alive: Callable[[], bool]) -> None:
+        state = pol.initial_state(start)
         seen = 0
-        while any(t.is_alive() for t in threads):
+        while alive():
             time.sleep(max(cfg.decide_every_ms, 10.0) / 1000.0)
             formed = rt.formed[seen:]
             if not formed:
@@ -641,29 +638,14 @@ def _serve_with_policy(model: str, load: LoadSpec, catalog: pol.PlanCatalog, cfg
             if d is None or not d.reconfigure:
                 continue
             decisions.append(d.to_json(catalog))
-            try:
-                rt.reconfigure(catalog.plans[d.plan], trigger=f"policy: {d.reason}")
-            except Exception as exc:  # aborted: the old epoch keeps serving
-                errors.append(str(exc))
+            if not _reconfigure(rt, catalog.plans[d.plan], f"policy: {d.reason}", errors):
                 idx = catalog.index(rt.plan)
                 state = replace(state, current=start if idx is None else idx)
             state = pol.switched(state)
-        for t in threads:
-            t.join()
-    finally:
-        stop.set()
-        rt.close()
-    report = summarize(rt, window_s=window_s)
-    report["request_latency_ms"] = _stats(req_lat) if req_lat else None
-    report["policy"] = "packrat"
-    report["policy_config"] = {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
-    report["initial_plan"] = catalog.plans[start].describe()
-    report["decisions"] = decisions
-    report["reconfigure_errors"] = errors
-    report["idle_skipped_s"] = float(sum(skipped))
-    report["history"] = rt.history()
-    report["runtime"] = rt
-    return report
+
+    return _drive(rt, load, seed=seed, window_s=window_s, runtime_hook=runtime_hook, control=control,
+                  policy="packrat", policy_config={k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+                  initial_plan=catalog.plans[start].describe(), decisions=decisions, reconfigure_errors=errors)
 
 
 def _stats(xs) -> dict | None:

@@ -26,6 +26,7 @@ could be read).
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import math
 import os
@@ -233,24 +234,27 @@ class FileVerdict:
     obj: dict
 
 
+def _error_verdict(path: str, error: str) -> FileVerdict:
+    """The ``error`` verdict of a file of a batch that cannot be read or checked."""
+    text = " ".join(str(error).split())
+    if text.startswith(f"{path}: "):
+        text = text[len(path) + 2:]
+    return FileVerdict(path, "error", 0.0, f"ERROR    {path}: {text}",
+                       {"history": path, "result": "error", "error": str(error)})
+
+
 def judge_file(path: str, error: Optional[str], opts: CheckOptions) -> FileVerdict:
     """Check one file of a batch (``error``: why it names no file, or None). Never raises
     BadInput: a file that cannot be read or checked becomes an ``error`` verdict."""
     from checker.linearizability import Verdict, describe
     from checker.models import get_model
 
-    result = None
-    if error is None:
-        try:
-            history, fmt, name, result = check_one(path, opts)
-        except BadInput as exc:
-            error = str(exc)
-    if result is None:
-        text = " ".join(str(error).split())
-        if text.startswith(f"{path}: "):
-            text = text[len(path) + 2:]
-        return FileVerdict(path, "error", 0.0, f"ERROR    {path}: {text}",
-                           {"history": path, "result": "error", "error": str(error)})
+    if error is not None:
+        return _error_verdict(path, error)
+    try:
+        history, fmt, name, result = check_one(path, opts)
+    except BadInput as exc:
+        return _error_verdict(path, str(exc))
     obj = result.to_json(history, name)
     obj["history"] = path
     obj["format"] = fmt
@@ -297,7 +301,7 @@ def _judge_in_workers(todo: list[tuple[int, str]], opts: CheckOptions, workers: 
 
     from checker.parallel_check import spawn_worker, stop_workers
 
-    worker_opts = CheckOptions(opts.model, opts.fmt, opts.timeout, 1, opts.all_partitions, opts.max_memory)
+    worker_opts = dataclasses.replace(opts, jobs=1)
     queue = list(reversed(todo))
     procs, readers = [], {}
     dead: set = set()
@@ -318,10 +322,7 @@ def _judge_in_workers(todo: list[tuple[int, str]], opts: CheckOptions, workers: 
                     index, verdict = reader.recv()
                 except (EOFError, OSError):  # the worker died: its files get an error line each
                     for index, path in inflight.items():
-                        deliver(index, FileVerdict(path, "error", 0.0,
-                                                   f"ERROR    {path}: the worker process checking it died",
-                                                   {"history": path, "result": "error",
-                                                    "error": "the worker process checking it died"}))
+                        deliver(index, _error_verdict(path, "the worker process checking it died"))
                     inflight.clear()
                     dead.add(reader)
                     continue
@@ -375,27 +376,26 @@ def run_check_many(paths: List[str], opts: CheckOptions, as_json: bool = False, 
 
     start = time.perf_counter()
     k = 0
-    if engine is not None:  # --engine ray: every file is a task of the engine (see ui/engine_cli.py)
-        from ui.engine_cli import judge_files_on_engine
-
-        for i in range(len(files)):
-            if files[i][1] is not None:
-                deliver(i, judge_file(files[i][0], files[i][1], opts))
-        worker_opts = CheckOptions(opts.model, opts.fmt, opts.timeout, 1, opts.all_partitions, opts.max_memory)
-        judge_files_on_engine([(i, f[0]) for i, f in enumerate(files) if f[1] is None], worker_opts, engine, deliver,
-                              lambda path, why: judge_file(path, why, opts))
-        k = len(files)
-    while k < len(files):
+    # --engine ray: every file is a task of the engine (see ui/engine_cli.py); otherwise files are
+    # judged here, and with --jobs N > 1 those left after POOL_AFTER_S seconds go to workers.
+    while engine is None and k < len(files):
         if opts.jobs > 1 and len(files) - k > 1 and time.perf_counter() - start > POOL_AFTER_S:
             break
         deliver(k, judge_file(files[k][0], files[k][1], opts))
         k += 1
     if k < len(files):
-        todo = [(i, files[i][0]) for i in range(k, len(files)) if files[i][1] is None]
+        todo = []
         for i in range(k, len(files)):
-            if files[i][1] is not None:
-                deliver(i, judge_file(files[i][0], files[i][1], opts))
-        if todo:
+            path, error = files[i]
+            if error is None:
+                todo.append((i, path))
+            else:
+                deliver(i, _error_verdict(path, error))
+        if engine is not None:
+            from ui.engine_cli import judge_files_on_engine
+
+            judge_files_on_engine(todo, dataclasses.replace(opts, jobs=1), engine, deliver, _error_verdict)
+        elif todo:
             _judge_in_workers(todo, opts, min(opts.jobs, len(todo)), deliver)
 
     counts = {"ok": 0, "illegal": 0, "unknown": 0, "error": 0}

@@ -19,15 +19,31 @@ def plan_report(profile, batch: int, cores: int, options, *, candidates: str = "
     options has ``*_ms`` None and a ``*_note`` saying why (or how it was adapted).
     ``interference``: price everything under the profile's co-run model, if it has one.
     """
-    from packrat_sim.optimizer import OptimizerError
-    from packrat_sim.plan import PlanError
-    from packrat_sim.predictor import Predictor, PredictorError, baselines, best_plan, candidate_profile
+    return _report(profile, _candidate_profile(profile, batch, cores, candidates), batch, cores, options,
+                   candidates, interference)
+
+
+def _candidate_profile(profile, batch: int, cores: int, candidates: str):
+    """``packrat_sim.predictor.candidate_profile``, BadInput when it refuses. Built once per
+    command: materialising interpolated candidates is the costly step."""
+    from packrat_sim.predictor import PredictorError, candidate_profile
     from packrat_sim.profile import ProfileError
 
     try:
-        predictor = Predictor(candidate_profile(profile, cores, batch, candidates), options.statistic, interference)
-        best = best_plan(predictor, batch, cores, options)
-        base = baselines(predictor, batch, cores, options)
+        return candidate_profile(profile, cores, batch, candidates)
+    except (PredictorError, ProfileError) as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _report(profile, cand, batch: int, cores: int, options, candidates: str, interference: bool) -> dict:
+    """:func:`plan_report` over ``cand``, the candidate profile of ``profile``."""
+    from packrat_sim.optimizer import OptimizerError
+    from packrat_sim.plan import PlanError
+    from packrat_sim.predictor import PredictorError, price_baselines
+    from packrat_sim.profile import ProfileError
+
+    try:  # ``cand`` is already the candidate set: "profiled" keeps it as it is
+        best, base = price_baselines(cand, batch, cores, options, interference=interference)
     except (OptimizerError, PlanError, ProfileError, PredictorError) as exc:
         raise BadInput(str(exc)) from None
     fat, thin = base["fat"], base["thin"]
@@ -40,7 +56,7 @@ def plan_report(profile, batch: int, cores: int, options, *, candidates: str = "
         "cores": cores,
         "groups": [list(g) for g in best.groups()],
         "predicted_ms": best.predicted_ms,
-        "dispatch_ms": predictor.dispatch_ms(best),
+        "dispatch_ms": cand.dispatch_ms(len(best.instances), batch),
         "fat_ms": fat.ms,
         "thin_ms": thin.ms,
         "speedup_vs_fat": ratio(fat.ms),
@@ -94,17 +110,18 @@ def format_plan_report(r: dict, profile) -> str:
     return "\n".join(lines)
 
 
-def _with_interference(report: dict, profile, batch: int, cores: int, options, candidates: str = "profiled") -> dict:
+def _with_interference(report: dict, profile, cand, batch: int, cores: int, options, candidates: str) -> dict:
     """The report priced under the profile's interference model (when it has one), plus
-    what the isolated plan would really cost under the same model."""
+    what the isolated plan would really cost under the same model. ``cand``: the candidate
+    profile the report was priced on."""
     from packrat_sim.plan import Plan
-    from packrat_sim.predictor import Predictor, candidate_profile
+    from packrat_sim.predictor import Predictor
 
     if profile.interference is None:
         return dict(report, interference=None)
-    aware = plan_report(profile, batch, cores, options, candidates=candidates, interference=True)
+    aware = _report(profile, cand, batch, cores, options, candidates, True)
     isolated = Plan.from_json(report["plan"])
-    under = Predictor(candidate_profile(profile, cores, batch, candidates), options.statistic, True).plan_ms(isolated)
+    under = Predictor(cand, options.statistic, True).plan_ms(isolated)
     busy = Plan.from_json(aware["plan"]).threads_used
     return dict(
         aware,
@@ -190,18 +207,17 @@ def register(app: typer.Typer) -> None:
             raise BadInput(str(exc).replace("candidate set", "--candidates")) from None
         if certify and export is not None:
             raise BadInput("--certify cannot be combined with --export (an export prints only the plan)")
-        report = plan_report(prof, batch, cores, options, candidates=candidates)
+        cand = _candidate_profile(prof, batch, cores, candidates)
+        report = _report(prof, cand, batch, cores, options, candidates, False)
         if interference:
-            report = _with_interference(report, prof, batch, cores, options, candidates)
+            report = _with_interference(report, prof, cand, batch, cores, options, candidates)
         cert = None
         if certify:
             from ui.cmd_verify import DEFAULT_TIMEOUT_S, certify_plan
 
             under = interference and report.get("interference") is not None
-            from packrat_sim.predictor import candidate_profile
-
-            cert = certify_plan(candidate_profile(prof, cores, batch, candidates), batch, cores,
-                                Plan.from_json(report["plan"]), options, DEFAULT_TIMEOUT_S, interference=under)
+            cert = certify_plan(cand, batch, cores, Plan.from_json(report["plan"]), options, DEFAULT_TIMEOUT_S,
+                                interference=under)
             report["certificate"] = cert.to_json()
         if export is not None:
             _print_export(Plan.from_json(report["plan"]), export, as_json)

@@ -103,11 +103,10 @@ def sweep_command(
         raise BadInput(str(exc)) from None
     if total > sw.CONFIRM_ABOVE and not yes:
         raise BadInput(f"the grid has {total:,} runs (more than {sw.CONFIRM_ABOVE:,}); pass --yes to run it")
-    for spec in g.profiles:  # fail fast, before starting any engine
-        try:
-            sw.load_profile_spec(spec)
-        except sw.SweepError as exc:
-            raise BadInput(str(exc)) from None
+    try:  # fail fast, before starting any engine; the sweep reuses them
+        profiles = {spec: sw.load_profile_spec(spec) for spec in g.profiles}
+    except sw.SweepError as exc:
+        raise BadInput(str(exc)) from None
     try:
         sw.prepare_out_dir(out)
     except sw.SweepError as exc:
@@ -118,7 +117,8 @@ def sweep_command(
     try:
         if show_progress:
             note(f"sweep: {total:,} runs on the {eng.name} engine ({eng.workers} worker(s)), output in {out}")
-        result = sw.run_sweep(g, out, eng, progress=_ProgressPrinter() if show_progress else None)
+        result = sw.run_sweep(g, out, eng, progress=_ProgressPrinter() if show_progress else None,
+                              profiles=profiles)
     except sw.SweepError as exc:
         raise BadInput(str(exc)) from None
     finally:

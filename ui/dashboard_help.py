@@ -73,11 +73,6 @@ SECTIONS = {
 }
 
 
-def anchor(title: str) -> str:
-    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as dashes."""
-    return re.sub(r"[^a-z0-9 -]", "", title.lower()).replace(" ", "-")
-
-
 @lru_cache(maxsize=None)
 def _readme() -> str:
     try:
@@ -86,6 +81,7 @@ def _readme() -> str:
         return ""
 
 
+@lru_cache(maxsize=None)
 def readme_section(title: str) -> str:
     """The markdown of README's section ``title`` (heading included, up to the next heading
     of the same or a higher level); "" when there is no such section."""
@@ -102,12 +98,6 @@ def readme_section(title: str) -> str:
                 out.append(nxt)
             return "\n".join(out).strip()
     return ""
-
-
-def line(table: dict[str, str], name: str) -> str:
-    """``name: help`` for a selectbox's format_func-free help text; the name alone if unknown."""
-    text = table.get(name)
-    return f"{name}: {text}" if text else name
 
 
 def table_help(table: dict[str, str], kind: str) -> str:

@@ -236,6 +236,15 @@ def store(name: str, value: Any) -> Any:
     return value
 
 
+def memo(kept: dict, key: str, make) -> Any:
+    """``make()`` computed once per kept result (a dict from :func:`result`) and reused by
+    every later rerun that draws it; a new result (a new dict) starts afresh."""
+    cache = kept.setdefault("_memo", {})
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
 # -------------------------------------------------------------- long work
 
 
@@ -296,7 +305,7 @@ def show_error(title: str, exc: BaseException | str) -> None:
     st.error(f"{title}: {msg}", icon=":material/error:")
 
 
-def cli_box(command: str, missing: list[str] | tuple = (), key: str | None = None) -> None:
+def cli_box(command: str, missing: list[str] | tuple = ()) -> None:
     """The equivalent ``packrat`` command of a form, in a code box with a copy button."""
     st.caption("Equivalent command (copy button on the right):")
     st.code(command, language="bash")

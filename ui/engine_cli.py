@@ -31,7 +31,7 @@ def _connect_timed_out(address: str) -> None:
 
 def make_engine(engine: str, workers: Optional[int], ray_address: Optional[str]):
     """The engine named on the command line (BadInput naming a bad choice)."""
-    from packrat_sim.engines import EngineError, LocalEngine, SerialEngine
+    from packrat_sim import engines
 
     if engine not in ENGINE_NAMES:
         raise BadInput(f"--engine must be one of {', '.join(ENGINE_NAMES)}, got {engine!r}")
@@ -39,8 +39,6 @@ def make_engine(engine: str, workers: Optional[int], ray_address: Optional[str])
         raise BadInput(f"--workers must be a positive integer, got {workers}")
     if ray_address is not None and engine != "ray":
         raise BadInput(f"--ray-address needs --engine ray (got --engine {engine})")
-    if engine == "serial":
-        return SerialEngine()
     if engine == "ray":
         from ui.ray_engine import RayEngine, RayEngineError
 
@@ -57,8 +55,8 @@ def make_engine(engine: str, workers: Optional[int], ray_address: Optional[str])
             if watchdog is not None:
                 watchdog.cancel()
     try:
-        return LocalEngine(workers)
-    except EngineError as exc:
+        return engines.make_engine(engine, workers)  # local or serial
+    except engines.EngineError as exc:
         raise BadInput(str(exc)) from None
 
 

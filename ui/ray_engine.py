@@ -34,7 +34,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
-from packrat_sim.engines import Outcome, describe_exception
+from packrat_sim.engines import Outcome, call_task
+from packrat_sim.files import write_text
 
 PROBE_TIMEOUT_S = 5.0
 
@@ -96,13 +97,7 @@ def probe(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
 def _call(fn: Callable[[Any], Any], chunk: list) -> list[tuple[bool, Any]]:
     """What runs in a Ray worker: per task of the chunk, ``(True, fn(task))`` or
     ``(False, "Type: message")``."""
-    out = []
-    for task in chunk:
-        try:
-            out.append((True, fn(task)))
-        except Exception as exc:  # a task's error is its result, as in packrat_sim.engines
-            out.append((False, describe_exception(exc)))
-    return out
+    return [call_task(fn, task) for task in chunk]
 
 
 def auto_chunk(tasks: int, workers: int) -> int:
@@ -352,8 +347,6 @@ def profile_fleet(engine: RayEngine, request: FleetRequest, out_dir: str) -> lis
             continue
         name, text = outcome.value
         path = os.path.join(out_dir, f"{name}.json")
-        with open(path + ".tmp", "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(path + ".tmp", path)
+        write_text(path, text, "fleet profile")
         out.append(FleetProfile(name, info["host"], path, "", others))
     return out

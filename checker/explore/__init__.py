@@ -97,6 +97,7 @@ __all__ = [
     "Violation",
     "explore",
     "key_projection",
+    "make_violation",
     "read_replay",
     "replay",
     "replay_json",
@@ -199,7 +200,7 @@ def explore(
     violation = None
     if run.found is not None:
         verdict = VIOLATION
-        violation = _make_violation(protocol, run.found, check_timeout, shrink_counterexample, run.deadline)
+        violation = make_violation(protocol, run.found, check_timeout, shrink_counterexample, run.deadline)
         reason = violation.message
     elif complete and run.unknown_histories == 0:
         verdict, reason = OK, ""
@@ -243,8 +244,11 @@ def explore(
     )
 
 
-def _make_violation(protocol, found: Found, timeout: float | None, do_shrink: bool,
-                    deadline: float | None) -> Violation:
+def make_violation(protocol, found: Found, timeout: float | None, do_shrink: bool,
+                   deadline: float | None = None) -> Violation:
+    """The counterexample of ``found``: its schedule shrunk (when ``do_shrink``, within
+    ``deadline``), replayed from the initial state, with its history and explanation (also used
+    by :mod:`checker.explore_split` to merge a split's first violation)."""
     schedule = shrink(protocol, found.path, found, timeout=timeout, deadline=deadline) if do_shrink else found.path
     rr = replay(protocol, schedule, timeout=timeout)
     explanation: tuple[str, ...]

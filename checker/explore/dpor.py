@@ -244,6 +244,15 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
             pre.backtrack.update(q for q in pre.enabled if q not in pre.sleep)
             pre.full = True
 
+    def add_leading(pre: _Frame, E: list, mask: int, i: int) -> None:
+        """Append to ``E`` the processes of the trace's transitions after ``i`` that are in
+        ``mask`` (happen before the racing one), awake and enabled at ``pre``, each once."""
+        for j in range(i + 1, len(trace)):
+            if (mask >> j) & 1:
+                q = trace[j].pid
+                if q in pre.order and q not in E and q not in pre.sleep:
+                    E.append(q)
+
     def races(frame: _Frame, gone: Sequence[tuple] = ()) -> None:
         """Add backtrack points for the races of every pending message (and of the messages the
         last step discarded: it disabled them, so they race with it)."""
@@ -272,11 +281,7 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
                 E = []
                 if p in pre.order and p not in pre.sleep:
                     E.append(p)
-                for j in range(i + 1, n):
-                    if (mask >> j) & 1:
-                        q = trace[j].pid
-                        if q in pre.order and q not in E and q not in pre.sleep:
-                            E.append(q)
+                add_leading(pre, E, mask, i)
                 add_backtrack(pre, E, ti, tp, exact=True)
                 break
 
@@ -330,11 +335,7 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
                     q0 = by.get(u)
                     E = [] if q0 is None else [q0]
                     if mask:
-                        for j in range(i + 1, n):
-                            if (mask >> j) & 1:
-                                q = trace[j].pid
-                                if q in pre.order and q not in E and q not in pre.sleep:
-                                    E.append(q)
+                        add_leading(pre, E, mask, i)
                     add_backtrack(pre, E, ti, tu, exact=False)
                     if pre.full:
                         break
@@ -404,10 +405,9 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
         """Visit the frame's state (invariants, the state count), computing its table key once."""
         if symmetric:
             frame.key, frame.mapping = system.canonical(frame.state)
-            run.visit(frame.state, path, frame.key)
         else:
             frame.key = frame.state
-            run.visit(frame.state, path)
+        run.visit(frame.state, path, frame.key)
 
     def close(frame: _Frame) -> None:
         """A frame is fully explored: store its summary; pass it up."""

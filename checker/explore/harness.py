@@ -264,7 +264,8 @@ class Run:
         """Record ``state``; on a new one check the invariants, and the quiescent ones where no
         message can be delivered (:meth:`System.terminal`; fault events may still be enabled
         there, so a schedule need not end at such a state). True when the state is new."""
-        key = self.key(state) if key is None else key
+        if key is None:  # inline (no method call per step when symmetry is off)
+            key = self.system.canonical(state)[0] if self.symmetric else state
         if key in self.seen:
             return False
         self.seen.add(key)

@@ -20,6 +20,7 @@ def _tree(run: Run, choices: Callable[[SystemState, Any], list], root_aux: Any,
     event is enabled; without it (stateless) every path is followed, and a schedule ends terminal
     where no message can be delivered (:meth:`System.terminal`)."""
     system = run.system
+    step, tick, visit = system.step, run.tick, run.visit  # locals: the loop below is the hot path
 
     def terminal(state: SystemState, evs: list) -> bool:
         return not evs if prune else system.terminal(state)
@@ -42,11 +43,11 @@ def _tree(run: Run, choices: Callable[[SystemState, Any], list], root_aux: Any,
             continue
         frame[3] = idx + 1
         ev = evs[idx]
-        out = system.step(state, ev)
+        out = step(state, ev)
         run.transitions += 1
-        run.tick()
+        tick()
         path.append(ev)
-        if not run.visit(out.state, path) and prune:
+        if not visit(out.state, path) and prune:
             run.schedules += 1  # joins a state already explored
             run.check_budget()
             path.pop()

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -19,6 +25,41 @@ def _app_test_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def start_ui(port: int) -> subprocess.Popen:
+    """``packrat ui --port PORT`` as a child in its own session (stdout and stderr as text)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "ui.cli", "ui", "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def wait_healthy(proc: subprocess.Popen, url: str, timeout: float, output: Callable[[], str]) -> None:
+    """Wait until the dashboard at ``url`` answers its health check; fail the test (with the
+    tail of ``output()``) when ``proc`` exits first or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"packrat ui exited with {proc.returncode}: {output()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"the dashboard did not answer on {url}: {output()[-2000:]}")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def ui_server():
+    """The `packrat ui` process helpers above (session scope, so module fixtures can use them)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(start=start_ui, wait_healthy=wait_healthy)
 
 
 @pytest.fixture
@@ -67,6 +108,19 @@ def open_page():
     return make
 
 
+@pytest.fixture
+def verify(open_page):
+    """The Verification page opened on its History checker section."""
+    at = open_page("verification")
+    at.radio(key="verify.section").set_value("History checker").run()
+    return at
+
+
+def history(ops, model="register") -> bytes:
+    """A packrat.history/1 upload of ``ops`` under ``model``."""
+    return json.dumps({"schema": "packrat.history/1", "model": model, "operations": ops}).encode()
+
+
 def goto(at, page: str):
     """Switch the AppTest session to ``ui/pages/<page>.py`` and run it."""
     at.switch_page(f"pages/{page}.py").run()
@@ -113,5 +167,5 @@ def h():
     """The helpers above, as a fixture (test modules do not import conftest)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(goto=goto, chart=chart, frame=frame, metrics=metrics, texts=texts, no_errors=no_errors,
+    return SimpleNamespace(goto=goto, history=history, chart=chart, frame=frame, metrics=metrics, texts=texts, no_errors=no_errors,
                            FIXTURES=FIXTURES, ROOT=ROOT, APP=APP)

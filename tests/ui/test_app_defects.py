@@ -4,8 +4,6 @@ parts of 7, the /profiles URL and the local favicon, in test_browser.py)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from ui import dashboard_charts as charts
@@ -14,10 +12,6 @@ from ui import dashboard_data as data
 
 def ms(text: str) -> float:
     return float(text.split()[0])
-
-
-def history(ops, model="register") -> bytes:
-    return json.dumps({"schema": "packrat.history/1", "model": model, "operations": ops}).encode()
 
 
 STALE = [
@@ -67,11 +61,16 @@ def test_defect1_a_baseline_never_beats_the_certified_plan_on_screen(app, h):
         assert any(w.value.startswith("UNKNOWN") for w in at.warning), "Z3 must say OPTIMAL or UNKNOWN here"
 
 
-def test_defect2_new_input_clears_the_old_verdict(open_page, h):
-    at = open_page("verification")
-    at.radio(key="verify.section").set_value("History checker").run()
-    at.file_uploader(key="verify.up.history").upload("stale.json", history(STALE), "application/json").run()
-    at.button(key="verify.btn.check").click().run()
+@pytest.fixture
+def stale_checked(verify, h):
+    """The History checker after checking the stale-read history (NOT LINEARIZABLE)."""
+    verify.file_uploader(key="verify.up.history").upload("stale.json", h.history(STALE), "application/json").run()
+    verify.button(key="verify.btn.check").click().run()
+    return verify
+
+
+def test_defect2_new_input_clears_the_old_verdict(stale_checked, h):
+    at = stale_checked
     assert any(e.value.startswith("NOT LINEARIZABLE: stale.json") for e in at.error)
     assert "verify.dl.html" in [b.key for b in at.get("download_button")]
     # a new (malformed) upload: the old verdict, chart and download go at once...
@@ -87,11 +86,8 @@ def test_defect2_new_input_clears_the_old_verdict(open_page, h):
     assert "verify.dl.html" not in [b.key for b in at.get("download_button")]
 
 
-def test_defect2_another_model_clears_the_old_verdict(open_page, h):
-    at = open_page("verification")
-    at.radio(key="verify.section").set_value("History checker").run()
-    at.file_uploader(key="verify.up.history").upload("stale.json", history(STALE), "application/json").run()
-    at.button(key="verify.btn.check").click().run()
+def test_defect2_another_model_clears_the_old_verdict(stale_checked, h):
+    at = stale_checked
     assert any(e.value.startswith("NOT LINEARIZABLE") for e in at.error)
     at.selectbox(key="verify.model").set_value("cas-register").run()
     assert not any(e.value.startswith("NOT LINEARIZABLE") for e in at.error)

@@ -6,12 +6,6 @@ import json
 
 import pytest
 
-
-
-def history(ops, model="register") -> bytes:
-    return json.dumps({"schema": "packrat.history/1", "model": model, "operations": ops}).encode()
-
-
 GOOD = [
     {"client": 0, "input": {"op": "write", "value": 1}, "output": None, "call": 0, "ret": 10},
     {"client": 1, "input": {"op": "read"}, "output": 1, "call": 5, "ret": 15},
@@ -22,14 +16,6 @@ STALE = GOOD[:3] + [{"client": 1, "input": {"op": "read"}, "output": 1, "call": 
 
 
 @pytest.fixture
-def verify(open_page):
-    """The Verification page opened on its History checker section."""
-    at = open_page("verification")
-    at.radio(key="verify.section").set_value("History checker").run()
-    return at
-
-
-@pytest.fixture
 def explorer(open_page):
     """The Verification page on its Schedule explorer section (the first one)."""
     return open_page("verification")
@@ -37,7 +23,7 @@ def explorer(open_page):
 
 def test_a_linearizable_history_gets_ok_and_its_linearization_drawn(verify, h):
     at = verify
-    at.file_uploader(key="verify.up.history").upload("good.json", history(GOOD), "application/json").run()
+    at.file_uploader(key="verify.up.history").upload("good.json", h.history(GOOD), "application/json").run()
     at.button(key="verify.btn.check").click().run()
     h.no_errors(at)
     ok = [s.value for s in at.success if s.value.startswith("LINEARIZABLE")]
@@ -52,7 +38,7 @@ def test_a_linearizable_history_gets_ok_and_its_linearization_drawn(verify, h):
 
 def test_a_stale_read_is_not_linearizable_and_the_blocked_operation_is_marked(verify, h):
     at = verify
-    at.file_uploader(key="verify.up.history").upload("stale.json", history(STALE), "application/json").run()
+    at.file_uploader(key="verify.up.history").upload("stale.json", h.history(STALE), "application/json").run()
     at.button(key="verify.btn.check").click().run()
     assert not at.exception
     assert any(e.value.startswith("NOT LINEARIZABLE: stale.json") for e in at.error)
@@ -87,7 +73,7 @@ def test_a_bad_upload_shows_an_error_and_the_page_keeps_working(verify, h):
     at.button(key="verify.btn.check").click().run()
     assert not at.exception
     assert any(e.value.startswith("Cannot check junk.json") for e in at.error)
-    at.file_uploader(key="verify.up.history").set_value(("good.json", history(GOOD), "application/json")).run()
+    at.file_uploader(key="verify.up.history").set_value(("good.json", h.history(GOOD), "application/json")).run()
     at.button(key="verify.btn.check").click().run()
     h.no_errors(at)
     assert any(s.value.startswith("LINEARIZABLE") for s in at.success)

@@ -16,17 +16,14 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
@@ -52,7 +49,7 @@ def _requirements() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(ui_server):
     """`packrat ui --port P` on a free port; yields the base URL; stops the process group."""
     why = _requirements()
     if why:
@@ -60,29 +57,13 @@ def server():
     from ui.cmd_ui import free_port
 
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ui.cli", "ui", "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    proc = ui_server.start(port)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
     reader.start()
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"packrat ui exited with {proc.returncode}: {''.join(lines)[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the dashboard did not answer on {url}: {''.join(lines)[-2000:]}")
-            time.sleep(0.5)
+        ui_server.wait_healthy(proc, url, 90, lambda: "".join(lines))
         assert any(f"Packrat dashboard: {url}" in line for line in lines), lines[:5]
         yield url, proc.pid
     finally:

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _session_members(sid: int) -> list[int]:
@@ -40,37 +36,18 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _wait_healthy(proc: subprocess.Popen, url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"packrat ui exited with {proc.returncode}: {proc.stdout.read()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"the dashboard did not answer on {url}")
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_killing_packrat_ui_frees_the_port_and_leaves_no_child(sig):
+def test_killing_packrat_ui_frees_the_port_and_leaves_no_child(sig, ui_server):
     pytest.importorskip("streamlit")
     pytest.importorskip("plotly")
     from ui.cmd_ui import free_port
 
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ui.cli", "ui", "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    proc = ui_server.start(port)
     try:
-        _wait_healthy(proc, f"http://127.0.0.1:{port}")
+        ui_server.wait_healthy(proc, f"http://127.0.0.1:{port}", 120, proc.stdout.read)
         os.kill(proc.pid, sig)  # the pid the user started, not its process group
         proc.wait(timeout=30)
         deadline = time.monotonic() + 30

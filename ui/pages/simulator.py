@@ -87,8 +87,9 @@ def show_results(kept: dict) -> None:
     for c, r in zip(cols, results):
         c.metric(f"{r.name}: p99 latency", data.fmt_ms(r.stats.request_latency.p99_ms), help=POLICY_HELP.get(r.name),
                  delta=f"{r.stats.throughput_per_s:.1f} req/s, util {r.stats.utilisation:.0%}", delta_color="off", delta_arrow="off")
-    cdf = charts.latency_cdf({r.name: data.cdf_points(data.request_latencies(r)) for r in results},
-                             title="Request latency CDF (arrival to answer)")
+    # the per-request data of the runs is reshaped once per result, not on every rerun of the page
+    points = state.memo(kept, "cdf", lambda: {r.name: data.cdf_points(data.request_latencies(r)) for r in results})
+    cdf = charts.latency_cdf(points, title="Request latency CDF (arrival to answer)")
     st.plotly_chart(cdf, key="sim.cdf")
 
     names = [r.name for r in results]
@@ -99,7 +100,7 @@ def show_results(kept: dict) -> None:
     res = results[names.index(name)]
 
     st.markdown("#### Over time")
-    series = data.sim_time_series(res)
+    series = state.memo(kept, f"series:{name}", lambda: data.sim_time_series(res))
     ts = charts.time_series(series, series["marks"],
                             title=f"{name}: latency, throughput and queue length (dashed: reconfigurations)")
     st.plotly_chart(ts, key="sim.timeseries")

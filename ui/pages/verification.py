@@ -134,15 +134,16 @@ def show_exploration(kept: dict) -> None:
     v = r.violation
     if v is None:
         return
-    show_counterexample(protocol, r, v)
+    show_counterexample(protocol, r, v, kept)
 
 
-def show_counterexample(protocol, r, v) -> None:
+def show_counterexample(protocol, r, v, kept: dict) -> None:
     """The counterexample stepper: one delivery at a time, each actor's state before and after,
     the breaking step marked on the message sequence diagram, and the replay file."""
     st.markdown(f"### Counterexample: {data.violation_title(v)}")
     st.caption(f"{v.message}. Shrunk from {data.plural(len(v.found), 'step')} to {len(v.schedule)}.")
-    cx = data.counterexample_steps(protocol, v.schedule)
+    # the replay (and its linearizability checks) once per exploration, not on every step-slider move
+    cx = state.memo(kept, "stepper", lambda: data.counterexample_steps(protocol, v.schedule))
     breaking = cx["breaking_step"]
     steps = cx["steps"]
     n = len(steps)
@@ -176,8 +177,8 @@ def show_counterexample(protocol, r, v) -> None:
                     key="explore.msc")
     st.code("\n".join(v.explanation), language=None)
     if v.check is not None:
-        ops, note = data.history_ops(v.history, v.check, v.check.model)
-        unit = data.time_scale(v.history)[0]
+        ops, _ = state.memo(kept, "ops", lambda: data.history_ops(v.history, v.check, v.check.model))
+        unit = state.memo(kept, "unit", lambda: data.time_scale(v.history)[0])
         st.plotly_chart(charts.history_chart(ops, title="Its history; [n] = linearization order", unit=unit),
                         key="explore.history")
     replay = explore_mod.replay_json(protocol, v.schedule, v, r.strategy, r.seed)
@@ -279,6 +280,12 @@ def _first_failure_banner(page: str, text: str) -> str:
     return page[:j] + banner + page[j:]
 
 
+def _report(kept: dict, first_line: str) -> str:
+    """checker.visualize's HTML report of the kept check, with the first-failure line."""
+    page = visualize.render_html(kept["history"], kept["result"], kept["model"], title=f"packrat check {kept['name']}")
+    return _first_failure_banner(page, first_line) if first_line else page
+
+
 def show_check(kept: dict) -> None:
     res, history, model = kept["result"], kept["history"], kept["model"]
     head = (f"{kept['name']}: {data.plural(res.operations, 'operation')}, "
@@ -289,7 +296,7 @@ def show_check(kept: dict) -> None:
         st.error(f"NOT LINEARIZABLE: {head}", icon=":material/gpp_bad:")
     else:
         st.warning(f"UNKNOWN ({res.reason or 'no verdict'}): {head}; a timeout is never OK.")
-    first = data.first_failed_partition(res)
+    first = res.first_failed
     first_line = ""
     if first is not None:
         first_line = (f"Failed first: partition {data.partition_label(first)} "
@@ -299,7 +306,7 @@ def show_check(kept: dict) -> None:
 
     parts = list(res.partitions)
     if len(parts) > 1:
-        st.dataframe([{"partition": data.partition_label(p), "verdict": str(getattr(p, "outcome", p.result.value)).upper(),
+        st.dataframe([{"partition": data.partition_label(p), "verdict": p.outcome.upper(),
                        "operations": len(p.operations), "linearized": len(p.linearization),
                        "blocked operation": p.blocked, "failed first": "yes" if p is first else "",
                        "time (s)": p.elapsed_s} for p in parts],
@@ -326,8 +333,9 @@ def show_check(kept: dict) -> None:
                                 "model state after that operation.")
     zoomable = any(True for p in parts if p.blocked is not None and p.result.value != "ok")
     zoom = c3.checkbox("Zoom to the violation", value=zoomable, key="verify.zoom", disabled=not zoomable)
-    ops, note = data.history_ops(history, res, model)
-    unit = data.time_scale(history)[0]
+    # what does not depend on the widgets is computed once per verdict, not on every rerun
+    ops, note = state.memo(kept, "ops", lambda: data.history_ops(history, res, model))
+    unit = state.memo(kept, "unit", lambda: data.time_scale(history)[0])
     points = data.linearization_points(history, model, order[:prefix], ops)
     fig = charts.history_chart(ops, unit=unit, points=points,
                                zoom=data.violation_zoom(ops) if zoom and zoomable else None)
@@ -336,9 +344,7 @@ def show_check(kept: dict) -> None:
         st.caption(note)
     st.caption("Diamonds: each operation's linearization point (the earliest instant consistent with the order); "
                "hover one for the model state there. Red: the operation that cannot be linearized.")
-    page = visualize.render_html(history, res, model, title=f"packrat check {kept['name']}")
-    if first_line:
-        page = _first_failure_banner(page, first_line)
+    page = state.memo(kept, "html", lambda: _report(kept, first_line))
     with st.expander("Full report (checker.visualize)"):
         st.iframe(page, height=600)  # checker.visualize escapes every value of the history
     c1, c2 = st.columns(2)
