@@ -251,6 +251,7 @@ class Outcome(NamedTuple):
 
 
 CRASHED = "<crashed>"
+_new_tuple = tuple.__new__  # builds a named tuple without its Python-level __new__ (hot paths)
 
 
 def _is_crashed(actor_state: Any) -> bool:
@@ -382,6 +383,8 @@ class System:
         # unordered networks are sorted tuples of interned message ids (cheap to copy and hash)
         self._ids: dict[Envelope, int] = {}
         self._envs: list[Envelope] = []
+        self._dst_index: list[int] = []  # message id -> index of its receiver
+        self._event_of: dict[Envelope, Event] = {}  # message -> its delivery event
         self._events: list[Event] = []
         self._keys: list[tuple] = []
         self._ignoring = tuple(type(a).ignores is not Actor.ignores for a in self.actors)
@@ -391,7 +394,11 @@ class System:
         self._faulty = faults.any
         self.symmetry: tuple[tuple[str, ...], ...] = self._check_symmetry(symmetry)
         self._perms = self._permutations()  # the identity first
-        self._memos: list[dict] = [{} for _ in self._perms]
+        # per renaming, for each actor position, the position whose state moves there
+        self._perm_sources = [self._sources(m) for m in self._perms]
+        self._actor_memo: dict = {}  # actor state -> per renaming, (renamed state, its hash)
+        self._canon_cache: dict = {}  # (actors, network) -> (actors, network, renaming) of the representative
+        self._perm_ids: list = []  # message id -> its id under each renaming (unordered networks)
 
     # ----------------------------------------------------------------------------------------
     # symmetry
@@ -438,6 +445,13 @@ class System:
             perms = [dict(m, **dict(zip(group, p))) for m in perms for p in itertools.permutations(group)]
         return perms
 
+    def _sources(self, mapping: Mapping[str, str]) -> list[int]:
+        """For each actor position, the position whose state ``mapping`` moves there."""
+        out = list(range(len(self.names)))
+        for a, b in mapping.items():
+            out[self.index[b]] = self.index[a]
+        return out
+
     def rename_state(self, state: SystemState, mapping: Mapping[str, str]) -> SystemState:
         """``state`` with the actors renamed by ``mapping`` (a permutation of symmetric actors):
         their states move to their new names, and every actor name inside actor states and
@@ -448,41 +462,14 @@ class System:
         return self._renamed(state, dict(mapping), None)
 
     def _renamed(self, state: SystemState, mapping: dict, memo: dict | None) -> SystemState:
-        """:meth:`rename_state`, with ``memo`` caching renamed actor states and message ids of
-        one mapping (actor states and messages repeat across states)."""
+        """:meth:`rename_state` (``memo``: message id -> renamed id for ``mapping``, or None)."""
         index = self.index
         old = state.actors
         actors = list(old)
         for a, b in mapping.items():
             actors[index[b]] = old[index[a]]
-        if memo is None:
-            actors = [_rename(a, mapping) for a in actors]
-        else:
-            out = []
-            for a in actors:
-                r = memo.get(("a", a))
-                if r is None:
-                    r = memo[("a", a)] = _rename(a, mapping)
-                out.append(r)
-            actors = out
-        if self.fifo:
-            network = frozenset(
-                ((mapping.get(src, src), mapping.get(dst, dst)), _rename(msgs, mapping)) for (src, dst), msgs in state.network
-            )
-        elif memo is None:
-            envs = self._envs
-            network = tuple(sorted(self._intern(self.rename_envelope(envs[i], mapping)) for i in state.network))
-        else:
-            ids = []
-            envs = self._envs
-            for i in state.network:
-                j = memo.get(i)
-                if j is None:
-                    j = memo[i] = self._intern(self.rename_envelope(envs[i], mapping))
-                ids.append(j)
-            ids.sort()
-            network = tuple(ids)
-        return SystemState(tuple(actors), network, state.history, state.used)
+        network = self._rename_network(state.network, mapping, {} if memo is None else memo)
+        return SystemState(tuple(_rename(a, mapping) for a in actors), network, state.history, state.used)
 
     def rename_envelope(self, env: Envelope, mapping: Mapping[str, str]) -> Envelope:
         return Envelope(mapping.get(env.src, env.src), mapping.get(env.dst, env.dst), _rename(env.msg, mapping))
@@ -493,24 +480,95 @@ class System:
         src = None if event.src is None else mapping.get(event.src, event.src)
         return Event(event.kind, src, mapping.get(event.dst, event.dst), _rename(event.msg, mapping))
 
+    CANONICAL_CACHE_LIMIT: ClassVar[int] = 1_000_000
+
     def canonical(self, state: SystemState) -> tuple[SystemState, dict[str, str]]:
         """A representative of ``state``'s orbit under the symmetry groups, and the renaming
         that maps ``state`` to it. Two states of one orbit get the same representative (up to
         hash collisions, which only cost reduction, never soundness: the representative is always
-        in the orbit). Without symmetry: ``(state, {})``."""
+        in the orbit). Without symmetry: ``(state, {})``.
+
+        The representative is the renaming whose renamed actor states and network have the
+        smallest hashes (the history record and the fault budget are the same in every renaming,
+        so they take no part); ties keep the earlier renaming, the identity first. The choice
+        depends only on ``(state.actors, state.network)``, which is cached."""
         if not self._perms:
             return state, {}
-        memos = self._memos
-        if sum(len(m) for m in memos) > 2_000_000:  # keep the caches bounded
-            for m in memos:
-                m.clear()
-        best, best_map, best_hash = state, {}, hash(state)
-        for mapping, memo in zip(self._perms[1:], memos[1:]):
-            renamed = self._renamed(state, mapping, memo)
-            h = hash(renamed)
-            if h < best_hash:
-                best, best_map, best_hash = renamed, mapping, h
-        return best, best_map
+        cache = self._canon_cache
+        ck = (state.actors, state.network)
+        hit = cache.get(ck)
+        if hit is None:
+            if len(cache) > self.CANONICAL_CACHE_LIMIT or len(self._actor_memo) > self.CANONICAL_CACHE_LIMIT:
+                cache.clear()  # keep the caches bounded
+                self._actor_memo.clear()
+            hit = cache[ck] = self._canonical_parts(state.actors, state.network)
+        actors, network, mapping = hit
+        if not mapping:
+            return state, {}
+        return SystemState(actors, network, state.history, state.used), mapping
+
+    def _canonical_parts(self, old: tuple, net: Hashable) -> tuple[tuple, Hashable, dict]:
+        """:meth:`canonical`'s choice for actor states ``old`` and network ``net``: the renamed
+        actor states and network of the chosen renaming, and the renaming ({} for the identity)."""
+        perms = self._perms
+        memo = self._actor_memo
+        rows = self._perm_ids
+        if len(rows) < len(self._envs):
+            rows.extend([None] * (len(self._envs) - len(rows)))
+        if not self.fifo:
+            for i in net:
+                if rows[i] is None:
+                    envs = self._envs
+                    rows[i] = [i] + [self._intern(self.rename_envelope(envs[i], m)) for m in perms[1:]]
+                    if len(rows) < len(envs):
+                        rows.extend([None] * (len(envs) - len(rows)))
+            net_rows = [rows[i] for i in net]
+        renamed_actors = []  # per actor position: per renaming, (renamed state, hash)
+        for a in old:
+            r = memo.get(a)
+            if r is None:
+                r = memo[a] = [(b, hash(b)) for b in (_rename(a, m) if m else a for m in perms)]
+            renamed_actors.append(r)
+        # the smallest (actor hashes, network hash), first renaming on ties: compare the actor
+        # states first and rename the network only for the renamings tied there
+        sources = self._perm_sources
+        actor_hashes = [hash(tuple([renamed_actors[j][k][1] for j in src])) for k, src in enumerate(sources)]
+        low = min(actor_hashes)
+        best_k, best_h, best_net = -1, 0, net
+        for k, h in enumerate(actor_hashes):
+            if h != low:
+                continue
+            if not k:
+                net_k = net
+            elif self.fifo:
+                net_k = self._rename_network(net, perms[k], {})
+            else:
+                net_k = [r[k] for r in net_rows]
+                net_k.sort()
+                net_k = tuple(net_k)
+            nh = hash(net_k)
+            if best_k < 0 or nh < best_h:
+                best_k, best_h, best_net = k, nh, net_k
+        if best_k == 0:
+            return old, net, {}
+        return tuple([renamed_actors[j][best_k][0] for j in sources[best_k]]), best_net, perms[best_k]
+
+    def _rename_network(self, net: Hashable, mapping: dict, memo: dict) -> Hashable:
+        """The network ``net`` with actors renamed by ``mapping`` (``memo``: message id -> renamed
+        id for this mapping; unordered networks)."""
+        if self.fifo:
+            return frozenset(
+                ((mapping.get(src, src), mapping.get(dst, dst)), _rename(msgs, mapping)) for (src, dst), msgs in net
+            )
+        ids = []
+        envs = self._envs
+        for i in net:
+            j = memo.get(i)
+            if j is None:
+                j = memo[i] = self._intern(self.rename_envelope(envs[i], mapping))
+            ids.append(j)
+        ids.sort()
+        return tuple(ids)
 
     # ----------------------------------------------------------------------------------------
     # enabled events with stable ids
@@ -522,6 +580,15 @@ class System:
         ``("crash", name)``, ``("restart", name)``. Deliveries first (FIFO: only the oldest
         message of each channel; never to a crashed actor), then faults within their budgets.
         The one definition of enabledness, shared by :meth:`enabled` and the DPOR family."""
+        if not self._faulty and not self.fifo:  # every message in flight, no fault: the hot path
+            cache = self._event_of
+            out = []
+            for mid, env in pending.items():
+                ev = cache.get(env)
+                if ev is None:
+                    ev = cache[env] = Event("deliver", env.src, env.dst, env.msg)
+                out.append((mid, ev))
+            return out
         crashed = {n for n in self.names if self.crashed(state, n)} if self.faults.crashes else set()
         if self.fifo:
             heads: dict = {}
@@ -589,6 +656,7 @@ class System:
             i = len(self._envs)
             self._ids[env] = i
             self._envs.append(env)
+            self._dst_index.append(self.index.get(env.dst, -1))
             self._events.append(Event("deliver", env.src, env.dst, env.msg))
             self._keys.append((env.src, env.dst, repr(env.msg)))
         return i
@@ -780,10 +848,12 @@ class System:
         new_state, commands = result
         actors[di] = new_state
         sent: list = []
+        sent_ids: list = []
         records: list = []
         history = state.history
         index = self.index
         ids = self._ids
+        envs = self._envs
         if commands:
             if type(commands) is not list and type(commands) is not tuple:
                 raise ActorError(f"actor {dst!r} must return a sequence of commands, not {commands!r}")
@@ -791,15 +861,15 @@ class System:
                 if type(cmd) is Send:
                     if cmd.dst not in index:
                         raise ActorError(f"actor {dst!r} sends {cmd.msg!r} to {cmd.dst!r}, which is not an actor")
-                    e = Envelope(dst, cmd.dst, cmd.msg)
                     try:
-                        j = ids.get(e)
+                        j = ids.get((dst, cmd.dst, cmd.msg))  # (an Envelope equals its plain tuple)
                     except TypeError:
                         raise ActorError(f"actor {dst!r} sends an unhashable message {cmd.msg!r}") from None
                     if j is None:
-                        j = self._intern(e)
+                        j = self._intern(Envelope(dst, cmd.dst, cmd.msg))
                     insort(lst, j)
-                    sent.append(e)
+                    sent.append(envs[j])
+                    sent_ids.append(j)
                 else:
                     if type(history) is tuple:
                         history = list(history)
@@ -807,14 +877,17 @@ class System:
         ignoring = self._ignoring
         ignored: list = []
         if ignoring:
-            envs = self._envs
-            candidates = [ids[e] for e in dict.fromkeys(sent)]
+            receiver = self._dst_index
+            candidates = list(dict.fromkeys(sent_ids))
             if ignoring[di]:
-                candidates += [j for j in dict.fromkeys(lst) if envs[j].dst == dst and j not in candidates]
+                known = set(candidates)
+                candidates += [j for j in dict.fromkeys(lst) if receiver[j] == di and j not in known]
             for j in candidates:
+                k = receiver[j]
+                if not ignoring[k]:
+                    continue
                 e = envs[j]
-                k = index[e.dst]
-                if ignoring[k] and self.actors[k].ignores(actors[k], e.src, e.msg):
+                if self.actors[k].ignores(actors[k], e.src, e.msg):
                     n = lst.count(j)
                     if n:
                         lst = [x for x in lst if x != j]
@@ -823,10 +896,10 @@ class System:
             hash(new_state)
         except TypeError:
             raise ActorError(f"actor {dst!r}: on_msg returned an unhashable state {new_state!r}") from None
-        return Outcome(
-            SystemState(tuple(actors), tuple(lst), tuple(history), state.used),
+        return _new_tuple(Outcome, (
+            _new_tuple(SystemState, (tuple(actors), tuple(lst), tuple(history), state.used)),
             tuple(records), tuple(sent), tuple(ignored),
-        )
+        ))
 
     def _record(self, name: str, cmd: Any, history: list, records: list) -> None:
         """Apply an Invoke or Return command of client ``name`` to the history record."""

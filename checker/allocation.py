@@ -699,11 +699,14 @@ def certify_under_interference(
 ) -> Certificate:
     """Prove ``plan`` optimal under the profile's interference model, or refute it.
 
-    Objective (packrat_sim/interference.py): an instance with t threads in a plan that
-    keeps U threads busy takes L[t, b] * s(U - t). For each busy count U the query is the
-    one of :func:`certify` on the profile scaled by s(U - t) with exactly U threads and
-    bound = the plan's latency under interference: U = cores with exact cores, every U in
-    1..cores with idle cores allowed. All UNSAT: OPTIMAL; a SAT answer gives the witness
+    Objective (the one predictor, packrat_sim.predictor): ``dispatch(k, B) + max_j
+    L[t_j, b_j] * s(U - t_j)`` for a plan of k instances keeping U threads busy (dispatch 0
+    without measured dispatch costs). For each busy count U (U = cores with exact cores,
+    every U in 1..cores with idle cores allowed) and each instance cap k (only k = the
+    largest without dispatch costs; dispatch is non-decreasing in k, as in
+    :func:`certify_with_dispatch`) the query is the one of :func:`certify` on the profile
+    scaled by s(U - t) with exactly U threads, at most k instances, and bound = the plan's
+    total minus dispatch(k, B). All UNSAT: OPTIMAL; a SAT answer gives the witness
     (NOT_OPTIMAL); any unknown or the ``timeout_s`` limit: UNKNOWN, never OPTIMAL.
     Sockets (``cores_per_socket``) are supported with exact cores only.
     """
@@ -720,21 +723,31 @@ def certify_under_interference(
         raise CertifyError("certifying under interference with cores_per_socket needs exact cores")
     problem = _problem(profile, batch, cores, options)
     _validate_plan(profile, problem, plan, options)
-    latency = latency_under_interference(plan, profile)
+
+    def total(p: Plan) -> float:
+        return profile.dispatch_ms(len(p.instances), batch) + latency_under_interference(p, profile)
+
+    latency = total(plan)
     plan = plan.with_prediction(latency)
     exact = replace(options, exact_cores=True)
+    top = min(cores, batch) if options.max_instances is None else min(cores, batch, options.max_instances)
+    caps = range(1, top + 1) if profile.dispatch else [options.max_instances]
     answers: list[_Answer] = []
     witness = None
     result = Result.OPTIMAL
     for busy in [cores] if options.exact_cores else range(1, cores + 1):
         scaled = corun_profile(profile, busy)
-        sub = _problem(scaled, batch, busy, exact)
-        answer = _query(sub, [s for s in sub.shapes if s[2] < latency], start + timeout_s)
-        answers.append(answer)
+        for k in caps:
+            sub = _problem(scaled, batch, busy, replace(exact, max_instances=k))
+            bound = latency - (profile.dispatch_ms(k, batch) if k is not None else 0.0)
+            answer = _query(sub, [s for s in sub.shapes if s[2] < bound], start + timeout_s)
+            answers.append(answer)
+            if answer.status != "unsat":
+                break
         if answer.status == "sat":
             result = Result.NOT_OPTIMAL
             found = Plan(answer.instances, batch, cores)
-            witness = found.with_prediction(latency_under_interference(found, profile))
+            witness = found.with_prediction(total(found))
             break
         if answer.status != "unsat":
             result = Result.UNKNOWN

@@ -665,13 +665,14 @@ class SweepResult:
 
 
 def prepare_out_dir(out_dir: str) -> None:
-    """Create the output directory; SweepError if it is a file or cannot be made."""
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise SweepError(f"output {out_dir!r} exists and is not a directory")
+    """Create the output directory (its parent must exist, as for every packrat output:
+    ``packrat_sim.files.prepare_output_dir``); SweepError naming the path otherwise."""
+    from packrat_sim.files import OutputPathError, prepare_output_dir
+
     try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as exc:
-        raise SweepError(f"cannot create {out_dir!r}: {exc.strerror or exc}") from None
+        prepare_output_dir(out_dir, "sweep output directory")
+    except OutputPathError as exc:
+        raise SweepError(str(exc)) from None
 
 
 def pending_runs(grid: Grid, out_dir: str) -> tuple[list[RunParams], dict[str, dict]]:

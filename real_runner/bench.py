@@ -155,27 +155,46 @@ def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, i
     }
 
 
+def interleaved_schedule(plans: int, rounds: int, block: int = 1) -> list[tuple[int, bool]]:
+    """The order in which :func:`_run_interleaved` runs batches: ``(plan index, timed)`` pairs.
+
+    Every plan gets exactly ``rounds`` timed batches. ``block`` = 1: round r is one batch per
+    plan, starting at plan r mod ``plans`` (rotated order). ``block`` = n > 1: a plan's turn
+    is one untimed batch (its pool sat idle while the others ran) then n timed batches back
+    to back (fewer in the last turn); turn r starts at plan r mod ``plans``. Pure.
+    """
+    block = max(1, int(block))
+    order: list[tuple[int, bool]] = []
+    for r in range(-(-rounds // block)):
+        n = min(block, rounds - r * block)
+        for j in list(range(r % plans, plans)) + list(range(r % plans)):
+            if block > 1:
+                order.append((j, False))
+            order += [(j, True)] * n
+    return order
+
+
 def _run_interleaved(model: str, plans: Sequence[Plan], batch: int, rounds: int, topo, seed: int,
-                     warmup: int) -> list[list[float]]:
-    """Start one pool per plan side by side, then run ``rounds`` rounds of one batch per
-    plan, round r starting at plan r mod len(plans) (rotated order). Returns each plan's
-    latencies (ms) in time order; closes every pool."""
+                     warmup: int, block: int = 1) -> list[list[float]]:
+    """Start one pool per plan side by side, then run the batches of
+    :func:`interleaved_schedule` (``rounds`` timed batches per plan). Returns each plan's
+    timed latencies (ms) in time order; closes every pool."""
     pools = start_side_by_side([InstancePool(model, p, topology=topo, allow_oversubscribe=True, allow_span=True,
                                              seed=seed, warmup=warmup) for p in plans])
     try:
         inputs = make_inputs(model, batch, seed + 2)
         samples: list[list[float]] = [[] for _ in plans]
-        for r in range(rounds):
-            k = r % len(plans)
-            for j in list(range(k, len(plans))) + list(range(k)):
-                samples[j].append(pools[j].run(inputs)[1])
+        for j, timed in interleaved_schedule(len(plans), rounds, block):
+            ms = pools[j].run(inputs)[1]
+            if timed:
+                samples[j].append(ms)
     finally:
         for pool in pools:
             pool.close()
     return samples
 
 
-def _setup(model, batches, cores, topology, profile, interference, on_progress):
+def _setup(model, batches, cores, topology, profile, interference, on_progress, replicas: int = 1):
     """Shared preamble of :func:`run_bench` and :func:`measure_fidelity`.
 
     Refuses a batch over the memory limit, resolves the topology and the core count T
@@ -192,7 +211,7 @@ def _setup(model, batches, cores, topology, profile, interference, on_progress):
         from real_runner.profiling import quick_profile
 
         say(f"measuring a quick profile of {model} (threads 1-{T}, batches up to {max(batches)})")
-        profile = quick_profile(model, max(batches), T, topology=topo, interference=interference)
+        profile = quick_profile(model, max(batches), T, topology=topo, interference=interference, replicas=replicas)
     return topo, T, say, profile
 
 
@@ -211,9 +230,13 @@ def noise_floor_pct(samples: Sequence[float]) -> float | None:
     return 100.0 * abs(_median(samples[:h]) - _median(samples[h:])) / _median(samples)
 
 
+FIDELITY_ORDERS = ("block", "batch")  # see measure_fidelity
+
+
 def measure_fidelity(model: str, batches: Sequence[int], *, cores: int | None = None, profile=None,
                      passes: int = 3, iterations: int = 10, seed: int = 0, warmup: int = 2,
                      topology: topo_mod.Topology | None = None, interference: bool = True,
+                     order: str = "block", replicas: int = 2,
                      on_progress: Callable[[str], None] | None = None) -> dict:
     """Predicted vs measured batch latency of the plans Packrat would compare, with the
     measured noise floor beside the error (issue 14).
@@ -222,10 +245,18 @@ def measure_fidelity(model: str, batches: Sequence[int], *, cores: int | None = 
     baselines, as :func:`packrat_sim.predictor.baselines` prices them, all predicted by one
     :class:`~packrat_sim.predictor.Predictor` (dispatch cost + slowest instance x co-run
     slowdown). Their pools start side by side; then ``passes`` passes, each running every
-    plan ``iterations`` batches interleaved (one batch per plan per round, order rotated
-    each round). Reported per plan: predicted ms, measured median, the signed error in %,
-    and the noise floor: the largest deviation of one pass's median from the overall
-    median, in % (how far the same plan moves between time windows here). ``profile``:
+    plan for ``iterations`` batches, the plans' order rotated each pass. ``order="block"``
+    (default): a plan's ``iterations`` batches run back to back after one untimed batch, as
+    a deployed pool serving a queue runs them (only one plan's pool is ever active, as in
+    deployment; the profile's cells are timed the same way). ``order="batch"``: one batch
+    per plan per round, rotated each round, so every batch follows another plan's batch
+    (caches and idle workers cold: this measures the cost of switching pools, which no
+    deployment pays). Each plan runs in ``replicas`` pools (separate worker processes; the
+    quick profile times its cells the same way), because on shared VMs one process can be
+    up to 2x slower than another for its whole life: a prediction is judged against the
+    plan's latency across processes, not one process's luck. Reported per plan: predicted ms, measured median, the signed error in %,
+    and the noise floor: the largest deviation of one pass's median in one pool from the
+    overall median, in % (how far the same plan moves between time windows and processes here). ``profile``:
     plan and predict from it (default: a quick profile measured now, with the co-run sweep
     unless ``interference`` is False). Returns a JSON-able dict.
     """
@@ -233,10 +264,12 @@ def measure_fidelity(model: str, batches: Sequence[int], *, cores: int | None = 
     batches = [int(b) for b in batches]
     if not batches or any(b < 1 for b in batches):
         raise BenchError(f"batches must be positive integers, got {batches!r}")
-    for name, v in (("passes", passes), ("iterations", iterations)):
+    for name, v in (("passes", passes), ("iterations", iterations), ("replicas", replicas)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise BenchError(f"{name} must be a positive integer, got {v!r}")
-    topo, T, say, profile = _setup(model, batches, cores, topology, profile, interference, on_progress)
+    if order not in FIDELITY_ORDERS:
+        raise BenchError(f"unknown order {order!r}; choose one of {', '.join(FIDELITY_ORDERS)}")
+    topo, T, say, profile = _setup(model, batches, cores, topology, profile, interference, on_progress, replicas)
     predictor = Predictor(profile)
     options = OptimizerOptions(exact_cores=False)
     t_begin = time.monotonic()
@@ -249,19 +282,26 @@ def measure_fidelity(model: str, batches: Sequence[int], *, cores: int | None = 
             if base.plan is not None:
                 named.setdefault(base.plan.with_prediction(None), []).append(name)
         plans = list(named)
-        say(f"batch {B}: {len(plans)} plan(s), {passes} pass(es) of {iterations} interleaved batches")
-        samples = _run_interleaved(model, plans, B, passes * iterations, topo, seed, warmup)
+        say(f"batch {B}: {len(plans)} plan(s) in {replicas} pool(s) each, {passes} pass(es) of {iterations} "
+            f"batches per pool ({order} order)")
+        per_pool = _run_interleaved(model, [p for p in plans for _ in range(replicas)], B, passes * iterations, topo,
+                                    seed, warmup, block=iterations if order == "block" else 1)
         for j, p in enumerate(plans):
-            alls = samples[j]
+            pools = per_pool[j * replicas:(j + 1) * replicas]
+            alls = [x for pool in pools for x in pool]
             measured = _median(alls)
             pred = predictor.plan_ms(p)
-            pass_meds = [_median(alls[ps * iterations:(ps + 1) * iterations]) for ps in range(passes)]
-            noise = max(abs(m - measured) for m in pass_meds) / measured * 100.0 if passes > 1 else noise_floor_pct(alls)
+            window_meds = [_median(pool[ps * iterations:(ps + 1) * iterations]) for pool in pools for ps in range(passes)]
+            pass_meds = [_median([x for pool in pools for x in pool[ps * iterations:(ps + 1) * iterations]])
+                         for ps in range(passes)]
+            noise = (max(abs(m - measured) for m in window_meds) / measured * 100.0 if len(window_meds) > 1
+                     else noise_floor_pct(alls))
             rows.append({
                 "batch": B, "plan": p.describe(), "roles": named[p], "instances": len(p.instances),
                 "predicted_ms": pred, "predicted_isolated_ms": plan_latency(p, profile.latency),
                 "dispatch_ms": predictor.dispatch_ms(p),
                 "measured_ms": measured, "pass_medians_ms": pass_meds, "samples": len(alls),
+                "pool_medians_ms": [_median(pool) for pool in pools],
                 "error_pct": None if pred is None else 100.0 * (pred - measured) / measured,
                 "noise_pct": noise,
             })
@@ -269,7 +309,7 @@ def measure_fidelity(model: str, batches: Sequence[int], *, cores: int | None = 
     noise = [r["noise_pct"] for r in rows if r["noise_pct"] is not None]
     return {
         "schema": "packrat.fidelity/1", "model": model, "cores": T, "topology": topo.describe(),
-        "passes": passes, "iterations": iterations,
+        "passes": passes, "iterations": iterations, "order": order, "replicas": replicas,
         "profile": {"model": profile.model, "synthetic": profile.synthetic, "source": profile.source,
                     "interference": profile.interference is not None, "dispatch_points": len(profile.dispatch)},
         "rows": rows,
@@ -285,4 +325,4 @@ def _loadavg() -> float | None:
     return read_loadavg()
 
 
-__all__ = ["BenchError", "feasible_plans", "measure_fidelity", "noise_floor_pct", "run_bench"]
+__all__ = ["FIDELITY_ORDERS", "BenchError", "feasible_plans", "interleaved_schedule", "measure_fidelity", "noise_floor_pct", "run_bench"]

@@ -23,12 +23,16 @@ worker and keeps everything written so far.
 Co-run sweep (``interference=True``, the default): for k = 1, 2, 4, ..., the allowed CPUs
 (at most MAX_CORUN), a pool of k one-thread instances, each on its own CPU with the probe
 sub-batch (the largest profiled b whose t=1 median is <= 500 ms), runs batches as the
-runner does. The slowdown beside (k - 1) other busy cores is each instance's median
-compute over the k = 1 median (packrat_sim.interference.fit_interference; RMS relative
-error stored as ``fit_error``); when that error is above 10 % the sweep runs once more
+runner does. The slowdown beside (k - 1) other busy cores is the median over batches of
+the *slowest* instance's compute over the k = 1 median: a batch ends with its straggler,
+and the predictor prices a plan as its slowest instance x slowdown, so the factor must
+carry the straggler's share too (the typical instance's ratio underestimates every
+multi-instance plan). It is fitted on the medians of the first and second half of the
+batches (packrat_sim.interference.fit_interference; RMS relative error between them and
+the fit stored as ``fit_error``); when that error is above 10 % the sweep runs once more
 with twice the batches and is refitted on both passes. The same pools give the dispatch
-cost for (k, k x probe) inputs. Slowdowns below 1 (noise) are stored as 1; raw ratios in
-meta ``interference.raw``.
+cost for (k, k x probe) inputs. Slowdowns below 1 (noise) are stored as 1; raw ratios
+(other cores, slowest, typical instance) in meta ``interference.raw``.
 
 Progress (a bar with an ETA) goes to stderr, only when it is a terminal or ``progress``
 is True.
@@ -157,6 +161,19 @@ class PoolSamples:
     def dispatch_ms(self) -> list[float]:
         """Per batch: end to end minus the slowest worker's compute (>= 0)."""
         return [max(0.0, e - max(w)) for e, w in zip(self.end_to_end_ms, self.worker_ms)]
+
+
+def merge_samples(parts: Sequence[PoolSamples]) -> PoolSamples:
+    """The samples of several pools timed one after the other, as one PoolSamples: batches
+    concatenated in order; load average averaged, run-queue wait the largest. Pure."""
+    context: dict[str, list[float]] = {}
+    for part in parts:
+        for key, value in part.context:
+            context.setdefault(key, []).append(value)
+    merged = [(k, round(max(v), 4) if k == "runq_wait_ms_per_batch" else round(sum(v) / len(v), 3))
+              for k, v in context.items()]
+    return PoolSamples(tuple(x for p in parts for x in p.end_to_end_ms), tuple(w for p in parts for w in p.worker_ms),
+                       tuple(merged))
 
 
 def time_pool(pool, inputs, n: int, min_seconds: float = 0.0, max_n: int | None = None,
@@ -334,8 +351,15 @@ def measure_profile(
     min_seconds: float = DEFAULT_MIN_SECONDS,
     max_samples: int = DEFAULT_MAX_SAMPLES,
     on_cell: Callable[[Cell, int, int], None] | None = None,
+    replicas: int = 1,
 ) -> ProfilingResult:
-    """Profile ``model`` on this machine (see the module docstring); the full result."""
+    """Profile ``model`` on this machine (see the module docstring); the full result.
+
+    ``replicas`` >= 1: each thread count's cells are timed in that many pools (separate
+    worker processes), their samples pooled, so a cell is not one process's luck (on
+    shared VMs the same cell differs by up to 2x between processes)."""
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+        raise ProfilingError(f"replicas must be a positive integer, got {replicas!r}")
     t_begin = time.monotonic()
     topo = topology or topo_mod.detect()
     threads, batches = _validate(model, threads, batches, repeats, warmup, topo)
@@ -373,6 +397,7 @@ def measure_profile(
             "runner.warmup": str(warmup),
             "runner.repeats": str(repeats),
             "runner.min_seconds": str(min_seconds),
+            "runner.replicas": str(replicas),
             "runner.requested_threads": ",".join(map(str, threads)),
             "runner.requested_batches": ",".join(map(str, batches)),
             "runner.complete": str(complete).lower(),
@@ -386,7 +411,8 @@ def measure_profile(
             synthetic=False,
             source=(
                 f"measured on this machine by packrat profile ({topo.describe()}; {runtime or 'eager'}; "
-                f"warm-up {warmup}, >= {repeats} repeats per cell, each cell timed through a one-instance pool "
+                f"warm-up {warmup}, >= {repeats} repeats per cell, each cell timed through "
+                f"{'a one-instance pool' if replicas == 1 else f'{replicas} one-instance pools (processes), samples pooled,'} "
                 f"as the runner runs it, every sample kept)"
             ),
             interference=interf,
@@ -411,20 +437,25 @@ def measure_profile(
             # one pool per thread count, sized for its largest sub-batch; smaller ones run
             # through the same worker and buffers (InstancePool.run(rows=b))
             try:
-                pools = _start_pools(model, [Plan((Instance(t, max(row), cores),), max(row), t)], topo, seed, jit, warmup)
+                pools = _start_pools(model, [Plan((Instance(t, max(row), cores),), max(row), t)] * replicas,
+                                     topo, seed, jit, warmup)
             except WorkerError as exc:
                 raise ProfilingWorkerError(str(exc)) from None
-            pool = pools[0]
             try:
                 for b in row:
                     if not runtime:
-                        runtime = pool.runtime
-                        machine_extra.update(_worker_settings(pool))
+                        runtime = pools[0].runtime
+                        machine_extra.update(_worker_settings(pools[0]))
                     prog.update(f"t={t} b={b}")
                     t0 = time.perf_counter()
-                    if warmup > 0:  # warm this sub-batch size (the pool warmed up only the largest)
-                        time_pool(pool, make_inputs(model, b, seed + 2), warmup, rows=b)
-                    got = time_pool(pool, make_inputs(model, b, seed + 2), repeats, min_seconds, max_samples, rows=b)
+                    inputs = make_inputs(model, b, seed + 2)
+                    parts = []
+                    for pool in pools:  # one after the other, never at the same time
+                        if warmup > 0:  # warm this sub-batch size (the pool warmed up only the largest)
+                            time_pool(pool, inputs, warmup, rows=b)
+                        parts.append(time_pool(pool, inputs, -(-repeats // replicas), min_seconds / replicas,
+                                               max(1, max_samples // replicas), rows=b))
+                    got = merge_samples(parts)
                     busy = time.perf_counter() - t0
                     samples = [w[0] for w in got.worker_ms]
                     flagged = flag_outliers(samples)
@@ -513,6 +544,14 @@ def _corun_round(model, topo, levels, probe_b, cores, warmup, n, seed, jit):
             pool.close()
 
 
+def _half_medians(xs: Sequence[float]) -> list[float]:
+    """Medians of the first and second half of ``xs`` (one median when there are < 4)."""
+    if len(xs) < 4:
+        return [float(np.median(xs))]
+    h = len(xs) // 2
+    return [float(np.median(xs[:h])), float(np.median(xs[h:]))]
+
+
 def _interference(model, topo, cells, batches, warmup, repeats, seed, jit):
     """Co-run sweep through pools (module doc): the busy-cores slowdown model, the raw
     ratios, a description of the probe, and dispatch points {(k, k * probe_b): ms}."""
@@ -540,9 +579,10 @@ def _interference(model, topo, cells, batches, warmup, repeats, seed, jit):
         for k, ps in got.items():
             if k == 1:
                 continue
+            slowest = [max(w) for w in ps.worker_ms]
             per_instance = [float(np.median([w[i] for w in ps.worker_ms])) for i in range(k)]
-            raw.append([k - 1, round(float(np.median(per_instance)) / base, 4)])
-            observations += [(k - 1, m / base) for m in per_instance]
+            raw.append([k - 1, round(float(np.median(slowest)) / base, 4), round(float(np.median(per_instance)) / base, 4)])
+            observations += [(k - 1, m / base) for m in _half_medians(slowest)]
         if not observations:
             break
         fitted = fit_interference(observations)
@@ -582,6 +622,6 @@ def quick_profile(model: str, batch: int, cores: int, **kwargs) -> Profile:
 
 __all__ = [
     "DEFAULT_BATCHES", "DEFAULT_REPEATS", "ModelError", "Progress", "ProfilingError", "ProfilingResult",
-    "ProfilingWorkerError", "co_run_levels", "flag_outliers", "measure_profile", "parse_int_list",
+    "PoolSamples", "ProfilingWorkerError", "co_run_levels", "flag_outliers", "measure_profile", "merge_samples", "parse_int_list",
     "powers_of_two_upto", "profile_model", "quick_profile",
 ]

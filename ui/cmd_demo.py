@@ -15,41 +15,50 @@ DEMO_CORES = 16
 DEMO_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
-def step_plan_table(profile_name: str = DEMO_PROFILE, cores: int = DEMO_CORES) -> str:
-    """Plan every demo batch size from one DP table; print the table with fat/thin speedups."""
-    from packrat_sim import plan as plans
-    from packrat_sim.optimizer import PlanTable
+def _demo_table(profile_name: str, cores: int):
+    """The demo's profile, planning options (the CLI's default: idle cores allowed), one DP
+    table for every demo batch and its build time in seconds."""
+    from packrat_sim.optimizer import OptimizerOptions, PlanTable
     from packrat_sim.profile import builtin_profile
 
     profile = builtin_profile(profile_name)
+    options = OptimizerOptions(exact_cores=False)
     t0 = time.perf_counter()
-    table = PlanTable(profile, cores, max(DEMO_BATCHES))
-    build_s = time.perf_counter() - t0
-    typer.echo(f"== plan: {profile.label()} on {cores} cores (one DP table, built in {build_s * 1e3:.1f} ms)")
+    table = PlanTable(profile, cores, max(DEMO_BATCHES), options)
+    return profile, options, table, time.perf_counter() - t0
+
+
+def step_plan_table(profile_name: str = DEMO_PROFILE, cores: int = DEMO_CORES) -> str:
+    """Plan every demo batch size from one DP table; print the table with fat/thin speedups,
+    the baselines priced by the same predictor over the same candidate cells as the plan."""
+    from packrat_sim.predictor import Predictor, baselines
+
+    profile, options, table, build_s = _demo_table(profile_name, cores)
+    predictor = Predictor(profile)
+    typer.echo(f"== plan: {profile.label()} on {cores} cores (one DP table, built in {build_s * 1e3:.1f} ms, idle cores allowed)")
     typer.echo(f"   {profile.source}")
     typer.echo(f"   {'batch':>5}  {'optimal plan (count x threads x sub-batch)':<44} {'ms':>8} {'vs fat':>7} {'vs thin':>8}")
+
+    def vs(ms, best_ms):
+        return "n/a" if ms is None else f"{ms / best_ms:.2f}x"
+
     for b in DEMO_BATCHES:
         best = table.plan(cores, b)
-        fat_ms = plans.plan_latency(plans.fat(b, cores), profile.predict)
-        thin_ms = plans.plan_latency(plans.thin(b, cores), profile.predict)
-        typer.echo(
-            f"   {b:>5}  {best.describe():<44} {best.predicted_ms:8.2f} {fat_ms / best.predicted_ms:6.2f}x {thin_ms / best.predicted_ms:7.2f}x"
-        )
+        base = baselines(predictor, b, cores, options)
+        typer.echo(f"   {b:>5}  {best.describe():<44} {best.predicted_ms:8.2f} "
+                   f"{vs(base['fat'].ms, best.predicted_ms):>7} {vs(base['thin'].ms, best.predicted_ms):>8}")
     return "ok"
 
 
 def step_certify(profile_name: str = DEMO_PROFILE, cores: int = DEMO_CORES) -> str:
     """Prove each plan of the table optimal with Z3 (independently of the DP)."""
     from checker.allocation import certify
-    from packrat_sim.optimizer import PlanTable
-    from packrat_sim.profile import builtin_profile
 
-    profile = builtin_profile(profile_name)
-    table = PlanTable(profile, cores, max(DEMO_BATCHES))
+    profile, options, table, _ = _demo_table(profile_name, cores)
     typer.echo("== certify: Z3 proves each plan optimal (no allocation of the profiled shapes is faster)")
     verdicts = []
     for b in DEMO_BATCHES:
-        cert = certify(profile, b, cores, table.plan(cores, b), timeout_s=30)
+        cert = certify(profile, b, cores, table.plan(cores, b), options, timeout_s=30)
         verdicts.append(cert.result.value)
         typer.echo(f"   batch {b:>4}  {cert.plan.describe():<30} {cert.result.value.upper():<12} {cert.elapsed_s * 1e3:7.1f} ms")
     return "ok" if all(v == "optimal" for v in verdicts) else "not all optimal"

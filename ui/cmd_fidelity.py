@@ -17,7 +17,8 @@ def format_fidelity(report: dict) -> str:
     """The human-readable table of a fidelity report."""
     lines = [
         f"fidelity  {report['model']} on {report['cores']} cores ({report['topology']}), "
-        f"{report['passes']} pass(es) x {report['iterations']} interleaved batches per plan",
+        f"{report.get('replicas', 1)} pool(s) per plan x {report['passes']} pass(es) x {report['iterations']} batches "
+        f"({report.get('order', 'batch')} order)",
         f"{'batch':>5}  {'plan':28s} {'predicted':>10} {'measured':>10} {'error %':>8} {'noise %':>8}  roles",
     ]
     for r in report["rows"]:
@@ -49,15 +50,17 @@ def register(app: typer.Typer) -> None:
         cores: Optional[int] = typer.Option(None, "--cores", help="Cores T (default: every allowed CPU)."),
         profile_spec: Optional[str] = typer.Option(None, "--profile", help="Profile FILE to plan and predict from (default: measure a quick one now, with the co-run sweep)."),
         passes: int = typer.Option(3, "--passes", help="Measurement passes; the spread of their medians is the noise floor."),
-        iterations: int = typer.Option(10, "--iterations", help="Batches per plan per pass (interleaved with the other plans)."),
+        iterations: int = typer.Option(10, "--iterations", help="Batches per plan per pass."),
+        order: str = typer.Option("block", "--order", help="block: each plan runs its batches of a pass back to back, as a deployed pool does (default); batch: one batch per plan in turn, so every batch follows another plan's (measures the cold cost of switching pools)."),
         interference: bool = typer.Option(True, "--interference/--no-interference", help="With a quick profile: measure the co-run sweep (default on)."),
+        replicas: int = typer.Option(2, "--replicas", help="Pools (worker processes) per plan, and per profiled thread count with a quick profile: the latency is judged across processes, not one process's luck."),
         seed: int = typer.Option(0, "--seed", help="Seed of the model weights and inputs."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
     ) -> None:
         """Predicted vs measured batch latency of the plan and the fat and thin baselines at each
         batch size, measured in interleaved passes, with the error and the measured noise floor
         side by side."""
-        from real_runner.bench import BenchError, measure_fidelity
+        from real_runner.bench import FIDELITY_ORDERS, BenchError, measure_fidelity
         from real_runner.executor import WorkerError
         from real_runner.models import ModelError, get_spec
         from real_runner.profiling import ProfilingError, ProfilingWorkerError, parse_int_list
@@ -67,13 +70,15 @@ def register(app: typer.Typer) -> None:
             bs = parse_int_list(batches, "--batches")
         except (ModelError, ProfilingError) as exc:
             raise BadInput(str(exc)) from None
-        for name, v in (("--passes", passes), ("--iterations", iterations)):
+        for name, v in (("--passes", passes), ("--iterations", iterations), ("--replicas", replicas)):
             if v < 1:
                 raise BadInput(f"{name} must be a positive integer, got {v}")
+        if order not in FIDELITY_ORDERS:
+            raise BadInput(f"--order must be one of {', '.join(FIDELITY_ORDERS)}, got {order!r}")
         profile = None if profile_spec is None else load_model_profile(profile_spec, model, planning=True)
         try:
             report = measure_fidelity(model, bs, cores=cores, profile=profile, passes=passes, iterations=iterations,
-                                      seed=seed, interference=interference, on_progress=None if as_json else note)
+                                      seed=seed, interference=interference, order=order, replicas=replicas, on_progress=None if as_json else note)
         except BenchError as exc:
             raise BadInput(str(exc)) from None
         except (WorkerError, ProfilingWorkerError) as exc:

@@ -169,35 +169,37 @@ def core_layout(plan_json: dict, cores_per_socket: int | None = None) -> list[in
 def batch_sweep(profile, cores: int, batches: Sequence[int], options) -> list[dict]:
     """The optimal plan, fat and thin latency for each batch size on ``cores`` cores.
 
-    One ``PlanTable`` answers every batch when the options allow it (heterogeneous,
-    unconstrained); otherwise ``optimize`` runs per batch. Rows of infeasible batches
-    carry ``plan_ms=None`` and the optimizer's reason.
+    Everything is priced as the planner prices its plan (``ui.cmd_plan.plan_report``): one
+    ``packrat_sim.predictor.Predictor`` over the profiled cells, plan and baselines alike,
+    so a baseline never beats the plan; a baseline the options rule out has ``*_ms`` None
+    and a ``*_note`` saying why. One ``PlanTable`` answers every batch when the options
+    allow it and the profile has no dispatch costs; otherwise the planner runs per batch.
+    Rows of infeasible batches carry ``plan_ms=None`` and the optimizer's reason.
     """
-    from packrat_sim import plan as plans
-    from packrat_sim.optimizer import OptimizerError, PlanTable, optimize
+    from packrat_sim.optimizer import OptimizerError, PlanTable
     from packrat_sim.plan import PlanError
+    from packrat_sim.predictor import Predictor, PredictorError, baselines, best_plan
     from packrat_sim.profile import ProfileError
 
     batches = sorted({int(b) for b in batches if int(b) >= 1})
     if not batches:
         return []
+    predictor = Predictor(profile, options.statistic, interference=False)
     table = None
-    if not options.homogeneous and not options.constrained:
+    if not options.homogeneous and not options.constrained and not profile.dispatch:
         table = PlanTable(profile, cores, max(batches), options)
     rows = []
     for b in batches:
         row: dict[str, Any] = {"batch": b}
         try:
-            best = table.plan(cores, b) if table is not None else optimize(profile, b, cores, options)
+            best = table.plan(cores, b) if table is not None else best_plan(predictor, b, cores, options)
             row.update(plan=best.describe(), groups=[list(g) for g in best.groups()], plan_ms=best.predicted_ms,
                        instances=len(best.instances))
-        except (OptimizerError, PlanError, ProfileError) as exc:
+        except (OptimizerError, PlanError, ProfileError, PredictorError) as exc:
             row.update(plan=None, groups=None, plan_ms=None, instances=0, reason=str(exc))
-        try:
-            row["fat_ms"] = plans.plan_latency(plans.fat(b, cores), profile.predict)
-            row["thin_ms"] = plans.plan_latency(plans.thin(b, cores), profile.predict)
-        except (PlanError, ProfileError):
-            row["fat_ms"] = row["thin_ms"] = None
+        base = baselines(predictor, b, cores, options)
+        for name in ("fat", "thin"):
+            row[f"{name}_ms"], row[f"{name}_note"] = base[name].ms, base[name].note
         ok = row["plan_ms"] is not None and row["fat_ms"] is not None
         row["speedup_vs_fat"] = row["fat_ms"] / row["plan_ms"] if ok else None
         rows.append(row)

@@ -325,8 +325,8 @@ def simulate_steps(profile, cores: int, spec: str, seed: int, policies: list, co
 def hardware_steps(model: str, batch: int, cores: int, iterations: int, with_thin: bool, current=None):
     """Profile (unless ``current`` is a measurement of this model), optimize, run plan and fat
     interleaved, then thin (skipped when thin is the plan itself: one configuration, named once)."""
-    from packrat_sim import plan as plans
-    from packrat_sim.optimizer import optimize
+    from packrat_sim.optimizer import OptimizerOptions
+    from packrat_sim.predictor import Predictor, baselines, best_plan
     from real_runner import executor, profiling
 
     if current is not None:
@@ -337,7 +337,11 @@ def hardware_steps(model: str, batch: int, cores: int, iterations: int, with_thi
         profile = profiling.quick_profile(model, batch, cores, progress=False)
         origin = "a quick profile measured now"
     yield 0.35, "optimizing"
-    best = optimize(profile, batch, cores)
+    # planned and priced as `packrat plan` does: one predictor (dispatch + slowest instance),
+    # idle cores allowed, the baselines over the same candidate cells
+    predictor, options = Predictor(profile), OptimizerOptions(exact_cores=False)
+    best = best_plan(predictor, batch, cores, options)
+    base = baselines(predictor, batch, cores, options)
     yield 0.4, f"running {best.describe()} and the fat instance, interleaved ({iterations} iterations each)"
     comp = executor.compare_with_fat(model, best, iterations, cores=cores)
 
@@ -347,17 +351,17 @@ def hardware_steps(model: str, batch: int, cores: int, iterations: int, with_thi
                 "measured_ms": res.median_ms, "measured_p90_ms": res.p90_ms, "samples_ms": samples,
                 "cores": str([list(c) for c in res.cores])}
 
-    fat = plans.fat(batch, cores)
+    fat = comp.fat.plan
     rows = [row(f"plan {best.describe()}", best, best.predicted_ms, comp.plan),
-            row(f"fat {fat.describe()}", fat, plans.plan_latency(fat, profile.predict), comp.fat)]
-    if with_thin:
-        thin = plans.thin(batch, cores)
+            row(f"fat {fat.describe()}", fat, predictor.plan_ms(fat), comp.fat)]
+    thin = base["thin"].plan  # the thin baseline as priced (the even split, or the fastest 1-thread plan)
+    if with_thin and thin is not None:
         if thin.groups() == best.groups():
             rows[0]["label"] = f"plan = thin {best.describe()}"
         else:
             yield 0.8, f"running thin {thin.describe()}"
             res = executor.run_plan(model, thin, iterations)
-            rows.append(row(f"thin {thin.describe()}", thin, plans.plan_latency(thin, profile.predict), res))
+            rows.append(row(f"thin {thin.describe()}", thin, base["thin"].ms, res))
     yield 1.0, "done"
     return {"rows": rows, "model": model, "batch": batch, "cores": cores, "iterations": iterations,
             "origin": origin, "speedup": comp.speedup, "outputs_match": comp.outputs_match,

@@ -160,7 +160,7 @@ def run_fleet_profile(model: str, threads: Optional[str], batches: Optional[str]
 
     from real_runner.models import ModelError, get_spec
     from real_runner.profiling import ProfilingError, parse_int_list
-    from ui._common import emit_json
+    from ui._common import emit_json, output_dir_arg
 
     try:
         get_spec(model)
@@ -170,6 +170,7 @@ def run_fleet_profile(model: str, threads: Optional[str], batches: Optional[str]
         raise BadInput(str(exc)) from None
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise BadInput(f"--out {out_dir!r}: with --engine ray, --out is a directory (one profile per machine type)")
+    output_dir_arg(out_dir, "--out", create=True)  # its parent must exist, as for every output
     from ui.ray_engine import FleetRequest, profile_fleet
 
     request = FleetRequest(model, threads_l, batches_l, 5 if repeats is None else repeats,

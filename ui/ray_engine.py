@@ -327,7 +327,9 @@ def profile_fleet(engine: RayEngine, request: FleetRequest, out_dir: str) -> lis
     ``OUT_DIR/<machine name>.json``. Machine types are measured in parallel. Returns one
     :class:`FleetProfile` per type (an error instead of a path when that node failed).
     """
-    os.makedirs(out_dir, exist_ok=True)
+    from packrat_sim.files import prepare_output_dir
+
+    prepare_output_dir(out_dir, "fleet output directory")  # OutputPathError (an OSError) names the path
     probes = run_on_each_node(engine, _probe_node, None)
     by_type: dict[str, list[tuple[str, dict]]] = {}
     failed = []

@@ -25,6 +25,13 @@ candidate can be named: every backtrack point stateless DPOR would add is added 
 "Efficient stateful dynamic partial order reduction", SPIN 2008, do the same with a graph of
 visible operations). Reached with a smaller sleep set, the state is explored again. A state
 reached again while on the search stack (a cycle) ends the schedule as cut (UNKNOWN).
+
+Bookkeeping (it changes no decision; tests pin the counts): the trace keeps bitmasks per receiver,
+key and history effect (:class:`_Masks`), so "the last trace entry dependent with p" is a few
+integer operations rather than a test per entry; a process race-checked at the previous frame is
+checked here only against the last step (its earlier races were handled there); the facts of a
+pending message carry over from frame to frame; a stored summary is grouped by dependency facts
+once per renaming (:func:`summary_view`).
 """
 
 from __future__ import annotations
@@ -90,9 +97,83 @@ def _dependent(a: _T, b: _T, keyed: bool, coarse: bool) -> bool:
     return (a.inv and b.ret) or (a.ret and b.inv)
 
 
+class _Masks:
+    """Bitmasks over the trace (bit i: trace entry i) that answer "which entries are dependent
+    with t" (:func:`_dependent`) in a few integer operations instead of a test per entry.
+
+    Entries are added and removed at the top only (the trace is a stack)."""
+
+    __slots__ = ("keyed", "coarse", "dst", "dk", "dnone", "ro", "inv", "ret", "fault", "marks")
+
+    def __init__(self, keyed: bool, coarse: bool):
+        self.keyed = keyed
+        self.coarse = coarse
+        self.dst: dict = {}  # receiver -> non-fault entries delivering to it
+        self.dk: dict = {}  # (receiver, key) -> keyed entries with that key (key-aware only)
+        self.dnone: dict = {}  # receiver -> entries without a key (key-aware only)
+        self.ro = 0  # read-only entries
+        self.inv = 0  # entries that may invoke
+        self.ret = 0  # entries that may return
+        self.fault = 0  # fault entries
+        self.marks: list = []  # per entry: the (table, key) slots its bit was set in
+
+    def push(self, t: _T, i: int) -> None:
+        """Entry ``i`` (the new top) is ``t``."""
+        bit = 1 << i
+        marks = []
+        if t.fault:
+            self.fault |= bit
+        else:
+            self.dst[t.dst] = self.dst.get(t.dst, 0) | bit
+            marks.append((self.dst, t.dst))
+            if self.keyed:
+                table, k = (self.dnone, t.dst) if t.key is None else (self.dk, (t.dst, t.key))
+                table[k] = table.get(k, 0) | bit
+                marks.append((table, k))
+            if t.ro:
+                self.ro |= bit
+            if t.inv:
+                self.inv |= bit
+            if t.ret:
+                self.ret |= bit
+        self.marks.append(marks)
+
+    def pop(self, i: int) -> None:
+        """Remove entry ``i`` (the top)."""
+        clear = ~(1 << i)
+        for table, k in self.marks.pop():
+            table[k] &= clear
+        self.ro &= clear
+        self.inv &= clear
+        self.ret &= clear
+        self.fault &= clear
+
+    def dependent(self, t: _T, n: int) -> int:
+        """Bitmask of the entries among the first ``n`` (all of them) that are dependent with
+        ``t``: exactly those i with ``_dependent(trace[i], t)``."""
+        if t.fault:
+            return (1 << n) - 1
+        same = self.dst.get(t.dst, 0)
+        if self.keyed and t.key is not None:
+            keyed = self.dk.get((t.dst, t.key), 0)
+            if t.ro:
+                keyed &= ~self.ro
+            m = self.fault | self.dnone.get(t.dst, 0) | keyed
+        else:
+            m = self.fault | same
+        if self.coarse:
+            if t.inv or t.ret:
+                m |= (self.inv | self.ret) & ~same
+        else:
+            cross = (self.ret if t.inv else 0) | (self.inv if t.ret else 0)
+            if cross:
+                m |= cross & ~same
+        return m
+
+
 class _Frame:
     __slots__ = ("state", "pending", "enabled", "events", "order", "backtrack", "done", "frozen", "infos",
-                 "sleep", "key", "mapping", "summary", "entry", "full")
+                 "sleep", "key", "mapping", "summary", "entry", "full", "hbs")
 
     def __init__(self, state, pending):
         self.state = state
@@ -110,18 +191,20 @@ class _Frame:
         self.summary: set = set()  # events executed below, in this state's naming (stateful)
         self.entry = None
         self.full = False  # every awake enabled transition is a backtrack point
+        self.hbs: dict = {}  # pending process -> what the trace proves happens before it
 
 
 class _Entry:
     """A state of the stateful search's table: explored below (done) or on the stack, the sleep
     set it was explored with and its summary, both in the key's naming."""
 
-    __slots__ = ("open", "sleep", "summary")
+    __slots__ = ("open", "sleep", "summary", "views")
 
     def __init__(self, sleep: frozenset):
         self.open = True
         self.sleep = sleep
         self.summary: frozenset = frozenset()
+        self.views: dict = {}  # renaming -> (summary, renamed summary, groups): summary_view's cache
 
 
 def dpor(run: Run, trans: bool, keyed: bool) -> None:
@@ -142,7 +225,7 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
         """``events`` renamed by ``mapping`` (memoised per mapping: the mappings are the
         system's permutations and their inverses, a handful of objects)."""
         if not mapping:
-            return frozenset(events)
+            return events if type(events) is frozenset else frozenset(events)
         key = tuple(sorted(mapping.items()))
         memo = rename_memo.get(key)
         if memo is None:
@@ -204,7 +287,10 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
                       Event(pid[0], frame.pending[mid].src, dst, frame.pending[mid].msg))
             t = _T(pid, ev, dst, None, False, False, False, True, creator, mid)
         else:
-            t = delivery_info(pid, frame.pending[pid])
+            env = frame.pending[pid]
+            t = delivery_cache.get((pid, env))
+            if t is None:  # static facts of (process, message): shared by every frame
+                t = delivery_cache[(pid, env)] = delivery_info(pid, env)
         frame.infos[pid] = t
         return t
 
@@ -216,6 +302,8 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
 
     frames: list[_Frame] = []
     trace: list[_T] = []
+    masks = _Masks(keyed, coarse)
+    delivery_cache: dict = {}
     path: list[Event] = []
     dups = faults.duplicates > 0
 
@@ -247,81 +335,135 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
     def add_leading(pre: _Frame, E: list, mask: int, i: int) -> None:
         """Append to ``E`` the processes of the trace's transitions after ``i`` that are in
         ``mask`` (happen before the racing one), awake and enabled at ``pre``, each once."""
-        for j in range(i + 1, len(trace)):
-            if (mask >> j) & 1:
-                q = trace[j].pid
-                if q in pre.order and q not in E and q not in pre.sleep:
-                    E.append(q)
+        m = (mask >> (i + 1)) << (i + 1)
+        while m:
+            low = m & -m
+            m ^= low
+            q = trace[low.bit_length() - 1].pid
+            if q in pre.order and q not in E and q not in pre.sleep:
+                E.append(q)
 
-    def races(frame: _Frame, gone: Sequence[tuple] = ()) -> None:
+    def races(frame: _Frame, gone: Sequence[tuple] = (), parent: _Frame | None = None) -> None:
         """Add backtrack points for the races of every pending message (and of the messages the
-        last step discarded: it disabled them, so they race with it)."""
+        last step discarded: it disabled them, so they race with it). Keeps each pending
+        process's happens-before mask in ``frame.hbs`` (for :func:`summary_races`).
+
+        Incremental: a process that ``parent`` (the frame before the last step) race-checked
+        can race only with the last step here: its last race with an earlier entry was found
+        there, and handling it again would add nothing (backtrack sets only grow; a frame below
+        the parent is not unfrozen while the parent is on the stack). Not with duplication,
+        where a later copy's delivery changes what happens before a message."""
         n = len(trace)
         if n == 0:
             return
-        pids = [(p, None) for p in frame.enabled]
+        run.tick()
+        pids = frame.enabled
         if system.fifo or faults.crashes:  # pending but not enabled messages race too
             seen = set(frame.enabled)
-            pids += [(mid, None) for mid in frame.pending if mid not in seen]
-        pids += list(gone)
-        for p, tp in pids:
-            run.tick()
+            pids = pids + [mid for mid in frame.pending if mid not in seen]
+        hbs = frame.hbs
+        infos = frame.infos
+        dependent = masks.dependent
+        checked = parent.hbs if parent is not None and not dups else {}
+        last = n - 1
+        t_last = trace[last]
+        for p, tp in [(p, None) for p in pids] + list(gone):
             if tp is None:
-                tp = info(frame, p)
-            mask = hb_to(tp)
-            for i in range(n - 1, -1, -1):
-                if (mask >> i) & 1:
-                    continue
-                ti = trace[i]
-                if not _dependent(ti, tp, keyed, coarse):
-                    continue
-                pre = frames[i]
-                # candidates at pre(i) that lead to p: p itself, or a later transition that
-                # happens before p; asleep ones are explored elsewhere and cannot reverse the race
-                E = []
-                if p in pre.order and p not in pre.sleep:
-                    E.append(p)
+                tp = infos.get(p) or info(frame, p)
+                mask = checked.get(p)
+                if mask is not None:
+                    hbs[p] = mask
+                    if (mask >> last) & 1 or not _dependent(t_last, tp, keyed, coarse):
+                        continue
+                    racing = 1 << last
+                else:
+                    mask = hbs[p] = hb_to(tp)
+                    racing = dependent(tp, n) & ~mask
+            else:
+                mask = hb_to(tp)
+                # the last trace entry dependent with p and not happening before it
+                racing = dependent(tp, n) & ~mask
+            if not racing:
+                continue
+            i = racing.bit_length() - 1
+            pre = frames[i]
+            # candidates at pre(i) that lead to p: p itself, or a later transition that
+            # happens before p; asleep ones are explored elsewhere and cannot reverse the race
+            E = []
+            if p in pre.order and p not in pre.sleep:
+                E.append(p)
+            if mask >> (i + 1):
                 add_leading(pre, E, mask, i)
-                add_backtrack(pre, E, ti, tp, exact=True)
-                break
+            add_backtrack(pre, E, trace[i], tp, exact=True)
 
-    def summary_races(frame: _Frame, events) -> None:
+    def summary_view(entry: _Entry, mapping: dict) -> tuple[frozenset, list]:
+        """The summary of ``entry`` in the naming of a state whose renaming to the entry's key
+        is ``mapping``, and its events grouped by their dependency facts: a list of ``(static
+        info, [(event, its message as a delivery event, or None for crashes and restarts)])``
+        in order of first appearance. Cached on the entry until its summary grows."""
+        mkey = id(mapping) if mapping else 0  # (the mappings are the system's own objects)
+        view = entry.views.get(mkey)
+        if view is not None and view[0] is entry.summary:
+            return view[1], view[2]
+        below = renamed(entry.summary, inverse(mapping))
+        groups: dict = {}
+        for u in below:
+            tu = static_info(u)
+            sig = (tu.dst, tu.key, tu.inv, tu.ret, tu.ro, tu.fault)
+            group = groups.get(sig)
+            if group is None:
+                group = groups[sig] = (tu, [])
+            as_delivery = None
+            if u.kind in ("deliver", "drop", "duplicate"):
+                as_delivery = u if u.kind == "deliver" else Event("deliver", u.src, u.dst, u.msg)
+            group[1].append((u, as_delivery))
+        listed = list(groups.values())
+        entry.views[mkey] = (entry.summary, below, listed)
+        return below, listed
+
+    def summary_races(frame: _Frame, groups: list) -> None:
         """Races of the current trace with transitions executed below ``frame``'s state when it
         was explored before (see the module docstring): conservative, every race is handled.
-        Events are grouped by their dependency facts (one dependency test per group and trace
-        entry); a frame whose every awake transition is already a backtrack point is skipped."""
+        ``groups``: the summary grouped by dependency facts (:func:`summary_view`; one
+        dependency test per group and trace entry); a frame whose every awake transition is
+        already a backtrack point is skipped."""
         n = len(trace)
         if n == 0:
             return
-        by_event: dict = {}
+        run.tick()
+        live = []
+        for tu, members in groups:
+            dep = masks.dependent(tu, n)
+            if dep:
+                live.append((tu, members, dep))
+        if not live:
+            return
+        # what the trace proves happens before a message: the creators of every copy of it
+        known: dict = {}
+        hbs = frame.hbs
         for mid, env in frame.pending.items():
-            by_event.setdefault(Event("deliver", env.src, env.dst, env.msg), []).append(mid)
-        groups: dict = {}
-        for u in events:
-            tu = static_info(u)
-            # what the trace proves happens before u: the creators of every copy of its message
-            mask = -1
-            if u.kind in ("deliver", "drop", "duplicate"):
-                for mid in by_event.get(Event("deliver", u.src, u.dst, u.msg), ()):
-                    m = hb_to(info(frame, mid))
-                    mask = m if mask == -1 else mask & m
-            if mask == -1:
-                mask = 0
-            sig = (tu.dst, tu.key, tu.inv, tu.ret, tu.ro, tu.fault)
-            entry = groups.get(sig)
-            if entry is None:
-                entry = groups[sig] = (tu, [])
-            entry[1].append((u, mask))
-        for i in range(n - 1, -1, -1):
-            run.tick()
+            ev = frame.events.get(mid)
+            if ev is None:
+                ev = Event("deliver", env.src, env.dst, env.msg)
+            m = hbs.get(mid)
+            if m is None:
+                m = hb_to(info(frame, mid))
+            old = known.get(ev)
+            known[ev] = m if old is None else old & m
+        anywhere = 0
+        for _, _, dep in live:
+            anywhere |= dep
+        while anywhere:
+            i = anywhere.bit_length() - 1
+            anywhere ^= 1 << i
             pre = frames[i]
             if pre.full:
                 continue
             ti = trace[i]
-            for tu, members in groups.values():
+            for tu, members, dep in live:
                 if pre.full:
                     break
-                if not _dependent(ti, tu, keyed, coarse):
+                if not (dep >> i) & 1:
                     continue
                 by = pre.infos.get("by-event")
                 if by is None:
@@ -329,7 +471,8 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
                     for q in pre.enabled:
                         if q not in pre.sleep:
                             by.setdefault(pre.events[q], q)
-                for u, mask in members:
+                for u, d in members:
+                    mask = known.get(d, 0) if d is not None else 0
                     if (mask >> i) & 1:
                         continue
                     q0 = by.get(u)
@@ -365,7 +508,7 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
         compute_enabled(frame)
         if parent is not None:
             gone = list(gone) + [(q, info(parent, q)) for q in parent.enabled if q != taken and q not in frame.order]
-        races(frame, gone)
+        races(frame, gone, parent)
         if stateful:
             entry = table.get(frame.key)
             if entry is not None:
@@ -375,8 +518,8 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
                     run.check_budget()
                     return False
                 if covered(frame, entry.sleep):
-                    below = renamed(entry.summary, inverse(frame.mapping))
-                    summary_races(frame, below)
+                    below, groups = summary_view(entry, frame.mapping)
+                    summary_races(frame, groups)
                     if parent is not None:
                         parent.summary |= below
                     run.schedules += 1  # joins a state already explored
@@ -433,6 +576,7 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
             close(top)
             if trace:
                 trace.pop()
+                masks.pop(len(trace))
                 path.pop()
             if frames:
                 frames[-1].frozen = False
@@ -458,11 +602,14 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
         hb = 0
         if t.creator is not None and t.creator >= 0:
             hb |= trace[t.creator].hb | (1 << t.creator)
-        for k in range(n):
-            if not (hb >> k) & 1 and _dependent(trace[k], t, keyed, coarse):
-                hb |= trace[k].hb | (1 << k)
+        rest = masks.dependent(t, n) & ~hb
+        while rest:  # (hb is transitively closed: an entry's hb holds its predecessors' hb)
+            k = rest.bit_length() - 1
+            hb |= trace[k].hb | (1 << k)
+            rest &= ~hb
         t.hb = hb
         trace.append(t)
+        masks.push(t, n)
         path.append(ev)
         pending = dict(top.pending)
         kind = ev.kind
@@ -479,6 +626,8 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
                 if mid not in top.pending:
                     gone.append((mid, delivery_info(mid, out.sent[mid[1]])))
         child = _Frame(out.state, pending)
+        infos = top.infos  # the facts of messages still pending carry over
+        child.infos = {mid: infos[mid] for mid in pending if mid in infos}
         # sleep sets: what was explored (or asleep) here and commutes with p stays asleep
         for q in (*top.sleep, *explored_before):
             if q != p and q in top.order and not _dependent(info(top, q), t, keyed, coarse):
@@ -488,5 +637,6 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
             frames.append(child)
         else:
             trace.pop()
+            masks.pop(len(trace))
             path.pop()
             top.frozen = False

@@ -47,8 +47,8 @@ VARIANTS = {
     "majority": ("writes and reads wait for a majority (reads: a majority agreeing); one writer", False),
     "erroneous": ("a read returns once one replica answers (DS2's erroneous register)", True),
     "abd": ("Attiya-Bar-Noy-Dolev: query a majority, then write (back) to a majority", False),
-    "ds2": ("DS2's benchmark register: leader-based, one client per operation (see checker.protocols.ds2)", False),
-    "ds2-erroneous": ("DS2's erroneous benchmark register: first ack acknowledges, reads answer locally", True),
+    "ds2": ("DS2's benchmark register: leader-based, 2 agents, one client per operation (see checker.protocols.ds2)", False),
+    "ds2-erroneous": ("DS2's erroneous benchmark register: 3 agents, first ack acknowledges, reads answer locally", True),
 }
 
 INITIAL_TS = (0, -1)
@@ -237,6 +237,6 @@ SPEC = register_protocol(
         default_variant="majority",
         defaults={"replicas": 3, "writers": 1, "writes": 1, "readers": 1, "reads": 2, "keys": 1, "network": "unordered", **FAULT_DEFAULTS},
         build=build_register,
-        variant_defaults={"ds2": {"replicas": 2}, "ds2-erroneous": {"replicas": 2}},
+        variant_defaults={"ds2": {"replicas": 2}, "ds2-erroneous": {"replicas": 3}},
     )
 )

@@ -418,7 +418,7 @@ def _random_corun_problem():
     return problems()
 
 
-from hypothesis import given as _given, settings as _settings  # noqa: E402
+from hypothesis import given as _given, settings as _settings, strategies as _st  # noqa: E402
 
 
 @_settings(max_examples=120, deadline=None)
@@ -467,3 +467,42 @@ def test_with_dispatch_cost_the_compute_only_optimum_is_refuted_with_a_cheaper_t
     cert = certify_with_dispatch(profile, 2, 2, two, OptimizerOptions(exact_cores=False), timeout_s=30)
     assert cert.result is Result.NOT_OPTIMAL and cert.witness.predicted_ms < 13.0
     assert cert.latency_ms == pytest.approx(13.0)
+
+
+def test_under_interference_z3_certifies_the_total_with_dispatch_cost_that_the_planner_minimises():
+    from dataclasses import replace
+
+    from checker.allocation import certify_under_interference
+    from packrat_sim.predictor import Predictor, best_plan
+    from packrat_sim.profile import Interference
+
+    profile = replace(_dispatch_profile(), interference=Interference(points=((1, 1.05),)))
+    options = OptimizerOptions(exact_cores=False)
+    best = best_plan(Predictor(profile), 2, 2, options)
+    assert best.describe() == "1 x 2t x 2"  # two 1-thread instances: 10 x 1.05 + 3 ms dispatch
+    cert = certify_under_interference(profile, 2, 2, best, options, timeout_s=30)
+    assert cert.result is Result.OPTIMAL and cert.latency_ms == pytest.approx(11.5)
+    two = Plan((Instance(1, 1), Instance(1, 1)), 2, 2)
+    cert = certify_under_interference(profile, 2, 2, two, options, timeout_s=30)
+    assert cert.result is Result.NOT_OPTIMAL and cert.latency_ms == pytest.approx(13.5)
+    assert cert.witness.predicted_ms == pytest.approx(Predictor(profile).plan_ms(cert.witness))
+
+
+@_settings(max_examples=60, deadline=None)
+@_given(_random_corun_problem(), _st.lists(_st.floats(0.0, 5.0), min_size=1, max_size=4))
+def test_z3_certifies_the_planners_plan_under_interference_and_dispatch_cost_on_random_profiles(problem, costs):
+    from dataclasses import replace
+
+    from checker.allocation import certify_under_interference
+    from packrat_sim.optimizer import OptimizerError
+    from packrat_sim.predictor import Predictor, best_plan
+
+    profile, batch, cores, exact = problem
+    dispatch = tuple((k + 1, batch, c) for k, c in enumerate(sorted(costs)))
+    profile = replace(profile, dispatch=dispatch)
+    options = OptimizerOptions(exact_cores=exact)
+    try:
+        best = best_plan(Predictor(profile), batch, cores, options)
+    except OptimizerError:
+        return
+    assert certify_under_interference(profile, batch, cores, best, options).result is Result.OPTIMAL

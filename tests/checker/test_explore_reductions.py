@@ -88,6 +88,16 @@ def test_symmetry_cuts_the_states_of_a_three_replica_register_and_keeps_its_hist
     assert (plain.states, reduced.states) == (10407, 1997)
 
 
+def test_symmetry_and_stateful_dpor_keep_the_histories_of_a_three_replica_abd_register():
+    # ABD's clients name the replicas inside their states (the replies they hold): six renamings
+    protocol = build("register", "abd", reads=1)
+    plain = explore(protocol, "dfs", symmetry=False, collect_histories=True)
+    reduced = explore(protocol, "dfs", collect_histories=True)
+    dpor = explore(protocol, "dpor", collect_histories=True)
+    assert plain.ok and reduced.ok and dpor.ok and plain.histories == reduced.histories == dpor.histories
+    assert (plain.states, reduced.states) == (24708, 4508)
+
+
 def test_the_three_replica_majority_register_is_proved_by_stateful_dpor():
     result = explore("register", "dpor", variant="majority")
     assert result.ok and result.complete and result.distinct_histories == 5

@@ -271,3 +271,12 @@ def test_offered_load_is_the_mean_arrival_rate():
     assert sw.offered_per_s(parse_workload("steps:100@10s,300@10s")) == 200.0
     assert sw.offered_per_s(parse_workload("diurnal:base=20/s,peak=200/s,period=60s,duration=120s")) == 110.0
     assert sw.offered_per_s(parse_workload("closed:batch=8,requests=64")) != sw.offered_per_s(parse_workload("closed:batch=8,requests=64"))
+
+
+def test_a_sweep_output_directory_under_a_missing_parent_is_refused_naming_it(tmp_path):
+    from packrat_sim.sweep import SweepError, prepare_out_dir
+
+    with pytest.raises(SweepError, match="does not exist"):
+        prepare_out_dir(str(tmp_path / "missing" / "out"))
+    prepare_out_dir(str(tmp_path / "out"))
+    assert (tmp_path / "out").is_dir()

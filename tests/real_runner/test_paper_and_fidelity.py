@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from real_runner.bench import BenchError, measure_fidelity, noise_floor_pct
+from real_runner.bench import BenchError, interleaved_schedule, measure_fidelity, noise_floor_pct
 from ui.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +61,17 @@ def test_the_noise_floor_is_the_drift_between_two_time_windows():
     assert noise_floor_pct([1.0, 2.0, 3.0]) is None
 
 
+def test_batch_order_rotates_one_batch_per_plan_per_round():
+    assert interleaved_schedule(2, 3) == [(0, True), (1, True), (1, True), (0, True), (0, True), (1, True)]
+
+
+def test_block_order_runs_each_plans_batches_back_to_back_after_one_untimed_batch():
+    order = interleaved_schedule(2, 4, block=2)
+    assert order == [(0, False), (0, True), (0, True), (1, False), (1, True), (1, True),
+                     (1, False), (1, True), (1, True), (0, False), (0, True), (0, True)]
+    assert all(sum(1 for j, timed in interleaved_schedule(3, 7, block=3) if j == p and timed) == 7 for p in range(3))
+
+
 def test_bad_fidelity_input_is_refused_before_any_worker_starts():
     from packrat_sim.profile import builtin_profile
 
@@ -68,10 +79,13 @@ def test_bad_fidelity_input_is_refused_before_any_worker_starts():
         measure_fidelity("tiny-mlp", [1], passes=0, profile=builtin_profile("cnn-2"))
     with pytest.raises(BenchError, match="batches"):
         measure_fidelity("tiny-mlp", [0], profile=builtin_profile("cnn-2"))
+    with pytest.raises(BenchError, match="unknown order 'random'"):
+        measure_fidelity("tiny-mlp", [1], order="random", profile=builtin_profile("cnn-2"))
 
 
 def test_the_fidelity_verb_rejects_bad_input_with_one_line(capsys):
-    for args in (["--model", "nope"], ["--model", "tiny-mlp", "--passes", "0"], ["--model", "tiny-mlp", "--batches", "x"]):
+    for args in (["--model", "nope"], ["--model", "tiny-mlp", "--passes", "0"], ["--model", "tiny-mlp", "--batches", "x"],
+                 ["--model", "tiny-mlp", "--order", "random"]):
         code = main(["fidelity", *args])
         out, err = capsys.readouterr()
         assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -91,5 +105,5 @@ def test_fidelity_measures_every_plan_with_its_error_and_noise_floor_side_by_sid
     assert code == 0, err
     report = json.loads(out)
     assert report["rows"] and all(r["measured_ms"] > 0 and r["noise_pct"] >= 0 for r in report["rows"])
-    assert all(len(r["pass_medians_ms"]) == 2 and r["samples"] == 6 for r in report["rows"])
+    assert all(len(r["pass_medians_ms"]) == 2 and r["samples"] == 12 and len(r["pool_medians_ms"]) == 2 for r in report["rows"])
     assert report["median_abs_error_pct"] is not None and report["median_noise_pct"] is not None

@@ -163,3 +163,22 @@ def test_a_profile_killed_after_its_last_cell_is_finished_by_a_rerun(tmp_path):
     assert result.measured == () and result.resumed == ((1, 1),)
     again = read_profile(out)
     assert dict(again.meta)["runner.complete"] == "true" and again.cell(1, 1).samples_ms == (1.0, 1.1, 0.9)
+
+
+def test_replica_pools_pool_their_samples_into_one_cell_and_say_so(tmp_path):
+    result = measure_profile("tiny-mlp", [1], [1, 2], 4, interference=False, replicas=2, min_seconds=0.0)
+    cells = {(c.threads, c.batch): c for c in result.profile.cells}
+    assert set(cells) == {(1, 1), (1, 2)} and all(len(c.samples_ms) == 4 for c in cells.values())
+    assert dict(result.profile.meta)["runner.replicas"] == "2" and "2 one-instance pools" in result.profile.source
+    with pytest.raises(ProfilingError, match="replicas must be a positive integer, got 0"):
+        measure_profile("tiny-mlp", [1], [1], 3, interference=False, replicas=0)
+
+
+def test_merged_pool_samples_keep_every_batch_in_order_and_the_worst_run_queue_wait():
+    from real_runner.profiling import PoolSamples, merge_samples
+
+    a = PoolSamples((1.0, 2.0), ((0.5,), (1.5,)), (("loadavg_1m", 1.0), ("runq_wait_ms_per_batch", 0.1)))
+    b = PoolSamples((3.0,), ((2.5,),), (("loadavg_1m", 2.0), ("runq_wait_ms_per_batch", 0.3)))
+    m = merge_samples([a, b])
+    assert m.end_to_end_ms == (1.0, 2.0, 3.0) and m.worker_ms == ((0.5,), (1.5,), (2.5,))
+    assert dict(m.context) == {"loadavg_1m": 1.5, "runq_wait_ms_per_batch": 0.3}

@@ -150,3 +150,11 @@ def test_the_fleet_gets_one_profile_per_machine_type_written_under_its_name(engi
     assert one.error == "" and one.path == str(tmp_path / f"{one.machine}.json")
     profile = read_profile(one.path)
     assert profile.model == "tiny-mlp" and {(c.threads, c.batch) for c in profile.cells} == {(1, 1), (1, 2)}
+
+
+def test_a_fleet_profile_under_a_missing_directory_is_refused_before_any_engine_starts(cli, tmp_path):
+    started = time.monotonic()
+    code, out, err = cli("profile", "--model", "tiny-mlp", "--engine", "ray", "--ray-address", "127.0.0.1:1",
+                         "--out", str(tmp_path / "missing" / "fleet"))
+    assert code == 2 and out == "" and "does not exist" in err and len(err.strip().splitlines()) == 1
+    assert time.monotonic() - started < 20  # no engine, no cluster probe

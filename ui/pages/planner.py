@@ -148,7 +148,9 @@ def show_sweep(profile, cores: int, batch: int, options: OptimizerOptions) -> No
     st.dataframe(
         [{"batch": r["batch"], "optimal plan": r["plan"] or "infeasible",
           "plan ms": r["plan_ms"], "fat ms": r["fat_ms"], "thin ms": r["thin_ms"],
-          "speedup vs fat": r["speedup_vs_fat"]} for r in rows],
+          "speedup vs fat": r["speedup_vs_fat"],
+          "baselines": "; ".join(f"{k}: {r[k + '_note']}" for k in ("fat", "thin") if r.get(k + "_note"))}
+         for r in rows],
         hide_index=True, key="planner.sweep_table",
         column_config={k: st.column_config.NumberColumn(format="%.2f")
                        for k in ("plan ms", "fat ms", "thin ms", "speedup vs fat")},
