@@ -586,9 +586,11 @@ def certify_with_dispatch(
     answers: list[_Answer] = []
     result, witness = Result.OPTIMAL, None
     for k in range(1, top + 1):
-        bound = latency - profile.dispatch_ms(k, batch)
+        cost = profile.dispatch_ms(k, batch)
         sub = _problem(profile, batch, cores, replace(options, max_instances=k))
-        answer = _query(sub, [s for s in sub.shapes if s[2] < bound], start + timeout_s)
+        # cost + compute < latency, added in the same order as the plan's own total (never
+        # ``compute < latency - cost``: the subtraction can round the plan's own shape in)
+        answer = _query(sub, [s for s in sub.shapes if cost + s[2] < latency], start + timeout_s)
         answers.append(answer)
         if answer.status == "sat":
             found = answer.instances
@@ -739,8 +741,8 @@ def certify_under_interference(
         scaled = corun_profile(profile, busy)
         for k in caps:
             sub = _problem(scaled, batch, busy, replace(exact, max_instances=k))
-            bound = latency - (profile.dispatch_ms(k, batch) if k is not None else 0.0)
-            answer = _query(sub, [s for s in sub.shapes if s[2] < bound], start + timeout_s)
+            cost = profile.dispatch_ms(k, batch) if k is not None else 0.0
+            answer = _query(sub, [s for s in sub.shapes if cost + s[2] < latency], start + timeout_s)
             answers.append(answer)
             if answer.status != "unsat":
                 break

@@ -72,11 +72,18 @@ class _ParentGone:
         return os.getppid() != self.parent_pid
 
 
+# the worker's whole program; a parent that is gone (its pipes closed: Ctrl-C, a kill) ends
+# it quietly, never with a traceback on the terminal they share
 _BOOT = (
-    "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-    "from multiprocessing.connection import Connection; "
-    "r = Connection({r}, writable=False); sys.path[:] = r.recv(); "
-    "from {module} import {function} as target; target(r, Connection({w}, readable=False))"
+    "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    "from multiprocessing.connection import Connection\n"
+    "r = Connection({r}, writable=False)\n"
+    "try:\n"
+    "    sys.path[:] = r.recv()\n"
+    "    from {module} import {function} as target\n"
+    "    target(r, Connection({w}, readable=False))\n"
+    "except (EOFError, BrokenPipeError, ConnectionResetError):\n"
+    "    sys.exit(0)\n"
 )
 _TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*\Z")
 

@@ -506,3 +506,19 @@ def test_z3_certifies_the_planners_plan_under_interference_and_dispatch_cost_on_
     except OptimizerError:
         return
     assert certify_under_interference(profile, batch, cores, best, options).result is Result.OPTIMAL
+
+
+def test_a_plan_is_never_refuted_by_itself_when_subtracting_its_dispatch_cost_would_round_up():
+    # 4.0 + 0.7152 - 4.0 == 0.7152000000000003: a bound computed by subtraction let the plan's
+    # own shape in, and Z3 "refuted" the plan with itself
+    from dataclasses import replace
+
+    from checker.allocation import certify_under_interference, certify_with_dispatch
+    from packrat_sim.profile import Cell, Interference
+
+    profile = Profile(model="r", cells=(Cell(1, 1, 0.7152, 0.7152, 0.7152),), dispatch=((1, 1, 4.0),))
+    one = Plan((Instance(1, 1),), 1, 1)
+    options = OptimizerOptions(exact_cores=False)
+    assert certify_with_dispatch(profile, 1, 1, one, options).result is Result.OPTIMAL
+    aware = replace(profile, interference=Interference(points=((1, 1.0),)))
+    assert certify_under_interference(aware, 1, 1, one, options).result is Result.OPTIMAL
