@@ -254,11 +254,12 @@ def measure_fidelity(model: str, batches: Sequence[int], *, cores: int | None = 
     deployment pays). Each plan runs in ``replicas`` pools (separate worker processes; the
     quick profile times its cells the same way), because on shared VMs one process can be
     up to 2x slower than another for its whole life: a prediction is judged against the
-    plan's latency across processes, not one process's luck. Reported per plan: predicted ms, measured median, the signed error in %,
-    and the noise floor: the largest deviation of one pass's median in one pool from the
-    overall median, in % (how far the same plan moves between time windows and processes here). ``profile``:
-    plan and predict from it (default: a quick profile measured now, with the co-run sweep
-    unless ``interference`` is False). Returns a JSON-able dict.
+    plan's latency across processes, not one process's luck. Reported per plan: predicted
+    ms, measured median, the signed error in %, and the noise floor: the largest deviation
+    of one pass's median in one pool from the overall median, in % (how far the same plan
+    moves between time windows and processes here). ``profile``: plan and predict from it
+    (default: a quick profile measured now, with the co-run sweep unless ``interference``
+    is False). Returns a JSON-able dict.
     """
     get_spec(model)
     batches = [int(b) for b in batches]
