@@ -384,7 +384,6 @@ class System:
         self._ids: dict[Envelope, int] = {}
         self._envs: list[Envelope] = []
         self._dst_index: list[int] = []  # message id -> index of its receiver
-        self._event_of: dict[Envelope, Event] = {}  # message -> its delivery event
         self._events: list[Event] = []
         self._keys: list[tuple] = []
         self._ignoring = tuple(type(a).ignores is not Actor.ignores for a in self.actors)
@@ -398,7 +397,7 @@ class System:
         self._perm_sources = [self._sources(m) for m in self._perms]
         self._actor_memo: dict = {}  # actor state -> per renaming, (renamed state, its hash)
         self._canon_cache: dict = {}  # (actors, network) -> (actors, network, renaming) of the representative
-        self._perm_ids: list = []  # message id -> its id under each renaming (unordered networks)
+        self._perm_ids: dict[int, list[int]] = {}  # message id -> its id under each renaming (unordered networks)
 
     # ----------------------------------------------------------------------------------------
     # symmetry
@@ -459,17 +458,9 @@ class System:
         and the fault budget are unchanged."""
         if not mapping:
             return state
-        return self._renamed(state, dict(mapping), None)
-
-    def _renamed(self, state: SystemState, mapping: dict, memo: dict | None) -> SystemState:
-        """:meth:`rename_state` (``memo``: message id -> renamed id for ``mapping``, or None)."""
-        index = self.index
-        old = state.actors
-        actors = list(old)
-        for a, b in mapping.items():
-            actors[index[b]] = old[index[a]]
-        network = self._rename_network(state.network, mapping, {} if memo is None else memo)
-        return SystemState(tuple(_rename(a, mapping) for a in actors), network, state.history, state.used)
+        mapping = dict(mapping)
+        actors = tuple(_rename(state.actors[j], mapping) for j in self._sources(mapping))
+        return SystemState(actors, self._rename_network(state.network, mapping), state.history, state.used)
 
     def rename_envelope(self, env: Envelope, mapping: Mapping[str, str]) -> Envelope:
         return Envelope(mapping.get(env.src, env.src), mapping.get(env.dst, env.dst), _rename(env.msg, mapping))
@@ -512,17 +503,14 @@ class System:
         actor states and network of the chosen renaming, and the renaming ({} for the identity)."""
         perms = self._perms
         memo = self._actor_memo
-        rows = self._perm_ids
-        if len(rows) < len(self._envs):
-            rows.extend([None] * (len(self._envs) - len(rows)))
         if not self.fifo:
+            rows, envs = self._perm_ids, self._envs
+            net_rows = []
             for i in net:
-                if rows[i] is None:
-                    envs = self._envs
-                    rows[i] = [i] + [self._intern(self.rename_envelope(envs[i], m)) for m in perms[1:]]
-                    if len(rows) < len(envs):
-                        rows.extend([None] * (len(envs) - len(rows)))
-            net_rows = [rows[i] for i in net]
+                r = rows.get(i)
+                if r is None:
+                    r = rows[i] = [i] + [self._intern(self.rename_envelope(envs[i], m)) for m in perms[1:]]
+                net_rows.append(r)
         renamed_actors = []  # per actor position: per renaming, (renamed state, hash)
         for a in old:
             r = memo.get(a)
@@ -541,7 +529,7 @@ class System:
             if not k:
                 net_k = net
             elif self.fifo:
-                net_k = self._rename_network(net, perms[k], {})
+                net_k = self._rename_network(net, perms[k])
             else:
                 net_k = [r[k] for r in net_rows]
                 net_k.sort()
@@ -553,15 +541,15 @@ class System:
             return old, net, {}
         return tuple([renamed_actors[j][best_k][0] for j in sources[best_k]]), best_net, perms[best_k]
 
-    def _rename_network(self, net: Hashable, mapping: dict, memo: dict) -> Hashable:
-        """The network ``net`` with actors renamed by ``mapping`` (``memo``: message id -> renamed
-        id for this mapping; unordered networks)."""
+    def _rename_network(self, net: Hashable, mapping: dict) -> Hashable:
+        """The network ``net`` with actors renamed by ``mapping``."""
         if self.fifo:
             return frozenset(
                 ((mapping.get(src, src), mapping.get(dst, dst)), _rename(msgs, mapping)) for (src, dst), msgs in net
             )
         ids = []
         envs = self._envs
+        memo: dict[int, int] = {}  # copies of one message repeat
         for i in net:
             j = memo.get(i)
             if j is None:
@@ -581,13 +569,11 @@ class System:
         message of each channel; never to a crashed actor), then faults within their budgets.
         The one definition of enabledness, shared by :meth:`enabled` and the DPOR family."""
         if not self._faulty and not self.fifo:  # every message in flight, no fault: the hot path
-            cache = self._event_of
+            ids, events = self._ids, self._events  # an interned message's delivery event
             out = []
             for mid, env in pending.items():
-                ev = cache.get(env)
-                if ev is None:
-                    ev = cache[env] = Event("deliver", env.src, env.dst, env.msg)
-                out.append((mid, ev))
+                i = ids.get(env)
+                out.append((mid, events[i] if i is not None else Event("deliver", env.src, env.dst, env.msg)))
             return out
         crashed = {n for n in self.names if self.crashed(state, n)} if self.faults.crashes else set()
         if self.fifo:

@@ -570,7 +570,7 @@ def certify_with_dispatch(
     ``Profile.dispatch_ms`` is non-decreasing in the instance count k, so the best total
     is min over k of dispatch(k, B) + (best compute with at most k instances). One query per
     k = 1 .. min(cores, batch, max_instances): is there an allocation of at most k instances
-    with compute < latency - dispatch(k, B)? All UNSAT: OPTIMAL (any plan with k' instances
+    with dispatch(k, B) + compute < latency? All UNSAT: OPTIMAL (any plan with k' instances
     and a lower total would satisfy query k'); a SAT answer with k' <= k instances has total
     <= dispatch(k, B) + compute < latency: NOT_OPTIMAL with that witness. Unknown or the
     time limit: UNKNOWN, never OPTIMAL.
@@ -582,15 +582,11 @@ def certify_with_dispatch(
     start, options, timeout_s, problem, compute = _begin(profile, batch, cores, plan, options, timeout_s)
     latency = profile.dispatch_ms(len(plan.instances), batch) + compute
     plan = plan.with_prediction(latency)
-    top = min(cores, batch) if options.max_instances is None else min(cores, batch, options.max_instances)
     answers: list[_Answer] = []
     result, witness = Result.OPTIMAL, None
-    for k in range(1, top + 1):
-        cost = profile.dispatch_ms(k, batch)
+    for k, cost in _instance_caps(profile, batch, cores, options):
         sub = _problem(profile, batch, cores, replace(options, max_instances=k))
-        # cost + compute < latency, added in the same order as the plan's own total (never
-        # ``compute < latency - cost``: the subtraction can round the plan's own shape in)
-        answer = _query(sub, [s for s in sub.shapes if cost + s[2] < latency], start + timeout_s)
+        answer = _query_total_below(sub, cost, latency, start + timeout_s)
         answers.append(answer)
         if answer.status == "sat":
             found = answer.instances
@@ -601,6 +597,23 @@ def certify_with_dispatch(
             result = Result.UNKNOWN
             break
     return _certificate(result, plan, witness, start, timeout_s, problem, answers)
+
+
+def _instance_caps(profile: Profile, batch: int, cores: int, options: OptimizerOptions) -> list[tuple[int | None, float]]:
+    """The instance caps k to query, each with its dispatch cost dispatch(k, B) in ms: with
+    measured dispatch costs (non-decreasing in k) every k = 1 .. min(cores, batch,
+    max_instances); without, only the options' own cap, at cost 0. Pure."""
+    if not profile.dispatch:
+        return [(options.max_instances, 0.0)]
+    top = min(cores, batch) if options.max_instances is None else min(cores, batch, options.max_instances)
+    return [(k, profile.dispatch_ms(k, batch)) for k in range(1, top + 1)]
+
+
+def _query_total_below(sub: _Problem, cost: float, latency: float, deadline: float) -> _Answer:
+    """Is there an allocation of ``sub`` with ``cost + compute < latency``? Summed in the
+    plan's own order (dispatch + compute), never ``compute < latency - cost``: that
+    subtraction can round the plan's own shape in (4.0 + 0.7152 - 4.0 > 0.7152)."""
+    return _query(sub, [s for s in sub.shapes if cost + s[2] < latency], deadline)
 
 
 def _begin(profile: Profile, batch: int, cores: int, plan: Plan, options: OptimizerOptions | None,
@@ -707,14 +720,15 @@ def certify_under_interference(
     every U in 1..cores with idle cores allowed) and each instance cap k (only k = the
     largest without dispatch costs; dispatch is non-decreasing in k, as in
     :func:`certify_with_dispatch`) the query is the one of :func:`certify` on the profile
-    scaled by s(U - t) with exactly U threads, at most k instances, and bound = the plan's
-    total minus dispatch(k, B). All UNSAT: OPTIMAL; a SAT answer gives the witness
+    scaled by s(U - t) with exactly U threads and at most k instances: is there one with
+    dispatch(k, B) + compute below the plan's total? All UNSAT: OPTIMAL; a SAT answer gives the witness
     (NOT_OPTIMAL); any unknown or the ``timeout_s`` limit: UNKNOWN, never OPTIMAL.
     Sockets (``cores_per_socket``) are supported with exact cores only.
     """
     from dataclasses import replace
 
-    from packrat_sim.interference import corun_profile, latency_under_interference
+    from packrat_sim.interference import corun_profile
+    from packrat_sim.predictor import Predictor
 
     start = time.perf_counter()
     options = options or OptimizerOptions()
@@ -725,24 +739,19 @@ def certify_under_interference(
         raise CertifyError("certifying under interference with cores_per_socket needs exact cores")
     problem = _problem(profile, batch, cores, options)
     _validate_plan(profile, problem, plan, options)
-
-    def total(p: Plan) -> float:
-        return profile.dispatch_ms(len(p.instances), batch) + latency_under_interference(p, profile)
-
+    total = Predictor(profile).plan_ms  # the one predictor: dispatch + slowest instance x slowdown
     latency = total(plan)
     plan = plan.with_prediction(latency)
     exact = replace(options, exact_cores=True)
-    top = min(cores, batch) if options.max_instances is None else min(cores, batch, options.max_instances)
-    caps = range(1, top + 1) if profile.dispatch else [options.max_instances]
+    caps = _instance_caps(profile, batch, cores, options)
     answers: list[_Answer] = []
     witness = None
     result = Result.OPTIMAL
     for busy in [cores] if options.exact_cores else range(1, cores + 1):
         scaled = corun_profile(profile, busy)
-        for k in caps:
+        for k, cost in caps:
             sub = _problem(scaled, batch, busy, replace(exact, max_instances=k))
-            cost = profile.dispatch_ms(k, batch) if k is not None else 0.0
-            answer = _query(sub, [s for s in sub.shapes if cost + s[2] < latency], start + timeout_s)
+            answer = _query_total_below(sub, cost, latency, start + timeout_s)
             answers.append(answer)
             if answer.status != "unsat":
                 break
