@@ -88,6 +88,8 @@ DS2_PUBLISHED = {
 # (label, explore keywords): the strategies and reductions compared on each model
 CONFIGS = (
     ("exhaustive", dict(strategy="exhaustive")),
+    ("dfs, no symmetry, no sleep sets", dict(strategy="dfs", symmetry=False, sleep_sets=False)),
+    ("dfs, no sleep sets", dict(strategy="dfs", sleep_sets=False)),
     ("dfs, no symmetry", dict(strategy="dfs", symmetry=False)),
     ("dfs", dict(strategy="dfs")),
     ("dpor stateless, coarse clients", dict(strategy="dpor", state_cache=False, coarse_clients=True)),
@@ -110,7 +112,8 @@ def model_table(title: str, variant: str, params: dict, budget: float, walk: int
     """One model: per configuration, schedules to completion (and states, distinct histories,
     seconds), and the index of the first violating schedule (a separate run that stops there)."""
     print(f"\n== {title}")
-    head = f"{'configuration':<32} {'schedules':>10} {'states':>8} {'histories':>9} {'first bug':>9} {'s':>6}"
+    head = (f"{'configuration':<32} {'schedules':>10} {'states':>8} {'transitions':>11} {'histories':>9} "
+            f"{'first bug':>9} {'s':>6}")
     if published:
         head += f"  {'DS2 schedules':>13} {'DS2 hist.':>9} {'DS2 first':>9}"
     print(head)
@@ -120,8 +123,8 @@ def model_table(title: str, variant: str, params: dict, budget: float, walk: int
         total = f"{full.schedules:,}" if full.complete else (
             f"({full.schedules:,})" if kw["strategy"] in SAMPLING else f">{full.schedules:,}")
         bug = f"{first.first_violation_at:,}" if first.first_violation_at is not None else "-"
-        line = (f"{label:<32} {total:>10} {full.states:>8,} {full.distinct_histories:>9} {bug:>9} "
-                f"{full.elapsed_s:>6.1f}")
+        line = (f"{label:<32} {total:>10} {full.states:>8,} {full.transitions:>11,} {full.distinct_histories:>9} "
+                f"{bug:>9} {full.elapsed_s:>6.1f}")
         if published:  # beside the strategy's row with every reduction on (its label is the strategy)
             s = kw["strategy"] if label == kw["strategy"] else None
             line += (f"  {DS2_PUBLISHED.get((variant, s, 'schedules'), '-'):>13}"
@@ -141,10 +144,12 @@ def ds2_table(budget: float, walk: int) -> None:
     print(
         "\nschedules: to completion ('>N': the budget of "
         f"{budget:g} s ran out; '(N)': random walks done, at most {walk:,}); states: distinct states seen "
-        "(orbits under symmetry); histories: distinct histories judged; first bug: index of the first "
+        "(orbits under symmetry); transitions: steps taken (sleep sets cut these, never states); "
+        "histories: distinct histories judged; first bug: index of the first "
         "schedule that broke an invariant or gave a non-linearizable history, in a run that stops there; "
         "s: seconds of the full run. A schedule of a stateful search (dfs, dpor with its state cache) "
-        "ends at a terminal state or where it joins a state already explored. DS2's columns are its "
+        "ends at a terminal state, where it joins a state already explored, or (dfs) where every "
+        "enabled event is asleep. DS2's columns are its "
         "paper's figures. The ds2 variants schedule what DS2 schedules: the clients' requests and the "
         "messages between agents; the answer to a client is recorded by the agent that gives it, not "
         "scheduled. So exhaustive search reproduces DS2's counts: 4,200 = 10!/(3! 4! 3!) (three "

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import operator
 from bisect import bisect_left, insort
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Hashable, Iterable, Iterator, Mapping, NamedTuple, Sequence
@@ -333,6 +334,14 @@ def _canon(value: Any, what: str, actor: str) -> str:
         raise ActorError(f"client {actor!r}: {what} {value!r} is not a JSON value ({exc})") from None
 
 
+def _picker(positions: Sequence[int]) -> Callable[[Sequence], tuple]:
+    """A function from a sequence to the tuple of its items at ``positions`` (in C)."""
+    if len(positions) == 1:
+        only = positions[0]
+        return lambda seq: (seq[only],)
+    return operator.itemgetter(*positions)
+
+
 # --------------------------------------------------------------------------------------------
 # System
 
@@ -395,9 +404,20 @@ class System:
         self._perms = self._permutations()  # the identity first
         # per renaming, for each actor position, the position whose state moves there
         self._perm_sources = [self._sources(m) for m in self._perms]
+        # per renaming, a function picking those positions out of a sequence (always a tuple)
+        self._perm_getters = [_picker(src) for src in self._perm_sources]
         self._actor_memo: dict = {}  # actor state -> per renaming, (renamed state, its hash)
         self._canon_cache: dict = {}  # (actors, network) -> (actors, network, renaming) of the representative
         self._perm_ids: dict[int, list[int]] = {}  # message id -> its id under each renaming (unordered networks)
+        # event ids (enabled_event_ids): message ids where every event is a delivery of an
+        # interned message (unordered network, no fault), else an own table
+        self._delivery_ids = not self.fifo and not self._faulty
+        self._effects: dict[tuple, tuple] = {}  # (receiver index, its state, message id) -> _effect
+        self._sorted_memo: dict[tuple, tuple] = {}  # unordered network -> _sorted_ids
+        self._ignores_memo: dict[tuple, dict] = {}  # (actor index, its state) -> message id -> ignores
+        self._event_ids: dict[Event, int] = {}
+        self._event_list: list[Event] = []
+        self._renamed_ids: dict[tuple[int, int], int] = {}  # (event id, id of a renaming) -> event id
 
     # ----------------------------------------------------------------------------------------
     # symmetry
@@ -503,24 +523,19 @@ class System:
         actor states and network of the chosen renaming, and the renaming ({} for the identity)."""
         perms = self._perms
         memo = self._actor_memo
-        if not self.fifo:
-            rows, envs = self._perm_ids, self._envs
-            net_rows = []
-            for i in net:
-                r = rows.get(i)
-                if r is None:
-                    r = rows[i] = [i] + [self._intern(self.rename_envelope(envs[i], m)) for m in perms[1:]]
-                net_rows.append(r)
-        renamed_actors = []  # per actor position: per renaming, (renamed state, hash)
+        states = []  # per actor position: its state under each renaming
+        hashes = []  # per actor position: their hashes
         for a in old:
             r = memo.get(a)
             if r is None:
-                r = memo[a] = [(b, hash(b)) for b in (_rename(a, m) if m else a for m in perms)]
-            renamed_actors.append(r)
+                renamed = tuple([_rename(a, m) if m else a for m in perms])
+                r = memo[a] = (renamed, tuple([hash(b) for b in renamed]))
+            states.append(r[0])
+            hashes.append(r[1])
         # the smallest (actor hashes, network hash), first renaming on ties: compare the actor
-        # states first and rename the network only for the renamings tied there
-        sources = self._perm_sources
-        actor_hashes = [hash(tuple([renamed_actors[j][k][1] for j in src])) for k, src in enumerate(sources)]
+        # states first and rename the network only for the renamings tied there. Under renaming
+        # k, position p holds the renamed state of position sources[k][p] (_perm_getters[k])
+        actor_hashes = [hash(g(c)) for g, c in zip(self._perm_getters, zip(*hashes))]
         low = min(actor_hashes)
         best_k, best_h, best_net = -1, 0, net
         for k, h in enumerate(actor_hashes):
@@ -531,15 +546,25 @@ class System:
             elif self.fifo:
                 net_k = self._rename_network(net, perms[k])
             else:
-                net_k = [r[k] for r in net_rows]
-                net_k.sort()
-                net_k = tuple(net_k)
+                net_k = self._renamed_ids_k(net, k)
             nh = hash(net_k)
             if best_k < 0 or nh < best_h:
                 best_k, best_h, best_net = k, nh, net_k
         if best_k == 0:
             return old, net, {}
-        return tuple([renamed_actors[j][best_k][0] for j in sources[best_k]]), best_net, perms[best_k]
+        return tuple([states[j][best_k] for j in self._perm_sources[best_k]]), best_net, perms[best_k]
+
+    def _renamed_ids_k(self, net: tuple, k: int) -> tuple:
+        """An unordered network's message ids under renaming ``k`` (sorted)."""
+        rows, envs, perms = self._perm_ids, self._envs, self._perms
+        out = []
+        for i in net:
+            r = rows.get(i)
+            if r is None:
+                r = rows[i] = [i] + [self._intern(self.rename_envelope(envs[i], m)) for m in perms[1:]]
+            out.append(r[k])
+        out.sort()
+        return tuple(out)
 
     def _rename_network(self, net: Hashable, mapping: dict) -> Hashable:
         """The network ``net`` with actors renamed by ``mapping``."""
@@ -717,7 +742,7 @@ class System:
         """Every event possible in ``state``: deliveries first (deterministic order), then faults."""
         if not self.fifo and not self._faulty:
             events = self._events
-            return [events[i] for i in sorted(set(state.network), key=self._keys.__getitem__)]
+            return [events[i] for i in self._sorted_ids(state.network)]
         if self.fifo:
             envs = [Envelope(src, dst, msgs[0]) for (src, dst), msgs in state.network]
             envs.sort(key=self._sort_key)
@@ -725,9 +750,58 @@ class System:
             envs = [self._envs[i] for i in sorted(set(state.network), key=self._keys.__getitem__)]
         return [ev for _, ev in self.enabled_ids(state, {env: env for env in envs})]
 
+    def enabled_event_ids(self, state: SystemState) -> list[int]:
+        """The events of :meth:`enabled` (same order) as small integer ids, for searches that
+        keep sets of events (sleep sets): an id names one event for the system's life, and
+        identical events share it (:meth:`event_of`, :meth:`renamed_event_id`)."""
+        if self._delivery_ids:
+            return self._sorted_ids(state.network)
+        return [self._event_id(ev) for ev in self.enabled(state)]
+
+    SORTED_MEMO_LIMIT: ClassVar[int] = 1_000_000
+
+    def _sorted_ids(self, network: tuple) -> tuple:
+        """The distinct message ids of an unordered network, in delivery order (by source,
+        receiver and message text), memoised per network."""
+        out = self._sorted_memo.get(network)
+        if out is None:
+            if len(self._sorted_memo) > self.SORTED_MEMO_LIMIT:
+                self._sorted_memo.clear()
+            out = self._sorted_memo[network] = tuple(sorted(set(network), key=self._keys.__getitem__))
+        return out
+
+    def _event_id(self, event: Event) -> int:
+        i = self._event_ids.get(event)
+        if i is None:
+            i = self._event_ids[event] = len(self._event_list)
+            self._event_list.append(event)
+        return i
+
+    def event_of(self, i: int) -> Event:
+        """The event with id ``i`` (see :meth:`enabled_event_ids`)."""
+        return self._events[i] if self._delivery_ids else self._event_list[i]
+
+    def renamed_event_id(self, i: int, mapping: Mapping[str, str]) -> int:
+        """The id of event ``i`` with actors renamed by ``mapping`` (memoised for the renamings
+        :meth:`canonical` returns)."""
+        if not mapping:
+            return i
+        key = (i, id(mapping))
+        j = self._renamed_ids.get(key)
+        if j is None:
+            if self._delivery_ids:
+                j = self._intern(self.rename_envelope(self._envs[i], mapping))
+            else:
+                j = self._event_id(self.rename_event(self._event_list[i], mapping))
+            if any(m is mapping for m in self._perms):  # (a long-lived object: its id is a key)
+                self._renamed_ids[key] = j
+        return j
+
     def terminal(self, state: SystemState) -> bool:
         """No message can be delivered (fault events may still be enabled: they are optional, so the
         explorers check quiescent invariants here, whether or not a schedule ends here)."""
+        if self._fast:  # (every message in flight can be delivered)
+            return not state.network
         return not self.deliverable(state)
 
     def is_enabled(self, state: SystemState, event: Event) -> bool:
@@ -812,37 +886,35 @@ class System:
         new = SystemState(tuple(actors), net.freeze(), tuple(history), tuple(used))
         return Outcome(new, tuple(records), tuple(sent), ignored)
 
-    def _deliver(self, state: SystemState, event: Event) -> Outcome:
-        """``step`` for a delivery on an unordered network without crashes (the hot path)."""
+    def step_id(self, state: SystemState, i: int) -> Outcome:
+        """``step(state, event_of(i))`` (see :meth:`enabled_event_ids`), without looking the
+        event's message up again."""
+        if self._delivery_ids:
+            return self._deliver(state, self._events[i], i)
+        return self.step(state, self._event_list[i])
+
+    EFFECT_MEMO_LIMIT: ClassVar[int] = 1_000_000
+
+    def _effect(self, di: int, actor_state: Any, event: Event) -> tuple:
+        """What delivering ``event`` does at its receiver (index ``di``) in ``actor_state``: the
+        receiver's new state, the ids of the messages it sends (in order) and its history
+        commands (Invoke / Return, in order, prepared by :meth:`_history_command`). Validates
+        what ``on_msg`` returned. Pure (handlers are), so :meth:`_deliver` memoises it."""
         dst = event.dst
-        di = self.index.get(dst)
-        if di is None:
-            raise ActorError(f"event {event.describe()}: no actor named {dst!r}")
-        try:
-            i = self._ids.get((event.src, dst, event.msg))
-        except TypeError:
-            i = None
-        lst = list(state.network)
-        pos = -1 if i is None else bisect_left(lst, i)
-        if pos < 0 or pos == len(lst) or lst[pos] != i:
-            raise ActorError(f"event {event.describe()} is not enabled: no such message can be delivered now")
-        del lst[pos]
-        actors = list(state.actors)
-        result = self.actors[di].on_msg(actors[di], event.src, event.msg)
+        result = self.actors[di].on_msg(actor_state, event.src, event.msg)
         if type(result) is not tuple or len(result) != 2:
             raise ActorError(f"actor {dst!r}: on_msg must return (state, commands), not {result!r}")
         new_state, commands = result
-        actors[di] = new_state
+        try:
+            hash(new_state)
+        except TypeError:
+            raise ActorError(f"actor {dst!r}: on_msg returned an unhashable state {new_state!r}") from None
         sent: list = []
-        sent_ids: list = []
-        records: list = []
-        history = state.history
-        index = self.index
-        ids = self._ids
-        envs = self._envs
+        history_commands: list = []
         if commands:
             if type(commands) is not list and type(commands) is not tuple:
                 raise ActorError(f"actor {dst!r} must return a sequence of commands, not {commands!r}")
+            index, ids = self.index, self._ids
             for cmd in commands:
                 if type(cmd) is Send:
                     if cmd.dst not in index:
@@ -853,13 +925,48 @@ class System:
                         raise ActorError(f"actor {dst!r} sends an unhashable message {cmd.msg!r}") from None
                     if j is None:
                         j = self._intern(Envelope(dst, cmd.dst, cmd.msg))
-                    insort(lst, j)
-                    sent.append(envs[j])
-                    sent_ids.append(j)
+                    sent.append(j)
                 else:
-                    if type(history) is tuple:
-                        history = list(history)
-                    self._record(dst, cmd, history, records)
+                    history_commands.append(self._history_command(dst, cmd))
+        return new_state, tuple(sent), tuple(history_commands)
+
+    def _deliver(self, state: SystemState, event: Event, i: int | None = None) -> Outcome:
+        """``step`` for a delivery (of message id ``i`` when given) on an unordered network
+        without crashes (the hot path). A receiver's reaction to a message in a state is
+        memoised (:meth:`_effect`)."""
+        dst = event.dst
+        di = self.index.get(dst)
+        if di is None:
+            raise ActorError(f"event {event.describe()}: no actor named {dst!r}")
+        if i is None:
+            try:
+                i = self._ids.get((event.src, dst, event.msg))
+            except TypeError:
+                i = None
+        lst = list(state.network)
+        pos = -1 if i is None else bisect_left(lst, i)
+        if pos < 0 or pos == len(lst) or lst[pos] != i:
+            raise ActorError(f"event {event.describe()} is not enabled: no such message can be delivered now")
+        del lst[pos]
+        actors = list(state.actors)
+        memo = self._effects
+        key = (di, actors[di], i)
+        effect = memo.get(key)
+        if effect is None:
+            if len(memo) > self.EFFECT_MEMO_LIMIT:
+                memo.clear()
+            effect = memo[key] = self._effect(di, actors[di], event)
+        new_state, sent_ids, history_commands = effect
+        actors[di] = new_state
+        envs = self._envs
+        for j in sent_ids:
+            insort(lst, j)
+        records: list = []
+        history = state.history
+        if history_commands:
+            history = list(history)
+            for prepared in history_commands:
+                self._apply_history(prepared, history, records)
         ignoring = self._ignoring
         ignored: list = []
         if ignoring:
@@ -868,53 +975,67 @@ class System:
             if ignoring[di]:
                 known = set(candidates)
                 candidates += [j for j in dict.fromkeys(lst) if receiver[j] == di and j not in known]
+            tables = self._ignores_memo
             for j in candidates:
                 k = receiver[j]
                 if not ignoring[k]:
                     continue
-                e = envs[j]
-                if self.actors[k].ignores(actors[k], e.src, e.msg):
+                table = tables.get((k, actors[k]))  # message id -> ignored by receiver k in its state
+                if table is None:
+                    if len(tables) > self.EFFECT_MEMO_LIMIT:
+                        tables.clear()
+                    table = tables[(k, actors[k])] = {}
+                ign = table.get(j)
+                if ign is None:
+                    e = envs[j]
+                    ign = table[j] = bool(self.actors[k].ignores(actors[k], e.src, e.msg))
+                if ign:
                     n = lst.count(j)
                     if n:
                         lst = [x for x in lst if x != j]
-                        ignored += [e] * n
-        try:
-            hash(new_state)
-        except TypeError:
-            raise ActorError(f"actor {dst!r}: on_msg returned an unhashable state {new_state!r}") from None
+                        ignored += [envs[j]] * n
         return _new_tuple(Outcome, (
             _new_tuple(SystemState, (tuple(actors), tuple(lst), tuple(history), state.used)),
-            tuple(records), tuple(sent), tuple(ignored),
+            tuple(records), tuple([envs[j] for j in sent_ids]), tuple(ignored),
         ))
 
     def _record(self, name: str, cmd: Any, history: list, records: list) -> None:
         """Apply an Invoke or Return command of client ``name`` to the history record."""
-        if isinstance(cmd, (Invoke, Return)):
-            if cmd.client is not None:
-                ci = self.client_index.get(cmd.client)
-                if ci is None:
-                    raise ActorError(f"actor {name!r} emits {type(cmd).__name__} for {cmd.client!r}, which is not a client")
-                name = cmd.client
-            else:
-                ci = self.client_index.get(name)
-            if ci is None:
-                raise ActorError(f"actor {name!r} emits {type(cmd).__name__} but is not a client (set is_client = True)")
-            ops = history[ci]
-            if isinstance(cmd, Invoke):
-                if ops and len(ops[-1]) == 2:
-                    raise ActorError(f"client {name!r} invokes {cmd.input!r} while its previous operation is outstanding")
-                counts = tuple(sum(1 for op in h if len(op) == 3) for h in history)
-                text = _canon(cmd.input, "input", name)
-                history[ci] = ops + ((text, counts),)
-                records.append((name, "invoke", text))
-            else:
-                if not ops or len(ops[-1]) == 3:
-                    raise ActorError(f"client {name!r} returns {cmd.output!r} without an outstanding operation")
-                text = _canon(cmd.output, "output", name)
-                history[ci] = ops[:-1] + (ops[-1] + (text,),)
-                records.append((name, "return", text))
-        else:
+        self._apply_history(self._history_command(name, cmd), history, records)
+
+    def _history_command(self, name: str, cmd: Any) -> tuple[int, str, bool, str]:
+        """An Invoke or Return command emitted by actor ``name``, checked and prepared: (client
+        index, client name, is an invocation, canonical JSON text). Pure."""
+        if not isinstance(cmd, (Invoke, Return)):
             raise ActorError(f"actor {name!r} emitted {cmd!r}, which is not a Send, Invoke or Return")
+        if cmd.client is not None:
+            ci = self.client_index.get(cmd.client)
+            if ci is None:
+                raise ActorError(f"actor {name!r} emits {type(cmd).__name__} for {cmd.client!r}, which is not a client")
+            name = cmd.client
+        else:
+            ci = self.client_index.get(name)
+        if ci is None:
+            raise ActorError(f"actor {name!r} emits {type(cmd).__name__} but is not a client (set is_client = True)")
+        if isinstance(cmd, Invoke):
+            return ci, name, True, _canon(cmd.input, "input", name)
+        return ci, name, False, _canon(cmd.output, "output", name)
+
+    def _apply_history(self, prepared: tuple[int, str, bool, str], history: list, records: list) -> None:
+        """Apply a prepared history command (:meth:`_history_command`) to the history record."""
+        ci, name, invoke, text = prepared
+        ops = history[ci]
+        if invoke:
+            if ops and len(ops[-1]) == 2:
+                raise ActorError(f"client {name!r} invokes {text} while its previous operation is outstanding")
+            counts = tuple(sum(1 for op in h if len(op) == 3) for h in history)
+            history[ci] = ops + ((text, counts),)
+            records.append((name, "invoke", text))
+        else:
+            if not ops or len(ops[-1]) == 3:
+                raise ActorError(f"client {name!r} returns {text} without an outstanding operation")
+            history[ci] = ops[:-1] + (ops[-1] + (text,),)
+            records.append((name, "return", text))
 
     def run(self, events: Iterable[Event], state: SystemState | None = None) -> SystemState:
         """The state after carrying out ``events`` in order from ``state`` (default: initial)."""

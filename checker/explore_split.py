@@ -86,13 +86,15 @@ class Options:
     symmetry: bool = True
     state_cache: bool = True
     coarse_clients: bool = False
+    sleep_sets: bool = True
 
     @property
     def reductions(self):
         """These options' :class:`~checker.explore.harness.Reductions`."""
         from checker.explore.harness import Reductions
 
-        return Reductions(symmetry=self.symmetry, state_cache=self.state_cache, coarse_clients=self.coarse_clients)
+        return Reductions(symmetry=self.symmetry, state_cache=self.state_cache, coarse_clients=self.coarse_clients,
+                          sleep_sets=self.sleep_sets)
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,7 @@ def run_job(job: Job) -> JobResult:
     """Run one job (in any process). Pure apart from the clock: the same job gives the same
     counts, histories and violation."""
     from checker.explore import STRATEGY_TABLE, explore
-    from checker.explore.harness import Stop
+    from checker.explore.harness import Stop, gc_paused
 
     t0 = time.perf_counter()
     o = job.options
@@ -188,7 +190,7 @@ def run_job(job: Job) -> JobResult:
                     max_schedules=job.schedules, max_time=o.max_time, depth=o.depth, seed=job.seed,
                     bug_depth=o.bug_depth, check_timeout=o.check_timeout, shrink_counterexample=False,
                     collect_histories=True, symmetry=o.symmetry, state_cache=o.state_cache,
-                    coarse_clients=o.coarse_clients)
+                    coarse_clients=o.coarse_clients, sleep_sets=o.sleep_sets)
         v = r.violation
         found = None if v is None else (v.kind, v.name, v.message, tuple(v.found), v.quiescent)
         return JobResult(job.order, r.schedules, r.transitions, r.states, frozenset(r.histories or ()),
@@ -208,7 +210,8 @@ def run_job(job: Job) -> JobResult:
         run.seen, run.checked = shared
     seen_before, checked_before = len(run.seen), frozenset(run.checked)
     try:
-        STRATEGY_TABLE[job.strategy](run, {"seed": 0, "bug_depth": o.bug_depth, "delay_bound": 0})
+        with gc_paused():
+            STRATEGY_TABLE[job.strategy](run, {"seed": 0, "bug_depth": o.bug_depth, "delay_bound": 0})
     except Stop:
         pass
     complete = not run.budget_hit and not run.cut

@@ -140,6 +140,7 @@ def run_explore(
     symmetry: bool = True,
     state_cache: bool = True,
     coarse_clients: bool = False,
+    sleep_sets: bool = True,
     progress=None,
 ):
     """Build the protocol and explore it; every input problem becomes :class:`BadInput`."""
@@ -161,6 +162,7 @@ def run_explore(
             symmetry=symmetry,
             state_cache=state_cache,
             coarse_clients=coarse_clients,
+            sleep_sets=sleep_sets,
             progress=progress,
         )
     except (ProtocolError, ExploreError) as exc:
@@ -280,6 +282,7 @@ def register(app: typer.Typer) -> None:
         no_symmetry: bool = typer.Option(False, "--no-symmetry", help="Do not identify states that differ by a permutation of interchangeable actors (for comparison)."),
         no_state_cache: bool = typer.Option(False, "--no-state-cache", help="Run the DPOR family stateless (for comparison)."),
         coarse_clients: bool = typer.Option(False, "--coarse-clients", help="DPOR family: treat any two history-recording deliveries as dependent, not only a call against a return (for comparison)."),
+        no_sleep_sets: bool = typer.Option(False, "--no-sleep-sets", help="dfs: explore every enabled event at every new state, without sleep sets (for comparison; the same states either way)."),
         progress: bool = typer.Option(False, "--progress", help="Show schedules, states and histories on stderr while exploring (default: on a terminal)."),
         no_shrink: bool = typer.Option(False, "--no-shrink", help="Show the violating schedule as found, without shrinking it."),
         list_: bool = typer.Option(False, "--list", help="List protocols, variants, parameters and strategies."),
@@ -334,7 +337,7 @@ def register(app: typer.Typer) -> None:
                 protocol, variant, strategy, params, engine=engine, workers=workers, ray_address=ray_address,
                 frontier_depth=frontier_depth, max_schedules=max_schedules, max_time=max_time, seed=seed,
                 depth=depth, bug_depth=bug_depth, shrink=not no_shrink, symmetry=not no_symmetry,
-                state_cache=not no_state_cache, coarse_clients=coarse_clients,
+                state_cache=not no_state_cache, coarse_clients=coarse_clients, sleep_sets=not no_sleep_sets,
             )
         else:
             proto, result = run_explore(
@@ -342,7 +345,7 @@ def register(app: typer.Typer) -> None:
                 max_schedules=max_schedules, max_time=max_time, seed=seed, depth=depth,
                 delay_bound=delay_bound, bug_depth=bug_depth, shrink=not no_shrink,
                 symmetry=not no_symmetry, state_cache=not no_state_cache, coarse_clients=coarse_clients,
-                progress=_progress_line if show else None,
+                sleep_sets=not no_sleep_sets, progress=_progress_line if show else None,
             )
         if show:
             typer.echo("", err=True)

@@ -80,6 +80,7 @@ def run_explore_split(
     symmetry: bool = True,
     state_cache: bool = True,
     coarse_clients: bool = False,
+    sleep_sets: bool = True,
     progress: Optional[Callable[[int, int], None]] = None,
 ):
     """``(protocol, ExploreResult)`` of the exploration split over an engine; every input
@@ -96,7 +97,8 @@ def run_explore_split(
     eng = make_engine(engine, workers, ray_address)
     try:
         options = Options(check_timeout=check_timeout, max_time=max_time, depth=depth, bug_depth=bug_depth,
-                          symmetry=symmetry, state_cache=state_cache, coarse_clients=coarse_clients)
+                          symmetry=symmetry, state_cache=state_cache, coarse_clients=coarse_clients,
+                          sleep_sets=sleep_sets)
         split = explore_split(protocol_name, strategy, eng, variant=protocol.variant, params=params,
                               workers=workers, frontier_depth=frontier_depth, seed=seed,
                               max_schedules=max_schedules, options=options, shrink=shrink, progress=progress)

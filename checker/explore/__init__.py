@@ -19,9 +19,10 @@ Strategies (:data:`STRATEGIES`):
 ``dfs``
     exhaustive depth-first search over states, pruning states already seen (the visited set holds
     the states themselves, compared by value: a hash collision can never prune a new state; with
-    symmetry, one representative per orbit of interchangeable actors). A *schedule* is a path of
-    the search: it ends at a terminal state, at the depth bound, or where it joins a state already
-    explored.
+    symmetry, one representative per orbit of interchangeable actors), with sleep sets (a step that
+    commutes with one explored before is not taken again; the same states, fewer transitions).
+    A *schedule* is a path of the search: it ends at a terminal state, at the depth bound, where
+    it joins a state already explored, or where every enabled event is asleep.
 ``exhaustive``
     every schedule, without pruning (what DS2 calls exhaustive exploration).
 ``dpor``
@@ -46,8 +47,9 @@ Strategies (:data:`STRATEGIES`):
 
 Reductions (:class:`Reductions`, each its own keyword of :func:`explore`): ``symmetry``
 (protocols declare interchangeable actors), ``state_cache`` (stateful DPOR), ``coarse_clients``
-(off: the finer client dependency). Each is sound: the tests compare the distinct histories and
-the invariant violations with plain stateful DFS on every shipped protocol and variant.
+(off: the finer client dependency), ``sleep_sets`` (dfs). Each is sound: the tests compare the
+distinct histories and the invariant violations with plain stateful DFS (no reduction) on every
+shipped protocol and variant, and dfs's visited states with and without sleep sets.
 
 Verdicts are :class:`~checker.linearizability.Verdict` values: ``OK`` only when a complete
 strategy finished within its budgets and every history was judged linearizable; ``ILLEGAL``
@@ -67,7 +69,7 @@ from typing import Any, Callable
 from checker.explore.dpor import dpor as _dpor
 from checker.explore.harness import (
     OK, UNKNOWN, VIOLATION, ExploreError, ExploreProgress, ExploreResult, Found, Reductions, Run, Stop, Violation,
-    key_projection, require_int, require_seconds, verdict_word,
+    gc_paused, key_projection, require_int, require_seconds, verdict_word,
 )
 from checker.explore.replay import (
     REPLAY_SCHEMA, ReplayResult, ReplayStep, read_replay, replay, replay_json, write_replay,
@@ -143,6 +145,7 @@ def explore(
     symmetry: bool = True,
     state_cache: bool = True,
     coarse_clients: bool = False,
+    sleep_sets: bool = True,
     progress: Callable[[ExploreProgress], None] | None = None,
 ) -> ExploreResult:
     """Explore ``protocol`` (a :class:`~checker.protocols.Protocol`, or a registered name built
@@ -154,7 +157,8 @@ def explore(
     within the depth that ``dfs`` or ``exhaustive`` would find). random and pct without a budget
     get ``max_schedules=1000``. ``seed`` drives random and pct; ``delay_bound`` is
     delay-bounded's K; ``bug_depth`` is PCT's d. ``check_timeout``: seconds per history check.
-    Reductions (see :class:`Reductions`): ``symmetry``, ``state_cache``, ``coarse_clients``.
+    Reductions (see :class:`Reductions`): ``symmetry``, ``state_cache``, ``coarse_clients``,
+    ``sleep_sets``.
     ``progress``: called with an :class:`ExploreProgress` snapshot at most every 0.25 s during
     the search and once at its end (from the exploring thread; keep it cheap). Raises
     ExploreError (or ProtocolError) naming a bad argument.
@@ -184,13 +188,15 @@ def explore(
     if strategy in SAMPLING_STRATEGIES and max_schedules is None and max_time is None:
         max_schedules = DEFAULT_INCOMPLETE_SCHEDULES
 
-    reductions = Reductions(symmetry=bool(symmetry), state_cache=bool(state_cache), coarse_clients=bool(coarse_clients))
+    reductions = Reductions(symmetry=bool(symmetry), state_cache=bool(state_cache), coarse_clients=bool(coarse_clients),
+                            sleep_sets=bool(sleep_sets))
     run = Run(protocol, max_schedules, max_time, depth, check_timeout, stop_on_violation, reductions, progress)
     if max_time is not None:  # the budget started when explore was called (building counts)
         run.deadline = started + max_time
     options = {"seed": seed, "bug_depth": bug_depth, "delay_bound": delay_bound}
     try:
-        STRATEGY_TABLE[strategy](run, options)
+        with gc_paused():
+            STRATEGY_TABLE[strategy](run, options)
     except Stop:
         pass
     elapsed = time.perf_counter() - run.started

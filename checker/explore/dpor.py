@@ -78,6 +78,39 @@ class _T:
         self.hb = 0
 
 
+def delivery_facts(system, mid, env: Envelope, keyed: bool) -> _T:
+    """The static facts of delivering ``env`` (process ``mid``, None for none). Key-aware
+    (``keyed``), the receiver's key and read-only promise refine the dependency, except on a
+    fifo network (a message enables the next one of its channel, whatever their keys), at
+    clients and at actors that may discard messages (:meth:`Actor.ignores`: a step at any key
+    may make a message at another key ignorable, which disables it)."""
+    di = system.index[env.dst]
+    actor = system.actors[di]
+    key = None
+    ro = False
+    if keyed and not system.fifo and not actor.is_client and type(actor).ignores is Actor.ignores:
+        key = actor.key_of(env.msg)
+        ro = bool(actor.read_only(env.msg))
+    inv, ret = actor.history_effects(env.msg)
+    ev = Event("deliver", env.src, env.dst, env.msg)
+    return _T(mid, ev, env.dst, key, bool(inv), bool(ret), ro, False, None if mid is None else mid[0], mid)
+
+
+def fault_facts(ev: Event) -> _T:
+    """The static facts of a fault event (dependent with every transition)."""
+    return _T(None, ev, ev.dst, None, False, False, False, True, None, None)
+
+
+def check_effects(t: _T, ev: Event, records: Sequence[tuple]) -> None:
+    """Raise ExploreError when a step of ``ev`` recorded a call or a return that its receiver's
+    :meth:`Actor.history_effects` did not promise (the finer client dependency relies on it)."""
+    if t.fault:
+        return
+    for _, what, _ in records:
+        if (what == "invoke" and not t.inv) or (what == "return" and not t.ret):
+            raise ExploreError(f"actor {ev.dst!r} broke its history_effects promise: {ev.describe()} recorded an {what}")
+
+
 def _transitive(a: _T, b: _T) -> bool:
     """The race lies within one class of the actor dependency (same receiver, same key, no
     read-only exception, no fault), where dependency is an equivalence (transitive)."""
@@ -214,10 +247,6 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
     coarse = run.reductions.coarse_clients
     stateful = run.reductions.state_cache and run.depth is None
     symmetric = run.symmetric
-    # actors that may discard messages (Actor.ignores) get no key refinement: a step at any key
-    # may make a message at another key ignorable, which disables it
-    ignoring = [type(a).ignores is not Actor.ignores for a in system.actors]
-    effects = [a.history_effects for a in system.actors]
     event_infos: dict = {}
     rename_memo: dict = {}
 
@@ -252,7 +281,7 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
         t = event_infos.get(ev)
         if t is None:
             if ev.kind != "deliver":
-                t = _T(None, ev, ev.dst, None, False, False, False, True, None, None)
+                t = fault_facts(ev)
             else:
                 t = delivery_info(None, Envelope(ev.src, ev.dst, ev.msg))
                 t.creator = None
@@ -260,18 +289,7 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
         return t
 
     def delivery_info(mid, env: Envelope) -> _T:
-        di = system.index[env.dst]
-        actor = system.actors[di]
-        key = None
-        ro = False
-        if keyed and not system.fifo and not actor.is_client and not ignoring[di]:
-            # (on a fifo network a message enables the next one of its channel, whatever
-            # their keys, so there is no refinement there)
-            key = actor.key_of(env.msg)
-            ro = bool(actor.read_only(env.msg))
-        inv, ret = effects[di](env.msg)
-        ev = Event("deliver", env.src, env.dst, env.msg)
-        return _T(mid, ev, env.dst, key, bool(inv), bool(ret), ro, False, None if mid is None else mid[0], mid)
+        return delivery_facts(system, mid, env, keyed)
 
     def info(frame: _Frame, pid) -> _T:
         t = frame.infos.get(pid)
@@ -590,12 +608,8 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
         out = system.step(top.state, ev)
         run.transitions += 1
         run.tick()
-        if t.ev.kind == "deliver" and out.records:
-            for _, what, _ in out.records:
-                if (what == "invoke" and not t.inv) or (what == "return" and not t.ret):
-                    raise ExploreError(
-                        f"actor {ev.dst!r} broke its history_effects promise: {ev.describe()} recorded an {what}"
-                    )
+        if out.records:
+            check_effects(t, ev, out.records)
         top.summary.add(ev)
         n = len(trace)
         # happens-before of the new trace entry

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Callable
 
-from checker.actors import Envelope, Event, System, SystemState
+from checker.actors import Actor, Envelope, Event, Invoke, Return, Send, System, SystemState
+from checker.explore.dpor import check_effects, delivery_facts, fault_facts
 from checker.explore.harness import Run
 
-__all__ = ["after", "delay_bounded", "dfs", "exhaustive", "oldest_first"]
+__all__ = ["after", "delay_bounded", "dfs", "exhaustive", "oldest_first", "sleep_dfs"]
 
 
 def _tree(run: Run, choices: Callable[[SystemState, Any], list], root_aux: Any,
@@ -68,9 +70,226 @@ def exhaustive(run: Run) -> None:
 
 
 def dfs(run: Run) -> None:
-    """``dfs``: stateful depth-first search, pruning states (orbits) already seen."""
+    """``dfs``: stateful depth-first search, pruning states (orbits) already seen; with sleep
+    sets (:attr:`Reductions.sleep_sets`, no depth bound) see :func:`sleep_dfs`."""
+    if run.reductions.sleep_sets and run.depth is None:
+        sleep_dfs(run)
+        return
     system = run.system
     _tree(run, lambda s, aux: system.enabled(s), None, lambda aux, ev, out, i: None, prune=True)
+
+
+def _local_result(actor: Actor, state: Any, first: Event, second: Event) -> tuple | None:
+    """Receiver ``actor`` in ``state`` takes ``first`` then ``second``: its final state, what it
+    sent (sorted) and what it recorded (in order), or None when ``second`` is then ignored
+    (discarded), a command is not a Send, Invoke or Return, or a step fails (callers treat None
+    as "may not commute")."""
+    try:
+        s1, c1 = actor.on_msg(state, first.src, first.msg)
+        if actor.ignores(s1, second.src, second.msg):
+            return None
+        s2, c2 = actor.on_msg(s1, second.src, second.msg)
+        sends = []
+        records = []
+        for cmd in (*c1, *c2):
+            kind = type(cmd)
+            if kind is Send:
+                sends.append((cmd.dst, cmd.msg))
+            elif kind is Invoke:
+                records.append(("invoke", cmd.client, repr(cmd.input)))
+            elif kind is Return:
+                records.append(("return", cmd.client, repr(cmd.output)))
+            else:
+                return None
+        sends.sort(key=repr)
+        return s2, sends, records
+    except Exception:  # (the search's own step reports it, with the actor's name)
+        return None
+
+
+def local_commutation(actor: Actor, state: Any, u: Event, v: Event) -> tuple | None:
+    """When two deliveries to one actor, in ``state``, may commute in the whole system (on an
+    unordered network): None when they may not; else ``(final state, messages)``, and they
+    commute exactly when every one of ``messages`` (``(receiver, message)``, sent in one order
+    and not the other) is discarded by its receiver (:meth:`Actor.ignores`: the receiver in the
+    final state, any other in its unchanged state).
+
+    In either order the second delivery must stay enabled, the actor must end in the same
+    state and record the same history commands in the same order. What peers discard depends
+    only on their own unchanged states, and :meth:`Actor.ignores` is monotone, so the two orders
+    leave the same network when the messages sent differ only by discarded ones."""
+    first = _local_result(actor, state, u, v)
+    if first is None:
+        return None
+    second = _local_result(actor, state, v, u)
+    if second is None or first[0] != second[0] or first[2] != second[2]:
+        return None
+    if first[1] == second[1]:
+        return first[0], ()
+    a, b = Counter(first[1]), Counter(second[1])
+    return first[0], tuple((a - b) + (b - a))
+
+
+COMMUTE_MEMO_LIMIT = 1_000_000
+
+
+def sleep_dfs(run: Run) -> None:
+    """Stateful DFS with sleep sets and Godefroid's state-caching correction ("Partial-order
+    methods for the verification of concurrent systems", LNCS 1032): it visits exactly the
+    states (orbits) plain stateful DFS visits, so it finds the same terminal histories and
+    invariant violations, and skips most transitions into states already seen.
+
+    After exploring ``t`` from a state, ``t`` falls asleep there; a child keeps asleep the
+    events that commute with the step taken, in the state it was taken from: deliveries to
+    different actors unless one may invoke and the other return (the finer client relation of
+    :func:`~checker.explore.dpor.delivery_facts`, never the key-aware one), and, on an
+    unordered network, deliveries to the same actor that commute there (:func:`local_commutation`) (a
+    conditional independence: Godefroid and Pirottin, CAV 1993); faults commute with nothing.
+    Every visited state keeps the intersection of the sleep sets it was reached with (with
+    symmetry: renamed into its orbit representative's names); reached again with an event awake
+    that was asleep at every earlier visit, the search explores that event from it. Every
+    reachable state is then visited (a minimal unvisited path from some visit leads, through
+    the events asleep or explored earlier there, to a cycle of strictly earlier explorations).
+
+    A schedule ends at a terminal state, or where the search has nothing new to explore (a
+    state already seen, or every enabled event asleep)."""
+    system = run.system
+    step_id, tick, seen, visit = system.step_id, run.tick, run.seen, run.visit
+    coarse = run.reductions.coarse_clients
+    canonical = system.canonical if run.symmetric else None
+    enabled_ids, event_of, renamed = system.enabled_event_ids, system.event_of, system.renamed_event_id
+    actors, index = system.actors, system.index
+    local_ok = not system.fifo
+    facts: dict[int, Any] = {}  # event id -> its static dependency facts
+    commutes: dict = {}  # (receiver index, its state, event id, event id) -> local_commutation
+
+    def fact(i: int):
+        t = facts.get(i)
+        if t is None:
+            ev = event_of(i)
+            t = facts[i] = (fault_facts(ev) if ev.kind != "deliver" else
+                            delivery_facts(system, None, Envelope(ev.src, ev.dst, ev.msg), False))
+        return t
+
+    unknown = object()
+
+    def discarded(state: SystemState, di: int, commutation: tuple) -> bool:
+        """Every message of a :func:`local_commutation` is discarded by its receiver."""
+        final, messages = commutation
+        src = system.names[di]
+        for dst, msg in messages:
+            k = index[dst]
+            if k != di and system.crashed(state, dst):
+                return False  # (a crashed actor discards nothing)
+            try:
+                if not actors[k].ignores(final if k == di else state.actors[k], src, msg):
+                    return False
+            except Exception:  # (the search's own step reports it)
+                return False
+        return True
+
+    def asleep_after(state: SystemState, candidates, ti: int) -> frozenset:
+        """The candidates (events asleep or explored at ``state``) that commute with ``ti`` there."""
+        tf = fact(ti)
+        if tf.fault:
+            return empty
+        keep = []
+        for u in candidates:
+            uf = fact(u)
+            if uf.fault:
+                continue
+            if uf.dst == tf.dst:
+                if not local_ok:
+                    continue
+                di = index[tf.dst]
+                a = state.actors[di]
+                key = (di, a, u, ti) if u < ti else (di, a, ti, u)
+                c = commutes.get(key, unknown)
+                if c is unknown:
+                    if len(commutes) > COMMUTE_MEMO_LIMIT:
+                        commutes.clear()
+                    c = commutes[key] = local_commutation(actors[di], a, event_of(u), event_of(ti))
+                if c is not None and (not c[1] or discarded(state, di, c)):
+                    keep.append(u)
+                continue
+            if coarse:
+                if (uf.inv or uf.ret) and (tf.inv or tf.ret):
+                    continue
+            elif (uf.inv and tf.ret) or (uf.ret and tf.inv):
+                continue
+            keep.append(u)
+        return frozenset(keep)
+
+    names: dict = {}  # (sleep set, id of a renaming: one of the system's few) -> renamed
+
+    def named(sleep: frozenset, mapping: dict) -> frozenset:
+        if not mapping or not sleep:
+            return sleep
+        key = (sleep, id(mapping))
+        out = names.get(key)
+        if out is None:
+            if len(names) > COMMUTE_MEMO_LIMIT:
+                names.clear()
+            out = names[key] = frozenset([renamed(i, mapping) for i in sleep])
+        return out
+
+    stored: dict = {}  # visited state (representative) -> the intersection of its sleep sets, named
+    empty: frozenset = frozenset()
+    init = system.initial()
+    key = canonical(init)[0] if canonical else init
+    visit(init, (), key)
+    stored[key] = empty
+    path: list[Event] = []
+    evs = enabled_ids(init)
+    if not evs:
+        run.finish(init, path, True)
+        return
+    stack: list[list] = [[init, empty, evs, 0]]
+    while stack:
+        frame = stack[-1]
+        state, sleep, evs, idx = frame
+        if idx == len(evs):
+            stack.pop()
+            if path:
+                path.pop()
+            continue
+        frame[3] = idx + 1
+        ti = evs[idx]
+        ev = event_of(ti)
+        out = step_id(state, ti)
+        run.transitions += 1
+        tick()
+        if out.records:
+            check_effects(fact(ti), ev, out.records)
+        path.append(ev)
+        child_sleep = asleep_after(state, (*sleep, *evs[:idx]), ti) if (sleep or idx) else empty
+        child = out.state
+        key, mapping = canonical(child) if canonical else (child, None)
+        if key not in seen:
+            stored[key] = named(child_sleep, mapping)
+            visit(child, path, key)
+            todo = enabled_ids(child)
+            if not todo:
+                run.finish(child, path, True)
+                path.pop()
+                continue
+            if child_sleep:
+                todo = [i for i in todo if i not in child_sleep]
+        else:
+            old = stored.get(key, empty)  # (a state seen by an earlier search: fully explored)
+            todo = []
+            if old:
+                now = named(child_sleep, mapping)
+                extra = old - now
+                if extra:
+                    stored[key] = old & now
+                    todo = [i for i in enabled_ids(child) if renamed(i, mapping) in extra]
+        if not todo:  # joins a state already explored, or every enabled event is asleep
+            run.schedules += 1
+            run.check_budget()
+            path.pop()
+            continue
+        stack.append([child, child_sleep, todo, 0])
 
 
 def after(system: System, order: tuple[Envelope, ...], out) -> tuple[Envelope, ...]:

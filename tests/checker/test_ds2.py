@@ -10,12 +10,12 @@ import pytest
 
 from checker.explore import explore
 from checker.protocols import build
+from tests.checker.explore_helpers import everything as explore_all
 
 
 def everything(variant, strategy, **kw):
-    """Every schedule of ``strategy`` (no early stop, no shrinking), with its distinct histories."""
-    return explore("register", strategy, variant=variant, stop_on_violation=False, shrink_counterexample=False,
-                   collect_histories=True, **kw)
+    """Every schedule of ``strategy`` over the register ``variant``, with its distinct histories."""
+    return explore_all("register", strategy, variant=variant, **kw)
 
 
 def reachable_states(system):

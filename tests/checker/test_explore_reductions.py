@@ -1,4 +1,4 @@
-"""Soundness of the explorer's reductions (symmetry, stateful DPOR, the finer client dependency):
+"""Soundness of the explorer's reductions (symmetry, sleep sets, stateful DPOR, the finer client dependency):
 on every shipped protocol and variant, with and without small fault budgets, each reduced search
 finds exactly the distinct histories and the violated properties that plain stateful DFS finds."""
 
@@ -12,6 +12,7 @@ import pytest
 from checker.actors import Actor, Send, System
 from checker.explore import UNKNOWN, ExploreProgress, explore, key_projection
 from checker.protocols import PROTOCOLS, Protocol, build
+from tests.checker.explore_helpers import everything
 
 # small instances of every variant (keys kept small so that plain DFS stays fast)
 SMALL_PARAMS = {
@@ -38,12 +39,6 @@ def instances():
                                    id=f"{name}-{variant}-{'-'.join(faults) or 'reliable'}")
 
 
-def everything(protocol, strategy, **switches):
-    """Every distinct history and every violated property (no early stop, no shrinking)."""
-    return explore(protocol, strategy, collect_histories=True, stop_on_violation=False,
-                   shrink_counterexample=False, **switches)
-
-
 def per_key(protocol, histories):
     return {part for h in histories for part in key_projection(protocol, h)}
 
@@ -51,12 +46,19 @@ def per_key(protocol, histories):
 @pytest.mark.parametrize("name, variant, params", list(instances()))
 def test_every_reduction_finds_the_histories_and_violations_of_plain_dfs(name, variant, params):
     protocol = build(name, variant, **params)
-    reference = everything(protocol, "dfs", symmetry=False)
+    reference = everything(protocol, "dfs", symmetry=False, sleep_sets=False)
     assert reference.complete
+    symmetric = everything(protocol, "dfs", sleep_sets=False)
     runs = {
-        "dfs + symmetry": everything(protocol, "dfs"),
+        "dfs + symmetry": symmetric,
+        "dfs + sleep sets": everything(protocol, "dfs", symmetry=False),
+        "dfs + sleep sets + symmetry": everything(protocol, "dfs"),
         "stateful dpor": everything(protocol, "dpor"),
     }
+    # sleep sets skip transitions, never states: exactly the states (orbits) of plain DFS
+    assert runs["dfs + sleep sets"].states == reference.states
+    assert runs["dfs + sleep sets + symmetry"].states == symmetric.states
+    assert runs["dfs + sleep sets"].transitions <= reference.transitions
     if not protocol.system.faults.any:  # (stateless DPOR with faults is the slow part: reliable only)
         runs["stateful dpor, no symmetry"] = everything(protocol, "dpor", symmetry=False)
         runs["stateless dpor"] = everything(protocol, "dpor", state_cache=False)

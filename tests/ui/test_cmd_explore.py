@@ -55,6 +55,13 @@ def test_the_reductions_can_be_switched_off_for_comparison(capsys):
         counts[tuple(flags)] = obj["schedules"]
     assert counts[("--no-state-cache", "--coarse-clients")] == 480 and counts[("--no-state-cache",)] == 184
     assert counts[()] < counts[("--no-state-cache",)]
+    dfs = {}
+    for flags in ([], ["--no-sleep-sets"]):
+        code, out, _ = run(capsys, *base, "--strategy", "dfs", *flags)
+        obj = json.loads(out)
+        assert code == 0 and obj["reductions"]["sleep_sets"] == (not flags)
+        dfs[tuple(flags)] = (obj["states"], obj["transitions"])
+    assert dfs[()][0] == dfs[("--no-sleep-sets",)][0] and dfs[()][1] < dfs[("--no-sleep-sets",)][1]
 
 
 @pytest.mark.parametrize("params", [["clients=1000"], ["batches=1000000000"]], ids=["clients", "batches"])
