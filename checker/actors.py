@@ -658,12 +658,12 @@ class System:
         return frozenset() if self.fifo else ()
 
     def _intern(self, env: Envelope) -> int:
-        i = self._ids.get(env)
+        """The id of a message (interned on first sight). Raises ActorError when unhashable."""
+        try:
+            i = self._ids.get(env)
+        except TypeError:
+            raise ActorError(f"actor {env.src!r} sends an unhashable message {env.msg!r}") from None
         if i is None:
-            try:
-                hash(env)
-            except TypeError:
-                raise ActorError(f"actor {env.src!r} sends an unhashable message {env.msg!r}") from None
             i = len(self._envs)
             self._ids[env] = i
             self._envs.append(env)
@@ -733,7 +733,7 @@ class System:
             envs = [Envelope(src, dst, msgs[0]) for (src, dst), msgs in state.network]
             envs.sort(key=self._sort_key)
         else:
-            envs = [self._envs[i] for i in sorted(set(state.network), key=self._keys.__getitem__)]
+            envs = [self._envs[i] for i in self._sorted_ids(state.network)]
         if self.faults.crashes:
             envs = [e for e in envs if not self.crashed(state, e.dst)]
         return envs
@@ -747,7 +747,7 @@ class System:
             envs = [Envelope(src, dst, msgs[0]) for (src, dst), msgs in state.network]
             envs.sort(key=self._sort_key)
         else:
-            envs = [self._envs[i] for i in sorted(set(state.network), key=self._keys.__getitem__)]
+            envs = [self._envs[i] for i in self._sorted_ids(state.network)]
         return [ev for _, ev in self.enabled_ids(state, {env: env for env in envs})]
 
     def enabled_event_ids(self, state: SystemState) -> list[int]:
@@ -914,18 +914,11 @@ class System:
         if commands:
             if type(commands) is not list and type(commands) is not tuple:
                 raise ActorError(f"actor {dst!r} must return a sequence of commands, not {commands!r}")
-            index, ids = self.index, self._ids
             for cmd in commands:
                 if type(cmd) is Send:
-                    if cmd.dst not in index:
+                    if cmd.dst not in self.index:
                         raise ActorError(f"actor {dst!r} sends {cmd.msg!r} to {cmd.dst!r}, which is not an actor")
-                    try:
-                        j = ids.get((dst, cmd.dst, cmd.msg))  # (an Envelope equals its plain tuple)
-                    except TypeError:
-                        raise ActorError(f"actor {dst!r} sends an unhashable message {cmd.msg!r}") from None
-                    if j is None:
-                        j = self._intern(Envelope(dst, cmd.dst, cmd.msg))
-                    sent.append(j)
+                    sent.append(self._intern(Envelope(dst, cmd.dst, cmd.msg)))
                 else:
                     history_commands.append(self._history_command(dst, cmd))
         return new_state, tuple(sent), tuple(history_commands)

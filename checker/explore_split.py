@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Hashable, Sequence
 
 from checker.actors import Event, Outcome, SystemState
@@ -189,8 +189,7 @@ def run_job(job: Job) -> JobResult:
         r = explore(job.protocol.name, job.strategy, variant=job.protocol.variant, params=dict(job.protocol.params),
                     max_schedules=job.schedules, max_time=o.max_time, depth=o.depth, seed=job.seed,
                     bug_depth=o.bug_depth, check_timeout=o.check_timeout, shrink_counterexample=False,
-                    collect_histories=True, symmetry=o.symmetry, state_cache=o.state_cache,
-                    coarse_clients=o.coarse_clients, sleep_sets=o.sleep_sets)
+                    collect_histories=True, **asdict(o.reductions))  # (explore's keywords are its fields)
         v = r.violation
         found = None if v is None else (v.kind, v.name, v.message, tuple(v.found), v.quiescent)
         return JobResult(job.order, r.schedules, r.transitions, r.states, frozenset(r.histories or ()),

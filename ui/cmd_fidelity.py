@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
         """Predicted vs measured batch latency of the plan and the fat and thin baselines at each
         batch size, measured in interleaved passes, with the error and the measured noise floor
         side by side."""
-        from real_runner.bench import FIDELITY_ORDERS, BenchError, measure_fidelity
+        from real_runner.bench import BenchError, measure_fidelity
         from real_runner.executor import WorkerError
         from real_runner.models import ModelError, get_spec
         from real_runner.profiling import ProfilingError, ProfilingWorkerError, parse_int_list
@@ -70,11 +70,6 @@ def register(app: typer.Typer) -> None:
             bs = parse_int_list(batches, "--batches")
         except (ModelError, ProfilingError) as exc:
             raise BadInput(str(exc)) from None
-        for name, v in (("--passes", passes), ("--iterations", iterations), ("--replicas", replicas)):
-            if v < 1:
-                raise BadInput(f"{name} must be a positive integer, got {v}")
-        if order not in FIDELITY_ORDERS:
-            raise BadInput(f"--order must be one of {', '.join(FIDELITY_ORDERS)}, got {order!r}")
         profile = None if profile_spec is None else load_model_profile(profile_spec, model, planning=True)
         try:
             report = measure_fidelity(model, bs, cores=cores, profile=profile, passes=passes, iterations=iterations,

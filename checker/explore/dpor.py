@@ -96,9 +96,12 @@ def delivery_facts(system, mid, env: Envelope, keyed: bool) -> _T:
     return _T(mid, ev, env.dst, key, bool(inv), bool(ret), ro, False, None if mid is None else mid[0], mid)
 
 
-def fault_facts(ev: Event) -> _T:
-    """The static facts of a fault event (dependent with every transition)."""
-    return _T(None, ev, ev.dst, None, False, False, False, True, None, None)
+def event_facts(system, ev: Event, keyed: bool) -> _T:
+    """The static facts of an event, with no process: a delivery's (:func:`delivery_facts`), or a
+    fault's (dependent with every transition)."""
+    if ev.kind != "deliver":
+        return _T(None, ev, ev.dst, None, False, False, False, True, None, None)
+    return delivery_facts(system, None, Envelope(ev.src, ev.dst, ev.msg), keyed)
 
 
 def check_effects(t: _T, ev: Event, records: Sequence[tuple]) -> None:
@@ -280,12 +283,7 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
         """The static facts of an event (no process id, no creator)."""
         t = event_infos.get(ev)
         if t is None:
-            if ev.kind != "deliver":
-                t = fault_facts(ev)
-            else:
-                t = delivery_info(None, Envelope(ev.src, ev.dst, ev.msg))
-                t.creator = None
-            event_infos[ev] = t
+            t = event_infos[ev] = event_facts(system, ev, keyed)
         return t
 
     def delivery_info(mid, env: Envelope) -> _T:

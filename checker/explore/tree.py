@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Any, Callable
 
 from checker.actors import Actor, Envelope, Event, Invoke, Return, Send, System, SystemState
-from checker.explore.dpor import check_effects, delivery_facts, fault_facts
+from checker.explore.dpor import _dependent, check_effects, event_facts
 from checker.explore.harness import Run
 
 __all__ = ["after", "delay_bounded", "dfs", "exhaustive", "oldest_first", "sleep_dfs"]
@@ -27,14 +27,40 @@ def _tree(run: Run, choices: Callable[[SystemState, Any], list], root_aux: Any,
     def terminal(state: SystemState, evs: list) -> bool:
         return not evs if prune else system.terminal(state)
 
+    def take(state: SystemState, aux: Any, evs: list, idx: int, path: list) -> tuple | None:
+        ev = evs[idx]
+        out = step(state, ev)
+        run.transitions += 1
+        tick()
+        path.append(ev)
+        if not visit(out.state, path) and prune:
+            run.schedules += 1  # joins a state already explored
+            run.check_budget()
+            return None
+        child_aux = advance(aux, ev, out, idx)
+        nevs = choices(out.state, child_aux)
+        if not nevs or (run.depth is not None and len(path) >= run.depth):
+            run.finish(out.state, path, terminal(out.state, nevs))
+            return None
+        return out.state, child_aux, nevs
+
     init = system.initial()
     run.visit(init, ())
-    path: list[Event] = []
     evs = choices(init, root_aux)
     if not evs:
-        run.finish(init, path, terminal(init, evs))
+        run.finish(init, [], terminal(init, evs))
         return
-    stack: list[list] = [[init, root_aux, evs, 0]]
+    _walk([init, root_aux, evs, 0], take)
+
+
+def _walk(root: list, take: Callable[[SystemState, Any, list, int, list], "tuple | None"]) -> None:
+    """The depth-first loop of the tree searches, over frames ``[state, aux, events, next
+    index]`` from ``root``. ``take(state, aux, events, idx, path)`` takes ``events[idx]`` from
+    ``state`` and appends the event to ``path`` (the events from the root); it returns the
+    child's ``(state, aux, events)`` to descend into, or None where the schedule ends there
+    (the walk then drops the event from ``path``)."""
+    path: list[Event] = []
+    stack: list[list] = [root]
     while stack:
         frame = stack[-1]
         state, aux, evs, idx = frame
@@ -44,23 +70,11 @@ def _tree(run: Run, choices: Callable[[SystemState, Any], list], root_aux: Any,
                 path.pop()
             continue
         frame[3] = idx + 1
-        ev = evs[idx]
-        out = step(state, ev)
-        run.transitions += 1
-        tick()
-        path.append(ev)
-        if not visit(out.state, path) and prune:
-            run.schedules += 1  # joins a state already explored
-            run.check_budget()
+        child = take(state, aux, evs, idx, path)
+        if child is None:
             path.pop()
-            continue
-        child_aux = advance(aux, ev, out, idx)
-        nevs = choices(out.state, child_aux)
-        if not nevs or (run.depth is not None and len(path) >= run.depth):
-            run.finish(out.state, path, terminal(out.state, nevs))
-            path.pop()
-            continue
-        stack.append([out.state, child_aux, nevs, 0])
+        else:
+            stack.append([*child, 0])
 
 
 def exhaustive(run: Run) -> None:
@@ -130,7 +144,7 @@ def local_commutation(actor: Actor, state: Any, u: Event, v: Event) -> tuple | N
     return first[0], tuple((a - b) + (b - a))
 
 
-COMMUTE_MEMO_LIMIT = 1_000_000
+MEMO_LIMIT = 1_000_000  # entries of each of sleep_dfs's memos (cleared when full)
 
 
 def sleep_dfs(run: Run) -> None:
@@ -154,7 +168,7 @@ def sleep_dfs(run: Run) -> None:
     A schedule ends at a terminal state, or where the search has nothing new to explore (a
     state already seen, or every enabled event asleep)."""
     system = run.system
-    step_id, tick, seen, visit = system.step_id, run.tick, run.seen, run.visit
+    step_id, tick, seen, visit = system.step_id, run.tick, run.seen, run.visit  # (the hot path)
     coarse = run.reductions.coarse_clients
     canonical = system.canonical if run.symmetric else None
     enabled_ids, event_of, renamed = system.enabled_event_ids, system.event_of, system.renamed_event_id
@@ -166,9 +180,7 @@ def sleep_dfs(run: Run) -> None:
     def fact(i: int):
         t = facts.get(i)
         if t is None:
-            ev = event_of(i)
-            t = facts[i] = (fault_facts(ev) if ev.kind != "deliver" else
-                            delivery_facts(system, None, Envelope(ev.src, ev.dst, ev.msg), False))
+            t = facts[i] = event_facts(system, event_of(i), False)
         return t
 
     unknown = object()
@@ -196,28 +208,19 @@ def sleep_dfs(run: Run) -> None:
         keep = []
         for u in candidates:
             uf = fact(u)
-            if uf.fault:
-                continue
-            if uf.dst == tf.dst:
-                if not local_ok:
-                    continue
+            if not _dependent(uf, tf, False, coarse):
+                keep.append(u)
+            elif local_ok and uf.dst == tf.dst and not uf.fault:
                 di = index[tf.dst]
                 a = state.actors[di]
                 key = (di, a, u, ti) if u < ti else (di, a, ti, u)
                 c = commutes.get(key, unknown)
                 if c is unknown:
-                    if len(commutes) > COMMUTE_MEMO_LIMIT:
+                    if len(commutes) > MEMO_LIMIT:
                         commutes.clear()
                     c = commutes[key] = local_commutation(actors[di], a, event_of(u), event_of(ti))
                 if c is not None and (not c[1] or discarded(state, di, c)):
                     keep.append(u)
-                continue
-            if coarse:
-                if (uf.inv or uf.ret) and (tf.inv or tf.ret):
-                    continue
-            elif (uf.inv and tf.ret) or (uf.ret and tf.inv):
-                continue
-            keep.append(u)
         return frozenset(keep)
 
     names: dict = {}  # (sleep set, id of a renaming: one of the system's few) -> renamed
@@ -228,32 +231,14 @@ def sleep_dfs(run: Run) -> None:
         key = (sleep, id(mapping))
         out = names.get(key)
         if out is None:
-            if len(names) > COMMUTE_MEMO_LIMIT:
+            if len(names) > MEMO_LIMIT:
                 names.clear()
             out = names[key] = frozenset([renamed(i, mapping) for i in sleep])
         return out
 
     stored: dict = {}  # visited state (representative) -> the intersection of its sleep sets, named
-    empty: frozenset = frozenset()
-    init = system.initial()
-    key = canonical(init)[0] if canonical else init
-    visit(init, (), key)
-    stored[key] = empty
-    path: list[Event] = []
-    evs = enabled_ids(init)
-    if not evs:
-        run.finish(init, path, True)
-        return
-    stack: list[list] = [[init, empty, evs, 0]]
-    while stack:
-        frame = stack[-1]
-        state, sleep, evs, idx = frame
-        if idx == len(evs):
-            stack.pop()
-            if path:
-                path.pop()
-            continue
-        frame[3] = idx + 1
+
+    def take(state: SystemState, sleep: frozenset, evs: list, idx: int, path: list) -> tuple | None:
         ti = evs[idx]
         ev = event_of(ti)
         out = step_id(state, ti)
@@ -271,8 +256,7 @@ def sleep_dfs(run: Run) -> None:
             todo = enabled_ids(child)
             if not todo:
                 run.finish(child, path, True)
-                path.pop()
-                continue
+                return None
             if child_sleep:
                 todo = [i for i in todo if i not in child_sleep]
         else:
@@ -287,9 +271,19 @@ def sleep_dfs(run: Run) -> None:
         if not todo:  # joins a state already explored, or every enabled event is asleep
             run.schedules += 1
             run.check_budget()
-            path.pop()
-            continue
-        stack.append([child, child_sleep, todo, 0])
+            return None
+        return child, child_sleep, todo
+
+    empty: frozenset = frozenset()
+    init = system.initial()
+    key = run.key(init)
+    visit(init, (), key)
+    stored[key] = empty
+    evs = enabled_ids(init)
+    if not evs:
+        run.finish(init, [], True)
+        return
+    _walk([init, empty, evs, 0], take)
 
 
 def after(system: System, order: tuple[Envelope, ...], out) -> tuple[Envelope, ...]:
