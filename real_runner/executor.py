@@ -366,8 +366,12 @@ class InstancePool:
             _copy_single_threaded(self._inp[:n], inputs)
         self._seq += 1
         msg = ("run", self._seq) if rows is None else ("run", self._seq, n)
-        for c in self._conns:
-            self.control_bytes += _send(c, msg)
+        for i, c in enumerate(self._conns):
+            try:
+                self.control_bytes += _send(c, msg)
+            except OSError:  # (a broken pipe: the worker died while idle)
+                self._procs[i].join(5.0)
+                raise WorkerError(f"worker {i} of {self.model} died (exit code {self._procs[i].exitcode})") from None
         done = self._gather("done", seq=self._seq)
         out = _clone_single_threaded(self._out[:n]) if copy else self._out[:n]
         latency_ms = (time.perf_counter() - t0) * 1e3
