@@ -900,28 +900,9 @@ class System:
         receiver's new state, the ids of the messages it sends (in order) and its history
         commands (Invoke / Return, in order, prepared by :meth:`_history_command`). Validates
         what ``on_msg`` returned. Pure (handlers are), so :meth:`_deliver` memoises it."""
-        dst = event.dst
-        result = self.actors[di].on_msg(actor_state, event.src, event.msg)
-        if type(result) is not tuple or len(result) != 2:
-            raise ActorError(f"actor {dst!r}: on_msg must return (state, commands), not {result!r}")
-        new_state, commands = result
-        try:
-            hash(new_state)
-        except TypeError:
-            raise ActorError(f"actor {dst!r}: on_msg returned an unhashable state {new_state!r}") from None
-        sent: list = []
-        history_commands: list = []
-        if commands:
-            if type(commands) is not list and type(commands) is not tuple:
-                raise ActorError(f"actor {dst!r} must return a sequence of commands, not {commands!r}")
-            for cmd in commands:
-                if type(cmd) is Send:
-                    if cmd.dst not in self.index:
-                        raise ActorError(f"actor {dst!r} sends {cmd.msg!r} to {cmd.dst!r}, which is not an actor")
-                    sent.append(self._intern(Envelope(dst, cmd.dst, cmd.msg)))
-                else:
-                    history_commands.append(self._history_command(dst, cmd))
-        return new_state, tuple(sent), tuple(history_commands)
+        new_state, commands = _call(event.dst, "on_msg", self.actors[di].on_msg, actor_state, event.src, event.msg)
+        sends, history_commands = self._commands(event.dst, commands)
+        return new_state, tuple([self._intern(env) for env in sends]), tuple(history_commands)
 
     def _deliver(self, state: SystemState, event: Event, i: int | None = None) -> Outcome:
         """``step`` for a delivery (of message id ``i`` when given) on an unordered network
@@ -992,10 +973,6 @@ class System:
             tuple(records), tuple([envs[j] for j in sent_ids]), tuple(ignored),
         ))
 
-    def _record(self, name: str, cmd: Any, history: list, records: list) -> None:
-        """Apply an Invoke or Return command of client ``name`` to the history record."""
-        self._apply_history(self._history_command(name, cmd), history, records)
-
     def _history_command(self, name: str, cmd: Any) -> tuple[int, str, bool, str]:
         """An Invoke or Return command emitted by actor ``name``, checked and prepared: (client
         index, client name, is an invocation, canonical JSON text). Pure."""
@@ -1037,9 +1014,14 @@ class System:
             state = self.step(state, event).state
         return state
 
-    def _apply(self, name: str, commands: Sequence[Any], net: "_Net", history: list, records: list, sent: list) -> None:
+    def _commands(self, name: str, commands: Any) -> tuple[list[Envelope], list[tuple]]:
+        """The commands actor ``name`` returned (None, or a list or tuple of Send, Invoke and
+        Return), checked: its sends as envelopes, and its history commands prepared by
+        :meth:`_history_command`, each in order. Pure; ActorError names a bad command."""
+        sends: list = []
+        history_commands: list = []
         if commands is None:
-            return
+            return sends, history_commands
         if not isinstance(commands, (list, tuple)):
             raise ActorError(f"actor {name!r} must return a sequence of commands, not {commands!r}")
         for cmd in commands:
@@ -1050,11 +1032,20 @@ class System:
                     hash(cmd.msg)
                 except TypeError:
                     raise ActorError(f"actor {name!r} sends an unhashable message {cmd.msg!r}") from None
-                env = Envelope(name, cmd.dst, cmd.msg)
-                net.put(env)
-                sent.append(env)
+                sends.append(Envelope(name, cmd.dst, cmd.msg))
             else:
-                self._record(name, cmd, history, records)
+                history_commands.append(self._history_command(name, cmd))
+        return sends, history_commands
+
+    def _apply(self, name: str, commands: Sequence[Any], net: "_Net", history: list, records: list, sent: list) -> None:
+        """Carry out the commands actor ``name`` returned: sends into ``net`` (and ``sent``),
+        history commands into ``history`` (and ``records``)."""
+        sends, history_commands = self._commands(name, commands)
+        for env in sends:
+            net.put(env)
+            sent.append(env)
+        for prepared in history_commands:
+            self._apply_history(prepared, history, records)
 
     # ----------------------------------------------------------------------------------------
     # histories

@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Hashable, Sequence
 
 from checker.actors import Event, Outcome, SystemState
+from checker.explore.harness import Reductions
 
 WALK_STRATEGIES = frozenset({"random", "pct"})
 SUBTREE_STRATEGIES = frozenset({"dfs", "exhaustive", "dpor", "transdpor", "keyaware"})
@@ -83,18 +84,7 @@ class Options:
     max_time: float | None = None  # seconds, per job
     depth: int | None = None  # steps per schedule, counted from the initial state
     bug_depth: int = 3
-    symmetry: bool = True
-    state_cache: bool = True
-    coarse_clients: bool = False
-    sleep_sets: bool = True
-
-    @property
-    def reductions(self):
-        """These options' :class:`~checker.explore.harness.Reductions`."""
-        from checker.explore.harness import Reductions
-
-        return Reductions(symmetry=self.symmetry, state_cache=self.state_cache, coarse_clients=self.coarse_clients,
-                          sleep_sets=self.sleep_sets)
+    reductions: Reductions = Reductions()
 
 
 @dataclass(frozen=True)

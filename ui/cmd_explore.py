@@ -15,6 +15,7 @@ also 1 when a replayed file does not reproduce the violation it records), 2 bad 
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -137,14 +138,12 @@ def run_explore(
     delay_bound: int,
     bug_depth: int,
     shrink: bool,
-    symmetry: bool = True,
-    state_cache: bool = True,
-    coarse_clients: bool = False,
-    sleep_sets: bool = True,
+    reductions=None,
     progress=None,
 ):
-    """Build the protocol and explore it; every input problem becomes :class:`BadInput`."""
-    from checker.explore import ExploreError, explore
+    """Build the protocol and explore it (``reductions``: a :class:`checker.explore.Reductions`,
+    None for the default); every input problem becomes :class:`BadInput`."""
+    from checker.explore import ExploreError, Reductions, explore
     from checker.protocols import ProtocolError, build
 
     try:
@@ -159,11 +158,8 @@ def run_explore(
             delay_bound=delay_bound,
             bug_depth=bug_depth,
             shrink_counterexample=shrink,
-            symmetry=symmetry,
-            state_cache=state_cache,
-            coarse_clients=coarse_clients,
-            sleep_sets=sleep_sets,
             progress=progress,
+            **asdict(reductions or Reductions()),  # (explore's keywords are its fields)
         )
     except (ProtocolError, ExploreError) as exc:
         raise BadInput(str(exc)) from None
@@ -283,6 +279,7 @@ def register(app: typer.Typer) -> None:
         no_state_cache: bool = typer.Option(False, "--no-state-cache", help="Run the DPOR family stateless (for comparison)."),
         coarse_clients: bool = typer.Option(False, "--coarse-clients", help="DPOR family: treat any two history-recording deliveries as dependent, not only a call against a return (for comparison)."),
         no_sleep_sets: bool = typer.Option(False, "--no-sleep-sets", help="dfs: explore every enabled event at every new state, without sleep sets (for comparison; the same states either way)."),
+        no_local_commutation: bool = typer.Option(False, "--no-local-commutation", help="dfs and the DPOR family: let only statically independent events sleep, not two deliveries to one actor that commute in the state where they are taken (for comparison)."),
         progress: bool = typer.Option(False, "--progress", help="Show schedules, states and histories on stderr while exploring (default: on a terminal)."),
         no_shrink: bool = typer.Option(False, "--no-shrink", help="Show the violating schedule as found, without shrinking it."),
         list_: bool = typer.Option(False, "--list", help="List protocols, variants, parameters and strategies."),
@@ -330,22 +327,24 @@ def register(app: typer.Typer) -> None:
         if out_replay is not None:
             _check_out_path(out_replay)
         show = progress or (not as_json and sys.stderr.isatty())
+        from checker.explore import Reductions
+
+        reductions = Reductions(symmetry=not no_symmetry, state_cache=not no_state_cache, coarse_clients=coarse_clients,
+                                sleep_sets=not no_sleep_sets, local_commutation=not no_local_commutation)
         if workers is not None or engine != "local" or ray_address is not None:
             from ui.engine_cli import run_explore_split
 
             proto, result = run_explore_split(
                 protocol, variant, strategy, params, engine=engine, workers=workers, ray_address=ray_address,
                 frontier_depth=frontier_depth, max_schedules=max_schedules, max_time=max_time, seed=seed,
-                depth=depth, bug_depth=bug_depth, shrink=not no_shrink, symmetry=not no_symmetry,
-                state_cache=not no_state_cache, coarse_clients=coarse_clients, sleep_sets=not no_sleep_sets,
+                depth=depth, bug_depth=bug_depth, shrink=not no_shrink, reductions=reductions,
             )
         else:
             proto, result = run_explore(
                 protocol, variant, strategy, params,
                 max_schedules=max_schedules, max_time=max_time, seed=seed, depth=depth,
-                delay_bound=delay_bound, bug_depth=bug_depth, shrink=not no_shrink,
-                symmetry=not no_symmetry, state_cache=not no_state_cache, coarse_clients=coarse_clients,
-                sleep_sets=not no_sleep_sets, progress=_progress_line if show else None,
+                delay_bound=delay_bound, bug_depth=bug_depth, shrink=not no_shrink, reductions=reductions,
+                progress=_progress_line if show else None,
             )
         if show:
             typer.echo("", err=True)

@@ -77,16 +77,14 @@ def run_explore_split(
     bug_depth: int,
     shrink: bool,
     check_timeout: Optional[float] = 10.0,
-    symmetry: bool = True,
-    state_cache: bool = True,
-    coarse_clients: bool = False,
-    sleep_sets: bool = True,
+    reductions=None,
     progress: Optional[Callable[[int, int], None]] = None,
 ):
-    """``(protocol, ExploreResult)`` of the exploration split over an engine; every input
-    problem becomes BadInput. Walks (random, pct) split by seed, the dfs/dpor family by
+    """``(protocol, ExploreResult)`` of the exploration split over an engine (``reductions``: a
+    :class:`checker.explore.Reductions`, None for the default); every input problem becomes
+    BadInput. Walks (random, pct) split by seed, the dfs/dpor family by
     subtrees (see ``checker/explore_split.py``); ``max_time`` applies to each job."""
-    from checker.explore import ExploreError
+    from checker.explore import ExploreError, Reductions
     from checker.explore_split import Options, SplitError, explore_split
     from checker.protocols import ProtocolError, build
 
@@ -97,8 +95,7 @@ def run_explore_split(
     eng = make_engine(engine, workers, ray_address)
     try:
         options = Options(check_timeout=check_timeout, max_time=max_time, depth=depth, bug_depth=bug_depth,
-                          symmetry=symmetry, state_cache=state_cache, coarse_clients=coarse_clients,
-                          sleep_sets=sleep_sets)
+                          reductions=reductions or Reductions())
         split = explore_split(protocol_name, strategy, eng, variant=protocol.variant, params=params,
                               workers=workers, frontier_depth=frontier_depth, seed=seed,
                               max_schedules=max_schedules, options=options, shrink=shrink, progress=progress)

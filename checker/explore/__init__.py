@@ -47,9 +47,11 @@ Strategies (:data:`STRATEGIES`):
 
 Reductions (:class:`Reductions`, each its own keyword of :func:`explore`): ``symmetry``
 (protocols declare interchangeable actors), ``state_cache`` (stateful DPOR), ``coarse_clients``
-(off: the finer client dependency), ``sleep_sets`` (dfs). Each is sound: the tests compare the
-distinct histories and the invariant violations with plain stateful DFS (no reduction) on every
-shipped protocol and variant, and dfs's visited states with and without sleep sets.
+(off: the finer client dependency), ``sleep_sets`` (dfs), ``local_commutation`` (two deliveries
+to one actor that commute where they are taken fall asleep, in dfs and the DPOR family). Each is
+sound: the tests compare the distinct histories and the invariant violations with plain stateful
+DFS (no reduction) on every shipped protocol and variant and on pseudo-random actor systems, and
+dfs's visited states with and without sleep sets.
 
 Verdicts are :class:`~checker.linearizability.Verdict` values: ``OK`` only when a complete
 strategy finished within its budgets and every history was judged linearizable; ``ILLEGAL``
@@ -146,6 +148,7 @@ def explore(
     state_cache: bool = True,
     coarse_clients: bool = False,
     sleep_sets: bool = True,
+    local_commutation: bool = True,
     progress: Callable[[ExploreProgress], None] | None = None,
 ) -> ExploreResult:
     """Explore ``protocol`` (a :class:`~checker.protocols.Protocol`, or a registered name built
@@ -158,7 +161,7 @@ def explore(
     get ``max_schedules=1000``. ``seed`` drives random and pct; ``delay_bound`` is
     delay-bounded's K; ``bug_depth`` is PCT's d. ``check_timeout``: seconds per history check.
     Reductions (see :class:`Reductions`): ``symmetry``, ``state_cache``, ``coarse_clients``,
-    ``sleep_sets``.
+    ``sleep_sets``, ``local_commutation``.
     ``progress``: called with an :class:`ExploreProgress` snapshot at most every 0.25 s during
     the search and once at its end (from the exploring thread; keep it cheap). Raises
     ExploreError (or ProtocolError) naming a bad argument.
@@ -189,7 +192,7 @@ def explore(
         max_schedules = DEFAULT_INCOMPLETE_SCHEDULES
 
     reductions = Reductions(symmetry=bool(symmetry), state_cache=bool(state_cache), coarse_clients=bool(coarse_clients),
-                            sleep_sets=bool(sleep_sets))
+                            sleep_sets=bool(sleep_sets), local_commutation=bool(local_commutation))
     run = Run(protocol, max_schedules, max_time, depth, check_timeout, stop_on_violation, reductions, progress)
     if max_time is not None:  # the budget started when explore was called (building counts)
         run.deadline = started + max_time

@@ -11,8 +11,25 @@ history-recording deliveries are dependent).
 
 Stateless DPOR is Flanagan and Godefroid's (POPL 2005) with sleep sets. Happens-before includes
 creation; a message that a step discards (:meth:`~checker.actors.Actor.ignores`) races with that
-step; transitions the last step disabled race with it. TransDPOR (Tasharofi et al., FORTE 2012)
+step; transitions the last step disabled race with it (the drop or duplicate of a message, a
+process of its own, races with the message's delivery). TransDPOR (Tasharofi et al., FORTE 2012)
 adds at most one backtrack point per state for races within one transitive class.
+
+Sleep sets with local commutation (``Reductions.local_commutation``, unordered networks): races
+use the static relation above, but a child's sleep set also keeps a delivery ``q`` (explored or
+asleep at the parent state ``s``) to the actor that the step ``p`` delivers to, when the two
+commute in ``s``: in either order the actor ends in the same state, records the same history
+commands and sends the same messages, and the second stays enabled
+(:func:`~checker.explore.commute.local_commutation` with nothing sent in one order only). Why it
+stays sound, in outline: ``s·p·q`` and ``s·q·p`` are the same state with the same history, so a
+schedule below ``s·p`` that starts with ``q`` reaches what one below ``s·q`` that starts with
+``p`` reaches, and that subtree was explored (or is covered where ``q`` fell asleep). The
+schedules given up order ``p`` before ``q``; those kept below ``s·q·p`` order ``q`` before ``p``,
+and those kept below ``s·p`` run with ``q`` delayed until a step dependent with it. A race hidden
+in one by a happens-before edge through ``p`` or ``q`` that the other lacks is then exposed in
+the other. This is an argument, not a proof: the tests compare it with plain DFS on every
+shipped protocol and on pseudo-random systems built to commute often, and the mutations of the
+rule tried (any two deliveries to one actor; different sends) fail them.
 
 Stateful DPOR (``Reductions.state_cache``): every state (with symmetry: every orbit) fully
 explored keeps the sleep set it was explored with and a *summary*, the set of transitions
@@ -39,6 +56,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from checker.actors import Actor, Envelope, Event
+from checker.explore.commute import Commutations
 from checker.explore.harness import ExploreError, Run
 
 __all__ = ["dpor"]
@@ -62,9 +80,9 @@ class _T:
     operation (:meth:`Actor.history_effects`); ``ro``: the receiver promised it never changes
     its state."""
 
-    __slots__ = ("pid", "ev", "dst", "key", "inv", "ret", "ro", "fault", "creator", "mid", "hb")
+    __slots__ = ("pid", "ev", "dst", "key", "inv", "ret", "ro", "fault", "creator", "hb")
 
-    def __init__(self, pid, ev, dst, key, inv, ret, ro, fault, creator, mid):
+    def __init__(self, pid, ev, dst, key, inv, ret, ro, fault, creator):
         self.pid = pid
         self.ev = ev
         self.dst = dst
@@ -74,7 +92,6 @@ class _T:
         self.ro = ro
         self.fault = fault
         self.creator = creator
-        self.mid = mid
         self.hb = 0
 
 
@@ -93,14 +110,14 @@ def delivery_facts(system, mid, env: Envelope, keyed: bool) -> _T:
         ro = bool(actor.read_only(env.msg))
     inv, ret = actor.history_effects(env.msg)
     ev = Event("deliver", env.src, env.dst, env.msg)
-    return _T(mid, ev, env.dst, key, bool(inv), bool(ret), ro, False, None if mid is None else mid[0], mid)
+    return _T(mid, ev, env.dst, key, bool(inv), bool(ret), ro, False, None if mid is None else mid[0])
 
 
 def event_facts(system, ev: Event, keyed: bool) -> _T:
     """The static facts of an event, with no process: a delivery's (:func:`delivery_facts`), or a
     fault's (dependent with every transition)."""
     if ev.kind != "deliver":
-        return _T(None, ev, ev.dst, None, False, False, False, True, None, None)
+        return _T(None, ev, ev.dst, None, False, False, False, True, None)
     return delivery_facts(system, None, Envelope(ev.src, ev.dst, ev.msg), keyed)
 
 
@@ -301,7 +318,7 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
             if ev is None:  # a fault no longer enabled (race-checked as disabled)
                 ev = (Event(pid[0], None, pid[1], None) if mid is None else
                       Event(pid[0], frame.pending[mid].src, dst, frame.pending[mid].msg))
-            t = _T(pid, ev, dst, None, False, False, False, True, creator, mid)
+            t = _T(pid, ev, dst, None, False, False, False, True, creator)
         else:
             env = frame.pending[pid]
             t = delivery_cache.get((pid, env))
@@ -321,18 +338,17 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
     masks = _Masks(keyed, coarse)
     delivery_cache: dict = {}
     path: list[Event] = []
-    dups = faults.duplicates > 0
 
     def hb_to(t: _T) -> int:
-        """Bitmask of trace indices that happen before process ``t.pid``'s next transition."""
+        """Bitmask of trace indices that happen before process ``t.pid``'s next transition: the
+        step that created its message and what happened before that step. A drop or duplicate
+        of a message is a process of its own: the message's delivery disables it, and must race
+        with it (a duplicate already in the trace is a fault, so dependency orders it before
+        every later entry)."""
         mask = 0
         c = t.creator
         if c is not None and c >= 0:
             mask |= trace[c].hb | (1 << c)
-        if t.mid is not None and dups:
-            for j, u in enumerate(trace):
-                if u.mid == t.mid:
-                    mask |= u.hb | (1 << j)
         return mask
 
     def add_backtrack(pre: _Frame, E: list, ti: _T, tp: _T, exact: bool) -> None:
@@ -367,8 +383,7 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
         Incremental: a process that ``parent`` (the frame before the last step) race-checked
         can race only with the last step here: its last race with an earlier entry was found
         there, and handling it again would add nothing (backtrack sets only grow; a frame below
-        the parent is not unfrozen while the parent is on the stack). Not with duplication,
-        where a later copy's delivery changes what happens before a message."""
+        the parent is not unfrozen while the parent is on the stack)."""
         n = len(trace)
         if n == 0:
             return
@@ -380,7 +395,7 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
         hbs = frame.hbs
         infos = frame.infos
         dependent = masks.dependent
-        checked = parent.hbs if parent is not None and not dups else {}
+        checked = parent.hbs if parent is not None else {}
         last = n - 1
         t_last = trace[last]
         for p, tp in [(p, None) for p in pids] + list(gone):
@@ -574,6 +589,9 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
             frame.entry.summary = frame.entry.summary | renamed(frame.summary, frame.mapping)
             frame.entry.open = False
 
+    local = run.reductions.local_commutation and not system.fifo
+    commutes = Commutations(system)
+
     table: dict = {}
     start = system.start()
     init = start.state
@@ -640,10 +658,15 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
         child = _Frame(out.state, pending)
         infos = top.infos  # the facts of messages still pending carry over
         child.infos = {mid: infos[mid] for mid in pending if mid in infos}
-        # sleep sets: what was explored (or asleep) here and commutes with p stays asleep
+        # sleep sets: what was explored (or asleep) here and commutes with p (statically, or
+        # in this state: local commutation) stays asleep
         for q in (*top.sleep, *explored_before):
-            if q != p and q in top.order and not _dependent(info(top, q), t, keyed, coarse):
-                child.sleep.add(q)
+            if q != p and q in top.order:
+                tq = info(top, q)
+                if not _dependent(tq, t, keyed, coarse) or (
+                        local and tq.dst == t.dst and not (tq.fault or t.fault)
+                        and commutes.in_state(top.state, top.events[q], ev, top.events[q], ev, False)):
+                    child.sleep.add(q)
         keyed_visit(child)
         if open_frame(child, gone, top, p):
             frames.append(child)

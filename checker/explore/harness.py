@@ -8,7 +8,7 @@ import gc
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Hashable, Sequence
 
 from checker.actors import Event, SystemState, event_to_json, history_of
@@ -43,12 +43,16 @@ class Reductions:
     fully explored (stateful DPOR); off: stateless DPOR. ``coarse_clients``: the DPOR family
     (and dfs's sleep sets) treat any two history-recording deliveries as dependent (the old,
     coarser relation). ``sleep_sets``: ``dfs`` skips transitions that commute with one explored
-    before (:func:`checker.explore.tree.sleep_dfs`; the same states, fewer transitions)."""
+    before (:func:`checker.explore.tree.sleep_dfs`; the same states, fewer transitions).
+    ``local_commutation``: the sleep sets of ``dfs`` and of the DPOR family also keep asleep a
+    delivery to the actor that the step taken delivers to, where the two commute in the state at
+    hand (:mod:`checker.explore.commute`); off: only statically independent events."""
 
     symmetry: bool = True
     state_cache: bool = True
     coarse_clients: bool = False
     sleep_sets: bool = True
+    local_commutation: bool = True
 
 
 @dataclass(frozen=True)
@@ -170,8 +174,7 @@ class ExploreResult:
             "first_violation_at": self.first_violation_at,
             "reason": self.reason,
             "pct_bound": self.pct_bound,
-            "reductions": {"symmetry": self.reductions.symmetry, "state_cache": self.reductions.state_cache,
-                           "coarse_clients": self.reductions.coarse_clients, "sleep_sets": self.reductions.sleep_sets},
+            "reductions": asdict(self.reductions),
             "violation": None if self.violation is None else self.violation.to_json(),
         }
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any, Callable
 
-from checker.actors import Actor, Envelope, Event, Invoke, Return, Send, System, SystemState
+from checker.actors import Envelope, Event, System, SystemState
+from checker.explore.commute import MEMO_LIMIT, Commutations
 from checker.explore.dpor import _dependent, check_effects, event_facts
 from checker.explore.harness import Run
 
@@ -93,60 +93,6 @@ def dfs(run: Run) -> None:
     _tree(run, lambda s, aux: system.enabled(s), None, lambda aux, ev, out, i: None, prune=True)
 
 
-def _local_result(actor: Actor, state: Any, first: Event, second: Event) -> tuple | None:
-    """Receiver ``actor`` in ``state`` takes ``first`` then ``second``: its final state, what it
-    sent (sorted) and what it recorded (in order), or None when ``second`` is then ignored
-    (discarded), a command is not a Send, Invoke or Return, or a step fails (callers treat None
-    as "may not commute")."""
-    try:
-        s1, c1 = actor.on_msg(state, first.src, first.msg)
-        if actor.ignores(s1, second.src, second.msg):
-            return None
-        s2, c2 = actor.on_msg(s1, second.src, second.msg)
-        sends = []
-        records = []
-        for cmd in (*c1, *c2):
-            kind = type(cmd)
-            if kind is Send:
-                sends.append((cmd.dst, cmd.msg))
-            elif kind is Invoke:
-                records.append(("invoke", cmd.client, repr(cmd.input)))
-            elif kind is Return:
-                records.append(("return", cmd.client, repr(cmd.output)))
-            else:
-                return None
-        sends.sort(key=repr)
-        return s2, sends, records
-    except Exception:  # (the search's own step reports it, with the actor's name)
-        return None
-
-
-def local_commutation(actor: Actor, state: Any, u: Event, v: Event) -> tuple | None:
-    """When two deliveries to one actor, in ``state``, may commute in the whole system (on an
-    unordered network): None when they may not; else ``(final state, messages)``, and they
-    commute exactly when every one of ``messages`` (``(receiver, message)``, sent in one order
-    and not the other) is discarded by its receiver (:meth:`Actor.ignores`: the receiver in the
-    final state, any other in its unchanged state).
-
-    In either order the second delivery must stay enabled, the actor must end in the same
-    state and record the same history commands in the same order. What peers discard depends
-    only on their own unchanged states, and :meth:`Actor.ignores` is monotone, so the two orders
-    leave the same network when the messages sent differ only by discarded ones."""
-    first = _local_result(actor, state, u, v)
-    if first is None:
-        return None
-    second = _local_result(actor, state, v, u)
-    if second is None or first[0] != second[0] or first[2] != second[2]:
-        return None
-    if first[1] == second[1]:
-        return first[0], ()
-    a, b = Counter(first[1]), Counter(second[1])
-    return first[0], tuple((a - b) + (b - a))
-
-
-MEMO_LIMIT = 1_000_000  # entries of each of sleep_dfs's memos (cleared when full)
-
-
 def sleep_dfs(run: Run) -> None:
     """Stateful DFS with sleep sets and Godefroid's state-caching correction ("Partial-order
     methods for the verification of concurrent systems", LNCS 1032): it visits exactly the
@@ -157,8 +103,10 @@ def sleep_dfs(run: Run) -> None:
     events that commute with the step taken, in the state it was taken from: deliveries to
     different actors unless one may invoke and the other return (the finer client relation of
     :func:`~checker.explore.dpor.delivery_facts`, never the key-aware one), and, on an
-    unordered network, deliveries to the same actor that commute there (:func:`local_commutation`) (a
-    conditional independence: Godefroid and Pirottin, CAV 1993); faults commute with nothing.
+    unordered network, deliveries to the same actor that commute there
+    (:func:`~checker.explore.commute.local_commutation`, unless :attr:`Reductions.local_commutation`
+    is off; a conditional independence: Godefroid and Pirottin, CAV 1993); faults commute with
+    nothing.
     Every visited state keeps the intersection of the sleep sets it was reached with (with
     symmetry: renamed into its orbit representative's names); reached again with an event awake
     that was asleep at every earlier visit, the search explores that event from it. Every
@@ -172,33 +120,15 @@ def sleep_dfs(run: Run) -> None:
     coarse = run.reductions.coarse_clients
     canonical = system.canonical if run.symmetric else None
     enabled_ids, event_of, renamed = system.enabled_event_ids, system.event_of, system.renamed_event_id
-    actors, index = system.actors, system.index
-    local_ok = not system.fifo
+    local_ok = run.reductions.local_commutation and not system.fifo
     facts: dict[int, Any] = {}  # event id -> its static dependency facts
-    commutes: dict = {}  # (receiver index, its state, event id, event id) -> local_commutation
+    commutes = Commutations(system)
 
     def fact(i: int):
         t = facts.get(i)
         if t is None:
             t = facts[i] = event_facts(system, event_of(i), False)
         return t
-
-    unknown = object()
-
-    def discarded(state: SystemState, di: int, commutation: tuple) -> bool:
-        """Every message of a :func:`local_commutation` is discarded by its receiver."""
-        final, messages = commutation
-        src = system.names[di]
-        for dst, msg in messages:
-            k = index[dst]
-            if k != di and system.crashed(state, dst):
-                return False  # (a crashed actor discards nothing)
-            try:
-                if not actors[k].ignores(final if k == di else state.actors[k], src, msg):
-                    return False
-            except Exception:  # (the search's own step reports it)
-                return False
-        return True
 
     def asleep_after(state: SystemState, candidates, ti: int) -> frozenset:
         """The candidates (events asleep or explored at ``state``) that commute with ``ti`` there."""
@@ -211,15 +141,8 @@ def sleep_dfs(run: Run) -> None:
             if not _dependent(uf, tf, False, coarse):
                 keep.append(u)
             elif local_ok and uf.dst == tf.dst and not uf.fault:
-                di = index[tf.dst]
-                a = state.actors[di]
-                key = (di, a, u, ti) if u < ti else (di, a, ti, u)
-                c = commutes.get(key, unknown)
-                if c is unknown:
-                    if len(commutes) > MEMO_LIMIT:
-                        commutes.clear()
-                    c = commutes[key] = local_commutation(actors[di], a, event_of(u), event_of(ti))
-                if c is not None and (not c[1] or discarded(state, di, c)):
+                a, b = (u, ti) if u < ti else (ti, u)
+                if commutes.in_state(state, a, b, event_of(a), event_of(b), True):
                     keep.append(u)
         return frozenset(keep)
 

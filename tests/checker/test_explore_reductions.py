@@ -72,14 +72,15 @@ def test_every_reduction_finds_the_histories_and_violations_of_plain_dfs(name, v
     assert keyaware.violations == reference.violations
 
 
-def test_the_finer_client_dependency_and_the_state_cache_each_cut_schedules_on_the_register():
+def test_the_finer_client_dependency_local_commutation_and_the_state_cache_each_cut_schedules_on_the_register():
     protocol = build("register", "majority", replicas=2)
-    coarse = explore(protocol, "dpor", state_cache=False, coarse_clients=True)
-    fine = explore(protocol, "dpor", state_cache=False)
+    coarse = explore(protocol, "dpor", state_cache=False, coarse_clients=True, local_commutation=False)
+    fine = explore(protocol, "dpor", state_cache=False, local_commutation=False)
+    local = explore(protocol, "dpor", state_cache=False)
     stateful = explore(protocol, "dpor")
-    assert coarse.ok and fine.ok and stateful.ok
-    assert (coarse.schedules, fine.schedules) == (480, 184)
-    assert stateful.schedules < fine.schedules
+    assert coarse.ok and fine.ok and local.ok and stateful.ok
+    assert (coarse.schedules, fine.schedules, local.schedules) == (480, 184, 65)
+    assert stateful.schedules < local.schedules
 
 
 def test_symmetry_cuts_the_states_of_a_three_replica_register_and_keeps_its_histories():

@@ -4,109 +4,32 @@ kind; and the conditional independence it relies on (local_commutation), case by
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from checker.actors import Actor, Event, Faults, Invariant, Invoke, Return, Send, System
-from checker.explore.tree import local_commutation
-from checker.protocols import Protocol
-from tests.checker.explore_helpers import everything
+from checker.actors import Actor, Event, Return, Send
+from checker.explore.commute import local_commutation
+from tests.checker.explore_helpers import REDUCED_SECONDS, everything, plain_dfs, random_protocol
 
 
-def _h(*key) -> int:
-    return zlib.crc32(repr(key).encode())
-
-
-@dataclass(frozen=True)
-class Node(Actor):
-    """A pseudo-random server. State ``(epoch, value)``; a message ``(ttl, tag)`` may send up to
-    two more (with ``ttl - 1``). The epoch only grows, and a tag below ``epoch - 1`` is ignored
-    from then on (a monotone :meth:`Actor.ignores`, as the explorer requires)."""
-
-    seed: int
-    peers: tuple[str, ...]
-
-    def on_start(self):
-        return (0, 0), []
-
-    def ignores(self, state, src, msg):
-        return msg[1] < state[0] - 1
-
-    def on_msg(self, state, src, msg):
-        if self.ignores(state, src, msg):
-            return state, []
-        epoch, value = state
-        ttl, tag = msg
-        h = _h(self.seed, state, src, msg)
-        sends = []
-        if ttl > 0:
-            for k in range(h % 3):
-                sends.append(Send(self.peers[(h >> (3 + k)) % len(self.peers)], (ttl - 1, (h >> (9 + k)) % 3)))
-        return (epoch + (h % 4 == 0), (value + tag + (h >> 5)) % 3), sends
-
-
-@dataclass(frozen=True)
-class Caller(Actor):
-    """A pseudo-random client of two operations (a write of 1 or a read, each sent to a node):
-    an answer may end the outstanding one (a read returns None or 1, so some histories are not
-    linearizable) and start the next."""
-
-    is_client = True
-    seed: int
-    peers: tuple[str, ...]
-    ttl: int
-
-    def _start(self, i: int) -> list:
-        op = {"op": "write", "value": 1} if (self.seed + i) % 2 == 0 else {"op": "read"}
-        return [Invoke(op), Send(self.peers[_h(self.seed, i) % len(self.peers)], (self.ttl, i % 3))]
-
-    def on_start(self):
-        return (0, True), self._start(0)
-
-    def on_msg(self, state, src, msg):
-        i, outstanding = state
-        h = _h(self.seed, state, src, msg)
-        if not outstanding or h % 3 == 0:
-            return state, []
-        out = None if (self.seed + i) % 2 == 0 else (None, 1, 1)[h % 3]
-        if i == 0:
-            return (1, True), [Return(out), *self._start(1)]
-        return (2, False), [Return(out)]
-
-
-def _small_values(system, state):
-    """An invariant some systems break (a node's value 2), so violation sets are compared too."""
-    return "a node holds 2" if any(type(s) is tuple and s[1:] == (2,) for s in state.actors) else None
-
-
-def random_protocol(seed: int, nodes: int, clients: int, ttl: int, network: str, faults: dict) -> Protocol:
-    names = tuple(f"n{k}" for k in range(nodes))
-    callers = tuple(f"c{k}" for k in range(clients))
-    actors = [(c, Caller(seed + 7 * k, names, ttl)) for k, c in enumerate(callers)]
-    actors += [(n, Node(seed + 13 * k, names + callers)) for k, n in enumerate(names)]
-    system = System(actors, network=network, faults=Faults(**faults))
-    return Protocol("random", str(seed), (("seed", seed),), system, "register",
-                    invariants=(Invariant("no node holds 2", _small_values),))
-
-
-def dfs(protocol, **switches):
-    """Plain or sleep-set DFS without symmetry, every schedule (a budget that these small systems
-    stay well within; a run that hits it is skipped by the property)."""
-    return everything(protocol, "dfs", symmetry=False, max_time=20, **switches)
+def sleep_dfs(protocol):
+    """Sleep-set DFS without symmetry, every schedule."""
+    return everything(protocol, "dfs", symmetry=False, max_time=REDUCED_SECONDS)
 
 
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10**6), nodes=st.integers(1, 3), clients=st.integers(1, 2), ttl=st.integers(1, 2),
        network=st.sampled_from(["unordered", "fifo"]),
-       faults=st.sampled_from([{}, {"drops": 1}, {"duplicates": 1}, {"crashes": 1}, {"crashes": 1, "restarts": 1}]))
-def test_sleep_sets_visit_exactly_the_states_of_plain_dfs_on_random_systems(seed, nodes, clients, ttl, network, faults):
-    protocol = random_protocol(seed, nodes, clients, ttl, network, faults)
-    plain = dfs(protocol, sleep_sets=False)
+       faults=st.sampled_from([{}, {"drops": 1}, {"duplicates": 1}, {"crashes": 1}, {"crashes": 1, "restarts": 1}]),
+       commuting=st.booleans())
+def test_sleep_sets_visit_exactly_the_states_of_plain_dfs_on_random_systems(seed, nodes, clients, ttl, network, faults,
+                                                                            commuting):
+    protocol = random_protocol(seed, nodes, clients, ttl, network, faults, commuting)
+    plain = plain_dfs(protocol)
     assume(plain.complete)
-    slept = dfs(protocol)
+    slept = sleep_dfs(protocol)
     assert slept.complete
     assert slept.states == plain.states
     assert slept.histories == plain.histories
@@ -116,8 +39,8 @@ def test_sleep_sets_visit_exactly_the_states_of_plain_dfs_on_random_systems(seed
 
 def test_sleep_sets_cut_transitions_of_random_systems_by_half_or_more_somewhere():
     # not a tight bound: the point is that the reduction happens at all on these systems
-    plain = dfs(random_protocol(11, 3, 2, 2, "unordered", {}), sleep_sets=False)
-    slept = dfs(random_protocol(11, 3, 2, 2, "unordered", {}))
+    plain = plain_dfs(random_protocol(11, 3, 2, 2, "unordered", {}))
+    slept = sleep_dfs(random_protocol(11, 3, 2, 2, "unordered", {}))
     assert plain.complete and slept.states == plain.states
     assert slept.transitions * 2 <= plain.transitions
 
