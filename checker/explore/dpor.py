@@ -33,7 +33,8 @@ rule tried (any two deliveries to one actor; different sends) fail them.
 
 Stateful DPOR (``Reductions.state_cache``): every state (with symmetry: every orbit) fully
 explored keeps the sleep set it was explored with and a *summary*, the set of transitions
-executed anywhere below it. Reaching it again with a sleep set that contains the stored one, the
+race-checked anywhere below it: executed, or pending, or disabled (a message discarded as it was
+sent races with what made its receiver discard it, even where that never ran below). Reaching it again with a sleep set that contains the stored one, the
 search does not descend; instead it races the current trace against the state's pending
 messages (exactly, as at any state) and against every transition of the summary, with a
 happens-before relation that is an under-approximation (only what the trace proves), without
@@ -241,7 +242,7 @@ class _Frame:
         self.sleep: set = set()
         self.key = None  # visited-table key (stateful)
         self.mapping: dict = {}  # renaming of this state to its key (symmetry)
-        self.summary: set = set()  # events executed below, in this state's naming (stateful)
+        self.summary: set = set()  # events race-checked here and below, in this state's naming (stateful)
         self.entry = None
         self.full = False  # every awake enabled transition is a backtrack point
         self.hbs: dict = {}  # pending process -> what the trace proves happens before it
@@ -375,10 +376,12 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
             if q in pre.order and q not in E and q not in pre.sleep:
                 E.append(q)
 
-    def races(frame: _Frame, gone: Sequence[tuple] = (), parent: _Frame | None = None) -> None:
+    def races(frame: _Frame, gone: Sequence[tuple] = (), parent: _Frame | None = None) -> set:
         """Add backtrack points for the races of every pending message (and of the messages the
         last step discarded: it disabled them, so they race with it). Keeps each pending
-        process's happens-before mask in ``frame.hbs`` (for :func:`summary_races`).
+        process's happens-before mask in ``frame.hbs`` (for :func:`summary_races`). Returns the
+        events race-checked (every process's transition: enabled, pending or disabled; empty at
+        the root), which the state's summary must hold.
 
         Incremental: a process that ``parent`` (the frame before the last step) race-checked
         can race only with the last step here: its last race with an earlier entry was found
@@ -386,7 +389,7 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
         the parent is not unfrozen while the parent is on the stack)."""
         n = len(trace)
         if n == 0:
-            return
+            return set()
         run.tick()
         pids = frame.enabled
         if system.fifo or faults.crashes:  # pending but not enabled messages race too
@@ -398,9 +401,11 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
         checked = parent.hbs if parent is not None else {}
         last = n - 1
         t_last = trace[last]
+        events = set()
         for p, tp in [(p, None) for p in pids] + list(gone):
             if tp is None:
                 tp = infos.get(p) or info(frame, p)
+                events.add(tp.ev)
                 mask = checked.get(p)
                 if mask is not None:
                     hbs[p] = mask
@@ -411,6 +416,7 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
                     mask = hbs[p] = hb_to(tp)
                     racing = dependent(tp, n) & ~mask
             else:
+                events.add(tp.ev)
                 mask = hb_to(tp)
                 # the last trace entry dependent with p and not happening before it
                 racing = dependent(tp, n) & ~mask
@@ -426,6 +432,7 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
             if mask >> (i + 1):
                 add_leading(pre, E, mask, i)
             add_backtrack(pre, E, trace[i], tp, exact=True)
+        return events
 
     def summary_view(entry: _Entry, mapping: dict) -> tuple[frozenset, list]:
         """The summary of ``entry`` in the naming of a state whose renaming to the entry's key
@@ -539,8 +546,13 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
         compute_enabled(frame)
         if parent is not None:
             gone = list(gone) + [(q, info(parent, q)) for q in parent.enabled if q != taken and q not in frame.order]
-        races(frame, gone, parent)
+        checked = races(frame, gone, parent)
         if stateful:
+            # the summary holds every transition race-checked below, executed or not (a message
+            # discarded as it was sent races with what made its receiver discard it)
+            frame.summary |= checked
+            if parent is not None:
+                parent.summary |= checked
             entry = table.get(frame.key)
             if entry is not None:
                 if entry.open:
