@@ -299,9 +299,13 @@ def test_every_page_in_chromium(server, tmp_path):
             while not _workers(server_pid) and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert _workers(server_pid), "the exploration runs in a child process"
-            time.sleep(2.0)
-            progress = page.get_by_test_id("stProgress").first.inner_text()
-            # live progress from the explorer itself, not just a clock
+            # live progress from the explorer itself, not just a clock (its first snapshot comes
+            # once the child has imported and started: seconds on a loaded machine)
+            deadline = time.monotonic() + 60
+            progress = ""
+            while " schedules" not in progress and time.monotonic() < deadline:
+                time.sleep(0.5)
+                progress = page.get_by_test_id("stProgress").first.inner_text()
             assert "Exploring register/abd with exhaustive" in progress and " schedules" in progress, progress
             d.shot("verification-cancel-progress")
             page.get_by_role("button", name="Cancel").click()
