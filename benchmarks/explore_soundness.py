@@ -21,27 +21,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.checker.explore_helpers import everything, plain_dfs, random_protocol  # noqa: E402
+from tests.checker.explore_helpers import (DPOR_RUNS, FAULT_BUDGETS, everything, plain_dfs,  # noqa: E402
+                                           random_protocol)
 
-CONFIGS = {
-    "dfs": ("dfs", {}),
-    "dpor": ("dpor", {}),
-    "dpor, no symmetry": ("dpor", {"symmetry": False}),
-    "dpor, static": ("dpor", {"local_commutation": False}),
-    "dpor stateless": ("dpor", {"state_cache": False}),
-    "transdpor": ("transdpor", {}),
-    "keyaware": ("keyaware", {}),
-    "keyaware stateless": ("keyaware", {"state_cache": False}),
-}
-FAULTS = ({}, {"drops": 1}, {"duplicates": 1}, {"drops": 1, "duplicates": 1}, {"crashes": 1},
-          {"crashes": 1, "restarts": 1})
+# the CI property's configurations, and two more
+CONFIGS = {"dfs": ("dfs", {}), **DPOR_RUNS, "stateless keyaware": ("keyaware", {"state_cache": False})}
 REDUCED_SECONDS = 60  # a reduced search's budget; one that runs out is reported, not compared
 
 
 def system_args(rng: random.Random) -> tuple:
     """The arguments of one pseudo-random system (``random_protocol``'s), drawn from ``rng``."""
     return (rng.randrange(10**6), rng.randint(1, 3), rng.randint(1, 2), rng.randint(1, 2),
-            rng.choice(["unordered", "fifo"]), rng.choice(FAULTS), rng.random() < 0.7)
+            rng.choice(["unordered", "fifo"]), rng.choice(FAULT_BUDGETS), rng.random() < 0.7)
 
 
 def disagreements(args: tuple) -> list[str] | None:

@@ -677,7 +677,7 @@ def dpor(run: Run, trans: bool, keyed: bool) -> None:
                 tq = info(top, q)
                 if not _dependent(tq, t, keyed, coarse) or (
                         local and tq.dst == t.dst and not (tq.fault or t.fault)
-                        and commutes.in_state(top.state, top.events[q], ev, top.events[q], ev, False)):
+                        and commutes.in_state(top.state, tq.ev, ev, tq.ev, ev, False)):
                     child.sleep.add(q)
         keyed_visit(child)
         if open_frame(child, gone, top, p):

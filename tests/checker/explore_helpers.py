@@ -21,6 +21,18 @@ def everything(protocol, strategy: str = "dfs", **kw):
 
 REFERENCE_SCHEDULES = 20_000  # plain DFS's budget in the random-system properties
 REDUCED_SECONDS = 120  # a reduced search's budget there: generous, never reached on these systems
+# the DPOR family's configurations compared with plain DFS: label -> (strategy, explore's switches)
+DPOR_RUNS = {
+    "stateful dpor": ("dpor", {}),
+    "stateful dpor, no symmetry": ("dpor", {"symmetry": False}),
+    "stateful dpor, static independence": ("dpor", {"local_commutation": False}),
+    "stateless dpor": ("dpor", {"state_cache": False}),
+    "stateful transdpor": ("transdpor", {}),
+    "stateful keyaware": ("keyaware", {}),
+}
+# the fault budgets of the random systems (``random_protocol``'s ``faults``)
+FAULT_BUDGETS = ({}, {"drops": 1}, {"duplicates": 1}, {"drops": 1, "duplicates": 1}, {"crashes": 1},
+                 {"crashes": 1, "restarts": 1})
 
 
 def plain_dfs(protocol):

@@ -15,23 +15,14 @@ from hypothesis import strategies as st
 from checker.actors import Event
 from checker.explore import explore
 from checker.explore.dpor import _dependent, _Masks, _T
-from tests.checker.explore_helpers import REDUCED_SECONDS, everything, plain_dfs, random_protocol
-
-DPOR_RUNS = {
-    "stateful dpor": ("dpor", {}),
-    "stateful dpor, no symmetry": ("dpor", {"symmetry": False}),
-    "stateful dpor, static independence": ("dpor", {"local_commutation": False}),
-    "stateless dpor": ("dpor", {"state_cache": False}),
-    "stateful transdpor": ("transdpor", {}),
-    "stateful keyaware": ("keyaware", {}),
-}
+from tests.checker.explore_helpers import (DPOR_RUNS, FAULT_BUDGETS, REDUCED_SECONDS, everything, plain_dfs,
+                                           random_protocol)
 
 
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10**6), nodes=st.integers(1, 3), clients=st.integers(1, 2), ttl=st.integers(1, 2),
        network=st.sampled_from(["unordered", "fifo"]),
-       faults=st.sampled_from([{}, {"drops": 1}, {"duplicates": 1}, {"drops": 1, "duplicates": 1}, {"crashes": 1},
-                               {"crashes": 1, "restarts": 1}]),
+       faults=st.sampled_from(FAULT_BUDGETS),
        commuting=st.booleans())
 def test_the_dpor_family_finds_the_histories_and_violations_of_plain_dfs_on_random_systems(
         seed, nodes, clients, ttl, network, faults, commuting):
