@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 def explore_figures(args) -> None:
     """Exploration split: single-process explore vs the split on 1 and on 2 local workers."""
     from checker.explore import explore
-    from checker.explore_split import explore_split
+    from checker.explore.split import explore_split
 
     params = {"replicas": 3}
     print(f"exploration: register/majority {params}, load average {os.getloadavg()[0]:.2f}")
@@ -127,7 +127,7 @@ def sweep_figures(args) -> int:
     ray_engine = None
     if not args.no_ray:
         try:
-            from ui.ray_engine import RayEngine, RayEngineError
+            from packrat_sim.engines.ray import RayEngine, RayEngineError
 
             ray_engine = RayEngine(num_cpus=2)
             list(ray_engine.map(abs, [0, 1]))  # workers up

@@ -35,7 +35,7 @@ any process, on any engine (the simulator is seeded per run, :func:`run_one` is 
 so an interrupted sweep loses nothing), skips runs whose ``ok`` row is already there
 (resumable; failed rows are tried again), and at the end rewrites the table tidily in
 grid order (atomically) plus ``results.parquet`` when pyarrow imports. The HTML page of
-charts is written by ``ui/sweep_report.py`` (plotly lives in ui only).
+charts is written by ``ui/reports/sweep.py`` (plotly lives in ui only).
 """
 
 from __future__ import annotations
@@ -699,7 +699,7 @@ def run_sweep(
     """Run every run of ``grid`` not already finished in ``out_dir`` on ``engine``.
 
     ``engine``: anything with ``map(fn, tasks, retries)`` yielding outcomes
-    (:mod:`packrat_sim.engines`, ``ui/ray_engine.py``). Rows are appended to
+    (:mod:`packrat_sim.engines`, ``packrat_sim/engines/ray.py``). Rows are appended to
     ``results.csv`` as they finish; a task whose worker died twice, or that raised, gets
     a ``failed`` row and the sweep goes on. At the end the table is rewritten in grid
     order (rows of runs outside this grid that the directory already held are kept, after

@@ -61,7 +61,7 @@ def run_limited(argv: list[str], *, memory_mb: int = DEFAULT_MEMORY_MB, timeout_
 
 def run_packrat(*args: str, **kwargs) -> Outcome:
     """``packrat ARGS...`` in a child under :func:`run_limited`'s caps."""
-    return run_limited([sys.executable, "-m", "ui.cli", *map(str, args)], **kwargs)
+    return run_limited([sys.executable, "-m", "ui.cli.app", *map(str, args)], **kwargs)
 
 
 def assert_bad_input(outcome: Outcome, *fragments: str) -> str:

@@ -63,7 +63,7 @@ def test_no_module_is_named_profile_at_top_level():
 def test_the_cli_help_and_the_core_start_without_torch_z3_or_streamlit():
     code = (
         "import sys, contextlib, io\n"
-        "from ui.cli import main\n"
+        "from ui.cli.app import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    main(['--help'])\n"
         "import packrat_sim.optimizer, packrat_sim.profile, packrat_sim.plan\n"

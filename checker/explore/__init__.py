@@ -257,7 +257,7 @@ def make_violation(protocol, found: Found, timeout: float | None, do_shrink: boo
                    deadline: float | None = None) -> Violation:
     """The counterexample of ``found``: its schedule shrunk (when ``do_shrink``, within
     ``deadline``), replayed from the initial state, with its history and explanation (also used
-    by :mod:`checker.explore_split` to merge a split's first violation)."""
+    by :mod:`checker.explore.split` to merge a split's first violation)."""
     schedule = shrink(protocol, found.path, found, timeout=timeout, deadline=deadline) if do_shrink else found.path
     rr = replay(protocol, schedule, timeout=timeout)
     explanation: tuple[str, ...]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from checker.explore import OK, VIOLATION, explore, replay
-from checker.explore_split import (
+from checker.explore.split import (
     Options, ProtocolRef, SplitError, explore_split, frontier, merge, run_job, walk_jobs,
 )
 from checker.protocols import PROTOCOLS

@@ -144,7 +144,7 @@ def test_only_ui_ray_engine_imports_ray():
                     [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
                 if any(n == "ray" or n.startswith("ray.") for n in names):
                     importers.append(path.relative_to(root).as_posix())
-    assert sorted(set(importers)) == ["ui/ray_engine.py"]
+    assert sorted(set(importers)) == ["packrat_sim/engines/ray.py"]
 
 
 def test_a_script_read_from_stdin_can_use_the_local_engine():

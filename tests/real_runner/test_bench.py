@@ -63,7 +63,7 @@ def test_a_real_bench_measures_fat_thin_optimizer_and_the_oracle_interleaved():
 @pytest.mark.slow
 @needs_two_cpus
 def test_with_an_interference_model_the_bench_reports_the_aware_plan_beside_the_isolated_one():
-    from ui.bench_report import to_markdown
+    from ui.reports.bench import to_markdown
 
     rep = run_bench("tiny-mlp", [2], cores=2, iterations=2, profile=builtin_profile("cnn-2+interference"), warmup=1)
     (row,) = rep["batches"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from real_runner.bench import BenchError, interleaved_schedule, measure_fidelity, noise_floor_pct
-from ui.cli import main
+from ui.cli.app import main
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))

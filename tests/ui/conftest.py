@@ -14,7 +14,7 @@ from typing import Callable
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "ui" / "app.py"
+APP = ROOT / "ui" / "dashboard" / "app.py"
 FIXTURES = ROOT / "tests" / "packrat_sim" / "fixtures"
 
 
@@ -63,22 +63,6 @@ def ui_server():
 
 
 @pytest.fixture
-def cli(capsys):
-    """Run ``packrat ARGV...`` in process: ``cli(*argv) -> (exit code, stdout, stderr)``."""
-    from ui.cli import main
-
-    def run(*argv):
-        try:
-            code = main(list(argv))
-        except SystemExit as exc:
-            code = exc.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-@pytest.fixture
 def app():
     """A fresh dashboard session (AppTest) on its first page, already run once."""
     if not _app_test_available():
@@ -93,7 +77,7 @@ def app():
 
 @pytest.fixture
 def open_page():
-    """Factory: a fresh dashboard session opened directly on ``ui/pages/<name>.py``."""
+    """Factory: a fresh dashboard session opened directly on ``ui/dashboard/pages/<name>.py``."""
     if not _app_test_available():
         pytest.skip("streamlit / plotly not installed (pip install -e '.[ui]')")
     from streamlit.testing.v1 import AppTest
@@ -122,7 +106,7 @@ def history(ops, model="register") -> bytes:
 
 
 def goto(at, page: str):
-    """Switch the AppTest session to ``ui/pages/<page>.py`` and run it."""
+    """Switch the AppTest session to ``ui/dashboard/pages/<page>.py`` and run it."""
     at.switch_page(f"pages/{page}.py").run()
     assert not at.exception, [e.message for e in at.exception]
     return at

@@ -1,0 +1,84 @@
+"""`packrat bench`: fat vs thin vs the optimizer's plan vs every plan the machine allows."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+import typer
+
+from ui.cli.common import BadInput, emit_json, fail, load_model_profile, note, output_dir_arg, write_output
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("bench")
+    def bench_cmd(
+        model: str = typer.Option(..., "--model", help="Catalog model (tiny-mlp, tiny-cnn, resnet50, bert-base, gpt2)."),
+        batches: str = typer.Option(..., "--batches", help="Batch sizes, e.g. 1,2,4,8."),
+        out: Optional[str] = typer.Option(None, "--out", help="Directory for report.json, report.md and report.html (created if its parent exists; files replaced atomically)."),
+        iterations: int = typer.Option(5, "--iterations", help="Interleaved rounds (one batch per plan per round)."),
+        cores: Optional[int] = typer.Option(None, "--cores", help="Cores T (default: every allowed CPU)."),
+        profile_spec: Optional[str] = typer.Option(None, "--profile", help="Profile FILE to plan and predict from (default: measure a quick one now)."),
+        max_plans: int = typer.Option(24, "--max-plans", help="Cap on the exhaustive oracle's plans per batch size."),
+        interference: bool = typer.Option(False, "--interference", help="Also measure co-run interference in the quick profile and bench the interference-aware plan beside the isolated one."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
+    ) -> None:
+        """Measure, interleaved, the fat instance, the thin one, the optimizer's plan and every other
+        feasible plan at each batch size; report speedup over fat, regret vs the oracle's best, and
+        predicted vs measured error."""
+        from real_runner.bench import BenchError, run_bench
+        from real_runner.executor import WorkerError
+        from real_runner.models import ModelError, get_spec
+        from real_runner.profiling import ProfilingError, parse_int_list
+
+        try:
+            get_spec(model)
+            bs = parse_int_list(batches, "--batches")
+        except (ModelError, ProfilingError) as exc:
+            raise BadInput(str(exc)) from None
+        if iterations < 1:
+            raise BadInput(f"--iterations must be a positive integer, got {iterations}")
+        if max_plans < 1:
+            raise BadInput(f"--max-plans must be a positive integer, got {max_plans}")
+        profile = None
+        if profile_spec is not None:
+            profile = load_model_profile(profile_spec, model)
+        output_dir_arg(out, "--out")  # before measuring: parent exists, not a symlink or a file
+        try:
+            report = run_bench(model, bs, cores=cores, iterations=iterations, profile=profile, max_plans=max_plans,
+                               on_progress=note, interference=interference)
+        except BenchError as exc:
+            raise BadInput(str(exc)) from None
+        except WorkerError as exc:
+            fail(str(exc), code=1)
+        if out is not None:
+            from ui.reports.bench import to_html, to_markdown
+
+            output_dir_arg(out, "--out", create=True)
+            write_output(os.path.join(out, "report.json"), json.dumps(report, indent=1) + "\n", "--out")
+            write_output(os.path.join(out, "report.md"), to_markdown(report), "--out")
+            write_output(os.path.join(out, "report.html"), to_html(report), "--out")
+            report["out"] = out
+        if as_json:
+            emit_json(report)
+            return
+        for r in report["batches"]:
+            typer.echo(
+                f"batch {r['batch']:4d}: fat {r['fat_ms']:8.2f} ms  thin {r['thin_ms']:8.2f} ms  "
+                f"optimizer {r['optimizer']} {r['optimizer_ms']:8.2f} ms ({r['speedup_optimizer_vs_fat']:.2f}x fat)  "
+                f"oracle {r['oracle_best']} {r['oracle_ms']:8.2f} ms  regret {r['regret_pct']:.1f}%"
+            )
+            if r.get("median_abs_prediction_error_pct") is not None:
+                noise = r.get("median_noise_pct")
+                typer.echo(
+                    f"           prediction |error| median {r['median_abs_prediction_error_pct']:.1f}% over the plans, "
+                    f"measured noise floor median {'-' if noise is None else f'{noise:.1f}%'}"
+                )
+            if "interference_aware" in r:
+                typer.echo(
+                    f"           interference-aware {r['interference_aware']} {r['interference_aware_ms']:8.2f} ms  "
+                    f"regret {r['interference_aware_regret_pct']:.1f}%"
+                )
+        if out is not None:
+            typer.echo(f"wrote {out}/report.json, report.md, report.html")

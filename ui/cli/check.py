@@ -1,0 +1,499 @@
+"""`packrat check HISTORY...`: are these histories linearizable?
+
+Reads histories (the toolkit's JSON, Jepsen logs or Porcupine key-value logs), checks each against
+a sequential model with the WGL search of :mod:`checker.linearizability`, and prints the verdict.
+
+One file: the verdict, the number of operations and partitions and the time taken; on ILLEGAL,
+the operation that cannot be linearized and the longest linearizable prefix. ``--html FILE``
+writes a self-contained page; ``--json`` prints one JSON object.
+
+Several files (a directory, a glob such as ``'store/**/history.txt'``, or several paths): one line
+per file (its verdict, or a one-line error for a file that cannot be read or parsed, while the
+others are still checked), then a summary (counts of ok / illegal / unknown / unreadable, the
+slowest file). ``--json`` prints one JSON object per file, one per line. A directory means the
+regular files directly inside it (hidden files skipped); quote globs so the shell leaves ``**``.
+Files are checked in this process for the first :data:`POOL_AFTER_S` seconds; with ``--jobs N``
+the files left then go to N worker processes (output stays in file order).
+
+Partitions are decided concurrently (``--jobs``, see :func:`checker.linearizability.check`); the
+first ILLEGAL partition ends a file's check unless ``--all-partitions``. ``--timeout`` and
+``--max-memory`` bound each file's check and give UNKNOWN, never OK.
+
+Exit codes: 0 all linearizable, 1 some history not linearizable, 3 otherwise some unknown (timeout,
+memory bound), 2 bad input (a single file that cannot be read; with several files, only when none
+could be read).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import List, Optional
+
+import typer
+
+from ui.cli.common import EXIT_NEGATIVE, EXIT_OK, EXIT_UNKNOWN, BadInput, emit_json, output_file_arg
+
+#: Model used when neither --model nor the history file names one.
+DEFAULT_MODELS = {"jepsen": "cas-register", "porcupine-kv": "kv"}
+FORMAT_CHOICES = ("auto", "json", "jepsen", "porcupine-kv")
+_SIZE = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgGtT]?)(i?[bB])?\s*\Z")
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``--max-memory`` text (bytes, or with a K/M/G/T suffix, binary units; ``0``: no bound) as
+    bytes. Raises BadInput naming the value."""
+    m = _SIZE.match(text or "")
+    if m is None:
+        raise BadInput(f"--max-memory {text!r} is not a size (expected e.g. 512M, 4G or 0 for no bound)")
+    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if not math.isfinite(value) or value < 0:
+        raise BadInput(f"--max-memory {text!r} is not a size (expected e.g. 512M, 4G or 0 for no bound)")
+    if 0 < value < 1 << 20:
+        raise BadInput(f"--max-memory {text!r} is below 1 MiB (0 means no bound)")
+    return int(value)
+
+
+def default_jobs() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """The options shared by every file of one `packrat check`."""
+
+    model: Optional[str] = None
+    fmt: str = "auto"
+    timeout: float = 60.0
+    jobs: int = 1
+    all_partitions: bool = False
+    max_memory: Optional[int] = None  # bytes; None: the library's default (half of RAM); 0: none
+
+
+def _validate(opts: CheckOptions) -> None:
+    from checker.models import MODELS
+
+    if opts.fmt not in FORMAT_CHOICES:
+        raise BadInput(f"unknown --format {opts.fmt!r} (expected json, jepsen or porcupine-kv)")
+    if opts.model is not None and opts.model not in MODELS:
+        raise BadInput(f"unknown --model {opts.model!r} (expected one of {', '.join(MODELS)})")
+    if not math.isfinite(opts.timeout) or opts.timeout < 0:
+        raise BadInput(f"--timeout must be a finite number of seconds >= 0 (0: no limit), not {opts.timeout:g}")
+    if opts.jobs < 1:
+        raise BadInput(f"--jobs must be at least 1, not {opts.jobs}")
+
+
+def load_history(path: str, opts: CheckOptions):
+    """Read and parse one history file; returns (history, format, model name). Raises BadInput."""
+    from checker.history import HistoryError, detect_format, parse_history
+    from checker.models import MODELS
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise BadInput(f"cannot read history {path!r}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"history {path!r} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        resolved_fmt = detect_format(text) if opts.fmt == "auto" else opts.fmt
+        history = parse_history(text, resolved_fmt)
+    except HistoryError as exc:
+        raise BadInput(f"{path}: {exc}") from None
+    name = opts.model or history.model or DEFAULT_MODELS.get(resolved_fmt)
+    if name is None:
+        raise BadInput(f"{path}: the history names no model; pass --model {'|'.join(MODELS)}")
+    if name not in MODELS:
+        raise BadInput(f"{path}: unknown model {name!r} in the history (expected one of {', '.join(MODELS)})")
+    return history, resolved_fmt, name
+
+
+def check_one(path: str, opts: CheckOptions):
+    """Load and check one file; returns (history, format, model, CheckResult). Raises BadInput."""
+    from checker.history import HistoryError
+    from checker.linearizability import check
+    from checker.models import ModelError
+
+    history, fmt, name = load_history(path, opts)
+    max_memory = opts.max_memory if opts.max_memory else (None if opts.max_memory is None else float("inf"))
+    try:
+        result = check(history, name, timeout=opts.timeout or None, jobs=opts.jobs,
+                       all_partitions=opts.all_partitions, max_memory=max_memory)
+    except (ModelError, HistoryError) as exc:
+        raise BadInput(f"{path}: {exc}") from None
+    return history, fmt, name, result
+
+
+def _exit_code(verdict) -> int:
+    from checker.linearizability import Verdict
+
+    return {Verdict.OK: EXIT_OK, Verdict.ILLEGAL: EXIT_NEGATIVE, Verdict.UNKNOWN: EXIT_UNKNOWN}[verdict]
+
+
+def run_check(
+    history_path: str,
+    model: Optional[str] = None,
+    fmt: str = "auto",
+    timeout: float = 60.0,
+    html: Optional[str] = None,
+    as_json: bool = False,
+    jobs: Optional[int] = None,
+    all_partitions: bool = False,
+    max_memory: Optional[int] = None,
+) -> int:
+    """Check one history file and print the verdict; returns the exit code. Raises BadInput."""
+    from checker.linearizability import explain
+
+    opts = CheckOptions(model, fmt, timeout, default_jobs() if jobs is None else jobs, all_partitions, max_memory)
+    _validate(opts)
+    output_file_arg(html, "--html")  # before checking: directory exists, not a symlink or device
+    history, resolved_fmt, name, result = check_one(history_path, opts)
+
+    html_path = None
+    if html:
+        from checker.visualize import write_html
+
+        try:
+            html_path = str(write_html(html, history, result, name, title=f"packrat check {history_path}"))
+        except OSError as exc:
+            raise BadInput(f"cannot write --html {html!r}: {exc.strerror or exc}") from None
+
+    if as_json:
+        obj = result.to_json(history, name)
+        obj["history"] = history_path
+        obj["format"] = resolved_fmt
+        if html_path:
+            obj["html"] = html_path
+        emit_json(obj)
+    else:
+        for line in explain(result, history, name):
+            typer.echo(line)
+        if html_path:
+            typer.echo(f"wrote {html_path}")
+    return _exit_code(result.result)
+
+
+_GLOB_MAGIC = re.compile(r"[*?\[]")
+
+
+def expand_paths(args: List[str]) -> list[tuple[str, Optional[str]]]:
+    """The files named by ``args`` (files, directories, globs), in order, without duplicates, as
+    ``(path, error)``: error is None, or why an argument names no file."""
+    out: list[tuple[str, Optional[str]]] = []
+    seen: set[str] = set()
+
+    def add(path: str, error: Optional[str] = None) -> None:
+        if path not in seen:
+            seen.add(path)
+            out.append((path, error))
+
+    for arg in args:
+        if os.path.isdir(arg):
+            try:
+                names = sorted(os.listdir(arg))
+            except OSError as exc:
+                add(arg, f"cannot list directory {arg!r}: {exc.strerror or exc}")
+                continue
+            files = [os.path.join(arg, n) for n in names
+                     if not n.startswith(".") and os.path.isfile(os.path.join(arg, n))]
+            if not files:
+                add(arg, f"directory {arg!r} holds no files")
+            for f in files:
+                add(f)
+        elif os.path.exists(arg) or not _GLOB_MAGIC.search(arg):
+            add(arg)
+        else:
+            matches = sorted(p for p in glob.glob(arg, recursive=True) if os.path.isfile(p))
+            if not matches:
+                add(arg, f"no file matches {arg!r}")
+            for f in matches:
+                add(f)
+    return out
+
+
+@dataclass(frozen=True)
+class FileVerdict:
+    """The judgement of one file of a batch: ``result`` is ok / illegal / unknown / error;
+    ``line`` the text line and ``obj`` the JSON object printed for it."""
+
+    path: str
+    result: str
+    elapsed_s: float
+    line: str
+    obj: dict
+
+
+def _error_verdict(path: str, error: str) -> FileVerdict:
+    """The ``error`` verdict of a file of a batch that cannot be read or checked."""
+    text = " ".join(str(error).split())
+    if text.startswith(f"{path}: "):
+        text = text[len(path) + 2:]
+    return FileVerdict(path, "error", 0.0, f"ERROR    {path}: {text}",
+                       {"history": path, "result": "error", "error": str(error)})
+
+
+def judge_file(path: str, error: Optional[str], opts: CheckOptions) -> FileVerdict:
+    """Check one file of a batch (``error``: why it names no file, or None). Never raises
+    BadInput: a file that cannot be read or checked becomes an ``error`` verdict."""
+    from checker.linearizability import Verdict, describe
+    from checker.models import get_model
+
+    if error is not None:
+        return _error_verdict(path, error)
+    try:
+        history, fmt, name, result = check_one(path, opts)
+    except BadInput as exc:
+        return _error_verdict(path, str(exc))
+    obj = result.to_json(history, name)
+    obj["history"] = path
+    obj["format"] = fmt
+    n_parts, n_ops = len(result.partitions), result.operations
+    line = (f"{result.result.value.upper():<8} {path}  ({name}, {n_ops} operation{'s' if n_ops != 1 else ''}, "
+            f"{n_parts} partition{'s' if n_parts != 1 else ''}, {result.elapsed_s:.3f} s)")
+    first = result.first_failed
+    if result.result is Verdict.ILLEGAL and first is not None:
+        where = "" if first.key is None else f"partition {first.key!r}: "
+        if first.blocked is not None:
+            op = history[first.blocked]
+            line += f"  {where}operation {first.blocked} ({describe(get_model(name), op)}) cannot be linearized"
+        else:
+            line += f"  {where}not linearizable"
+    elif result.result is Verdict.UNKNOWN:
+        line += f"  {result.reason}"
+    return FileVerdict(path, result.result.value, result.elapsed_s, line, obj)
+
+
+#: In a batch with ``--jobs N > 1``, files are checked in this process until this many seconds
+#: have passed; the files left then go to N worker processes (one file at a time each). Measured:
+#: a worker costs 0.1-0.3 s to start (about 1 s on a loaded 2-CPU machine), while 100 small
+#: histories take about 0.5-2.5 s in one process, so small campaigns never pay for workers.
+POOL_AFTER_S = 2.0
+
+
+def _batch_worker(inbox, outbox) -> None:
+    """Worker process of a batch: receive the options, then file indices and paths (None: stop),
+    and send back ``(index, FileVerdict)`` for each."""
+    opts = inbox.recv()
+    while True:
+        job = inbox.recv()
+        if job is None:
+            break
+        index, path = job
+        outbox.send((index, judge_file(path, None, opts)))
+
+
+def _judge_in_workers(todo: list[tuple[int, str]], opts: CheckOptions, workers: int, deliver) -> None:
+    """Judge files ``todo`` ``[(index, path)]`` in ``workers`` worker processes, two files in
+    flight per worker; calls ``deliver(index, FileVerdict)`` as results come. Every worker has
+    exited when it returns or raises (Ctrl-C included)."""
+    from multiprocessing.connection import wait
+
+    from checker.parallel_check import spawn_worker, stop_workers
+
+    worker_opts = dataclasses.replace(opts, jobs=1)
+    queue = list(reversed(todo))
+    procs, readers = [], {}
+    dead: set = set()
+    try:
+        for _ in range(workers):
+            proc, reader, writer = spawn_worker("ui.cli.check:_batch_worker", worker_opts, keep_open=True)
+            procs.append(proc)
+            readers[reader] = [proc, writer, {}]  # in flight: index -> path
+            for _ in range(2):
+                if queue:
+                    job = queue.pop()
+                    writer.send(job)
+                    readers[reader][2][job[0]] = job[1]
+        while any(entry[2] for entry in readers.values()):
+            for reader in wait([r for r, e in readers.items() if e[2]]):
+                proc, writer, inflight = readers[reader]
+                try:
+                    index, verdict = reader.recv()
+                except (EOFError, OSError):  # the worker died: its files get an error line each
+                    for index, path in inflight.items():
+                        deliver(index, _error_verdict(path, "the worker process checking it died"))
+                    inflight.clear()
+                    dead.add(reader)
+                    continue
+                del inflight[index]
+                deliver(index, verdict)
+            for reader, (_, writer, inflight) in readers.items():
+                while queue and reader not in dead and len(inflight) < 2:
+                    job = queue.pop()
+                    writer.send(job)
+                    inflight[job[0]] = job[1]
+            if queue and len(dead) == len(readers):
+                raise BadInput(f"every check worker process died; {len(queue)} histories were not checked")
+        for reader, entry in readers.items():
+            if reader in dead:
+                continue
+            try:
+                entry[1].send(None)
+            except OSError:
+                pass
+    finally:
+        for reader, (_, writer, _) in readers.items():
+            writer.close()
+            reader.close()
+        stop_workers(procs)
+
+
+def run_check_many(paths: List[str], opts: CheckOptions, as_json: bool = False, engine=None) -> int:
+    """Check every file ``paths`` names; one line (or JSON object) per file, in order, then a
+    summary. With ``opts.jobs > 1``, the files left after :data:`POOL_AFTER_S` seconds are
+    checked by worker processes.
+
+    Returns the exit code: 1 if any history is illegal, else 3 if any is unknown, else 0; raises
+    BadInput (exit 2) only when no file could be checked."""
+    import time
+
+    _validate(opts)
+    files = expand_paths(paths)
+    verdicts: list[Optional[FileVerdict]] = [None] * len(files)
+    printed = 0
+
+    def deliver(index: int, verdict: FileVerdict) -> None:
+        nonlocal printed
+        verdicts[index] = verdict
+        while printed < len(files) and verdicts[printed] is not None:
+            v = verdicts[printed]
+            if as_json:
+                emit_json(v.obj)
+            else:
+                typer.echo(v.line)
+            printed += 1
+
+    start = time.perf_counter()
+    k = 0
+    # --engine ray: every file is a task of the engine (see ui/cli/engine.py); otherwise files are
+    # judged here, and with --jobs N > 1 those left after POOL_AFTER_S seconds go to workers.
+    while engine is None and k < len(files):
+        if opts.jobs > 1 and len(files) - k > 1 and time.perf_counter() - start > POOL_AFTER_S:
+            break
+        deliver(k, judge_file(files[k][0], files[k][1], opts))
+        k += 1
+    if k < len(files):
+        todo = []
+        for i in range(k, len(files)):
+            path, error = files[i]
+            if error is None:
+                todo.append((i, path))
+            else:
+                deliver(i, _error_verdict(path, error))
+        if engine is not None:
+            from ui.cli.engine import judge_files_on_engine
+
+            judge_files_on_engine(todo, dataclasses.replace(opts, jobs=1), engine, deliver, _error_verdict)
+        elif todo:
+            _judge_in_workers(todo, opts, min(opts.jobs, len(todo)), deliver)
+
+    counts = {"ok": 0, "illegal": 0, "unknown": 0, "error": 0}
+    for v in verdicts:
+        counts[v.result] += 1
+    checked = [v for v in verdicts if v.result != "error"]
+    if not as_json:
+        summary = (f"{len(files)} histor{'y' if len(files) == 1 else 'ies'}: {counts['ok']} ok, "
+                   f"{counts['illegal']} illegal, {counts['unknown']} unknown, {counts['error']} unreadable")
+        if checked:
+            slowest = max(checked, key=lambda v: v.elapsed_s)
+            summary += (f"; slowest {slowest.path} ({slowest.elapsed_s:.3f} s); "
+                        f"total {time.perf_counter() - start:.3f} s")
+        typer.echo(summary)
+    if not checked:
+        raise BadInput(f"none of the {len(files)} histories could be checked")
+    if counts["illegal"]:
+        return EXIT_NEGATIVE
+    if counts["unknown"]:
+        return EXIT_UNKNOWN
+    return EXIT_OK
+
+
+def _single_file(paths: List[str]) -> bool:
+    """One argument naming one file (or nothing at all: its error is reported as for one file)."""
+    if len(paths) != 1:
+        return False
+    p = paths[0]
+    return not os.path.isdir(p) and (os.path.exists(p) or not _GLOB_MAGIC.search(p))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `check` verb to the `packrat` app."""
+
+    @app.command(
+        "check",
+        help=(
+            "Check histories for linearizability (OK / ILLEGAL / UNKNOWN). HISTORY is the toolkit's "
+            "JSON history, a Jepsen log or a Porcupine key-value log; several files, a directory or a "
+            "quoted glob check each file and print one line per file and a summary. Exit codes: 0 ok, "
+            "1 illegal, 2 bad input, 3 unknown (timeout, memory bound)."
+        ),
+    )
+    def check_command(
+        histories: List[str] = typer.Argument(..., help="History files, directories or globs.",
+                                              metavar="HISTORY", show_default=False),
+        model: Optional[str] = typer.Option(
+            None, "--model",
+            help="register | cas-register | kv | serving. Default: the history's \"model\" (json), "
+                 "cas-register (jepsen), kv (porcupine-kv).",
+        ),
+        fmt: str = typer.Option(
+            "auto", "--format", help="json | jepsen | porcupine-kv (default: detected from each file's content)."
+        ),
+        timeout: float = typer.Option(60.0, "--timeout", metavar="S",
+                                      help="Give up on a history with UNKNOWN after S seconds (0: no limit)."),
+        jobs: Optional[int] = typer.Option(
+            None, "--jobs", metavar="N",
+            help="Processes for partitions still undecided after 1 s in this process: it keeps one "
+                 "share, N-1 workers take the rest (default: the CPUs this process may use; 1: stay "
+                 "in this process).",
+        ),
+        all_partitions: bool = typer.Option(
+            False, "--all-partitions",
+            help="Decide every partition instead of stopping at the first ILLEGAL one.",
+        ),
+        max_memory: Optional[str] = typer.Option(
+            None, "--max-memory", metavar="SIZE",
+            help="Give up with UNKNOWN when the search grows memory by SIZE (e.g. 512M, 4G; "
+                 "0: no bound). Default: half of this machine's RAM.",
+        ),
+        html: Optional[str] = typer.Option(None, "--html", metavar="FILE",
+                                           help="Write a self-contained HTML explanation to FILE (one history)."),
+        as_json: bool = typer.Option(False, "--json",
+                                     help="Print one JSON object on stdout (one per line and file for several)."),
+        engine: str = typer.Option("local", "--engine",
+                                   help="Several files: local (this process, and --jobs workers) or ray (one task per file)."),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address",
+                                                  help="With --engine ray: auto or HOST:PORT (default: a local Ray instance)."),
+    ) -> None:
+        memory = None if max_memory is None else parse_size(max_memory)
+        n_jobs = default_jobs() if jobs is None else jobs
+        if _single_file(histories):
+            code = run_check(histories[0], model=model, fmt=fmt, timeout=timeout, html=html, as_json=as_json,
+                             jobs=n_jobs, all_partitions=all_partitions, max_memory=memory)
+        else:
+            if html:
+                raise BadInput("--html needs a single history file")
+            opts = CheckOptions(model, fmt, timeout, n_jobs, all_partitions, memory)
+            if engine == "local" and ray_address is None:
+                code = run_check_many(histories, opts, as_json=as_json)
+            else:
+                from ui.cli.engine import make_engine
+
+                eng = make_engine(engine, None, ray_address)
+                try:
+                    code = run_check_many(histories, opts, as_json=as_json, engine=eng)
+                finally:
+                    eng.close()
+        if code:
+            raise typer.Exit(code)

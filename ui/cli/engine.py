@@ -1,0 +1,192 @@
+"""The `--engine` / `--workers` / `--ray-address` options shared by the verbs that scale out.
+
+* :func:`make_engine`: the engine a command line names (``local`` process pool, ``ray``,
+  ``serial``), every problem a :class:`BadInput`; joining a Ray address is guarded by a
+  deadline (one line, exit 2, whatever Ray does).
+* :func:`run_explore_split`: ``packrat explore --workers N --engine local|ray`` (same
+  inputs and result as ``ui.cli.explore.run_explore``, through :mod:`checker.explore.split`).
+* :func:`judge_files_on_engine`: ``packrat check DIR --engine ray``: one task per file,
+  the file's text sent with it (cluster nodes do not see this machine's files).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Any, Callable, Optional
+
+from ui.cli.common import BadInput, print_error
+
+ENGINE_NAMES = ("local", "ray", "serial")
+RAY_CONNECT_DEADLINE_S = 25.0
+
+
+def _connect_timed_out(address: str) -> None:
+    """Joining a Ray address hung (a port that answers but is not a Ray head): one line, exit 2."""
+    print_error(f"cannot join the Ray cluster at {address!r}: no Ray head answered within {RAY_CONNECT_DEADLINE_S:g} s")
+    sys.stderr.flush()
+    os._exit(2)
+
+
+def make_engine(engine: str, workers: Optional[int], ray_address: Optional[str]):
+    """The engine named on the command line (BadInput naming a bad choice)."""
+    from packrat_sim import engines
+
+    if engine not in ENGINE_NAMES:
+        raise BadInput(f"--engine must be one of {', '.join(ENGINE_NAMES)}, got {engine!r}")
+    if workers is not None and workers < 1:
+        raise BadInput(f"--workers must be a positive integer, got {workers}")
+    if ray_address is not None and engine != "ray":
+        raise BadInput(f"--ray-address needs --engine ray (got --engine {engine})")
+    if engine == "ray":
+        from packrat_sim.engines.ray import RayEngine, RayEngineError
+
+        watchdog = None
+        if ray_address is not None:  # joining must answer within the deadline, whatever Ray does
+            watchdog = threading.Timer(RAY_CONNECT_DEADLINE_S, _connect_timed_out, args=(ray_address,))
+            watchdog.daemon = True
+            watchdog.start()
+        try:
+            return RayEngine(address=ray_address, num_cpus=workers)
+        except RayEngineError as exc:
+            raise BadInput(str(exc)) from None
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+    try:
+        return engines.make_engine(engine, workers)  # local or serial
+    except engines.EngineError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def run_explore_split(
+    protocol_name: str,
+    variant: Optional[str],
+    strategy: str,
+    params: dict,
+    *,
+    engine: str = "local",
+    workers: Optional[int] = None,
+    ray_address: Optional[str] = None,
+    frontier_depth: Optional[int] = None,
+    max_schedules: Optional[int],
+    max_time: Optional[float],
+    seed: int,
+    depth: Optional[int],
+    bug_depth: int,
+    shrink: bool,
+    check_timeout: Optional[float] = 10.0,
+    reductions=None,
+    progress: Optional[Callable[[int, int], None]] = None,
+):
+    """``(protocol, ExploreResult)`` of the exploration split over an engine (``reductions``: a
+    :class:`checker.explore.Reductions`, None for the default); every input problem becomes
+    BadInput. Walks (random, pct) split by seed, the dfs/dpor family by
+    subtrees (see ``checker/explore/split.py``); ``max_time`` applies to each job."""
+    from checker.explore import ExploreError, Reductions
+    from checker.explore.split import Options, SplitError, explore_split
+    from checker.protocols import ProtocolError, build
+
+    try:
+        protocol = build(protocol_name, variant, **params)
+    except ProtocolError as exc:
+        raise BadInput(str(exc)) from None
+    eng = make_engine(engine, workers, ray_address)
+    try:
+        options = Options(check_timeout=check_timeout, max_time=max_time, depth=depth, bug_depth=bug_depth,
+                          reductions=reductions or Reductions())
+        split = explore_split(protocol_name, strategy, eng, variant=protocol.variant, params=params,
+                              workers=workers, frontier_depth=frontier_depth, seed=seed,
+                              max_schedules=max_schedules, options=options, shrink=shrink, progress=progress)
+    except (ProtocolError, ExploreError, SplitError) as exc:
+        raise BadInput(str(exc)) from None
+    finally:
+        eng.close()
+    return protocol, split.result
+
+
+def _judge_text(args: tuple) -> Any:
+    """Runs in a worker: judge one history given as (display path, text, options) by writing
+    it to a private temporary file of the same name and calling ``ui.cli.check.judge_file``;
+    the verdict names the original path."""
+    import dataclasses
+    import tempfile
+
+    from ui.cli.check import judge_file
+
+    path, text, opts = args
+    with tempfile.TemporaryDirectory(prefix="packrat-check-") as tmp:
+        local = os.path.join(tmp, os.path.basename(path) or "history")
+        with open(local, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        verdict = judge_file(local, None, opts)
+    obj = dict(verdict.obj)
+    obj["history"] = path
+    return dataclasses.replace(verdict, path=path, line=verdict.line.replace(local, path), obj=obj)
+
+
+def judge_files_on_engine(todo: list[tuple[int, str]], opts: Any, engine: Any,
+                          deliver: Callable[[int, Any], None], error_verdict: Callable[[str, str], Any]) -> None:
+    """Judge files ``[(index, path)]`` as tasks of ``engine`` (their text read here and sent),
+    calling ``deliver(index, FileVerdict)`` as results come; a file that cannot be read here,
+    or whose task failed, gets ``error_verdict(path, why)``."""
+    tasks, where = [], []
+    for index, path in todo:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            deliver(index, error_verdict(path, f"cannot read it: {getattr(exc, 'strerror', None) or exc}"))
+            continue
+        tasks.append((path, text, opts))
+        where.append(index)
+    for outcome in engine.map(_judge_text, tasks):
+        index = where[outcome.index]
+        if outcome.ok:
+            deliver(index, outcome.value)
+        else:
+            deliver(index, error_verdict(tasks[outcome.index][0], outcome.error))
+
+
+def run_fleet_profile(model: str, threads: Optional[str], batches: Optional[str], repeats: Optional[int],
+                      warmup: Optional[int], interference: bool, out_dir: str, ray_address: Optional[str],
+                      as_json: bool) -> int:
+    """``packrat profile --model M --engine ray --out DIR``: one profile per machine type of the
+    cluster, written to ``DIR/<machine>.json`` (see ``real_runner.fleet.profile_fleet``). Prints
+    one line per machine type (or one JSON object); returns 0, or 1 when a type failed."""
+    import typer
+
+    from real_runner.models import ModelError, get_spec
+    from real_runner.profiling import ProfilingError, parse_int_list
+    from ui.cli.common import emit_json, output_dir_arg
+
+    try:
+        get_spec(model)
+        threads_l = tuple(parse_int_list(threads, "--threads")) if threads is not None else None
+        batches_l = tuple(parse_int_list(batches, "--batches")) if batches is not None else None
+    except (ModelError, ProfilingError) as exc:
+        raise BadInput(str(exc)) from None
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise BadInput(f"--out {out_dir!r}: with --engine ray, --out is a directory (one profile per machine type)")
+    output_dir_arg(out_dir, "--out", create=True)  # its parent must exist, as for every output
+    from real_runner.fleet import FleetRequest, profile_fleet
+
+    request = FleetRequest(model, threads_l, batches_l, 5 if repeats is None else repeats,
+                           2 if warmup is None else warmup, interference)
+    engine = make_engine("ray", None, ray_address)
+    try:
+        results = profile_fleet(engine, request, out_dir)
+    except OSError as exc:
+        raise BadInput(f"cannot write --out {out_dir!r}: {exc.strerror or exc}") from None
+    finally:
+        engine.close()
+    if as_json:
+        emit_json({"out": out_dir, "machines": [
+            {"machine": r.machine, "node": r.node, "path": r.path, "error": r.error or None,
+             "same_type_nodes": list(r.same_type_nodes)} for r in results]})
+    else:
+        for r in results:
+            others = f" (also {len(r.same_type_nodes)} more node(s) of this type)" if r.same_type_nodes else ""
+            typer.echo(f"{r.machine}: measured on {r.node}{others}: " + (f"wrote {r.path}" if r.path else f"FAILED: {r.error}"))
+    return 1 if any(r.path is None for r in results) else 0

@@ -1,0 +1,375 @@
+"""`packrat explore`: run a protocol's actors over its schedules and judge every history.
+
+    packrat explore --protocol reconfig --variant ack-before-switch --strategy dpor
+    packrat explore --protocol register --variant erroneous --strategy random --seed 7
+    packrat explore --replay /tmp/packrat-explore-XXXX/explore-reconfig-ack-before-switch.replay.json
+    packrat explore --list
+
+Exit codes: 0 OK (a complete strategy covered every schedule and every history is
+linearizable), 1 a violation (the shrunk schedule, its history and why; a replay file is
+written where --out-replay says, by default into a new temporary directory named on stderr;
+also 1 when a replayed file does not reproduce the violation it records), 2 bad input,
+3 unknown (a budget ran out, or the strategy is not exhaustive).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from ui.cli.common import EXIT_NEGATIVE, EXIT_OK, EXIT_UNKNOWN, BadInput, emit_json
+
+
+def _exit_code(verdict) -> int:
+    """0 for OK, 1 for a violation (ILLEGAL), 3 otherwise."""
+    from checker.explore import verdict_word
+
+    return {"OK": EXIT_OK, "VIOLATION": EXIT_NEGATIVE}.get(verdict_word(verdict), EXIT_UNKNOWN)
+
+
+def _parse_params(items: List[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in items or []:
+        if "=" not in item or not item.split("=", 1)[0].strip():
+            raise BadInput(f"--param expects NAME=VALUE, not {item!r}")
+        name, value = item.split("=", 1)
+        params[name.strip()] = value.strip()
+    return params
+
+
+def _progress_line(p) -> None:
+    """One carriage-returned status line on stderr (an ExploreProgress snapshot)."""
+    sys.stderr.write(f"\rexploring: {p.schedules:,} schedules, {p.states:,} states, "
+                     f"{p.distinct_histories:,} distinct histories, {p.elapsed_s:.1f} s ")
+    sys.stderr.flush()
+
+
+def _check_out_path(path: str) -> None:
+    """Refuse an --out-replay that cannot be a replay file before exploring (one line)."""
+    p = Path(path)
+    if p.exists() and not p.is_file():
+        raise BadInput(f"--out-replay {path!r} exists and is not a regular file")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise BadInput(f"--out-replay {path!r}: directory {str(parent)!r} does not exist")
+
+
+def history_lines(history, model_name: str) -> list[str]:
+    """One line per operation: client, interval, description (pending ones say so)."""
+    from checker.linearizability import describe
+    from checker.models import get_model
+
+    model = get_model(model_name)
+    width = max((len(str(op.client)) for op in history), default=6)
+    lines = []
+    for op in history:
+        interval = f"[{op.call}, {'pending' if op.ret is None else op.ret}]"
+        lines.append(f"    {str(op.client):<{width}}  {interval:<14} {describe(model, op)}")
+    if not lines:
+        lines.append("    (no operations)")
+    return lines
+
+
+def _schedule_lines(schedule) -> list[str]:
+    width = len(str(len(schedule)))
+    return [f"    {i:>{width}}. {ev.describe()}" for i, ev in enumerate(schedule, 1)]
+
+
+def _default_replay_path(protocol) -> Path:
+    """A new temporary directory's replay file (never the current directory unasked)."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="packrat-explore-")) / f"explore-{protocol.name}-{protocol.variant}.replay.json"
+
+
+def format_result(result, protocol, replay_file: str | None) -> str:
+    """The human-readable report of an :class:`~checker.explore.ExploreResult`."""
+    head = f"{protocol.label()}: {protocol.description}"
+    if protocol.buggy:
+        head += " [known-buggy variant]"
+    stats = (
+        f"{result.strategy}: {result.schedules} schedules, {result.states} states, "
+        f"{result.distinct_histories} distinct histories, {result.elapsed_s:.2f} s"
+    )
+    if result.first_violation_at is not None:
+        stats += f" (first violation in schedule {result.first_violation_at})"
+    if result.pct_bound is not None:
+        stats += f"; PCT bound per run >= {result.pct_bound:.3g}"
+    lines = [f"protocol   {head}", f"explored   {stats}"]
+    from checker.explore import OK, UNKNOWN
+
+    if result.verdict == OK:
+        lines.append(
+            "verdict    OK: every schedule explored; every invariant holds and every history is "
+            f"linearizable under the {protocol.model} model"
+        )
+        return "\n".join(lines)
+    if result.verdict == UNKNOWN:
+        lines.append(f"verdict    UNKNOWN: {result.reason}")
+        return "\n".join(lines)
+    v = result.violation
+    lines.append(f"verdict    VIOLATION of \"{v.name}\": {v.message}")
+    shrunk = f" (shrunk from {len(v.found)})" if len(v.found) != len(v.schedule) else ""
+    lines.append(f"schedule   {len(v.schedule)} deliveries{shrunk}, from the initial state:")
+    lines += _schedule_lines(v.schedule)
+    lines.append(f"history    {protocol.model} model; times are event numbers")
+    lines += history_lines(v.history, protocol.model)
+    lines.append("why")
+    lines += [f"    {line}" for line in v.explanation]
+    if replay_file:
+        lines.append(f"replay     wrote {replay_file}  (packrat explore --replay {replay_file})")
+    return "\n".join(lines)
+
+
+def run_explore(
+    protocol_name: str,
+    variant: Optional[str],
+    strategy: str,
+    params: dict,
+    *,
+    max_schedules: Optional[int],
+    max_time: Optional[float],
+    seed: int,
+    depth: Optional[int],
+    delay_bound: int,
+    bug_depth: int,
+    shrink: bool,
+    reductions=None,
+    progress=None,
+):
+    """Build the protocol and explore it (``reductions``: a :class:`checker.explore.Reductions`,
+    None for the default); every input problem becomes :class:`BadInput`."""
+    from checker.explore import ExploreError, Reductions, explore
+    from checker.protocols import ProtocolError, build
+
+    try:
+        protocol = build(protocol_name, variant, **params)
+        result = explore(
+            protocol,
+            strategy,
+            max_schedules=max_schedules,
+            max_time=max_time,
+            seed=seed,
+            depth=depth,
+            delay_bound=delay_bound,
+            bug_depth=bug_depth,
+            shrink_counterexample=shrink,
+            progress=progress,
+            **asdict(reductions or Reductions()),  # (explore's keywords are its fields)
+        )
+    except (ProtocolError, ExploreError) as exc:
+        raise BadInput(str(exc)) from None
+    return protocol, result
+
+
+def replay_report(path: str) -> tuple[dict, list[str], int]:
+    """Replay a file step by step: (JSON object, human lines, exit code)."""
+    from checker.actors import event_to_json
+    from checker.explore import OK, ExploreError, read_replay, replay, verdict_word
+    from checker.linearizability import explain
+
+    try:
+        protocol, schedule, obj = read_replay(path)
+        rr = replay(protocol, schedule)
+    except ExploreError as exc:
+        raise BadInput(str(exc)) from None
+    recorded = obj.get("violation") if isinstance(obj.get("violation"), dict) else None
+    lines = [f"replay     {path}: {protocol.label()}, {len(schedule)} deliveries"]
+    steps = []
+    width = len(str(len(schedule)))
+
+    def record_line(client: str, kind: str, text: str) -> str:
+        return f"    {'':>{width}}    {client} {'calls' if kind == 'invoke' else 'returns'} {text}"
+
+    def records_json(records) -> list[dict]:
+        return [{"client": c, "kind": k, "value": t} for c, k, t in records]
+
+    lines += [record_line(*record) + "  (at start)" for record in rr.initial_records]
+    for step in rr.steps:
+        lines.append(f"    {step.index:>{width}}. {step.event.describe()}")
+        lines += [record_line(*record) for record in step.records]
+        for broken in step.broken:
+            lines.append(f"    {'':>{width}}    ! {broken}")
+        steps.append({
+            "index": step.index,
+            "event": event_to_json(step.event),
+            "text": step.event.describe(),
+            "records": records_json(step.records),
+            "broken": list(step.broken),
+        })
+    lines.append(f"history    {protocol.model} model; times are event numbers")
+    lines += history_lines(rr.history, protocol.model)
+    check_lines = explain(rr.check, rr.history, protocol.model)
+    verdict = rr.verdict
+    if rr.violation is not None:
+        kind, name, message, _ = rr.violation
+        lines.append(f"verdict    VIOLATION of \"{name}\": {message}")
+    elif verdict == OK:
+        lines.append("verdict    OK: no invariant broken; the history is linearizable")
+    else:
+        lines.append(f"verdict    UNKNOWN: {rr.check.reason or 'the checker gave no verdict'}")
+    lines += [f"    {line}" for line in check_lines]
+    reproduced = None
+    if recorded is not None:
+        reproduced = rr.violation is not None and rr.violation[1] == recorded.get("name")
+        lines.append(
+            "recorded   " + (f"reproduces the recorded violation \"{recorded.get('name')}\""
+                             if reproduced else f"does NOT reproduce the recorded violation \"{recorded.get('name')}\"")
+        )
+    out = {
+        "replay": str(path),
+        "protocol": protocol.name,
+        "variant": protocol.variant,
+        "params": dict(protocol.params),
+        "verdict": verdict_word(verdict),
+        "initial_records": records_json(rr.initial_records),
+        "steps": steps,
+        "terminal": rr.terminal,
+        "history": rr.history.to_json(),
+        "check": rr.check.to_json(rr.history, protocol.model),
+        "violation": None if rr.violation is None else {
+            "kind": rr.violation[0], "name": rr.violation[1], "message": rr.violation[2]},
+        "reproduces_recorded": reproduced,
+    }
+    code = _exit_code(verdict)
+    if recorded is not None and not reproduced:
+        # the file promised a violation that did not happen: a negative result, never success
+        lines.append(f"verdict    NOT REPRODUCED: the recorded violation \"{recorded.get('name')}\" did not occur")
+        code = EXIT_NEGATIVE
+    return out, lines, code
+
+
+def list_lines() -> list[str]:
+    from checker.explore import STRATEGIES
+    from checker.protocols import PROTOCOLS
+
+    lines = []
+    for spec in PROTOCOLS.values():
+        lines.append(f"{spec.name}: {spec.description}")
+        for variant, (desc, buggy) in spec.variants.items():
+            mark = "buggy  " if buggy else "correct"
+            default = " (default)" if variant == spec.default_variant else ""
+            lines.append(f"    {variant:<22} {mark} {desc}{default}")
+        params = ", ".join(f"{k}={v}" for k, v in spec.defaults.items())
+        lines.append(f"    parameters (--param NAME=VALUE): {params}")
+    lines.append(f"strategies: {', '.join(STRATEGIES)}")
+    return lines
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("explore")
+    def explore_cmd(
+        protocol: Optional[str] = typer.Option(None, "--protocol", help="Protocol to explore: reconfig or register (see --list)."),
+        variant: Optional[str] = typer.Option(None, "--variant", help="Variant of the protocol (default: its correct one; see --list)."),
+        strategy: str = typer.Option("dpor", "--strategy", help="dfs | exhaustive | dpor | transdpor | keyaware | random | pct | delay-bounded."),
+        max_schedules: Optional[int] = typer.Option(None, "--max-schedules", help="Stop after N schedules (UNKNOWN unless a violation was found)."),
+        max_time: Optional[float] = typer.Option(None, "--max-time", help="Stop after S seconds (UNKNOWN unless a violation was found)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of random and pct."),
+        depth: Optional[int] = typer.Option(None, "--depth", help="Cut schedules after D steps (the result is then UNKNOWN unless a violation was found; dpor, transdpor and keyaware see no races past the cut: use dfs to search every schedule up to D)."),
+        delay_bound: int = typer.Option(3, "--delay-bound", help="delay-bounded: at most K deviations from the oldest-message-first schedule."),
+        bug_depth: int = typer.Option(3, "--bug-depth", help="pct: the bug depth d (d - 1 priority change points)."),
+        param: List[str] = typer.Option([], "--param", help="Protocol parameter NAME=VALUE (repeatable), e.g. --param replicas=3."),
+        replay: Optional[str] = typer.Option(None, "--replay", help="Replay a schedule file step by step instead of exploring."),
+        out_replay: Optional[str] = typer.Option(None, "--out-replay", help="Where to write the replay file of a violation (default: a new temporary directory, named on stderr; never the current directory unasked)."),
+        no_symmetry: bool = typer.Option(False, "--no-symmetry", help="Do not identify states that differ by a permutation of interchangeable actors (for comparison)."),
+        no_state_cache: bool = typer.Option(False, "--no-state-cache", help="Run the DPOR family stateless (for comparison)."),
+        coarse_clients: bool = typer.Option(False, "--coarse-clients", help="DPOR family: treat any two history-recording deliveries as dependent, not only a call against a return (for comparison)."),
+        no_sleep_sets: bool = typer.Option(False, "--no-sleep-sets", help="dfs: explore every enabled event at every new state, without sleep sets (for comparison; the same states either way)."),
+        no_local_commutation: bool = typer.Option(False, "--no-local-commutation", help="dfs and the DPOR family: let only statically independent events sleep, not two deliveries to one actor that commute in the state where they are taken (for comparison)."),
+        progress: bool = typer.Option(False, "--progress", help="Show schedules, states and histories on stderr while exploring (default: on a terminal)."),
+        no_shrink: bool = typer.Option(False, "--no-shrink", help="Show the violating schedule as found, without shrinking it."),
+        list_: bool = typer.Option(False, "--list", help="List protocols, variants, parameters and strategies."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Split the exploration over N workers: random/pct by seed, dfs and the dpor family by subtrees below a frontier (see docs/scale.md)."),
+        engine: str = typer.Option("local", "--engine", help="With --workers: local (process pool) or ray."),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --engine ray: auto or HOST:PORT (default: a local Ray instance)."),
+        frontier_depth: Optional[int] = typer.Option(None, "--frontier-depth", help="With --workers, dfs/dpor family: split the schedule tree at this depth (default: automatic)."),
+    ) -> int:
+        """Explore the schedules of a protocol written as actors (DS2's idea), check every
+        history for linearizability and the protocol's invariants, and show the shortest
+        counterexample found."""
+        if list_:
+            if as_json:
+                from checker.explore import STRATEGIES
+                from checker.protocols import PROTOCOLS
+
+                emit_json({
+                    "protocols": {
+                        s.name: {
+                            "description": s.description,
+                            "default_variant": s.default_variant,
+                            "variants": {v: {"description": d, "buggy": b} for v, (d, b) in s.variants.items()},
+                            "parameters": dict(s.defaults),
+                        }
+                        for s in PROTOCOLS.values()
+                    },
+                    "strategies": list(STRATEGIES),
+                })
+            else:
+                typer.echo("\n".join(list_lines()))
+            raise typer.Exit(EXIT_OK)
+        if replay is not None:
+            if protocol is not None or variant is not None or param:
+                raise BadInput("--replay reads the protocol, variant and parameters from the file; drop --protocol/--variant/--param")
+            obj, lines, code = replay_report(replay)
+            if as_json:
+                emit_json(obj)
+            else:
+                typer.echo("\n".join(lines))
+            raise typer.Exit(code)
+        if protocol is None:
+            raise BadInput("--protocol is required (or --replay FILE, or --list)")
+        params = _parse_params(param)
+        if out_replay is not None:
+            _check_out_path(out_replay)
+        show = progress or (not as_json and sys.stderr.isatty())
+        from checker.explore import Reductions
+
+        reductions = Reductions(symmetry=not no_symmetry, state_cache=not no_state_cache, coarse_clients=coarse_clients,
+                                sleep_sets=not no_sleep_sets, local_commutation=not no_local_commutation)
+        if workers is not None or engine != "local" or ray_address is not None:
+            from ui.cli.engine import run_explore_split
+
+            proto, result = run_explore_split(
+                protocol, variant, strategy, params, engine=engine, workers=workers, ray_address=ray_address,
+                frontier_depth=frontier_depth, max_schedules=max_schedules, max_time=max_time, seed=seed,
+                depth=depth, bug_depth=bug_depth, shrink=not no_shrink, reductions=reductions,
+            )
+        else:
+            proto, result = run_explore(
+                protocol, variant, strategy, params,
+                max_schedules=max_schedules, max_time=max_time, seed=seed, depth=depth,
+                delay_bound=delay_bound, bug_depth=bug_depth, shrink=not no_shrink, reductions=reductions,
+                progress=_progress_line if show else None,
+            )
+        if show:
+            typer.echo("", err=True)
+        replay_file = None
+        warning = None
+        if result.violation is not None:
+            from checker.explore import write_replay
+
+            try:
+                target = Path(out_replay) if out_replay else _default_replay_path(proto)
+                write_replay(target, proto, result.violation.schedule, result.violation, strategy, seed)
+                replay_file = str(target)
+                if not out_replay:
+                    typer.echo(f"packrat: wrote the replay file {replay_file}", err=True)
+            except OSError as exc:
+                if out_replay:
+                    raise BadInput(f"cannot write replay file {out_replay!r}: {exc.strerror or exc}") from None
+                warning = f"packrat: warning: could not write a replay file: {exc.strerror or exc}"
+        if as_json:
+            obj: dict[str, Any] = result.to_json()
+            obj["model"] = proto.model
+            obj["replay_file"] = replay_file
+            emit_json(obj)
+        else:
+            typer.echo(format_result(result, proto, replay_file))
+        if warning:
+            typer.echo(warning, err=True)
+        raise typer.Exit(_exit_code(result.verdict))

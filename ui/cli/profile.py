@@ -1,0 +1,178 @@
+"""`packrat profile`: measure a model's latency profile, or import / export one."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from ui.cli.common import OUTPUT_RULE, BadInput, emit_json, fail, load_profile_arg, note, output_file_arg, write_output
+
+
+def _write(profile, out: str) -> None:
+    from packrat_sim.profile import dumps_profile
+
+    write_output(out, profile.to_csv() if out.lower().endswith(".csv") else dumps_profile(profile), "--out")
+
+
+def _summary(profile) -> dict:
+    return {
+        "model": profile.model,
+        "synthetic": profile.synthetic,
+        "source": profile.source,
+        "cells": len(profile.cells),
+        "threads": list(profile.threads),
+        "batches": list(profile.batches),
+        "meta": dict(profile.meta),
+    }
+
+
+def _measure(model, threads, batches, repeats, warmup, interference, jit, progress, out, as_json) -> None:
+    """`profile --model`: measure on this machine with the real runner."""
+    from packrat_sim.profile import ProfileError
+    from real_runner.models import ModelError, get_spec
+    from real_runner.profiling import (
+        DEFAULT_BATCHES, DEFAULT_REPEATS, DEFAULT_WARMUP, ProfilingError, ProfilingWorkerError,
+        measure_profile, parse_int_list,
+    )
+    from real_runner.topology import TopologyError, detect
+
+    try:
+        get_spec(model)
+        if out.lower().endswith(".csv"):
+            raise ProfilingError(
+                f"--model writes a profile JSON, not {out!r}; export it afterwards with --from FILE --out X.csv"
+            )
+        topo = detect()
+        threads_l = parse_int_list(threads, "--threads") if threads is not None else None
+        batches_l = parse_int_list(batches, "--batches") if batches is not None else list(DEFAULT_BATCHES)
+        result = measure_profile(
+            model, threads_l, batches_l,
+            DEFAULT_REPEATS if repeats is None else repeats,
+            warmup=DEFAULT_WARMUP if warmup is None else warmup,
+            out=out, interference=interference, progress=progress, topology=topo, jit=jit,
+        )
+    except (ModelError, ProfilingError, TopologyError, ProfileError) as exc:
+        raise BadInput(str(exc)) from None
+    except OSError as exc:
+        raise BadInput(f"cannot write {out!r}: {exc.strerror or exc}") from None
+    except ProfilingWorkerError as exc:
+        fail(f"{exc}; the cells measured before are kept in {out}, run the same command to resume", code=1)
+    except KeyboardInterrupt:
+        import os
+
+        kept = "nothing was measured yet" if not os.path.exists(out) else f"the cells measured so far are kept in {out}"
+        note(f"interrupted; {kept}; run the same command to resume")
+        raise
+    prof = result.profile
+    summary = dict(
+        _summary(prof), out=out,
+        measured=[list(k) for k in result.measured],
+        resumed=[list(k) for k in result.resumed],
+        interference=None if prof.interference is None else prof.interference.to_json(),
+        interference_measured=result.interference_measured,
+        dispatch=[list(p) for p in prof.dispatch],
+        statistic=prof.statistic,
+        machine=prof.machine.to_json(),
+        elapsed_s=round(result.elapsed_s, 3),
+        cell_stats=[
+            {"threads": c.threads, "batch": c.batch, "median_ms": c.median_ms, "p90_ms": c.p90_ms,
+             "min_ms": c.min_ms, "max_ms": c.max_ms, "n": len(c.samples_ms)}
+            for c in prof.cells
+        ],
+    )
+    if as_json:
+        emit_json(summary)
+        return
+    typer.echo(
+        f"wrote {out}: {prof.label()} on {prof.machine.cpu_model or 'this machine'}, "
+        f"measured {len(result.measured)} cell(s), kept {len(result.resumed)} from the existing file, "
+        f"{result.elapsed_s:.1f} s"
+    )
+    typer.echo(f"  {'threads':>7} {'batch':>5} {'median ms':>10} {'p90 ms':>10} {'n':>4}  note")
+    new = set(result.measured)
+    meta = dict(prof.meta)
+    for c in prof.cells:
+        outliers = meta.get(f"outliers.t{c.threads}.b{c.batch}")
+        how = ("new" if (c.threads, c.batch) in new else "resumed") + (", outliers flagged (kept)" if outliers else "")
+        typer.echo(f"  {c.threads:>7} {c.batch:>5} {c.median_ms:>10.3f} {c.p90_ms:>10.3f} {len(c.samples_ms):>4}  {how}")
+    if prof.interference is not None:
+        pts = ", ".join(f"{k} busy: x{s:.2f}" for k, s in prof.interference.points) or "none"
+        typer.echo(f"  interference (slowdown beside other busy cores): {pts}")
+    if prof.dispatch:
+        pts = ", ".join(f"{k} inst x {b}: {ms:.3f} ms" for k, b, ms in prof.dispatch)
+        typer.echo(f"  dispatch cost (pool overhead beyond compute): {pts}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("profile")
+    def profile_cmd(
+        model: Optional[str] = typer.Option(None, "--model", help="Model to measure on this machine (tiny-mlp, tiny-cnn, resnet50, bert-base, gpt2). Resumable: the same --out measures only missing cells."),
+        import_packrat: Optional[str] = typer.Option(None, "--import-packrat", help="Import one of Packrat's published profile CSVs."),
+        series: List[str] = typer.Option([], "--series", help="With --import-packrat: keep the series whose COLUMN matches GLOB (repeatable), e.g. benchmark=*_script."),
+        name: Optional[str] = typer.Option(None, "--name", help="With --import-packrat: model name to record (default: the benchmark column)."),
+        export: Optional[str] = typer.Option(None, "--from", help="Re-export an existing profile (FILE or builtin:NAME) to --out (.json or .csv)."),
+        threads: Optional[str] = typer.Option(None, "--threads", help="With --model: thread counts, e.g. 1-16 or 1,2,4."),
+        batches: Optional[str] = typer.Option(None, "--batches", help="With --model: sub-batch sizes, e.g. 1,2,4,8."),
+        repeats: Optional[int] = typer.Option(None, "--repeats", help="With --model: timed repeats per cell (default 5; more for millisecond cells)."),
+        warmup: Optional[int] = typer.Option(None, "--warmup", help="With --model: untimed warm-up runs per cell (default 1)."),
+        interference: Optional[bool] = typer.Option(None, "--interference/--no-interference", help="With --model: also measure co-run slowdowns and dispatch costs through pools of k one-thread instances (default: on; --no-interference skips it)."),
+        jit: bool = typer.Option(False, "--jit", help="With --model: trace and freeze the model with TorchScript (recorded in the profile)."),
+        progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar with ETA on stderr (default: only on a terminal)."),
+        out: str = typer.Option(..., "--out", help="Where to write the profile (.json; .csv writes the tidy CSV export). " + OUTPUT_RULE),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object and nothing else."),
+        engine: str = typer.Option("local", "--engine", help="With --model: local (this machine) or ray (one profile per machine type of the cluster, written to --out DIR/<machine>.json)."),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --engine ray: auto or HOST:PORT (default: a local Ray instance)."),
+    ) -> None:
+        """Measure, import or export a latency profile L[t, b] (milliseconds per sub-batch)."""
+        from packrat_sim.profile import ProfileError, import_packrat_csv, parse_series_selectors, read_text
+
+        output_file_arg(out, "--out")  # before any work
+        chosen = [x for x in (model, import_packrat, export) if x is not None]
+        if len(chosen) != 1:
+            raise BadInput("give exactly one of --model NAME, --import-packrat CSV or --from PROFILE")
+        if series and import_packrat is None:
+            raise BadInput("--series only applies to --import-packrat")
+        if model is not None:
+            if series or name:
+                raise BadInput("--series and --name only apply to --import-packrat")
+            if engine != "local" or ray_address is not None:
+                from ui.cli.engine import run_fleet_profile
+
+                if engine != "ray" or jit:
+                    raise BadInput("--engine must be local or ray (and --jit is not available on ray)")
+                code = run_fleet_profile(model, threads, batches, repeats, warmup, interference is True, out,
+                                         ray_address, as_json)
+                if code:
+                    raise typer.Exit(code)
+                return
+            _measure(model, threads, batches, repeats, warmup, interference is not False, jit, progress, out, as_json)
+            return
+        if any(x is not None for x in (threads, batches, repeats, warmup, interference)) or jit:
+            raise BadInput("--threads, --batches, --repeats, --warmup, --[no-]interference and --jit only apply to --model")
+        extra = {}
+        if import_packrat is not None:
+            try:
+                selectors = parse_series_selectors(series)
+                text = read_text(import_packrat, "CSV")
+                result = import_packrat_csv(text, series=selectors, model=name, source=f"Packrat CSV {import_packrat}")
+            except ProfileError as exc:
+                raise BadInput(f"{import_packrat}: {exc}") from None
+            prof = result.profile
+            extra = {"series_in_file": len(result.series), "merged_duplicate_rows": result.merged_duplicates}
+        else:
+            prof = load_profile_arg(export)
+        _write(prof, out)
+        summary = dict(_summary(prof), out=out, **extra)
+        if as_json:
+            emit_json(summary)
+        else:
+            typer.echo(
+                f"wrote {out}: {prof.label()}, {summary['cells']} cells, threads "
+                f"{summary['threads'][0]}..{summary['threads'][-1]}, batches {summary['batches']}"
+            )
+            for k, v in prof.meta:
+                if k.startswith("series."):
+                    typer.echo(f"  series {k[len('series.'):]} = {v}")
+            if extra.get("merged_duplicate_rows"):
+                typer.echo(f"  merged {extra['merged_duplicate_rows']} repeated rows of the same cell (mean of their averages)")

@@ -1,0 +1,213 @@
+"""`packrat simulate`: the optimizer's plan, the fat and the thin plan under one workload.
+
+    packrat simulate --profile FILE|builtin:NAME --cores T --workload SPEC [--seed S] [--json] [--out DIR]
+                     [--policy packrat[:KEY=VALUE,...]|packrat-ewma]
+
+Prints, side by side, request latency p50/p90/p99/max, batch latency, throughput,
+queueing delay, core utilisation and reconfigurations. ``--json`` prints the same as
+one object. ``--out DIR`` also writes, per plan, ``NAME-requests.csv`` (per-request
+records), ``NAME-timeline.json`` and ``NAME-history.json`` (``packrat.history/1``), and
+``summary.json``. The workload grammar is documented in ``packrat_sim/workload.py``.
+Bad input exits 2 with one line naming the bad value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Optional
+
+import typer
+
+from ui.cli.common import BadInput, emit_json, load_profile_arg, output_dir_arg, write_output
+
+WORKLOAD_HELP = (
+    "Workload spec: closed:batch=64,requests=1000 | poisson:rate=40/s,duration=60s[,max_batch=64][,max_delay=10ms] | "
+    "steps:8@20s,32@20s,8@20s | diurnal:base=20/s,peak=200/s,period=60s,duration=120s | trace:FILE[,unit=ms]"
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``simulate`` verb to the CLI."""
+    app.command(
+        "simulate",
+        help="Simulate the optimizer's plan (with online reconfiguration), the fat and the thin plan under a workload.",
+    )(simulate_command)
+
+
+def simulate_command(
+    profile: str = typer.Option(..., "--profile", help="Profile JSON file or builtin:NAME (e.g. builtin:cnn-16)."),
+    cores: int = typer.Option(..., "--cores", help="Cores T of the server."),
+    workload: str = typer.Option(..., "--workload", help=WORKLOAD_HELP),
+    seed: int = typer.Option(0, "--seed", help="Seed of arrivals and service-time draws."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    out: Optional[str] = typer.Option(None, "--out", help="Directory for per-request CSV, timeline and history JSON (created if its parent exists; files replaced atomically)."),
+    policy: str = typer.Option(
+        "packrat", "--policy",
+        help="Adaptive policy: packrat[:KEY=VALUE,...] (options of packrat_sim.policy.PolicyConfig, e.g. "
+             "packrat:payback_ms=5000,confirmations=3) or packrat-ewma (the paper's queue-depth estimator).",
+    ),
+) -> int:
+    from packrat_sim.estimator import EstimatorError
+    from packrat_sim.metrics import MetricsError
+    from packrat_sim.optimizer import OptimizerError
+    from packrat_sim.plan import PlanError
+    from packrat_sim.policy import PolicyError, parse_overrides, parse_policy
+    from packrat_sim.profile import ProfileError
+    from packrat_sim.simulator import SimConfig, SimulationError, compare_plans
+    from packrat_sim.workload import WorkloadError, load_workload
+
+    try:
+        policy_name, overrides = parse_policy(policy)
+        if policy_name not in ("packrat", "packrat-ewma"):
+            raise PolicyError(f"--policy {policy!r}: fat and thin are always simulated; choose packrat or packrat-ewma")
+        config = SimConfig(policy=parse_overrides(overrides)) if overrides else None
+    except PolicyError as exc:
+        raise BadInput(f"--policy: {exc}") from None
+    prof = load_profile_arg(profile)
+    if cores < 1:
+        raise BadInput(f"--cores must be a positive integer, got {cores}")
+    if seed < 0:
+        raise BadInput(f"--seed must be an integer >= 0, got {seed}")
+    output_dir_arg(out, "--out")  # before simulating: parent exists, not a symlink or a file
+    try:
+        wl = load_workload(workload)
+    except WorkloadError as exc:
+        raise BadInput(f"--workload: {exc}") from None
+    try:
+        comparison = compare_plans(prof, cores, wl, seed=seed, config=config, policies=(policy_name, "fat", "thin"))
+    except (SimulationError, WorkloadError, OptimizerError, PlanError, ProfileError, MetricsError, EstimatorError) as exc:
+        raise BadInput(str(exc)) from None
+    written = _write_out(comparison, out) if out is not None else []
+    if json_out:
+        obj = comparison.to_json()
+        if out is not None:
+            obj["files"] = written
+        emit_json(obj)
+    else:
+        print(format_comparison(comparison))
+        if written:
+            print(f"wrote {len(written)} files to {out}")
+    return 0
+
+
+def _write_out(comparison, out: str) -> list[str]:
+    """Write summary.json and, per result, requests CSV, timeline and history JSON."""
+    try:
+        output_dir_arg(out, "--out", create=True)
+        files = []
+
+        def write(name: str, text: str) -> None:
+            files.append(write_output(os.path.join(out, name), text, "--out"))
+
+        write("summary.json", json.dumps(_finite(comparison.to_json()), indent=1) + "\n")
+        for r in comparison.results:
+            write(f"{r.name}-requests.csv", r.requests_csv())
+            write(f"{r.name}-timeline.json", json.dumps(_finite(r.timeline_json())) + "\n")
+            write(f"{r.name}-history.json", json.dumps(r.history()) + "\n")
+        return files
+    except OSError as exc:
+        raise BadInput(f"cannot write --out {out!r}: {exc}") from None
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _fmt(x: float | None, digits: int = 1) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{x:,.{digits}f}"
+
+
+def format_comparison(comparison) -> str:
+    """The side-by-side table printed by `packrat simulate` (plain text)."""
+    results = comparison.results
+    lines = [
+        f"simulate: {comparison.profile} on {comparison.cores} cores, seed {comparison.seed}",
+        f"workload: {comparison.workload_description}  [{comparison.workload}]",
+    ]
+    if comparison.synthetic:
+        lines.append(f"NOTE: synthetic profile, not a measurement ({comparison.source})")
+
+    def plan_cell(r) -> str:
+        if r.adaptive:
+            return f"adaptive, {len(r.plans)} epoch(s)"
+        return r.plan.describe()
+
+    rows: list[tuple[str, list[str]]] = [
+        ("plan", [plan_cell(r) for r in results]),
+        ("requests", [f"{r.stats.requests:,}" for r in results]),
+        ("request latency p50 ms", [_fmt(r.stats.request_latency.p50_ms) for r in results]),
+        ("request latency p90 ms", [_fmt(r.stats.request_latency.p90_ms) for r in results]),
+        ("request latency p99 ms", [_fmt(r.stats.request_latency.p99_ms) for r in results]),
+        ("request latency max ms", [_fmt(r.stats.request_latency.max_ms) for r in results]),
+        ("batch latency p50 ms", [_fmt(r.stats.batch_latency.p50_ms) for r in results]),
+        ("batch latency p99 ms", [_fmt(r.stats.batch_latency.p99_ms) for r in results]),
+        ("mean batch size", [_fmt(r.stats.mean_batch_size) for r in results]),
+        ("throughput req/s", [_fmt(r.stats.throughput_per_s) for r in results]),
+        ("queueing delay mean ms", [_fmt(r.stats.queueing_delay.mean_ms) for r in results]),
+        ("queueing delay p99 ms", [_fmt(r.stats.queueing_delay.p99_ms) for r in results]),
+        ("core utilisation %", [_fmt(100.0 * r.stats.utilisation) for r in results]),
+        ("reconfigurations", [str(len(r.reconfigurations)) for r in results]),
+    ]
+    label_w = max(len(k) for k, _ in rows)
+    widths = [max(len(r.name), *(len(v[i]) for _, v in rows)) for i, r in enumerate(results)]
+    header = " " * label_w + "  " + "  ".join(r.name.rjust(w) for r, w in zip(results, widths))
+    lines += ["", header]
+    for label, values in rows:
+        lines.append(label.ljust(label_w) + "  " + "  ".join(v.rjust(w) for v, w in zip(values, widths)))
+    for r in results:
+        if r.adaptive:
+            lines.append("")
+            lines.append(f"{r.name}: starts with {r.plan.describe()} (batch {r.plan.batch})")
+            shown = r.reconfigurations[:8]
+            for rc in shown:
+                lines.extend(format_reconfiguration(rc))
+            if len(r.reconfigurations) > len(shown):
+                lines.append(f"  ... {len(r.reconfigurations) - len(shown)} more (see --json or --out)")
+            if r.decisions and not r.reconfigurations:
+                lines.extend(format_no_reconfiguration(r.decision_summary()))
+        if r.predicted_cells:
+            lines.append(
+                f"{r.name}: {len(r.predicted_cells)} (threads, sub-batch) cells not in the profile were predicted "
+                "by interpolation"
+            )
+    return "\n".join(lines)
+
+
+def format_reconfiguration(rc) -> list[str]:
+    """Lines explaining one reconfiguration: when, to what, why, predicted gain, cost."""
+    how = "restart" if rc.restarted else "re-route"
+    lines = [
+        f"  {rc.call_ms / 1000.0:9.3f} s  {rc.from_plan.describe()} -> {rc.to_plan.describe()}"
+        f"  ({how}, switched after {rc.switch_ms - rc.call_ms:.1f} ms)"
+    ]
+    if rc.reason:
+        lines.append(f"               why: {rc.reason}")
+        lines.append(
+            f"               predicted gain {rc.gain_ms:.1f} ms per "
+            f"{'full batch' if rc.reason.startswith('overload') else 'request'}; modelled cost "
+            f"{rc.cost_ms:.0f} ms of slowed serving" + ("" if rc.restarted else " (none: same threads, re-route)")
+        )
+    return lines
+
+
+def format_no_reconfiguration(summary: dict) -> list[str]:
+    """Why the policy kept its first plan: its decisions by outcome, the best refused gain."""
+    parts = ", ".join(f"{n} x {why}" for why, n in sorted(summary["by_outcome"].items(), key=lambda x: -x[1]))
+    lines = [f"  no reconfiguration: {summary['count']} decisions ({parts})"]
+    ref = summary["largest_refused_gain"]
+    if ref:
+        lines.append(
+            f"  largest refused gain {ref['gain_ms']:.1f} ms per request at {ref['t_ms'] / 1000:.1f} s "
+            f"({ref['reason']}; modelled cost {ref['cost_ms']:.0f} ms of slowed serving)"
+        )
+    return lines

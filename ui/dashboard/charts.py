@@ -1,0 +1,388 @@
+"""Plotly figures of the dashboard, built by pure functions of plain data.
+
+Each function takes lists / dicts (from :mod:`ui.dashboard.data` or the library) and
+returns a ``plotly.graph_objects.Figure``; nothing here touches streamlit, so the
+figures are unit-testable and the tests can read back what a chart draws.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import plotly.graph_objects as go
+
+PALETTE = (
+    "#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6",
+    "#9D755D", "#BAB0AC", "#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B",
+)
+IDLE = "#BDBDBD"
+
+
+def instance_color(k: int) -> str:
+    """A colour per instance index, distinct for any number of instances: the 16 of
+    :data:`PALETTE`, then hues spread by the golden angle (no colour repeats)."""
+    if k < len(PALETTE):
+        return PALETTE[k]
+    j = k - len(PALETTE)
+    hue = (j * 137.508) % 360.0
+    light = 45 + 15 * ((j // 7) % 2)  # alternate lightness so neighbouring hues differ
+    return f"hsl({hue:.1f},65%,{light}%)"
+
+
+def log_ticks(values, min_ticks: int = 3) -> list[float]:
+    """Tick values for a log axis over ``values`` (positive ones): 1-2-5 steps per decade
+    (1-1.5-2-3-5-7 when the range is narrow), always at least ``min_ticks`` inside the range."""
+    xs = [float(v) for v in values if v is not None and math.isfinite(float(v)) and float(v) > 0]
+    if not xs:
+        return []
+    lo, hi = min(xs), max(xs)
+    for mantissas in ((1,), (1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9)):
+        ticks = []
+        for e in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1):
+            for m in mantissas:
+                t = m * 10.0 ** e
+                if lo * 0.999 <= t <= hi * 1.001:
+                    ticks.append(float(f"{t:.6g}"))
+        if len(ticks) >= min_ticks:
+            return ticks
+    # a very narrow range: evenly spaced ticks
+    return [float(f"{lo + (hi - lo) * k / (min_ticks - 1):.4g}") for k in range(min_ticks)] if hi > lo else [lo]
+
+
+def tick_text(t: float) -> str:
+    return f"{t:g}" if t >= 0.01 else f"{t:.1e}"
+
+
+def _log_y(fig: go.Figure, values) -> None:
+    ticks = log_ticks(values)
+    fig.update_yaxes(type="log", tickvals=ticks, ticktext=[tick_text(t) for t in ticks], showticklabels=True)
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, **kw) -> go.Figure:
+    fig.update_layout(
+        title=dict(text=title, x=0, xanchor="left", y=0.98, yanchor="top"), xaxis_title=x, yaxis_title=y,
+        margin=dict(l=60, r=20, t=80, b=50),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1), **kw,
+    )
+    return fig
+
+
+# ------------------------------------------------------------------ profiles
+
+
+def profile_heatmap(threads: Sequence[int], batches: Sequence[int], z, title: str = "L[t, b] (ms)") -> go.Figure:
+    """Heatmap of the latency grid: rows threads, columns batches (categorical), log colour scale."""
+    logz = [[None if v is None else math.log10(v) for v in row] for row in z]
+    text = [["" if v is None else f"{v:.3g}" for v in row] for row in z]
+    finite = [v for row in logz for v in row if v is not None]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    ticks = [lo + (hi - lo) * k / 4 for k in range(5)]
+    fig = go.Figure(
+        go.Heatmap(
+            z=logz,
+            x=[str(b) for b in batches],
+            y=[str(t) for t in threads],
+            customdata=z,
+            text=text,
+            hovertemplate="threads %{y}, batch %{x}: %{customdata:.3f} ms<extra></extra>",
+            colorscale="Viridis",
+            colorbar=dict(title="ms", tickvals=ticks, ticktext=[f"{10 ** v:.3g}" for v in ticks]),
+            name="latency",
+        )
+    )
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category")
+    return _layout(fig, title, "sub-batch b", "threads t")
+
+
+def scaling_curves(series: Sequence[dict], title: str = "Latency vs threads (dashed: ideal linear scaling)") -> go.Figure:
+    """One solid line per batch (measured L[t, b]) and a dashed one (ideal L[t0, b] * t0 / t)."""
+    fig = go.Figure()
+    for k, s in enumerate(series):
+        color = PALETTE[k % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=s["threads"], y=s["latency_ms"], mode="lines+markers", name=f"b={s['batch']}",
+                                 line=dict(color=color), legendgroup=str(s["batch"])))
+        fig.add_trace(go.Scatter(x=s["threads"], y=s["ideal_ms"], mode="lines", name=f"b={s['batch']} ideal",
+                                 line=dict(color=color, dash="dash"), legendgroup=str(s["batch"]), showlegend=False))
+    _log_y(fig, [y for s in series for y in list(s["latency_ms"]) + list(s["ideal_ms"])])
+    return _layout(fig, title, "threads t", "latency (ms, log)")
+
+
+def interference_chart(series: dict, title: str = "Interference: slowdown beside busy cores") -> go.Figure:
+    """Measured slowdown points and the interpolated curve the model uses."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=series["cores"], y=series["slowdown"], mode="lines", name="model (interpolated)"))
+    pts = series["points"]
+    fig.add_trace(go.Scatter(x=[k for k, _ in pts], y=[s for _, s in pts], mode="markers", name="measured",
+                             marker=dict(size=9)))
+    fig.add_hline(y=1.0, line=dict(color="gray", dash="dot"))
+    return _layout(fig, title, "other busy cores", "slowdown (x isolated latency)")
+
+
+# ------------------------------------------------------------------- planner
+
+
+def core_map(owner: Sequence[int | None], instances: Sequence[dict], per_row: int | None = None,
+             title: str = "Cores of the machine, coloured by instance") -> go.Figure:
+    """One square per core (a shape in data units, so squares never overlap however many
+    cores a row holds); colour = instance (distinct for any count), grey = idle; the label
+    sits at the centre of its own square; hover names instance, threads, sub-batch."""
+    n = len(owner)
+    per_row = per_row or (8 if n <= 32 else 16)
+    rows = max(1, math.ceil(n / per_row))
+    xs, ys, texts, hover = [], [], [], []
+    shapes = []
+    small = per_row > 16
+    for c, k in enumerate(owner):
+        x, y = c % per_row, -(c // per_row)
+        xs.append(x)
+        ys.append(y)
+        color = IDLE if k is None else instance_color(k)
+        shapes.append(dict(type="rect", xref="x", yref="y", x0=x - 0.45, x1=x + 0.45, y0=y - 0.45, y1=y + 0.45,
+                           fillcolor=color, line=dict(color="white", width=1), layer="below"))
+        if k is None:
+            texts.append("" if small else f"{c}")
+            hover.append(f"core {c}: idle")
+        else:
+            inst = instances[k]
+            texts.append(f"#{k}" if small else f"{c}<br>#{k}")
+            hover.append(f"core {c}: instance #{k} ({inst['threads']} threads, sub-batch {inst['batch']})")
+    fig = go.Figure(
+        go.Scatter(
+            x=xs, y=ys, mode="text", text=texts, hovertext=hover, hoverinfo="text",
+            textfont=dict(size=8 if small else 10, color="black"), name="cores",
+        )
+    )
+    fig.update_xaxes(visible=False, range=[-0.6, per_row - 0.4], fixedrange=True)
+    fig.update_yaxes(visible=False, range=[-(rows - 1) - 0.6, 0.6], fixedrange=True)
+    fig.update_layout(title=title, height=90 + (60 if per_row <= 16 else 40) * rows, shapes=shapes,
+                      margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
+    return fig
+
+
+def baseline_bars(fat_ms: float, thin_ms: float, plan_ms: float, labels: Sequence[str] = ("fat", "thin", "plan"),
+                  title: str = "Batch latency: fat vs thin vs optimal plan") -> go.Figure:
+    """Three bars with their values printed on them (None: a baseline infeasible here)."""
+    ys = [fat_ms, thin_ms, plan_ms]
+    fig = go.Figure(
+        go.Bar(x=list(labels), y=ys, text=["n/a (infeasible)" if y is None else f"{y:.2f} ms" for y in ys],
+               textposition="auto",
+               marker_color=[PALETTE[1], PALETTE[4], PALETTE[2]], name="latency")
+    )
+    return _layout(fig, title, "", "latency (ms)")
+
+
+def sweep_chart(rows: Sequence[dict], title: str = "Best plan across batch sizes") -> go.Figure:
+    """Latency vs batch of the optimal plan, fat and thin (log-log); hover names the plan."""
+    xs = [r["batch"] for r in rows]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=xs, y=[r.get("fat_ms") for r in rows], mode="lines+markers", name="fat",
+                             line=dict(color=PALETTE[1])))
+    fig.add_trace(go.Scatter(x=xs, y=[r.get("thin_ms") for r in rows], mode="lines+markers", name="thin",
+                             line=dict(color=PALETTE[4])))
+    fig.add_trace(go.Scatter(x=xs, y=[r.get("plan_ms") for r in rows], mode="lines+markers", name="optimal plan",
+                             line=dict(color=PALETTE[2], width=3),
+                             hovertext=[r.get("plan") or "infeasible" for r in rows]))
+    fig.update_xaxes(type="log", tickvals=xs, ticktext=[str(x) for x in xs])
+    _log_y(fig, [r.get(k) for r in rows for k in ("fat_ms", "thin_ms", "plan_ms")])
+    return _layout(fig, title, "batch B", "latency (ms, log)")
+
+
+# ----------------------------------------------------------------- simulator
+
+
+def latency_cdf(samples: dict[str, Sequence[float]], title: str = "Batch latency CDF") -> go.Figure:
+    """Empirical CDF per named series of latencies (ms)."""
+    fig = go.Figure()
+    for k, (name, xs) in enumerate(samples.items()):
+        xs = sorted(float(x) for x in xs)
+        n = len(xs)
+        fig.add_trace(go.Scatter(x=xs, y=[(i + 1) / n for i in range(n)], mode="lines", name=name,
+                                 line=dict(color=PALETTE[k % len(PALETTE)], shape="hv")))
+    return _layout(fig, title, "latency (ms)", "fraction")
+
+
+def gantt(spans: Sequence[dict], marks: Sequence[dict] = (), title: str = "Per-instance timeline") -> go.Figure:
+    """Horizontal bars: ``spans`` = [{"lane", "start", "end", "label", "group"}], ``marks`` = [{"t", "label"}]
+    drawn as vertical lines (reconfigurations). Times in ms."""
+    fig = go.Figure()
+    groups: dict[str, list[dict]] = {}
+    for s in spans:
+        groups.setdefault(str(s.get("group", "")), []).append(s)
+    for k, (g, ss) in enumerate(groups.items()):
+        fig.add_trace(go.Bar(
+            base=[s["start"] for s in ss], x=[s["end"] - s["start"] for s in ss], y=[str(s["lane"]) for s in ss],
+            orientation="h", name=g or "work", marker_color=PALETTE[k % len(PALETTE)],
+            hovertext=[s.get("label", "") for s in ss], hoverinfo="text",
+        ))
+    for m in marks:
+        fig.add_vline(x=m["t"], line=dict(color="red", dash="dash"), annotation_text=m.get("label", "reconfigure"))
+    fig.update_layout(barmode="overlay")
+    fig.update_yaxes(type="category", autorange="reversed")
+    return _layout(fig, title, "time (ms)", "instance")
+
+
+# -------------------------------------------------------------- verification
+
+
+BREAK_COLOR = "#E4572E"
+
+
+def sequence_diagram(actors: Sequence[str], messages: Sequence[dict], title: str = "Message sequence",
+                     current: int | None = None) -> go.Figure:
+    """Lifelines for ``actors`` and one arrow per message {"src", "dst", "label", "step", "color",
+    "breaks"} (top to bottom). Arrow colours are mid-tones readable on light and dark themes;
+    the step that breaks the property (``breaks``) is thick, red and says so; ``current``
+    (a step number) gets a band behind it (the stepper's position)."""
+    xi = {a: i for i, a in enumerate(actors)}
+    n = max(1, len(messages))
+    fig = go.Figure()
+    for a, i in xi.items():
+        fig.add_trace(go.Scatter(x=[i, i], y=[0.5, -(n + 0.5)], mode="lines", line=dict(color="#8C8C8C", dash="dot"),
+                                 showlegend=False, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=list(xi.values()), y=[0.9] * len(xi), mode="text", text=[f"<b>{a}</b>" for a in xi],
+                             showlegend=False, hoverinfo="skip"))
+    lx, ly, lt = [], [], []
+    shapes = []
+    for k, m in enumerate(messages):
+        y = -(k + 0.5)
+        x0, x1 = xi.get(m["src"], 0), xi.get(m["dst"], 0)
+        if x0 == x1:
+            x1 = x0 + 0.25
+        breaks = bool(m.get("breaks"))
+        color = BREAK_COLOR if breaks else m.get("color", "#8C8C8C")
+        fig.add_annotation(x=x1, y=y, ax=x0, ay=y, xref="x", yref="y", axref="x", ayref="y", showarrow=True,
+                           arrowhead=3, arrowwidth=3.5 if breaks else 2, arrowcolor=color)
+        if current is not None and m.get("step") == current:
+            shapes.append(dict(type="rect", xref="paper", yref="y", x0=0, x1=1, y0=y - 0.5, y1=y + 0.5,
+                               fillcolor="rgba(76,139,245,0.18)", line=dict(width=0), layer="below"))
+        lx.append((x0 + x1) / 2)
+        ly.append(y + 0.18)
+        lt.append(str(m.get("label", "")) + ("  <b>(breaks here)</b>" if breaks else ""))
+    fig.add_trace(go.Scatter(x=lx, y=ly, mode="text", text=lt, showlegend=False, textfont=dict(size=10), name="messages"))
+    fig.update_xaxes(visible=False, range=[-0.6, max(0, len(actors) - 1) + 0.6])
+    fig.update_yaxes(visible=False)
+    fig.update_layout(title=title, height=min(2400, 120 + 34 * n), margin=dict(l=10, r=10, t=40, b=10), shapes=shapes)
+    return fig
+
+
+ROLE_COLORS = {"linearized": "#A5D6A7", "blocked": "#EF5350", "left out": "#BDBDBD", "pending": "#FFF3C4"}
+
+
+def _lane_order(ops: Sequence[dict]) -> list[str]:
+    """Client lanes sorted numerically when they are numbers, else by name."""
+    names = {str(o["client"]) for o in ops}
+
+    def key(c: str):
+        try:
+            return (0, float(c), c)
+        except ValueError:
+            return (1, 0.0, c)
+
+    return sorted(names, key=key)
+
+
+def history_chart(ops: Sequence[dict], title: str = "History: call..return per client; [n] = linearization order",
+                  unit: str = "", points: Sequence[dict] = (), zoom: tuple[float, float] | None = None) -> go.Figure:
+    """One lane per client (sorted); each operation a bar from call to return, coloured by its
+    role (linearized / blocked = cannot be linearized / left out / pending) and labelled with
+    its position in the linearization and its description. Times are as given in ``ops``
+    (already scaled); ``unit`` names them on the axis and in the hover. ``points``: the
+    linearization points [{"t", "client", "order", "label", "state"}] drawn as diamonds whose
+    hover shows the model state there. ``zoom``: the x range to show first."""
+    u = f" {unit}" if unit else ""
+    fig = go.Figure()
+    for role, color in ROLE_COLORS.items():
+        sel = [o for o in ops if o.get("role") == role]
+        if not sel:
+            continue
+        fig.add_trace(go.Bar(
+            base=[o["call"] for o in sel], x=[max(o["ret"] - o["call"], 1e-9) for o in sel],
+            y=[str(o["client"]) for o in sel], orientation="h", name=role, marker_color=color,
+            marker_line=dict(color="#37474F", width=1),
+            text=[(f"[{o['order']}] " if o.get("order") is not None else "") + str(o.get("label", "")) for o in sel],
+            textposition="inside", insidetextanchor="start",
+            customdata=[[o["index"], o.get("label", ""), o["call"],
+                         "pending (no return)" if o.get("role") == "pending" else f"{o['ret']:.6g}{u}", role]
+                        for o in sel],
+            hovertemplate=("op %{customdata[0]}: %{customdata[1]}<br>call %{customdata[2]:.6g}" + u
+                           + "<br>return %{customdata[3]}<br>%{customdata[4]}<extra></extra>"),
+        ))
+    if points:
+        fig.add_trace(go.Scatter(
+            x=[p["t"] for p in points], y=[str(p["client"]) for p in points], mode="markers", name="linearization point",
+            marker=dict(symbol="diamond", size=11, color="#1F3A93", line=dict(color="white", width=1)),
+            customdata=[[p["order"], p["label"], p.get("state", "")] for p in points],
+            hovertemplate=("[%{customdata[0]}] %{customdata[1]}<br>takes effect at %{x:.6g}" + u
+                           + "<br>model state after: %{customdata[2]}<extra></extra>"),
+        ))
+    lanes = _lane_order(ops)
+    fig.update_layout(barmode="overlay", height=min(1600, 160 + 36 * len(lanes)))
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=lanes, autorange="reversed")
+    if zoom is not None:
+        fig.update_xaxes(range=list(zoom))
+    return _layout(fig, title, f"time ({unit})" if unit else "time", "client")
+
+
+# ----------------------------------------------------------------- time series
+
+
+def time_series(series: dict, marks: Sequence[dict] = (), title: str = "Over time") -> go.Figure:
+    """Three stacked panels over the same time axis (s): request latency (p50 and p99 per
+    bin, ms), throughput (requests answered per s) and queue length (requests waiting),
+    with reconfigurations as vertical lines. ``series``: :func:`ui.dashboard.data.sim_time_series`."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=("request latency (ms)", "throughput (req/s)", "queue length (requests)"))
+    t = series["t_s"]
+    fig.add_trace(go.Scatter(x=t, y=series["p50_ms"], mode="lines", name="latency p50", line=dict(color=PALETTE[0])),
+                  row=1, col=1)
+    fig.add_trace(go.Scatter(x=t, y=series["p99_ms"], mode="lines", name="latency p99",
+                             line=dict(color=PALETTE[3], dash="dot")), row=1, col=1)
+    fig.add_trace(go.Scatter(x=t, y=series["throughput_per_s"], mode="lines", name="throughput",
+                             line=dict(color=PALETTE[2], shape="hv")), row=2, col=1)
+    fig.add_trace(go.Scatter(x=series["queue_t_s"], y=series["queue"], mode="lines", name="queue length",
+                             line=dict(color=PALETTE[1], shape="hv")), row=3, col=1)
+    for m in marks:
+        fig.add_vline(x=m["t_s"], line=dict(color=BREAK_COLOR, dash="dash", width=1))
+    if marks:  # one legend entry for the reconfiguration lines
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="reconfiguration",
+                                 line=dict(color=BREAK_COLOR, dash="dash")), row=1, col=1)
+    fig.update_xaxes(title_text="time (s)", row=3, col=1)
+    fig.update_layout(height=640)
+    return _layout(fig, title, "", "")
+
+
+def compare_bars(rows: Sequence[dict], metric: str, title: str) -> go.Figure:
+    """One bar per saved run for ``metric`` (rows: {"run", metric})."""
+    fig = go.Figure(go.Bar(x=[r["run"] for r in rows], y=[r.get(metric) for r in rows],
+                           text=[f"{r.get(metric):.2f}" if r.get(metric) is not None else "n/a" for r in rows],
+                           textposition="auto", marker_color=[instance_color(k) for k in range(len(rows))]))
+    return _layout(fig, title, "run", metric)
+
+
+# ------------------------------------------------------------------ hardware
+
+
+def predicted_vs_measured(rows: Sequence[dict], title: str = "Predicted vs measured latency") -> go.Figure:
+    """Scatter of measured against predicted ms per configuration on log-log axes (small and
+    large latencies both readable, nothing piled at 0), with the y = x diagonal."""
+    pts = [r for r in rows if (r.get("predicted_ms") or 0) > 0 and (r.get("measured_ms") or 0) > 0]
+    xs = [r["predicted_ms"] for r in pts]
+    ys = [r["measured_ms"] for r in pts]
+    vals = xs + ys or [1.0]
+    lo, hi = min(vals) / 1.5, max(vals) * 1.5
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="predicted = measured",
+                             line=dict(color="gray", dash="dot")))
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers+text", text=[r.get("label", "") for r in pts],
+                             textposition="top center", name="configurations", marker=dict(size=10),
+                             hovertemplate="%{text}<br>predicted %{x:.3g} ms<br>measured %{y:.3g} ms<extra></extra>"))
+    ticks = log_ticks([lo, hi])
+    fig.update_xaxes(type="log", range=[math.log10(lo), math.log10(hi)], tickvals=ticks,
+                     ticktext=[tick_text(t) for t in ticks])
+    fig.update_yaxes(type="log", range=[math.log10(lo), math.log10(hi)], tickvals=ticks,
+                     ticktext=[tick_text(t) for t in ticks])
+    return _layout(fig, title, "predicted (ms, log)", "measured (ms, log)")

@@ -1,0 +1,380 @@
+"""Long dashboard work (exploring, checking, measuring, benchmarks, simulations) in a
+child process that Cancel really stops.
+
+No streamlit here: :class:`Job` starts ``target(progress, **kwargs)`` in a ``spawn``
+child, hands its progress snapshots and its result (or exception) back through a queue,
+and :meth:`Job.cancel` terminates the child (SIGTERM, then SIGKILL), so a cancelled
+exploration stops using a CPU at once instead of running to the end of its budget.
+``ui.dashboard.state.run_job`` draws it with a progress bar and a Cancel button.
+
+The targets below are module-level functions (a spawn child imports them by name). Each
+takes ``progress`` first: a callable taking keyword counters (``schedules``, ``states``,
+``cells``, ``fraction``, ``text``, ...), sent a few times per second at most.
+
+Setting ``PACKRAT_UI_JOBS=thread`` runs the target in a thread of this process instead
+(tests that replace library functions with fakes need that; a thread cannot be
+cancelled, so the dashboard itself always uses processes).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import multiprocessing as mp
+import os
+import pickle
+import queue
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field, is_dataclass
+from typing import Any, Callable
+
+MODE_ENV = "PACKRAT_UI_JOBS"
+MIN_INTERVAL_S = 0.2  # at most ~5 progress snapshots a second cross the queue
+
+
+class JobFailed(RuntimeError):
+    """The child died without a result (killed, crashed); the message says how."""
+
+
+@dataclass
+class Snapshot:
+    """The latest progress of a job: counters as sent by the target, and the wall clock."""
+
+    counters: dict = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    live: bool = False  # True once the target sent at least one snapshot
+
+    def describe(self, budget_s: float | None = None) -> tuple[float, str]:
+        """(fraction 0..1, one line) for a progress bar. Counters win over the clock."""
+        c = self.counters
+        parts = []
+        for name, label in (("schedules", "schedules"), ("states", "states"),
+                            ("distinct_histories", "distinct histories"), ("histories", "histories"),
+                            ("cells", "cells"), ("operations", "operations"), ("steps", "steps")):
+            if name in c and c[name] is not None:
+                total = c.get(f"{name}_total") or (c.get("total") if name == "cells" else None)
+                parts.append(f"{c[name]:,}" + (f"/{total:,}" if total else "") + f" {label}")
+        if c.get("text"):
+            parts.insert(0, str(c["text"]))
+        parts.append(f"{self.elapsed_s:.1f} s" + (f" of at most {budget_s:g} s" if budget_s else ""))
+        if c.get("fraction") is not None:
+            frac = float(c["fraction"])
+        elif c.get("total") and c.get("cells") is not None:
+            frac = c["cells"] / c["total"]
+        elif budget_s:
+            frac = min(self.elapsed_s / budget_s, 0.99)
+        else:
+            frac = 0.0
+        return min(max(frac, 0.0), 1.0), ", ".join(parts)
+
+
+def _plain(snapshot: Any) -> dict:
+    """A progress snapshot as a plain dict (it may come as a dict, a dataclass or a namedtuple)."""
+    if isinstance(snapshot, dict):
+        return dict(snapshot)
+    if is_dataclass(snapshot) and not isinstance(snapshot, type):
+        return asdict(snapshot)
+    if hasattr(snapshot, "_asdict"):
+        return dict(snapshot._asdict())
+    if hasattr(snapshot, "to_json"):
+        return dict(snapshot.to_json())
+    return {"text": str(snapshot)}
+
+
+def _resolve(target: str) -> Callable:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _picklable(exc: BaseException) -> BaseException:
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return JobFailed(f"{type(exc).__name__}: {exc}")
+
+
+def _watch_parent(parent: int) -> None:
+    """In the child: exit at once when the dashboard process that started it is gone."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _child(target: str, kwargs: dict, q, parent: int | None = None) -> None:
+    """Body of the worker: run the target, send snapshots, then ("done", value) or ("error", exc).
+    ``parent``: the dashboard's pid (process mode), watched so an orphaned job stops itself."""
+    if parent is not None:
+        os.setpgrp()  # its own process group: Cancel stops the workers it starts too
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    last = [0.0]
+
+    def progress(snapshot: Any = None, **counters) -> None:
+        now = time.monotonic()
+        if now - last[0] < MIN_INTERVAL_S and not counters.get("force"):
+            return
+        last[0] = now
+        data = _plain(snapshot) if snapshot is not None else {}
+        data.update({k: v for k, v in counters.items() if k != "force"})
+        q.put(("progress", data))
+
+    try:
+        value = _resolve(target)(progress, **kwargs)
+    except BaseException as exc:  # handed to the dashboard, which shows it
+        q.put(("error", _picklable(exc)))
+    else:
+        q.put(("done", value))
+
+
+class Job:
+    """One piece of work in a child process. Not thread-safe; one owner polls it.
+
+    ``target``: ``"module:function"``; the function is called as ``function(progress, **kwargs)``.
+    """
+
+    def __init__(self, target: str, kwargs: dict | None = None) -> None:
+        self.target = target
+        self.kwargs = dict(kwargs or {})
+        self.mode = os.environ.get(MODE_ENV, "process")
+        self.snapshot = Snapshot()
+        self._started = 0.0
+        self._proc = None
+        self._thread = None
+        self._q = None
+        self._outcome: tuple[str, Any] | None = None
+
+    # ---- life cycle
+    def start(self) -> "Job":
+        self._started = time.monotonic()
+        if self.mode == "thread":
+            self._q = queue.Queue()
+            self._thread = threading.Thread(target=_child, args=(self.target, self.kwargs, self._q, None), daemon=True,
+                                            name=f"packrat-ui {self.target}")
+            self._thread.start()
+        else:
+            ctx = mp.get_context("spawn")
+            self._q = ctx.Queue()
+            # not a daemon: the work may start worker processes of its own (the profiler, the
+            # executor); _watch_parent ends it if the dashboard dies without cancelling it
+            self._proc = ctx.Process(target=_child, args=(self.target, self.kwargs, self._q, os.getpid()),
+                                     name=f"packrat-ui {self.target}")
+            self._proc.start()
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def alive(self) -> bool:
+        if self._proc is not None:
+            return self._proc.is_alive()
+        return self._thread is not None and self._thread.is_alive()
+
+    def poll(self, timeout_s: float = 0.25) -> bool:
+        """Wait up to ``timeout_s`` for news; True once the job has finished (result or error)."""
+        if self._outcome is not None:
+            return True
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                kind, payload = self._q.get(timeout=max(left, 0.001))
+            except queue.Empty:
+                break
+            if kind == "progress":
+                self.snapshot.counters = payload
+                self.snapshot.live = True
+            else:
+                self._outcome = (kind, payload)
+                break
+            if left <= 0:
+                break
+        self.snapshot.elapsed_s = time.monotonic() - self._started
+        if self._outcome is None and not self.alive():
+            try:  # the result may have arrived just before the child exited
+                kind, payload = self._q.get(timeout=0.5)
+                if kind != "progress":
+                    self._outcome = (kind, payload)
+            except queue.Empty:
+                pass
+            if self._outcome is None:
+                code = self._proc.exitcode if self._proc is not None else None
+                self._outcome = ("error", JobFailed(f"the worker process stopped without a result (exit code {code})"))
+        return self._outcome is not None
+
+    def result(self) -> Any:
+        """The target's return value; raises its exception. Call after :meth:`poll` said done."""
+        if self._outcome is None:
+            raise JobFailed("the job has not finished")
+        kind, payload = self._outcome
+        self.cancel()  # reap the process
+        if kind == "error":
+            raise payload
+        return payload
+
+    def _signal(self, sig: int) -> None:
+        """Send ``sig`` to the job's process group (the child and any workers it started)."""
+        try:
+            os.killpg(self._proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def cancel(self) -> None:
+        """Stop the child now (SIGTERM, then SIGKILL after 2 s); idempotent. A thread job
+        cannot be stopped: its result is simply dropped."""
+        p = self._proc
+        if p is None:
+            return
+        if p.is_alive():
+            self._signal(signal.SIGTERM)
+            p.join(2.0)
+            if p.is_alive():
+                self._signal(signal.SIGKILL)
+                p.join(2.0)
+        else:
+            p.join(0.1)
+        self._signal(signal.SIGKILL)  # workers the job left behind in its group
+        if self._q is not None:
+            self._q.cancel_join_thread()
+
+
+# ------------------------------------------------------------------------- targets
+
+
+def accepts_progress(fn: Callable) -> bool:
+    """Whether ``fn`` takes a ``progress`` keyword (the explorer's live snapshots)."""
+    try:
+        return "progress" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def explore_job(progress, *, protocol: str, variant: str, params: dict, strategy: str, max_schedules: int,
+                max_time: float, seed: int):
+    """Build the protocol and explore it; the explorer's snapshots go to ``progress``
+    when its ``explore`` takes a ``progress`` callback (else the dashboard shows a clock)."""
+    from checker.explore import explore
+    from checker.protocols import build
+
+    proto = build(protocol, variant, **params)
+    extra = {"progress": lambda snap: progress(snap)} if accepts_progress(explore) else {}
+    return explore(proto, strategy, max_schedules=max_schedules, max_time=max_time, seed=seed, **extra)
+
+
+def certify_job(progress, *, profile, batch: int, cores: int, plan, options, timeout_s: float):
+    """Ask Z3 whether any allocation beats ``plan`` (checker.allocation.certify)."""
+    from checker.allocation import certify
+
+    progress(text="asking Z3 whether any allocation is faster than this plan", force=True)
+    return certify(profile, batch, cores, plan, options, timeout_s=timeout_s)
+
+
+def check_job(progress, *, history, model: str, timeout: float):
+    """Check ``history`` (a checker.history.History) for linearizability under ``model``."""
+    from checker.linearizability import check
+
+    progress(operations=len(history), text=f"checking against {model}", force=True)
+    return check(history, model, timeout=timeout)
+
+
+def measure_job(progress, *, model: str, threads: list, batches: list, repeats: int, interference: bool):
+    """Measure a profile on this machine, one progress snapshot per measured cell."""
+    from real_runner.profiling import measure_profile
+
+    def on_cell(cell, idx, total):
+        tail = "; then the interference sweep" if interference and idx + 1 == total else ""
+        progress(cells=idx + 1, total=total, force=True,
+                 text=f"t={cell.threads} b={cell.batch}: {cell.mean_ms:.3f} ms{tail}")
+
+    return measure_profile(model, threads, batches, repeats, interference=interference, progress=False,
+                           on_cell=on_cell, min_seconds=0.05)
+
+
+def steps_job(progress, *, steps: str, kwargs: dict):
+    """Drive a generator function ``steps`` (``"module:function"``) yielding ``(fraction, text)``
+    and returning the result."""
+    gen = _resolve(steps)(**kwargs)
+    try:
+        while True:
+            frac, text = next(gen)
+            progress(fraction=frac, text=text, force=True)
+    except StopIteration as stop:
+        return stop.value
+
+
+# ----------------------------------------------------- step generators (steps_job)
+
+
+def simulate_steps(profile, cores: int, spec: str, seed: int, policies: list, config, plan=None):
+    """One policy at a time (same arrivals); ``plan`` stands for the "planner's plan" policy."""
+    from packrat_sim import simulator as sim
+
+    results = []
+    for k, name in enumerate(policies):
+        yield k / len(policies), f"simulating {name} ({k + 1}/{len(policies)})"
+        policy = name if name in sim.POLICIES else plan
+        comp = sim.compare_plans(profile, cores, spec, seed=seed, config=config, policies=[policy])
+        results.append(comp.results[0])
+    yield 1.0, "done"
+    return results
+
+
+def hardware_steps(model: str, batch: int, cores: int, iterations: int, with_thin: bool, current=None):
+    """Profile (unless ``current`` is a measurement of this model), optimize, run plan and fat
+    interleaved, then thin (skipped when thin is the plan itself: one configuration, named once)."""
+    from packrat_sim.optimizer import OptimizerOptions
+    from packrat_sim.predictor import Predictor, baselines, best_plan
+    from real_runner import executor, profiling
+
+    if current is not None:
+        profile, origin = current, "the current profile (measured)"
+        yield 0.3, "using the current measured profile"
+    else:
+        yield 0.02, f"measuring a quick profile of {model} (threads 1..{cores}, batches up to {batch})"
+        profile = profiling.quick_profile(model, batch, cores, progress=False)
+        origin = "a quick profile measured now"
+    yield 0.35, "optimizing"
+    # planned and priced as `packrat plan` does: one predictor (dispatch + slowest instance),
+    # idle cores allowed, the baselines over the same candidate cells
+    predictor, options = Predictor(profile), OptimizerOptions(exact_cores=False)
+    best = best_plan(predictor, batch, cores, options)
+    base = baselines(predictor, batch, cores, options)
+    yield 0.4, f"running {best.describe()} and the fat instance, interleaved ({iterations} iterations each)"
+    comp = executor.compare_with_fat(model, best, iterations, cores=cores)
+
+    def row(label, plan, predicted, res):
+        samples = [float(x) for x in res.samples_ms]
+        return {"label": label, "groups": [list(g) for g in plan.groups()], "predicted_ms": predicted,
+                "measured_ms": res.median_ms, "measured_p90_ms": res.p90_ms, "samples_ms": samples,
+                "cores": str([list(c) for c in res.cores])}
+
+    fat = comp.fat.plan
+    rows = [row(f"plan {best.describe()}", best, best.predicted_ms, comp.plan),
+            row(f"fat {fat.describe()}", fat, predictor.plan_ms(fat), comp.fat)]
+    thin = base["thin"].plan  # the thin baseline as priced (the even split, or the fastest 1-thread plan)
+    if with_thin and thin is not None:
+        if thin.groups() == best.groups():
+            rows[0]["label"] = f"plan = thin {best.describe()}"
+        else:
+            yield 0.8, f"running thin {thin.describe()}"
+            res = executor.run_plan(model, thin, iterations)
+            rows.append(row(f"thin {thin.describe()}", thin, base["thin"].ms, res))
+    yield 1.0, "done"
+    return {"rows": rows, "model": model, "batch": batch, "cores": cores, "iterations": iterations,
+            "origin": origin, "speedup": comp.speedup, "outputs_match": comp.outputs_match,
+            "max_abs_diff": comp.max_abs_diff, "plan": best.describe()}
+
+
+def bench_steps(model: str, batches: list, cores: int, iterations: int):
+    """One ``real_runner.bench.run_bench`` per batch size."""
+    from real_runner import bench
+
+    rows = []
+    for k, b in enumerate(batches):
+        yield k / len(batches), f"batch {b}: measuring fat, thin, the plan and the oracle's plans, interleaved"
+        rows += bench.run_bench(model, [b], cores=cores, iterations=iterations)["batches"]
+    yield 1.0, "done"
+    return {"model": model, "cores": cores, "iterations": iterations, "rows": rows}

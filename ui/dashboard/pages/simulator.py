@@ -1,0 +1,269 @@
+"""Simulator page: a workload against Packrat (adaptive) and the fat / thin baselines, in SimPy."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from packrat_sim import simulator as sim
+from packrat_sim import workload as wl_mod
+from ui import dashboard_charts as charts
+from ui import dashboard_data as data
+from ui import dashboard_state as state
+from ui.dashboard.help import POLICY_HELP, TIMELINE_HELP, table_help
+
+#: The page's parameters as they appear in the URL (widget key -> type).
+URL_KEYS = {"sim.cores": int, "sim.seed": int, "sim.kind": str, "sim.rate": float, "sim.duration": float,
+            "sim.steps": str, "sim.base": float, "sim.peak": float, "sim.period_s": float,
+            "sim.duration_s": float, "sim.c_batch": int, "sim.c_requests": int, "sim.c_clients": int,
+            "sim.c_think_ms": int, "sim.spec": str, "sim.max_batch": int, "sim.max_delay": float,
+            "sim.policies": list, "sim.start_ms": float, "sim.warmup": int}
+
+KINDS = {
+    "poisson": "Poisson arrivals",
+    "steps": "Step load",
+    "diurnal": "Diurnal (sinusoidal) load",
+    "closed": "Closed loop, fixed batch",
+    "spec": "Spec text",
+}
+
+
+def editor() -> str:
+    """The workload editor; returns the spec string it describes."""
+    state.init("sim.kind", "steps")
+    kind = st.radio("Workload", list(KINDS), format_func=KINDS.get, key="sim.kind", horizontal=True)
+    f: dict = {}
+    cols = st.columns(4)
+    if kind == "poisson":
+        state.init("sim.rate", 300.0)
+        f["rate"] = cols[0].number_input("Rate (req/s)", min_value=0.1, max_value=1e5, key="sim.rate")
+        state.init("sim.duration", 20.0)
+        f["duration_s"] = cols[1].number_input("Duration (s)", min_value=0.1, max_value=3600.0, key="sim.duration")
+    elif kind == "steps":
+        state.init("sim.steps", "100/s@10s,600/s@10s,100/s@10s")
+        f["steps"] = cols[0].text_input("Steps RATE@DURATION, ...", key="sim.steps",
+                                        help="e.g. 100/s@10s,600/s@10s: 100 req/s for 10 s, then 600 req/s.")
+    elif kind == "diurnal":
+        for i, (k, label, v) in enumerate((("base", "Base (req/s)", 50.0), ("peak", "Peak (req/s)", 600.0),
+                                           ("period_s", "Period (s)", 20.0), ("duration_s", "Duration (s)", 40.0))):
+            state.init(f"sim.{k}", v)
+            f[k] = cols[i].number_input(label, min_value=0.0, max_value=1e5, key=f"sim.{k}")
+    elif kind == "closed":
+        for i, (k, label, v) in enumerate((("batch", "Batch", 64), ("requests", "Requests", 2000),
+                                           ("clients", "Clients", 1), ("think_ms", "Think (ms)", 0))):
+            state.init(f"sim.c_{k}", v)
+            f[k] = cols[i].number_input(label, min_value=0 if k == "think_ms" else 1, max_value=10**6, step=1,
+                                        key=f"sim.c_{k}")
+    else:
+        state.init("sim.spec", "poisson:rate=300/s,duration=20s")
+        f["spec"] = st.text_input("Workload spec (as for `packrat simulate --workload`)", key="sim.spec")
+    if kind in ("poisson", "steps", "diurnal"):
+        state.init("sim.max_batch", 64)
+        f["max_batch"] = cols[2 if kind != "diurnal" else 0].number_input(
+            "Max batch", min_value=1, max_value=4096, step=1, key="sim.max_batch")
+        state.init("sim.max_delay", 10.0)
+        f["max_delay_ms"] = cols[3 if kind != "diurnal" else 1].number_input(
+            "Max batching delay (ms)", min_value=0.0, max_value=10000.0, key="sim.max_delay")
+    return data.workload_spec(kind, f)
+
+
+def _html(fig) -> bytes:
+    """A chart as a self-contained HTML page (plotly.js inlined: opens offline)."""
+    return fig.to_html(include_plotlyjs=True, full_html=True).encode()
+
+
+def show_results(kept: dict) -> None:
+    results = kept["results"]
+    st.subheader("Results")
+    st.caption(f"{kept['description']} on {data.plural(kept['cores'], 'core')}, seed {kept['seed']}; "
+               f"profile {kept['profile']}.")
+    rows = data.sim_rows(results)
+    st.dataframe(rows, hide_index=True, key="sim.table",
+                 column_config={k: st.column_config.NumberColumn(format="%.2f")
+                                for k in ("throughput req/s", "mean batch", "p50 ms", "p90 ms", "p99 ms",
+                                          "batch p50 ms", "utilisation")})
+    cols = st.columns(len(results))
+    for c, r in zip(cols, results):
+        c.metric(f"{r.name}: p99 latency", data.fmt_ms(r.stats.request_latency.p99_ms), help=POLICY_HELP.get(r.name),
+                 delta=f"{r.stats.throughput_per_s:.1f} req/s, util {r.stats.utilisation:.0%}", delta_color="off", delta_arrow="off")
+    # the per-request data of the runs is reshaped once per result, not on every rerun of the page
+    points = state.memo(kept, "cdf", lambda: {r.name: data.cdf_points(data.request_latencies(r)) for r in results})
+    cdf = charts.latency_cdf(points, title="Request latency CDF (arrival to answer)")
+    st.plotly_chart(cdf, key="sim.cdf")
+
+    names = [r.name for r in results]
+    if st.session_state.get("sim.gantt_policy") not in names:
+        st.session_state["sim.gantt_policy"] = "packrat" if "packrat" in names else names[0]
+    state.init("sim.gantt_policy", names[0])
+    name = st.selectbox("Run shown over time", names, key="sim.gantt_policy", help=POLICY_HELP.get(names[0]))
+    res = results[names.index(name)]
+
+    st.markdown("#### Over time")
+    series = state.memo(kept, f"series:{name}", lambda: data.sim_time_series(res))
+    ts = charts.time_series(series, series["marks"],
+                            title=f"{name}: latency, throughput and queue length (dashed: reconfigurations)")
+    st.plotly_chart(ts, key="sim.timeseries")
+    st.caption(" ".join(f"**{k}**: {TIMELINE_HELP[k]}." for k in ("latency", "throughput", "queue"))
+               + f" Bins of {series['bin_s']:.3g} s.")
+
+    st.markdown("#### Per-instance timeline")
+    c2, c3 = st.columns(2)
+    span_ms = float(res.records.batch_completion_ms.max()) if res.records.batch_size.size else 1.0
+    first = res.reconfigurations[0].call_ms if res.reconfigurations else 0.0
+    state.init("sim.window_start", max(0.0, first - 200.0) / 1000.0)
+    state.init("sim.window_len", 2.0)
+    state.clamp("sim.window_start", 0.0, span_ms / 1000.0)
+    start_s = c2.number_input("Window start (s)", min_value=0.0, max_value=span_ms / 1000.0, key="sim.window_start")
+    len_s = c3.number_input("Window length (s)", min_value=0.05, max_value=600.0, key="sim.window_len")
+    spans, marks = data.sim_gantt(res, start_s * 1000.0, (start_s + len_s) * 1000.0)
+    gantt = charts.gantt(spans, marks, title=f"{name}: instances over time (red: reconfigurations)")
+    st.plotly_chart(gantt, key="sim.gantt")
+    st.caption(" ".join(f"**{k}**: {TIMELINE_HELP[k]}." for k in ("epoch", "start + warm-up", "reconfigure", "switch")))
+    if res.reconfigurations:
+        st.caption(f"{data.plural(len(res.reconfigurations), 'reconfiguration')}; the first at {first / 1000:.2f} s.")
+        st.dataframe([rc.to_json() | {"to_plan_json": None} for rc in res.reconfigurations][:200],
+                     hide_index=True, key="sim.reconfigs",
+                     column_order=("from_epoch", "to_epoch", "from_plan", "to_plan", "call_ms", "switch_ms",
+                                   "drained_ms", "duration_ms", "restarted"),
+                     column_config={k: st.column_config.NumberColumn(format="%.2f")
+                                    for k in ("call_ms", "switch_ms", "drained_ms", "duration_ms")})
+
+    st.markdown("#### Downloads")
+    d = st.columns(4)
+    d[0].download_button("Summary JSON (all runs)", json.dumps([r.to_json() for r in results], indent=1),
+                         file_name="sim-summary.json", mime="application/json", key="sim.dl.summary", on_click="ignore")
+    d[1].download_button("Summary CSV (all runs)", data.rows_csv(rows), file_name="sim-summary.csv",
+                         mime="text/csv", key="sim.dl.summary_csv", on_click="ignore")
+    d[2].download_button(f"{name}: per-request CSV", res.requests_csv, file_name=f"sim-{name}.requests.csv",
+                         mime="text/csv", key="sim.dl.requests", on_click="ignore")
+    d[3].download_button(f"{name}: time series CSV", data.series_csv(series), file_name=f"sim-{name}.series.csv",
+                         mime="text/csv", key="sim.dl.series", on_click="ignore")
+    d = st.columns(4)
+    d[0].download_button(f"{name}: timeline JSON", lambda: json.dumps(res.timeline_json()),
+                         file_name=f"sim-{name}.timeline.json", mime="application/json", key="sim.dl.timeline",
+                         on_click="ignore")
+    for col, (label, fig, fname) in zip(d[1:], (("CDF chart (HTML)", cdf, "sim-cdf.html"),
+                                                ("Time series chart (HTML)", ts, f"sim-{name}-series.html"),
+                                                ("Timeline chart (HTML)", gantt, f"sim-{name}-timeline.html"))):
+        col.download_button(label, lambda fig=fig: _html(fig), file_name=fname, mime="text/html",
+                            key=f"sim.dl.{fname}", on_click="ignore")
+    st.caption("PNG of any chart: the camera button of the chart's toolbar. HTML charts open offline.")
+    c1, c2 = st.columns(2)
+    c1.download_button(f"Download {name} history (packrat.history/1)", json.dumps(res.history()),
+                       file_name=f"sim-{name}.history.json", mime="application/json", key="sim.dl.history",
+                       on_click="ignore")
+    if c2.button(f"Check {name}'s history on the Verification page", key="sim.btn.tocheck"):
+        st.session_state["verify.incoming"] = {"name": f"simulated {name} run", "text": json.dumps(res.history())}
+        st.session_state["verify.section"] = "History checker"
+        st.session_state.pop("result.check", None)
+        st.switch_page("pages/verification.py")
+
+    save_and_compare(kept)
+
+
+def save_and_compare(kept: dict) -> None:
+    """Keep named runs for the session and compare them side by side."""
+    st.markdown("#### Compare saved runs")
+    saved: dict = st.session_state.setdefault("sim.saved", {})
+    c1, c2 = st.columns([3, 1])
+    default = f"run {len(saved) + 1}: {kept['spec'][:40]}"
+    label = c1.text_input("Save this result as", value=default, key="sim.save_name")
+    state.init("sim.compare", [])
+    if c2.button("Save run", key="sim.btn.save"):
+        name = label.strip() or default
+        saved[name] = kept
+        st.session_state["sim.compare"] = [n for n in st.session_state["sim.compare"] if n != name] + [name]
+        st.success(f"Saved {name!r}.")
+    if not saved:
+        st.caption("Save runs (different workloads, seeds or cores) to compare them here.")
+        return
+    st.session_state["sim.compare"] = [n for n in st.session_state["sim.compare"] if n in saved]
+    chosen = st.multiselect("Runs to compare", list(saved), key="sim.compare")
+    table = []
+    for run in chosen:
+        k = saved[run]
+        for r in data.sim_rows(k["results"]):
+            table.append({"run": run, "cores": k["cores"], "seed": k["seed"], "workload": k["spec"], **r})
+    if table:
+        st.dataframe(table, hide_index=True, key="sim.compare_table",
+                     column_config={c: st.column_config.NumberColumn(format="%.2f")
+                                    for c in ("throughput req/s", "mean batch", "p50 ms", "p90 ms", "p99 ms",
+                                              "batch p50 ms", "utilisation")})
+        bars = [{"run": f"{t['run']} / {t['policy']}", "p99 ms": t["p99 ms"]} for t in table]
+        st.plotly_chart(charts.compare_bars(bars, "p99 ms", "p99 request latency per saved run and policy"),
+                        key="sim.compare_chart")
+        st.download_button("Comparison CSV", data.rows_csv(table), file_name="sim-compare.csv", mime="text/csv",
+                           key="sim.dl.compare", on_click="ignore")
+
+
+def main() -> None:
+    state.use_app_navigation()
+    st.title("Simulator")
+    state.from_url(URL_KEYS)
+    profile = state.current_profile()
+    state.profile_banner(profile)
+    state.readme("policy")
+
+    c1, c2 = st.columns(2)
+    state.init("sim.cores", min(16, profile.max_threads))
+    state.clamp("sim.cores", 1, profile.max_threads)
+    cores = int(c1.number_input("Cores T", min_value=1, max_value=profile.max_threads, step=1, key="sim.cores"))
+    state.init("sim.seed", 0)
+    seed = int(c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="sim.seed"))
+    spec = editor()
+    try:
+        workload = wl_mod.parse_workload(spec)
+    except ValueError as exc:
+        state.show_error("Bad workload", exc)
+        workload = None
+    if workload is not None:
+        st.caption(f"`{spec}`: {wl_mod.describe(workload)}")
+
+    options = list(sim.POLICIES)
+    plan_report = state.result("plan")
+    if plan_report:
+        options.append("planner's plan")
+    state.init("sim.policies", list(sim.POLICIES))
+    if not set(st.session_state["sim.policies"]) <= set(options):
+        st.session_state["sim.policies"] = [p for p in st.session_state["sim.policies"] if p in options]
+    policies = st.multiselect("Policies (same arrivals for all)", options, key="sim.policies",
+                              help=table_help({k: v for k, v in POLICY_HELP.items() if k in options}, "policy"))
+    with st.expander("Reconfiguration model"):
+        state.init("sim.start_ms", float(sim.SimConfig().start_ms))  # the library's defaults
+        st.number_input("Instance start-up (ms)", min_value=0.0, max_value=60000.0, key="sim.start_ms")
+        state.init("sim.warmup", int(sim.SimConfig().warmup_iterations))
+        st.number_input("Warm-up inferences", min_value=0, max_value=100, step=1, key="sim.warmup")
+    if workload is not None:
+        state.cli_box(data.cli_simulate(state.profile_param(), cores, spec, seed),
+                      ["the planner's plan as a policy"] if "planner's plan" in policies else ())
+
+    if st.button("Simulate", key="sim.btn.run", type="primary", disabled=workload is None or not policies):
+        from packrat_sim.plan import Plan
+
+        plan = Plan.from_json(plan_report["plan"]) if plan_report else None
+        try:
+            config = sim.SimConfig(start_ms=float(st.session_state["sim.start_ms"]),
+                                   warmup_iterations=int(st.session_state["sim.warmup"]))
+            results = state.run_job(
+                "Simulating", "steps_job",
+                dict(steps="ui.dashboard.jobs:simulate_steps",
+                     kwargs=dict(profile=profile, cores=cores, spec=spec, seed=seed, policies=list(policies),
+                                 config=config, plan=plan)),
+                cancel_key="sim.btn.cancel")
+        except ValueError as exc:
+            state.show_error("The simulation cannot run", exc)
+        else:
+            state.store("sim", {"results": results, "cores": cores, "seed": seed, "spec": spec,
+                                "description": wl_mod.describe(workload), "profile": profile.label()})
+    elif state.was_cancelled("sim.btn.cancel"):
+        st.warning("Simulation cancelled (its process was stopped); no result kept.")
+    state.to_url(URL_KEYS)
+    kept = state.result("sim")
+    if kept:
+        show_results(kept)
+    else:
+        st.info("Set a workload and press Simulate.")
+
+
+main()

@@ -1,0 +1,1 @@
+"""Static HTML reports (sweep, bench) rendered with plotly."""
