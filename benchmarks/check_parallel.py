@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import checker.linearizability as lin  # noqa: E402
 from check import simulate  # noqa: E402
+
+import checker.linearizability as lin  # noqa: E402
 from checker.history import History, Operation, write_history  # noqa: E402
 from checker.linearizability import Verdict, check  # noqa: E402
 

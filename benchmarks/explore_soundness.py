@@ -21,8 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.checker.explore_helpers import (DPOR_RUNS, FAULT_BUDGETS, everything, plain_dfs,  # noqa: E402
-                                           random_protocol)
+from tests.checker.explore_helpers import DPOR_RUNS, FAULT_BUDGETS, everything, plain_dfs, random_protocol  # noqa: E402
 
 # the CI property's configurations, and two more
 CONFIGS = {"dfs": ("dfs", {}), **DPOR_RUNS, "stateless keyaware": ("keyaware", {"state_cache": False})}

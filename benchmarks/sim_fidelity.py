@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     from packrat_sim.optimizer import OptimizerOptions
     from packrat_sim.predictor import Predictor, baselines, best_plan
     from packrat_sim.simulator import simulate
-    from real_runner.bench import noise_floor_pct
     from packrat_sim.workload import Closed
+    from real_runner.bench import noise_floor_pct
 
     try:
         batches = sorted({int(x) for x in args.batches.split(",") if x.strip()})

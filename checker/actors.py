@@ -49,8 +49,9 @@ import heapq
 import json
 import operator
 from bisect import bisect_left, insort
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Hashable, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, ClassVar, NamedTuple
 
 from checker.history import History, Operation
 
@@ -269,7 +270,7 @@ class Invariant:
     strategies, which visit only some interleavings, still see them at the end of a schedule."""
 
     name: str
-    check: Callable[["System", SystemState], str | None]
+    check: Callable[[System, SystemState], str | None]
     quiescent: bool = False
 
 
@@ -672,7 +673,7 @@ class System:
             self._keys.append((env.src, env.dst, repr(env.msg)))
         return i
 
-    def _discard(self, actor_states: list, net: "_Net", sent: Sequence[Envelope], receiver: str | None) -> tuple:
+    def _discard(self, actor_states: list, net: _Net, sent: Sequence[Envelope], receiver: str | None) -> tuple:
         """Remove the messages that their receiver ignores (see :meth:`Actor.ignores`): those just
         sent, and those in flight to ``receiver`` (the only actor whose state changed)."""
         candidates = list(dict.fromkeys(sent))
@@ -1037,7 +1038,7 @@ class System:
                 history_commands.append(self._history_command(name, cmd))
         return sends, history_commands
 
-    def _apply(self, name: str, commands: Sequence[Any], net: "_Net", history: list, records: list, sent: list) -> None:
+    def _apply(self, name: str, commands: Sequence[Any], net: _Net, history: list, records: list, sent: list) -> None:
         """Carry out the commands actor ``name`` returned: sends into ``net`` (and ``sent``),
         history commands into ``history`` (and ``records``)."""
         sends, history_commands = self._commands(name, commands)
@@ -1150,7 +1151,7 @@ class _Net:
     Unordered: a sorted list of interned message ids (copies repeat); fifo: a dict from
     channel (src, dst) to the tuple of its messages in order."""
 
-    __slots__ = ("system", "fifo", "items")
+    __slots__ = ("fifo", "items", "system")
 
     def __init__(self, system: System, frozen) -> None:
         self.system = system

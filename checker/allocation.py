@@ -62,9 +62,9 @@ import enum
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Sequence
+from functools import cache
 
 import z3
 
@@ -452,7 +452,7 @@ def pack_into_sockets(threads: Sequence[int], caps: Sequence[int]) -> tuple[int,
     else:
         return unsort(greedy)
 
-    @lru_cache(maxsize=None)
+    @cache
     def place(i: int, free: tuple[int, ...]) -> tuple[int, ...] | None:
         if i == len(sizes):
             return ()

@@ -73,9 +73,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Hashable, Iterable, Iterator, Sequence
+from typing import Any
 
 from packrat_sim.files import no_duplicate_keys, write_text
 
@@ -109,9 +110,9 @@ class _UnknownOutput:
     """Type of :data:`UNKNOWN_OUTPUT`; there is exactly one instance."""
 
     __slots__ = ()
-    _instance: "_UnknownOutput | None" = None
+    _instance: _UnknownOutput | None = None
 
-    def __new__(cls) -> "_UnknownOutput":
+    def __new__(cls) -> _UnknownOutput:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -406,7 +407,7 @@ class _Where:
     def __str__(self) -> str:
         return f"line {self.line_no}: {_short(self.text)!r}"
 
-    __format__ = lambda self, spec: format(str(self), spec)  # noqa: E731
+    __format__ = lambda self, spec: format(str(self), spec)
 
 
 # --------------------------------------------------------------------------------------------
@@ -677,7 +678,7 @@ def parse_porcupine_kv(text: str) -> History:
 
 
 #: A ``jepsen.util`` line anywhere in the text (``$`` per line: logs end with other loggers).
-_JEPSEN_LINE = re.compile(r"jepsen\.util\s+-\s+\S.*$", re.M)
+_JEPSEN_LINE = re.compile(r"jepsen\.util\s+-\s+\S.*$", re.MULTILINE)
 
 
 def detect_format(text: str) -> str:

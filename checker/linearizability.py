@@ -58,8 +58,9 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Generator, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generator, Hashable, Iterable, Sequence
+from typing import Any
 
 from checker.history import UNKNOWN_OUTPUT, History, Operation
 from checker.models import MODELS, Model, ModelError, NondeterministicModel, get_model
@@ -731,7 +732,7 @@ def _brief(value: Any, limit: int = 80) -> str:
 #: A search cache with more entries than this is freed by a background thread after the search
 #: ends (freeing tens of millions of entries takes seconds, which would delay the verdict).
 _BURY_OVER = 50_000
-_graveyard: "queue.SimpleQueue[tuple[set, dict]]" = queue.SimpleQueue()
+_graveyard: queue.SimpleQueue[tuple[set, dict]] = queue.SimpleQueue()
 _reaper_lock = threading.Lock()
 _reaper: threading.Thread | None = None
 

@@ -57,8 +57,9 @@ hashable, and ``true`` never equals ``1``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Hashable, Iterable
+from typing import Any
 
 from checker.history import UNKNOWN_OUTPUT
 

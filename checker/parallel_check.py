@@ -35,8 +35,9 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
-from typing import Any, Sequence
+from typing import Any
 
 from checker.linearizability import Verdict, _Interleaver, _Outcome, _StepFailed, _Task
 from checker.models import get_model

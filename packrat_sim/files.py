@@ -46,12 +46,13 @@ import secrets
 import signal
 import stat
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, Union
+from typing import Any, Union
 
 __all__ = [
-    "OutputPathError",
     "TEMP_PREFIX",
+    "OutputPathError",
     "check_output_path",
     "no_duplicate_keys",
     "prepare_output_dir",

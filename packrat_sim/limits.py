@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 __all__ = [
     "BYTES_PER_DP_CELL",
@@ -37,8 +37,8 @@ __all__ = [
     "format_bytes",
     "max_memory_bytes",
     "physical_memory_bytes",
-    "require",
     "requests_bytes",
+    "require",
 ]
 
 ENV_VAR = "PACKRAT_MAX_MEMORY_MB"

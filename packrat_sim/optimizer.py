@@ -49,9 +49,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Sequence
+from functools import cache
 
 import numpy as np
 
@@ -478,10 +478,8 @@ def direct_table(profile: Profile, cores: int, batch: int, options: OptimizerOpt
                     if cand >= best:
                         continue
                     p = prev[b - bi]
-                    if p > cand:
-                        cand = p
-                    if cand < best:
-                        best = cand
+                    cand = max(cand, p)
+                    best = min(best, cand)
             row[b] = best
     return opt
 
@@ -499,7 +497,7 @@ def brute_force(profile: Profile, batch: int, cores: int, options: OptimizerOpti
         return _brute_force_sockets(profile, batch, cores, options)
     items = sorted(profile_items(profile, cores, batch, options), key=lambda it: (it[0], it[1]))
 
-    @lru_cache(maxsize=None)
+    @cache
     def best(i: int, t_left: int, b_left: int) -> tuple[float, tuple[Item, ...]]:
         if b_left == 0 and (t_left == 0 or not options.exact_cores):
             return 0.0, ()
@@ -541,7 +539,7 @@ def _brute_force_sockets(profile: Profile, batch: int, cores: int, options: Opti
                     best_h = (lat, (it,) * (batch // b))
         return best_h
 
-    @lru_cache(maxsize=None)
+    @cache
     def best(s: int, i: int, c_left: int, b_left: int, n_left: int) -> tuple[float, tuple[Item, ...]]:
         if i == len(items):  # this socket is done
             if options.exact_cores and c_left:

@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 from packrat_sim.files import no_duplicate_keys
 
@@ -113,7 +113,7 @@ class Plan:
         """E.g. ``2 x 4t x 16 + 1 x 8t x 32`` (count x threads x sub-batch)."""
         return " + ".join(f"{n} x {t}t x {b}" for n, t, b in self.groups())
 
-    def with_prediction(self, predicted_ms: float | None) -> "Plan":
+    def with_prediction(self, predicted_ms: float | None) -> Plan:
         return Plan(self.instances, self.batch, self.cores, predicted_ms)
 
     # ---- JSON
@@ -129,7 +129,7 @@ class Plan:
         }
 
     @classmethod
-    def from_json(cls, obj: object) -> "Plan":
+    def from_json(cls, obj: object) -> Plan:
         """Parse a plan JSON object; raises PlanError naming the bad field."""
         if not isinstance(obj, Mapping):
             raise PlanError(f"a plan must be a JSON object, got {type(obj).__name__}")

@@ -255,6 +255,7 @@ def price_baselines(profile: Profile, batch: int, cores: int, options: Optimizer
 __all__ = [
     "CANDIDATES",
     "Baseline",
+    "Instance",
     "Predictor",
     "PredictorError",
     "baselines",
@@ -262,6 +263,5 @@ __all__ = [
     "candidate_profile",
     "check_candidates",
     "price_baselines",
-    "Instance",
     "split_evenly",
 ]

@@ -26,8 +26,8 @@ import fnmatch
 import io
 import json
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -111,7 +111,7 @@ class Cell:
 
     @classmethod
     def from_samples(cls, threads: int, batch: int, samples_ms: Sequence[float],
-                     context: Sequence[tuple[str, float]] = ()) -> "Cell":
+                     context: Sequence[tuple[str, float]] = ()) -> Cell:
         """Build a cell whose statistics are computed from ``samples_ms`` (>= 1 sample)."""
         where = f"cell threads={threads} batch={batch}"
         xs = tuple(_check_latency(s, f"sample of {where}") for s in samples_ms)
@@ -191,7 +191,7 @@ class Interference:
         return out
 
     @classmethod
-    def from_json(cls, obj: object) -> "Interference":
+    def from_json(cls, obj: object) -> Interference:
         if not isinstance(obj, Mapping):
             raise ProfileError(f"interference must be an object, got {obj!r}")
         points = obj.get("points")
@@ -232,7 +232,7 @@ class Machine:
         return out
 
     @classmethod
-    def from_json(cls, obj: object) -> "Machine":
+    def from_json(cls, obj: object) -> Machine:
         if obj is None:
             return cls()
         if not isinstance(obj, Mapping):
@@ -320,7 +320,7 @@ class Profile:
         st = statistic or self.statistic
         return [(c.threads, c.batch, c.stat(st)) for c in self.cells]
 
-    def with_statistic(self, statistic: str) -> "Profile":
+    def with_statistic(self, statistic: str) -> Profile:
         """The same profile read through another statistic (validated for every cell)."""
         return replace(self, statistic=statistic)
 
@@ -438,7 +438,7 @@ class Profile:
         }
 
     @classmethod
-    def from_json(cls, obj: object) -> "Profile":
+    def from_json(cls, obj: object) -> Profile:
         """Parse a profile JSON object; raises ProfileError naming the bad field."""
         if not isinstance(obj, Mapping):
             raise ProfileError(f"a profile must be a JSON object, got {type(obj).__name__}")
@@ -598,8 +598,7 @@ def import_packrat_csv(
     averages, min of the mins, max of the maxes (counted in ``merged_duplicates``).
     Pure; raises ProfileError (line number and text) on any bad row.
     """
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = text.removeprefix("\ufeff")
     lines = text.splitlines()
     reader = csv.reader(lines)
     try:

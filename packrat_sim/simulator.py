@@ -66,8 +66,9 @@ import csv
 import hashlib
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Sequence, Union
+from typing import Union
 
 import numpy as np
 import simpy
@@ -75,11 +76,11 @@ import simpy
 from packrat_sim import estimator as est
 from packrat_sim import limits
 from packrat_sim import policy as pol
-from packrat_sim.policy import ServiceModel, split_batch  # noqa: F401  (re-exported: one definition)
 from packrat_sim.metrics import ServingStats, serving_stats
 from packrat_sim.optimizer import OptimizerError, OptimizerOptions, PlanTable, optimize
 from packrat_sim.plan import Plan, fat, plan_latency, thin
-from packrat_sim.profile import Profile, ProfileError
+from packrat_sim.policy import ServiceModel, split_batch
+from packrat_sim.profile import Profile
 from packrat_sim.workload import (
     Closed,
     Workload,
@@ -189,7 +190,7 @@ def check_plan_cells(profile: Profile, plan: Plan) -> None:
 class _Entry:
     """Precomputed sampling data of one (plan, batch size n): only instances with work."""
 
-    __slots__ = ("threads", "base", "pool", "lens", "slow0", "busy", "svc", "core", "pos", "block", "ar", "dispatch")
+    __slots__ = ("ar", "base", "block", "busy", "core", "dispatch", "lens", "pool", "pos", "slow0", "svc", "threads")
 
     def __init__(self, threads, base, pool, lens, slow0, busy, dispatch=0.0):
         self.threads = threads  # (k,) float: threads of the instances with work
@@ -564,8 +565,19 @@ class _Group:
     ``launch_ms``: its processes were started (start-up: one busy core per instance);
     ``start_ms``: start-up done, warm-up begins (all its threads live); ``ready_ms``: warm."""
 
-    __slots__ = ("epoch", "plan", "sampler", "threads", "launch_ms", "start_ms", "ready_ms", "stop_ms", "free_ms",
-                 "last_n", "procs")
+    __slots__ = (
+        "epoch",
+        "free_ms",
+        "last_n",
+        "launch_ms",
+        "plan",
+        "procs",
+        "ready_ms",
+        "sampler",
+        "start_ms",
+        "stop_ms",
+        "threads",
+    )
 
     def __init__(self, epoch: int, plan: Plan, sampler: _PlanSampler, start_ms: float, ready_ms: float,
                  launch_ms: float | None = None):
@@ -707,18 +719,16 @@ class _Run:
         while i < n_total:
             g = self.current
             now = env.now
-            if clock > now:
-                now = clock
-            t0 = g.free_ms if g.free_ms > now else now
+            now = max(now, clock)
+            t0 = max(now, g.free_ms)
             a = arr[i]
-            if a > t0:
-                t0 = a
+            t0 = max(t0, a)
             last = i + cap - 1
             td = t0 + delay
             if last < n_total:
                 a = arr[last]
                 if a < td:
-                    td = a if a > t0 else t0
+                    td = max(t0, a)
             if td > now:
                 if fast_forward and td < peek():
                     # Nothing else is scheduled before td, so no process can observe or
@@ -732,7 +742,7 @@ class _Run:
                     clock = td
                     if g is not self.current:
                         continue
-            j = bisect.bisect_right(arr, td, i, i + cap if i + cap < n_total else n_total)
+            j = bisect.bisect_right(arr, td, i, min(n_total, i + cap))
             serve(g, i, j - i, td, td)
             i = j
             self.next_index = j

@@ -50,8 +50,9 @@ import os
 import pickle
 import re
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from packrat_sim import files as safe_files
 
@@ -396,7 +397,7 @@ class RunTask:
     profile_digest: str
 
     @classmethod
-    def of(cls, params: RunParams, profile: Any) -> "RunTask":
+    def of(cls, params: RunParams, profile: Any) -> RunTask:
         """A task for ``params`` with a loaded Profile (use :func:`make_tasks` for many)."""
         return cls(params, *_pickled(profile))
 

@@ -391,7 +391,7 @@ def _check_expected(expected: float) -> None:
 
 def _check_trace_values(ts: tuple[float, ...] | np.ndarray, source: str, lines: list[int] | None = None) -> None:
     arr = np.asarray(ts, dtype=float)
-    where = lambda k: f"line {lines[k]}" if lines else f"arrival #{k}"  # noqa: E731
+    where = lambda k: f"line {lines[k]}" if lines else f"arrival #{k}"
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
         raise WorkloadError(f"trace {source}: {where(int(bad[0]))}: timestamp {float(arr[bad[0]])!r} is not finite")
@@ -578,8 +578,7 @@ def parse_trace_csv(text: str, *, unit: str = "s", source: str = "<text>") -> np
     """
     if unit not in _TRACE_UNITS_MS:
         raise WorkloadError(f"trace unit {unit!r} is not one of {', '.join(_TRACE_UNITS_MS)}")
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = text.removeprefix("\ufeff")
     try:
         rows = list(csv.reader(io.StringIO(text)))
     except csv.Error as exc:

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from packrat_sim.interference import latency_under_interference, optimize_with_interference
 from packrat_sim.optimizer import OptimizerOptions, optimize
-from packrat_sim.plan import Instance, Plan, fat as fat_plan, plan_latency, thin as thin_plan
+from packrat_sim.plan import Instance, Plan, plan_latency
+from packrat_sim.plan import fat as fat_plan
+from packrat_sim.plan import thin as thin_plan
 from packrat_sim.predictor import Predictor, baselines, best_plan
 from real_runner import topology as topo_mod
 from real_runner.executor import InstancePool, start_side_by_side

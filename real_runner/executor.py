@@ -31,13 +31,14 @@ import pickle
 import time
 import traceback
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_any
-from typing import Sequence
 
 import numpy as np
 
-from packrat_sim.plan import Instance, Plan, fat as fat_plan
+from packrat_sim.plan import Instance, Plan
+from packrat_sim.plan import fat as fat_plan
 from real_runner import topology as topo_mod
 from real_runner.models import ModelError, build_model, get_spec, make_inputs, require_batch_memory
 
@@ -223,7 +224,7 @@ class InstancePool:
     def started(self) -> bool:
         return bool(self._procs)
 
-    def start(self) -> "InstancePool":
+    def start(self) -> InstancePool:
         """Start the workers and wait until every one has built and warmed up its model."""
         try:
             self.launch()
@@ -233,7 +234,7 @@ class InstancePool:
             raise
         return self
 
-    def launch(self) -> "InstancePool":
+    def launch(self) -> InstancePool:
         """Spawn the workers without waiting for them (see :meth:`wait_ready`); lets several
         pools build their models side by side."""
         import torch
@@ -266,7 +267,7 @@ class InstancePool:
             raise
         return self
 
-    def wait_ready(self) -> "InstancePool":
+    def wait_ready(self) -> InstancePool:
         """Wait for every worker's model (WorkerError on failure or after ``start_timeout``)."""
         import torch
 
@@ -295,7 +296,7 @@ class InstancePool:
             self._finalizer()  # runs _shutdown once
         self._out = None
 
-    def __enter__(self) -> "InstancePool":
+    def __enter__(self) -> InstancePool:
         return self.start()
 
     def __exit__(self, *exc) -> bool:

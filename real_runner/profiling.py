@@ -44,8 +44,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -427,8 +427,8 @@ def measure_profile(
     for t, b in todo:
         rows.setdefault(t, []).append(b)
     try:
-        from real_runner.executor import WorkerError
         from packrat_sim.plan import Instance, Plan
+        from real_runner.executor import WorkerError
 
         idx = 0
         for t, row in rows.items():
@@ -621,7 +621,20 @@ def quick_profile(model: str, batch: int, cores: int, **kwargs) -> Profile:
 
 
 __all__ = [
-    "DEFAULT_BATCHES", "DEFAULT_REPEATS", "ModelError", "Progress", "ProfilingError", "ProfilingResult",
-    "PoolSamples", "ProfilingWorkerError", "co_run_levels", "flag_outliers", "measure_profile", "merge_samples", "parse_int_list",
-    "powers_of_two_upto", "profile_model", "quick_profile",
+    "DEFAULT_BATCHES",
+    "DEFAULT_REPEATS",
+    "ModelError",
+    "PoolSamples",
+    "ProfilingError",
+    "ProfilingResult",
+    "ProfilingWorkerError",
+    "Progress",
+    "co_run_levels",
+    "flag_outliers",
+    "measure_profile",
+    "merge_samples",
+    "parse_int_list",
+    "powers_of_two_upto",
+    "profile_model",
+    "quick_profile",
 ]

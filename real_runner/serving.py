@@ -53,14 +53,15 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
-from typing import Callable, Hashable
 
 import numpy as np
 
 from checker.history import History, Operation
 from packrat_sim import policy as pol
-from packrat_sim.estimator import EstimatorConfig, initial_state, pow2_floor, step as estimator_step
+from packrat_sim.estimator import EstimatorConfig, initial_state, pow2_floor
+from packrat_sim.estimator import step as estimator_step
 from packrat_sim.plan import Plan
 from real_runner import topology as topo_mod
 from real_runner.executor import InstancePool, WorkerError
@@ -195,7 +196,7 @@ class ServingRuntime:
                             seed=self.seed, warmup=self.warmup,
                             start_timeout=self.start_timeout if timeout is None else timeout)
 
-    def start(self) -> "ServingRuntime":
+    def start(self) -> ServingRuntime:
         pool = self._new_pool(self._initial_plan).start()
         self._current = _Epoch(0, self._initial_plan, pool)
         self.t0_ns = time.monotonic_ns()
@@ -203,7 +204,7 @@ class ServingRuntime:
         self._thread.start()
         return self
 
-    def __enter__(self) -> "ServingRuntime":
+    def __enter__(self) -> ServingRuntime:
         return self.start()
 
     def __exit__(self, *exc) -> bool:
@@ -851,7 +852,17 @@ def measure_reconfiguration_cost(model: str, old_plan: Plan, new_plan: Plan, *, 
 
 
 __all__ = [
-    "BatchRecord", "LoadError", "LoadSpec", "RECONFIGURER", "ReconfigRecord", "ServingError",
-    "ServingRuntime", "churn", "first_formed_batch", "measure_reconfiguration_cost", "parse_load", "serve_load",
+    "RECONFIGURER",
+    "BatchRecord",
+    "LoadError",
+    "LoadSpec",
+    "ReconfigRecord",
+    "ServingError",
+    "ServingRuntime",
+    "churn",
+    "first_formed_batch",
+    "measure_reconfiguration_cost",
+    "parse_load",
+    "serve_load",
     "summarize",
 ]

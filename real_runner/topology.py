@@ -26,8 +26,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from packrat_sim.plan import Instance, Plan
 

@@ -66,15 +66,36 @@ Everything is a pure function of its inputs and an explicit seed; results are va
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from checker.explore.dpor import dpor as _dpor
 from checker.explore.harness import (
-    OK, UNKNOWN, VIOLATION, ExploreError, ExploreProgress, ExploreResult, Found, Reductions, Run, Stop, Violation,
-    gc_paused, key_projection, require_int, require_seconds, verdict_word,
+    OK,
+    UNKNOWN,
+    VIOLATION,
+    ExploreError,
+    ExploreProgress,
+    ExploreResult,
+    Found,
+    Reductions,
+    Run,
+    Stop,
+    Violation,
+    gc_paused,
+    key_projection,
+    require_int,
+    require_seconds,
+    verdict_word,
 )
 from checker.explore.replay import (
-    REPLAY_SCHEMA, ReplayResult, ReplayStep, read_replay, replay, replay_json, write_replay,
+    REPLAY_SCHEMA,
+    ReplayResult,
+    ReplayStep,
+    read_replay,
+    replay,
+    replay_json,
+    write_replay,
 )
 from checker.explore.shrinking import shrink
 from checker.explore.tree import delay_bounded as _delay_bounded

@@ -7,7 +7,8 @@ sleep sets) use it; switched off by :attr:`Reductions.local_commutation
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 from checker.actors import Actor, Event, Invoke, Return, Send, System, SystemState
 
@@ -74,7 +75,7 @@ class Commutations:
     may pass the pair in either order (one fixed order saves memo entries). At most
     :data:`MEMO_LIMIT` entries (cleared when full)."""
 
-    __slots__ = ("system", "actors", "memo")
+    __slots__ = ("actors", "memo", "system")
 
     def __init__(self, system: System):
         self.system = system

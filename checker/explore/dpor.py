@@ -54,7 +54,7 @@ once per renaming (:func:`summary_view`).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from checker.actors import Actor, Envelope, Event
 from checker.explore.commute import Commutations
@@ -81,7 +81,7 @@ class _T:
     operation (:meth:`Actor.history_effects`); ``ro``: the receiver promised it never changes
     its state."""
 
-    __slots__ = ("pid", "ev", "dst", "key", "inv", "ret", "ro", "fault", "creator", "hb")
+    __slots__ = ("creator", "dst", "ev", "fault", "hb", "inv", "key", "pid", "ret", "ro")
 
     def __init__(self, pid, ev, dst, key, inv, ret, ro, fault, creator):
         self.pid = pid
@@ -157,7 +157,7 @@ class _Masks:
 
     Entries are added and removed at the top only (the trace is a stack)."""
 
-    __slots__ = ("keyed", "coarse", "dst", "dk", "dnone", "ro", "inv", "ret", "fault", "marks")
+    __slots__ = ("coarse", "dk", "dnone", "dst", "fault", "inv", "keyed", "marks", "ret", "ro")
 
     def __init__(self, keyed: bool, coarse: bool):
         self.keyed = keyed
@@ -226,8 +226,24 @@ class _Masks:
 
 
 class _Frame:
-    __slots__ = ("state", "pending", "enabled", "events", "order", "backtrack", "done", "frozen", "infos",
-                 "sleep", "key", "mapping", "summary", "entry", "full", "hbs")
+    __slots__ = (
+        "backtrack",
+        "done",
+        "enabled",
+        "entry",
+        "events",
+        "frozen",
+        "full",
+        "hbs",
+        "infos",
+        "key",
+        "mapping",
+        "order",
+        "pending",
+        "sleep",
+        "state",
+        "summary",
+    )
 
     def __init__(self, state, pending):
         self.state = state

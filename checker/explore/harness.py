@@ -8,8 +8,9 @@ import gc
 import json
 import math
 import time
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any
 
 from checker.actors import Event, SystemState, event_to_json, history_of
 from checker.history import History

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from checker.actors import ActorError, Event, SystemState, event_from_json, event_to_json
 from checker.explore.harness import OK, UNKNOWN, VIOLATION, ExploreError, Violation

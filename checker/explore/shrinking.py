@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from checker.actors import ActorError, Event
 from checker.explore.harness import ExploreError, Found

@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any
 
 from checker.actors import Event, Outcome, SystemState
 from checker.explore.harness import Reductions

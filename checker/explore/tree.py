@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from checker.actors import Envelope, Event, System, SystemState
 from checker.explore.commute import MEMO_LIMIT, Commutations
@@ -53,7 +54,7 @@ def _tree(run: Run, choices: Callable[[SystemState, Any], list], root_aux: Any,
     _walk([init, root_aux, evs, 0], take)
 
 
-def _walk(root: list, take: Callable[[SystemState, Any, list, int, list], "tuple | None"]) -> None:
+def _walk(root: list, take: Callable[[SystemState, Any, list, int, list], tuple | None]) -> None:
     """The depth-first loop of the tree searches, over frames ``[state, aux, events, next
     index]`` from ``root``. ``take(state, aux, events, idx, path)`` takes ``events[idx]`` from
     ``state`` and appends the event to ``path`` (the events from the root); it returns the

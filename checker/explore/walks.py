@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from checker.actors import Event, System, SystemState
 from checker.explore.harness import Run

@@ -27,8 +27,9 @@ gigabytes before a time budget can be checked.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Iterable, Mapping
+from typing import Any
 
 from checker.actors import ActorError, Faults, Invariant, System, SystemState
 from checker.history import History
@@ -231,5 +232,5 @@ def build(name: str, variant: str | None = None, **params: Any) -> Protocol:
 
 
 # Registration (the modules import the names above, so they come last).
-from checker.protocols import reconfig as _reconfig  # noqa: E402,F401
-from checker.protocols import register as _register  # noqa: E402,F401
+from checker.protocols import reconfig as _reconfig  # noqa: F401
+from checker.protocols import register as _register  # noqa: F401

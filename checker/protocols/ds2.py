@@ -33,7 +33,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
 from checker.actors import Actor, ActorError, Invoke, Return, Send
 

@@ -65,7 +65,13 @@ from typing import Any
 
 from checker.actors import Actor, Invariant, Invoke, Return, Send, System, SystemState, all_operations_return
 from checker.protocols import (
-    FAULT_DEFAULTS, Protocol, ProtocolError, ProtocolSpec, make_protocol, register_protocol, require_at_least,
+    FAULT_DEFAULTS,
+    Protocol,
+    ProtocolError,
+    ProtocolSpec,
+    make_protocol,
+    register_protocol,
+    require_at_least,
 )
 from packrat_sim.plan import Instance as PlanInstance
 from packrat_sim.plan import Plan, split_evenly

@@ -39,7 +39,13 @@ from typing import Any
 
 from checker.actors import Actor, Invariant, Invoke, Return, Send, all_operations_return
 from checker.protocols import (
-    FAULT_DEFAULTS, Protocol, ProtocolError, ProtocolSpec, make_protocol, register_protocol, require_at_least,
+    FAULT_DEFAULTS,
+    Protocol,
+    ProtocolError,
+    ProtocolSpec,
+    make_protocol,
+    register_protocol,
+    require_at_least,
 )
 from checker.protocols.ds2 import ds2_actors
 

@@ -36,9 +36,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import wait
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 #: Modules a local worker imports before its first task (forkserver preload), so a fresh
 #: worker is ready in milliseconds instead of re-importing numpy and simpy.
@@ -109,7 +110,7 @@ class SerialEngine:
     def close(self) -> None:
         """Nothing to release."""
 
-    def __enter__(self) -> "SerialEngine":
+    def __enter__(self) -> SerialEngine:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -137,7 +138,7 @@ def _worker_main(conn) -> None:
 
 
 class _Worker:
-    __slots__ = ("process", "conn", "jobs")
+    __slots__ = ("conn", "jobs", "process")
 
     def __init__(self, process, conn):
         self.process = process
@@ -339,7 +340,7 @@ class LocalEngine:
             self._retire(w)
         self._pool = []
 
-    def __enter__(self) -> "LocalEngine":
+    def __enter__(self) -> LocalEngine:
         return self
 
     def __exit__(self, *exc: object) -> None:

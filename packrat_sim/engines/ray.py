@@ -31,7 +31,8 @@ import importlib
 import os
 import socket
 import time
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from packrat_sim.engines import Outcome, call_task
 
@@ -53,8 +54,7 @@ def _import_ray():
 def parse_address(address: str) -> tuple[str, int]:
     """``HOST:PORT`` (``ray://`` prefix allowed) -> (host, port); RayEngineError naming it."""
     text = address.strip()
-    if text.startswith("ray://"):
-        text = text[len("ray://"):]
+    text = text.removeprefix("ray://")
     host, colon, port = text.rpartition(":")
     if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise RayEngineError(f"--ray-address {address!r} must be auto or HOST:PORT")
@@ -217,7 +217,7 @@ class RayEngine:
         if self._owns_instance and self._ray.is_initialized():
             self._ray.shutdown()
 
-    def __enter__(self) -> "RayEngine":
+    def __enter__(self) -> RayEngine:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -418,7 +418,9 @@ def _random_corun_problem():
     return problems()
 
 
-from hypothesis import given as _given, settings as _settings, strategies as _st  # noqa: E402
+from hypothesis import given as _given  # noqa: E402
+from hypothesis import settings as _settings
+from hypothesis import strategies as _st
 
 
 @_settings(max_examples=120, deadline=None)

@@ -14,9 +14,15 @@ from hypothesis import strategies as st
 
 from checker.actors import Event
 from checker.explore import explore
-from checker.explore.dpor import _dependent, _Masks, _T
-from tests.checker.explore_helpers import (DPOR_RUNS, FAULT_BUDGETS, REDUCED_SECONDS, everything, plain_dfs,
-                                           random_protocol)
+from checker.explore.dpor import _T, _dependent, _Masks
+from tests.checker.explore_helpers import (
+    DPOR_RUNS,
+    FAULT_BUDGETS,
+    REDUCED_SECONDS,
+    everything,
+    plain_dfs,
+    random_protocol,
+)
 
 
 @settings(max_examples=60, deadline=None)

@@ -6,7 +6,14 @@ import pytest
 
 from checker.explore import OK, VIOLATION, explore, replay
 from checker.explore.split import (
-    Options, ProtocolRef, SplitError, explore_split, frontier, merge, run_job, walk_jobs,
+    Options,
+    ProtocolRef,
+    SplitError,
+    explore_split,
+    frontier,
+    merge,
+    run_job,
+    walk_jobs,
 )
 from checker.protocols import PROTOCOLS
 from packrat_sim.engines import LocalEngine, SerialEngine

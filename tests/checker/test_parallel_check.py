@@ -10,12 +10,12 @@ import threading
 import time
 
 import pytest
+from test_linearizability import brute_force, random_small_history
 
 import checker.linearizability as lin
 from checker.history import History, Operation
 from checker.linearizability import ILLEGAL, OK, UNKNOWN, check
 from checker.parallel_check import deal
-from test_linearizability import brute_force, random_small_history
 
 
 def _children() -> set[int]:

@@ -7,7 +7,6 @@ import pytest
 from packrat_sim.plan import fat, thin
 from packrat_sim.profile import builtin_profile
 from real_runner.bench import BenchError, feasible_plans, run_bench
-
 from tests.real_runner.rr_helpers import needs_two_cpus
 
 

@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+from rr_helpers import ALLOWED, cpus_allowed, is_gone, needs_two_cpus
 
 from packrat_sim.plan import Instance, Plan
 from real_runner.executor import ExecutorError, InstancePool, WorkerError, outputs_close
 from real_runner.models import build_model, make_inputs
 from real_runner.topology import TopologyError
-
-from rr_helpers import ALLOWED, cpus_allowed, is_gone, needs_two_cpus
 
 ROOT = Path(__file__).resolve().parents[2]
 SPLIT = Plan((Instance(1, 3), Instance(1, 5)), 8, 2)  # uneven on purpose

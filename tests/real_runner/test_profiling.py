@@ -6,14 +6,19 @@ import io
 import json
 
 import pytest
+from rr_helpers import ALLOWED, needs_two_cpus
 
 from packrat_sim.profile import ProfileError, read_profile
 from real_runner.profiling import (
-    Progress, ProfilingError, co_run_levels, flag_outliers, measure_profile, parse_int_list, powers_of_two_upto,
+    ProfilingError,
+    Progress,
+    co_run_levels,
+    flag_outliers,
+    measure_profile,
+    parse_int_list,
+    powers_of_two_upto,
 )
 from real_runner.topology import TopologyError
-
-from rr_helpers import ALLOWED, needs_two_cpus
 
 THREADS = [1, 2] if len(ALLOWED) >= 2 else [1]
 

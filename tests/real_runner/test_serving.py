@@ -15,7 +15,6 @@ from packrat_sim.estimator import EstimatorConfig
 from packrat_sim.plan import fat, thin
 from real_runner.executor import WorkerError
 from real_runner.serving import LoadError, ServingRuntime, parse_load, serve_load
-
 from tests.real_runner.rr_helpers import needs_two_cpus
 
 pytestmark = needs_two_cpus

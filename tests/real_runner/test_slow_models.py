@@ -8,11 +8,10 @@ instance on both inputs (on one CPU: 1 + 1 inputs on one thread against the fat 
 from __future__ import annotations
 
 import pytest
+from rr_helpers import ALLOWED
 
 from packrat_sim.plan import Instance, Plan
 from real_runner.executor import compare_with_fat
-
-from rr_helpers import ALLOWED
 
 T = min(2, len(ALLOWED))
 

@@ -8,7 +8,14 @@ import pytest
 
 from packrat_sim.plan import Instance, Plan
 from real_runner.topology import (
-    LogicalCpu, Topology, TopologyError, assign_cores, check_threads, detect, format_cpus, pin_plan,
+    LogicalCpu,
+    Topology,
+    TopologyError,
+    assign_cores,
+    check_threads,
+    detect,
+    format_cpus,
+    pin_plan,
 )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Optional
 
 import typer
 
@@ -16,10 +15,10 @@ def register(app: typer.Typer) -> None:
     def bench_cmd(
         model: str = typer.Option(..., "--model", help="Catalog model (tiny-mlp, tiny-cnn, resnet50, bert-base, gpt2)."),
         batches: str = typer.Option(..., "--batches", help="Batch sizes, e.g. 1,2,4,8."),
-        out: Optional[str] = typer.Option(None, "--out", help="Directory for report.json, report.md and report.html (created if its parent exists; files replaced atomically)."),
+        out: str | None = typer.Option(None, "--out", help="Directory for report.json, report.md and report.html (created if its parent exists; files replaced atomically)."),
         iterations: int = typer.Option(5, "--iterations", help="Interleaved rounds (one batch per plan per round)."),
-        cores: Optional[int] = typer.Option(None, "--cores", help="Cores T (default: every allowed CPU)."),
-        profile_spec: Optional[str] = typer.Option(None, "--profile", help="Profile FILE to plan and predict from (default: measure a quick one now)."),
+        cores: int | None = typer.Option(None, "--cores", help="Cores T (default: every allowed CPU)."),
+        profile_spec: str | None = typer.Option(None, "--profile", help="Profile FILE to plan and predict from (default: measure a quick one now)."),
         max_plans: int = typer.Option(24, "--max-plans", help="Cap on the exhaustive oracle's plans per batch size."),
         interference: bool = typer.Option(False, "--interference", help="Also measure co-run interference in the quick profile and bench the interference-aware plan beside the isolated one."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),

@@ -32,7 +32,6 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import List, Optional
 
 import typer
 
@@ -71,12 +70,12 @@ def default_jobs() -> int:
 class CheckOptions:
     """The options shared by every file of one `packrat check`."""
 
-    model: Optional[str] = None
+    model: str | None = None
     fmt: str = "auto"
     timeout: float = 60.0
     jobs: int = 1
     all_partitions: bool = False
-    max_memory: Optional[int] = None  # bytes; None: the library's default (half of RAM); 0: none
+    max_memory: int | None = None  # bytes; None: the library's default (half of RAM); 0: none
 
 
 def _validate(opts: CheckOptions) -> None:
@@ -143,14 +142,14 @@ def _exit_code(verdict) -> int:
 
 def run_check(
     history_path: str,
-    model: Optional[str] = None,
+    model: str | None = None,
     fmt: str = "auto",
     timeout: float = 60.0,
-    html: Optional[str] = None,
+    html: str | None = None,
     as_json: bool = False,
-    jobs: Optional[int] = None,
+    jobs: int | None = None,
     all_partitions: bool = False,
-    max_memory: Optional[int] = None,
+    max_memory: int | None = None,
 ) -> int:
     """Check one history file and print the verdict; returns the exit code. Raises BadInput."""
     from checker.linearizability import explain
@@ -187,13 +186,13 @@ def run_check(
 _GLOB_MAGIC = re.compile(r"[*?\[]")
 
 
-def expand_paths(args: List[str]) -> list[tuple[str, Optional[str]]]:
+def expand_paths(args: list[str]) -> list[tuple[str, str | None]]:
     """The files named by ``args`` (files, directories, globs), in order, without duplicates, as
     ``(path, error)``: error is None, or why an argument names no file."""
-    out: list[tuple[str, Optional[str]]] = []
+    out: list[tuple[str, str | None]] = []
     seen: set[str] = set()
 
-    def add(path: str, error: Optional[str] = None) -> None:
+    def add(path: str, error: str | None = None) -> None:
         if path not in seen:
             seen.add(path)
             out.append((path, error))
@@ -243,7 +242,7 @@ def _error_verdict(path: str, error: str) -> FileVerdict:
                        {"history": path, "result": "error", "error": str(error)})
 
 
-def judge_file(path: str, error: Optional[str], opts: CheckOptions) -> FileVerdict:
+def judge_file(path: str, error: str | None, opts: CheckOptions) -> FileVerdict:
     """Check one file of a batch (``error``: why it names no file, or None). Never raises
     BadInput: a file that cannot be read or checked becomes an ``error`` verdict."""
     from checker.linearizability import Verdict, describe
@@ -349,7 +348,7 @@ def _judge_in_workers(todo: list[tuple[int, str]], opts: CheckOptions, workers: 
         stop_workers(procs)
 
 
-def run_check_many(paths: List[str], opts: CheckOptions, as_json: bool = False, engine=None) -> int:
+def run_check_many(paths: list[str], opts: CheckOptions, as_json: bool = False, engine=None) -> int:
     """Check every file ``paths`` names; one line (or JSON object) per file, in order, then a
     summary. With ``opts.jobs > 1``, the files left after :data:`POOL_AFTER_S` seconds are
     checked by worker processes.
@@ -360,7 +359,7 @@ def run_check_many(paths: List[str], opts: CheckOptions, as_json: bool = False, 
 
     _validate(opts)
     files = expand_paths(paths)
-    verdicts: list[Optional[FileVerdict]] = [None] * len(files)
+    verdicts: list[FileVerdict | None] = [None] * len(files)
     printed = 0
 
     def deliver(index: int, verdict: FileVerdict) -> None:
@@ -419,7 +418,7 @@ def run_check_many(paths: List[str], opts: CheckOptions, as_json: bool = False, 
     return EXIT_OK
 
 
-def _single_file(paths: List[str]) -> bool:
+def _single_file(paths: list[str]) -> bool:
     """One argument naming one file (or nothing at all: its error is reported as for one file)."""
     if len(paths) != 1:
         return False
@@ -440,9 +439,9 @@ def register(app: typer.Typer) -> None:
         ),
     )
     def check_command(
-        histories: List[str] = typer.Argument(..., help="History files, directories or globs.",
+        histories: list[str] = typer.Argument(..., help="History files, directories or globs.",
                                               metavar="HISTORY", show_default=False),
-        model: Optional[str] = typer.Option(
+        model: str | None = typer.Option(
             None, "--model",
             help="register | cas-register | kv | serving. Default: the history's \"model\" (json), "
                  "cas-register (jepsen), kv (porcupine-kv).",
@@ -452,7 +451,7 @@ def register(app: typer.Typer) -> None:
         ),
         timeout: float = typer.Option(60.0, "--timeout", metavar="S",
                                       help="Give up on a history with UNKNOWN after S seconds (0: no limit)."),
-        jobs: Optional[int] = typer.Option(
+        jobs: int | None = typer.Option(
             None, "--jobs", metavar="N",
             help="Processes for partitions still undecided after 1 s in this process: it keeps one "
                  "share, N-1 workers take the rest (default: the CPUs this process may use; 1: stay "
@@ -462,18 +461,18 @@ def register(app: typer.Typer) -> None:
             False, "--all-partitions",
             help="Decide every partition instead of stopping at the first ILLEGAL one.",
         ),
-        max_memory: Optional[str] = typer.Option(
+        max_memory: str | None = typer.Option(
             None, "--max-memory", metavar="SIZE",
             help="Give up with UNKNOWN when the search grows memory by SIZE (e.g. 512M, 4G; "
                  "0: no bound). Default: half of this machine's RAM.",
         ),
-        html: Optional[str] = typer.Option(None, "--html", metavar="FILE",
+        html: str | None = typer.Option(None, "--html", metavar="FILE",
                                            help="Write a self-contained HTML explanation to FILE (one history)."),
         as_json: bool = typer.Option(False, "--json",
                                      help="Print one JSON object on stdout (one per line and file for several)."),
         engine: str = typer.Option("local", "--engine",
                                    help="Several files: local (this process, and --jobs workers) or ray (one task per file)."),
-        ray_address: Optional[str] = typer.Option(None, "--ray-address",
+        ray_address: str | None = typer.Option(None, "--ray-address",
                                                   help="With --engine ray: auto or HOST:PORT (default: a local Ray instance)."),
     ) -> None:
         memory = None if max_memory is None else parse_size(max_memory)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from ui.cli.common import BadInput, print_error
 
@@ -29,7 +30,7 @@ def _connect_timed_out(address: str) -> None:
     os._exit(2)
 
 
-def make_engine(engine: str, workers: Optional[int], ray_address: Optional[str]):
+def make_engine(engine: str, workers: int | None, ray_address: str | None):
     """The engine named on the command line (BadInput naming a bad choice)."""
     from packrat_sim import engines
 
@@ -62,23 +63,23 @@ def make_engine(engine: str, workers: Optional[int], ray_address: Optional[str])
 
 def run_explore_split(
     protocol_name: str,
-    variant: Optional[str],
+    variant: str | None,
     strategy: str,
     params: dict,
     *,
     engine: str = "local",
-    workers: Optional[int] = None,
-    ray_address: Optional[str] = None,
-    frontier_depth: Optional[int] = None,
-    max_schedules: Optional[int],
-    max_time: Optional[float],
+    workers: int | None = None,
+    ray_address: str | None = None,
+    frontier_depth: int | None = None,
+    max_schedules: int | None,
+    max_time: float | None,
     seed: int,
-    depth: Optional[int],
+    depth: int | None,
     bug_depth: int,
     shrink: bool,
-    check_timeout: Optional[float] = 10.0,
+    check_timeout: float | None = 10.0,
     reductions=None,
-    progress: Optional[Callable[[int, int], None]] = None,
+    progress: Callable[[int, int], None] | None = None,
 ):
     """``(protocol, ExploreResult)`` of the exploration split over an engine (``reductions``: a
     :class:`checker.explore.Reductions`, None for the default); every input problem becomes
@@ -149,8 +150,8 @@ def judge_files_on_engine(todo: list[tuple[int, str]], opts: Any, engine: Any,
             deliver(index, error_verdict(tasks[outcome.index][0], outcome.error))
 
 
-def run_fleet_profile(model: str, threads: Optional[str], batches: Optional[str], repeats: Optional[int],
-                      warmup: Optional[int], interference: bool, out_dir: str, ray_address: Optional[str],
+def run_fleet_profile(model: str, threads: str | None, batches: str | None, repeats: int | None,
+                      warmup: int | None, interference: bool, out_dir: str, ray_address: str | None,
                       as_json: bool) -> int:
     """``packrat profile --model M --engine ray --out DIR``: one profile per machine type of the
     cluster, written to ``DIR/<machine>.json`` (see ``real_runner.fleet.profile_fleet``). Prints

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 
@@ -31,7 +31,7 @@ def _exit_code(verdict) -> int:
     return {"OK": EXIT_OK, "VIOLATION": EXIT_NEGATIVE}.get(verdict_word(verdict), EXIT_UNKNOWN)
 
 
-def _parse_params(items: List[str]) -> dict[str, str]:
+def _parse_params(items: list[str]) -> dict[str, str]:
     params: dict[str, str] = {}
     for item in items or []:
         if "=" not in item or not item.split("=", 1)[0].strip():
@@ -68,7 +68,7 @@ def history_lines(history, model_name: str) -> list[str]:
     lines = []
     for op in history:
         interval = f"[{op.call}, {'pending' if op.ret is None else op.ret}]"
-        lines.append(f"    {str(op.client):<{width}}  {interval:<14} {describe(model, op)}")
+        lines.append(f"    {op.client!s:<{width}}  {interval:<14} {describe(model, op)}")
     if not lines:
         lines.append("    (no operations)")
     return lines
@@ -127,14 +127,14 @@ def format_result(result, protocol, replay_file: str | None) -> str:
 
 def run_explore(
     protocol_name: str,
-    variant: Optional[str],
+    variant: str | None,
     strategy: str,
     params: dict,
     *,
-    max_schedules: Optional[int],
-    max_time: Optional[float],
+    max_schedules: int | None,
+    max_time: float | None,
     seed: int,
-    depth: Optional[int],
+    depth: int | None,
     delay_bound: int,
     bug_depth: int,
     shrink: bool,
@@ -263,18 +263,18 @@ def list_lines() -> list[str]:
 def register(app: typer.Typer) -> None:
     @app.command("explore")
     def explore_cmd(
-        protocol: Optional[str] = typer.Option(None, "--protocol", help="Protocol to explore: reconfig or register (see --list)."),
-        variant: Optional[str] = typer.Option(None, "--variant", help="Variant of the protocol (default: its correct one; see --list)."),
+        protocol: str | None = typer.Option(None, "--protocol", help="Protocol to explore: reconfig or register (see --list)."),
+        variant: str | None = typer.Option(None, "--variant", help="Variant of the protocol (default: its correct one; see --list)."),
         strategy: str = typer.Option("dpor", "--strategy", help="dfs | exhaustive | dpor | transdpor | keyaware | random | pct | delay-bounded."),
-        max_schedules: Optional[int] = typer.Option(None, "--max-schedules", help="Stop after N schedules (UNKNOWN unless a violation was found)."),
-        max_time: Optional[float] = typer.Option(None, "--max-time", help="Stop after S seconds (UNKNOWN unless a violation was found)."),
+        max_schedules: int | None = typer.Option(None, "--max-schedules", help="Stop after N schedules (UNKNOWN unless a violation was found)."),
+        max_time: float | None = typer.Option(None, "--max-time", help="Stop after S seconds (UNKNOWN unless a violation was found)."),
         seed: int = typer.Option(0, "--seed", help="Seed of random and pct."),
-        depth: Optional[int] = typer.Option(None, "--depth", help="Cut schedules after D steps (the result is then UNKNOWN unless a violation was found; dpor, transdpor and keyaware see no races past the cut: use dfs to search every schedule up to D)."),
+        depth: int | None = typer.Option(None, "--depth", help="Cut schedules after D steps (the result is then UNKNOWN unless a violation was found; dpor, transdpor and keyaware see no races past the cut: use dfs to search every schedule up to D)."),
         delay_bound: int = typer.Option(3, "--delay-bound", help="delay-bounded: at most K deviations from the oldest-message-first schedule."),
         bug_depth: int = typer.Option(3, "--bug-depth", help="pct: the bug depth d (d - 1 priority change points)."),
-        param: List[str] = typer.Option([], "--param", help="Protocol parameter NAME=VALUE (repeatable), e.g. --param replicas=3."),
-        replay: Optional[str] = typer.Option(None, "--replay", help="Replay a schedule file step by step instead of exploring."),
-        out_replay: Optional[str] = typer.Option(None, "--out-replay", help="Where to write the replay file of a violation (default: a new temporary directory, named on stderr; never the current directory unasked)."),
+        param: list[str] = typer.Option([], "--param", help="Protocol parameter NAME=VALUE (repeatable), e.g. --param replicas=3."),
+        replay: str | None = typer.Option(None, "--replay", help="Replay a schedule file step by step instead of exploring."),
+        out_replay: str | None = typer.Option(None, "--out-replay", help="Where to write the replay file of a violation (default: a new temporary directory, named on stderr; never the current directory unasked)."),
         no_symmetry: bool = typer.Option(False, "--no-symmetry", help="Do not identify states that differ by a permutation of interchangeable actors (for comparison)."),
         no_state_cache: bool = typer.Option(False, "--no-state-cache", help="Run the DPOR family stateless (for comparison)."),
         coarse_clients: bool = typer.Option(False, "--coarse-clients", help="DPOR family: treat any two history-recording deliveries as dependent, not only a call against a return (for comparison)."),
@@ -284,10 +284,10 @@ def register(app: typer.Typer) -> None:
         no_shrink: bool = typer.Option(False, "--no-shrink", help="Show the violating schedule as found, without shrinking it."),
         list_: bool = typer.Option(False, "--list", help="List protocols, variants, parameters and strategies."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
-        workers: Optional[int] = typer.Option(None, "--workers", help="Split the exploration over N workers: random/pct by seed, dfs and the dpor family by subtrees below a frontier (see docs/scale.md)."),
+        workers: int | None = typer.Option(None, "--workers", help="Split the exploration over N workers: random/pct by seed, dfs and the dpor family by subtrees below a frontier (see docs/scale.md)."),
         engine: str = typer.Option("local", "--engine", help="With --workers: local (process pool) or ray."),
-        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --engine ray: auto or HOST:PORT (default: a local Ray instance)."),
-        frontier_depth: Optional[int] = typer.Option(None, "--frontier-depth", help="With --workers, dfs/dpor family: split the schedule tree at this depth (default: automatic)."),
+        ray_address: str | None = typer.Option(None, "--ray-address", help="With --engine ray: auto or HOST:PORT (default: a local Ray instance)."),
+        frontier_depth: int | None = typer.Option(None, "--frontier-depth", help="With --workers, dfs/dpor family: split the schedule tree at this depth (default: automatic)."),
     ) -> int:
         """Explore the schedules of a protocol written as actors (DS2's idea), check every
         history for linearizability and the protocol's invariants, and show the shortest

@@ -6,8 +6,6 @@ verdict is the table: error beside noise floor), 1 a worker failed, 2 bad input.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from ui.cli.common import BadInput, emit_json, fail, load_model_profile, note
@@ -47,8 +45,8 @@ def register(app: typer.Typer) -> None:
     def fidelity_cmd(
         model: str = typer.Option(..., "--model", help="Catalog model (tiny-mlp, tiny-cnn, resnet50, bert-base, gpt2)."),
         batches: str = typer.Option("1,2,4,8", "--batches", help="Batch sizes, e.g. 1,2,4,8."),
-        cores: Optional[int] = typer.Option(None, "--cores", help="Cores T (default: every allowed CPU)."),
-        profile_spec: Optional[str] = typer.Option(None, "--profile", help="Profile FILE to plan and predict from (default: measure a quick one now, with the co-run sweep)."),
+        cores: int | None = typer.Option(None, "--cores", help="Cores T (default: every allowed CPU)."),
+        profile_spec: str | None = typer.Option(None, "--profile", help="Profile FILE to plan and predict from (default: measure a quick one now, with the co-run sweep)."),
         passes: int = typer.Option(3, "--passes", help="Measurement passes; the spread of their medians is the noise floor."),
         iterations: int = typer.Option(10, "--iterations", help="Batches per plan per pass."),
         order: str = typer.Option("block", "--order", help="block: each plan runs its batches of a pass back to back, as a deployed pool does (default); batch: one batch per plan in turn, so every batch follows another plan's (measures the cold cost of switching pools)."),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from ui.cli.common import OUTPUT_RULE, BadInput, emit_json, load_profile_arg, note, output_file_arg, write_output
@@ -175,18 +173,17 @@ def register(app: typer.Typer) -> None:
         candidates: str = typer.Option("profiled", "--candidates", help="Instance shapes the planner and the baselines may use: profiled (measured cells only) or interpolated (every threads x sub-batch, unmeasured ones interpolated)."),
         homogeneous: bool = typer.Option(False, "--homogeneous", help="Only k identical instances."),
         min_batch: int = typer.Option(1, "--min-batch", help="Smallest sub-batch an instance may get."),
-        statistic: Optional[str] = typer.Option(None, "--statistic", help="Cell statistic used as latency: min, median, mean, p90, max (default: the profile's, mean)."),
-        out: Optional[str] = typer.Option(None, "--out", help="Also write the plan file (packrat.plan/1 JSON) here. " + OUTPUT_RULE),
+        statistic: str | None = typer.Option(None, "--statistic", help="Cell statistic used as latency: min, median, mean, p90, max (default: the profile's, mean)."),
+        out: str | None = typer.Option(None, "--out", help="Also write the plan file (packrat.plan/1 JSON) here. " + OUTPUT_RULE),
         interference: bool = typer.Option(False, "--interference", help="Plan under the profile's measured interference model (co-running instances slow each other down)."),
-        export: Optional[str] = typer.Option(None, "--export", help="Print the plan for another stack instead: run-cpu (torch.backends.xeon.run_cpu lines), torchserve (config.properties), json (plan file)."),
+        export: str | None = typer.Option(None, "--export", help="Print the plan for another stack instead: run-cpu (torch.backends.xeon.run_cpu lines), torchserve (config.properties), json (plan file)."),
         certify: bool = typer.Option(False, "--certify", help="Also prove the plan optimal with Z3 (as `packrat verify`); exit 1 if Z3 finds a faster allocation, 3 if it runs out of time."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
     ) -> None:
         """Print the latency-optimal configuration (count x threads x sub-batch), its predicted
         latency, and its speedup over the fat (1 x T threads) and thin (T x 1 thread) baselines."""
         from packrat_sim.optimizer import OptimizerError, OptimizerOptions
-        from packrat_sim.plan import dumps_plan, Plan
-
+        from packrat_sim.plan import Plan, dumps_plan
         from packrat_sim.predictor import PredictorError, check_candidates
 
         output_file_arg(out, "--out")  # before any work

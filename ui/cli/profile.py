@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
-
 import typer
 
 from ui.cli.common import OUTPUT_RULE, BadInput, emit_json, fail, load_profile_arg, note, output_file_arg, write_output
@@ -32,8 +30,13 @@ def _measure(model, threads, batches, repeats, warmup, interference, jit, progre
     from packrat_sim.profile import ProfileError
     from real_runner.models import ModelError, get_spec
     from real_runner.profiling import (
-        DEFAULT_BATCHES, DEFAULT_REPEATS, DEFAULT_WARMUP, ProfilingError, ProfilingWorkerError,
-        measure_profile, parse_int_list,
+        DEFAULT_BATCHES,
+        DEFAULT_REPEATS,
+        DEFAULT_WARMUP,
+        ProfilingError,
+        ProfilingWorkerError,
+        measure_profile,
+        parse_int_list,
     )
     from real_runner.topology import TopologyError, detect
 
@@ -107,22 +110,22 @@ def _measure(model, threads, batches, repeats, warmup, interference, jit, progre
 def register(app: typer.Typer) -> None:
     @app.command("profile")
     def profile_cmd(
-        model: Optional[str] = typer.Option(None, "--model", help="Model to measure on this machine (tiny-mlp, tiny-cnn, resnet50, bert-base, gpt2). Resumable: the same --out measures only missing cells."),
-        import_packrat: Optional[str] = typer.Option(None, "--import-packrat", help="Import one of Packrat's published profile CSVs."),
-        series: List[str] = typer.Option([], "--series", help="With --import-packrat: keep the series whose COLUMN matches GLOB (repeatable), e.g. benchmark=*_script."),
-        name: Optional[str] = typer.Option(None, "--name", help="With --import-packrat: model name to record (default: the benchmark column)."),
-        export: Optional[str] = typer.Option(None, "--from", help="Re-export an existing profile (FILE or builtin:NAME) to --out (.json or .csv)."),
-        threads: Optional[str] = typer.Option(None, "--threads", help="With --model: thread counts, e.g. 1-16 or 1,2,4."),
-        batches: Optional[str] = typer.Option(None, "--batches", help="With --model: sub-batch sizes, e.g. 1,2,4,8."),
-        repeats: Optional[int] = typer.Option(None, "--repeats", help="With --model: timed repeats per cell (default 5; more for millisecond cells)."),
-        warmup: Optional[int] = typer.Option(None, "--warmup", help="With --model: untimed warm-up runs per cell (default 1)."),
-        interference: Optional[bool] = typer.Option(None, "--interference/--no-interference", help="With --model: also measure co-run slowdowns and dispatch costs through pools of k one-thread instances (default: on; --no-interference skips it)."),
+        model: str | None = typer.Option(None, "--model", help="Model to measure on this machine (tiny-mlp, tiny-cnn, resnet50, bert-base, gpt2). Resumable: the same --out measures only missing cells."),
+        import_packrat: str | None = typer.Option(None, "--import-packrat", help="Import one of Packrat's published profile CSVs."),
+        series: list[str] = typer.Option([], "--series", help="With --import-packrat: keep the series whose COLUMN matches GLOB (repeatable), e.g. benchmark=*_script."),
+        name: str | None = typer.Option(None, "--name", help="With --import-packrat: model name to record (default: the benchmark column)."),
+        export: str | None = typer.Option(None, "--from", help="Re-export an existing profile (FILE or builtin:NAME) to --out (.json or .csv)."),
+        threads: str | None = typer.Option(None, "--threads", help="With --model: thread counts, e.g. 1-16 or 1,2,4."),
+        batches: str | None = typer.Option(None, "--batches", help="With --model: sub-batch sizes, e.g. 1,2,4,8."),
+        repeats: int | None = typer.Option(None, "--repeats", help="With --model: timed repeats per cell (default 5; more for millisecond cells)."),
+        warmup: int | None = typer.Option(None, "--warmup", help="With --model: untimed warm-up runs per cell (default 1)."),
+        interference: bool | None = typer.Option(None, "--interference/--no-interference", help="With --model: also measure co-run slowdowns and dispatch costs through pools of k one-thread instances (default: on; --no-interference skips it)."),
         jit: bool = typer.Option(False, "--jit", help="With --model: trace and freeze the model with TorchScript (recorded in the profile)."),
-        progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar with ETA on stderr (default: only on a terminal)."),
+        progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress bar with ETA on stderr (default: only on a terminal)."),
         out: str = typer.Option(..., "--out", help="Where to write the profile (.json; .csv writes the tidy CSV export). " + OUTPUT_RULE),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object and nothing else."),
         engine: str = typer.Option("local", "--engine", help="With --model: local (this machine) or ray (one profile per machine type of the cluster, written to --out DIR/<machine>.json)."),
-        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --engine ray: auto or HOST:PORT (default: a local Ray instance)."),
+        ray_address: str | None = typer.Option(None, "--ray-address", help="With --engine ray: auto or HOST:PORT (default: a local Ray instance)."),
     ) -> None:
         """Measure, import or export a latency profile L[t, b] (milliseconds per sub-batch)."""
         from packrat_sim.profile import ProfileError, import_packrat_csv, parse_series_selectors, read_text

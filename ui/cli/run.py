@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from ui.cli.common import BadInput, emit_json, fail, load_model_profile, note
 
 
-def _auto_plan(model: str, batch: int, cores: int, profile_spec: Optional[str], topo, progress, jit: bool):
+def _auto_plan(model: str, batch: int, cores: int, profile_spec: str | None, topo, progress, jit: bool):
     """The optimal plan for (batch, cores) from --profile, or from a quick profile measured now."""
     from packrat_sim.optimizer import OptimizerError, OptimizerOptions, optimize
     from real_runner.profiling import powers_of_two_upto, quick_profile
@@ -55,19 +53,19 @@ def register(app: typer.Typer) -> None:
     @app.command("run")
     def run_cmd(
         model: str = typer.Option(..., "--model", help="Catalog model (tiny-mlp, tiny-cnn, resnet50, bert-base, gpt2)."),
-        batch: Optional[int] = typer.Option(None, "--batch", help="Batch size B (required unless --load)."),
-        plan_spec: Optional[str] = typer.Option(None, "--plan", help="A packrat.plan/1 JSON file, or 'auto' (optimal plan for this machine's profile); required unless --load."),
+        batch: int | None = typer.Option(None, "--batch", help="Batch size B (required unless --load)."),
+        plan_spec: str | None = typer.Option(None, "--plan", help="A packrat.plan/1 JSON file, or 'auto' (optimal plan for this machine's profile); required unless --load."),
         iterations: int = typer.Option(10, "--iterations", help="Timed batches for the plan and for the fat instance (interleaved)."),
-        cores: Optional[int] = typer.Option(None, "--cores", help="Cores T for the plan and the fat instance (default: every allowed CPU)."),
-        profile_spec: Optional[str] = typer.Option(None, "--profile", help="With --plan auto: profile FILE to plan from (default: measure a quick one now)."),
+        cores: int | None = typer.Option(None, "--cores", help="Cores T for the plan and the fat instance (default: every allowed CPU)."),
+        profile_spec: str | None = typer.Option(None, "--profile", help="With --plan auto: profile FILE to plan from (default: measure a quick one now)."),
         allow_oversubscribe: bool = typer.Option(False, "--allow-oversubscribe", help="Run a plan that needs more cores than this process may use (instances share CPUs)."),
         no_fat: bool = typer.Option(False, "--no-fat", help="Do not measure the fat instance beside the plan."),
         warmup: int = typer.Option(2, "--warmup", help="Untimed warm-up runs in every worker."),
         jit: bool = typer.Option(False, "--jit", help="Trace and freeze the model with TorchScript."),
-        progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress of a quick profile on stderr (default: only on a terminal)."),
+        progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress of a quick profile on stderr (default: only on a terminal)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
-        load_spec: Optional[str] = typer.Option(None, "--load", help="Serve a changing load with online reconfiguration: 'B:DURATION,...' (closed loop, e.g. 8:20s,32:20s) or an open-loop workload (poisson:rate=200/s,duration=10s); see ui/cli/run_load.py."),
-        history_path: Optional[str] = typer.Option(None, "--history", help="With --load: write the packrat.history/1 log to FILE."),
+        load_spec: str | None = typer.Option(None, "--load", help="Serve a changing load with online reconfiguration: 'B:DURATION,...' (closed loop, e.g. 8:20s,32:20s) or an open-loop workload (poisson:rate=200/s,duration=10s); see ui/cli/run_load.py."),
+        history_path: str | None = typer.Option(None, "--history", help="With --load: write the packrat.history/1 log to FILE."),
         check_history: bool = typer.Option(False, "--check", help="With --load: check the history with the serving model (exit 1 if not linearizable)."),
         policy: str = typer.Option("packrat", "--policy", help="With --load: packrat[:KEY=VALUE,...] (the policy of packrat_sim.policy, shared with the simulator) or packrat-ewma (the paper's estimator)."),
     ) -> None:

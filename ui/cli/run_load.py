@@ -12,8 +12,6 @@ the largest batch of the load).
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from ui.cli.common import BadInput, emit_json, fail, load_model_profile, note, output_file_arg
@@ -33,10 +31,10 @@ def make_planner(profile, cores: int):
     return planner
 
 
-def run_load(*, model: str, load_spec: str, cores: Optional[int], profile_spec: Optional[str],
-             history_path: Optional[str], check_history: bool, as_json: bool, clients: int = 1,
+def run_load(*, model: str, load_spec: str, cores: int | None, profile_spec: str | None,
+             history_path: str | None, check_history: bool, as_json: bool, clients: int = 1,
              warmup: int = 1, interval_ms: float = 250.0, alpha: float = 0.5, window: int = 4,
-             progress: Optional[bool] = None, policy: str = "packrat") -> None:
+             progress: bool | None = None, policy: str = "packrat") -> None:
     """`packrat run --load`: serve the load with the chosen policy (``packrat[:K=V,...]``,
     the policy of packrat_sim.policy, or ``packrat-ewma``, the paper's estimator)."""
     from packrat_sim.estimator import EstimatorConfig, EstimatorError

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Optional
 
 import typer
 
@@ -42,7 +41,7 @@ def simulate_command(
     workload: str = typer.Option(..., "--workload", help=WORKLOAD_HELP),
     seed: int = typer.Option(0, "--seed", help="Seed of arrivals and service-time draws."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
-    out: Optional[str] = typer.Option(None, "--out", help="Directory for per-request CSV, timeline and history JSON (created if its parent exists; files replaced atomically)."),
+    out: str | None = typer.Option(None, "--out", help="Directory for per-request CSV, timeline and history JSON (created if its parent exists; files replaced atomically)."),
     policy: str = typer.Option(
         "packrat", "--policy",
         help="Adaptive policy: packrat[:KEY=VALUE,...] (options of packrat_sim.policy.PolicyConfig, e.g. "

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import List, Optional
 
 import typer
 
@@ -80,16 +79,16 @@ class _ProgressPrinter:
 
 
 def sweep_command(
-    grid: Optional[str] = typer.Argument(None, help="Grid file (.toml or .json) naming the axes' values."),
-    axis: Optional[List[str]] = typer.Option(
+    grid: str | None = typer.Argument(None, help="Grid file (.toml or .json) naming the axes' values."),
+    axis: list[str] | None = typer.Option(
         None, "--axis", help="NAME=V1,V2,... (repeatable; replaces the file's axis). Axes: profile, cores, workload, policy, seed."
     ),
     out: str = typer.Option("sweep-results", "--out", help="Output directory (re-use it to resume)."),
     engine: str = typer.Option("local", "--engine", help="local (process pool, default), ray, or serial (this process)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes (local; default: this machine's CPUs) or CPUs of a local Ray instance."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --engine ray: auto (a running cluster) or HOST:PORT; default: start a local instance."),
+    workers: int | None = typer.Option(None, "--workers", help="Worker processes (local; default: this machine's CPUs) or CPUs of a local Ray instance."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="With --engine ray: auto (a running cluster) or HOST:PORT; default: start a local instance."),
     yes: bool = typer.Option(False, "--yes", help="Run grids of more than 100,000 runs."),
-    show_progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress with ETA on stderr (default: on a terminal)."),
+    show_progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress with ETA on stderr (default: on a terminal)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON summary object on stdout."),
 ) -> int:
     from packrat_sim import sweep as sw

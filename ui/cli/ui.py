@@ -8,11 +8,10 @@ itself and free the port; no orphaned child is left listening on 127.0.0.1.
 from __future__ import annotations
 
 import importlib.util
-import socket
 import os
+import socket
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -64,7 +63,7 @@ def exec_streamlit(command: list[str]) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("ui")
     def ui_cmd(
-        port: Optional[int] = typer.Option(None, "--port", help=f"Port on {ADDRESS} (default {DEFAULT_PORT}, or a free one if it is taken)."),
+        port: int | None = typer.Option(None, "--port", help=f"Port on {ADDRESS} (default {DEFAULT_PORT}, or a free one if it is taken)."),
     ) -> None:
         """Serve the Streamlit dashboard (Profiles, Planner, Simulator, Verification, Hardware) on 127.0.0.1.
 

@@ -8,7 +8,6 @@ time limit ran out; never reported as optimal).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Optional
 
 import typer
 
@@ -157,18 +156,18 @@ def register(app: typer.Typer) -> None:
         batch: int = typer.Option(..., "--batch", help="Batch size B (inputs)."),
         cores: int = typer.Option(..., "--cores", help="Cores T available."),
         timeout: float = typer.Option(DEFAULT_TIMEOUT_S, "--timeout", help="Time limit for Z3, seconds; when it runs out the answer is UNKNOWN (exit 3)."),
-        plan_file: Optional[str] = typer.Option(None, "--plan", help="Certify this plan file (packrat.plan/1) instead of the optimizer's plan."),
+        plan_file: str | None = typer.Option(None, "--plan", help="Certify this plan file (packrat.plan/1) instead of the optimizer's plan."),
         exact_cores: bool = typer.Option(False, "--exact-cores", help="Use exactly T threads in total (Packrat's rule); by default allocations may leave cores idle."),
         allow_idle: bool = typer.Option(False, "--allow-idle", hidden=True, help="Accepted for compatibility: idle cores are allowed by default."),
         candidates: str = typer.Option("profiled", "--candidates", help="Instance shapes: profiled (measured cells only) or interpolated (every threads x sub-batch), as in `packrat plan`."),
         homogeneous: bool = typer.Option(False, "--homogeneous", help="Only k identical instances."),
-        max_instances: Optional[int] = typer.Option(None, "--max-instances", help="At most N instances in total."),
+        max_instances: int | None = typer.Option(None, "--max-instances", help="At most N instances in total."),
         min_batch: int = typer.Option(1, "--min-batch", help="Smallest sub-batch an instance may get."),
-        cores_per_socket: Optional[int] = typer.Option(
+        cores_per_socket: int | None = typer.Option(
             None, "--cores-per-socket",
             help="The T cores are sockets of N cores (the last one holds T mod N if N does not divide T); no instance spans two sockets.",
         ),
-        statistic: Optional[str] = typer.Option(None, "--statistic", help="Cell statistic used as latency (default: the profile's, mean)."),
+        statistic: str | None = typer.Option(None, "--statistic", help="Cell statistic used as latency (default: the profile's, mean)."),
         interference: bool = typer.Option(False, "--interference", help="Certify under the profile's interference model (the objective of `packrat plan --interference`)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
     ) -> None:

@@ -8,7 +8,7 @@ figures are unit-testable and the tests can read back what a chart draws.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import plotly.graph_objects as go
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import csv
 import math
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 # ------------------------------------------------------------------ profiles
 
@@ -61,7 +62,7 @@ def scaling_series(profile, batch: int, statistic: str | None = None) -> dict:
 
 def interference_series(interference, max_cores: int) -> dict:
     """Measured points and the interpolated slowdown curve 0..max_cores of an Interference."""
-    xs = list(range(0, max(1, max_cores) + 1))
+    xs = list(range(max(1, max_cores) + 1))
     return {
         "points": [(int(k), float(s)) for k, s in interference.points],
         "cores": xs,
@@ -78,8 +79,7 @@ def packrat_series(text: str) -> list[dict[str, str]]:
     """
     from packrat_sim.profile import PACKRAT_SERIES_COLUMNS
 
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = text.removeprefix("\ufeff")
     try:
         rows = list(csv.reader(text.splitlines()))
     except csv.Error:
@@ -705,7 +705,7 @@ def bench_warnings(rows: Sequence[dict], cores: int) -> list[str]:
 # ------------------------------------------------------------------- wording
 
 
-def plural(n: int | float, word: str, many: str | None = None) -> str:
+def plural(n: float, word: str, many: str | None = None) -> str:
     """``1 core``, ``2 cores``."""
     return f"{n:g} {word if n == 1 else (many or word + 's')}" if isinstance(n, float) else \
         f"{n} {word if n == 1 else (many or word + 's')}"

@@ -7,7 +7,7 @@ Pure: no streamlit. :func:`readme_section` reads README.md at the repository roo
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -73,7 +73,7 @@ SECTIONS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _readme() -> str:
     try:
         return README.read_text(encoding="utf-8")
@@ -81,7 +81,7 @@ def _readme() -> str:
         return ""
 
 
-@lru_cache(maxsize=None)
+@cache
 def readme_section(title: str) -> str:
     """The markdown of README's section ``title`` (heading included, up to the next heading
     of the same or a higher level); "" when there is no such section."""

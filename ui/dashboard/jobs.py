@@ -27,8 +27,9 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import Any, Callable
+from typing import Any
 
 MODE_ENV = "PACKRAT_UI_JOBS"
 MIN_INTERVAL_S = 0.2  # at most ~5 progress snapshots a second cross the queue
@@ -147,7 +148,7 @@ class Job:
         self._outcome: tuple[str, Any] | None = None
 
     # ---- life cycle
-    def start(self) -> "Job":
+    def start(self) -> Job:
         self._started = time.monotonic()
         if self.mode == "thread":
             self._q = queue.Queue()

@@ -63,7 +63,7 @@ def init(key: str, default: Any) -> str:
     return key
 
 
-def clamp(key: str, lo: int | float, hi: int | float) -> None:
+def clamp(key: str, lo: float, hi: float) -> None:
     """Keep a numeric widget value inside [lo, hi] before the widget is drawn."""
     v = st.session_state.get(key)
     if isinstance(v, (int, float)):

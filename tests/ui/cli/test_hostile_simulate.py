@@ -25,9 +25,9 @@ def test_a_workload_with_more_requests_than_the_memory_limit_allows_is_refused()
 
 
 def test_the_library_refuses_too_not_only_the_cli(monkeypatch):
+    from packrat_sim.optimizer import OptimizerError
     from packrat_sim.profile import builtin_profile
     from packrat_sim.simulator import SimulationError, compare_plans
-    from packrat_sim.optimizer import OptimizerError
     from packrat_sim.workload import WorkloadError, load_workload
 
     monkeypatch.setenv("PACKRAT_MAX_MEMORY_MB", "64")

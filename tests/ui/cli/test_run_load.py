@@ -8,7 +8,6 @@ import pytest
 
 from checker import check, read_history
 from checker.linearizability import Verdict
-
 from tests.real_runner.rr_helpers import needs_two_cpus
 
 

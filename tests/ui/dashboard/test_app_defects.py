@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from ui import dashboard_charts as charts
-from ui import dashboard_data as data
+from ui.dashboard import charts as charts
+from ui.dashboard import data as data
 
 
 def ms(text: str) -> float:

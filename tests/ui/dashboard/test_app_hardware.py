@@ -7,7 +7,6 @@ import os
 import pytest
 
 
-
 @pytest.fixture
 def hw(open_page):
     return open_page("hardware")

@@ -9,10 +9,10 @@ import pytest
 from packrat_sim.optimizer import OptimizerOptions, PlanTable
 from packrat_sim.plan import Instance, Plan
 from packrat_sim.profile import builtin_profile, import_packrat_csv
-from ui import dashboard_data as data
+from ui.dashboard import data as data
 
 go = pytest.importorskip("plotly.graph_objects")
-from ui import dashboard_charts as charts  # noqa: E402
+from ui.dashboard import charts as charts  # noqa: E402
 
 
 def test_latency_grid_and_scaling_series():
@@ -111,7 +111,7 @@ def test_figures_carry_the_data_they_draw():
 
 
 def test_packrat_ui_runs_streamlit_headless_on_loopback(capsys, monkeypatch):
-    from ui import cmd_ui
+    from ui.cli import ui as cmd_ui
     from ui.cli.app import main
 
     cmd = cmd_ui.streamlit_command(8600)

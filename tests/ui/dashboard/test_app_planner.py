@@ -143,9 +143,10 @@ def test_planner_follows_the_profile_chosen_on_the_profiles_page(app, h):
 
 
 def test_plan_export_and_planning_under_interference(app, h):
+    from dataclasses import replace
+
     from packrat_sim.interference import optimize_with_interference
     from packrat_sim.profile import Interference, dumps_profile
-    from dataclasses import replace
 
     prof = replace(builtin_profile("cnn-16"), synthetic=False, model="cnn-corun",
                    interference=Interference(points=((1, 1.05), (8, 1.6), (15, 2.2))))

@@ -20,7 +20,7 @@ STALE = [
 def test_counterexample_stepper_walks_the_schedule_and_marks_the_breaking_step(open_page, h):
     from checker.explore import explore
     from checker.protocols import build
-    from ui import dashboard_data as data
+    from ui.dashboard import data as data
 
     at = open_page("verification")
     at.selectbox(key="explore.variant").set_value("switch-before-ready").run()
@@ -130,7 +130,7 @@ def test_every_strategy_model_and_policy_has_a_help_line_tied_to_the_readme(open
     from checker.explore import STRATEGIES
     from checker.models import MODELS
     from packrat_sim.simulator import POLICIES
-    from ui import dashboard_help as help_
+    from ui.dashboard import help as help_
 
     assert set(STRATEGIES) <= set(help_.STRATEGY_HELP)
     assert set(MODELS) <= set(help_.MODEL_HELP)
@@ -145,7 +145,7 @@ def test_every_strategy_model_and_policy_has_a_help_line_tied_to_the_readme(open
 def test_time_series_counts_the_queue_exactly_and_bins_latency_and_throughput():
     from packrat_sim.profile import builtin_profile
     from packrat_sim.simulator import compare_plans
-    from ui import dashboard_data as data
+    from ui.dashboard import data as data
 
     (res,) = compare_plans(builtin_profile("cnn-16"), 16, "poisson:rate=200/s,duration=2s,max_batch=16,max_delay=5ms",
                            seed=3, policies=["fat"]).results

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from checker.explore import ExploreError, explore
-from ui import dashboard_jobs as jobs
+from ui.dashboard import jobs as jobs
 
 BIG = dict(protocol="register", variant="abd", params={"replicas": 3}, strategy="exhaustive",
            max_schedules=10**7, max_time=120.0, seed=0)
@@ -57,7 +57,7 @@ def test_cancel_stops_an_exploration_at_once_instead_of_running_out_its_budget()
 def test_a_page_run_stopped_by_cancel_kills_the_child(monkeypatch):
     """Streamlit stops a script run that sees a Cancel click by raising inside its next
     progress update; run_job's clean-up must then terminate the child."""
-    from ui import dashboard_state
+    from ui.dashboard import state as dashboard_state
 
     started = []
 

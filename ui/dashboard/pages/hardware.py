@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from real_runner import models, topology
-from ui import dashboard_charts as charts
-from ui import dashboard_data as data
-from ui import dashboard_state as state
+from ui.dashboard import charts as charts
+from ui.dashboard import data as data
+from ui.dashboard import state as state
 
 
 def machine_section():

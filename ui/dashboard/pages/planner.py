@@ -10,9 +10,9 @@ from packrat_sim.interference import optimize_with_interference
 from packrat_sim.optimizer import OptimizerError, OptimizerOptions
 from packrat_sim.plan import Plan, dumps_plan
 from packrat_sim.profile import STATISTICS, ProfileError
-from ui import dashboard_charts as charts
-from ui import dashboard_data as data
-from ui import dashboard_state as state
+from ui.dashboard import charts as charts
+from ui.dashboard import data as data
+from ui.dashboard import state as state
 from ui.cli.common import BadInput
 from ui.cli.plan import plan_report
 from ui.dashboard.help import PLAN_HELP

@@ -14,9 +14,9 @@ from packrat_sim.profile import (
     import_packrat_csv,
     loads_profile,
 )
-from ui import dashboard_charts as charts
-from ui import dashboard_data as data
-from ui import dashboard_state as state
+from ui.dashboard import charts as charts
+from ui.dashboard import data as data
+from ui.dashboard import state as state
 
 SOURCES = ("Built-in (synthetic)", "Profile file (JSON)", "Packrat CSV", "Measure on this machine")
 

@@ -8,9 +8,9 @@ import streamlit as st
 
 from packrat_sim import simulator as sim
 from packrat_sim import workload as wl_mod
-from ui import dashboard_charts as charts
-from ui import dashboard_data as data
-from ui import dashboard_state as state
+from ui.dashboard import charts as charts
+from ui.dashboard import data as data
+from ui.dashboard import state as state
 from ui.dashboard.help import POLICY_HELP, TIMELINE_HELP, table_help
 
 #: The page's parameters as they appear in the URL (widget key -> type).

@@ -11,8 +11,8 @@ import streamlit as st
 from packrat_sim import simulator
 from packrat_sim import sweep as sw
 from packrat_sim.engines import LocalEngine, available_cpus
-from ui import dashboard_state as state
-from ui import sweep_report
+from ui.dashboard import state as state
+from ui.reports import sweep as sweep_report
 
 MAX_RUNS = 2000  # a dashboard sweep stays small; the CLI has no such cap
 

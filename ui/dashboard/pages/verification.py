@@ -15,9 +15,9 @@ from checker import linearizability as lin
 from checker import visualize
 from checker.models import MODELS, ModelError
 from checker.protocols import PROTOCOLS, build
-from ui import dashboard_charts as charts
-from ui import dashboard_data as data
-from ui import dashboard_state as state
+from ui.dashboard import charts as charts
+from ui.dashboard import data as data
+from ui.dashboard import state as state
 from ui.cli.check import DEFAULT_MODELS
 from ui.dashboard.help import MODEL_HELP, STRATEGY_HELP, table_help
 
