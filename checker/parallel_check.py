@@ -9,8 +9,8 @@ importing the checker; about 1 s on a loaded machine), while most histories, eve
 10k-operation partitioned kv benchmark, are decided in-process in 0.1-0.4 s. Processes only pay
 off for partitions that take longer than their start-up, so only those are shared out.
 
-:func:`spawn_worker` and :func:`stop_workers` are also used by ``packrat check DIR`` to check
-whole files in workers.
+Workers are started by the one process spawner, :func:`packrat_sim.engines.spawn.spawn_worker`
+(also used by ``packrat check DIR`` to check whole files in workers).
 
 Workers are spawned: each is a fresh ``python`` interpreter started with :mod:`subprocess` (no
 ``fork`` of a process that may hold threads, such as the dashboard), talking to the parent over
@@ -31,9 +31,7 @@ exit by themselves if the parent dies.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
@@ -41,6 +39,7 @@ from typing import Any
 
 from checker.linearizability import Verdict, _Interleaver, _Outcome, _StepFailed, _Task
 from checker.models import get_model
+from packrat_sim.engines.spawn import ParentGone, spawn_worker, stop_workers
 
 __all__ = ["deal", "decide_in_processes", "spawn_worker", "stop_workers"]
 
@@ -61,32 +60,6 @@ def deal(sizes: Sequence[int], workers: int) -> list[list[int]]:
         bins[b].append(i)
         load[b] += sizes[i] + 1
     return bins
-
-
-class _ParentGone:
-    """``is_set()`` is true once the process that started this worker has exited."""
-
-    def __init__(self, parent_pid: int) -> None:
-        self.parent_pid = parent_pid
-
-    def is_set(self) -> bool:
-        return os.getppid() != self.parent_pid
-
-
-# the worker's whole program; a parent that is gone (its pipes closed: Ctrl-C, a kill) ends
-# it quietly, never with a traceback on the terminal they share
-_BOOT = (
-    "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-    "from multiprocessing.connection import Connection\n"
-    "r = Connection({r}, writable=False)\n"
-    "try:\n"
-    "    sys.path[:] = r.recv()\n"
-    "    from {module} import {function} as target\n"
-    "    target(r, Connection({w}, readable=False))\n"
-    "except (EOFError, BrokenPipeError, ConnectionResetError):\n"
-    "    sys.exit(0)\n"
-)
-_TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*\Z")
 
 
 def _worker(inbox, conn) -> None:
@@ -113,7 +86,7 @@ def _worker(inbox, conn) -> None:
 
     deadline = None if deadline_in_s is None else start + deadline_in_s
     inter = _Interleaver(tasks, outcomes, mdl, start=start, deadline=deadline, max_steps=None,
-                         max_memory=max_memory, all_partitions=True, cancel=_ParentGone(parent_pid),
+                         max_memory=max_memory, all_partitions=True, cancel=ParentGone(parent_pid),
                          on_decided=send)
     try:
         reason = inter.run()
@@ -127,66 +100,9 @@ def _worker(inbox, conn) -> None:
     conn.close()
 
 
-def spawn_worker(target: str, args: Any, keep_open: bool = False
-                 ) -> tuple[subprocess.Popen, Connection, Connection | None]:
-    """Start a worker process running ``target`` (``"module:function"``, called as
-    ``function(inbox, outbox)`` with two :class:`Connection` objects) in a fresh interpreter with
-    this process's ``sys.path``, and send it ``args`` (the first thing ``inbox.recv()`` returns).
-
-    Returns (process, the connection to read its messages from, the connection to send it more
-    messages, or None unless ``keep_open``). The worker ignores SIGINT; stop it with
-    :func:`stop_workers`."""
-    if not _TARGET.match(target):
-        raise ValueError(f"worker target must be 'module:function', not {target!r}")
-    module, function = target.split(":")
-    to_child_r, to_child_w = os.pipe()
-    from_child_r, from_child_w = os.pipe()
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _BOOT.format(r=to_child_r, w=from_child_w, module=module, function=function)],
-            pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, close_fds=True,
-            # Out of the terminal's process group: a Ctrl-C reaches only the parent, which stops
-            # the workers (a SIGINT while a worker is still starting up would print a traceback).
-            start_new_session=True,
-        )
-    except BaseException:
-        for fd in (to_child_r, to_child_w, from_child_r, from_child_w):
-            os.close(fd)
-        raise
-    os.close(to_child_r)
-    os.close(from_child_w)
-    reader = Connection(from_child_r, writable=False)
-    out = Connection(to_child_w, readable=False)
-    try:
-        out.send(list(sys.path))
-        out.send(args)
-    except BaseException:
-        stop_workers([proc])
-        reader.close()
-        out.close()
-        raise
-    if not keep_open:
-        out.close()
-        return proc, reader, None
-    return proc, reader, out
-
-
 def _spawn(args: tuple) -> tuple[subprocess.Popen, Connection]:
     proc, reader, _ = spawn_worker("checker.parallel_check:_worker", args)
     return proc, reader
-
-
-def stop_workers(procs: Sequence[subprocess.Popen]) -> None:
-    """Terminate the workers still running, then kill those that do not exit within 0.5 s."""
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(0.5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def decide_in_processes(

@@ -298,7 +298,7 @@ def _judge_in_workers(todo: list[tuple[int, str]], opts: CheckOptions, workers: 
     exited when it returns or raises (Ctrl-C included)."""
     from multiprocessing.connection import wait
 
-    from checker.parallel_check import spawn_worker, stop_workers
+    from packrat_sim.engines.spawn import spawn_worker, stop_workers
 
     worker_opts = dataclasses.replace(opts, jobs=1)
     queue = list(reversed(todo))
