@@ -4,8 +4,10 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The library the lint gate checks (ruff and mypy read their configuration from pyproject.toml).
+LINT_PATHS := packrat_sim checker real_runner ui
 
-.PHONY: venv demo test ui bench clean
+.PHONY: venv demo lint test ui bench clean
 
 venv: $(STAMP)
 
@@ -19,7 +21,11 @@ $(STAMP): pyproject.toml Makefile
 demo: venv
 	$(BIN)/packrat demo
 
-test: venv
+lint: venv
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy $(LINT_PATHS)
+
+test: venv lint
 	@# The browser test (marker `browser`) drives Debian's Chromium through the Python playwright package.
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
@@ -37,4 +43,4 @@ bench: venv
 	$(BIN)/packrat bench --model tiny-cnn --batches 1,2,4 --iterations 5 --out bench-report
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache

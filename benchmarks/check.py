@@ -58,7 +58,7 @@ def simulate(workload: str, n_ops: int, clients: int, keys: int = 1, seed: int =
     planned.sort(key=lambda p: p[0])
     store: dict = {}
     ops = []
-    for lin, call, ret, c, inp in planned:
+    for _lin, call, ret, c, inp in planned:
         kind = inp["op"]
         out = None
         if kind == "get":

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from check import simulate  # noqa: E402
 
-import checker.linearizability as lin  # noqa: E402
+import checker.linearizability.api as check_api  # noqa: E402
 from checker.history import History, Operation, write_history  # noqa: E402
 from checker.linearizability import Verdict, check  # noqa: E402
 
@@ -110,12 +110,12 @@ def bench_b(repeats: int, sizes: list[int]) -> None:
         h = simulate("kv", n, clients=10, keys=10, seed=n)
         t1, m1 = _median_check(h, 1, repeats)
         t2, m2 = _median_check(h, 2, repeats)
-        saved = lin.ESCALATE_AFTER_S
-        lin.ESCALATE_AFTER_S = 0.0
+        saved = check_api.ESCALATE_AFTER_S
+        check_api.ESCALATE_AFTER_S = 0.0
         try:
             tp, mp = _median_check(h, 2, repeats)
         finally:
-            lin.ESCALATE_AFTER_S = saved
+            check_api.ESCALATE_AFTER_S = saved
         print(f"    {n:>7} ops: jobs=1 {t1:.3f} s ({m1}); jobs=2 {t2:.3f} s ({m2}), ratio {t1 / t2:.2f}x; "
               f"jobs=2 processes from the start {tp:.3f} s ({mp}), ratio {t1 / tp:.2f}x")
 

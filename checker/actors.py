@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 from checker.history import History, Operation
+from packrat_sim.errors import PackratError
 
 __all__ = [
     "NETWORKS",
@@ -80,7 +81,7 @@ NETWORKS = ("unordered", "fifo")
 EVENT_KINDS = ("deliver", "drop", "duplicate", "crash", "restart")
 
 
-class ActorError(ValueError):
+class ActorError(PackratError):
     """An actor, message, event or system definition is wrong; the message names it."""
 
 
@@ -642,7 +643,7 @@ class System:
         """The initial state, with the records and messages of every ``on_start`` in order."""
         actor_states: list[Any] = []
         history = [() for _ in self.clients]
-        network = _Net(self, self._empty())
+        network = _working_net(self, self._empty())
         records: list = []
         sent: list = []
         for name, actor in zip(self.names, self.actors):
@@ -805,12 +806,6 @@ class System:
             return not state.network
         return not self.deliverable(state)
 
-    def is_enabled(self, state: SystemState, event: Event) -> bool:
-        try:
-            return event in self.enabled(state)
-        except TypeError:
-            return False
-
     def key_of(self, env: Envelope) -> Hashable | None:
         """The key of a message at its receiver (see :meth:`Actor.key_of`)."""
         i = self.index.get(env.dst)
@@ -837,7 +832,7 @@ class System:
             raise ActorError(f"event {event.describe()}: no actor named {event.dst!r}")
         di = self.index[event.dst]
         used = list(state.used)
-        net = _Net(self, state.network)
+        net = _working_net(self, state.network)
         actors = list(state.actors)
         history = list(state.history)
         records: list = []
@@ -1077,7 +1072,7 @@ def history_of(clients: Sequence[str], record: tuple, model: str | None = None) 
         succ[a].append(b)
         indeg[b] += 1
 
-    for i, (ci, k, op) in enumerate(ops):
+    for i, (_ci, _k, op) in enumerate(ops):
         if len(op) == 3:
             edge(2 * i, 2 * i + 1)
         else:
@@ -1085,7 +1080,7 @@ def history_of(clients: Sequence[str], record: tuple, model: str | None = None) 
     for a, (ca, ka, opa) in enumerate(ops):
         if len(opa) != 3:
             continue
-        for b, (cb, kb, opb) in enumerate(ops):
+        for b, (_cb, _kb, opb) in enumerate(ops):
             if a == b:
                 continue
             if opb[1][ca] > ka:  # a returned before b was called
@@ -1145,23 +1140,18 @@ def _call(name: str, what: str, fn: Callable, *args: Any) -> tuple[Any, Sequence
     return state, commands
 
 
-class _Net:
-    """A mutable working copy of the network of one step (never escapes a step).
+class _BagNet:
+    """A mutable working copy of an unordered network for one step (never escapes a step):
+    ``items``, a sorted list of interned message ids (copies repeat)."""
 
-    Unordered: a sorted list of interned message ids (copies repeat); fifo: a dict from
-    channel (src, dst) to the tuple of its messages in order."""
+    __slots__ = ("items", "system")
 
-    __slots__ = ("fifo", "items", "system")
-
-    def __init__(self, system: System, frozen) -> None:
+    def __init__(self, system: System, frozen: tuple) -> None:
         self.system = system
-        self.fifo = system.fifo
-        self.items = dict(frozen) if self.fifo else list(frozen)
+        self.items: list[int] = list(frozen)
 
     def can_take(self, env: Envelope) -> bool:
-        if self.fifo:
-            msgs = self.items.get((env.src, env.dst))
-            return bool(msgs) and msgs[0] == env.msg
+        """A copy of ``env`` is in flight."""
         try:
             i = self.system._ids.get(env)
         except TypeError:
@@ -1169,50 +1159,87 @@ class _Net:
         return i is not None and i in self.items
 
     def take(self, env: Envelope) -> None:
-        if self.fifo:
-            key = (env.src, env.dst)
-            rest = self.items[key][1:]
-            if rest:
-                self.items[key] = rest
-            else:
-                del self.items[key]
-        else:
-            self.items.remove(self.system._ids[env])
+        """Remove one copy of ``env`` (in flight)."""
+        self.items.remove(self.system._ids[env])
 
     def put(self, env: Envelope) -> None:
-        if self.fifo:
-            key = (env.src, env.dst)
-            self.items[key] = self.items.get(key, ()) + (env.msg,)
-        else:
-            insort(self.items, self.system._intern(env))
+        """Add a copy of ``env``."""
+        insort(self.items, self.system._intern(env))
 
     def envelopes(self) -> list[Envelope]:
-        if self.fifo:
-            return [Envelope(src, dst, m) for (src, dst), msgs in self.items.items() for m in dict.fromkeys(msgs)]
+        """The distinct messages in flight."""
         envs = self.system._envs
         return [envs[i] for i in dict.fromkeys(self.items)]
 
     def discard(self, env: Envelope) -> int:
         """Remove every copy of ``env``; returns how many there were."""
-        if self.fifo:
-            key = (env.src, env.dst)
-            msgs = self.items.get(key, ())
-            rest = tuple(m for m in msgs if m != env.msg)
-            if rest:
-                self.items[key] = rest
-            else:
-                self.items.pop(key, None)
-            return len(msgs) - len(rest)
         i = self.system._ids.get(env)
+        if i is None:
+            return 0
         n = self.items.count(i)
         if n:
             self.items = [x for x in self.items if x != i]
         return n
 
-    def freeze(self):
-        if self.fifo:
-            return frozenset(self.items.items())
+    def freeze(self) -> tuple:
+        """The network as a state holds it: the sorted tuple of message ids."""
         return tuple(self.items)
+
+
+class _FifoNet:
+    """A mutable working copy of a fifo network for one step (never escapes a step):
+    ``items``, a dict from channel (src, dst) to the tuple of its messages in order."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, frozen: frozenset) -> None:
+        self.items: dict[tuple[str, str], tuple] = dict(frozen)
+
+    def can_take(self, env: Envelope) -> bool:
+        """``env`` is the oldest message of its channel."""
+        msgs = self.items.get((env.src, env.dst), ())
+        return bool(msgs) and msgs[0] == env.msg
+
+    def take(self, env: Envelope) -> None:
+        """Remove the oldest message of ``env``'s channel (``env`` itself)."""
+        key = (env.src, env.dst)
+        rest = self.items[key][1:]
+        if rest:
+            self.items[key] = rest
+        else:
+            del self.items[key]
+
+    def put(self, env: Envelope) -> None:
+        """Append ``env`` to its channel."""
+        key = (env.src, env.dst)
+        self.items[key] = self.items.get(key, ()) + (env.msg,)
+
+    def envelopes(self) -> list[Envelope]:
+        """The distinct messages in flight."""
+        return [Envelope(src, dst, m) for (src, dst), msgs in self.items.items() for m in dict.fromkeys(msgs)]
+
+    def discard(self, env: Envelope) -> int:
+        """Remove every copy of ``env``; returns how many there were."""
+        key = (env.src, env.dst)
+        msgs = self.items.get(key, ())
+        rest = tuple(m for m in msgs if m != env.msg)
+        if rest:
+            self.items[key] = rest
+        else:
+            self.items.pop(key, None)
+        return len(msgs) - len(rest)
+
+    def freeze(self) -> frozenset:
+        """The network as a state holds it: a frozenset of (channel, messages) pairs."""
+        return frozenset(self.items.items())
+
+
+_Net = _BagNet | _FifoNet
+
+
+def _working_net(system: System, frozen: Any) -> _Net:
+    """A mutable working copy of the network ``frozen`` (a state's) of ``system``."""
+    return _FifoNet(frozen) if system.fifo else _BagNet(system, frozen)
 
 
 def all_operations_return(system: System, state: SystemState) -> str | None:

@@ -59,7 +59,6 @@ This is the only module of the project that imports z3. Results are frozen value
 from __future__ import annotations
 
 import enum
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -68,16 +67,19 @@ from functools import cache
 
 import z3
 
+from packrat_sim import validate
+from packrat_sim.errors import PackratError
 from packrat_sim.optimizer import OptimizerOptions
 from packrat_sim.plan import Instance, Plan
 from packrat_sim.profile import Profile
 
 DEFAULT_TIMEOUT_S = 60.0
+_TIMEOUT_EXPECTED = "a finite number of seconds > 0"  # what a Z3 time limit must be
 
 Shape = tuple[int, int, float]  # (threads, batch, latency_ms)
 
 
-class CertifyError(ValueError):
+class CertifyError(PackratError):
     """Bad input to the checker (a plan invalid for the problem, a bad timeout); names the value."""
 
 
@@ -234,15 +236,9 @@ def sockets_of(cores: int, cores_per_socket: int | None) -> tuple[int, ...]:
     return (cores_per_socket,) * full + ((rest,) if rest else ())
 
 
-def _positive(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise CertifyError(f"{what} must be a positive integer, got {value!r}")
-    return value
-
-
 def _problem(profile: Profile, batch: int, cores: int, options: OptimizerOptions) -> _Problem:
-    _positive(batch, "batch")
-    _positive(cores, "cores")
+    validate.positive_int(batch, "batch", error=CertifyError)
+    validate.positive_int(cores, "cores", error=CertifyError)
     caps = sockets_of(cores, options.cores_per_socket)
     t_max = max(caps)
     if options.max_threads_per_instance is not None:
@@ -264,14 +260,6 @@ def _problem(profile: Profile, batch: int, cores: int, options: OptimizerOptions
         homogeneous=options.homogeneous,
         shapes=tuple(shapes),
     )
-
-
-def _check_timeout(timeout_s: float) -> float:
-    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not (
-        math.isfinite(timeout_s) and timeout_s > 0
-    ):
-        raise CertifyError(f"timeout must be a finite number of seconds > 0, got {timeout_s!r}")
-    return float(timeout_s)
 
 
 # --------------------------------------------------------------- the encoding
@@ -347,11 +335,8 @@ def _query(problem: _Problem, allowed: Sequence[Shape], deadline: float) -> _Ans
     # groups: (batch, lo, hi, socket, m, tau): m instances of sub-batch ``batch`` on the
     # socket, each with threads in lo..hi, tau threads in total (tau None: tau = m * lo)
     groups: list[tuple[int, int, int, int, z3.ArithRef, z3.ArithRef | None]] = []
-    if problem.homogeneous:
-        units = [(b, t, t) for t, b, _ in shapes]
-    else:
-        units = thread_runs(shapes)
-    for u, (b, lo, hi) in enumerate(units):
+    units = [(b, t, t) for t, b, _ in shapes] if problem.homogeneous else thread_runs(shapes)
+    for b, lo, hi in units:
         for k, cap in enumerate(caps):
             top = min(hi, cap)
             if lo > top:
@@ -394,7 +379,7 @@ def _query(problem: _Problem, allowed: Sequence[Shape], deadline: float) -> _Ans
     sizes = (len(shapes), pruned, variables, constraints, solver_s)
     if status == z3.sat:
         model = solver.model()
-        instances = []
+        instances: list[Instance] = []
         for b, lo, _, _, m, tau in groups:
             count = model.eval(m, model_completion=True).as_long()
             if count:
@@ -421,7 +406,16 @@ def _stats(problem: _Problem, answers: Sequence[_Answer]) -> EncodingStats:
 
 
 def _latency_of(instances: Sequence[Instance], profile: Profile, statistic: str | None) -> float:
-    return max(profile.latency(i.threads, i.batch, statistic) for i in instances)  # type: ignore[type-var]
+    """The latency (ms) of ``instances`` run side by side: their slowest profiled cell.
+    CertifyError naming an instance whose cell the profile lacks (the encodings use profiled
+    cells only, so this is not reached)."""
+    latencies = []
+    for i in instances:
+        ms = profile.latency(i.threads, i.batch, statistic)
+        if ms is None:
+            raise CertifyError(f"instance {i.threads}t x {i.batch} is not a profiled cell of {profile.model!r}")
+        latencies.append(ms)
+    return max(latencies)
 
 
 # ---------------------------------------------------------- plan validation
@@ -623,7 +617,7 @@ def _begin(profile: Profile, batch: int, cores: int, plan: Plan, options: Optimi
     CertifyError when the plan is not valid for the problem)."""
     start = time.perf_counter()
     options = options or OptimizerOptions()
-    timeout_s = _check_timeout(timeout_s)
+    timeout_s = validate.positive_float(timeout_s, "timeout", error=CertifyError, expected=_TIMEOUT_EXPECTED)
     problem = _problem(profile, batch, cores, options)
     return start, options, timeout_s, problem, _validate_plan(profile, problem, plan, options)
 
@@ -634,8 +628,8 @@ def _certificate(result: Result, plan: Plan, witness: Plan | None, start: float,
     return Certificate(
         result=result,
         plan=plan,
-        latency_ms=plan.predicted_ms,
-        bound_ms=plan.predicted_ms,
+        latency_ms=plan.require_prediction(),
+        bound_ms=plan.require_prediction(),
         witness=witness,
         elapsed_s=time.perf_counter() - start,
         timeout_s=timeout_s,
@@ -660,7 +654,7 @@ def optimum(
     """
     start = time.perf_counter()
     options = options or OptimizerOptions()
-    timeout_s = _check_timeout(timeout_s)
+    timeout_s = validate.positive_float(timeout_s, "timeout", error=CertifyError, expected=_TIMEOUT_EXPECTED)
     problem = _problem(profile, batch, cores, options)
     deadline = start + timeout_s
     levels = sorted({s[2] for s in problem.shapes})
@@ -732,7 +726,7 @@ def certify_under_interference(
 
     start = time.perf_counter()
     options = options or OptimizerOptions()
-    timeout_s = _check_timeout(timeout_s)
+    timeout_s = validate.positive_float(timeout_s, "timeout", error=CertifyError, expected=_TIMEOUT_EXPECTED)
     if profile.interference is None:
         raise CertifyError(f"the profile of {profile.model!r} has no interference model")
     if options.cores_per_socket is not None and not options.exact_cores:
@@ -741,6 +735,8 @@ def certify_under_interference(
     _validate_plan(profile, problem, plan, options)
     total = Predictor(profile).plan_ms  # the one predictor: dispatch + slowest instance x slowdown
     latency = total(plan)
+    if latency is None:  # not reached: _validate_plan accepts profiled, usable cells only
+        raise CertifyError(f"the predictor cannot price the plan {plan.describe()}")
     plan = plan.with_prediction(latency)
     exact = replace(options, exact_cores=True)
     caps = _instance_caps(profile, batch, cores, options)

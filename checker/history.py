@@ -78,6 +78,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packrat_sim import validate
+from packrat_sim.errors import PackratError
 from packrat_sim.files import no_duplicate_keys, write_text
 
 __all__ = [
@@ -102,7 +104,7 @@ SCHEMA = "packrat.history/1"
 FORMATS = ("json", "jepsen", "porcupine-kv")
 
 
-class HistoryError(ValueError):
+class HistoryError(PackratError):
     """A history (or history file) is malformed; the message names the bad value or line."""
 
 
@@ -137,9 +139,8 @@ UNKNOWN_OUTPUT = _UnknownOutput()
 
 
 def _is_time(value: Any) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool)) or (
-        isinstance(value, float) and math.isfinite(value)
-    )
+    """True for an int (not a bool) or a finite float: a time of a history."""
+    return validate.is_integer(value) or (isinstance(value, float) and math.isfinite(value))
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ class Operation:
     ret: int | float | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.client, bool) or not isinstance(self.client, (int, str)):
+        if not (validate.is_integer(self.client) or isinstance(self.client, str)):
             raise HistoryError(f"client must be an integer or a string, not {self.client!r}")
         if not _is_time(self.call):
             raise HistoryError(f"call time must be a finite number, not {self.call!r}")
@@ -407,7 +408,8 @@ class _Where:
     def __str__(self) -> str:
         return f"line {self.line_no}: {_short(self.text)!r}"
 
-    __format__ = lambda self, spec: format(str(self), spec)
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
 
 
 # --------------------------------------------------------------------------------------------
@@ -544,7 +546,7 @@ def _edn_map(text: str) -> dict[str, Any]:
             raise _EdnError("unexpected end of line")
         c = text[i]
         if c == '"':
-            out = []
+            out: list[str] = []
             j = i + 1
             while True:
                 if j >= n:
@@ -633,7 +635,7 @@ def parse_porcupine_kv(text: str) -> History:
             if key not in event:
                 raise HistoryError(f"{where}: no {key}")
         process = event[":process"]
-        if isinstance(process, bool) or not isinstance(process, int):
+        if not validate.is_integer(process):
             raise HistoryError(f"{where}: :process must be an integer, not {process!r}")
         kind, f = event[":type"], event[":f"]
         if not isinstance(kind, _Keyword) or kind[1:] not in ("invoke", "ok", "fail", "info"):

@@ -62,6 +62,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from checker.history import UNKNOWN_OUTPUT
+from packrat_sim import validate
+from packrat_sim.errors import PackratError
 
 __all__ = [
     "MODELS",
@@ -77,7 +79,7 @@ __all__ = [
 ]
 
 
-class ModelError(ValueError):
+class ModelError(PackratError):
     """An operation does not fit the model, or the model is unknown; the message names it."""
 
 
@@ -398,7 +400,7 @@ _INFER, _RECONF = 0, 1
 
 
 def _epoch_value(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not validate.is_integer(value):
         raise ValueError(f"{what} must be an integer epoch, not {_short_repr(value)}")
     return value
 

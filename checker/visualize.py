@@ -257,8 +257,7 @@ def render_html(
                         f"<td>{len(part.operations)}</td>"
                         f"<td>{len(part.linearization)}</td><td>{part.elapsed_s:.4f}</td><td>{at}</td></tr>")
         body.append("</table>")
-    for part in detailed:
-        body.append(_partition_table(history, part, mdl, max_rows, partitioned))
+    body.extend(_partition_table(history, part, mdl, max_rows, partitioned) for part in detailed)
     if len(ordered) > len(detailed):
         body.append(f"<p class='note'>{len(ordered) - len(detailed)} more partitions not shown in detail.</p>")
     return (

@@ -21,20 +21,21 @@ One step:
 from __future__ import annotations
 
 import math
-import numbers
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from packrat_sim import validate
+from packrat_sim.errors import PackratError
 
-class EstimatorError(ValueError):
+
+class EstimatorError(PackratError):
     """Bad estimator configuration or observation; the message names the value."""
 
 
 def pow2_floor(x: float) -> int:
     """Largest power of two <= ``x`` (1 for x < 2). ``x`` must be finite and >= 0."""
-    if isinstance(x, bool) or not isinstance(x, numbers.Real) or not math.isfinite(x) or x < 0:
-        raise EstimatorError(f"cannot round {x!r} to a power of two (need a finite number >= 0)")
+    validate.nonnegative_float(x, "the value to round to a power of two", error=EstimatorError)
     if x < 2:
         return 1
     return 1 << (int(x).bit_length() - 1)
@@ -65,19 +66,10 @@ class EstimatorConfig:
     max_batch: int = 64
 
     def __post_init__(self) -> None:
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 < self.alpha <= 1:
-            raise EstimatorError(f"alpha must be in (0, 1], got {self.alpha!r}")
+        validate.finite(self.alpha, "alpha", above=0, high=1, error=EstimatorError, expected="in (0, 1]")
         for name in ("window", "min_batch", "max_batch"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise EstimatorError(f"{name} must be a positive integer, got {v!r}")
-        if (
-            isinstance(self.interval_ms, bool)
-            or not isinstance(self.interval_ms, (int, float))
-            or not math.isfinite(self.interval_ms)
-            or self.interval_ms <= 0
-        ):
-            raise EstimatorError(f"interval_ms must be a finite number > 0, got {self.interval_ms!r}")
+            validate.positive_int(getattr(self, name), name, error=EstimatorError)
+        validate.positive_float(self.interval_ms, "interval_ms", error=EstimatorError)
         if self.lower > self.upper:
             raise EstimatorError(
                 f"no power of two lies in [min_batch={self.min_batch}, max_batch={self.max_batch}]"
@@ -118,8 +110,7 @@ class Decision:
 
 def initial_state(config: EstimatorConfig, current: int) -> EstimatorState:
     """State before any observation, with ``current`` the batch size configured at start."""
-    if isinstance(current, bool) or not isinstance(current, int) or current < 1:
-        raise EstimatorError(f"current batch must be a positive integer, got {current!r}")
+    validate.positive_int(current, "current batch", error=EstimatorError)
     return EstimatorState(current=current)
 
 
@@ -143,14 +134,7 @@ def step(config: EstimatorConfig, state: EstimatorState, queue_depth: float) -> 
     Pure; see the module docstring for the rule. Raises EstimatorError for a negative or
     non-finite depth.
     """
-    if (
-        isinstance(queue_depth, bool)
-        or not isinstance(queue_depth, numbers.Real)
-        or not math.isfinite(queue_depth)
-        or queue_depth < 0
-    ):
-        raise EstimatorError(f"queue depth must be a finite number >= 0, got {queue_depth!r}")
-    depth = float(queue_depth)
+    depth = validate.nonnegative_float(queue_depth, "queue depth", error=EstimatorError)
     ewma = depth if state.ewma is None else config.alpha * depth + (1.0 - config.alpha) * state.ewma
     estimate = min(max(pow2_floor(ewma), config.lower), config.upper)
     recent = (state.recent + (estimate,))[-config.window:]
@@ -181,9 +165,8 @@ def idle_steps(config: EstimatorConfig, state: EstimatorState, k: int) -> Estima
     """The state after ``k`` observations of an empty queue from a :func:`settled` state,
     in O(1) for any ``k`` (the EWMA decays by ``(1 - alpha) ** k``; the window and the
     current batch size stay). EstimatorError if the state is not settled or k < 0."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise EstimatorError(f"k must be an integer >= 0, got {k!r}")
-    if not settled(config, state):
+    validate.nonnegative_int(k, "k", error=EstimatorError)
+    if state.ewma is None or not settled(config, state):  # settled() implies an EWMA; None is for mypy
         raise EstimatorError("idle_steps needs a settled state (see settled())")
     decay = 0.0 if config.alpha == 1 else math.exp(k * math.log1p(-config.alpha)) if k < 10**9 else 0.0
     return replace(state, ewma=state.ewma * decay)

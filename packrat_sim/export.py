@@ -24,12 +24,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from packrat_sim import validate
+from packrat_sim.errors import PackratError
 from packrat_sim.plan import Plan, dumps_plan
 
 EXPORT_FORMATS = ("run-cpu", "torchserve", "json")
 
 
-class ExportError(ValueError):
+class ExportError(PackratError):
     """Unknown export format or unusable arguments; names the value."""
 
 
@@ -66,10 +68,10 @@ def export_run_cpu(plan: Plan, script: str = "serve.py") -> Export:
     launcher = "python -m torch.backends.xeon.run_cpu"
     if homogeneous and not pinned:
         n, t, b = plan.groups()[0]
-        for rank in range(n):
-            lines.append(
-                f"{launcher} --ninstances {n} --rank {rank} --ncores-per-instance {t} {script} --batch-size {b} &"
-            )
+        lines.extend(
+            f"{launcher} --ninstances {n} --rank {rank} --ncores-per-instance {t} {script} --batch-size {b} &"
+            for rank in range(n)
+        )
     else:
         for inst, cores in zip(plan.instances, _core_lists(plan)):
             core_list = ",".join(str(c) for c in cores)
@@ -87,8 +89,7 @@ def export_torchserve(plan: Plan, model: str = "model", max_batch_delay_ms: int 
     """``config.properties`` entries realising ``plan`` as closely as TorchServe allows."""
     if not model or any(c in model for c in '"\n\r\\'):
         raise ExportError(f"model name must be plain text, got {model!r}")
-    if isinstance(max_batch_delay_ms, bool) or not isinstance(max_batch_delay_ms, int) or max_batch_delay_ms < 0:
-        raise ExportError(f"max_batch_delay_ms must be an integer >= 0, got {max_batch_delay_ms!r}")
+    validate.nonnegative_int(max_batch_delay_ms, "max_batch_delay_ms", error=ExportError)
     groups = plan.groups()
     workers = len(plan.instances)
     batch_size = max(i.batch for i in plan.instances)

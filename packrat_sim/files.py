@@ -48,7 +48,9 @@ import stat
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
+
+from packrat_sim.errors import PackratError
 
 __all__ = [
     "TEMP_PREFIX",
@@ -64,11 +66,11 @@ __all__ = [
 
 TEMP_PREFIX = ".packrat-tmp-"
 
-PathLike = Union[str, "os.PathLike[str]"]
-Data = Union[str, bytes, Callable[[Any], None]]
+PathLike = str | os.PathLike[str]
+Data = str | bytes | Callable[[Any], None]
 
 
-class OutputPathError(OSError, ValueError):
+class OutputPathError(OSError, PackratError):
     """An output path cannot be written safely. The message is one line naming the path.
 
     An ``OSError`` (so existing ``except OSError`` handlers keep working) and a
@@ -200,7 +202,7 @@ def remove_stale_temps(directory: PathLike, target_name: str | None = None) -> l
     """Remove ``.packrat-tmp-<pid>-…`` files in ``directory`` whose process is dead
     (left by a writer killed with SIGKILL). With ``target_name``, only the temp files of
     that target. Returns the removed paths; never raises for a file it cannot remove."""
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(directory)
     except OSError:
@@ -279,6 +281,7 @@ def write_file(path: PathLike, data: Data, what: str = "output file", *, follow_
     base = os.path.basename(target)
     remove_stale_temps(directory, base)
     tmp = os.path.join(directory, f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}.{base}")
+    leftover: str | None = tmp  # the temp file to remove on the way out; None once renamed
     with _die_cleanly_on_signals():
         fd = -1
         try:
@@ -301,7 +304,7 @@ def write_file(path: PathLike, data: Data, what: str = "output file", *, follow_
                         raise OutputPathError(f"{what} {raw!r} is {_kind(old.st_mode)}, not a regular file; refusing to replace it")
                     os.fchmod(fh.fileno(), stat.S_IMODE(old.st_mode))
             os.replace(tmp, target)
-            tmp = None
+            leftover = None
         except OutputPathError:
             raise
         except OSError as exc:
@@ -311,9 +314,9 @@ def write_file(path: PathLike, data: Data, what: str = "output file", *, follow_
         finally:
             if fd >= 0:
                 os.close(fd)
-            if tmp is not None:
+            if leftover is not None:
                 with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+                    os.unlink(leftover)
     return Path(target)
 
 

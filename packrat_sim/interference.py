@@ -18,12 +18,12 @@ Pure functions.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from packrat_sim import validate
 from packrat_sim.optimizer import OptimizerError, OptimizerOptions, optimize
 from packrat_sim.plan import Plan
 from packrat_sim.profile import Cell, Interference, Profile, ProfileError
@@ -39,11 +39,9 @@ def fit_interference(observations: Iterable[tuple[int, float]]) -> Interference:
     """
     by_k: dict[int, list[float]] = {}
     for k, s in observations:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-            raise ProfileError(f"other busy cores must be an integer >= 0, got {k!r}")
-        if not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 0:
-            raise ProfileError(f"a slowdown must be a finite number > 0, got {s!r}")
-        by_k.setdefault(int(k), []).append(float(s))
+        cores = validate.nonnegative_int(k, "other busy cores", error=ProfileError, numpy=True)
+        slowdown = validate.positive_float(s, "a slowdown", error=ProfileError)
+        by_k.setdefault(cores, []).append(slowdown)
     if not any(k > 0 for k in by_k):
         raise ProfileError("interference needs observations with at least one other busy core")
     points = tuple((k, float(np.median(v))) for k, v in sorted(by_k.items()) if k > 0)
@@ -108,7 +106,7 @@ class InterferencePlan:
     @property
     def gain(self) -> float:
         """How much faster the aware plan is than the isolated one, both under interference."""
-        return self.isolated_under_interference_ms / self.plan.predicted_ms
+        return self.isolated_under_interference_ms / self.plan.require_prediction()
 
 
 def optimize_with_interference(
@@ -133,7 +131,7 @@ def optimize_with_interference(
             plan = optimize(corun_profile(profile, busy), batch, busy, exact)
         except OptimizerError:
             continue  # nothing covers the batch with exactly `busy` threads
-        if best is None or plan.predicted_ms < best.predicted_ms:
+        if best is None or plan.require_prediction() < best.require_prediction():
             best, best_busy = plan, busy
     if best is None:
         raise OptimizerError(f"batch {batch} cannot be covered on {cores} cores under interference")

@@ -10,20 +10,29 @@ above the limit it raises one line that states the estimate, the limit and how t
 The limit (bytes) is :func:`max_memory_bytes`:
 
 * ``PACKRAT_MAX_MEMORY_MB`` (environment variable, megabytes, > 0) when set;
-* otherwise ``DEFAULT_FRACTION`` (1/2) of the machine's physical memory;
+* otherwise ``DEFAULT_FRACTION`` (1/2) of the machine's physical memory (or of this process's
+  cgroup memory limit, when that is lower: :func:`physical_memory_bytes`);
 * and never more than the process's address-space limit (``RLIMIT_AS``) when one is set.
 
 Estimates are deliberately simple upper-bound-ish formulas (documented per function, bytes
 per cell / per item measured on CPython 3.12 + numpy 2); they only need to be right to
 within a small factor, since their job is to stop requests that are off by orders of
 magnitude. Pure except for reading the environment and the machine's memory size.
+
+This is also the toolkit's one place that measures memory: :func:`physical_memory_bytes`
+(cgroup-aware), :func:`current_rss` (this process's resident set) and :func:`format_bytes`; the
+linearizability checker takes its default memory bound and its measurements from here.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import sys
 from collections.abc import Callable, Sequence
+
+from packrat_sim.errors import PackratError
 
 __all__ = [
     "BYTES_PER_DP_CELL",
@@ -33,6 +42,7 @@ __all__ = [
     "ResourceLimitError",
     "batch_bytes",
     "constrained_table_bytes",
+    "current_rss",
     "dp_table_bytes",
     "format_bytes",
     "max_memory_bytes",
@@ -61,12 +71,17 @@ BATCH_COPIES = 8
 _ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "int32": 4, "float64": 8, "int64": 8, "uint8": 1, "int8": 1}
 
 
-class ResourceLimitError(ValueError):
+class ResourceLimitError(PackratError):
     """A request would need more memory than the limit allows. One line: estimate, limit, how to raise it."""
 
 
-def physical_memory_bytes() -> int | None:
-    """The machine's physical memory in bytes, or None when the OS does not say."""
+#: Files that hold this process's cgroup memory limit (cgroup v2, then v1); "max" or a huge
+#: number means no limit.
+CGROUP_MEMORY_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def _sysconf_memory() -> int | None:
+    """The machine's physical memory in bytes as the OS reports it, or None when it does not say."""
     try:
         pages = os.sysconf("SC_PHYS_PAGES")
         size = os.sysconf("SC_PAGE_SIZE")
@@ -75,6 +90,53 @@ def physical_memory_bytes() -> int | None:
     if pages <= 0 or size <= 0:
         return None
     return int(pages) * int(size)
+
+
+def _cgroup_memory_limit() -> int | None:
+    """The lowest memory limit in bytes in :data:`CGROUP_MEMORY_FILES`, or None when none is set."""
+    limit = None
+    for path in CGROUP_MEMORY_FILES:
+        try:
+            with open(path) as fh:
+                text = fh.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < (1 << 60):
+            limit = int(text) if limit is None else min(limit, int(text))
+    return limit
+
+
+@functools.lru_cache(maxsize=1)
+def physical_memory_bytes() -> int | None:
+    """The memory this process can have, in bytes: the machine's physical memory, or its cgroup's
+    memory limit when that is lower (a container); None when neither is known. Read once, cached."""
+    phys, cgroup = _sysconf_memory(), _cgroup_memory_limit()
+    if phys is None or cgroup is None:
+        return cgroup if phys is None else phys
+    return min(phys, cgroup)
+
+
+def _page_size() -> int:
+    """The OS page size in bytes (4096 when the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 4096
+
+
+_PAGE = _page_size()
+
+
+def current_rss() -> int:
+    """Resident memory of this process in bytes (Linux: now; elsewhere: the peak so far)."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
 
 
 def _address_space_limit() -> int | None:
@@ -105,8 +167,13 @@ def max_memory_bytes() -> int:
     return limit if cap is None else min(limit, cap)
 
 
-def format_bytes(n: float) -> str:
-    """``1536`` -> ``'1.5 KiB'``; huge values in scientific notation."""
+def format_bytes(n: float, *, compact: bool = False) -> str:
+    """``n`` bytes as text with a binary unit: ``1536`` -> ``'1.5 KiB'``; huge values in scientific
+    notation. ``compact``: whole numbers below a GiB and for whole amounts (``'512 MiB'``,
+    ``'2 KiB'``, ``'3 GiB'``, ``'1.5 GiB'``), as the linearizability checker's messages print them.
+    Pure."""
+    if compact:
+        return _format_bytes_compact(n)
     n = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if abs(n) < 1024 or unit == "PiB":
@@ -115,6 +182,15 @@ def format_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.3g} PiB"  # pragma: no cover
+
+
+def _format_bytes_compact(n: float) -> str:
+    """:func:`format_bytes` with ``compact=True``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit in ("B", "KiB", "MiB") or n == int(n) else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover - the loop returns at TiB
 
 
 def _how_to_raise(limit: int) -> str:

@@ -25,8 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from packrat_sim.errors import PackratError
 
-class MetricsError(ValueError):
+
+class MetricsError(PackratError):
     """Inconsistent or invalid measurements; the message names the value."""
 
 

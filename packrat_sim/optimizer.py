@@ -55,11 +55,13 @@ from functools import cache
 
 import numpy as np
 
+from packrat_sim import validate
+from packrat_sim.errors import PackratError
 from packrat_sim.plan import Instance, Plan
 from packrat_sim.profile import Profile
 
 
-class OptimizerError(ValueError):
+class OptimizerError(PackratError):
     """Bad optimizer input, or a batch the profile cannot cover; names the value."""
 
 
@@ -91,12 +93,10 @@ class OptimizerOptions:
     cores_per_socket: int | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.min_batch, bool) or not isinstance(self.min_batch, int) or self.min_batch < 1:
-            raise OptimizerError(f"min_batch must be a positive integer, got {self.min_batch!r}")
+        validate.positive_int(self.min_batch, "min_batch", error=OptimizerError)
         for name in ("max_threads_per_instance", "max_instances", "cores_per_socket"):
-            m = getattr(self, name)
-            if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
-                raise OptimizerError(f"{name} must be a positive integer, got {m!r}")
+            if getattr(self, name) is not None:
+                validate.positive_int(getattr(self, name), name, error=OptimizerError)
 
     @property
     def constrained(self) -> bool:
@@ -124,9 +124,8 @@ def profile_items(profile: Profile, cores: int, batch: int, options: OptimizerOp
 
 def _check_problem(profile: Profile, batch: int, cores: int) -> None:
     """Validate (batch, cores) against the profile: positive integers, cores within the profiled threads."""
-    for name, value in (("batch", batch), ("cores", cores)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise OptimizerError(f"{name} must be a positive integer, got {value!r}")
+    validate.positive_int(batch, "batch", error=OptimizerError, numpy=True)
+    validate.positive_int(cores, "cores", error=OptimizerError, numpy=True)
     if cores > profile.max_threads:
         raise OptimizerError(
             f"cores={cores} is beyond the profiled threads (the profile of {profile.model!r} "
@@ -400,7 +399,8 @@ def constrained_plan(profile: Profile, batch: int, cores: int, options: Optimize
     empty = np.full((max(caps) + 1, batch + 1), _NONE)
     empty[0, 0] = 0
     lo, lo_cnt = -1, empty  # group lo is known infeasible (-1: no items at all)
-    hi, hi_cnt, step = None, None, 1
+    hi: int | None = None
+    hi_cnt, step = empty, 1  # hi_cnt is the counts of group hi, set with hi
     while hi is None:
         if lo == len(ends) - 1:
             raise OptimizerError(_infeasible_message(profile, cores, batch, options))
@@ -508,6 +508,7 @@ def brute_force(profile: Profile, batch: int, cores: int, options: OptimizerOpti
         for k in itertools.count(1):
             if k * t > t_left or k * b > b_left:
                 break
+            sub: tuple[float, tuple[Item, ...]]
             if options.homogeneous:
                 if k * b == b_left and (k * t == t_left or not options.exact_cores):
                     sub = (0.0, ())
@@ -534,9 +535,9 @@ def _brute_force_sockets(profile: Profile, batch: int, cores: int, options: Opti
         best_h: tuple[float, tuple[Item, ...]] = (math.inf, ())
         for it in items:
             t, b, lat = it
-            if batch % b == 0 and batch // b <= limit and _identical_fit(batch // b, t, caps, options.exact_cores):
-                if lat < best_h[0]:
-                    best_h = (lat, (it,) * (batch // b))
+            if (batch % b == 0 and batch // b <= limit and _identical_fit(batch // b, t, caps, options.exact_cores)
+                    and lat < best_h[0]):
+                best_h = (lat, (it,) * (batch // b))
         return best_h
 
     @cache

@@ -22,19 +22,15 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from packrat_sim import validate
+from packrat_sim.errors import PackratError
 from packrat_sim.files import no_duplicate_keys
 
 PLAN_SCHEMA = "packrat.plan/1"
 
 
-class PlanError(ValueError):
+class PlanError(PackratError):
     """A plan is invalid for its batch and cores; the message names the problem."""
-
-
-def _positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise PlanError(f"{what} must be a positive integer, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True, order=True)
@@ -49,8 +45,8 @@ class Instance:
     cores: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        _positive_int(self.threads, "instance threads")
-        _positive_int(self.batch, "instance batch")
+        validate.positive_int(self.threads, "instance threads", error=PlanError)
+        validate.positive_int(self.batch, "instance batch", error=PlanError)
         object.__setattr__(self, "cores", tuple(self.cores))
         if self.cores and len(self.cores) != self.threads:
             raise PlanError(
@@ -77,8 +73,8 @@ class Plan:
     predicted_ms: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        _positive_int(self.batch, "plan batch")
-        _positive_int(self.cores, "plan cores")
+        validate.positive_int(self.batch, "plan batch", error=PlanError)
+        validate.positive_int(self.cores, "plan cores", error=PlanError)
         if not self.instances:
             raise PlanError("a plan needs at least one instance")
         for inst in self.instances:
@@ -116,6 +112,13 @@ class Plan:
     def with_prediction(self, predicted_ms: float | None) -> Plan:
         return Plan(self.instances, self.batch, self.cores, predicted_ms)
 
+    def require_prediction(self) -> float:
+        """``predicted_ms`` of a priced plan (the optimizer's and the predictor's always are);
+        PlanError naming the plan when it carries no prediction."""
+        if self.predicted_ms is None:
+            raise PlanError(f"plan {self.describe()} has no predicted latency")
+        return self.predicted_ms
+
     # ---- JSON
     def to_json(self) -> dict:
         return {
@@ -143,20 +146,20 @@ class Plan:
             if not isinstance(d, Mapping):
                 raise PlanError(f"instances[{k}] must be an object, got {d!r:.60}")
             cores = d.get("cores", [])
-            if not isinstance(cores, list) or any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in cores):
+            if not isinstance(cores, list) or any(not validate.is_integer(c) or c < 0 for c in cores):
                 raise PlanError(f"instances[{k}].cores must be a list of CPU ids >= 0, got {cores!r:.60}")
             instances.append(
                 Instance(
-                    threads=_positive_int(d.get("threads"), f"instances[{k}].threads"),
-                    batch=_positive_int(d.get("batch"), f"instances[{k}].batch"),
+                    threads=validate.positive_int(d.get("threads"), f"instances[{k}].threads", error=PlanError),
+                    batch=validate.positive_int(d.get("batch"), f"instances[{k}].batch", error=PlanError),
                     cores=tuple(cores),
                 )
             )
         pred = obj.get("predicted_ms")
         return cls(
             instances=tuple(instances),
-            batch=_positive_int(obj.get("batch"), "plan batch"),
-            cores=_positive_int(obj.get("cores"), "plan cores"),
+            batch=validate.positive_int(obj.get("batch"), "plan batch", error=PlanError),
+            cores=validate.positive_int(obj.get("cores"), "plan cores", error=PlanError),
             predicted_ms=pred,
         )
 
@@ -182,8 +185,8 @@ def dumps_plan(plan: Plan) -> str:
 
 def split_evenly(batch: int, parts: int) -> list[int]:
     """Split ``batch`` into ``min(parts, batch)`` sizes differing by at most one, largest first."""
-    _positive_int(batch, "batch")
-    _positive_int(parts, "parts")
+    validate.positive_int(batch, "batch", error=PlanError)
+    validate.positive_int(parts, "parts", error=PlanError)
     k = min(parts, batch)
     q, r = divmod(batch, k)
     return [q + 1] * r + [q] * (k - r)
@@ -201,7 +204,7 @@ def thin(batch: int, cores: int) -> Plan:
 
 def equal_instances(batch: int, cores: int, k: int) -> Plan:
     """``k`` instances of ``cores // k`` threads each, the batch split evenly (k <= batch)."""
-    _positive_int(k, "instance count")
+    validate.positive_int(k, "instance count", error=PlanError)
     if k > cores:
         raise PlanError(f"{k} instances need at least {k} cores, only {cores} available")
     if k > batch:
@@ -216,7 +219,7 @@ def fixed_cores(batch: int, cores: int, per_instance: int = 4) -> Plan:
     With fewer cores than ``per_instance``, one instance takes them all. The number of
     instances never exceeds the batch.
     """
-    _positive_int(per_instance, "cores per instance")
+    validate.positive_int(per_instance, "cores per instance", error=PlanError)
     k = max(1, min(cores // per_instance, batch))
     t = min(per_instance, cores)
     return Plan(tuple(Instance(t, b) for b in split_evenly(batch, k)), batch, cores)

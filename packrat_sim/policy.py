@@ -47,35 +47,33 @@ an idle server costs nothing: time without arrivals needs no computation.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
+from packrat_sim import validate
+from packrat_sim.errors import PackratError
 from packrat_sim.optimizer import OptimizerError, OptimizerOptions, PlanTable
 from packrat_sim.plan import Plan
 from packrat_sim.profile import Profile, ProfileError
+from packrat_sim.spec import bool_word, key_value, split_items
 
 POLICY_NAMES = ("packrat", "packrat-ewma")
 
 
-class PolicyError(ValueError):
+class PolicyError(PackratError):
     """Bad policy configuration, observation or name; the message names the value."""
 
 
 def _num(value: object, what: str, *, lo: float = 0.0, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise PolicyError(f"{what} must be a finite number, got {value!r}")
-    if value < lo or (strict and value == lo):
-        raise PolicyError(f"{what} must be {'>' if strict else '>='} {lo:g}, got {value!r}")
-    return float(value)
-
-
-def _int(value: object, what: str, lo: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise PolicyError(f"{what} must be an integer >= {lo}, got {value!r}")
-    return int(value)
+    """``value`` as a float: PolicyError ``{what} must be a finite number, got ...`` unless it is
+    one, then ``{what} must be >= lo`` (``> lo`` when ``strict``) ``, got ...`` unless in range."""
+    validate.finite(value, what, error=PolicyError)
+    if strict:
+        return validate.finite(value, what, above=lo, error=PolicyError, expected=f"> {lo:g}")
+    return validate.finite(value, what, low=lo, error=PolicyError, expected=f">= {lo:g}")
 
 
 # ------------------------------------------------------------------ configuration
@@ -115,8 +113,8 @@ class SwitchModel:
         _num(self.start_ms, "start_ms")
         _num(self.startup_sensitivity, "startup_sensitivity")
         _num(self.warmup_slowdown, "warmup_slowdown", lo=1.0)
-        _int(self.warmup_iterations, "warmup_iterations", lo=0)
-        _int(self.startup_threads_cap, "startup_threads_cap")
+        validate.integer(self.warmup_iterations, "warmup_iterations", low=0, error=PolicyError, numpy=True)
+        validate.integer(self.startup_threads_cap, "startup_threads_cap", low=1, error=PolicyError, numpy=True)
 
     def startup_factor(self, threads: int, oversub: float) -> float:
         """Slowdown (>= 1) of a serving instance with ``threads`` threads during start-up."""
@@ -178,36 +176,38 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         _num(self.window_ms, "window_ms", strict=True)
         _num(self.decide_every_ms, "decide_every_ms")
-        _int(self.min_batches, "min_batches")
-        _int(self.confirmations, "confirmations")
+        validate.integer(self.min_batches, "min_batches", low=1, error=PolicyError, numpy=True)
+        validate.integer(self.confirmations, "confirmations", low=1, error=PolicyError, numpy=True)
         _num(self.payback_ms, "payback_ms")
         _num(self.min_gain, "min_gain")
         _num(self.first_slack, "first_slack")
         _num(self.capacity_floor, "capacity_floor")
         if self.capacity_floor > 1:
             raise PolicyError(f"capacity_floor must be in [0, 1], got {self.capacity_floor!r}")
-        _int(self.max_batch, "max_batch")
+        validate.integer(self.max_batch, "max_batch", low=1, error=PolicyError, numpy=True)
         if not isinstance(self.overload, bool):
             raise PolicyError(f"overload must be true or false, got {self.overload!r}")
 
 
 def parse_overrides(items: Sequence[str], base: PolicyConfig | None = None) -> PolicyConfig:
     """``["window_ms=1000", "overload=false"]`` -> a :class:`PolicyConfig` (PolicyError
-    naming the bad item for an unknown key or a bad value)."""
+    naming the bad item for an unknown key or a bad value). Items are ``KEY=VALUE``
+    (:func:`packrat_sim.spec.key_value`); a key given twice takes its last value."""
     cfg = base or PolicyConfig()
     fields = {f: type(getattr(cfg, f)) for f in cfg.__dataclass_fields__}
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}  # bool, int or float: the type of the field it replaces
     for item in items:
-        key, sep, text = item.partition("=")
-        key, text = key.strip(), text.strip()
-        if not sep or key not in fields:
+        pair = key_value(item)
+        if pair is None or pair[0] not in fields:
             raise PolicyError(f"policy option {item!r}: expected KEY=VALUE with KEY one of {', '.join(fields)}")
+        key, text = pair
         kind = fields[key]
         try:
             if kind is bool:
-                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                flag = bool_word(text)
+                if flag is None:
                     raise ValueError
-                changes[key] = text.lower() in ("true", "1", "yes")
+                changes[key] = flag
             elif kind is int:
                 changes[key] = int(text)
             else:
@@ -225,7 +225,7 @@ def parse_policy(spec: str) -> tuple[str, tuple[str, ...]]:
     known = POLICY_NAMES + ("fat", "thin")
     if name not in known:
         raise PolicyError(f"unknown policy {name!r}; choose one of {', '.join(known)}")
-    items = tuple(i for i in rest.split(",") if i.strip()) if rest else ()
+    items = tuple(split_items(rest, f"policy {spec!r}", empty="skip", strip=False, error=PolicyError))
     if items and name != "packrat":
         raise PolicyError(f"policy {name!r} takes no options (got {rest!r}); options apply to 'packrat'")
     if items:
@@ -243,8 +243,7 @@ def split_batch(plan: Plan, n: int) -> tuple[int, ...]:
     earlier instance): sizes sum to ``n``; ``n == plan.batch`` gives the plan's own
     sub-batches; an instance may get 0 (it idles for this batch).
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise PolicyError(f"batch size must be a positive integer, got {n!r}")
+    validate.positive_int(n, "batch size", error=PolicyError, numpy=True)
     conf = [i.batch for i in plan.instances]
     total = plan.batch
     if n == total:
@@ -300,6 +299,8 @@ class ServiceModel:
             tn = min(self._threads, key=lambda x: (abs(x - t), x))
             bn = min(self._rows[tn], key=lambda x: (abs(math.log(x) - math.log(b)), x))
             cell = self.profile.cell(tn, bn)
+        if cell is None:  # not reached: (tn, bn) comes from the profiled cells
+            raise self.error(f"no profiled cell near {t}t x {b} to borrow noise factors from")
         stat = cell.stat(self.profile.statistic)
         if not cell.samples_ms:
             return np.ones(1)
@@ -384,8 +385,8 @@ class PlanCatalog:
         if execution not in ("split", "chunks"):
             raise error(f"execution must be 'split' or 'chunks', got {execution!r}")
         self.execution = execution
-        self.cores = _int(cores, "cores")
-        self.max_batch = _int(max_batch, "max_batch")
+        self.cores = validate.integer(cores, "cores", low=1, error=PolicyError, numpy=True)
+        self.max_batch = validate.integer(max_batch, "max_batch", low=1, error=PolicyError, numpy=True)
         try:
             table = PlanTable(profile, self.cores, self.max_batch, options)
         except OptimizerError as exc:
@@ -491,15 +492,15 @@ class Decision:
 
 
 def initial_state(current: int) -> PolicyState:
-    return PolicyState(current=_int(current, "current plan index", lo=0))
+    return PolicyState(current=validate.integer(current, "current plan index", low=0, error=PolicyError, numpy=True))
 
 
 def observe(config: PolicyConfig, state: PolicyState, t_ms: float, size: int, backlog: int = 0) -> PolicyState:
     """A batch of ``size`` (1..max_batch) formed at ``t_ms`` (non-decreasing), ``backlog``
     requests still waiting; returns the next state (window trimmed to ``window_ms``)."""
     t = _num(t_ms, "t_ms")
-    n = _int(size, "batch size")
-    _int(backlog, "backlog", lo=0)
+    n = validate.integer(size, "batch size", low=1, error=PolicyError, numpy=True)
+    validate.integer(backlog, "backlog", low=0, error=PolicyError, numpy=True)
     lo = t - config.window_ms
     recent = tuple(x for x in state.recent if x[0] > lo) + ((t, n),)
     return replace(state, recent=recent, backlog=int(backlog))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from packrat_sim.errors import PackratError
 from packrat_sim.optimizer import OptimizerError, OptimizerOptions, optimize
 from packrat_sim.plan import Instance, Plan, PlanError, fat, split_evenly, thin
 from packrat_sim.profile import Cell, Profile, ProfileError
@@ -38,7 +39,7 @@ CANDIDATES = ("profiled", "interpolated")
 MAX_CANDIDATE_CELLS = 2_000_000
 
 
-class PredictorError(ValueError):
+class PredictorError(PackratError):
     """Bad predictor input (unknown candidate set, a set too large); names the value."""
 
 
@@ -68,7 +69,6 @@ def candidate_profile(profile: Profile, cores: int, batch: int, candidates: str 
             f"limit of {MAX_CANDIDATE_CELLS}; use the profiled candidates or a smaller batch"
         )
     cells = list(profile.cells)
-    st = profile.statistic
     for t in range(1, t_max + 1):
         for b in range(1, int(batch) + 1):
             if profile.cell(t, b) is None:
@@ -236,7 +236,7 @@ def best_plan(predictor: Predictor, batch: int, cores: int, options: OptimizerOp
                 cand = predictor.priced(solve(replace(options, max_instances=k)))
             except OptimizerError:
                 continue
-            if cand.predicted_ms < best.predicted_ms:
+            if cand.require_prediction() < best.require_prediction():
                 best = cand
     return best
 

@@ -26,11 +26,14 @@ import fnmatch
 import io
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
+from packrat_sim import validate
+from packrat_sim.errors import PackratError
 from packrat_sim.files import no_duplicate_keys, write_text
 
 SCHEMA = "packrat.profile/2"
@@ -38,7 +41,7 @@ READABLE_SCHEMAS = ("packrat.profile/1", SCHEMA)  # /1 files load with the defau
 STATISTICS = ("min", "median", "mean", "p90", "max")
 
 
-class ProfileError(ValueError):
+class ProfileError(PackratError):
     """A profile, or a file meant to hold one, is invalid; the message names the value."""
 
 
@@ -49,7 +52,9 @@ MAX_LATENCY_MS = 1e12  # about 31 years: anything larger is a corrupt file, and 
 MAX_SLOWDOWN = 1e6  # co-run slowdown factor; larger is a corrupt file (and overflows when applied)
 
 
-def _check_latency(value: float, what: str) -> float:
+def _check_latency(value: float | str, what: str) -> float:
+    """``value`` (a number, or its text in a CSV) as a latency in (0, MAX_LATENCY_MS] ms;
+    else ProfileError naming ``what`` and the value."""
     try:
         x = float(value)
     except (TypeError, ValueError, OverflowError):
@@ -60,14 +65,11 @@ def _check_latency(value: float, what: str) -> float:
 
 
 def _check_count(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise ProfileError(f"{what} must be a positive integer, got {value!r}")
-    if int(value) < 1:
-        raise ProfileError(f"{what} must be a positive integer, got {value!r}")
-    return int(value)
+    """``value`` as an int >= 1 (a float with an integer value, as files hold, counts as that
+    integer); else ProfileError ``{what} must be a positive integer, got {value!r}``."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return validate.positive_int(value, what, error=ProfileError, numpy=True)
 
 
 @dataclass(frozen=True)
@@ -168,9 +170,9 @@ class Interference:
             if len(point) != 2:
                 raise ProfileError(f"interference point must be [cores, slowdown], got {point!r}")
             k, s = point
-            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0 or k <= last:
+            if not validate.is_integer(k, numpy=True) or k < 0 or k <= last:
                 raise ProfileError(f"interference cores must be increasing integers >= 0, got {k!r}")
-            if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or not 0 < s <= MAX_SLOWDOWN:
+            if not validate.is_number(s) or not math.isfinite(s) or not 0 < s <= MAX_SLOWDOWN:
                 raise ProfileError(f"interference slowdown must be a number in (0, {MAX_SLOWDOWN:g}], got {s!r:.60}")
             last = k
 
@@ -240,10 +242,7 @@ class Machine:
         known = {"cpu_model", "logical_cores", "physical_cores", "sockets", "torch_version"}
         ints = {}
         for key in ("logical_cores", "physical_cores", "sockets"):
-            v = obj.get(key, 0)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ProfileError(f"machine.{key} must be an integer >= 0, got {v!r}")
-            ints[key] = v
+            ints[key] = validate.nonnegative_int(obj.get(key, 0), f"machine.{key}", error=ProfileError)
         extra = tuple(sorted((str(k), str(v)) for k, v in obj.items() if k not in known))
         return cls(
             cpu_model=str(obj.get("cpu_model", "")),
@@ -486,7 +485,7 @@ class Profile:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["threads", "batch", "n"] + [f"{s}_ms" for s in STATISTICS])
         for c in self.cells:
-            row = [c.threads, c.batch, len(c.samples_ms)]
+            row: list[object] = [c.threads, c.batch, len(c.samples_ms)]
             for st in STATISTICS:
                 v = getattr(c, f"{st}_ms")
                 row.append("" if v is None else repr(float(v)))
@@ -494,16 +493,16 @@ class Profile:
         return buf.getvalue()
 
 
-def _check_dispatch(points: object) -> tuple[tuple[int, int, float], ...]:
+def _check_dispatch(points: Iterable) -> tuple[tuple[int, int, float], ...]:
     """Validated, sorted dispatch points (instances >= 1, batch >= 1, 0 <= ms <= MAX_LATENCY_MS)."""
     out = {}
-    for p in points:  # type: ignore[union-attr]
+    for p in points:
         if len(p) != 3:
             raise ProfileError(f"a dispatch point must be [instances, batch, ms], got {p!r:.60}")
         k = _check_count(p[0], "dispatch instances")
         b = _check_count(p[1], "dispatch batch")
         ms = p[2]
-        if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not (0.0 <= ms <= MAX_LATENCY_MS):
+        if not validate.is_number(ms) or not (0.0 <= ms <= MAX_LATENCY_MS):
             raise ProfileError(f"dispatch cost must be a number of ms in [0, {MAX_LATENCY_MS:g}], got {ms!r:.60}")
         if (k, b) in out:
             raise ProfileError(f"duplicate dispatch point instances={k} batch={b}")
@@ -522,13 +521,13 @@ def _cell_from_json(index: int, obj: object) -> Cell:
         raise ProfileError(f"{where}.samples_ms must be a list, got {samples!r:.60}")
     context = obj.get("context") or {}
     if not isinstance(context, Mapping) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in context.values()
+        validate.is_number(v) and math.isfinite(v) for v in context.values()
     ):
         raise ProfileError(f"{where}.context must be an object of finite numbers, got {context!r:.60}")
     try:
         if samples:
             return Cell.from_samples(t, b, samples, context=tuple(sorted(context.items())))
-        stats = {}
+        stats: dict[str, Any] = {}  # keyword arguments of Cell: its *_ms fields
         for st in STATISTICS:
             v = obj.get(f"{st}_ms")
             if v is not None:
@@ -580,6 +579,12 @@ def _fmt_series(key: tuple[tuple[str, str], ...]) -> str:
     return ",".join(f"{k}={v}" for k, v in key) or "(single series)"
 
 
+#: One parsed row of a Packrat CSV: (min, avg, max) latency in ms, min <= avg <= max.
+_LatencyRow = tuple[float, float, float]
+#: A series: the (column, value) pairs of the series columns present, in PACKRAT_SERIES_COLUMNS order.
+_SeriesKey = tuple[tuple[str, str], ...]
+
+
 def import_packrat_csv(
     text: str,
     *,
@@ -597,10 +602,33 @@ def import_packrat_csv(
     listing them. Rows repeating a cell inside one series are merged: mean of the
     averages, min of the mins, max of the maxes (counted in ``merged_duplicates``).
     Pure; raises ProfileError (line number and text) on any bad row.
+
+    Steps: :func:`_packrat_header` (find the columns by name), :func:`_packrat_groups`
+    (parse the rows, grouped by series and cell), :func:`_choose_series` (apply ``series``),
+    :func:`_packrat_profile` (build the Profile).
     """
-    text = text.removeprefix("\ufeff")
-    lines = text.splitlines()
-    reader = csv.reader(lines)
+    reader = csv.reader(text.removeprefix("\ufeff").splitlines())
+    header, names = _packrat_header(reader)
+    col = {n: i for i, n in enumerate(names)}
+    selectors = list(series)
+    for c, _ in selectors:
+        if c.lower() not in col:
+            raise ProfileError(f"--series column {c!r} is not in the CSV (columns: {', '.join(names)})")
+    series_cols = [c for c in PACKRAT_SERIES_COLUMNS if c in col]
+    groups = _packrat_groups(reader, col, len(names), series_cols)
+    all_series = tuple(sorted(groups))
+    key = _choose_series(all_series, selectors)
+    profile, merged = _packrat_profile(key, groups[key], model=model, source=source)
+    return PackratImport(profile=profile, series=all_series, chosen=key, merged_duplicates=merged)
+
+
+def _packrat_header(reader: Iterator[list[str]]) -> tuple[list[str], list[str]]:
+    """Read the header line of a Packrat CSV from ``reader`` (consumed by one line).
+
+    Returns (the header as written, its names stripped and lower-cased). Raises
+    ProfileError when the file is empty or unreadable, repeats a column name, or lacks
+    one of ``intraop_threads``, ``batch_size``, ``latency(avg)`` (naming them).
+    """
     try:
         header = next(reader)
     except StopIteration:
@@ -611,45 +639,65 @@ def import_packrat_csv(
     dupes = sorted({n for n in names if names.count(n) > 1 and n})
     if dupes:
         raise ProfileError(f"the CSV header repeats column(s) {', '.join(dupes)}")
-    col = {n: i for i, n in enumerate(names)}
-    missing = [c for c in (PACKRAT_THREADS, PACKRAT_BATCH, PACKRAT_AVG) if c not in col]
+    missing = [c for c in (PACKRAT_THREADS, PACKRAT_BATCH, PACKRAT_AVG) if c not in names]
     if missing:
         raise ProfileError(
             f"the CSV lacks column(s) {', '.join(missing)} (header: {','.join(header)[:200]})"
         )
-    series_cols = [c for c in PACKRAT_SERIES_COLUMNS if c in col]
-    selectors = list(series)
-    for c, _ in selectors:
-        if c.lower() not in col:
-            raise ProfileError(f"--series column {c!r} is not in the CSV (columns: {', '.join(names)})")
+    return header, names
 
-    groups: dict[tuple[tuple[str, str], ...], dict[tuple[int, int], list[tuple[float, float, float]]]] = {}
+
+def _packrat_groups(
+    reader: Iterator[list[str]], col: Mapping[str, int], width: int, series_cols: Sequence[str],
+) -> dict[_SeriesKey, dict[tuple[int, int], list[_LatencyRow]]]:
+    """Parse the data rows left in ``reader`` (line 2 on): series -> (threads, batch) -> rows.
+
+    ``col`` maps a lower-cased column name to its index, ``width`` is the header's number
+    of columns, ``series_cols`` the series columns present. Blank lines are skipped.
+    Raises ProfileError naming the line on a short or bad row, on unreadable CSV, and
+    when no data row remains.
+    """
+    groups: dict[_SeriesKey, dict[tuple[int, int], list[_LatencyRow]]] = {}
     try:
         for lineno, row in enumerate(reader, start=2):
             if not row or all(not x.strip() for x in row):
                 continue
-            if len(row) < len(names):
-                raise ProfileError(f"line {lineno}: expected {len(names)} fields, got {len(row)}: {','.join(row)[:200]!r}")
-
-            def field_(name: str) -> str:
-                return row[col[name]].strip()
-
-            where = f"line {lineno}"
-            t = _parse_int(field_(PACKRAT_THREADS), f"{where}: {PACKRAT_THREADS}")
-            b = _parse_int(field_(PACKRAT_BATCH), f"{where}: {PACKRAT_BATCH}")
-            avg = _check_latency(field_(PACKRAT_AVG) or "missing", f"{where}: {PACKRAT_AVG}")
-            lo = _check_latency(field_(PACKRAT_MIN), f"{where}: {PACKRAT_MIN}") if PACKRAT_MIN in col and field_(PACKRAT_MIN) else avg
-            hi = _check_latency(field_(PACKRAT_MAX), f"{where}: {PACKRAT_MAX}") if PACKRAT_MAX in col and field_(PACKRAT_MAX) else avg
-            if not (lo <= avg * (1 + 1e-9) and avg <= hi * (1 + 1e-9)):
-                raise ProfileError(f"{where}: need latency(min) <= latency(avg) <= latency(max), got {lo} / {avg} / {hi}")
-            key = tuple((c, field_(c)) for c in series_cols)
-            groups.setdefault(key, {}).setdefault((t, b), []).append((lo, avg, hi))
+            if len(row) < width:
+                raise ProfileError(f"line {lineno}: expected {width} fields, got {len(row)}: {','.join(row)[:200]!r}")
+            t, b, latencies = _packrat_row(row, col, f"line {lineno}")
+            key = tuple((c, row[col[c]].strip()) for c in series_cols)
+            groups.setdefault(key, {}).setdefault((t, b), []).append(latencies)
     except csv.Error as exc:
         raise ProfileError(f"unreadable CSV: {exc}") from None
     if not groups:
         raise ProfileError("the CSV has a header but no data rows")
+    return groups
 
-    all_series = tuple(sorted(groups))
+
+def _packrat_row(row: Sequence[str], col: Mapping[str, int], where: str) -> tuple[int, int, _LatencyRow]:
+    """One data row -> (threads, batch, (min, avg, max) ms). Pure.
+
+    A missing or empty ``latency(min)`` / ``latency(max)`` is the average. Raises
+    ProfileError prefixed with ``where`` (the line) naming the bad column and value.
+    """
+    def field_(name: str) -> str:
+        return row[col[name]].strip()
+
+    t = _parse_int(field_(PACKRAT_THREADS), f"{where}: {PACKRAT_THREADS}")
+    b = _parse_int(field_(PACKRAT_BATCH), f"{where}: {PACKRAT_BATCH}")
+    avg = _check_latency(field_(PACKRAT_AVG) or "missing", f"{where}: {PACKRAT_AVG}")
+    lo = _check_latency(field_(PACKRAT_MIN), f"{where}: {PACKRAT_MIN}") if PACKRAT_MIN in col and field_(PACKRAT_MIN) else avg
+    hi = _check_latency(field_(PACKRAT_MAX), f"{where}: {PACKRAT_MAX}") if PACKRAT_MAX in col and field_(PACKRAT_MAX) else avg
+    if not (lo <= avg * (1 + 1e-9) and avg <= hi * (1 + 1e-9)):
+        raise ProfileError(f"{where}: need latency(min) <= latency(avg) <= latency(max), got {lo} / {avg} / {hi}")
+    return t, b, (lo, avg, hi)
+
+
+def _choose_series(all_series: Sequence[_SeriesKey], selectors: Sequence[tuple[str, str]]) -> _SeriesKey:
+    """The one series of ``all_series`` (sorted) whose values match every (column, glob) selector.
+
+    Pure. Raises ProfileError listing the series when none matches or several remain.
+    """
     chosen = [
         k for k in all_series
         if all(fnmatch.fnmatchcase(dict(k).get(c.lower(), ""), g) for c, g in selectors)
@@ -664,10 +712,21 @@ def import_packrat_csv(
             f"{len(chosen)} series remain, choose one with --series COLUMN=GLOB: "
             + "; ".join(_fmt_series(k) for k in chosen)
         )
-    key = chosen[0]
+    return chosen[0]
+
+
+def _packrat_profile(
+    key: _SeriesKey, cells_rows: Mapping[tuple[int, int], Sequence[_LatencyRow]], *, model: str | None, source: str,
+) -> tuple[Profile, int]:
+    """The Profile of one series: one cell per (threads, batch), repeated rows merged.
+
+    Merging: mean of the averages, min of the mins, max of the maxes. The model is
+    ``model``, else the series' ``benchmark``, else ``packrat-import``; meta records the
+    series values. Pure; returns (profile, number of rows merged away).
+    """
     merged = 0
     cells = []
-    for (t, b), rows in sorted(groups[key].items()):
+    for (t, b), rows in sorted(cells_rows.items()):
         merged += len(rows) - 1
         cells.append(
             Cell(
@@ -678,8 +737,7 @@ def import_packrat_csv(
                 max_ms=max(r[2] for r in rows),
             )
         )
-    kd = dict(key)
-    name = model or kd.get("benchmark") or "packrat-import"
+    name = model or dict(key).get("benchmark") or "packrat-import"
     meta = [(f"series.{k}", v) for k, v in key]
     meta.append(("imported_from", "packrat-csv"))
     if merged:
@@ -692,7 +750,7 @@ def import_packrat_csv(
         source=source or "Packrat CSV import",
         meta=tuple(meta),
     )
-    return PackratImport(profile=profile, series=all_series, chosen=key, merged_duplicates=merged)
+    return profile, merged
 
 
 def _parse_int(text: str, what: str) -> int:
@@ -773,8 +831,8 @@ def builtin_profile(name: str, *, max_batch: int = BUILTIN_MAX_BATCH, seed: int 
     cells = []
     for t in range(1, T + 1):
         for b in batches:
-            base = family.latency(t, b)
-            samples = base * np.exp(rng.normal(0.0, 0.03, BUILTIN_SAMPLES))
+            base_ms = family.latency(t, b)
+            samples = base_ms * np.exp(rng.normal(0.0, 0.03, BUILTIN_SAMPLES))
             cells.append(Cell.from_samples(t, b, [float(round(s, 6)) for s in samples]))
     interference = None
     if plus:

@@ -68,7 +68,7 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Union
+from typing import cast
 
 import numpy as np
 import simpy
@@ -76,6 +76,8 @@ import simpy
 from packrat_sim import estimator as est
 from packrat_sim import limits
 from packrat_sim import policy as pol
+from packrat_sim import validate
+from packrat_sim.errors import PackratError
 from packrat_sim.metrics import ServingStats, serving_stats
 from packrat_sim.optimizer import OptimizerError, OptimizerOptions, PlanTable, optimize
 from packrat_sim.plan import Plan, fat, plan_latency, thin
@@ -97,7 +99,7 @@ OBSERVATIONS = ("in_system", "waiting")
 CONTROLLER_CLIENT = 0  # client id of reconfigure operations in the history
 
 
-class SimulationError(ValueError):
+class SimulationError(PackratError):
     """A simulation cannot run as asked (bad plan, profile or workload); names the value."""
 
 
@@ -138,20 +140,15 @@ class SimConfig:
     fast_forward: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.start_ms, (int, float)) or not math.isfinite(self.start_ms) or self.start_ms < 0:
-            raise SimulationError(f"start_ms must be a finite number >= 0, got {self.start_ms!r}")
-        w = self.warmup_iterations
-        if isinstance(w, bool) or not isinstance(w, int) or w < 0:
-            raise SimulationError(f"warmup_iterations must be an integer >= 0, got {w!r}")
-        if self.observe not in OBSERVATIONS:
-            raise SimulationError(f"observe must be one of {', '.join(OBSERVATIONS)}, got {self.observe!r}")
+        validate.nonnegative_float(self.start_ms, "start_ms", error=SimulationError)
+        validate.nonnegative_int(self.warmup_iterations, "warmup_iterations", error=SimulationError)
+        validate.one_of(self.observe, "observe", OBSERVATIONS, error=SimulationError)
         if self.policy is not None and not isinstance(self.policy, pol.PolicyConfig):
             raise SimulationError(f"policy must be a PolicyConfig, got {self.policy!r:.80}")
         if self.switch is not None and not isinstance(self.switch, pol.SwitchModel):
             raise SimulationError(f"switch must be a SwitchModel, got {self.switch!r:.80}")
-        b = self.initial_batch
-        if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
-            raise SimulationError(f"initial_batch must be a positive integer, got {b!r}")
+        if self.initial_batch is not None:
+            validate.positive_int(self.initial_batch, "initial_batch", error=SimulationError)
 
     def switch_model(self) -> pol.SwitchModel:
         """The reconfiguration cost model of this configuration."""
@@ -192,7 +189,7 @@ class _Entry:
 
     __slots__ = ("ar", "base", "block", "busy", "core", "dispatch", "lens", "pool", "pos", "slow0", "svc", "threads")
 
-    def __init__(self, threads, base, pool, lens, slow0, busy, dispatch=0.0):
+    def __init__(self, threads, base, pool, lens, slow0, busy, dispatch=0.0) -> None:
         self.threads = threads  # (k,) float: threads of the instances with work
         self.base = base  # (k,) base latency ms
         self.pool = pool  # (k, m) noise factors, padded
@@ -444,21 +441,20 @@ class SimResult:
         r = self.records
         call_ns = _to_ns(r.batch_call_ms)
         ret_ns = _to_ns(r.batch_completion_ms)
-        ops: list[tuple[int, int, dict]] = []
-        for rc in self.reconfigurations:
-            ops.append(
-                (
-                    _ns(rc.call_ms),
-                    -1,
-                    {
-                        "client": CONTROLLER_CLIENT,
-                        "input": {"op": "reconfigure", "plan": rc.to_plan.to_json()},
-                        "output": {"epoch": rc.to_epoch},
-                        "call": _ns(rc.call_ms),
-                        "ret": _ns(rc.switch_ms),
-                    },
-                )
+        ops: list[tuple[int, int, dict]] = [
+            (
+                _ns(rc.call_ms),
+                -1,
+                {
+                    "client": CONTROLLER_CLIENT,
+                    "input": {"op": "reconfigure", "plan": rc.to_plan.to_json()},
+                    "output": {"epoch": rc.to_epoch},
+                    "call": _ns(rc.call_ms),
+                    "ret": _ns(rc.switch_ms),
+                },
             )
+            for rc in self.reconfigurations
+        ]
         lanes = _assign_lanes(call_ns, ret_ns)
         for k in range(call_ns.size):
             first, size = int(r.batch_first[k]), int(r.batch_size[k])
@@ -513,11 +509,8 @@ def _assign_lanes(call_ns: np.ndarray, ret_ns: np.ndarray) -> list[int]:
     last_ret: list[int] = []
     for k in order.tolist():
         c = int(call_ns[k])
-        for lane, ret in enumerate(last_ret):
-            if ret < c:
-                break
-        else:
-            lane = len(last_ret)
+        lane = next((j for j, ret in enumerate(last_ret) if ret < c), len(last_ret))
+        if lane == len(last_ret):
             last_ret.append(0)
         last_ret[lane] = int(ret_ns[k])
         lanes[k] = lane + 1
@@ -599,11 +592,26 @@ class _Group:
         return self.plan.batch
 
 
-Policy = Union[str, Plan]
+Policy = str | Plan
 
 
 class _Run:
     """One simulation run: SimPy processes over precomputed tables. Use :func:`simulate`."""
+
+    # set by run(): the SimPy environment, the live epochs, the one routing takes, the dispatcher
+    env: simpy.Environment
+    groups: list[_Group]
+    current: _Group
+    dispatcher: simpy.Process
+    dispatch_done: bool
+    next_index: int  # open loops: the first arrival not yet dispatched
+    arr_list: list[float]  # open loops: the arrival times (ms)
+    # closed loops: batches waiting, the dispatcher's wake-up, batches in service, requests left
+    fifo: collections.deque
+    wakeup: simpy.Event | None
+    in_flight: int
+    closed_remaining: int
+    closed_next_id: int
 
     def __init__(
         self,
@@ -643,7 +651,10 @@ class _Run:
         self.decisions: list[pol.Decision] = []  # every decision of the packrat policy
         self.plans: list[Plan] = [plan]  # plans[0]: the initial plan
         if catalog is not None:
-            self.pstate = pol.initial_state(catalog.index(plan))
+            start = catalog.index(plan)
+            if start is None:  # not reached: the policy's first plan is one of its catalog
+                raise SimulationError(f"the initial plan {plan.describe()} is not in the policy's catalog")
+            self.pstate = pol.initial_state(start)
 
     def sampler(self, plan: Plan) -> _PlanSampler:
         s = self.samplers.get(plan)
@@ -706,14 +717,17 @@ class _Run:
     def _dispatch_open(self):
         """Dispatcher for open-loop arrivals (TorchServe batching, see module doc)."""
         env = self.env
+        wl = self.workload
+        if isinstance(wl, Closed):  # not reached: run() starts this dispatcher for open loops only
+            raise SimulationError("the open-loop dispatcher started on a closed loop (internal error)")
         arr = self.arr_list
         n_total = len(arr)
-        delay = self.workload.batching.max_delay_ms
-        cap = self.workload.batching.max_batch
+        delay = wl.batching.max_delay_ms
+        cap = wl.batching.max_batch
         serve = self._serve
         peek = env.peek
         fast_forward = self.config.fast_forward
-        policy = self.catalog is not None
+        catalog = self.catalog  # None unless the packrat policy decides
         clock = 0.0  # the dispatcher's own time: env.now, or later after a fast-forward
         i = 0
         while i < n_total:
@@ -746,18 +760,20 @@ class _Run:
             serve(g, i, j - i, td, td)
             i = j
             self.next_index = j
-            if policy:
+            if catalog is not None:
                 backlog = bisect.bisect_right(arr, td, j) - j if j < n_total else 0
                 switch = self._decide(td, self.batches[-1][3], backlog)
                 if switch is not None:
                     if td > env.now:
                         yield env.timeout(td - env.now)  # no interrupt possible: no switch in flight
-                    env.process(self._reconfigure_plan(self.catalog.plans[switch.plan], switch))
+                    env.process(self._reconfigure_plan(catalog.plans[switch.plan], switch))
         self.dispatch_done = True
 
     def _decide(self, t: float, n: int, backlog: int) -> pol.Decision | None:
         """Feed one formed batch to the policy; its decision if it decides to reconfigure."""
         cfg, cat = self.policy_config, self.catalog
+        if cfg is None or cat is None:  # not reached: _policy_setup gives both or neither
+            raise SimulationError("a policy decision in a run without the packrat policy (internal error)")
         self.pstate = pol.observe(cfg, self.pstate, t, n, backlog)
         self.pstate, d = pol.decide(cfg, cat, self.pstate, t, self.switch)
         if d is None:
@@ -769,7 +785,7 @@ class _Run:
     def _client(self):
         """A closed-loop client: submit a batch, wait for its answer, think, repeat."""
         env = self.env
-        wl: Closed = self.workload  # type: ignore[assignment]
+        wl = cast(Closed, self.workload)  # clients exist for closed loops only
         while self.closed_remaining > 0:
             size = min(wl.batch, self.closed_remaining)
             self.closed_remaining -= size
@@ -818,7 +834,9 @@ class _Run:
         settled, the ticks up to the next arrival are skipped in one jump (their outcome is
         known: :func:`~packrat_sim.estimator.idle_steps`), so idle time costs nothing."""
         env = self.env
-        cfg = self.est_config
+        cfg, table = self.est_config, self.table
+        if cfg is None or table is None:  # not reached: run() starts the estimator with both
+            raise SimulationError("the estimator loop started without its configuration (internal error)")
         state = est.initial_state(cfg, self.current.cap)
         arr = self.arr_list
         while not self.dispatch_done:
@@ -840,7 +858,7 @@ class _Run:
             if decision.reconfigure:
                 target = self._feasible(decision.batch)
                 if target != self.current.cap:
-                    yield from self._reconfigure(self.table.plan(self.cores, target))
+                    yield from self._reconfigure(table.plan(self.cores, target))
                 state = replace(state, current=self.current.cap)
 
     def _feasible(self, batch: int) -> int:
@@ -924,7 +942,7 @@ class _Run:
         self.dispatch_done = False
         self.next_index = 0
         if isinstance(self.workload, Closed):
-            self.fifo: collections.deque = collections.deque()
+            self.fifo = collections.deque()
             self.wakeup = None
             self.in_flight = 0
             self.closed_remaining = self.workload.requests
@@ -933,6 +951,8 @@ class _Run:
             for _ in range(self.workload.clients):
                 self.env.process(self._client())
         else:
+            if self.arrivals is None:  # not reached: simulate() draws the arrivals of an open loop
+                raise SimulationError("an open-loop run without arrival times (internal error)")
             self.arr_list = self.arrivals.tolist()
             self.dispatcher = self.env.process(self._dispatch_open())
             if self.table is not None and self.catalog is None:
@@ -950,10 +970,7 @@ class _Run:
         completion = dispatch + service
         order = np.argsort(first, kind="stable")  # request order (closed loops may dispatch out of id order)
         batch_of = np.repeat(order, size[order])
-        if isinstance(self.workload, Closed):
-            arrival = call[batch_of]
-        else:
-            arrival = self.arrivals
+        arrival = call[batch_of] if isinstance(self.workload, Closed) else self.arrivals
         return Records(
             arrival_ms=np.asarray(arrival, dtype=float),
             dispatch_ms=dispatch[batch_of],
@@ -969,18 +986,6 @@ class _Run:
 
 
 # ------------------------------------------------------------------ public API
-
-
-def _check_cores(cores: object) -> int:
-    if isinstance(cores, bool) or not isinstance(cores, (int, np.integer)) or cores < 1:
-        raise SimulationError(f"cores must be a positive integer, got {cores!r}")
-    return int(cores)
-
-
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise SimulationError(f"seed must be an integer >= 0, got {seed!r}")
-    return int(seed)
 
 
 def _draw_arrivals(workload: Workload, seed: int) -> np.ndarray | None:
@@ -1006,7 +1011,7 @@ def _policy_setup(
     """(name, initial plan, plan table or None, estimator config or None, feasible batches,
     policy catalog or None, policy config or None)."""
     B = workload.max_batch
-    static = (None, None, [], None, None)
+    static: tuple[None, None, list[int], None, None] = (None, None, [], None, None)
     if isinstance(policy, Plan):
         if policy.cores > cores:
             raise SimulationError(f"the plan uses {policy.cores} cores but only {cores} are simulated")
@@ -1073,8 +1078,8 @@ def simulate(
     :func:`compare_plans` passes the same ones to every policy). Deterministic for a seed.
     Raises SimulationError / WorkloadError naming the bad value.
     """
-    cores = _check_cores(cores)
-    seed = _check_seed(seed)
+    cores = validate.positive_int(cores, "cores", error=SimulationError, numpy=True)
+    seed = validate.nonnegative_int(seed, "seed", error=SimulationError, numpy=True)
     config = config or SimConfig()
     wl = load_workload(workload)
     limits.require(limits.dp_table_bytes(cores, wl.max_batch),
@@ -1134,8 +1139,8 @@ def compare_plans(
     Every policy sees the same arrival times (common random numbers) and its own service
     draws from the same seed. Returns a :class:`Comparison` (``results`` in ``policies`` order).
     """
-    cores = _check_cores(cores)
-    seed = _check_seed(seed)
+    cores = validate.positive_int(cores, "cores", error=SimulationError, numpy=True)
+    seed = validate.nonnegative_int(seed, "seed", error=SimulationError, numpy=True)
     wl = load_workload(workload)
     arrivals = _draw_arrivals(wl, seed)
     results = tuple(

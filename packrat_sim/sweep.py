@@ -49,12 +49,15 @@ import math
 import os
 import pickle
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from packrat_sim import files as safe_files
+from packrat_sim.errors import PackratError
+from packrat_sim.spec import parse_ladder, split_items
 
 AXES = ("profile", "cores", "workload", "policy", "seed")
 REQUIRED_AXES = ("profile", "cores", "workload")
@@ -77,39 +80,17 @@ _FLOAT_COLUMNS = (
 )
 
 
-class SweepError(ValueError):
+class SweepError(PackratError):
     """A grid or an output directory is unusable; the message names the bad value."""
 
 
 # ------------------------------------------------------------------ ladders
 
-_NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
-_LADDER = re.compile(rf"^({_NUM})\.\.({_NUM})(?:/({_NUM}))?(.*)$")
-
-
-def _fmt_num(x: float) -> str:
-    if float(x).is_integer():
-        return str(int(x))
-    return f"{x:.10g}"
-
-
 def ladder_values(text: str) -> list[str] | None:
     """The values of the ladder ``LO..HI[/STEP][UNIT]`` as strings, or None if ``text`` is
-    not a ladder. SweepError for an empty, reversed, zero-step or oversized ladder."""
-    m = _LADDER.match(text.strip())
-    if not m:
-        return None
-    lo, hi = float(m.group(1)), float(m.group(2))
-    step = float(m.group(3)) if m.group(3) is not None else 1.0
-    unit = m.group(4)
-    if step <= 0 or not math.isfinite(step):
-        raise SweepError(f"ladder {text!r}: the step must be > 0")
-    if hi < lo:
-        raise SweepError(f"ladder {text!r}: {_fmt_num(hi)} is below {_fmt_num(lo)}")
-    count = int(math.floor((hi - lo) / step + 1e-9)) + 1
-    if count > MAX_LADDER:
-        raise SweepError(f"ladder {text!r} has {count} points (more than {MAX_LADDER})")
-    return [_fmt_num(round(lo + k * step, 10)) + unit for k in range(count)]
+    not a ladder (grammar: :func:`packrat_sim.spec.parse_ladder`). SweepError for an empty,
+    reversed, zero-step or oversized (more than ``MAX_LADDER`` points) ladder."""
+    return parse_ladder(text, max_points=MAX_LADDER, error=SweepError)
 
 
 def _ladder_len(text: str) -> int:
@@ -118,10 +99,13 @@ def _ladder_len(text: str) -> int:
 
 
 def _spec_parts(spec: str) -> tuple[str, list[str]]:
+    """``"kind:a,b"`` -> ``("kind", ["a", "b"])``, items exactly as written (empty ones
+    kept: :func:`packrat_sim.workload.parse_workload` refuses them later); ``(spec, [])``
+    without a colon."""
     kind, colon, body = spec.partition(":")
     if not colon:
         return spec, []
-    return kind, body.split(",")
+    return kind, split_items(body, f"workload {spec!r}", empty="keep", strip=False, error=SweepError)
 
 
 def expand_workload(spec: str) -> list[str]:
@@ -183,7 +167,7 @@ _WORKLOAD_START = re.compile(r"^\s*(closed|poisson|steps|diurnal|trace)\s*:", re
 def split_axis_values(name: str, text: str) -> list[str]:
     """Split the ``V1,V2,...`` of ``--axis NAME=...``. For ``workload`` a comma separates
     values only when the next part starts a spec (``poisson:``, ``steps:``, ...)."""
-    parts = [p.strip() for p in text.split(",")]
+    parts = split_items(text, f"axis {name!r}", empty="keep", error=SweepError)
     if name == "policy":  # packrat:KEY=V,KEY=V keeps its option items
         policies: list[str] = []
         for p in parts:
@@ -231,11 +215,11 @@ def parse_grid_text(text: str, fmt: str) -> dict[str, list]:
         except json.JSONDecodeError as exc:
             raise SweepError(f"grid is not valid JSON: {exc}") from None
     elif fmt == "toml":
-        try:
+        if sys.version_info >= (3, 11):
             import tomllib
-        except ImportError:  # pragma: no cover - Python 3.10
+        else:  # pragma: no cover - Python 3.10
             try:
-                import tomli as tomllib  # type: ignore[no-redef]
+                import tomli as tomllib
             except ImportError:
                 raise SweepError("TOML grids need Python >= 3.11 (or pip install tomli); use a JSON grid") from None
         try:
@@ -473,7 +457,7 @@ def _policy_args(spec: str) -> tuple[str, Any]:
 
 
 def _row_base(p: RunParams) -> dict:
-    row = {c: None for c in COLUMNS}
+    row: dict[str, Any] = dict.fromkeys(COLUMNS)
     row.update(run_id=p.run_id, profile=p.profile, cores=p.cores, workload=p.workload, policy=p.policy, seed=p.seed)
     return row
 
@@ -606,7 +590,7 @@ class _Appender:
             with open(path, "rb") as fh:  # a killed writer may have left half a line
                 fh.seek(-1, os.SEEK_END)
                 needs_newline = fh.read(1) != b"\n"
-        self._fh = open(path, "a", newline="", encoding="utf-8")
+        self._fh = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - held until close()
         self._w = csv.writer(self._fh, lineterminator="\n")
         if fresh:
             self._w.writerow(COLUMNS)
@@ -662,7 +646,6 @@ class SweepResult:
     elapsed_s: float
     engine: str = ""
     workers: int = 0
-    extra_rows: int = field(default=0)
 
 
 def prepare_out_dir(out_dir: str) -> None:
@@ -676,12 +659,8 @@ def prepare_out_dir(out_dir: str) -> None:
         raise SweepError(str(exc)) from None
 
 
-def pending_runs(grid: Grid, out_dir: str) -> tuple[list[RunParams], dict[str, dict]]:
-    """(runs still to do, in grid order; ok rows already in ``out_dir`` by run id)."""
-    return _pending(grid, read_rows(os.path.join(out_dir, RESULTS_CSV)))
-
-
-def _pending(grid: Grid, rows: Iterable[Mapping]) -> tuple[list[RunParams], dict[str, dict]]:
+def _pending(grid: Grid, rows: Iterable[dict]) -> tuple[list[RunParams], dict[str, dict]]:
+    """(runs still to do, in grid order; the ok rows among ``rows`` by run id)."""
     done = {r["run_id"]: r for r in rows if r["status"] == "ok"}
     todo = [p for p in expand(grid) if p.run_id not in done]
     return todo, done
@@ -763,7 +742,6 @@ def run_sweep(
         elapsed_s=time.perf_counter() - t0,
         engine=getattr(engine, "name", type(engine).__name__),
         workers=int(getattr(engine, "workers", 0) or 0),
-        extra_rows=len(extra),
     )
 
 

@@ -51,18 +51,19 @@ from __future__ import annotations
 
 import csv
 import io
-import math
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 
 from packrat_sim import limits
+from packrat_sim import spec as grammar
+from packrat_sim import validate
+from packrat_sim.errors import PackratError
 from packrat_sim.profile import ProfileError, read_text
 
 
-class WorkloadError(ValueError):
+class WorkloadError(PackratError):
     """A workload spec, value or trace file is invalid; the message names the bad part."""
 
 
@@ -72,56 +73,31 @@ DEFAULT_MAX_DELAY_MS = 10.0
 
 # ---------------------------------------------------------------------- values
 
-_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
-_DURATION_UNITS_MS = {"": 1000.0, "s": 1000.0, "ms": 1.0, "us": 1e-3, "min": 60_000.0, "h": 3_600_000.0}
-_DURATION_UNITS_S = {"": 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "min": 60.0, "h": 3600.0}
-_RATE_UNITS_PER_S = {"": 1.0, "/s": 1.0, "/ms": 1000.0, "/min": 1.0 / 60.0, "/h": 1.0 / 3600.0}
 _TRACE_UNITS_MS = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6}
 
 
 def parse_duration_ms(text: str, what: str = "duration") -> float:
-    """``"60s"``, ``"500ms"``, ``"2min"``, ``"1.5"`` (seconds) -> milliseconds (finite, >= 0)."""
-    return _parse_duration(text, what, _DURATION_UNITS_MS)
+    """``"60s"``, ``"500ms"``, ``"2min"``, ``"1.5"`` (seconds) -> milliseconds (finite, >= 0).
+
+    The grammar is :func:`packrat_sim.spec.parse_duration_ms`'s; errors are WorkloadError."""
+    return grammar.parse_duration_ms(text, what, error=WorkloadError)
 
 
 def parse_duration_s(text: str, what: str = "duration") -> float:
     """As :func:`parse_duration_ms`, in seconds (``"500ms"`` -> 0.5)."""
-    return _parse_duration(text, what, _DURATION_UNITS_S)
-
-
-def _parse_duration(text: str, what: str, units: dict[str, float]) -> float:
-    m = re.fullmatch(rf"\s*({_NUMBER})\s*([a-z]*)\s*", text)
-    if not m or m.group(2) not in units:
-        raise WorkloadError(
-            f"{what} {text!r} is not a duration (a number with unit s, ms, us, min or h, e.g. 60s)"
-        )
-    value = float(m.group(1)) * units[m.group(2)]
-    if not math.isfinite(value):
-        raise WorkloadError(f"{what} {text!r} is not finite")
-    if value < 0:
-        raise WorkloadError(f"{what} {text!r} is negative")
-    return value
+    return grammar.parse_duration_s(text, what, error=WorkloadError)
 
 
 def parse_rate_per_s(text: str, what: str = "rate") -> float:
-    """``"40/s"``, ``"2/ms"``, ``"40"`` (per second) -> requests per second (finite, >= 0)."""
-    m = re.fullmatch(rf"\s*({_NUMBER})\s*(/[a-z]+|)\s*", text)
-    if not m or m.group(2) not in _RATE_UNITS_PER_S:
-        raise WorkloadError(f"{what} {text!r} is not a rate (a number with unit /s, /ms, /min or /h, e.g. 40/s)")
-    value = float(m.group(1)) * _RATE_UNITS_PER_S[m.group(2)]
-    if not math.isfinite(value):
-        raise WorkloadError(f"{what} {text!r} is not finite")
-    if value < 0:
-        raise WorkloadError(f"{what} {text!r} is negative")
-    return value
+    """``"40/s"``, ``"2/ms"``, ``"40"`` (per second) -> requests per second (finite, >= 0).
+
+    The grammar is :func:`packrat_sim.spec.parse_rate_per_s`'s; errors are WorkloadError."""
+    return grammar.parse_rate_per_s(text, what, error=WorkloadError)
 
 
 def parse_count(text: str, what: str) -> int:
     """A positive integer written in decimal (``"64"``); WorkloadError otherwise."""
-    t = text.strip()
-    if not re.fullmatch(r"\+?\d+", t) or int(t) < 1:
-        raise WorkloadError(f"{what} must be a positive integer, got {text!r}")
-    return int(t)
+    return grammar.parse_count(text, what, error=WorkloadError)
 
 
 def _fmt_num(x: float) -> str:
@@ -143,26 +119,11 @@ def _fmt_rate(per_s: float) -> str:
 # ------------------------------------------------------------------ dataclasses
 
 
-def _check_positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise WorkloadError(f"{what} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _check_nonneg(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise WorkloadError(f"{what} must be a number, got {value!r}")
-    x = float(value)
-    if not math.isfinite(x) or x < 0:
-        raise WorkloadError(f"{what} must be a finite number >= 0, got {value!r}")
-    return x
-
-
 def _check_positive(value: object, what: str) -> float:
-    x = _check_nonneg(value, what)
-    if x <= 0:
-        raise WorkloadError(f"{what} must be > 0, got {value!r}")
-    return x
+    """``value`` as a float > 0: WorkloadError ``{what} must be a finite number >= 0, got ...``
+    unless it is a finite number >= 0, then ``{what} must be > 0, got ...`` for 0."""
+    validate.nonnegative_float(value, what, error=WorkloadError)
+    return validate.finite(value, what, above=0, error=WorkloadError, expected="> 0")
 
 
 @dataclass(frozen=True)
@@ -178,8 +139,8 @@ class Batching:
     max_delay_ms: float = DEFAULT_MAX_DELAY_MS
 
     def __post_init__(self) -> None:
-        _check_positive_int(self.max_batch, "max_batch")
-        _check_nonneg(self.max_delay_ms, "max_delay")
+        validate.positive_int(self.max_batch, "max_batch", error=WorkloadError, numpy=True)
+        validate.nonnegative_float(self.max_delay_ms, "max_delay", error=WorkloadError)
 
     def _spec_items(self) -> list[str]:
         out = []
@@ -200,10 +161,10 @@ class Closed:
     think_ms: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_positive_int(self.batch, "batch")
-        _check_positive_int(self.requests, "requests")
-        _check_positive_int(self.clients, "clients")
-        _check_nonneg(self.think_ms, "think")
+        validate.positive_int(self.batch, "batch", error=WorkloadError, numpy=True)
+        validate.positive_int(self.requests, "requests", error=WorkloadError, numpy=True)
+        validate.positive_int(self.clients, "clients", error=WorkloadError, numpy=True)
+        validate.nonnegative_float(self.think_ms, "think", error=WorkloadError)
         if self.requests > MAX_EXPECTED_REQUESTS:
             raise WorkloadError(f"requests={self.requests} is more than {MAX_EXPECTED_REQUESTS} (memory)")
         _check_expected(self.requests)
@@ -256,7 +217,7 @@ class Step:
     duration_s: float
 
     def __post_init__(self) -> None:
-        _check_nonneg(self.rate_per_s, "step rate")
+        validate.nonnegative_float(self.rate_per_s, "step rate", error=WorkloadError)
         _check_positive(self.duration_s, "step duration")
 
 
@@ -299,7 +260,7 @@ class Diurnal:
     batching: Batching = Batching()
 
     def __post_init__(self) -> None:
-        _check_nonneg(self.base_per_s, "base")
+        validate.nonnegative_float(self.base_per_s, "base", error=WorkloadError)
         _check_positive(self.peak_per_s, "peak")
         _check_positive(self.period_s, "period")
         _check_positive(self.duration_s, "duration")
@@ -377,8 +338,7 @@ class TraceFile:
         return "trace:" + ",".join(items + self.batching._spec_items())
 
 
-OpenLoop = Union[Poisson, Steps, Diurnal, Trace, TraceFile]
-Workload = Union[Closed, Poisson, Steps, Diurnal, Trace, TraceFile]
+Workload = Closed | Poisson | Steps | Diurnal | Trace | TraceFile
 
 
 def _check_expected(expected: float) -> None:
@@ -391,7 +351,10 @@ def _check_expected(expected: float) -> None:
 
 def _check_trace_values(ts: tuple[float, ...] | np.ndarray, source: str, lines: list[int] | None = None) -> None:
     arr = np.asarray(ts, dtype=float)
-    where = lambda k: f"line {lines[k]}" if lines else f"arrival #{k}"
+
+    def where(k: int) -> str:
+        return f"line {lines[k]}" if lines else f"arrival #{k}"
+
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
         raise WorkloadError(f"trace {source}: {where(int(bad[0]))}: timestamp {float(arr[bad[0]])!r} is not finite")
@@ -408,7 +371,6 @@ def _check_trace_values(ts: tuple[float, ...] | np.ndarray, source: str, lines: 
 
 # ------------------------------------------------------------------- parsing
 
-_KINDS = ("closed", "poisson", "steps", "diurnal", "trace")
 _KEYS = {
     "closed": ("batch", "requests", "batches", "clients", "think"),
     "poisson": ("rate", "duration", "max_batch", "max_delay"),
@@ -428,39 +390,13 @@ def parse_workload(spec: str) -> Workload:
     Pure: a ``trace:`` spec gives a :class:`TraceFile` (use :func:`load_workload` to read
     it). Raises WorkloadError naming the bad part of the spec.
     """
-    if not isinstance(spec, str) or not spec.strip():
-        raise WorkloadError("the workload spec is empty; e.g. poisson:rate=40/s,duration=60s")
-    kind, colon, body = spec.strip().partition(":")
-    kind = kind.strip().lower()
-    if not colon or kind not in _KINDS:
-        raise WorkloadError(
-            f"workload {spec!r} must start with one of {', '.join(k + ':' for k in _KINDS)} "
-            "(e.g. poisson:rate=40/s,duration=60s)"
-        )
-    items = [x.strip() for x in body.split(",")] if body.strip() else []
-    if any(not x for x in items):
-        raise WorkloadError(f"workload {spec!r} has an empty item (two commas or a trailing comma)")
-    options: dict[str, str] = {}
-    positional: list[str] = []
-    for k, item in enumerate(items):
-        if "=" in item and not (kind == "trace" and k == 0 and not _looks_like_option(item)):
-            key, _, value = item.partition("=")
-            key = key.strip().lower()
-            if key not in _KEYS[kind]:
-                raise WorkloadError(
-                    f"unknown option {key!r} in {kind} workload; known: {', '.join(_KEYS[kind])}"
-                )
-            if key in options:
-                raise WorkloadError(f"option {key!r} is given twice in {spec!r}")
-            if not value.strip():
-                raise WorkloadError(f"option {key!r} has no value in {spec!r}")
-            options[key] = value.strip()
-        else:
-            positional.append(item)
+    kind, options, positional = grammar.parse_kind_spec(
+        spec, "workload", _KEYS, example=_EXAMPLES["poisson"], leading_positional=("trace",), error=WorkloadError
+    )
     for key in _REQUIRED.get(kind, ()):
         if key not in options:
             raise WorkloadError(f"{kind} workload needs {key}=...; e.g. {_EXAMPLES[kind]}")
-    return _BUILDERS[kind](options, positional)
+    return _BUILDERS[kind](options, list(positional))
 
 
 _EXAMPLES = {
@@ -470,11 +406,6 @@ _EXAMPLES = {
     "diurnal": "diurnal:base=20/s,peak=200/s,period=60s,duration=120s",
     "trace": "trace:arrivals.csv,unit=ms",
 }
-
-
-def _looks_like_option(item: str) -> bool:
-    key = item.partition("=")[0].strip().lower()
-    return key in _KEYS["trace"]
 
 
 def _batching(options: dict[str, str]) -> Batching:
@@ -493,10 +424,8 @@ def _no_positional(kind: str, positional: list[str]) -> None:
 
 
 def _positive_duration_s(text: str, what: str) -> float:
-    seconds = parse_duration_s(text, what)
-    if seconds <= 0:
-        raise WorkloadError(f"{what} {text!r} must be > 0")
-    return seconds
+    """A duration in seconds that must be > 0 (WorkloadError naming ``what`` otherwise)."""
+    return grammar.parse_duration_s(text, what, positive=True, error=WorkloadError)
 
 
 def _build_closed(options: dict[str, str], positional: list[str]) -> Closed:
@@ -517,9 +446,7 @@ def _build_closed(options: dict[str, str], positional: list[str]) -> Closed:
 
 def _build_poisson(options: dict[str, str], positional: list[str]) -> Poisson:
     _no_positional("poisson", positional)
-    rate = parse_rate_per_s(options["rate"], "rate")
-    if rate <= 0:
-        raise WorkloadError(f"rate {options['rate']!r} must be > 0")
+    rate = grammar.parse_rate_per_s(options["rate"], "rate", positive=True, error=WorkloadError)
     return Poisson(rate, _positive_duration_s(options["duration"], "duration"), _batching(options))
 
 
@@ -556,7 +483,7 @@ def _build_trace(options: dict[str, str], positional: list[str]) -> TraceFile:
     return TraceFile(path=path, unit=unit, batching=_batching(options))
 
 
-_BUILDERS = {
+_BUILDERS: dict[str, Callable[[dict[str, str], list[str]], Workload]] = {
     "closed": _build_closed,
     "poisson": _build_poisson,
     "steps": _build_steps,

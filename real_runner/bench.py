@@ -20,9 +20,12 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from packrat_sim import validate
+from packrat_sim.errors import PackratError
 from packrat_sim.interference import latency_under_interference, optimize_with_interference
 from packrat_sim.optimizer import OptimizerOptions, optimize
 from packrat_sim.plan import Instance, Plan, plan_latency
@@ -34,7 +37,7 @@ from real_runner.executor import InstancePool, start_side_by_side
 from real_runner.models import get_spec, make_inputs, require_batch_memory
 
 
-class BenchError(ValueError):
+class BenchError(PackratError):
     """Bad benchmark input; the message names the value."""
 
 
@@ -72,6 +75,11 @@ def _median(xs) -> float:
     return float(np.median(xs))
 
 
+def _shape(p: Plan) -> Plan:
+    """``p`` without pinned cores or prediction: the key under which a bench names its plans."""
+    return Plan(tuple(Instance(i.threads, i.batch) for i in p.instances), p.batch, p.cores)
+
+
 def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, iterations: int = 5,
               profile=None, topology: topo_mod.Topology | None = None, max_plans: int = 24,
               seed: int = 0, warmup: int = 2, on_progress: Callable[[str], None] | None = None,
@@ -86,11 +94,10 @@ def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, i
     batches = [int(b) for b in batches]
     if not batches or any(b < 1 for b in batches):
         raise BenchError(f"batches must be positive integers, got {batches!r}")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise BenchError(f"iterations must be a positive integer, got {iterations!r}")
+    validate.positive_int(iterations, "iterations", error=BenchError)
     topo, T, say, profile = _setup(model, batches, cores, topology, profile, interference, on_progress)
     t_begin = time.monotonic()
-    rows = []
+    rows: list[dict[str, Any]] = []
     predictor = Predictor(profile)  # dispatch cost + slowest instance x co-run slowdown
     for B in batches:
         opt = optimize(profile, B, T, OptimizerOptions(exact_cores=False))
@@ -99,20 +106,19 @@ def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, i
             aware = optimize_with_interference(profile, B, T, OptimizerOptions(exact_cores=False)).plan
         fat, thin = fat_plan(B, T), thin_plan(B, T)
         plans, complete = feasible_plans(B, T, max_plans=max_plans)
-        key = lambda p: Plan(tuple(Instance(i.threads, i.batch) for i in p.instances), p.batch, p.cores)
         named: dict[Plan, list[str]] = {}
         roles = [("fat", fat), ("thin", thin), ("optimizer", opt)] + ([("interference-aware", aware)] if aware else [])
         for role, p in roles:
-            named.setdefault(key(p), []).append(role)
+            named.setdefault(_shape(p), []).append(role)
         for p in named:
             if p not in plans:
                 plans.append(p)
         say(f"batch {B}: starting {len(plans)} plans side by side")
         samples = _run_interleaved(model, plans, B, iterations, topo, seed, warmup)
         meds = [_median(s) for s in samples]
-        fat_ms = meds[plans.index(key(fat))]
+        fat_ms = meds[plans.index(_shape(fat))]
         best = int(np.argmin(meds))
-        entries = []
+        entries: list[dict[str, Any]] = []
         for p, s, m in zip(plans, samples, meds):
             pred = predictor.plan_ms(p)
             entries.append({
@@ -124,11 +130,11 @@ def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, i
                 "prediction_error_pct": None if pred is None else 100.0 * (pred - m) / m,
                 "noise_pct": noise_floor_pct(s),
             })
-        opt_ms = meds[plans.index(key(opt))]
-        thin_ms = meds[plans.index(key(thin))]
+        opt_ms = meds[plans.index(_shape(opt))]
+        thin_ms = meds[plans.index(_shape(thin))]
         aware_row = {}
         if aware is not None:
-            aware_ms = meds[plans.index(key(aware))]
+            aware_ms = meds[plans.index(_shape(aware))]
             aware_row = {
                 "interference_aware": aware.describe(), "interference_aware_ms": aware_ms,
                 "interference_aware_predicted_ms": aware.predicted_ms,
@@ -268,15 +274,14 @@ def measure_fidelity(model: str, batches: Sequence[int], *, cores: int | None = 
     if not batches or any(b < 1 for b in batches):
         raise BenchError(f"batches must be positive integers, got {batches!r}")
     for name, v in (("passes", passes), ("iterations", iterations), ("replicas", replicas)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise BenchError(f"{name} must be a positive integer, got {v!r}")
+        validate.positive_int(v, name, error=BenchError)
     if order not in FIDELITY_ORDERS:
         raise BenchError(f"unknown order {order!r}; choose one of {', '.join(FIDELITY_ORDERS)}")
     topo, T, say, profile = _setup(model, batches, cores, topology, profile, interference, on_progress, replicas)
     predictor = Predictor(profile)
     options = OptimizerOptions(exact_cores=False)
     t_begin = time.monotonic()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for B in batches:
         named: dict[Plan, list[str]] = {}
         best = best_plan(predictor, B, T, options)
@@ -309,7 +314,7 @@ def measure_fidelity(model: str, batches: Sequence[int], *, cores: int | None = 
                 "noise_pct": noise,
             })
     errs = [abs(r["error_pct"]) for r in rows if r["error_pct"] is not None]
-    noise = [r["noise_pct"] for r in rows if r["noise_pct"] is not None]
+    noises = [r["noise_pct"] for r in rows if r["noise_pct"] is not None]
     return {
         "schema": "packrat.fidelity/1", "model": model, "cores": T, "topology": topo.describe(),
         "passes": passes, "iterations": iterations, "order": order, "replicas": replicas,
@@ -317,7 +322,7 @@ def measure_fidelity(model: str, batches: Sequence[int], *, cores: int | None = 
                     "interference": profile.interference is not None, "dispatch_points": len(profile.dispatch)},
         "rows": rows,
         "median_abs_error_pct": _median_or_none(errs), "max_abs_error_pct": max(errs) if errs else None,
-        "median_noise_pct": _median_or_none(noise), "max_noise_pct": max(noise) if noise else None,
+        "median_noise_pct": _median_or_none(noises), "max_noise_pct": max(noises) if noises else None,
         "loadavg_1m": _loadavg(), "elapsed_s": time.monotonic() - t_begin,
     }
 

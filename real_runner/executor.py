@@ -37,17 +37,19 @@ from multiprocessing.connection import wait as wait_any
 
 import numpy as np
 
+from packrat_sim import validate
+from packrat_sim.errors import PackratError
 from packrat_sim.plan import Instance, Plan
 from packrat_sim.plan import fat as fat_plan
 from real_runner import topology as topo_mod
-from real_runner.models import ModelError, build_model, get_spec, make_inputs, require_batch_memory
+from real_runner.models import ModelCatalogError, build_model, get_spec, make_inputs, require_batch_memory
 
 
 class WorkerError(RuntimeError):
     """A worker process failed (exception in the model, crash, or start-up timeout)."""
 
 
-class ExecutorError(ValueError):
+class ExecutorError(PackratError):
     """Bad executor input (batch shape, plan vs model); names the value."""
 
 
@@ -209,7 +211,6 @@ class InstancePool:
         self._seq = 0
         self.control_bytes = 0
         self.runtime = ""
-        self.output_shape: tuple[int, ...] = ()
         self._finalizer = None
         self._inp = self._out = None
         self.last_worker_ms: tuple[float, ...] = ()
@@ -279,7 +280,6 @@ class InstancePool:
             if len(shapes) != 1:
                 raise WorkerError(f"workers disagree on the output shape: {sorted(shapes)}")
             (shape, dt), = shapes
-            self.output_shape = tuple(shape)
             self.runtime = ready[0][3]
             self.worker_settings = dict(ready[0][4]) if len(ready[0]) > 4 else {}
             self._out = torch.zeros((self.batch, *shape), dtype=getattr(torch, dt)).share_memory_()
@@ -353,8 +353,8 @@ class InstancePool:
         if self._out is None:
             raise ExecutorError("the pool is not running (use `with InstancePool(...) as pool`)")
         n = self.batch if rows is None else rows
-        if rows is not None and (len(self.plan.instances) != 1 or isinstance(rows, bool)
-                                 or not isinstance(rows, int) or not 1 <= rows <= self.batch):
+        if rows is not None and (len(self.plan.instances) != 1 or not validate.is_integer(rows)
+                                 or not 1 <= rows <= self.batch):
             raise ExecutorError(f"rows={rows!r} needs a one-instance pool and 1 <= rows <= {self.batch}")
         t0 = time.perf_counter()
         if inputs is not None:
@@ -502,7 +502,7 @@ def run_plan(
     warmup: int = 2,
 ) -> RunResult:
     """Start a pool for ``plan``, run ``iterations`` batches of seeded inputs, stop it."""
-    _check_iterations(iterations)
+    validate.positive_int(iterations, "iterations", error=ExecutorError)
     require_batch_memory(model, plan.batch, ExecutorError)
     inputs = make_inputs(model, plan.batch, seed + 2)
     with InstancePool(model, plan, topology=topology, allow_oversubscribe=allow_oversubscribe,
@@ -513,11 +513,6 @@ def run_plan(
             samples.append(ms)
             worker.append(pool.last_worker_ms)
         return _result(pool, samples, worker)
-
-
-def _check_iterations(iterations: int) -> None:
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ExecutorError(f"iterations must be a positive integer, got {iterations!r}")
 
 
 def outputs_close(a, b) -> tuple[bool, float]:
@@ -549,7 +544,7 @@ def compare_with_fat(
     ``plan.cores``, on the whole batch) on the same inputs, interleaved (plan first on
     even iterations, fat first on odd ones), with both pools started side by side but
     never running at the same time. Also checks that both give the same outputs."""
-    _check_iterations(iterations)
+    validate.positive_int(iterations, "iterations", error=ExecutorError)
     require_batch_memory(model, plan.batch, ExecutorError)
     topo = topology or topo_mod.detect()
     fat_cores = cores or min(plan.cores, topo.logical)
@@ -590,6 +585,6 @@ def split_outputs_match_fat(model: str, plan: Plan, *, seed: int = 0, topology=N
 
 
 __all__ = [
-    "Comparison", "ExecutorError", "Instance", "InstancePool", "ModelError", "RunResult", "Stats",
+    "Comparison", "ExecutorError", "Instance", "InstancePool", "ModelCatalogError", "RunResult", "Stats",
     "WorkerError", "compare_with_fat", "outputs_close", "run_plan", "split_outputs_match_fat", "start_side_by_side",
 ]

@@ -97,7 +97,7 @@ def profile_fleet(engine: RayEngine, request: FleetRequest, out_dir: str) -> lis
     results = run_on_each_node(engine, _profile_node, request, [node_id for _, (node_id, _) in chosen],
                                whole_node=True)
     out = list(failed)
-    for (machine, (node_id, info)), (_, outcome) in zip(chosen, results):
+    for (machine, (_node, info)), (_, outcome) in zip(chosen, results):
         others = tuple(i["host"] for _, i in by_type[machine][1:])
         if not outcome.ok:
             out.append(FleetProfile(machine, info["host"], None, outcome.error, others))

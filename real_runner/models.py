@@ -21,14 +21,18 @@ data, and torch / transformers are imported by the builders.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from packrat_sim import validate
+from packrat_sim.errors import PackratError
 
-class ModelError(ValueError):
+
+class ModelCatalogError(PackratError):
     """An unknown model name, or a model that cannot be built here; names the value."""
 
 
@@ -91,11 +95,11 @@ def known_models() -> tuple[str, ...]:
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The catalog entry of ``name``; ModelError listing the known models otherwise."""
+    """The catalog entry of ``name``; ModelCatalogError listing the known models otherwise."""
     known = known_models()
     if name not in known:
         why = " (inception-v3 needs torchvision, which does not import here)" if name == "inception-v3" else ""
-        raise ModelError(f"unknown model {name!r}{why}; known models: {', '.join(known)}")
+        raise ModelCatalogError(f"unknown model {name!r}{why}; known models: {', '.join(known)}")
     return CATALOG[name]
 
 
@@ -145,10 +149,8 @@ def _wrap_last_hidden(inner, keyword: str, **extra):
 def _transformers():
     _offline()
     transformers = importlib.import_module("transformers")
-    try:
+    with contextlib.suppress(Exception):  # pragma: no cover - logging API moved
         transformers.logging.set_verbosity_error()
-    except Exception:  # pragma: no cover - logging API moved
-        pass
     return transformers
 
 
@@ -184,13 +186,13 @@ _BUILDERS: dict[str, Callable[[], Any]] = {
 
 
 def require_batch_memory(name: str, batch: int, error=None) -> None:
-    """Refuse (``error``, default ModelError) a batch of ``name`` whose inputs, their copies and
+    """Refuse (``error``, default ModelCatalogError) a batch of ``name`` whose inputs, their copies and
     activations would exceed packrat_sim.limits' memory limit (PACKRAT_MAX_MEMORY_MB)."""
     from packrat_sim import limits
 
     spec = get_spec(name)
     limits.require(limits.batch_bytes(batch, spec.input_shape, spec.input_dtype), f"a batch of {batch} {name} inputs",
-                   error=error or ModelError)
+                   error=error or ModelCatalogError)
 
 
 def make_inputs(name: str, batch: int, seed: int = 0):
@@ -198,8 +200,7 @@ def make_inputs(name: str, batch: int, seed: int = 0):
     import torch
 
     spec = get_spec(name)
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ModelError(f"batch must be a positive integer, got {batch!r}")
+    validate.positive_int(batch, "batch", error=ModelCatalogError)
     require_batch_memory(name, batch)
     gen = torch.Generator().manual_seed(seed)
     shape = (batch, *spec.input_shape)
@@ -224,7 +225,7 @@ def build_model(name: str, *, seed: int = 0, jit: bool = False) -> BuiltModel:
     """Build catalog model ``name`` with weights from ``torch.manual_seed(seed)``, in eval mode.
 
     ``jit=True`` traces it with a batch of 1 and freezes it (TorchScript); if tracing fails
-    the eager model is kept and ``runtime`` says why. Raises ModelError for unknown names.
+    the eager model is kept and ``runtime`` says why. Raises ModelCatalogError for unknown names.
     """
     import torch
 
@@ -233,7 +234,7 @@ def build_model(name: str, *, seed: int = 0, jit: bool = False) -> BuiltModel:
     try:
         module = _BUILDERS[name]()
     except ImportError as exc:
-        raise ModelError(f"model {name!r} needs a package that does not import here: {exc}") from None
+        raise ModelCatalogError(f"model {name!r} needs a package that does not import here: {exc}") from None
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)

@@ -34,8 +34,10 @@ with twice the batches and is refitted on both passes. The same pools give the d
 cost for (k, k x probe) inputs. Slowdowns below 1 (noise) are stored as 1; raw ratios
 (other cores, slowest, typical instance) in meta ``interference.raw``.
 
-Progress (a bar with an ETA) goes to stderr, only when it is a terminal or ``progress``
-is True.
+Progress (:class:`ProfilingProgress`, drawn by :class:`packrat_sim.progress.ProgressBar`)
+goes to stderr, only when it is a terminal or ``progress`` is True. The whole job is
+declared up front (the cells, their pool starts and the co-run sweep's first pass; a second
+pass is added when it runs), so the ETA covers the co-run sweep too.
 """
 
 from __future__ import annotations
@@ -44,15 +46,18 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from packrat_sim import spec as grammar
+from packrat_sim.errors import PackratError
 from packrat_sim.interference import fit_interference
 from packrat_sim.profile import Cell, Interference, Profile, ProfileError, read_profile, write_profile
+from packrat_sim.progress import ProgressBar
 from real_runner import topology as topo_mod
-from real_runner.models import ModelError, get_spec, make_inputs, require_batch_memory
+from real_runner.models import ModelCatalogError, get_spec, make_inputs, require_batch_memory
 
 DEFAULT_BATCHES = (1, 2, 4, 8)
 DEFAULT_REPEATS = 5
@@ -66,7 +71,7 @@ REFIT_ERROR = 0.10  # re-measure the co-run sweep once when its fit error is abo
 MAX_CORUN = 32  # the interference sweep co-runs at most this many instances
 
 
-class ProfilingError(ValueError):
+class ProfilingError(PackratError):
     """Bad profiler input (grid, repeats); names the value."""
 
 
@@ -74,29 +79,10 @@ class ProfilingError(ValueError):
 
 
 def parse_int_list(spec: str, what: str) -> list[int]:
-    """``"1-4"``, ``"1,2,4"``, ``"1-2,8"`` -> sorted distinct positive ints; ProfilingError otherwise."""
-    out: set[int] = set()
-    text = str(spec).strip()
-    if not text:
-        raise ProfilingError(f"{what} must be a list like 1,2,4 or a range like 1-8, got {spec!r}")
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            if "-" in part:
-                lo_s, hi_s = part.split("-", 1)
-                lo, hi = int(lo_s), int(hi_s)
-                if lo > hi:
-                    raise ValueError
-                values = range(lo, hi + 1)
-            else:
-                values = [int(part)]
-        except ValueError:
-            raise ProfilingError(f"{what} must be a list like 1,2,4 or a range like 1-8, got {spec!r}") from None
-        for v in values:
-            if v < 1:
-                raise ProfilingError(f"{what} must be positive integers, got {v} in {spec!r}")
-            out.add(v)
-    return sorted(out)
+    """``"1-4"``, ``"1,2,4"``, ``"1-2,8"`` -> sorted distinct positive ints; ProfilingError otherwise.
+
+    The grammar is :func:`packrat_sim.spec.parse_int_list` (its sorted, de-duplicated dialect)."""
+    return grammar.parse_int_list(spec, what, sort_unique=True, error=ProfilingError)
 
 
 def powers_of_two_upto(batch: int) -> list[int]:
@@ -219,60 +205,113 @@ class ProfilingWorkerError(RuntimeError):
 # ---------------------------------------------------------------------- progress
 
 
-class Progress:
-    """A one-line progress bar with an ETA on ``stream`` (stderr). Disabled unless
-    ``enabled``; on a non-terminal stream it prints one line per update."""
+def cell_units(t: int, b: int, warmup: int, repeats: int) -> float:
+    """The work of measuring cell (t threads, b sub-batch), in one-thread sample-batches:
+    (warm-up + timed batches) x b / t. An estimate for the ETA only. Pure."""
+    return (max(warmup, 1) + repeats) * b / t
 
-    def __init__(self, total_units: float, total_cells: int, enabled: bool, stream=None, label: str = "") -> None:
-        self.stream = stream or sys.stderr
+
+def corun_units(levels: Sequence[int], batches_per_pool: int, probe_b: int) -> float:
+    """The work of one co-run pass in the units of :func:`cell_units`: every level runs
+    ``batches_per_pool`` batches whose instances each run ``probe_b`` on one thread, side by
+    side. Pure."""
+    return float(len(levels) * batches_per_pool * probe_b)
+
+
+def start_weight(processes: int, cpus: int) -> float:
+    """The cost of starting ``processes`` worker processes side by side on ``cpus`` CPUs, in
+    starts of one (a start is mostly CPU-bound imports): max(1, processes / cpus). Pure."""
+    return max(1.0, processes / max(cpus, 1))
+
+
+def _time_left(left: float, done: float, spent_s: float) -> float | None:
+    """Seconds for ``left`` more work at the pace of ``done`` work in ``spent_s`` (0 when
+    nothing is left; None before any pace is known). Pure."""
+    if left <= 1e-9:
+        return 0.0
+    if done <= 0 or spent_s <= 0:
+        return None
+    return left * spent_s / done
+
+
+class ProfilingProgress:
+    """Where a profiling job stands and how long the rest takes, drawn on ``stream``
+    (stderr) by :class:`packrat_sim.progress.ProgressBar`; nothing unless ``enabled``.
+
+    The job is compute (``total_units``, see :func:`cell_units`, :func:`corun_units`) and
+    pool starts (``starts``, see :func:`start_weight`); its steps are the cells
+    (``total_cells``) and the co-run runs (``runs``, one per pool timed). The ETA covers
+    the whole job: compute left at the seconds per unit measured so far plus starts left
+    at the seconds per start measured so far (None until each kind left has been seen
+    once). :meth:`expect` adds work found later (or withdraws an over-estimate)."""
+
+    def __init__(self, total_units: float, total_cells: int, enabled: bool, stream=None, label: str = "", *,
+                 starts: float = 0.0, runs: int = 0) -> None:
         self.enabled = enabled
-        self.total_units = max(total_units, 1e-9)
-        self.total_cells = total_cells
-        self.units = 0.0
-        self.cells = 0
-        self.busy_s = 0.0
-        self.t0 = time.monotonic()
-        self.label = label
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-
-    @staticmethod
-    def _fmt(seconds: float) -> str:
-        seconds = int(round(seconds))
-        return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+        self.total_units, self.total_cells = float(total_units), total_cells
+        self.total_starts, self.total_runs = float(starts), runs
+        self.units = self.busy_s = self.starts = self.start_s = 0.0
+        self.cells = self.runs = 0
+        self._bar = ProgressBar(label.strip() or "profile", total_cells + runs, enabled=enabled, stream=stream,
+                                external_eta=True)
 
     def eta_s(self) -> float | None:
-        if self.units <= 0 or self.busy_s <= 0:
-            return None
-        return (self.total_units - self.units) * self.busy_s / self.units
+        """Seconds left for the whole job (None until a pace is known for what is left)."""
+        compute = _time_left(self.total_units - self.units, self.units, self.busy_s)
+        starts = _time_left(self.total_starts - self.starts, self.starts, self.start_s)
+        return None if compute is None or starts is None else compute + starts
 
-    def update(self, what: str, units: float = 0.0, busy_s: float = 0.0, done: bool = False) -> None:
+    def expect(self, *, units: float = 0.0, starts: float = 0.0, runs: int = 0) -> None:
+        """Add work to the job (negative ``units``: withdraw an over-estimate)."""
+        self.total_units = max(self.units, self.total_units + units)
+        self.total_starts += starts
+        self.total_runs += runs
+
+    def started(self, what: str, seconds: float, weight: float = 1.0) -> None:
+        """A group of pools started in ``seconds`` (``weight`` starts, see :func:`start_weight`)."""
+        self.starts += weight
+        self.start_s += seconds
+        self._draw(what)
+
+    def update(self, what: str, units: float = 0.0, busy_s: float = 0.0, done: bool = False,
+               ran: bool = False) -> None:
+        """Now doing ``what``; ``units`` of compute took ``busy_s`` seconds; a cell is
+        ``done`` or a co-run run ``ran``."""
         self.units += units
         self.busy_s += busy_s
-        if done:
-            self.cells += 1
-        if not self.enabled:
-            return
-        frac = min(1.0, self.units / self.total_units)
-        width = 24
-        bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
-        eta = self.eta_s()
-        line = (
-            f"{self.label}[{bar}] {self.cells}/{self.total_cells} cells  {what}  "
-            f"{self._fmt(time.monotonic() - self.t0)} elapsed, ETA {'?' if eta is None else self._fmt(eta)}"
-        )
-        if self.tty:
-            self.stream.write("\r\x1b[2K" + line)
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+        self.cells += int(done)
+        self.runs += int(ran)
+        self._draw(what)
+
+    def _draw(self, what: str) -> None:
+        corun = f", {self.runs}/{self.total_runs} co-run runs" if self.total_runs else ""
+        self._bar.update(completed=self.cells + self.runs, total=self.total_cells + self.total_runs,
+                         text=f"{self.cells}/{self.total_cells} cells{corun}: {what}", eta_s=self.eta_s())
 
     def finish(self) -> None:
-        if self.enabled and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        """Close the bar (the line stays on a terminal)."""
+        self._bar.close()
 
 
 # ---------------------------------------------------------------------- profiler
+
+
+@dataclass(frozen=True)
+class ProfilingSettings:
+    """What one profiling run measures and how (validated by :func:`measure_profile`):
+    the grid, the timing of a cell (warm-up, repeats, ``min_seconds`` of timing, at most
+    ``max_samples``, over ``replicas`` pools) and the runner's options (seed, jit)."""
+
+    model: str
+    threads: tuple[int, ...]
+    batches: tuple[int, ...]
+    repeats: int
+    warmup: int
+    min_seconds: float
+    max_samples: int
+    replicas: int
+    seed: int
+    jit: bool
 
 
 @dataclass(frozen=True)
@@ -334,6 +373,225 @@ def _load_partial(out: str, model: str, topo: topo_mod.Topology, jit: bool) -> P
     return prof
 
 
+def _check_out_dir(out: str | None) -> None:
+    """ProfilingError naming ``out`` when its directory does not exist (checked before any work)."""
+    if out is None:
+        return
+    directory = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(directory):
+        raise ProfilingError(f"cannot write {out!r}: the directory {directory!r} does not exist")
+
+
+def plan_cells(threads: Sequence[int], batches: Sequence[int],
+               done: Collection[tuple[int, int]]) -> dict[int, list[int]]:
+    """The cells still to measure, by thread count: {t: [b, ...]} in grid order (threads,
+    then batches), leaving out the (t, b) in ``done``; thread counts with nothing left are
+    absent. Pure."""
+    rows: dict[int, list[int]] = {}
+    for t in threads:
+        for b in batches:
+            if (t, b) not in done:
+                rows.setdefault(t, []).append(b)
+    return rows
+
+
+def cell_from_samples(t: int, b: int, got: PoolSamples) -> tuple[Cell, dict[str, str]]:
+    """Cell (t, b) from one instance's timed batches (``got``): every compute sample kept
+    (ms, at least 1e-6), its conditions and median dispatch cost as context; plus the meta
+    entry that flags its outliers (``outliers.t{t}.b{b}``; none when there are none). Pure."""
+    samples = [w[0] for w in got.worker_ms]
+    flagged = flag_outliers(samples)
+    notes = {}
+    if flagged:  # kept: contended samples are what real runs see
+        notes[f"outliers.t{t}.b{b}"] = json.dumps({"flagged_ms": [round(samples[i], 4) for i in flagged], "kept": True})
+    context = list(got.context) + [("dispatch_ms", round(float(np.median(got.dispatch_ms)), 4))]
+    return Cell.from_samples(t, b, [max(round(x, 6), 1e-6) for x in samples], context=context), notes
+
+
+@dataclass
+class _Job:
+    """The running state of one :func:`measure_profile` call: the profile being built (the
+    existing file's cells, dispatch costs, interference and meta kept) and what was measured
+    now. Mutable; owned by measure_profile and its steps."""
+
+    settings: ProfilingSettings
+    topo: topo_mod.Topology
+    old: Profile | None
+    cells: dict[tuple[int, int], Cell] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=dict)
+    dispatch: dict[tuple[int, int], float] = field(default_factory=dict)
+    interference: Interference | None = None
+    runtime: str = ""
+    machine_extra: dict[str, str] = field(default_factory=dict)
+    measured: list[tuple[int, int]] = field(default_factory=list)
+    cell_dispatch: dict[int, list[float]] = field(default_factory=dict)
+
+    @classmethod
+    def resume(cls, settings: ProfilingSettings, topo: topo_mod.Topology, old: Profile | None) -> _Job:
+        """A job that starts from ``old`` (the existing file's profile; None: from nothing)."""
+        if old is None:
+            return cls(settings, topo, None)
+        meta = dict(old.meta)
+        return cls(settings, topo, old, cells={(c.threads, c.batch): c for c in old.cells}, meta=meta,
+                   dispatch={(k, bb): ms for k, bb, ms in old.dispatch}, interference=old.interference,
+                   runtime=meta.get("runner.runtime", ""))
+
+    def note_runtime(self, pool) -> None:
+        """Record the runtime and thread settings of the first pool that started (once)."""
+        if not self.runtime:
+            self.runtime = pool.runtime
+            self.machine_extra.update(_worker_settings(pool))
+
+    def record_cell(self, t: int, b: int, got: PoolSamples) -> Cell:
+        """Keep cell (t, b) timed as ``got`` (outliers flagged in meta) and recompute the
+        dispatch cost of one instance per sub-batch (median over the cells of that b)."""
+        cell, notes = cell_from_samples(t, b, got)
+        self.meta.update(notes)
+        self.cells[(t, b)] = cell
+        self.cell_dispatch.setdefault(b, []).append(float(np.median(got.dispatch_ms)))
+        self.measured.append((t, b))
+        for bb, ds in self.cell_dispatch.items():
+            self.dispatch[(1, bb)] = round(float(np.median(ds)), 4)
+        return cell
+
+    def snapshot(self, complete: bool) -> Profile:
+        """The profile as it stands (``runner.complete`` says whether the run finished)."""
+        s, topo, runtime = self.settings, self.topo, self.runtime
+        m = dict(self.meta)
+        m.update({
+            "runner.runtime": runtime or "eager",
+            "runner.jit": str(bool(s.jit)).lower(),
+            "runner.seed": str(s.seed),
+            "runner.input_shape": "x".join(map(str, get_spec(s.model).input_shape)),
+            "runner.warmup": str(s.warmup),
+            "runner.repeats": str(s.repeats),
+            "runner.min_seconds": str(s.min_seconds),
+            "runner.replicas": str(s.replicas),
+            "runner.requested_threads": ",".join(map(str, s.threads)),
+            "runner.requested_batches": ",".join(map(str, s.batches)),
+            "runner.complete": str(complete).lower(),
+        })
+        machine = topo.machine(**self.machine_extra) if self.machine_extra or self.old is None else self.old.machine
+        pools = "a one-instance pool" if s.replicas == 1 else f"{s.replicas} one-instance pools (processes), samples pooled,"
+        return Profile(
+            model=s.model,
+            cells=tuple(self.cells.values()),
+            machine=machine,
+            statistic="median",
+            synthetic=False,
+            source=(
+                f"measured on this machine by packrat profile ({topo.describe()}; {runtime or 'eager'}; "
+                f"warm-up {s.warmup}, >= {s.repeats} repeats per cell, each cell timed through {pools} "
+                "as the runner runs it, every sample kept)"
+            ),
+            interference=self.interference,
+            meta=tuple(sorted(m.items())),
+            dispatch=tuple((k, bb, ms) for (k, bb), ms in sorted(self.dispatch.items())),
+        )
+
+
+def _plan_progress(job: _Job, rows: dict[int, list[int]], need_interference: bool, enabled: bool,
+                   stream) -> tuple[ProfilingProgress, int]:
+    """The progress of the whole job, declared up front: the cells of ``rows`` and their
+    pool starts, and (``need_interference``) the co-run sweep's first pass, sized with the
+    probe sub-batch the cells measured so far suggest. Returns it and that probe estimate."""
+    s, cpus = job.settings, job.topo.logical
+    todo = {(t, b) for t, row in rows.items() for b in row}
+    prog = ProfilingProgress(sum(cell_units(t, b, s.warmup, s.repeats) for t, b in todo), len(todo), enabled,
+                             stream, label=f"{s.model} ", starts=len(rows) * start_weight(s.replicas, cpus))
+    probe = probe_batch(job.cells, s.batches, pending=todo)
+    if need_interference:
+        levels = co_run_levels(min(cpus, MAX_CORUN))
+        prog.expect(units=corun_units(levels, corun_batches(s.repeats), probe),
+                    starts=start_weight(sum(levels), cpus), runs=len(levels))
+    return prog, probe
+
+
+def _start_row_pools(job: _Job, t: int, row: Sequence[int], prog: ProfilingProgress) -> list:
+    """Start the ``replicas`` pools that time thread count ``t``: one t-thread instance on
+    the CPUs the topology gives it, sized for the largest sub-batch of ``row`` (smaller
+    ones run through the same worker and buffers: InstancePool.run(rows=b))."""
+    from packrat_sim.plan import Instance, Plan
+    from real_runner.executor import WorkerError
+
+    s = job.settings
+    cores = tuple(topo_mod.assign_cores([t], job.topo, allow_span=True)[0])
+    prog.update(f"t={t}: starting its pool")
+    t0 = time.monotonic()
+    try:
+        pools = _start_pools(s.model, [Plan((Instance(t, max(row), cores),), max(row), t)] * s.replicas,
+                             job.topo, s.seed, s.jit, s.warmup)
+    except WorkerError as exc:
+        raise ProfilingWorkerError(str(exc)) from None
+    prog.started(f"t={t}: pool started", time.monotonic() - t0, start_weight(s.replicas, job.topo.logical))
+    return pools
+
+
+def _time_cell(pools: Sequence, s: ProfilingSettings, b: int) -> PoolSamples:
+    """Time sub-batch ``b`` on each pool, one after the other, never at the same time
+    (each warmed up for this size first), as one PoolSamples."""
+    inputs = make_inputs(s.model, b, s.seed + 2)
+    parts = []
+    for pool in pools:
+        if s.warmup > 0:  # warm this sub-batch size (the pool warmed up only the largest)
+            time_pool(pool, inputs, s.warmup, rows=b)
+        parts.append(time_pool(pool, inputs, -(-s.repeats // s.replicas), s.min_seconds / s.replicas,
+                               max(1, s.max_samples // s.replicas), rows=b))
+    return merge_samples(parts)
+
+
+def _measure_isolated(job: _Job, rows: dict[int, list[int]], prog: ProfilingProgress, out: str | None,
+                      on_cell: Callable[[Cell, int, int], None] | None) -> None:
+    """Measure the cells of ``rows`` into ``job``, one thread count's pools at a time; after
+    each cell the profile so far is written to ``out`` (atomically), then ``on_cell(cell,
+    index, total)`` is called. An exception stops the pools; what was written stays."""
+    s, index, total = job.settings, 0, sum(len(row) for row in rows.values())
+    for t, row in rows.items():
+        pools = _start_row_pools(job, t, row, prog)
+        try:
+            job.note_runtime(pools[0])
+            for b in row:
+                prog.update(f"t={t} b={b}")
+                t0 = time.perf_counter()
+                got = _time_cell(pools, s, b)
+                busy = time.perf_counter() - t0
+                cell = job.record_cell(t, b, got)
+                if out is not None:
+                    write_profile(job.snapshot(complete=False), out)
+                prog.update(f"t={t} b={b}", units=cell_units(t, b, s.warmup, s.repeats), busy_s=busy, done=True)
+                if on_cell is not None:
+                    on_cell(cell, index, total)
+                index += 1
+        finally:
+            for pool in pools:
+                pool.close()
+
+
+def _measure_corun(job: _Job, prog: ProfilingProgress, planned_probe: int) -> None:
+    """Run the co-run sweep (module docstring) into ``job``: its interference model, the
+    dispatch costs of k instances, and the raw ratios and probe in meta."""
+    from real_runner.executor import WorkerError
+
+    prog.update("co-run sweep")
+    try:
+        interf, raw, probe, points = _interference(job.settings, job.topo, job.cells, prog, planned_probe)
+    except WorkerError as exc:
+        raise ProfilingWorkerError(str(exc)) from None
+    job.interference = interf
+    job.dispatch.update(points)
+    job.meta["interference.raw"] = json.dumps(raw)
+    job.meta["interference.probe"] = probe
+
+
+def _write_final(job: _Job, out: str | None, need_interference: bool) -> Profile:
+    """The complete profile; written to ``out`` unless that file already holds it all."""
+    final = job.snapshot(complete=True)
+    was_complete = job.old is not None and dict(job.old.meta).get("runner.complete") == "true"
+    if out is not None and (job.measured or need_interference or not was_complete):
+        write_profile(final, out)
+    return final
+
+
 def measure_profile(
     model: str,
     threads: Sequence[int] | None = None,
@@ -355,148 +613,38 @@ def measure_profile(
 ) -> ProfilingResult:
     """Profile ``model`` on this machine (see the module docstring); the full result.
 
-    ``replicas`` >= 1: each thread count's cells are timed in that many pools (separate
-    worker processes), their samples pooled, so a cell is not one process's luck (on
-    shared VMs the same cell differs by up to 2x between processes)."""
+    Steps: validate the grid; resume from ``out`` when it exists; plan the missing cells;
+    measure them (written to ``out`` after each); run the co-run sweep unless the profile
+    has one or ``interference`` is False; write the complete profile. ``replicas`` >= 1:
+    each thread count's cells are timed in that many pools (separate worker processes),
+    their samples pooled, so a cell is not one process's luck (on shared VMs the same cell
+    differs by up to 2x between processes). ``progress``: a bar on ``stream`` (stderr) whose
+    ETA covers the whole job (default: when ``stream`` is a terminal)."""
     if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
         raise ProfilingError(f"replicas must be a positive integer, got {replicas!r}")
     t_begin = time.monotonic()
     topo = topology or topo_mod.detect()
     threads, batches = _validate(model, threads, batches, repeats, warmup, topo)
-    max_samples = max(max_samples, repeats)
+    settings = ProfilingSettings(model, tuple(threads), tuple(batches), repeats, warmup, min_seconds,
+                                 max(max_samples, repeats), replicas, seed, jit)
     stream = stream or sys.stderr
     enabled = progress if progress is not None else bool(getattr(stream, "isatty", lambda: False)())
-
-    if out is not None:
-        directory = os.path.dirname(os.path.abspath(out))
-        if not os.path.isdir(directory):
-            raise ProfilingError(f"cannot write {out!r}: the directory {directory!r} does not exist")
-    old: Profile | None = None
-    if out is not None and os.path.exists(out):
-        old = _load_partial(out, model, topo, jit)
-    cells: dict[tuple[int, int], Cell] = {} if old is None else {(c.threads, c.batch): c for c in old.cells}
-    meta: dict[str, str] = {} if old is None else dict(old.meta)
-    interf = None if old is None else old.interference
-    todo = [(t, b) for t in threads for b in batches if (t, b) not in cells]
-    resumed = tuple(k for k in ((t, b) for t in threads for b in batches) if k in cells)
-    need_interference = interference and interf is None
-    spec = get_spec(model)
-
-    units = {k: (max(warmup, 1) + repeats) * k[1] / k[0] for k in todo}
-    prog = Progress(sum(units.values()) or 1.0, len(todo), enabled, stream, label=f"{model} ")
-    machine_extra: dict[str, str] = {}
-    runtime = meta.get("runner.runtime", "")
-
-    def snapshot(complete: bool) -> Profile:
-        m = dict(meta)
-        m.update({
-            "runner.runtime": runtime or "eager",
-            "runner.jit": str(bool(jit)).lower(),
-            "runner.seed": str(seed),
-            "runner.input_shape": "x".join(map(str, spec.input_shape)),
-            "runner.warmup": str(warmup),
-            "runner.repeats": str(repeats),
-            "runner.min_seconds": str(min_seconds),
-            "runner.replicas": str(replicas),
-            "runner.requested_threads": ",".join(map(str, threads)),
-            "runner.requested_batches": ",".join(map(str, batches)),
-            "runner.complete": str(complete).lower(),
-        })
-        machine = topo.machine(**machine_extra) if machine_extra or old is None else old.machine
-        return Profile(
-            model=model,
-            cells=tuple(cells.values()),
-            machine=machine,
-            statistic="median",
-            synthetic=False,
-            source=(
-                f"measured on this machine by packrat profile ({topo.describe()}; {runtime or 'eager'}; "
-                f"warm-up {warmup}, >= {repeats} repeats per cell, each cell timed through "
-                f"{'a one-instance pool' if replicas == 1 else f'{replicas} one-instance pools (processes), samples pooled,'} "
-                f"as the runner runs it, every sample kept)"
-            ),
-            interference=interf,
-            meta=tuple(sorted(m.items())),
-            dispatch=tuple((k, bb, ms) for (k, bb), ms in sorted(dispatch.items())),
-        )
-
-    measured: list[tuple[int, int]] = []
-    dispatch: dict[tuple[int, int], float] = {} if old is None else {(k, bb): ms for k, bb, ms in old.dispatch}
-    cell_dispatch: dict[int, list[float]] = {}
-    rows: dict[int, list[int]] = {}
-    for t, b in todo:
-        rows.setdefault(t, []).append(b)
+    _check_out_dir(out)
+    old = _load_partial(out, model, topo, jit) if out is not None and os.path.exists(out) else None
+    job = _Job.resume(settings, topo, old)
+    rows = plan_cells(threads, batches, job.cells)
+    resumed = tuple((t, b) for t in threads for b in batches if (t, b) in job.cells)
+    need_interference = interference and job.interference is None
+    prog, planned_probe = _plan_progress(job, rows, need_interference, enabled, stream)
     try:
-        from packrat_sim.plan import Instance, Plan
-        from real_runner.executor import WorkerError
-
-        idx = 0
-        for t, row in rows.items():
-            cores = tuple(topo_mod.assign_cores([t], topo, allow_span=True)[0])
-            prog.update(f"t={t}: starting its pool")
-            # one pool per thread count, sized for its largest sub-batch; smaller ones run
-            # through the same worker and buffers (InstancePool.run(rows=b))
-            try:
-                pools = _start_pools(model, [Plan((Instance(t, max(row), cores),), max(row), t)] * replicas,
-                                     topo, seed, jit, warmup)
-            except WorkerError as exc:
-                raise ProfilingWorkerError(str(exc)) from None
-            try:
-                for b in row:
-                    if not runtime:
-                        runtime = pools[0].runtime
-                        machine_extra.update(_worker_settings(pools[0]))
-                    prog.update(f"t={t} b={b}")
-                    t0 = time.perf_counter()
-                    inputs = make_inputs(model, b, seed + 2)
-                    parts = []
-                    for pool in pools:  # one after the other, never at the same time
-                        if warmup > 0:  # warm this sub-batch size (the pool warmed up only the largest)
-                            time_pool(pool, inputs, warmup, rows=b)
-                        parts.append(time_pool(pool, inputs, -(-repeats // replicas), min_seconds / replicas,
-                                               max(1, max_samples // replicas), rows=b))
-                    got = merge_samples(parts)
-                    busy = time.perf_counter() - t0
-                    samples = [w[0] for w in got.worker_ms]
-                    flagged = flag_outliers(samples)
-                    if flagged:  # kept: contended samples are what real runs see
-                        meta[f"outliers.t{t}.b{b}"] = json.dumps({
-                            "flagged_ms": [round(samples[i], 4) for i in flagged], "kept": True,
-                        })
-                    context = list(got.context) + [("dispatch_ms", round(float(np.median(got.dispatch_ms)), 4))]
-                    cell = Cell.from_samples(t, b, [max(round(x, 6), 1e-6) for x in samples], context=context)
-                    cells[(t, b)] = cell
-                    cell_dispatch.setdefault(b, []).append(float(np.median(got.dispatch_ms)))
-                    measured.append((t, b))
-                    for bb, ds in cell_dispatch.items():
-                        dispatch[(1, bb)] = round(float(np.median(ds)), 4)
-                    if out is not None:
-                        write_profile(snapshot(complete=False), out)
-                    prog.update(f"t={t} b={b}", units=units[(t, b)], busy_s=busy, done=True)
-                    if on_cell is not None:
-                        on_cell(cell, idx, len(todo))
-                    idx += 1
-            finally:
-                for pool in pools:
-                    pool.close()
+        _measure_isolated(job, rows, prog, out, on_cell)
         if need_interference:
-            prog.update("co-run sweep")
-            try:
-                interf, raw, probe, points = _interference(model, topo, cells, batches, warmup, repeats, seed, jit)
-            except WorkerError as exc:
-                raise ProfilingWorkerError(str(exc)) from None
-            dispatch.update(points)
-            meta["interference.raw"] = json.dumps(raw)
-            meta["interference.probe"] = probe
+            _measure_corun(job, prog, planned_probe)
     finally:
         prog.finish()
-    final = snapshot(complete=True)
-    was_complete = old is not None and dict(old.meta).get("runner.complete") == "true"
-    if out is not None and (measured or need_interference or not was_complete):
-        write_profile(final, out)
     return ProfilingResult(
-        profile=final,
-        measured=tuple(measured),
+        profile=_write_final(job, out, need_interference),
+        measured=tuple(job.measured),
         resumed=resumed,
         interference_measured=need_interference,
         elapsed_s=time.monotonic() - t_begin,
@@ -527,18 +675,46 @@ def co_run_levels(max_instances: int) -> list[int]:
     return sorted(levels)
 
 
-def _corun_round(model, topo, levels, probe_b, cores, warmup, n, seed, jit):
+def corun_batches(repeats: int) -> int:
+    """Batches each co-run pool runs in the first pass: max(repeats, 5). Pure."""
+    return max(repeats, 5)
+
+
+def probe_batch(cells: Mapping[tuple[int, int], Cell], batches: Sequence[int],
+                pending: Collection[tuple[int, int]] = ()) -> int:
+    """The co-run probe's sub-batch: the largest of ``batches`` (ascending) whose t=1 cell
+    has a median <= PROBE_MAX_MS, a t=1 cell still ``pending`` counting as fast (the
+    up-front estimate); the first batch when none is. Pure."""
+    probe_b = batches[0]
+    for b in batches:
+        c = cells.get((1, b))
+        if (1, b) in pending or (c is not None and c.stat("median") <= PROBE_MAX_MS):
+            probe_b = max(probe_b, b)
+    return probe_b
+
+
+def _corun_round(s: ProfilingSettings, topo: topo_mod.Topology, levels: Sequence[int], probe_b: int,
+                 cores: Sequence[Sequence[int]], n: int, prog: ProfilingProgress) -> dict[int, PoolSamples]:
     """One co-run pass: a pool of k one-thread instances (each on its own CPU, sub-batch
-    ``probe_b``) per level k, all started side by side, measured one after the other as
-    the runner runs them. Returns {k: PoolSamples}."""
+    ``probe_b``) per level k, all started side by side, each timed for ``n`` batches one
+    after the other as the runner runs them. Returns {k: PoolSamples}."""
     from packrat_sim.plan import Instance, Plan
 
     plans = [Plan(tuple(Instance(1, probe_b, (cores[i][0],)) for i in range(k)), k * probe_b, max(k, 1))
              for k in levels]
-    pools = _start_pools(model, plans, topo, seed, jit, warmup)
+    t0 = time.monotonic()
+    pools = _start_pools(s.model, plans, topo, s.seed, s.jit, s.warmup)
+    prog.started("co-run sweep: pools started", time.monotonic() - t0, start_weight(sum(levels), topo.logical))
     try:
-        inputs = {k: make_inputs(model, k * probe_b, seed + 2) for k in levels}
-        return {k: time_pool(pool, inputs[k], n) for k, pool in zip(levels, pools)}
+        inputs = {k: make_inputs(s.model, k * probe_b, s.seed + 2) for k in levels}
+        got = {}
+        for k, pool in zip(levels, pools):
+            what = f"co-run sweep: {k} instance(s) side by side"
+            prog.update(what)
+            t1 = time.perf_counter()
+            got[k] = time_pool(pool, inputs[k], n)
+            prog.update(what, units=n * probe_b, busy_s=time.perf_counter() - t1, ran=True)
+        return got
     finally:
         for pool in pools:
             pool.close()
@@ -552,18 +728,35 @@ def _half_medians(xs: Sequence[float]) -> list[float]:
     return [float(np.median(xs[:h])), float(np.median(xs[h:]))]
 
 
-def _interference(model, topo, cells, batches, warmup, repeats, seed, jit):
+def round_ratios(got: Mapping[int, PoolSamples], base_ms: float) -> tuple[list[list[float]], list[tuple[int, float]]]:
+    """What one co-run pass ({k: samples}) says, against the isolated median ``base_ms``:
+    raw rows ``[k - 1, slowest / base, typical instance / base]`` and the observations
+    ``(k - 1, slowdown)`` of the slowest instance over the first and the second half of
+    the batches (k = 1 is the baseline and gives none). Pure."""
+    raw: list[list[float]] = []
+    observations: list[tuple[int, float]] = []
+    for k, ps in got.items():
+        if k == 1:
+            continue
+        slowest = [max(w) for w in ps.worker_ms]
+        per_instance = [float(np.median([w[i] for w in ps.worker_ms])) for i in range(k)]
+        raw.append([k - 1, round(float(np.median(slowest)) / base_ms, 4),
+                    round(float(np.median(per_instance)) / base_ms, 4)])
+        observations += [(k - 1, m / base_ms) for m in _half_medians(slowest)]
+    return raw, observations
+
+
+def _interference(s: ProfilingSettings, topo: topo_mod.Topology, cells: Mapping[tuple[int, int], Cell],
+                  prog: ProfilingProgress, planned_probe: int):
     """Co-run sweep through pools (module doc): the busy-cores slowdown model, the raw
-    ratios, a description of the probe, and dispatch points {(k, k * probe_b): ms}."""
-    probe_b = batches[0]
-    for b in batches:
-        c = cells.get((1, b))
-        if c is not None and c.stat("median") <= PROBE_MAX_MS:
-            probe_b = max(probe_b, b)
+    ratios, a description of the probe, and dispatch points {(k, k * probe_b): ms}.
+    ``planned_probe``: the probe the progress was sized with (corrected here)."""
+    probe_b = probe_batch(cells, s.batches)
     max_k = min(topo.logical, MAX_CORUN)
     levels = co_run_levels(max_k)
     cores = topo_mod.assign_cores([1] * max_k, topo)
-    n = max(repeats, 5)
+    n = corun_batches(s.repeats)
+    prog.expect(units=corun_units(levels, n, probe_b) - corun_units(levels, n, planned_probe))
     observations: list[tuple[int, float]] = []
     raw: list = []
     dispatch: dict[tuple[int, int], list[float]] = {}
@@ -571,18 +764,17 @@ def _interference(model, topo, cells, batches, warmup, repeats, seed, jit):
     fitted = None
     rounds = 0
     for rounds in (1, 2):  # a second pass, pooled with the first, when the fit is poor
-        got = _corun_round(model, topo, levels, probe_b, cores, warmup, n * rounds, seed, jit)
+        if rounds == 2:
+            prog.expect(units=corun_units(levels, 2 * n, probe_b), starts=start_weight(sum(levels), topo.logical),
+                        runs=len(levels))
+        got = _corun_round(s, topo, levels, probe_b, cores, n * rounds, prog)
         for k, ps in got.items():
             dispatch.setdefault((k, k * probe_b), []).extend(ps.dispatch_ms)
         if base is None:
             base = float(np.median([w[0] for w in got[1].worker_ms]))
-        for k, ps in got.items():
-            if k == 1:
-                continue
-            slowest = [max(w) for w in ps.worker_ms]
-            per_instance = [float(np.median([w[i] for w in ps.worker_ms])) for i in range(k)]
-            raw.append([k - 1, round(float(np.median(slowest)) / base, 4), round(float(np.median(per_instance)) / base, 4)])
-            observations += [(k - 1, m / base) for m in _half_medians(slowest)]
+        more_raw, more_obs = round_ratios(got, base)
+        raw += more_raw
+        observations += more_obs
         if not observations:
             break
         fitted = fit_interference(observations)
@@ -595,7 +787,7 @@ def _interference(model, topo, cells, batches, warmup, repeats, seed, jit):
     )
     if fitted is None:  # a single usable CPU: nothing can run beside the probe
         return Interference(points=()), raw, probe, points_d
-    points = tuple((k, max(1.0, round(s, 4))) for k, s in fitted.points)
+    points = tuple((k, max(1.0, round(slow, 4))) for k, slow in fitted.points)
     return Interference(points=points, fit_error=fitted.fit_error), raw, probe, points_d
 
 
@@ -623,18 +815,27 @@ def quick_profile(model: str, batch: int, cores: int, **kwargs) -> Profile:
 __all__ = [
     "DEFAULT_BATCHES",
     "DEFAULT_REPEATS",
-    "ModelError",
+    "ModelCatalogError",
     "PoolSamples",
     "ProfilingError",
     "ProfilingResult",
+    "ProfilingProgress",
+    "ProfilingSettings",
     "ProfilingWorkerError",
-    "Progress",
+    "cell_from_samples",
+    "cell_units",
     "co_run_levels",
+    "corun_batches",
+    "corun_units",
     "flag_outliers",
     "measure_profile",
     "merge_samples",
     "parse_int_list",
+    "plan_cells",
     "powers_of_two_upto",
+    "probe_batch",
     "profile_model",
     "quick_profile",
+    "round_ratios",
+    "start_weight",
 ]

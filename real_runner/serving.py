@@ -47,6 +47,7 @@ batch (closed loop: the batch size B; open loop: the aggregated batch).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import queue
@@ -55,11 +56,13 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from checker.history import History, Operation
 from packrat_sim import policy as pol
+from packrat_sim.errors import PackratError
 from packrat_sim.estimator import EstimatorConfig, initial_state, pow2_floor
 from packrat_sim.estimator import step as estimator_step
 from packrat_sim.plan import Plan
@@ -74,7 +77,7 @@ class ServingError(RuntimeError):
     """A batch could not be answered (every attempt failed) or the runtime is closed."""
 
 
-class LoadError(ValueError):
+class LoadError(PackratError):
     """A load spec is invalid; the message names the bad part."""
 
 
@@ -142,7 +145,6 @@ class _Epoch:
     plan: Plan
     pool: InstancePool
     inflight: int = 0
-    replacements: int = 0
 
 
 def _digest(out) -> str:
@@ -207,9 +209,8 @@ class ServingRuntime:
     def __enter__(self) -> ServingRuntime:
         return self.start()
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> None:
         self.close()
-        return False
 
     def close(self) -> None:
         if self._closed:
@@ -221,18 +222,24 @@ class ServingRuntime:
         if self._current is not None:
             self._current.pool.close()
 
+    def _started(self) -> _Epoch:
+        """The current epoch; ServingError before :meth:`start`."""
+        if self._current is None:
+            raise ServingError("the runtime is not started")
+        return self._current
+
     @property
     def epoch(self) -> int:
-        return self._current.number
+        return self._started().number
 
     @property
     def plan(self) -> Plan:
-        return self._current.plan
+        return self._started().plan
 
     @property
     def pids(self) -> list[int]:
         """Worker pids of the current epoch's pool."""
-        return self._current.pool.pids
+        return self._started().pool.pids
 
     # ---- client side
     def submit(self, size: int, client: Hashable = 0) -> tuple[BatchRecord, threading.Event]:
@@ -281,7 +288,7 @@ class ServingRuntime:
         self.formed.append(((time.monotonic_ns() - self.t0_ns) / 1e6, rec.size,
                             self.backlog + sum(item[0].size for item in list(self._queue.queue) if item is not None)))
         with self._route:  # routing decision: one epoch for the whole batch
-            ep = self._current
+            ep = self._started()
             ep.inflight += 1
         try:
             inputs = make_inputs(self.model, rec.size, self.seed + 1000 + rec.id)
@@ -308,7 +315,6 @@ class ServingRuntime:
                     except Exception as exc2:  # noqa: BLE001
                         rec.error = f"replacement pool failed to start: {exc2}"
                         return
-                    ep.replacements += 1
                     self.faults[-1]["replacement_ms"] = (time.monotonic_ns() - t) / 1e6
         finally:
             with self._route:
@@ -337,7 +343,7 @@ class ServingRuntime:
         On a start failure the reconfiguration is aborted (old epoch keeps serving) and the
         error is re-raised."""
         with self._reconf_lock:
-            old = self._current
+            old = self._started()
             rec = ReconfigRecord(old.number, None, old.plan, plan, time.monotonic_ns(), trigger=trigger,
                                  oversubscribed_threads=max(0, old.plan.threads_used + plan.threads_used
                                                             - self.topology.logical))
@@ -387,7 +393,7 @@ class LoadSpec:
     kind: str
     steps: tuple[tuple[int, float], ...] = ()
     clients: int = 1
-    workload: object = None
+    workload: Any = None  # a packrat_sim.workload open-loop workload (kind "open")
     think_s: float = 0.0  # closed loop: pause of a client between an answer and its next batch
 
     @property
@@ -407,24 +413,13 @@ def parse_load(spec: str, clients: int = 1, think_s: float = 0.0) -> LoadSpec:
     """``"8:20s,32:20s,8:20s"`` (closed loop: batch size B for a duration, step after step;
     ``"8:20s"`` is a constant load) or any open-loop workload spec of
     ``packrat_sim.workload`` (``poisson:rate=200/s,duration=10s``, ``steps:50@5s,400@5s``)."""
-    from packrat_sim.workload import Closed, WorkloadError, parse_duration_s, parse_workload
+    from packrat_sim.spec import split_items
+    from packrat_sim.workload import Closed, WorkloadError, parse_workload
 
     text = spec.strip()
     if re.fullmatch(r"[^:,]+:[^,]+(,[^:,]+:[^,]+)*", text) and not re.match(r"[a-z]", text):
-        steps = []
-        for item in text.split(","):
-            b, _, d = item.partition(":")
-            b = b.strip()
-            if not re.fullmatch(r"\d+", b) or int(b) < 1:
-                raise LoadError(f"load step {item!r}: batch size {b!r} is not a positive integer")
-            try:
-                secs = parse_duration_s(d, f"load step {item!r} duration")
-            except WorkloadError as exc:
-                raise LoadError(str(exc)) from None
-            if secs <= 0:
-                raise LoadError(f"load step {item!r}: duration must be > 0")
-            steps.append((int(b), secs))
-        return LoadSpec("closed", tuple(steps), clients=clients, think_s=think_s)
+        items = split_items(text, f"load {spec!r}", strip=False, error=LoadError)
+        return LoadSpec("closed", tuple(_load_step(item) for item in items), clients=clients, think_s=think_s)
     try:
         wl = parse_workload(text)
     except WorkloadError as exc:
@@ -432,6 +427,22 @@ def parse_load(spec: str, clients: int = 1, think_s: float = 0.0) -> LoadSpec:
     if isinstance(wl, Closed):
         return LoadSpec("closed", ((wl.batch, 10.0),), clients=wl.clients)
     return LoadSpec("open", workload=wl)
+
+
+def _load_step(item: str) -> tuple[int, float]:
+    """One step ``"B:DURATION"`` of a closed-loop load -> (batch size, seconds): B is decimal
+    digits >= 1, DURATION a :func:`packrat_sim.spec.parse_duration_s` duration > 0.
+    LoadError naming the step otherwise."""
+    from packrat_sim.spec import parse_duration_s
+
+    b, _, d = item.partition(":")
+    b = b.strip()
+    if not re.fullmatch(r"\d+", b) or int(b) < 1:
+        raise LoadError(f"load step {item!r}: batch size {b!r} is not a positive integer")
+    secs = parse_duration_s(d, f"load step {item!r} duration", error=LoadError)
+    if secs <= 0:
+        raise LoadError(f"load step {item!r}: duration must be > 0")
+    return int(b), secs
 
 
 def _closed_client(rt: ServingRuntime, client: int, steps, t0: float, stop: threading.Event,
@@ -662,15 +673,16 @@ def summarize(rt: ServingRuntime, window_s: float = 3.0) -> dict:
     reconfiguration with batch latency before (``window_s`` before its call), during
     (answered between call and drained) and after (``window_s`` after drained)."""
     done = [b for b in rt.batches if b.ret_ns is not None]
+    answered = [(b.ret_ns, b.latency_ms) for b in rt.batches if b.ret_ns is not None]  # (ns, ms) per batch
     ids = [b.id for b in done]
     recs = []
     for r in rt.reconfigurations:
         j = r.to_json(rt.t0_ns)
         end = r.drained_ns or r.call_ns
         w = int(window_s * 1e9)
-        j["latency_before"] = _stats([b.latency_ms for b in done if r.call_ns - w <= b.ret_ns < r.call_ns])
-        j["latency_during"] = _stats([b.latency_ms for b in done if r.call_ns <= b.ret_ns <= end])
-        j["latency_after"] = _stats([b.latency_ms for b in done if end < b.ret_ns <= end + w])
+        j["latency_before"] = _stats([ms for ns, ms in answered if r.call_ns - w <= ns < r.call_ns])
+        j["latency_during"] = _stats([ms for ns, ms in answered if r.call_ns <= ns <= end])
+        j["latency_after"] = _stats([ms for ns, ms in answered if end < ns <= end + w])
         recs.append(j)
     return {
         "model": rt.model,
@@ -710,10 +722,8 @@ def churn(model: str, plans: list[Plan], *, reconfigurations: int = 20, kills: i
             threading.Timer(0.005, lambda: _kill(pool)).start()
 
     def _kill(pool):
-        try:
+        with contextlib.suppress(ProcessLookupError, IndexError):
             os.kill(pool.pids[0], signal.SIGKILL)
-        except (ProcessLookupError, IndexError):
-            pass
 
     stop = threading.Event()
 
@@ -758,6 +768,16 @@ def churn(model: str, plans: list[Plan], *, reconfigurations: int = 20, kills: i
     return report
 
 
+def _serve_back_to_back(pool: InstancePool, inputs, samples: list[tuple[int, float]], stop: threading.Event) -> None:
+    """Run ``inputs`` on ``pool`` again and again until ``stop`` is set; append (end time in
+    ``time.monotonic_ns()``, latency in ms) of every batch to ``samples``."""
+    while not stop.is_set():
+        t0 = time.monotonic_ns()
+        pool.run(inputs)
+        t1 = time.monotonic_ns()
+        samples.append((t1, (t1 - t0) / 1e6))
+
+
 def measure_reconfiguration_cost(model: str, old_plan: Plan, new_plan: Plan, *, repeats: int = 3,
                                  warmup: int = 10, before_s: float = 1.5, after_s: float = 1.5,
                                  topology: topo_mod.Topology | None = None, seed: int = 0,
@@ -789,14 +809,7 @@ def measure_reconfiguration_cost(model: str, old_plan: Plan, new_plan: Plan, *, 
         stop = threading.Event()
         inputs = make_inputs(model, old_plan.batch, seed + 7)
 
-        def serve() -> None:
-            while not stop.is_set():
-                t0 = time.monotonic_ns()
-                old.run(inputs)
-                t1 = time.monotonic_ns()
-                samples.append((t1, (t1 - t0) / 1e6))
-
-        th = threading.Thread(target=serve, daemon=True)
+        th = threading.Thread(target=_serve_back_to_back, args=(old, inputs, samples, stop), daemon=True)
         new = None
         try:
             th.start()

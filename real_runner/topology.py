@@ -23,18 +23,21 @@ bootstrap shared by the profiler and the executor.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from packrat_sim import validate
+from packrat_sim.errors import PackratError
 from packrat_sim.plan import Instance, Plan
 
 SYSFS_CPU = "/sys/devices/system/cpu"
 
 
-class TopologyError(ValueError):
+class TopologyError(PackratError):
     """A thread count or plan that does not fit this machine's allowed CPUs; names the values."""
 
 
@@ -188,8 +191,7 @@ def detect(
 def check_threads(threads: Iterable[int], topo: Topology, what: str = "threads") -> None:
     """TopologyError when any thread count is < 1 or beyond the allowed CPUs."""
     for t in threads:
-        if isinstance(t, bool) or not isinstance(t, int) or t < 1:
-            raise TopologyError(f"{what} must be positive integers, got {t!r}")
+        validate.positive_int(t, what, error=TopologyError, expected="positive integers")
         if t > topo.logical:
             raise TopologyError(
                 f"{what} {t} is beyond the {topo.logical} CPUs this process may use ({format_cpus(topo.ids)})"
@@ -206,8 +208,7 @@ def assign_cores(
     """CPU ids for instances of ``threads[i]`` threads each, in the same order (see module doc)."""
     threads = list(threads)
     for t in threads:
-        if isinstance(t, bool) or not isinstance(t, int) or t < 1:
-            raise TopologyError(f"instance threads must be positive integers, got {t!r}")
+        validate.positive_int(t, "instance threads", error=TopologyError, expected="positive integers")
     total = sum(threads)
     if total > topo.logical:
         if not allow_oversubscribe:
@@ -300,10 +301,8 @@ def pin_process(cores: Iterable[int]) -> None:
     except OSError:  # pragma: no cover - no procfs
         return
     for tid in tids:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             os.sched_setaffinity(int(tid), cpus)
-        except (OSError, ValueError):
-            pass
 
 
 def _watch_parent(parent: int) -> None:
@@ -383,10 +382,8 @@ def start_worker(cores: Iterable[int], threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    try:
+    with contextlib.suppress(RuntimeError):  # already set (a reused interpreter)
         torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set (a reused interpreter)
-        pass
 
 
 def thread_settings() -> dict[str, str]:

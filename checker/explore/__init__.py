@@ -103,7 +103,7 @@ from checker.explore.tree import dfs as _dfs
 from checker.explore.tree import exhaustive as _exhaustive
 from checker.explore.walks import pct as _pct
 from checker.explore.walks import random_walks as _random
-from checker.linearizability import explain
+from checker.linearizability import Verdict, explain
 
 __all__ = [
     "COMPLETE_STRATEGIES",
@@ -187,31 +187,10 @@ def explore(
     the search and once at its end (from the exploring thread; keep it cheap). Raises
     ExploreError (or ProtocolError) naming a bad argument.
     """
-    from checker.protocols import Protocol, build
-
     started = time.perf_counter()
-    if isinstance(protocol, str):
-        protocol = build(protocol, variant, **(params or {}))
-    elif not isinstance(protocol, Protocol):
-        raise ExploreError(f"protocol must be a Protocol or a registered name, not {protocol!r}")
-    elif variant is not None or params:
-        raise ExploreError("variant and params apply only when the protocol is given by name")
-    if strategy not in STRATEGY_TABLE:
-        raise ExploreError(f"unknown strategy {strategy!r} (expected one of {', '.join(STRATEGIES)})")
-    for name, value in (("max_schedules", max_schedules), ("depth", depth)):
-        if value is not None:
-            require_int(name, value, 1, "an integer >= 1")
-    require_seconds("max_time", max_time)
-    require_int("delay_bound", delay_bound, 0, "a non-negative integer")
-    require_int("bug_depth", bug_depth, 1, "a positive integer")
-    if strategy in ("pct", "delay-bounded") and protocol.system.faults.any:
-        raise ExploreError(f"strategy {strategy} schedules deliveries only and injects no faults; use random, dfs or dpor")
-    require_int("seed", seed, None, "an integer")
-    if progress is not None and not callable(progress):
-        raise ExploreError(f"progress must be a callable, not {progress!r}")
-    if strategy in SAMPLING_STRATEGIES and max_schedules is None and max_time is None:
-        max_schedules = DEFAULT_INCOMPLETE_SCHEDULES
-
+    protocol = _protocol_of(protocol, variant, params)
+    max_schedules = _checked_arguments(protocol, strategy, max_schedules, max_time, depth, seed, delay_bound,
+                                       bug_depth, progress)
     reductions = Reductions(symmetry=bool(symmetry), state_cache=bool(state_cache), coarse_clients=bool(coarse_clients),
                             sleep_sets=bool(sleep_sets), local_commutation=bool(local_commutation))
     run = Run(protocol, max_schedules, max_time, depth, check_timeout, stop_on_violation, reductions, progress)
@@ -224,30 +203,10 @@ def explore(
     except Stop:
         pass
     elapsed = time.perf_counter() - run.started
-
     complete = (strategy not in SAMPLING_STRATEGIES and not run.budget_hit and not run.cut and not run.delay_cut
                 and (run.found is None or not stop_on_violation))
-    violation = None
-    if run.found is not None:
-        verdict = VIOLATION
-        violation = make_violation(protocol, run.found, check_timeout, shrink_counterexample, run.deadline)
-        reason = violation.message
-    elif complete and run.unknown_histories == 0:
-        verdict, reason = OK, ""
-    else:
-        verdict = UNKNOWN
-        if strategy in SAMPLING_STRATEGIES:
-            reason = f"{strategy} is not exhaustive: no violation in {run.schedules} schedules"
-        elif run.budget_hit:
-            reason = f"{run.budget_hit} before the search completed; no violation in {run.schedules} schedules"
-        elif run.delay_cut:
-            reason = f"no violation within {delay_bound} delays ({run.schedules} schedules); larger delays not explored"
-        elif run.cut and depth is not None:
-            reason = f"schedules were cut at depth {depth}; no violation in {run.schedules} schedules"
-        elif run.cut:
-            reason = f"the state graph has a cycle, which stateful DPOR cuts; no violation in {run.schedules} schedules"
-        else:
-            reason = f"{run.unknown_histories} histories could not be judged within {check_timeout} s each"
+    verdict, reason, violation = _verdict(protocol, run, strategy, complete, depth, delay_bound, check_timeout,
+                                          shrink_counterexample)
     if progress is not None:
         progress(run.snapshot())
     return ExploreResult(
@@ -272,6 +231,74 @@ def explore(
         reductions=reductions,
         violations=frozenset(run.violated) if collect_histories else None,
     )
+
+
+def _verdict(protocol, run: Run, strategy: str, complete: bool, depth: int | None, delay_bound: int,
+             check_timeout: float | None, do_shrink: bool) -> tuple[Verdict, str, Violation | None]:
+    """The verdict of a finished search, its reason and its counterexample: VIOLATION with the
+    first violation found (shrunk when ``do_shrink``, within the run's deadline); OK when the
+    search was ``complete`` and judged every history; else UNKNOWN with why
+    (:func:`_unknown_reason`)."""
+    if run.found is not None:
+        violation = make_violation(protocol, run.found, check_timeout, do_shrink, run.deadline)
+        return VIOLATION, violation.message, violation
+    if complete and run.unknown_histories == 0:
+        return OK, "", None
+    return UNKNOWN, _unknown_reason(run, strategy, depth, delay_bound, check_timeout), None
+
+
+def _protocol_of(protocol: Any, variant: str | None, params: dict | None):
+    """The :class:`~checker.protocols.Protocol` that :func:`explore` was given: ``protocol``
+    itself, or the registered name built with ``variant`` and ``params``. ExploreError (or
+    ProtocolError) names a bad value."""
+    from checker.protocols import Protocol, build
+
+    if isinstance(protocol, str):
+        return build(protocol, variant, **(params or {}))
+    if not isinstance(protocol, Protocol):
+        raise ExploreError(f"protocol must be a Protocol or a registered name, not {protocol!r}")
+    if variant is not None or params:
+        raise ExploreError("variant and params apply only when the protocol is given by name")
+    return protocol
+
+
+def _checked_arguments(protocol, strategy: str, max_schedules: int | None, max_time: float | None,
+                       depth: int | None, seed: int, delay_bound: int, bug_depth: int,
+                       progress: Callable[[ExploreProgress], None] | None) -> int | None:
+    """Validate :func:`explore`'s arguments (ExploreError names the first bad one, in the order
+    of the checks below); returns the schedule budget to use (random and pct without a budget
+    get :data:`DEFAULT_INCOMPLETE_SCHEDULES`)."""
+    if strategy not in STRATEGY_TABLE:
+        raise ExploreError(f"unknown strategy {strategy!r} (expected one of {', '.join(STRATEGIES)})")
+    for name, value in (("max_schedules", max_schedules), ("depth", depth)):
+        if value is not None:
+            require_int(name, value, 1, "an integer >= 1")
+    require_seconds("max_time", max_time)
+    require_int("delay_bound", delay_bound, 0, "a non-negative integer")
+    require_int("bug_depth", bug_depth, 1, "a positive integer")
+    if strategy in ("pct", "delay-bounded") and protocol.system.faults.any:
+        raise ExploreError(f"strategy {strategy} schedules deliveries only and injects no faults; use random, dfs or dpor")
+    require_int("seed", seed, None, "an integer")
+    if progress is not None and not callable(progress):
+        raise ExploreError(f"progress must be a callable, not {progress!r}")
+    if strategy in SAMPLING_STRATEGIES and max_schedules is None and max_time is None:
+        return DEFAULT_INCOMPLETE_SCHEDULES
+    return max_schedules
+
+
+def _unknown_reason(run: Run, strategy: str, depth: int | None, delay_bound: int, check_timeout: float | None) -> str:
+    """Why a finished search without a violation is UNKNOWN (pure: it reads ``run``)."""
+    if strategy in SAMPLING_STRATEGIES:
+        return f"{strategy} is not exhaustive: no violation in {run.schedules} schedules"
+    if run.budget_hit:
+        return f"{run.budget_hit} before the search completed; no violation in {run.schedules} schedules"
+    if run.delay_cut:
+        return f"no violation within {delay_bound} delays ({run.schedules} schedules); larger delays not explored"
+    if run.cut and depth is not None:
+        return f"schedules were cut at depth {depth}; no violation in {run.schedules} schedules"
+    if run.cut:
+        return f"the state graph has a cycle, which stateful DPOR cuts; no violation in {run.schedules} schedules"
+    return f"{run.unknown_histories} histories could not be judged within {check_timeout} s each"
 
 
 def make_violation(protocol, found: Found, timeout: float | None, do_shrink: bool,

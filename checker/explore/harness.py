@@ -15,6 +15,7 @@ from typing import Any
 from checker.actors import Event, SystemState, event_to_json, history_of
 from checker.history import History
 from checker.linearizability import Verdict, check
+from packrat_sim.errors import PackratError
 
 __all__ = [
     "OK", "UNKNOWN", "VIOLATION", "ExploreError", "ExploreProgress", "ExploreResult", "Reductions", "Violation",
@@ -31,7 +32,7 @@ def verdict_word(verdict: Verdict) -> str:
     return _WORDS[Verdict(verdict)]
 
 
-class ExploreError(ValueError):
+class ExploreError(PackratError):
     """A bad strategy, budget, schedule or replay file; the message names the bad value."""
 
 

@@ -37,11 +37,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from checker.actors import Event, Outcome, SystemState
 from checker.explore.harness import Reductions
+from packrat_sim.errors import PackratError
 
 WALK_STRATEGIES = frozenset({"random", "pct"})
 SUBTREE_STRATEGIES = frozenset({"dfs", "exhaustive", "dpor", "transdpor", "keyaware"})
@@ -49,7 +50,7 @@ SPLIT_STRATEGIES = WALK_STRATEGIES | SUBTREE_STRATEGIES
 MAX_FRONTIER_DEPTH = 16
 
 
-class SplitError(ValueError):
+class SplitError(PackratError):
     """A split cannot run as asked (strategy, depth, jobs); the message names the value."""
 
 
@@ -133,7 +134,6 @@ class SplitResult:
     workers: int
     engine: str
     failures: tuple[str, ...] = ()
-    job_seconds: tuple[float, ...] = field(default=(), repr=False)
 
 
 class _Rooted:
@@ -434,13 +434,9 @@ def explore_split(
         todo = [Job(k, ref, strategy, options, prefix=p, search=search) for k, p in enumerate(fr.prefixes)]
     parts: list[JobResult] = list(above)
     failures: list[str] = []
-    seconds: list[float] = []
-    done = 0
-    for outcome in engine.map(run_job, todo):
-        done += 1
+    for done, outcome in enumerate(engine.map(run_job, todo), 1):
         if outcome.ok:
             parts.append(outcome.value)
-            seconds.append(outcome.value.elapsed_s)
         else:
             failures.append(f"job {todo[outcome.index].order}: {outcome.error}")
         if progress is not None:
@@ -448,4 +444,4 @@ def explore_split(
     result = merge(built, strategy, parts, seed=seed, elapsed_s=time.perf_counter() - t0, options=options,
                    failures=failures, shrink=shrink)
     return SplitResult(result, len(todo), depth_used, workers, getattr(engine, "name", type(engine).__name__),
-                       tuple(failures), tuple(seconds))
+                       tuple(failures))

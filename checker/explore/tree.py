@@ -7,7 +7,7 @@ from typing import Any
 
 from checker.actors import Envelope, Event, System, SystemState
 from checker.explore.commute import MEMO_LIMIT, Commutations
-from checker.explore.dpor import _dependent, check_effects, event_facts
+from checker.explore.dpor import check_effects, dependent, event_facts
 from checker.explore.harness import Run
 
 __all__ = ["after", "delay_bounded", "dfs", "exhaustive", "oldest_first", "sleep_dfs"]
@@ -117,50 +117,35 @@ def sleep_dfs(run: Run) -> None:
     A schedule ends at a terminal state, or where the search has nothing new to explore (a
     state already seen, or every enabled event asleep)."""
     system = run.system
+    stored: dict = {}  # visited state (representative) -> the intersection of its sleep sets, named
+    take = _sleep_take(run, stored)
+    init = system.initial()
+    key = run.key(init)
+    run.visit(init, (), key)
+    stored[key] = _EMPTY
+    evs = system.enabled_event_ids(init)
+    if not evs:
+        run.finish(init, [], True)
+        return
+    _walk([init, _EMPTY, evs, 0], take)
+
+
+_EMPTY: frozenset = frozenset()
+
+
+def _sleep_take(run: Run, stored: dict) -> Callable[[SystemState, frozenset, list, int, list], tuple | None]:
+    """:func:`sleep_dfs`'s step for :func:`_walk`: ``take(state, sleep, event ids, idx, path)``
+    takes event ``ids[idx]`` from ``state`` (asleep there: ``sleep``) and returns the child's
+    ``(state, sleep set, event ids to explore)``, or None where the schedule ends. ``stored``:
+    visited state (representative) -> the intersection of the sleep sets it was reached with
+    (in the representative's names); updated as the search goes."""
+    system = run.system
     step_id, tick, seen, visit = system.step_id, run.tick, run.seen, run.visit  # (the hot path)
-    coarse = run.reductions.coarse_clients
     canonical = system.canonical if run.symmetric else None
     enabled_ids, event_of, renamed = system.enabled_event_ids, system.event_of, system.renamed_event_id
-    local_ok = run.reductions.local_commutation and not system.fifo
-    facts: dict[int, Any] = {}  # event id -> its static dependency facts
-    commutes = Commutations(system)
-
-    def fact(i: int):
-        t = facts.get(i)
-        if t is None:
-            t = facts[i] = event_facts(system, event_of(i), False)
-        return t
-
-    def asleep_after(state: SystemState, candidates, ti: int) -> frozenset:
-        """The candidates (events asleep or explored at ``state``) that commute with ``ti`` there."""
-        tf = fact(ti)
-        if tf.fault:
-            return empty
-        keep = []
-        for u in candidates:
-            uf = fact(u)
-            if not _dependent(uf, tf, False, coarse):
-                keep.append(u)
-            elif local_ok and uf.dst == tf.dst and not uf.fault:
-                a, b = (u, ti) if u < ti else (ti, u)
-                if commutes.in_state(state, a, b, event_of(a), event_of(b), True):
-                    keep.append(u)
-        return frozenset(keep)
-
-    names: dict = {}  # (sleep set, id of a renaming: one of the system's few) -> renamed
-
-    def named(sleep: frozenset, mapping: dict) -> frozenset:
-        if not mapping or not sleep:
-            return sleep
-        key = (sleep, id(mapping))
-        out = names.get(key)
-        if out is None:
-            if len(names) > MEMO_LIMIT:
-                names.clear()
-            out = names[key] = frozenset([renamed(i, mapping) for i in sleep])
-        return out
-
-    stored: dict = {}  # visited state (representative) -> the intersection of its sleep sets, named
+    fact, asleep_after = _sleep_rule(run)
+    named = _sleep_namer(system)
+    empty = _EMPTY
 
     def take(state: SystemState, sleep: frozenset, evs: list, idx: int, path: list) -> tuple | None:
         ti = evs[idx]
@@ -198,16 +183,68 @@ def sleep_dfs(run: Run) -> None:
             return None
         return child, child_sleep, todo
 
-    empty: frozenset = frozenset()
-    init = system.initial()
-    key = run.key(init)
-    visit(init, (), key)
-    stored[key] = empty
-    evs = enabled_ids(init)
-    if not evs:
-        run.finish(init, [], True)
-        return
-    _walk([init, empty, evs, 0], take)
+    return take
+
+
+def _sleep_rule(run: Run) -> tuple[Callable[[int], Any], Callable[[SystemState, Any, int], frozenset]]:
+    """:func:`sleep_dfs`'s sleep-set propagation, as ``(fact, asleep_after)``: ``fact(i)``, the
+    static dependency facts of event id ``i`` (memoised); ``asleep_after(state, candidates,
+    ti)``, the candidates (event ids asleep or explored at ``state``) that commute with event
+    ``ti`` there: statically (the finer client relation), or by local commutation where
+    :attr:`Reductions.local_commutation` is on and the network unordered; a fault commutes with
+    nothing."""
+    system = run.system
+    coarse = run.reductions.coarse_clients
+    event_of = system.event_of
+    local_ok = run.reductions.local_commutation and not system.fifo
+    facts: dict[int, Any] = {}  # event id -> its static dependency facts
+    commutes = Commutations(system)
+    empty = _EMPTY
+
+    def fact(i: int):
+        t = facts.get(i)
+        if t is None:
+            t = facts[i] = event_facts(system, event_of(i), False)
+        return t
+
+    def asleep_after(state: SystemState, candidates, ti: int) -> frozenset:
+        """The candidates (events asleep or explored at ``state``) that commute with ``ti`` there."""
+        tf = fact(ti)
+        if tf.fault:
+            return empty
+        keep = []
+        for u in candidates:
+            uf = fact(u)
+            if not dependent(uf, tf, False, coarse):
+                keep.append(u)
+            elif local_ok and uf.dst == tf.dst and not uf.fault:
+                a, b = (u, ti) if u < ti else (ti, u)
+                if commutes.in_state(state, a, b, event_of(a), event_of(b), True):
+                    keep.append(u)
+        return frozenset(keep)
+
+    return fact, asleep_after
+
+
+def _sleep_namer(system: System) -> Callable[[frozenset, Any], frozenset]:
+    """``named(sleep, mapping)``: the sleep set ``sleep`` (event ids) renamed by ``mapping`` (one
+    of the system's renamings; None or empty for none), memoised (at most :data:`MEMO_LIMIT`
+    entries, cleared when full)."""
+    renamed = system.renamed_event_id
+    names: dict = {}  # (sleep set, id of a renaming: one of the system's few) -> renamed
+
+    def named(sleep: frozenset, mapping: Any) -> frozenset:
+        if not mapping or not sleep:
+            return sleep
+        key = (sleep, id(mapping))
+        out = names.get(key)
+        if out is None:
+            if len(names) > MEMO_LIMIT:
+                names.clear()
+            out = names[key] = frozenset([renamed(i, mapping) for i in sleep])
+        return out
+
+    return named
 
 
 def after(system: System, order: tuple[Envelope, ...], out) -> tuple[Envelope, ...]:

@@ -165,7 +165,7 @@ class Ds2Agent(Actor):
             if self.acks_needed <= 1:
                 return (value, pending), [Return(None, client=client)]
             return (value, self._update(pending, client, (client, "write", 1))), [Send(p, ("rwrite", client, new)) for p in self.peers]
-        if 1 >= self.majority:
+        if self.majority <= 1:
             return (value, pending), [Return(value, client=client)]
         return (value, self._update(pending, client, (client, "read", (value,)))), [Send(p, ("rread", client)) for p in self.peers]
 
@@ -173,10 +173,9 @@ class Ds2Agent(Actor):
 def ds2_actors(variant: str, replicas: int, writers: int, writes: int, readers: int, reads: int) -> list:
     """The actors of DS2's register: clients first (one per operation), then the agents."""
     agents = tuple(f"register{i + 1}" for i in range(replicas))
-    ops = [("w", w * writes + j + 1) for w in range(writers) for j in range(writes)]
+    ops: list[tuple[str, int | None]] = [("w", w * writes + j + 1) for w in range(writers) for j in range(writes)]
     ops += [("r", None) for _ in range(readers) for _ in range(reads)]
     actors: list = [(f"c{j}", Ds2Client(agents[j % replicas], op)) for j, op in enumerate(ops)]
     erroneous = variant == "ds2-erroneous"
-    for name in agents:
-        actors.append((name, Ds2Agent(name, agents[0], tuple(a for a in agents if a != name), erroneous)))
+    actors += [(name, Ds2Agent(name, agents[0], tuple(a for a in agents if a != name), erroneous)) for name in agents]
     return actors

@@ -64,13 +64,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from checker.actors import Actor, Invariant, Invoke, Return, Send, System, SystemState, all_operations_return
-from checker.protocols import (
+from checker.protocols.registry import (
     FAULT_DEFAULTS,
     Protocol,
     ProtocolError,
     ProtocolSpec,
     make_protocol,
-    register_protocol,
     require_at_least,
 )
 from packrat_sim.plan import Instance as PlanInstance
@@ -484,26 +483,22 @@ def build_reconfig(variant: str, params: dict) -> Protocol:
         stop_old=variant == "stop-before-drain",
     )
     dispatcher = Dispatcher(drain=variant != "stop-before-drain", initial_routing=tuple((i, 0) for i in epochs[0]))
-    actors: list[tuple[str, Actor]] = []
-    for c in range(clients):
-        actors.append((f"c{c}", InferClient(tuple(c * batches + j for j in range(batches)), size)))
+    actors: list[tuple[str, Actor]] = [
+        (f"c{c}", InferClient(tuple(c * batches + j for j in range(batches)), size)) for c in range(clients)
+    ]
     actors.append((OPERATOR, Operator(tuple(_plan_json(size, k) for _ in range(reconfigures)))))
     actors.append((DISPATCHER, dispatcher))
     actors.append((CONTROLLER, controller))
-    for e, names in enumerate(epochs):
-        for name in names:
-            actors.append((name, ServingInstance(e, starts_ready=e == 0)))
+    actors += [(name, ServingInstance(e, starts_ready=e == 0)) for e, names in enumerate(epochs) for name in names]
     return make_protocol("reconfig", variant, params, actors, model="serving", variants=VARIANTS, invariants=INVARIANTS)
 
 
-SPEC = register_protocol(
-    ProtocolSpec(
-        name="reconfig",
-        description="DESIGN.md's reconfiguration protocol: clients, dispatcher, controller, old and new instances",
-        variants=VARIANTS,
-        default_variant="correct",
-        defaults={"clients": 1, "batches": 2, "batch": 4, "instances": 1, "reconfigures": 1, "network": "unordered", **FAULT_DEFAULTS},
-        variant_defaults={"per-instance-switch": {"instances": 2}},
-        build=build_reconfig,
-    )
+SPEC = ProtocolSpec(
+    name="reconfig",
+    description="DESIGN.md's reconfiguration protocol: clients, dispatcher, controller, old and new instances",
+    variants=VARIANTS,
+    default_variant="correct",
+    defaults={"clients": 1, "batches": 2, "batch": 4, "instances": 1, "reconfigures": 1, "network": "unordered", **FAULT_DEFAULTS},
+    variant_defaults={"per-instance-switch": {"instances": 2}},
+    build=build_reconfig,
 )

@@ -38,13 +38,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from checker.actors import Actor, Invariant, Invoke, Return, Send, all_operations_return
-from checker.protocols import (
+from checker.protocols.registry import (
     FAULT_DEFAULTS,
     Protocol,
     ProtocolError,
     ProtocolSpec,
     make_protocol,
-    register_protocol,
     require_at_least,
 )
 from checker.protocols.ds2 import ds2_actors
@@ -218,9 +217,8 @@ def build_register(variant: str, params: dict) -> Protocol:
     for r in range(readers):
         script = tuple(("r", j % keys, None) for j in range(reads))
         actors.append((f"r{r}", RegisterClient(writers + r, variant, replica_names, script, keyed)))
-    for name in replica_names:
-        actors.append((name, Replica(keys, initial)))
-    invariants = ()
+    actors += [(name, Replica(keys, initial)) for name in replica_names]
+    invariants: tuple[Invariant, ...] = ()
     if variant == "abd":
         invariants = (Invariant("every operation returns", all_operations_return, quiescent=True),)
     return make_protocol(
@@ -235,14 +233,12 @@ def build_register(variant: str, params: dict) -> Protocol:
     )
 
 
-SPEC = register_protocol(
-    ProtocolSpec(
-        name="register",
-        description="a replicated register (DS2's example): majority quorum, DS2's erroneous one, and ABD",
-        variants=VARIANTS,
-        default_variant="majority",
-        defaults={"replicas": 3, "writers": 1, "writes": 1, "readers": 1, "reads": 2, "keys": 1, "network": "unordered", **FAULT_DEFAULTS},
-        build=build_register,
-        variant_defaults={"ds2": {"replicas": 2}, "ds2-erroneous": {"replicas": 3}},
-    )
+SPEC = ProtocolSpec(
+    name="register",
+    description="a replicated register (DS2's example): majority quorum, DS2's erroneous one, and ABD",
+    variants=VARIANTS,
+    default_variant="majority",
+    defaults={"replicas": 3, "writers": 1, "writes": 1, "readers": 1, "reads": 2, "keys": 1, "network": "unordered", **FAULT_DEFAULTS},
+    build=build_register,
+    variant_defaults={"ds2": {"replicas": 2}, "ds2-erroneous": {"replicas": 3}},
 )

@@ -12,7 +12,7 @@ This is the only module of the toolkit that imports ray (an optional extra:
 Before joining, the head's TCP port is probed (5 s): an unreachable address raises
 :class:`RayEngineError` with one line naming it, instead of Ray's minutes of retries.
 (A port that answers but is not a Ray head still makes ``ray.init`` wait; the CLI guards
-the whole connection with a deadline, see ``ui/cli/sweep.py``.)
+the whole connection with a deadline, see ``ui/cli/engine.py``.)
 
 ``map(fn, tasks, retries=1)`` submits ``fn(task)`` as Ray tasks (``fn`` must be importable
 on the workers: install the toolkit on every node, or let the engine ship the packages
@@ -27,6 +27,7 @@ amortise Ray's per-task overhead; a worker that dies costs (and retries) its chu
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import socket
@@ -34,12 +35,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from packrat_sim.engines import Outcome, call_task
+from packrat_sim.engines.base import Outcome, call_task
+from packrat_sim.errors import PackratError
 
 PROBE_TIMEOUT_S = 5.0
 
 
-class RayEngineError(RuntimeError):
+class RayEngineError(PackratError, RuntimeError):
     """Ray is missing, or the cluster cannot be reached; one line naming the address."""
 
 
@@ -204,10 +206,8 @@ class RayEngine:
         finally:
             if not finished:
                 for ref in pending:
-                    try:
+                    with contextlib.suppress(Exception):  # pragma: no cover - already finished
                         ray.cancel(ref, force=True)
-                    except Exception:  # pragma: no cover - already finished
-                        pass
 
     def close(self) -> None:
         """Shut down the local instance this engine started (a joined cluster is left running)."""
@@ -235,7 +235,7 @@ def run_on_each_node(engine: RayEngine, fn: Callable[[Any], Any], arg: Any, node
     nodes = {n["NodeID"]: n for n in engine.nodes()}
     ids = list(node_ids) if node_ids is not None else list(nodes)
     refs = []
-    for k, node_id in enumerate(ids):
+    for node_id in ids:
         cpus = float(nodes.get(node_id, {}).get("Resources", {}).get("CPU", 1)) if whole_node else 0.001
         opts = engine._remote.options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),

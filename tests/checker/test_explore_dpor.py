@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from checker.actors import Event
 from checker.explore import explore
-from checker.explore.dpor import _T, _dependent, _Masks
+from checker.explore.dpor import Facts as _T
+from checker.explore.dpor import TraceMasks as _Masks
+from checker.explore.dpor import dependent as _dependent
 from tests.checker.explore_helpers import (
     DPOR_RUNS,
     FAULT_BUDGETS,

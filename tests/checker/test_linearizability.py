@@ -107,7 +107,7 @@ def brute_force(ops: list[Operation], model: str) -> bool:
 # Random small histories
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _inputs(model: str):
     """(input, output) pairs for ``model`` (built once: strategy construction is costly)."""
     values = st.sampled_from([None, 1, 2])

@@ -58,3 +58,30 @@ def test_format_bytes_reads_naturally():
     assert limits.format_bytes(512) == "512 B"
     assert limits.format_bytes(1536) == "1.5 KiB"
     assert limits.format_bytes(3 * 2**30) == "3.0 GiB"
+
+
+def test_format_bytes_compact_is_the_checkers_style():
+    assert limits.format_bytes(1, compact=True) == "1 B"
+    assert limits.format_bytes(2**20, compact=True) == "1 MiB"
+    assert limits.format_bytes(1536, compact=True) == "2 KiB"
+    assert limits.format_bytes(3 * 2**30, compact=True) == "3 GiB"
+    assert limits.format_bytes(1.5 * 2**30, compact=True) == "1.5 GiB"
+
+
+def test_physical_memory_is_capped_by_the_cgroup_limit(monkeypatch, tmp_path):
+    v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
+    v2.write_text("max\n")  # cgroup v2: no limit
+    v1.write_text("65536\n")
+    monkeypatch.setattr(limits, "CGROUP_MEMORY_FILES", (str(v2), str(v1)))
+    limits.physical_memory_bytes.cache_clear()
+    try:
+        assert limits.physical_memory_bytes() == 65536
+        v1.write_text(f"{2**62}\n")  # "no limit" as cgroup v1 spells it
+        limits.physical_memory_bytes.cache_clear()
+        assert limits.physical_memory_bytes() > 65536
+    finally:
+        limits.physical_memory_bytes.cache_clear()
+
+
+def test_current_rss_is_a_positive_number_of_bytes():
+    assert limits.current_rss() > 2**20

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from real_runner import models
-from real_runner.models import ModelError, build_model, get_spec, known_models, make_inputs
+from real_runner.models import ModelCatalogError as ModelError  # renamed from ModelError (checker.models has its own)
+from real_runner.models import build_model, get_spec, known_models, make_inputs
 
 
 def test_the_catalog_offers_the_tiny_models_and_the_transformer_models():

@@ -11,7 +11,7 @@ from rr_helpers import ALLOWED, needs_two_cpus
 from packrat_sim.profile import ProfileError, read_profile
 from real_runner.profiling import (
     ProfilingError,
-    Progress,
+    ProfilingProgress as Progress,
     co_run_levels,
     flag_outliers,
     measure_profile,

@@ -18,9 +18,10 @@ import typer
 try:  # typer >= 0.17 vendors its own copy of click
     from typer._click import exceptions as _click_exc
 except ImportError:  # pragma: no cover - older typer uses click itself
-    from click import exceptions as _click_exc
+    from click import exceptions as _click_exc  # type: ignore[no-redef]  # the same module, another home
 
-from ui.cli.common import EXIT_BAD_INPUT, BadInput, print_error
+from packrat_sim.errors import PackratError
+from ui.cli.common import EXIT_BAD_INPUT, print_error
 
 app = typer.Typer(
     name="packrat",
@@ -34,6 +35,37 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def installed_version() -> str:
+    """The installed version of the toolkit (``importlib.metadata``); "unknown" when the
+    distribution is not installed (sources on ``sys.path`` without ``pip install``)."""
+    from importlib import metadata
+
+    from ui import DISTRIBUTION
+
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    """Eager ``--version``: print ``packrat <version>`` on stdout and exit 0; no-op when unset."""
+    if value:
+        typer.echo(f"packrat {installed_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+    ),
+) -> None:
+    # No docstring on purpose: `packrat --help` keeps the Typer(help=...) text above.
+    pass
+
 
 # Verb modules, in the order `packrat --help` lists them. Every one must import: a missing
 # or broken verb module is an error of the installation, reported at start-up (never hidden).
@@ -67,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns (and exits with) the exit code."""
     try:
         result = app(args=argv, prog_name="packrat", standalone_mode=False)
-    except BadInput as exc:
+    except PackratError as exc:  # bad input (BadInput or a library error): one line, exit 2
         print_error(str(exc))
         code = EXIT_BAD_INPUT
     except (typer.Exit, getattr(_click_exc, "Exit", typer.Exit)) as exc:

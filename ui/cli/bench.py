@@ -26,20 +26,17 @@ def register(app: typer.Typer) -> None:
         """Measure, interleaved, the fat instance, the thin one, the optimizer's plan and every other
         feasible plan at each batch size; report speedup over fat, regret vs the oracle's best, and
         predicted vs measured error."""
-        from real_runner.bench import BenchError, run_bench
+        from packrat_sim import validate
+        from real_runner.bench import run_bench
         from real_runner.executor import WorkerError
-        from real_runner.models import ModelError, get_spec
-        from real_runner.profiling import ProfilingError, parse_int_list
+        from real_runner.models import get_spec
+        from real_runner.profiling import parse_int_list
 
-        try:
-            get_spec(model)
-            bs = parse_int_list(batches, "--batches")
-        except (ModelError, ProfilingError) as exc:
-            raise BadInput(str(exc)) from None
-        if iterations < 1:
-            raise BadInput(f"--iterations must be a positive integer, got {iterations}")
-        if max_plans < 1:
-            raise BadInput(f"--max-plans must be a positive integer, got {max_plans}")
+        # library errors (PackratError, naming the value) reach the entry point: exit 2
+        get_spec(model)
+        bs = parse_int_list(batches, "--batches")
+        validate.positive_int(iterations, "--iterations", error=BadInput)
+        validate.positive_int(max_plans, "--max-plans", error=BadInput)
         profile = None
         if profile_spec is not None:
             profile = load_model_profile(profile_spec, model)
@@ -47,8 +44,6 @@ def register(app: typer.Typer) -> None:
         try:
             report = run_bench(model, bs, cores=cores, iterations=iterations, profile=profile, max_plans=max_plans,
                                on_progress=note, interference=interference)
-        except BenchError as exc:
-            raise BadInput(str(exc)) from None
         except WorkerError as exc:
             fail(str(exc), code=1)
         if out is not None:

@@ -26,6 +26,7 @@ could be read).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import math
@@ -296,26 +297,33 @@ def _judge_in_workers(todo: list[tuple[int, str]], opts: CheckOptions, workers: 
     """Judge files ``todo`` ``[(index, path)]`` in ``workers`` worker processes, two files in
     flight per worker; calls ``deliver(index, FileVerdict)`` as results come. Every worker has
     exited when it returns or raises (Ctrl-C included)."""
-    from multiprocessing.connection import wait
+    import subprocess
+    from multiprocessing.connection import Connection, wait
+    from typing import cast
 
     from packrat_sim.engines.spawn import spawn_worker, stop_workers
 
     worker_opts = dataclasses.replace(opts, jobs=1)
     queue = list(reversed(todo))
-    procs, readers = [], {}
+    procs: list[subprocess.Popen] = []
+    # reader -> (process, writer, files in flight: index -> path)
+    readers: dict[Connection, tuple[subprocess.Popen, Connection, dict[int, str]]] = {}
     dead: set = set()
     try:
         for _ in range(workers):
             proc, reader, writer = spawn_worker("ui.cli.check:_batch_worker", worker_opts, keep_open=True)
             procs.append(proc)
-            readers[reader] = [proc, writer, {}]  # in flight: index -> path
+            if writer is None:  # not reached: keep_open=True gives the writer
+                raise RuntimeError("spawn_worker(keep_open=True) gave no connection to the worker")
+            readers[reader] = (proc, writer, {})
             for _ in range(2):
                 if queue:
                     job = queue.pop()
                     writer.send(job)
                     readers[reader][2][job[0]] = job[1]
         while any(entry[2] for entry in readers.values()):
-            for reader in wait([r for r, e in readers.items() if e[2]]):
+            for ready in wait([r for r, e in readers.items() if e[2]]):
+                reader = cast(Connection, ready)  # wait() returns the connections it was given
                 proc, writer, inflight = readers[reader]
                 try:
                     index, verdict = reader.recv()
@@ -337,10 +345,8 @@ def _judge_in_workers(todo: list[tuple[int, str]], opts: CheckOptions, workers: 
         for reader, entry in readers.items():
             if reader in dead:
                 continue
-            try:
+            with contextlib.suppress(OSError):
                 entry[1].send(None)
-            except OSError:
-                pass
     finally:
         for reader, (_, writer, _) in readers.items():
             writer.close()
@@ -365,8 +371,10 @@ def run_check_many(paths: list[str], opts: CheckOptions, as_json: bool = False, 
     def deliver(index: int, verdict: FileVerdict) -> None:
         nonlocal printed
         verdicts[index] = verdict
-        while printed < len(files) and verdicts[printed] is not None:
+        while printed < len(files):
             v = verdicts[printed]
+            if v is None:
+                break
             if as_json:
                 emit_json(v.obj)
             else:
@@ -397,10 +405,13 @@ def run_check_many(paths: list[str], opts: CheckOptions, as_json: bool = False, 
         elif todo:
             _judge_in_workers(todo, opts, min(opts.jobs, len(todo)), deliver)
 
+    final = [v for v in verdicts if v is not None]
+    if len(final) != len(files):  # not reached: every file is delivered a verdict or an error line
+        raise RuntimeError(f"{len(files) - len(final)} histories got no verdict")
     counts = {"ok": 0, "illegal": 0, "unknown": 0, "error": 0}
-    for v in verdicts:
+    for v in final:
         counts[v.result] += 1
-    checked = [v for v in verdicts if v.result != "error"]
+    checked = [v for v in final if v.result != "error"]
     if not as_json:
         summary = (f"{len(files)} histor{'y' if len(files) == 1 else 'ies'}: {counts['ok']} ok, "
                    f"{counts['illegal']} illegal, {counts['unknown']} unknown, {counts['error']} unreadable")

@@ -2,8 +2,9 @@
 notes, and loading ``--profile``.
 
 The verbs stay thin: they parse options, call the library, and print. Everything that
-can go wrong with user input is raised as (or converted to) :class:`BadInput`, which
-the entry point turns into one line on stderr and exit code 2, never a traceback.
+can go wrong with user input is raised as :class:`BadInput` or as a library error derived
+from :class:`~packrat_sim.errors.PackratError` (BadInput is one too); the entry point turns
+it into one line on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,14 +16,19 @@ from typing import Any, NoReturn
 
 import typer
 
+from packrat_sim.errors import PackratError
+
 EXIT_OK = 0
 EXIT_NEGATIVE = 1  # not linearizable, bug found, plan not optimal
 EXIT_BAD_INPUT = 2
 EXIT_UNKNOWN = 3  # timeout, budget
 
 
-class BadInput(Exception):
-    """A user-supplied value is wrong. The message names the value; exit code 2."""
+class BadInput(PackratError):
+    """A user-supplied value is wrong. The message names the value; exit code 2.
+
+    A :class:`~packrat_sim.errors.PackratError` like every library bad-input error, so the
+    entry point catches them all at once."""
 
 
 def print_error(message: str) -> None:

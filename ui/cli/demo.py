@@ -144,7 +144,7 @@ def step_real_run() -> str:
     plan = optimize(profile, DEMO_REAL_BATCH, cores)
     result = compare_with_fat(DEMO_MODEL, plan, iterations=10, cores=cores)
     typer.echo(f"   plan {plan.describe():<24} predicted {plan.predicted_ms:8.2f} ms   measured median {result.plan.median_ms:8.2f} ms")
-    typer.echo(f"   fat  {'1 x %dt x %d' % (cores, DEMO_REAL_BATCH):<24} {'':>18}   measured median {result.fat.median_ms:8.2f} ms")
+    typer.echo(f"   fat  {f'1 x {cores}t x {DEMO_REAL_BATCH}':<24} {'':>18}   measured median {result.fat.median_ms:8.2f} ms")
     typer.echo(f"   measured speedup over fat {result.speedup:.2f}x (interleaved in one run; outputs match: {result.outputs_match})")
     return "ok" if result.outputs_match else "outputs differ"
 

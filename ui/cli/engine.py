@@ -19,7 +19,6 @@ from typing import Any
 
 from ui.cli.common import BadInput, print_error
 
-ENGINE_NAMES = ("local", "ray", "serial")
 RAY_CONNECT_DEADLINE_S = 25.0
 
 
@@ -31,34 +30,24 @@ def _connect_timed_out(address: str) -> None:
 
 
 def make_engine(engine: str, workers: int | None, ray_address: str | None):
-    """The engine named on the command line (BadInput naming a bad choice)."""
-    from packrat_sim import engines
+    """The engine named on the command line (``packrat_sim.engines.select_engine``), every
+    problem a BadInput naming the bad choice; joining a Ray address must answer within
+    :data:`RAY_CONNECT_DEADLINE_S` (else one line, exit 2, whatever Ray does)."""
+    from packrat_sim.engines import EngineError, select_engine
+    from packrat_sim.engines.ray import RayEngineError
 
-    if engine not in ENGINE_NAMES:
-        raise BadInput(f"--engine must be one of {', '.join(ENGINE_NAMES)}, got {engine!r}")
-    if workers is not None and workers < 1:
-        raise BadInput(f"--workers must be a positive integer, got {workers}")
-    if ray_address is not None and engine != "ray":
-        raise BadInput(f"--ray-address needs --engine ray (got --engine {engine})")
-    if engine == "ray":
-        from packrat_sim.engines.ray import RayEngine, RayEngineError
-
-        watchdog = None
-        if ray_address is not None:  # joining must answer within the deadline, whatever Ray does
-            watchdog = threading.Timer(RAY_CONNECT_DEADLINE_S, _connect_timed_out, args=(ray_address,))
-            watchdog.daemon = True
-            watchdog.start()
-        try:
-            return RayEngine(address=ray_address, num_cpus=workers)
-        except RayEngineError as exc:
-            raise BadInput(str(exc)) from None
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
+    watchdog = None
+    if engine == "ray" and ray_address is not None:
+        watchdog = threading.Timer(RAY_CONNECT_DEADLINE_S, _connect_timed_out, args=(ray_address,))
+        watchdog.daemon = True
+        watchdog.start()
     try:
-        return engines.make_engine(engine, workers)  # local or serial
-    except engines.EngineError as exc:
+        return select_engine(engine, workers, ray_address)
+    except (EngineError, RayEngineError) as exc:
         raise BadInput(str(exc)) from None
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
 
 
 def run_explore_split(
@@ -158,7 +147,7 @@ def run_fleet_profile(model: str, threads: str | None, batches: str | None, repe
     one line per machine type (or one JSON object); returns 0, or 1 when a type failed."""
     import typer
 
-    from real_runner.models import ModelError, get_spec
+    from real_runner.models import ModelCatalogError, get_spec
     from real_runner.profiling import ProfilingError, parse_int_list
     from ui.cli.common import emit_json, output_dir_arg
 
@@ -166,7 +155,7 @@ def run_fleet_profile(model: str, threads: str | None, batches: str | None, repe
         get_spec(model)
         threads_l = tuple(parse_int_list(threads, "--threads")) if threads is not None else None
         batches_l = tuple(parse_int_list(batches, "--batches")) if batches is not None else None
-    except (ModelError, ProfilingError) as exc:
+    except (ModelCatalogError, ProfilingError) as exc:
         raise BadInput(str(exc)) from None
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise BadInput(f"--out {out_dir!r}: with --engine ray, --out is a directory (one profile per machine type)")

@@ -32,20 +32,25 @@ def _exit_code(verdict) -> int:
 
 
 def _parse_params(items: list[str]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for item in items or []:
-        if "=" not in item or not item.split("=", 1)[0].strip():
-            raise BadInput(f"--param expects NAME=VALUE, not {item!r}")
-        name, value = item.split("=", 1)
-        params[name.strip()] = value.strip()
-    return params
+    """The ``--param NAME=VALUE`` options as {name: value} (a name given twice takes its last
+    value); BadInput naming an item that is not NAME=VALUE."""
+    from packrat_sim.spec import split_key_value
+
+    return dict(split_key_value(item, "--param", error=BadInput) for item in items or [])
 
 
-def _progress_line(p) -> None:
-    """One carriage-returned status line on stderr (an ExploreProgress snapshot)."""
-    sys.stderr.write(f"\rexploring: {p.schedules:,} schedules, {p.states:,} states, "
-                     f"{p.distinct_histories:,} distinct histories, {p.elapsed_s:.1f} s ")
-    sys.stderr.flush()
+def _explore_bar(enabled: bool):
+    """The explorer's progress line on stderr (:class:`packrat_sim.progress.ProgressBar`,
+    counts only: how many schedules there are is not known in advance) and the callback that
+    feeds it an ``ExploreProgress`` snapshot."""
+    from packrat_sim.progress import ProgressBar
+
+    bar = ProgressBar("exploring:", None, enabled=enabled, unit="schedules")
+
+    def show(p) -> None:
+        bar.update(completed=p.schedules, text=f"({p.states:,} states, {p.distinct_histories:,} distinct histories)")
+
+    return bar, show
 
 
 def _check_out_path(path: str) -> None:
@@ -166,11 +171,56 @@ def run_explore(
     return protocol, result
 
 
-def replay_report(path: str) -> tuple[dict, list[str], int]:
-    """Replay a file step by step: (JSON object, human lines, exit code)."""
+def _records_json(records) -> list[dict]:
+    """A replay step's history records [(client, kind, text)] as JSON objects."""
+    return [{"client": c, "kind": k, "value": t} for c, k, t in records]
+
+
+def _replay_steps(rr, width: int) -> tuple[list[str], list[dict]]:
+    """A replay's steps (``rr``: a checker.explore replay result) as human lines (the
+    records before the first step, then each delivery, its records and the invariants it
+    broke) and as JSON objects; ``width``: digits of the step numbers."""
     from checker.actors import event_to_json
-    from checker.explore import OK, ExploreError, read_replay, replay, verdict_word
+
+    def record_line(client: str, kind: str, text: str) -> str:
+        return f"    {'':>{width}}    {client} {'calls' if kind == 'invoke' else 'returns'} {text}"
+
+    lines = [record_line(*record) + "  (at start)" for record in rr.initial_records]
+    steps = []
+    for step in rr.steps:
+        lines.append(f"    {step.index:>{width}}. {step.event.describe()}")
+        lines += [record_line(*record) for record in step.records]
+        lines += [f"    {'':>{width}}    ! {broken}" for broken in step.broken]
+        steps.append({
+            "index": step.index,
+            "event": event_to_json(step.event),
+            "text": step.event.describe(),
+            "records": _records_json(step.records),
+            "broken": list(step.broken),
+        })
+    return lines, steps
+
+
+def _replay_verdict_lines(rr, model: str) -> list[str]:
+    """The replayed history, its verdict (a broken invariant or linearizability) and why."""
+    from checker.explore import OK
     from checker.linearizability import explain
+
+    lines = [f"history    {model} model; times are event numbers"] + history_lines(rr.history, model)
+    if rr.violation is not None:
+        _, name, message, _ = rr.violation
+        lines.append(f"verdict    VIOLATION of \"{name}\": {message}")
+    elif rr.verdict == OK:
+        lines.append("verdict    OK: no invariant broken; the history is linearizable")
+    else:
+        lines.append(f"verdict    UNKNOWN: {rr.check.reason or 'the checker gave no verdict'}")
+    return lines + [f"    {line}" for line in explain(rr.check, rr.history, model)]
+
+
+def replay_report(path: str) -> tuple[dict, list[str], int]:
+    """Replay a file step by step: (JSON object, human lines, exit code). A file that
+    records a violation the replay does not reproduce is a negative result (exit 1)."""
+    from checker.explore import ExploreError, read_replay, replay, verdict_word
 
     try:
         protocol, schedule, obj = read_replay(path)
@@ -178,41 +228,9 @@ def replay_report(path: str) -> tuple[dict, list[str], int]:
     except ExploreError as exc:
         raise BadInput(str(exc)) from None
     recorded = obj.get("violation") if isinstance(obj.get("violation"), dict) else None
-    lines = [f"replay     {path}: {protocol.label()}, {len(schedule)} deliveries"]
-    steps = []
-    width = len(str(len(schedule)))
-
-    def record_line(client: str, kind: str, text: str) -> str:
-        return f"    {'':>{width}}    {client} {'calls' if kind == 'invoke' else 'returns'} {text}"
-
-    def records_json(records) -> list[dict]:
-        return [{"client": c, "kind": k, "value": t} for c, k, t in records]
-
-    lines += [record_line(*record) + "  (at start)" for record in rr.initial_records]
-    for step in rr.steps:
-        lines.append(f"    {step.index:>{width}}. {step.event.describe()}")
-        lines += [record_line(*record) for record in step.records]
-        for broken in step.broken:
-            lines.append(f"    {'':>{width}}    ! {broken}")
-        steps.append({
-            "index": step.index,
-            "event": event_to_json(step.event),
-            "text": step.event.describe(),
-            "records": records_json(step.records),
-            "broken": list(step.broken),
-        })
-    lines.append(f"history    {protocol.model} model; times are event numbers")
-    lines += history_lines(rr.history, protocol.model)
-    check_lines = explain(rr.check, rr.history, protocol.model)
-    verdict = rr.verdict
-    if rr.violation is not None:
-        kind, name, message, _ = rr.violation
-        lines.append(f"verdict    VIOLATION of \"{name}\": {message}")
-    elif verdict == OK:
-        lines.append("verdict    OK: no invariant broken; the history is linearizable")
-    else:
-        lines.append(f"verdict    UNKNOWN: {rr.check.reason or 'the checker gave no verdict'}")
-    lines += [f"    {line}" for line in check_lines]
+    step_lines, steps = _replay_steps(rr, len(str(len(schedule))))
+    lines = [f"replay     {path}: {protocol.label()}, {len(schedule)} deliveries", *step_lines,
+             *_replay_verdict_lines(rr, protocol.model)]
     reproduced = None
     if recorded is not None:
         reproduced = rr.violation is not None and rr.violation[1] == recorded.get("name")
@@ -225,8 +243,8 @@ def replay_report(path: str) -> tuple[dict, list[str], int]:
         "protocol": protocol.name,
         "variant": protocol.variant,
         "params": dict(protocol.params),
-        "verdict": verdict_word(verdict),
-        "initial_records": records_json(rr.initial_records),
+        "verdict": verdict_word(rr.verdict),
+        "initial_records": _records_json(rr.initial_records),
         "steps": steps,
         "terminal": rr.terminal,
         "history": rr.history.to_json(),
@@ -235,7 +253,7 @@ def replay_report(path: str) -> tuple[dict, list[str], int]:
             "kind": rr.violation[0], "name": rr.violation[1], "message": rr.violation[2]},
         "reproduces_recorded": reproduced,
     }
-    code = _exit_code(verdict)
+    code = _exit_code(rr.verdict)
     if recorded is not None and not reproduced:
         # the file promised a violation that did not happen: a negative result, never success
         lines.append(f"verdict    NOT REPRODUCED: the recorded violation \"{recorded.get('name')}\" did not occur")
@@ -260,116 +278,148 @@ def list_lines() -> list[str]:
     return lines
 
 
+def explore_cmd(
+    protocol: str | None = typer.Option(None, "--protocol", help="Protocol to explore: reconfig or register (see --list)."),
+    variant: str | None = typer.Option(None, "--variant", help="Variant of the protocol (default: its correct one; see --list)."),
+    strategy: str = typer.Option("dpor", "--strategy", help="dfs | exhaustive | dpor | transdpor | keyaware | random | pct | delay-bounded."),
+    max_schedules: int | None = typer.Option(None, "--max-schedules", help="Stop after N schedules (UNKNOWN unless a violation was found)."),
+    max_time: float | None = typer.Option(None, "--max-time", help="Stop after S seconds (UNKNOWN unless a violation was found)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of random and pct."),
+    depth: int | None = typer.Option(None, "--depth", help="Cut schedules after D steps (the result is then UNKNOWN unless a violation was found; dpor, transdpor and keyaware see no races past the cut: use dfs to search every schedule up to D)."),
+    delay_bound: int = typer.Option(3, "--delay-bound", help="delay-bounded: at most K deviations from the oldest-message-first schedule."),
+    bug_depth: int = typer.Option(3, "--bug-depth", help="pct: the bug depth d (d - 1 priority change points)."),
+    param: list[str] = typer.Option([], "--param", help="Protocol parameter NAME=VALUE (repeatable), e.g. --param replicas=3."),
+    replay: str | None = typer.Option(None, "--replay", help="Replay a schedule file step by step instead of exploring."),
+    out_replay: str | None = typer.Option(None, "--out-replay", help="Where to write the replay file of a violation (default: a new temporary directory, named on stderr; never the current directory unasked)."),
+    no_symmetry: bool = typer.Option(False, "--no-symmetry", help="Do not identify states that differ by a permutation of interchangeable actors (for comparison)."),
+    no_state_cache: bool = typer.Option(False, "--no-state-cache", help="Run the DPOR family stateless (for comparison)."),
+    coarse_clients: bool = typer.Option(False, "--coarse-clients", help="DPOR family: treat any two history-recording deliveries as dependent, not only a call against a return (for comparison)."),
+    no_sleep_sets: bool = typer.Option(False, "--no-sleep-sets", help="dfs: explore every enabled event at every new state, without sleep sets (for comparison; the same states either way)."),
+    no_local_commutation: bool = typer.Option(False, "--no-local-commutation", help="dfs and the DPOR family: let only statically independent events sleep, not two deliveries to one actor that commute in the state where they are taken (for comparison)."),
+    progress: bool = typer.Option(False, "--progress", help="Show schedules, states and histories on stderr while exploring (default: on a terminal)."),
+    no_shrink: bool = typer.Option(False, "--no-shrink", help="Show the violating schedule as found, without shrinking it."),
+    list_: bool = typer.Option(False, "--list", help="List protocols, variants, parameters and strategies."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
+    workers: int | None = typer.Option(None, "--workers", help="Split the exploration over N workers: random/pct by seed, dfs and the dpor family by subtrees below a frontier (see docs/scale.md)."),
+    engine: str = typer.Option("local", "--engine", help="With --workers: local (process pool) or ray."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="With --engine ray: auto or HOST:PORT (default: a local Ray instance)."),
+    frontier_depth: int | None = typer.Option(None, "--frontier-depth", help="With --workers, dfs/dpor family: split the schedule tree at this depth (default: automatic)."),
+) -> int:
+    """Explore the schedules of a protocol written as actors (DS2's idea), check every
+    history for linearizability and the protocol's invariants, and show the shortest
+    counterexample found."""
+    if list_:
+        _print_list(as_json)
+        raise typer.Exit(EXIT_OK)
+    if replay is not None:
+        if protocol is not None or variant is not None or param:
+            raise BadInput("--replay reads the protocol, variant and parameters from the file; drop --protocol/--variant/--param")
+        raise typer.Exit(_print_replay(replay, as_json))
+    if protocol is None:
+        raise BadInput("--protocol is required (or --replay FILE, or --list)")
+    params = _parse_params(param)
+    if out_replay is not None:
+        _check_out_path(out_replay)
+    show = progress or (not as_json and sys.stderr.isatty())
+    limits = dict(max_schedules=max_schedules, max_time=max_time, seed=seed, depth=depth, bug_depth=bug_depth,
+                  shrink=not no_shrink, reductions=_reductions(no_symmetry, no_state_cache, coarse_clients,
+                                                               no_sleep_sets, no_local_commutation))
+    if workers is not None or engine != "local" or ray_address is not None:
+        from ui.cli.engine import run_explore_split
+
+        proto, result = run_explore_split(protocol, variant, strategy, params, engine=engine, workers=workers,
+                                          ray_address=ray_address, frontier_depth=frontier_depth, **limits)
+    else:
+        bar, on_progress = _explore_bar(show)
+        with bar:
+            proto, result = run_explore(protocol, variant, strategy, params, delay_bound=delay_bound,
+                                        progress=on_progress if show else None, **limits)
+    replay_file, warning = _save_violation(result, proto, out_replay, strategy, seed)
+    _print_result(result, proto, replay_file, as_json)
+    if warning:
+        typer.echo(warning, err=True)
+    raise typer.Exit(_exit_code(result.verdict))
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("explore")
-    def explore_cmd(
-        protocol: str | None = typer.Option(None, "--protocol", help="Protocol to explore: reconfig or register (see --list)."),
-        variant: str | None = typer.Option(None, "--variant", help="Variant of the protocol (default: its correct one; see --list)."),
-        strategy: str = typer.Option("dpor", "--strategy", help="dfs | exhaustive | dpor | transdpor | keyaware | random | pct | delay-bounded."),
-        max_schedules: int | None = typer.Option(None, "--max-schedules", help="Stop after N schedules (UNKNOWN unless a violation was found)."),
-        max_time: float | None = typer.Option(None, "--max-time", help="Stop after S seconds (UNKNOWN unless a violation was found)."),
-        seed: int = typer.Option(0, "--seed", help="Seed of random and pct."),
-        depth: int | None = typer.Option(None, "--depth", help="Cut schedules after D steps (the result is then UNKNOWN unless a violation was found; dpor, transdpor and keyaware see no races past the cut: use dfs to search every schedule up to D)."),
-        delay_bound: int = typer.Option(3, "--delay-bound", help="delay-bounded: at most K deviations from the oldest-message-first schedule."),
-        bug_depth: int = typer.Option(3, "--bug-depth", help="pct: the bug depth d (d - 1 priority change points)."),
-        param: list[str] = typer.Option([], "--param", help="Protocol parameter NAME=VALUE (repeatable), e.g. --param replicas=3."),
-        replay: str | None = typer.Option(None, "--replay", help="Replay a schedule file step by step instead of exploring."),
-        out_replay: str | None = typer.Option(None, "--out-replay", help="Where to write the replay file of a violation (default: a new temporary directory, named on stderr; never the current directory unasked)."),
-        no_symmetry: bool = typer.Option(False, "--no-symmetry", help="Do not identify states that differ by a permutation of interchangeable actors (for comparison)."),
-        no_state_cache: bool = typer.Option(False, "--no-state-cache", help="Run the DPOR family stateless (for comparison)."),
-        coarse_clients: bool = typer.Option(False, "--coarse-clients", help="DPOR family: treat any two history-recording deliveries as dependent, not only a call against a return (for comparison)."),
-        no_sleep_sets: bool = typer.Option(False, "--no-sleep-sets", help="dfs: explore every enabled event at every new state, without sleep sets (for comparison; the same states either way)."),
-        no_local_commutation: bool = typer.Option(False, "--no-local-commutation", help="dfs and the DPOR family: let only statically independent events sleep, not two deliveries to one actor that commute in the state where they are taken (for comparison)."),
-        progress: bool = typer.Option(False, "--progress", help="Show schedules, states and histories on stderr while exploring (default: on a terminal)."),
-        no_shrink: bool = typer.Option(False, "--no-shrink", help="Show the violating schedule as found, without shrinking it."),
-        list_: bool = typer.Option(False, "--list", help="List protocols, variants, parameters and strategies."),
-        as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
-        workers: int | None = typer.Option(None, "--workers", help="Split the exploration over N workers: random/pct by seed, dfs and the dpor family by subtrees below a frontier (see docs/scale.md)."),
-        engine: str = typer.Option("local", "--engine", help="With --workers: local (process pool) or ray."),
-        ray_address: str | None = typer.Option(None, "--ray-address", help="With --engine ray: auto or HOST:PORT (default: a local Ray instance)."),
-        frontier_depth: int | None = typer.Option(None, "--frontier-depth", help="With --workers, dfs/dpor family: split the schedule tree at this depth (default: automatic)."),
-    ) -> int:
-        """Explore the schedules of a protocol written as actors (DS2's idea), check every
-        history for linearizability and the protocol's invariants, and show the shortest
-        counterexample found."""
-        if list_:
-            if as_json:
-                from checker.explore import STRATEGIES
-                from checker.protocols import PROTOCOLS
+    """Add the ``explore`` verb to the CLI."""
+    app.command("explore")(explore_cmd)
 
-                emit_json({
-                    "protocols": {
-                        s.name: {
-                            "description": s.description,
-                            "default_variant": s.default_variant,
-                            "variants": {v: {"description": d, "buggy": b} for v, (d, b) in s.variants.items()},
-                            "parameters": dict(s.defaults),
-                        }
-                        for s in PROTOCOLS.values()
-                    },
-                    "strategies": list(STRATEGIES),
-                })
-            else:
-                typer.echo("\n".join(list_lines()))
-            raise typer.Exit(EXIT_OK)
-        if replay is not None:
-            if protocol is not None or variant is not None or param:
-                raise BadInput("--replay reads the protocol, variant and parameters from the file; drop --protocol/--variant/--param")
-            obj, lines, code = replay_report(replay)
-            if as_json:
-                emit_json(obj)
-            else:
-                typer.echo("\n".join(lines))
-            raise typer.Exit(code)
-        if protocol is None:
-            raise BadInput("--protocol is required (or --replay FILE, or --list)")
-        params = _parse_params(param)
-        if out_replay is not None:
-            _check_out_path(out_replay)
-        show = progress or (not as_json and sys.stderr.isatty())
-        from checker.explore import Reductions
 
-        reductions = Reductions(symmetry=not no_symmetry, state_cache=not no_state_cache, coarse_clients=coarse_clients,
-                                sleep_sets=not no_sleep_sets, local_commutation=not no_local_commutation)
-        if workers is not None or engine != "local" or ray_address is not None:
-            from ui.cli.engine import run_explore_split
+def list_json() -> dict:
+    """The ``--list --json`` object: every protocol (description, default variant, variants
+    with their description and whether they are buggy, parameters) and the strategies."""
+    from checker.explore import STRATEGIES
+    from checker.protocols import PROTOCOLS
 
-            proto, result = run_explore_split(
-                protocol, variant, strategy, params, engine=engine, workers=workers, ray_address=ray_address,
-                frontier_depth=frontier_depth, max_schedules=max_schedules, max_time=max_time, seed=seed,
-                depth=depth, bug_depth=bug_depth, shrink=not no_shrink, reductions=reductions,
-            )
-        else:
-            proto, result = run_explore(
-                protocol, variant, strategy, params,
-                max_schedules=max_schedules, max_time=max_time, seed=seed, depth=depth,
-                delay_bound=delay_bound, bug_depth=bug_depth, shrink=not no_shrink, reductions=reductions,
-                progress=_progress_line if show else None,
-            )
-        if show:
-            typer.echo("", err=True)
-        replay_file = None
-        warning = None
-        if result.violation is not None:
-            from checker.explore import write_replay
+    return {
+        "protocols": {
+            s.name: {
+                "description": s.description,
+                "default_variant": s.default_variant,
+                "variants": {v: {"description": d, "buggy": b} for v, (d, b) in s.variants.items()},
+                "parameters": dict(s.defaults),
+            }
+            for s in PROTOCOLS.values()
+        },
+        "strategies": list(STRATEGIES),
+    }
 
-            try:
-                target = Path(out_replay) if out_replay else _default_replay_path(proto)
-                write_replay(target, proto, result.violation.schedule, result.violation, strategy, seed)
-                replay_file = str(target)
-                if not out_replay:
-                    typer.echo(f"packrat: wrote the replay file {replay_file}", err=True)
-            except OSError as exc:
-                if out_replay:
-                    raise BadInput(f"cannot write replay file {out_replay!r}: {exc.strerror or exc}") from None
-                warning = f"packrat: warning: could not write a replay file: {exc.strerror or exc}"
-        if as_json:
-            obj: dict[str, Any] = result.to_json()
-            obj["model"] = proto.model
-            obj["replay_file"] = replay_file
-            emit_json(obj)
-        else:
-            typer.echo(format_result(result, proto, replay_file))
-        if warning:
-            typer.echo(warning, err=True)
-        raise typer.Exit(_exit_code(result.verdict))
+
+def _print_list(as_json: bool) -> None:
+    """``--list``: the protocols and strategies, as one JSON object or as lines."""
+    if as_json:
+        emit_json(list_json())
+    else:
+        typer.echo("\n".join(list_lines()))
+
+
+def _print_replay(path: str, as_json: bool) -> int:
+    """``--replay FILE``: replay it step by step, print the report; its exit code."""
+    obj, lines, code = replay_report(path)
+    if as_json:
+        emit_json(obj)
+    else:
+        typer.echo("\n".join(lines))
+    return code
+
+
+def _reductions(no_symmetry: bool, no_state_cache: bool, coarse_clients: bool, no_sleep_sets: bool,
+                no_local_commutation: bool):
+    """The :class:`checker.explore.Reductions` the ``--no-...``/``--coarse-clients`` flags ask for."""
+    from checker.explore import Reductions
+
+    return Reductions(symmetry=not no_symmetry, state_cache=not no_state_cache, coarse_clients=coarse_clients,
+                      sleep_sets=not no_sleep_sets, local_commutation=not no_local_commutation)
+
+
+def _save_violation(result, proto, out_replay: str | None, strategy: str, seed: int) -> tuple[str | None, str | None]:
+    """Write the replay file of ``result``'s violation (none: nothing to write) to
+    ``out_replay``, or into a new temporary directory named on stderr. Returns (the file
+    written or None, a warning to print after the result or None); a file that cannot be
+    written where --out-replay says is BadInput."""
+    if result.violation is None:
+        return None, None
+    from checker.explore import write_replay
+
+    try:
+        target = Path(out_replay) if out_replay else _default_replay_path(proto)
+        write_replay(target, proto, result.violation.schedule, result.violation, strategy, seed)
+    except OSError as exc:
+        if out_replay:
+            raise BadInput(f"cannot write replay file {out_replay!r}: {exc.strerror or exc}") from None
+        return None, f"packrat: warning: could not write a replay file: {exc.strerror or exc}"
+    if not out_replay:
+        typer.echo(f"packrat: wrote the replay file {target}", err=True)
+    return str(target), None
+
+
+def _print_result(result, proto, replay_file: str | None, as_json: bool) -> None:
+    """The exploration's outcome on stdout: one JSON object, or the human report."""
+    if as_json:
+        obj: dict[str, Any] = result.to_json()
+        obj["model"] = proto.model
+        obj["replay_file"] = replay_file
+        emit_json(obj)
+    else:
+        typer.echo(format_result(result, proto, replay_file))

@@ -58,25 +58,20 @@ def register(app: typer.Typer) -> None:
         """Predicted vs measured batch latency of the plan and the fat and thin baselines at each
         batch size, measured in interleaved passes, with the error and the measured noise floor
         side by side."""
-        from real_runner.bench import BenchError, measure_fidelity
+        from real_runner.bench import measure_fidelity
         from real_runner.executor import WorkerError
-        from real_runner.models import ModelError, get_spec
-        from real_runner.profiling import ProfilingError, ProfilingWorkerError, parse_int_list
+        from real_runner.models import get_spec
+        from real_runner.profiling import ProfilingWorkerError, parse_int_list
 
-        try:
-            get_spec(model)
-            bs = parse_int_list(batches, "--batches")
-        except (ModelError, ProfilingError) as exc:
-            raise BadInput(str(exc)) from None
+        get_spec(model)  # library errors (PackratError, naming the value) reach the entry point: exit 2
+        bs = parse_int_list(batches, "--batches")
         profile = None if profile_spec is None else load_model_profile(profile_spec, model, planning=True)
         try:
             report = measure_fidelity(model, bs, cores=cores, profile=profile, passes=passes, iterations=iterations,
                                       seed=seed, interference=interference, order=order, replicas=replicas, on_progress=None if as_json else note)
-        except BenchError as exc:
-            raise BadInput(str(exc)) from None
         except (WorkerError, ProfilingWorkerError) as exc:
             fail(str(exc), code=1)
-        except ValueError as exc:  # an optimizer / predictor error naming the value
+        except ValueError as exc:  # a bench / optimizer / predictor error naming the value
             raise BadInput(str(exc)) from None
         if as_json:
             emit_json(report)

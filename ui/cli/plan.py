@@ -22,28 +22,19 @@ def plan_report(profile, batch: int, cores: int, options, *, candidates: str = "
 
 
 def _candidate_profile(profile, batch: int, cores: int, candidates: str):
-    """``packrat_sim.predictor.candidate_profile``, BadInput when it refuses. Built once per
-    command: materialising interpolated candidates is the costly step."""
-    from packrat_sim.predictor import PredictorError, candidate_profile
-    from packrat_sim.profile import ProfileError
+    """``packrat_sim.predictor.candidate_profile`` (a PackratError naming the value when it
+    refuses). Built once per command: materialising interpolated candidates is the costly step."""
+    from packrat_sim.predictor import candidate_profile
 
-    try:
-        return candidate_profile(profile, cores, batch, candidates)
-    except (PredictorError, ProfileError) as exc:
-        raise BadInput(str(exc)) from None
+    return candidate_profile(profile, cores, batch, candidates)
 
 
 def _report(profile, cand, batch: int, cores: int, options, candidates: str, interference: bool) -> dict:
     """:func:`plan_report` over ``cand``, the candidate profile of ``profile``."""
-    from packrat_sim.optimizer import OptimizerError
-    from packrat_sim.plan import PlanError
-    from packrat_sim.predictor import PredictorError, price_baselines
-    from packrat_sim.profile import ProfileError
+    from packrat_sim.predictor import price_baselines
 
-    try:  # ``cand`` is already the candidate set: "profiled" keeps it as it is
-        best, base = price_baselines(cand, batch, cores, options, interference=interference)
-    except (OptimizerError, PlanError, ProfileError, PredictorError) as exc:
-        raise BadInput(str(exc)) from None
+    # ``cand`` is already the candidate set: "profiled" keeps it as it is
+    best, base = price_baselines(cand, batch, cores, options, interference=interference)
     fat, thin = base["fat"], base["thin"]
 
     def ratio(ms):
@@ -148,12 +139,9 @@ def format_interference(report: dict) -> str:
 
 def _print_export(plan, fmt: str, as_json: bool) -> None:
     """Print ``plan`` exported as ``fmt``; limitations go to stderr (or into the JSON)."""
-    from packrat_sim.export import ExportError, export_plan
+    from packrat_sim.export import export_plan
 
-    try:
-        exported = export_plan(plan, fmt)
-    except ExportError as exc:
-        raise BadInput(str(exc)) from None
+    exported = export_plan(plan, fmt)  # ExportError (a PackratError) names a bad format
     if as_json:
         emit_json({"format": exported.format, "text": exported.text, "limitations": list(exported.limitations)})
         return
@@ -182,6 +170,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print the latency-optimal configuration (count x threads x sub-batch), its predicted
         latency, and its speedup over the fat (1 x T threads) and thin (T x 1 thread) baselines."""
+        from packrat_sim import validate
         from packrat_sim.optimizer import OptimizerError, OptimizerOptions
         from packrat_sim.plan import Plan, dumps_plan
         from packrat_sim.predictor import PredictorError, check_candidates
@@ -190,9 +179,8 @@ def register(app: typer.Typer) -> None:
         prof = load_profile_arg(profile)
         if exact_cores and allow_idle:
             raise BadInput("--exact-cores and --allow-idle contradict each other; give one")
-        for name, value in (("--batch", batch), ("--cores", cores)):
-            if value < 1:
-                raise BadInput(f"{name} must be a positive integer, got {value}")
+        validate.positive_int(batch, "--batch", error=BadInput)
+        validate.positive_int(cores, "--cores", error=BadInput)
         try:
             check_candidates(candidates)
             options = OptimizerOptions(

@@ -26,9 +26,21 @@ def _summary(profile) -> dict:
 
 
 def _measure(model, threads, batches, repeats, warmup, interference, jit, progress, out, as_json) -> None:
-    """`profile --model`: measure on this machine with the real runner."""
+    """`profile --model`: measure on this machine with the real runner, then print the
+    summary (one JSON object with ``as_json``, else a table of the cells)."""
+    result = _run_measure(model, threads, batches, repeats, warmup, interference, jit, progress, out)
+    if as_json:
+        emit_json(_measured_summary(result, out))
+    else:
+        _print_measured(result, out)
+
+
+def _run_measure(model, threads, batches, repeats, warmup, interference, jit, progress, out):
+    """The ``ProfilingResult`` of measuring ``model`` into ``out`` (progress on stderr when
+    asked or on a terminal). Bad input is BadInput (exit 2); a failed worker exits 1 (the
+    cells measured before are kept); Ctrl-C notes what is kept and goes on up."""
     from packrat_sim.profile import ProfileError
-    from real_runner.models import ModelError, get_spec
+    from real_runner.models import ModelCatalogError, get_spec
     from real_runner.profiling import (
         DEFAULT_BATCHES,
         DEFAULT_REPEATS,
@@ -55,7 +67,7 @@ def _measure(model, threads, batches, repeats, warmup, interference, jit, progre
             warmup=DEFAULT_WARMUP if warmup is None else warmup,
             out=out, interference=interference, progress=progress, topology=topo, jit=jit,
         )
-    except (ModelError, ProfilingError, TopologyError, ProfileError) as exc:
+    except (ModelCatalogError, ProfilingError, TopologyError, ProfileError) as exc:
         raise BadInput(str(exc)) from None
     except OSError as exc:
         raise BadInput(f"cannot write {out!r}: {exc.strerror or exc}") from None
@@ -67,8 +79,14 @@ def _measure(model, threads, batches, repeats, warmup, interference, jit, progre
         kept = "nothing was measured yet" if not os.path.exists(out) else f"the cells measured so far are kept in {out}"
         note(f"interrupted; {kept}; run the same command to resume")
         raise
+    return result
+
+
+def _measured_summary(result, out: str) -> dict:
+    """The ``--json`` object of a measurement: the profile's summary, what was measured or
+    kept, interference, dispatch, machine, and per-cell statistics."""
     prof = result.profile
-    summary = dict(
+    return dict(
         _summary(prof), out=out,
         measured=[list(k) for k in result.measured],
         resumed=[list(k) for k in result.resumed],
@@ -84,9 +102,12 @@ def _measure(model, threads, batches, repeats, warmup, interference, jit, progre
             for c in prof.cells
         ],
     )
-    if as_json:
-        emit_json(summary)
-        return
+
+
+def _print_measured(result, out: str) -> None:
+    """The human summary of a measurement: what was written, a table of the cells (new or
+    resumed, outliers flagged), the interference and the dispatch costs."""
+    prof = result.profile
     typer.echo(
         f"wrote {out}: {prof.label()} on {prof.machine.cpu_model or 'this machine'}, "
         f"measured {len(result.measured)} cell(s), kept {len(result.resumed)} from the existing file, "
@@ -107,75 +128,94 @@ def _measure(model, threads, batches, repeats, warmup, interference, jit, progre
         typer.echo(f"  dispatch cost (pool overhead beyond compute): {pts}")
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("profile")
-    def profile_cmd(
-        model: str | None = typer.Option(None, "--model", help="Model to measure on this machine (tiny-mlp, tiny-cnn, resnet50, bert-base, gpt2). Resumable: the same --out measures only missing cells."),
-        import_packrat: str | None = typer.Option(None, "--import-packrat", help="Import one of Packrat's published profile CSVs."),
-        series: list[str] = typer.Option([], "--series", help="With --import-packrat: keep the series whose COLUMN matches GLOB (repeatable), e.g. benchmark=*_script."),
-        name: str | None = typer.Option(None, "--name", help="With --import-packrat: model name to record (default: the benchmark column)."),
-        export: str | None = typer.Option(None, "--from", help="Re-export an existing profile (FILE or builtin:NAME) to --out (.json or .csv)."),
-        threads: str | None = typer.Option(None, "--threads", help="With --model: thread counts, e.g. 1-16 or 1,2,4."),
-        batches: str | None = typer.Option(None, "--batches", help="With --model: sub-batch sizes, e.g. 1,2,4,8."),
-        repeats: int | None = typer.Option(None, "--repeats", help="With --model: timed repeats per cell (default 5; more for millisecond cells)."),
-        warmup: int | None = typer.Option(None, "--warmup", help="With --model: untimed warm-up runs per cell (default 1)."),
-        interference: bool | None = typer.Option(None, "--interference/--no-interference", help="With --model: also measure co-run slowdowns and dispatch costs through pools of k one-thread instances (default: on; --no-interference skips it)."),
-        jit: bool = typer.Option(False, "--jit", help="With --model: trace and freeze the model with TorchScript (recorded in the profile)."),
-        progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress bar with ETA on stderr (default: only on a terminal)."),
-        out: str = typer.Option(..., "--out", help="Where to write the profile (.json; .csv writes the tidy CSV export). " + OUTPUT_RULE),
-        as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object and nothing else."),
-        engine: str = typer.Option("local", "--engine", help="With --model: local (this machine) or ray (one profile per machine type of the cluster, written to --out DIR/<machine>.json)."),
-        ray_address: str | None = typer.Option(None, "--ray-address", help="With --engine ray: auto or HOST:PORT (default: a local Ray instance)."),
-    ) -> None:
-        """Measure, import or export a latency profile L[t, b] (milliseconds per sub-batch)."""
-        from packrat_sim.profile import ProfileError, import_packrat_csv, parse_series_selectors, read_text
-
-        output_file_arg(out, "--out")  # before any work
-        chosen = [x for x in (model, import_packrat, export) if x is not None]
-        if len(chosen) != 1:
-            raise BadInput("give exactly one of --model NAME, --import-packrat CSV or --from PROFILE")
-        if series and import_packrat is None:
-            raise BadInput("--series only applies to --import-packrat")
-        if model is not None:
-            if series or name:
-                raise BadInput("--series and --name only apply to --import-packrat")
-            if engine != "local" or ray_address is not None:
-                from ui.cli.engine import run_fleet_profile
-
-                if engine != "ray" or jit:
-                    raise BadInput("--engine must be local or ray (and --jit is not available on ray)")
-                code = run_fleet_profile(model, threads, batches, repeats, warmup, interference is True, out,
-                                         ray_address, as_json)
-                if code:
-                    raise typer.Exit(code)
-                return
-            _measure(model, threads, batches, repeats, warmup, interference is not False, jit, progress, out, as_json)
+def profile_cmd(
+    model: str | None = typer.Option(None, "--model", help="Model to measure on this machine (tiny-mlp, tiny-cnn, resnet50, bert-base, gpt2). Resumable: the same --out measures only missing cells."),
+    import_packrat: str | None = typer.Option(None, "--import-packrat", help="Import one of Packrat's published profile CSVs."),
+    series: list[str] = typer.Option([], "--series", help="With --import-packrat: keep the series whose COLUMN matches GLOB (repeatable), e.g. benchmark=*_script."),
+    name: str | None = typer.Option(None, "--name", help="With --import-packrat: model name to record (default: the benchmark column)."),
+    export: str | None = typer.Option(None, "--from", help="Re-export an existing profile (FILE or builtin:NAME) to --out (.json or .csv)."),
+    threads: str | None = typer.Option(None, "--threads", help="With --model: thread counts, e.g. 1-16 or 1,2,4."),
+    batches: str | None = typer.Option(None, "--batches", help="With --model: sub-batch sizes, e.g. 1,2,4,8."),
+    repeats: int | None = typer.Option(None, "--repeats", help="With --model: timed repeats per cell (default 5; more for millisecond cells)."),
+    warmup: int | None = typer.Option(None, "--warmup", help="With --model: untimed warm-up runs per cell (default 1)."),
+    interference: bool | None = typer.Option(None, "--interference/--no-interference", help="With --model: also measure co-run slowdowns and dispatch costs through pools of k one-thread instances (default: on; --no-interference skips it)."),
+    jit: bool = typer.Option(False, "--jit", help="With --model: trace and freeze the model with TorchScript (recorded in the profile)."),
+    progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress bar with ETA on stderr (default: only on a terminal)."),
+    out: str = typer.Option(..., "--out", help="Where to write the profile (.json; .csv writes the tidy CSV export). " + OUTPUT_RULE),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object and nothing else."),
+    engine: str = typer.Option("local", "--engine", help="With --model: local (this machine) or ray (one profile per machine type of the cluster, written to --out DIR/<machine>.json)."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="With --engine ray: auto or HOST:PORT (default: a local Ray instance)."),
+) -> None:
+    """Measure, import or export a latency profile L[t, b] (milliseconds per sub-batch)."""
+    output_file_arg(out, "--out")  # before any work
+    chosen = [x for x in (model, import_packrat, export) if x is not None]
+    if len(chosen) != 1:
+        raise BadInput("give exactly one of --model NAME, --import-packrat CSV or --from PROFILE")
+    if series and import_packrat is None:
+        raise BadInput("--series only applies to --import-packrat")
+    if model is not None:
+        if series or name:
+            raise BadInput("--series and --name only apply to --import-packrat")
+        if engine != "local" or ray_address is not None:
+            _measure_fleet(model, threads, batches, repeats, warmup, interference, jit, engine, ray_address, out, as_json)
             return
-        if any(x is not None for x in (threads, batches, repeats, warmup, interference)) or jit:
-            raise BadInput("--threads, --batches, --repeats, --warmup, --[no-]interference and --jit only apply to --model")
-        extra = {}
-        if import_packrat is not None:
-            try:
-                selectors = parse_series_selectors(series)
-                text = read_text(import_packrat, "CSV")
-                result = import_packrat_csv(text, series=selectors, model=name, source=f"Packrat CSV {import_packrat}")
-            except ProfileError as exc:
-                raise BadInput(f"{import_packrat}: {exc}") from None
-            prof = result.profile
-            extra = {"series_in_file": len(result.series), "merged_duplicate_rows": result.merged_duplicates}
-        else:
-            prof = load_profile_arg(export)
-        _write(prof, out)
-        summary = dict(_summary(prof), out=out, **extra)
-        if as_json:
-            emit_json(summary)
-        else:
-            typer.echo(
-                f"wrote {out}: {prof.label()}, {summary['cells']} cells, threads "
-                f"{summary['threads'][0]}..{summary['threads'][-1]}, batches {summary['batches']}"
-            )
-            for k, v in prof.meta:
-                if k.startswith("series."):
-                    typer.echo(f"  series {k[len('series.'):]} = {v}")
-            if extra.get("merged_duplicate_rows"):
-                typer.echo(f"  merged {extra['merged_duplicate_rows']} repeated rows of the same cell (mean of their averages)")
+        _measure(model, threads, batches, repeats, warmup, interference is not False, jit, progress, out, as_json)
+        return
+    if any(x is not None for x in (threads, batches, repeats, warmup, interference)) or jit:
+        raise BadInput("--threads, --batches, --repeats, --warmup, --[no-]interference and --jit only apply to --model")
+    if import_packrat is not None:
+        prof, extra = _import_packrat(import_packrat, series, name)
+    else:
+        assert export is not None  # exactly one of --model, --import-packrat, --from was given
+        prof, extra = load_profile_arg(export), {}
+    _write(prof, out)
+    _print_written(prof, out, extra, as_json)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``profile`` verb to the CLI."""
+    app.command("profile")(profile_cmd)
+
+
+def _measure_fleet(model, threads, batches, repeats, warmup, interference, jit, engine, ray_address, out,
+                   as_json) -> None:
+    """`profile --model --engine ray`: one profile per machine type of the cluster."""
+    from ui.cli.engine import run_fleet_profile
+
+    if engine != "ray" or jit:
+        raise BadInput("--engine must be local or ray (and --jit is not available on ray)")
+    code = run_fleet_profile(model, threads, batches, repeats, warmup, interference is True, out,
+                             ray_address, as_json)
+    if code:
+        raise typer.Exit(code)
+
+
+def _import_packrat(path: str, series: list[str], name: str | None):
+    """`profile --import-packrat CSV`: the imported profile and what the import found
+    (series in the file, repeated rows merged); BadInput names the file."""
+    from packrat_sim.profile import ProfileError, import_packrat_csv, parse_series_selectors, read_text
+
+    try:
+        selectors = parse_series_selectors(series)
+        text = read_text(path, "CSV")
+        result = import_packrat_csv(text, series=selectors, model=name, source=f"Packrat CSV {path}")
+    except ProfileError as exc:
+        raise BadInput(f"{path}: {exc}") from None
+    return result.profile, {"series_in_file": len(result.series), "merged_duplicate_rows": result.merged_duplicates}
+
+
+def _print_written(prof, out: str, extra: dict, as_json: bool) -> None:
+    """The summary of an imported or exported profile: one JSON object, or a few lines."""
+    summary = dict(_summary(prof), out=out, **extra)
+    if as_json:
+        emit_json(summary)
+    else:
+        typer.echo(
+            f"wrote {out}: {prof.label()}, {summary['cells']} cells, threads "
+            f"{summary['threads'][0]}..{summary['threads'][-1]}, batches {summary['batches']}"
+        )
+        for k, v in prof.meta:
+            if k.startswith("series."):
+                typer.echo(f"  series {k[len('series.'):]} = {v}")
+        if extra.get("merged_duplicate_rows"):
+            typer.echo(f"  merged {extra['merged_duplicate_rows']} repeated rows of the same cell (mean of their averages)")

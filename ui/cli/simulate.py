@@ -48,13 +48,9 @@ def simulate_command(
              "packrat:payback_ms=5000,confirmations=3) or packrat-ewma (the paper's queue-depth estimator).",
     ),
 ) -> int:
-    from packrat_sim.estimator import EstimatorError
-    from packrat_sim.metrics import MetricsError
-    from packrat_sim.optimizer import OptimizerError
-    from packrat_sim.plan import PlanError
+    from packrat_sim import validate
     from packrat_sim.policy import PolicyError, parse_overrides, parse_policy
-    from packrat_sim.profile import ProfileError
-    from packrat_sim.simulator import SimConfig, SimulationError, compare_plans
+    from packrat_sim.simulator import SimConfig, compare_plans
     from packrat_sim.workload import WorkloadError, load_workload
 
     try:
@@ -65,19 +61,15 @@ def simulate_command(
     except PolicyError as exc:
         raise BadInput(f"--policy: {exc}") from None
     prof = load_profile_arg(profile)
-    if cores < 1:
-        raise BadInput(f"--cores must be a positive integer, got {cores}")
-    if seed < 0:
-        raise BadInput(f"--seed must be an integer >= 0, got {seed}")
+    validate.positive_int(cores, "--cores", error=BadInput)
+    validate.nonnegative_int(seed, "--seed", error=BadInput)
     output_dir_arg(out, "--out")  # before simulating: parent exists, not a symlink or a file
     try:
         wl = load_workload(workload)
     except WorkloadError as exc:
         raise BadInput(f"--workload: {exc}") from None
-    try:
-        comparison = compare_plans(prof, cores, wl, seed=seed, config=config, policies=(policy_name, "fat", "thin"))
-    except (SimulationError, WorkloadError, OptimizerError, PlanError, ProfileError, MetricsError, EstimatorError) as exc:
-        raise BadInput(str(exc)) from None
+    # a library error (a PackratError naming the value) reaches the entry point: exit 2
+    comparison = compare_plans(prof, cores, wl, seed=seed, config=config, policies=(policy_name, "fat", "thin"))
     written = _write_out(comparison, out) if out is not None else []
     if json_out:
         obj = comparison.to_json()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import typer
 
@@ -36,46 +35,18 @@ def register(app: typer.Typer) -> None:
     )(sweep_command)
 
 
-def _fmt_s(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
+def _sweep_bar(total: int, enabled: bool):
+    """The sweep's progress line on stderr (:class:`packrat_sim.progress.ProgressBar`) and the
+    ``run_sweep`` callback that feeds it a ``sweep.Progress``: runs done, failures, the
+    sweep's own ETA."""
+    from packrat_sim.progress import ProgressBar
 
+    bar = ProgressBar("sweep:", total, enabled=enabled, unit="runs", external_eta=True)
 
-def progress_line(p) -> str:
-    """``sweep: 45/200 runs (1 failed), 12s elapsed, ETA 41s`` for a sweep.Progress."""
-    failed = f" ({p.failed} failed)" if p.failed else ""
-    return f"sweep: {p.done}/{p.total} runs{failed}, {_fmt_s(p.elapsed_s)} elapsed, ETA {_fmt_s(p.eta_s)}"
+    def show(p) -> None:
+        bar.update(completed=p.done, total=p.total, text=f"({p.failed} failed)" if p.failed else "", eta_s=p.eta_s)
 
-
-class _ProgressPrinter:
-    """Progress on stderr: a redrawn line on a terminal, else a line every ~5 s."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self.last = 0.0
-
-    def __call__(self, p) -> None:
-        now = time.monotonic()
-        final = p.done == p.total
-        if self.tty:
-            if final or now - self.last >= 0.2:
-                width = 24
-                filled = int(width * p.done / p.total) if p.total else width
-                bar = "#" * filled + "-" * (width - filled)
-                sys.stderr.write(f"\r[{bar}] {progress_line(p)}   ")
-                if final:
-                    sys.stderr.write("\n")
-                sys.stderr.flush()
-                self.last = now
-        elif final or p.done == 0 or now - self.last >= 5.0:
-            print(progress_line(p), file=sys.stderr, flush=True)
-            self.last = now
+    return bar, show
 
 
 def sweep_command(
@@ -91,6 +62,38 @@ def sweep_command(
     show_progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress with ETA on stderr (default: on a terminal)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON summary object on stdout."),
 ) -> int:
+    """Run the grid (see the module docstring); exit 0, 1 when some runs failed, 2 on bad input."""
+    from packrat_sim import sweep as sw
+
+    g, total, profiles = _load_grid(grid, axis, yes, out)
+    if show_progress is None:
+        show_progress = sys.stderr.isatty()
+    eng = make_engine(engine, workers, ray_address)
+    try:
+        if show_progress:
+            note(f"sweep: {total:,} runs on the {eng.name} engine ({eng.workers} worker(s)), output in {out}")
+        bar, show = _sweep_bar(total, show_progress)
+        with bar:
+            result = sw.run_sweep(g, out, eng, progress=show if show_progress else None, profiles=profiles)
+    except sw.SweepError as exc:
+        raise BadInput(str(exc)) from None
+    finally:
+        eng.close()
+    files = [*result.files, *_report(result.rows, out)]
+    failures = [r for r in result.rows if r["status"] != "ok"]
+    if json_out:
+        emit_json(_summary(result, total, out, files, failures))
+    else:
+        _print_summary(result, total, out, files)
+    if failures:
+        note(f"{len(failures)} run(s) failed; first: {failures[0]['error']}")
+        return 1
+    return 0
+
+
+def _load_grid(grid: str | None, axis: list[str] | None, yes: bool, out: str):
+    """The grid, its number of runs and its profiles ({spec: Profile}), loaded before any
+    engine starts, and the output directory prepared; BadInput names what is wrong."""
     from packrat_sim import sweep as sw
 
     if grid is None and not axis:
@@ -104,64 +107,57 @@ def sweep_command(
         raise BadInput(f"the grid has {total:,} runs (more than {sw.CONFIRM_ABOVE:,}); pass --yes to run it")
     try:  # fail fast, before starting any engine; the sweep reuses them
         profiles = {spec: sw.load_profile_spec(spec) for spec in g.profiles}
-    except sw.SweepError as exc:
-        raise BadInput(str(exc)) from None
-    try:
         sw.prepare_out_dir(out)
     except sw.SweepError as exc:
         raise BadInput(str(exc)) from None
-    if show_progress is None:
-        show_progress = sys.stderr.isatty()
-    eng = make_engine(engine, workers, ray_address)
-    try:
-        if show_progress:
-            note(f"sweep: {total:,} runs on the {eng.name} engine ({eng.workers} worker(s)), output in {out}")
-        result = sw.run_sweep(g, out, eng, progress=_ProgressPrinter() if show_progress else None,
-                              profiles=profiles)
-    except sw.SweepError as exc:
-        raise BadInput(str(exc)) from None
-    finally:
-        eng.close()
-    files = list(result.files)
+    return g, total, profiles
+
+
+def _report(rows, out: str) -> list[str]:
+    """``[OUT/report.html]`` once written; none (with a note) when plotly is missing."""
     try:
         from ui.reports.sweep import write_report
 
-        files.append(write_report(result.rows, os.path.join(out, "report.html")))
+        return [write_report(rows, os.path.join(out, "report.html"))]
     except ImportError:
         note("plotly is not installed: no report.html (pip install -e '.[ui]')")
-    failures = [r for r in result.rows if r["status"] != "ok"]
-    if json_out:
-        emit_json(
-            {
-                "runs": total,
-                "ran": result.ran,
-                "skipped": result.skipped,
-                "failed": len(failures),
-                "engine": result.engine,
-                "workers": result.workers,
-                "elapsed_s": result.elapsed_s,
-                "out": out,
-                "files": files,
-                "best": sw.best_per_cell(result.rows),
-                "errors": sorted({r["error"] for r in failures})[:10],
-            }
-        )
-    else:
-        print(
-            f"sweep: {total:,} runs: {result.ran:,} ran now ({result.failed} failed), {result.skipped:,} already in {out}; "
-            f"{result.elapsed_s:.1f} s on the {result.engine} engine ({result.workers} worker(s))"
-        )
-        for path in files:
-            print(f"  wrote {path}")
-        best = sw.best_per_cell(result.rows)
-        if best:
-            print("best policy per cell (median p99 over seeds):")
-            for b in best[:20]:
-                print(f"  {b['profile']} {b['cores']} cores {b['workload']}: {b['best_policy']} "
-                      f"p99 {b['best_p99_ms']:,.1f} ms ({b['plan']})")
-            if len(best) > 20:
-                print(f"  ... {len(best) - 20} more cells in {os.path.join(out, 'report.html')}")
-    if failures:
-        note(f"{len(failures)} run(s) failed; first: {failures[0]['error']}")
-        return 1
-    return 0
+        return []
+
+
+def _summary(result, total: int, out: str, files: list[str], failures: list[dict]) -> dict:
+    """The ``--json`` object of a finished sweep."""
+    from packrat_sim import sweep as sw
+
+    return {
+        "runs": total,
+        "ran": result.ran,
+        "skipped": result.skipped,
+        "failed": len(failures),
+        "engine": result.engine,
+        "workers": result.workers,
+        "elapsed_s": result.elapsed_s,
+        "out": out,
+        "files": files,
+        "best": sw.best_per_cell(result.rows),
+        "errors": sorted({r["error"] for r in failures})[:10],
+    }
+
+
+def _print_summary(result, total: int, out: str, files: list[str]) -> None:
+    """The human summary on stdout: counts, files written, the best policy per cell (20 at most)."""
+    from packrat_sim import sweep as sw
+
+    print(
+        f"sweep: {total:,} runs: {result.ran:,} ran now ({result.failed} failed), {result.skipped:,} already in {out}; "
+        f"{result.elapsed_s:.1f} s on the {result.engine} engine ({result.workers} worker(s))"
+    )
+    for path in files:
+        print(f"  wrote {path}")
+    best = sw.best_per_cell(result.rows)
+    if best:
+        print("best policy per cell (median p99 over seeds):")
+        for b in best[:20]:
+            print(f"  {b['profile']} {b['cores']} cores {b['workload']}: {b['best_policy']} "
+                  f"p99 {b['best_p99_ms']:,.1f} ms ({b['plan']})")
+        if len(best) > 20:
+            print(f"  ... {len(best) - 20} more cells in {os.path.join(out, 'report.html')}")

@@ -139,12 +139,10 @@ def verify_report(profile, batch: int, cores: int, options, plan_source: str, ce
 
 def _load_plan(path: str):
     from packrat_sim.plan import PlanError, loads_plan
-    from packrat_sim.profile import ProfileError, read_text
+    from packrat_sim.profile import read_text
 
     try:
-        return loads_plan(read_text(path, "plan file"))
-    except ProfileError as exc:
-        raise BadInput(str(exc)) from None
+        return loads_plan(read_text(path, "plan file"))  # read_text: ProfileError naming the path
     except PlanError as exc:
         raise BadInput(f"plan file {path!r}: {exc}") from None
 
@@ -173,9 +171,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Prove with Z3 that the plan (the optimizer's, or --plan FILE) is optimal: OPTIMAL (exit 0),
         NOT_OPTIMAL with a better allocation (exit 1), or UNKNOWN when the time limit ran out (exit 3)."""
-        from packrat_sim.optimizer import OptimizerError
+        from packrat_sim import validate
         from packrat_sim.predictor import Predictor, PredictorError, best_plan, candidate_profile, check_candidates
-        from packrat_sim.profile import ProfileError
 
         if exact_cores and allow_idle:
             raise BadInput("--exact-cores and --allow-idle contradict each other; give one")
@@ -184,36 +181,26 @@ def register(app: typer.Typer) -> None:
         except PredictorError as exc:
             raise BadInput(str(exc).replace("candidate set", "--candidates")) from None
         prof = load_profile_arg(profile)
-        for name, value in (("--batch", batch), ("--cores", cores)):
-            if value < 1:
-                raise BadInput(f"{name} must be a positive integer, got {value}")
-        if not (timeout > 0 and timeout < float("inf")):
-            raise BadInput(f"--timeout must be a number of seconds > 0, got {timeout}")
+        validate.positive_int(batch, "--batch", error=BadInput)
+        validate.positive_int(cores, "--cores", error=BadInput)
+        validate.finite(timeout, "--timeout", above=0, error=BadInput, expected="a number of seconds > 0")
         options = make_options(
             allow_idle=not exact_cores, homogeneous=homogeneous, min_batch=min_batch,
             max_instances=max_instances, cores_per_socket=cores_per_socket, statistic=statistic,
         )
+        # library errors (PackratError, naming the value) reach the entry point: exit 2
         if statistic is not None:
-            try:
-                prof.with_statistic(statistic)
-            except ProfileError as exc:
-                raise BadInput(str(exc)) from None
-        try:
-            prof = candidate_profile(prof, cores, batch, candidates)
-        except PredictorError as exc:
-            raise BadInput(str(exc)) from None
+            prof.with_statistic(statistic)
+        prof = candidate_profile(prof, cores, batch, candidates)
         if plan_file is not None:
             plan, source = _load_plan(plan_file), plan_file
         else:
-            try:
-                under = interference and prof.interference is not None
-                # the same planner and predictor as `packrat plan`; under interference Z3
-                # certifies the compute objective (dispatch cost is left out there)
-                predictor = Predictor(prof if not under else replace(prof, dispatch=()), options.statistic, under)
-                plan = best_plan(predictor, batch, cores, options)
-                source = "optimizer under interference" if under else "optimizer"
-            except (OptimizerError, ProfileError, PredictorError) as exc:
-                raise BadInput(str(exc)) from None
+            under = interference and prof.interference is not None
+            # the same planner and predictor as `packrat plan`; under interference Z3
+            # certifies the compute objective (dispatch cost is left out there)
+            predictor = Predictor(prof if not under else replace(prof, dispatch=()), options.statistic, under)
+            plan = best_plan(predictor, batch, cores, options)
+            source = "optimizer under interference" if under else "optimizer"
         if interference and prof.interference is None:
             raise BadInput(f"--interference: the profile of {prof.model!r} has no interference model")
         what = f"plan file {plan_file!r}" if plan_file is not None else "the optimizer's plan"

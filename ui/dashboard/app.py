@@ -18,7 +18,7 @@ ROOT = HERE.parents[1]
 if str(ROOT) not in sys.path:  # `streamlit run ui/dashboard/app.py` from a fresh clone without an install
     sys.path.insert(0, str(ROOT))
 
-from ui.dashboard import state as state
+from ui.dashboard import state as state  # noqa: E402 - after the sys.path entry above
 
 FAVICON = HERE / "favicon.png"
 

@@ -238,7 +238,7 @@ def sequence_diagram(actors: Sequence[str], messages: Sequence[dict], title: str
     xi = {a: i for i, a in enumerate(actors)}
     n = max(1, len(messages))
     fig = go.Figure()
-    for a, i in xi.items():
+    for i in xi.values():
         fig.add_trace(go.Scatter(x=[i, i], y=[0.5, -(n + 0.5)], mode="lines", line=dict(color="#8C8C8C", dash="dot"),
                                  showlegend=False, hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=list(xi.values()), y=[0.9] * len(xi), mode="text", text=[f"<b>{a}</b>" for a in xi],
@@ -247,7 +247,8 @@ def sequence_diagram(actors: Sequence[str], messages: Sequence[dict], title: str
     shapes = []
     for k, m in enumerate(messages):
         y = -(k + 0.5)
-        x0, x1 = xi.get(m["src"], 0), xi.get(m["dst"], 0)
+        x0: float = xi.get(m["src"], 0)
+        x1: float = xi.get(m["dst"], 0)
         if x0 == x1:
             x1 = x0 + 0.25
         breaks = bool(m.get("breaks"))

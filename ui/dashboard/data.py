@@ -402,19 +402,6 @@ def time_scale(history) -> tuple[str, float, float]:
     return "", 1.0, 0.0
 
 
-def first_failed_partition(result):
-    """The partition found ILLEGAL first (``CheckResult.first_failed``, the checker's own answer);
-    for a result without it, the ILLEGAL partition whose blocked operation is lowest. None when
-    no partition failed."""
-    if hasattr(result, "first_failed"):
-        return result.first_failed
-    failures = [p for p in result.partitions if getattr(p.result, "value", p.result) == "illegal"
-                or (p.blocked is not None and getattr(p.result, "value", "") != "ok")]
-    if not failures:
-        return None
-    return min(failures, key=lambda p: (p.blocked is None, p.blocked if p.blocked is not None else 0))
-
-
 def partition_label(part) -> str:
     """A partition's key as a person reads it (``all operations`` for the single partition)."""
     return "all operations" if part.key in (None, (), "") else f"key {part.key!r}"
@@ -723,21 +710,12 @@ def fmt_speedup(ratio: float | None, what: str = "plan") -> str:
 
 
 def parse_int_list(text: str, what: str) -> list[int]:
-    """Positive integers from ``"1,2,4"`` or ``"1-4"``; ValueError naming the bad item."""
-    out: list[int] = []
-    items = [x.strip() for x in str(text).split(",") if x.strip()]
-    if not items:
-        raise ValueError(f"{what}: give at least one positive integer, e.g. 1,2,4")
-    for item in items:
-        lo, sep, hi = item.partition("-")
-        try:
-            values = list(range(int(lo), int(hi) + 1)) if sep else [int(item)]
-        except ValueError:
-            raise ValueError(f"{what}: {item!r} is not a positive integer (or a range like 1-4)") from None
-        if not values or min(values) < 1:
-            raise ValueError(f"{what}: {item!r} is not a positive integer (or a range like 1-4)")
-        out += values
-    return out
+    """Positive integers from ``"1,2,4"`` or ``"1-4"``, in the order written (repeats kept,
+    empty items skipped); ValueError naming the bad item. The grammar is
+    :func:`packrat_sim.spec.parse_int_list` (its ordered dialect)."""
+    from packrat_sim.spec import parse_int_list as parse
+
+    return parse(text, what, sort_unique=False, error=ValueError)
 
 
 # --------------------------------------------------------------- CLI commands

@@ -1,7 +1,8 @@
 """One-line help for every strategy, model, policy and timeline label of the dashboard,
-each tied to the README section that explains it (served from this checkout, offline).
+each tied to the README section that explains it (served from this machine, offline).
 
-Pure: no streamlit. :func:`readme_section` reads README.md at the repository root.
+Pure: no streamlit. :func:`readme_section` reads README.md at the repository root, or, in an
+installed wheel (no checkout around it), the same text from the distribution's metadata.
 """
 
 from __future__ import annotations
@@ -75,10 +76,25 @@ SECTIONS = {
 
 @cache
 def _readme() -> str:
+    """README.md of this checkout; without one, :func:`_installed_readme`."""
     try:
         return README.read_text(encoding="utf-8")
     except OSError:
+        return _installed_readme()
+
+
+def _installed_readme() -> str:
+    """The README as the installed distribution's long description (pyproject's ``readme``);
+    "" when the toolkit is not installed or its metadata has no description."""
+    from importlib import metadata
+
+    from ui import DISTRIBUTION
+
+    try:
+        text = metadata.metadata(DISTRIBUTION).json.get("description", "")
+    except metadata.PackageNotFoundError:
         return ""
+    return text if isinstance(text, str) else ""
 
 
 @cache

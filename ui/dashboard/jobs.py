@@ -18,9 +18,9 @@ cancelled, so the dashboard itself always uses processes).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
-import multiprocessing as mp
 import os
 import pickle
 import queue
@@ -29,7 +29,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, is_dataclass
+from multiprocessing.process import BaseProcess
 from typing import Any
+
+from packrat_sim.engines.spawn import process_context, start_process, watch_parent
 
 MODE_ENV = "PACKRAT_UI_JOBS"
 MIN_INTERVAL_S = 0.2  # at most ~5 progress snapshots a second cross the queue
@@ -97,20 +100,13 @@ def _picklable(exc: BaseException) -> BaseException:
         return JobFailed(f"{type(exc).__name__}: {exc}")
 
 
-def _watch_parent(parent: int) -> None:
-    """In the child: exit at once when the dashboard process that started it is gone."""
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != parent:
-            os._exit(1)
-
-
 def _child(target: str, kwargs: dict, q, parent: int | None = None) -> None:
     """Body of the worker: run the target, send snapshots, then ("done", value) or ("error", exc).
-    ``parent``: the dashboard's pid (process mode), watched so an orphaned job stops itself."""
+    ``parent``: the dashboard's pid (process mode), watched so an orphaned job stops itself
+    (exit code 1, the spawner's parent-death rule)."""
     if parent is not None:
         os.setpgrp()  # its own process group: Cancel stops the workers it starts too
-        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+        watch_parent(parent, exit_code=1)
     last = [0.0]
 
     def progress(snapshot: Any = None, **counters) -> None:
@@ -142,9 +138,9 @@ class Job:
         self.mode = os.environ.get(MODE_ENV, "process")
         self.snapshot = Snapshot()
         self._started = 0.0
-        self._proc = None
-        self._thread = None
-        self._q = None
+        self._proc: BaseProcess | None = None
+        self._thread: threading.Thread | None = None
+        self._q: Any = None  # a queue.Queue (thread mode) or a multiprocessing queue
         self._outcome: tuple[str, Any] | None = None
 
     # ---- life cycle
@@ -156,13 +152,12 @@ class Job:
                                             name=f"packrat-ui {self.target}")
             self._thread.start()
         else:
-            ctx = mp.get_context("spawn")
+            ctx = process_context("spawn")
             self._q = ctx.Queue()
             # not a daemon: the work may start worker processes of its own (the profiler, the
-            # executor); _watch_parent ends it if the dashboard dies without cancelling it
-            self._proc = ctx.Process(target=_child, args=(self.target, self.kwargs, self._q, os.getpid()),
-                                     name=f"packrat-ui {self.target}")
-            self._proc.start()
+            # executor); watch_parent ends it if the dashboard dies without cancelling it
+            self._proc = start_process(ctx, _child, (self.target, self.kwargs, self._q, os.getpid()),
+                                       name=f"packrat-ui {self.target}")
         return self
 
     @property
@@ -218,10 +213,10 @@ class Job:
 
     def _signal(self, sig: int) -> None:
         """Send ``sig`` to the job's process group (the child and any workers it started)."""
-        try:
+        if self._proc is None or self._proc.pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def cancel(self) -> None:
         """Stop the child now (SIGTERM, then SIGKILL after 2 s); idempotent. A thread job

@@ -33,12 +33,12 @@ def to_markdown(report: dict) -> str:
         "| batch | fat ms | thin ms | optimizer | opt ms | oracle best | oracle ms | opt speedup vs fat | regret % | opt pred err % |",
         "|---:|---:|---:|---|---:|---|---:|---:|---:|---:|",
     ]
-    for r in report["batches"]:
-        lines.append(
-            f"| {r['batch']} | {_f(r['fat_ms'])} | {_f(r['thin_ms'])} | {r['optimizer']} | {_f(r['optimizer_ms'])} "
-            f"| {r['oracle_best']} | {_f(r['oracle_ms'])} | {_f(r['speedup_optimizer_vs_fat'])} "
-            f"| {_f(r['regret_pct'], '{:.1f}')} | {_f(r['optimizer_prediction_error_pct'], '{:.1f}')} |"
-        )
+    lines.extend(
+        f"| {r['batch']} | {_f(r['fat_ms'])} | {_f(r['thin_ms'])} | {r['optimizer']} | {_f(r['optimizer_ms'])} "
+        f"| {r['oracle_best']} | {_f(r['oracle_ms'])} | {_f(r['speedup_optimizer_vs_fat'])} "
+        f"| {_f(r['regret_pct'], '{:.1f}')} | {_f(r['optimizer_prediction_error_pct'], '{:.1f}')} |"
+        for r in report["batches"]
+    )
     aware = [r for r in report["batches"] if "interference_aware" in r]
     if aware:
         lines += ["", "## Isolated-profile plan vs interference-aware plan", "",
@@ -73,7 +73,9 @@ def to_html(report: dict) -> str:
     for r in report["batches"]:
         for p in r["plans"]:
             if p["predicted_ms"] is not None:
-                xs.append(p["predicted_ms"]); ys.append(p["median_ms"]); texts.append(f"B={r['batch']}: {p['describe']}")
+                xs.append(p["predicted_ms"])
+                ys.append(p["median_ms"])
+                texts.append(f"B={r['batch']}: {p['describe']}")
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", text=texts, name="plans"), row=1, col=2)
     if xs:
         hi = max(xs + ys)

@@ -7,13 +7,13 @@ import streamlit as st
 from checker import allocation
 from packrat_sim import export
 from packrat_sim.interference import optimize_with_interference
+from packrat_sim.errors import PackratError
 from packrat_sim.optimizer import OptimizerError, OptimizerOptions
 from packrat_sim.plan import Plan, dumps_plan
 from packrat_sim.profile import STATISTICS, ProfileError
 from ui.dashboard import charts as charts
 from ui.dashboard import data as data
 from ui.dashboard import state as state
-from ui.cli.common import BadInput
 from ui.cli.plan import plan_report
 from ui.dashboard.help import PLAN_HELP
 
@@ -220,7 +220,7 @@ def main() -> None:
     try:
         prof = profile.with_statistic(stat)
         report = plan_report(prof, batch, cores, options)
-    except (BadInput, ProfileError) as exc:
+    except PackratError as exc:  # BadInput or a library error naming the bad value
         state.show_error(f"No plan for batch {batch} on {data.plural(cores, 'core')}", exc)
         state.to_url(URL_KEYS)
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import streamlit as st
@@ -146,7 +147,7 @@ def show_results(kept: dict) -> None:
     for col, (label, fig, fname) in zip(d[1:], (("CDF chart (HTML)", cdf, "sim-cdf.html"),
                                                 ("Time series chart (HTML)", ts, f"sim-{name}-series.html"),
                                                 ("Timeline chart (HTML)", gantt, f"sim-{name}-timeline.html"))):
-        col.download_button(label, lambda fig=fig: _html(fig), file_name=fname, mime="text/html",
+        col.download_button(label, functools.partial(_html, fig), file_name=fname, mime="text/html",
                             key=f"sim.dl.{fname}", on_click="ignore")
     st.caption("PNG of any chart: the camera button of the chart's toolbar. HTML charts open offline.")
     c1, c2 = st.columns(2)
@@ -180,11 +181,11 @@ def save_and_compare(kept: dict) -> None:
         return
     st.session_state["sim.compare"] = [n for n in st.session_state["sim.compare"] if n in saved]
     chosen = st.multiselect("Runs to compare", list(saved), key="sim.compare")
-    table = []
+    table: list[dict] = []
     for run in chosen:
         k = saved[run]
-        for r in data.sim_rows(k["results"]):
-            table.append({"run": run, "cores": k["cores"], "seed": k["seed"], "workload": k["spec"], **r})
+        table.extend({"run": run, "cores": k["cores"], "seed": k["seed"], "workload": k["spec"], **r}
+                     for r in data.sim_rows(k["results"]))
     if table:
         st.dataframe(table, hide_index=True, key="sim.compare_table",
                      column_config={c: st.column_config.NumberColumn(format="%.2f")
@@ -238,7 +239,8 @@ def main() -> None:
         state.cli_box(data.cli_simulate(state.profile_param(), cores, spec, seed),
                       ["the planner's plan as a policy"] if "planner's plan" in policies else ())
 
-    if st.button("Simulate", key="sim.btn.run", type="primary", disabled=workload is None or not policies):
+    clicked = st.button("Simulate", key="sim.btn.run", type="primary", disabled=workload is None or not policies)
+    if clicked and workload is not None:  # (disabled without a workload: never clicked then)
         from packrat_sim.plan import Plan
 
         plan = Plan.from_json(plan_report["plan"]) if plan_report else None

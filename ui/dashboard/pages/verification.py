@@ -244,7 +244,8 @@ def history_section() -> None:
     else:
         state.cli_box(data.cli_check(source[0], fmt, None if model_choice == MODEL_AUTO else model_choice,
                                      float(timeout)))
-    if st.button("Check linearizability", key="verify.btn.check", type="primary", disabled=source is None):
+    clicked = st.button("Check linearizability", key="verify.btn.check", type="primary", disabled=source is None)
+    if clicked and source is not None:  # (disabled without a source: never clicked then)
         name, text, _ = source
         st.session_state.pop("result.check", None)
         try:

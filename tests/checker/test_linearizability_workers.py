@@ -12,10 +12,10 @@ import time
 import pytest
 from test_linearizability import brute_force, random_small_history
 
-import checker.linearizability as lin
+import checker.linearizability.api as check_api
 from checker.history import History, Operation
 from checker.linearizability import ILLEGAL, OK, UNKNOWN, check
-from checker.parallel_check import deal
+from checker.linearizability.workers import deal
 
 
 def _children() -> set[int]:
@@ -76,7 +76,7 @@ def test_the_interleaved_path_agrees_with_brute_force_partition_by_partition():
 
 
 def test_the_process_path_agrees_with_brute_force_partition_by_partition(monkeypatch):
-    monkeypatch.setattr(lin, "ESCALATE_AFTER_S", 0.0)  # hand every partition to the workers at once
+    monkeypatch.setattr(check_api, "ESCALATE_AFTER_S", 0.0)  # hand every partition to the workers at once
     history, expected = _combined_kv_histories("processes", 300)
     result = check(history, jobs=2, all_partitions=True, timeout=120)
     assert result.mode == "processes" and result.jobs == 2
@@ -107,7 +107,7 @@ def test_an_easy_illegal_partition_after_a_hard_one_ends_the_check_and_the_hard_
 
 
 def test_the_first_illegal_partition_stops_every_worker(monkeypatch):
-    monkeypatch.setattr(lin, "ESCALATE_AFTER_S", 0.0)
+    monkeypatch.setattr(check_api, "ESCALATE_AFTER_S", 0.0)
     history = History(_hard_partition("h1", 0) + _hard_partition("h2", 200) + _stale_partition("easy", 500))
     result = check(history, "kv", jobs=2, timeout=60)
     assert result.result is ILLEGAL and result.mode == "processes"
@@ -118,7 +118,7 @@ def test_the_first_illegal_partition_stops_every_worker(monkeypatch):
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_a_timeout_returns_unknown_promptly_in_both_paths(monkeypatch, jobs):
-    monkeypatch.setattr(lin, "ESCALATE_AFTER_S", 0.0)
+    monkeypatch.setattr(check_api, "ESCALATE_AFTER_S", 0.0)
     history = History(_hard_partition("h1", 0, 26) + _hard_partition("h2", 200, 26))
     t0 = time.monotonic()
     result = check(history, "kv", jobs=jobs, timeout=1.0)

@@ -1,0 +1,284 @@
+"""Partitions as search tasks, and the interleaver that runs their searches round-robin.
+
+P-compositionality: a history is linearizable when each of its partitions (the operations with one
+key of ``model.partition``) is. :func:`compile_partitions` and :func:`make_task` turn a history into
+one :class:`Task` per partition (compiled, with pending read-only operations dropped);
+an :class:`Interleaver` runs the tasks' searches (:func:`checker.linearizability.search.search`)
+``SLICE`` steps at a time, so an easy ILLEGAL partition is found even behind a hard one, and checks
+the deadline, the step budget, the memory bound and cancellation between slices. What it learns
+about each partition goes into its :class:`Outcome`. The worker processes
+(:mod:`checker.linearizability.workers`) run the same interleaver over their share of the tasks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable, Generator, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from checker.history import UNKNOWN_OUTPUT, Operation
+from checker.linearizability.result import Verdict
+from checker.linearizability.search import SearchOutcome, StepFailed, StepFn, Stop, search
+from checker.models import Model, ModelError
+from packrat_sim.limits import current_rss
+
+__all__ = [
+    "MEMORY_EVERY",
+    "SLICE",
+    "Interleaver",
+    "Outcome",
+    "StepFailed",
+    "Task",
+    "brief",
+    "compile_partitions",
+    "make_task",
+    "step_error",
+]
+
+#: Search steps per slice: the interleaver runs each partition's search this many steps at a time,
+#: and checks the deadline, the memory bound and cancellation between slices.
+SLICE = 1024
+#: Slices between two memory measurements (reading the resident set size costs a system call).
+MEMORY_EVERY = 16
+
+#: Errors of a model's compile/partition/step functions that name a bad operation (anything else
+#: is a bug and propagates).
+_MODEL_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError)
+
+
+def brief(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters with ``...`` (pure)."""
+    s = repr(value)
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+@dataclass
+class Task:
+    """One partition prepared for the search (see :func:`make_task`); picklable, so workers can
+    receive it."""
+
+    key: Hashable
+    indices: tuple[int, ...]  # all its operations (history indices), in call order
+    searched: list[int]  # those searched (pending read-only operations dropped)
+    call_t: list
+    ret_t: list
+    inputs: list
+    outputs: list
+    read_only: list[bool]
+
+    def search(self, step: StepFn, init: Any) -> Generator[int, int, SearchOutcome]:
+        """A fresh search over this partition from model state ``init`` (see :func:`search`)."""
+        return search(step, init, self.call_t, self.ret_t, self.inputs, self.outputs, self.read_only)
+
+
+def compile_partitions(ops: Sequence[Operation], mdl: Model) -> tuple[dict[Hashable, list[int]], list]:
+    """Compile every operation and group history indices by partition key (in order of first
+    appearance). Returns (key -> history indices, compiled (input, output) per operation). Raises
+    :class:`~checker.models.ModelError` naming the first operation the model cannot compile."""
+    compile_op, partition = mdl.compile, mdl.partition
+    parts: dict[Hashable, list[int]] = {}
+    compiled: list[tuple[Any, Any]] = []
+    for i, op in enumerate(ops):
+        out = UNKNOWN_OUTPUT if op.ret is None else op.output
+        try:
+            compiled.append(compile_op(op.input, out))
+            key = partition(op.input) if partition is not None else None
+            hash(key)
+        except _MODEL_ERRORS as exc:
+            msg = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            raise ModelError(f"operation {i} (client {op.client!r}, input {brief(op.input)}): {msg}") from None
+        parts.setdefault(key, []).append(i)
+    return parts, compiled
+
+
+def make_task(mdl: Model, key: Hashable, indices: list[int], ops: Sequence[Operation],
+              compiled: Sequence[tuple[Any, Any]]) -> Task:
+    """The search task of one partition: ``ops``/``compiled`` are indexable by history index (pure)."""
+    indices = sorted(indices, key=lambda i: (ops[i].call, i))
+    read_only = mdl.read_only
+    if read_only is None:
+        searched, ro_flags = indices, [False] * len(indices)
+    else:
+        searched = [i for i in indices if not (ops[i].ret is None and read_only(ops[i].input, UNKNOWN_OUTPUT))]
+        ro_flags = [ops[i].ret is not None and bool(read_only(ops[i].input, ops[i].output)) for i in searched]
+    return Task(
+        key=key,
+        indices=tuple(indices),
+        searched=searched,
+        call_t=[ops[i].call for i in searched],
+        ret_t=[ops[i].ret for i in searched],
+        inputs=[compiled[i][0] for i in searched],
+        outputs=[compiled[i][1] for i in searched],
+        read_only=ro_flags,
+    )
+
+
+@dataclass
+class Outcome:
+    """What the drivers learn about one partition (mutable while the check runs).
+
+    History indices in ``linearization``/``blocked``; ``elapsed_s``: seconds of its own slices;
+    ``finished_s``: seconds from the start of the check to its verdict."""
+
+    result: Verdict | None = None  # None: not decided (yet)
+    linearization: tuple[int, ...] = ()
+    blocked: int | None = None
+    state: Any = None
+    steps: int = 0
+    elapsed_s: float = 0.0
+    finished_s: float | None = None
+    needed: bool = True
+
+
+def step_error(mdl: Model, task: Task, ops: Sequence[Operation], exc: StepFailed) -> ModelError:
+    """The error to report when the model failed on an operation of ``task`` (naming it)."""
+    i = task.searched[exc.local]
+    return ModelError(
+        f"operation {i} (client {ops[i].client!r}, input {brief(ops[i].input)}): "
+        f"model {mdl.name!r} failed on it: {exc.error}"
+    )
+
+
+class Interleaver:
+    """Round-robin over the partitions' searches in this process, :data:`SLICE` steps at a time.
+
+    ``run()`` returns why it stopped: ``"done"`` (every partition decided), ``"illegal"`` (one was
+    ILLEGAL and ``all_partitions`` is False), ``"paused"`` (``until`` reached; call ``run`` again
+    to continue, or ``drop`` the undecided ones), or the reason for UNKNOWN (deadline, step
+    budget, memory bound, cancelled), after which the undecided searches carry their evidence so
+    far. Raises :class:`StepFailed` (with ``failed_task`` set) when the model fails on an operation.
+
+    Times are ``time.perf_counter()`` seconds (``start``, ``deadline``); ``max_memory``: bytes of
+    resident memory the searches may add (measured every :data:`MEMORY_EVERY` slices);
+    ``cancel``: an object with ``is_set()``; ``which``: the task indices to run (default all);
+    ``on_decided(i)``: called when task ``i`` reaches OK or ILLEGAL.
+    """
+
+    def __init__(self, tasks: Sequence[Task], outcomes: Sequence[Outcome], mdl: Model, *, start: float,
+                 deadline: float | None, max_steps: int | None, max_memory: float | None,
+                 all_partitions: bool, cancel: Any = None, which: Sequence[int] | None = None,
+                 on_decided: Callable[[int], None] | None = None) -> None:
+        self.tasks, self.outcomes, self.mdl = tasks, outcomes, mdl
+        self.start, self.deadline, self.max_steps, self.max_memory = start, deadline, max_steps, max_memory
+        self.all_partitions, self.cancel, self.on_decided = all_partitions, cancel, on_decided
+        self.active: deque[int] = deque(range(len(tasks)) if which is None else which)
+        self.gens: dict[int, Generator[int, int, SearchOutcome]] = {}
+        self.total_steps = 0
+        self.slices = 0
+        self.first_failure: int | None = None
+        self.failed_task: int | None = None
+        self.rss_base: int | None = None
+
+    def _finish(self, i: int, value: SearchOutcome) -> None:
+        """Record the end of task ``i``'s search (local indices turned into history indices)."""
+        res, lin, blocked, state, steps = value
+        task, out = self.tasks[i], self.outcomes[i]
+        self.total_steps += steps - out.steps
+        out.result, out.steps, out.state = res, steps, state
+        out.linearization = tuple(task.searched[j] for j in lin)
+        out.blocked = None if blocked is None else task.searched[blocked]
+        if res is not Verdict.UNKNOWN:
+            out.finished_s = time.perf_counter() - self.start
+            if res is Verdict.ILLEGAL and self.first_failure is None:
+                self.first_failure = i
+            if self.on_decided is not None:
+                self.on_decided(i)
+
+    def _limit_reason(self, now: float) -> str | None:
+        """Why the searches must stop now (deadline, cancelled, memory), or None."""
+        if self.deadline is not None and now >= self.deadline:
+            return "deadline"
+        if self.cancel is not None and self.cancel.is_set():
+            return "cancelled"
+        if self.max_memory is not None and self.slices and self.slices % MEMORY_EVERY == 0:
+            rss = current_rss()
+            if self.rss_base is None:
+                self.rss_base = rss  # searches decided within MEMORY_EVERY slices never pay for this
+            elif rss - self.rss_base > self.max_memory:
+                return "memory"
+        return None
+
+    def _slice(self, i: int, quota: int) -> bool:
+        """Run one slice (at most ``quota`` steps) of task ``i``'s search, starting it on first use.
+        Returns True when the search ended (its outcome recorded and ``i`` left the rotation)."""
+        out = self.outcomes[i]
+        t0 = time.perf_counter()
+        try:
+            gen = self.gens.get(i)
+            if gen is None:
+                gen = self.gens[i] = self.tasks[i].search(self.mdl.step, self.mdl.init())
+                done = next(gen)
+                out.state = self.mdl.init()
+            else:
+                done = gen.send(quota)
+        except StopIteration as fin:
+            self.active.popleft()
+            self.gens.pop(i, None)
+            out.elapsed_s += time.perf_counter() - t0
+            self._finish(i, fin.value)
+            return True
+        except StepFailed:
+            self.failed_task = i
+            raise
+        self.total_steps += done - out.steps
+        out.steps = done
+        self.active.rotate(-1)
+        out.elapsed_s += time.perf_counter() - t0
+        return False
+
+    def run(self, until: float | None = None) -> str:
+        """Run the active searches round-robin until they are decided, a limit runs out, or the
+        ``perf_counter`` time ``until`` passes (see the class docstring for what it returns)."""
+        reason = self._limit_reason(time.perf_counter())
+        if reason is not None:
+            self.stop()
+            return reason
+        while self.active:
+            i = self.active[0]
+            quota = SLICE
+            if self.max_steps is not None:
+                quota = min(quota, self.max_steps - self.total_steps)
+                if quota <= 0:
+                    self.stop()
+                    return "budget"
+            if self._slice(i, quota) and self.outcomes[i].result is Verdict.ILLEGAL and not self.all_partitions:
+                self.drop()
+                return "illegal"
+            self.slices += 1
+            now = time.perf_counter()
+            reason = self._limit_reason(now)
+            if reason is not None:
+                self.stop()
+                return reason
+            if until is not None and now >= until and self.active:
+                return "paused"
+        return "done"
+
+    def stop(self) -> None:
+        """End every undecided search now with UNKNOWN and its evidence so far."""
+        while self.active:
+            i = self.active.popleft()
+            gen = self.gens.pop(i, None)
+            if gen is None:
+                self.outcomes[i].result = Verdict.UNKNOWN
+                continue
+            try:
+                gen.throw(Stop)
+            except StopIteration as fin:
+                self._finish(i, fin.value)
+
+    def drop(self, keep: Sequence[int] = ()) -> list[int]:
+        """Abandon every undecided search not in ``keep`` (their outcomes stay undecided); returns
+        their indices."""
+        kept = set(keep)
+        dropped = [i for i in self.active if i not in kept]
+        self.active = deque(i for i in self.active if i in kept)
+        for i in dropped:
+            gen = self.gens.pop(i, None)
+            if gen is not None:
+                with contextlib.suppress(StopIteration):
+                    gen.throw(Stop)
+        return dropped

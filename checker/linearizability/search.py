@@ -1,0 +1,349 @@
+"""The WGL search over one partition, as a resumable generator (so partitions can be interleaved).
+
+Algorithm (Wing & Gong, with Lowe's improvements, as in Porcupine). Call and return events are
+sorted into a doubly linked list (calls before returns at equal times). The search walks the list
+from its head: a call whose operation is legal in the current state is linearized (its call and
+return entries are lifted out of the list, and the search restarts at the head); reaching a return
+entry means that operation should already have been linearized, so the search backtracks (pops the
+last linearized operation, unlifts it and tries the next candidate after it). A cache of
+(linearized set, model state) pairs prunes every configuration already explored. The search is
+iterative (no recursion limit).
+
+The linearized set is a Python int bitset, stored compactly as ``(m, r, p)``: the completed
+operations with the ``m`` earliest returns are all linearized, ``r`` holds the bits of later
+completed ones relative to ``m``, and ``p`` those of pending ones, so cache keys stay small on long
+histories. Completed read-only operations that are legal are linearized greedily; configurations
+that only add pending operations to one already explored are pruned (subsumption); and identical
+pending operations are used in call order (symmetry).
+
+Everything here is pure apart from calling the model's ``step`` (and handing a large cache to the
+background reaper when a search ends); operations are numbered locally
+(0..n-1, the order of the arrays passed in). This is the checker's hot path
+(``benchmarks/check.py``): :func:`search`'s loop keeps what it touches in local variables; the
+set-up, the cache and the longest-prefix record are separate classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Hashable, Sequence
+from typing import Any
+
+from checker.linearizability.reaper import bury
+from checker.linearizability.result import Verdict
+
+__all__ = ["SearchOutcome", "StepFailed", "StepFn", "Stop", "search"]
+
+#: What a search returns: (verdict, linearization or longest prefix as local indices, blocked
+#: operation (local index) or None, model state after that prefix, search steps taken).
+SearchOutcome = tuple[Verdict, list[int], int | None, Any, int]
+
+#: A model's step function: ``step(state, input, output) -> (legal, next state)``.
+StepFn = Callable[[Any, Any, Any], tuple[bool, Any]]
+
+# Search phases of one configuration; a phase >= 0 is the pending phase (its value: a rank bound).
+_SCAN, _WALK = -2, -1
+
+
+class Stop(Exception):
+    """Thrown into a search generator to end it with UNKNOWN and its evidence so far."""
+
+
+class StepFailed(Exception):
+    """The model raised ``error`` on the operation with local index ``local``."""
+
+    def __init__(self, local: int, error: BaseException) -> None:
+        super().__init__(local, error)
+        self.local = local
+        self.error = error
+
+
+class _Operations:
+    """Per-operation facts the search looks up (pure; built once per search).
+
+    ``cidx[j]``: completed operation ``j``'s number in return order (-1 for pending ones);
+    ``pbit[j]``: pending operation ``j``'s bit in ``p`` (0 for completed ones); ``twin[j]``: the bit
+    of the previous pending operation with the same input, or 0 (symmetry reduction); ``ro[j]``:
+    ``j`` is completed and read-only.
+    """
+
+    def __init__(self, call_t: Sequence[Any], ret_t: Sequence[Any], inputs: Sequence[Any],
+                 read_only: Sequence[bool]) -> None:
+        n = len(call_t)
+        completed = [j for j in range(n) if ret_t[j] is not None]
+        self.n_completed = len(completed)
+        self.cidx = cidx = [-1] * n
+        for k, j in enumerate(sorted(completed, key=lambda j: (ret_t[j], j))):
+            cidx[j] = k
+        self.pbit = pbit = [0] * n
+        self.twin = twin = [0] * n
+        last_of: dict[Hashable, int] = {}
+        for k, j in enumerate(sorted((j for j in range(n) if ret_t[j] is None), key=lambda j: (call_t[j], j))):
+            pbit[j] = 1 << k
+            try:
+                prev = last_of.get(inputs[j])
+                last_of[inputs[j]] = j
+            except TypeError:  # unhashable compiled input: no symmetry reduction
+                prev = None
+            if prev is not None:
+                twin[j] = pbit[prev]
+        self.ro = [bool(read_only[j]) and ret_t[j] is not None for j in range(n)]
+
+
+class _Events:
+    """The event lists, as arrays of links (``nxt``, ``prv``) over node numbers.
+
+    Completed operations: call node ``j``, return node ``n + j``, between ``head`` (2n) and ``tail``
+    (2n + 1). Pending calls form their own list, between ``phead`` (2n + 2) and ``ptail`` (2n + 3).
+    ``rank[node]``: the node's position in time order (calls before returns at equal times).
+    """
+
+    def __init__(self, call_t: Sequence[Any], ret_t: Sequence[Any]) -> None:
+        n = self.n = len(call_t)
+        events = [(call_t[j], 0, j) for j in range(n)]
+        events += [(ret_t[j], 1, n + j) for j in range(n) if ret_t[j] is not None]
+        events.sort()
+        head, tail, phead, ptail = 2 * n, 2 * n + 1, 2 * n + 2, 2 * n + 3
+        self.head, self.tail, self.phead, self.ptail = head, tail, phead, ptail
+        nxt, prv, rank = [0] * (2 * n + 4), [0] * (2 * n + 4), [0] * (2 * n + 4)
+        self.nxt, self.prv, self.rank = nxt, prv, rank
+        for k, (_, _, node) in enumerate(events):
+            rank[node] = k
+        rank[tail] = rank[ptail] = len(events)
+        last, lastp = head, phead  # the last node of each list so far
+        for _, _, node in events:
+            if node < n and ret_t[node] is None:
+                nxt[lastp], prv[node], lastp = node, lastp, node
+            else:
+                nxt[last], prv[node], last = node, last, node
+        nxt[last], prv[tail] = tail, last
+        nxt[lastp], prv[ptail] = ptail, lastp
+
+    def first_return(self) -> int | None:
+        """The local index of the operation whose return comes first in the list, or None."""
+        nxt, n, node = self.nxt, self.n, self.nxt[self.head]
+        while node < n:
+            node = nxt[node]
+        return node - n if node != self.tail else None
+
+
+class _Seen:
+    """Lowe's cache of explored configurations ``(m, r, p, state)`` of a search without pending
+    operations (``p`` is always 0): a set of ``(m, r, state)``."""
+
+    def __init__(self) -> None:
+        self.configs: set[tuple[int, int, Any]] = set()
+
+    def add(self, m: int, r: int, p: int, state: Any) -> bool:
+        """Record the configuration; True when it was not seen before."""
+        seen = self.configs
+        before = len(seen)
+        seen.add((m, r, state))
+        return len(seen) != before
+
+    def bury(self) -> None:
+        """Hand the (possibly huge) cache to the background reaper (:func:`reaper.bury`)."""
+        bury(self.configs)
+
+
+class _SeenSubsuming:
+    """The cache of a search with pending operations: it maps ``(m, r, state)`` to the pending sets
+    reached with it, and :meth:`add` applies subsumption: a configuration is not fresh when one
+    with a subset of its pending operations was reached before (everything that can follow the
+    latter can follow the former)."""
+
+    def __init__(self) -> None:
+        self.configs: dict[tuple[int, int, Any], list[int]] = {}
+
+    def add(self, m: int, r: int, p: int, state: Any) -> bool:
+        """Record the configuration; True unless one with a subset of ``p`` was seen before."""
+        key = (m, r, state)
+        pendings = self.configs.get(key)
+        if pendings is None:
+            self.configs[key] = [p]
+            return True
+        for q in pendings:
+            if q | p == p:
+                return False
+        pendings[:] = [q for q in pendings if q | p != q]
+        pendings.append(p)
+        return True
+
+    def bury(self) -> None:
+        """Hand the (possibly huge) cache to the background reaper (:func:`reaper.bury`)."""
+        bury(self.configs)
+
+
+class _Longest:
+    """The longest linearizable prefix found so far (local indices), and what blocked it.
+
+    ``best[:common]`` equals the first ``common`` operations on the search stack, so recording a
+    new longest prefix copies only what changed since the last one.
+    """
+
+    def __init__(self, state: Any) -> None:
+        self.best: list[int] = []
+        self.length = -1
+        self.common = 0
+        self.state = state
+        self.blocked: int | None = None
+
+    def record(self, stack: list[tuple], state: Any, blocked: int | None) -> None:
+        """The stack (``state`` after it) is longer than any prefix before: keep it."""
+        depth = len(stack)
+        del self.best[self.common:]
+        self.best.extend([s[0] for s in stack[self.common:]])
+        self.length = self.common = depth
+        self.state = state
+        self.blocked = blocked
+
+
+def search(step: StepFn, state: Any, call_t: Sequence[Any], ret_t: Sequence[Any], inputs: Sequence[Any],
+           outputs: Sequence[Any], read_only: Sequence[bool]) -> Generator[int, int, SearchOutcome]:
+    """WGL search over one partition from model state ``state``.
+
+    Protocol: ``next(gen)`` sets the search up and yields 0 (or returns at once when there is
+    nothing to search); then ``gen.send(quota)`` runs at most ``quota`` (>= 1) more search steps
+    and yields the total steps taken so far, until the search ends and returns (StopIteration's
+    value, a :data:`SearchOutcome`). ``gen.throw(Stop)`` at a yield ends the search with UNKNOWN
+    and the evidence found so far. One step is one candidate tried. Raises :class:`StepFailed` when
+    the model's ``step`` raises on an operation.
+
+    Operation ``j`` has interval ``[call_t[j], ret_t[j]]`` (``ret_t[j]`` None: pending), compiled
+    ``inputs[j]``/``outputs[j]``, and ``read_only[j]`` when it cannot change the state.
+
+    The candidates for the next operation are the calls that precede the first remaining return
+    event. In each configuration they are tried in three phases: (scan) a read-only completed
+    candidate that is legal is linearized at once and, should that fail, the configuration fails
+    (it could be moved to the front of any linearization that follows); (walk) the other completed
+    candidates, in event order; (pending) pending candidates, in call order, so configurations that
+    use few pending operations are explored before those that use many.
+    """
+    ops = _Operations(call_t, ret_t, inputs, read_only)
+    if ops.n_completed == 0:
+        return Verdict.OK, [], None, state, 0
+    events = _Events(call_t, ret_t)
+    try:
+        stop_at = yield 0
+    except Stop:
+        return Verdict.UNKNOWN, [], None, state, 0
+    return (yield from _walk(step, state, ops, events, inputs, outputs, stop_at))
+
+
+def _stopped(stack: list[tuple], state: Any, longest: _Longest, seen: _Seen | _SeenSubsuming,
+             steps: int) -> SearchOutcome:
+    """The outcome of a search stopped from outside (:class:`Stop`): UNKNOWN, with the longest
+    prefix found (the stack, ``state`` after it, when that is the longest)."""
+    if len(stack) > longest.length:
+        longest.record(stack, state, None)
+    seen.bury()
+    return Verdict.UNKNOWN, longest.best, longest.blocked, longest.state, steps
+
+
+def _walk(step: StepFn, state: Any, ops: _Operations, events: _Events, inputs: Sequence[Any],
+          outputs: Sequence[Any], stop_at: int) -> Generator[int, int, SearchOutcome]:
+    """The search loop of :func:`search`, after its first yield (same protocol from there on):
+    runs ``stop_at`` steps before yielding.
+
+    One function, with everything it touches per step bound to local variables: this loop is the
+    checker's hot path (a function call per backtrack cost 10% on backtracking-heavy searches). The
+    first inner loop tries the candidates of one configuration; leaving it means they all failed,
+    and the second backtracks: it pops linearized operations (through forced scan choices too)
+    until one leaves candidates to try, recording the longest prefix on the way."""
+    n, n_completed, ro, twin, cidx, pbit = len(ops.cidx), ops.n_completed, ops.ro, ops.twin, ops.cidx, ops.pbit
+    nxt, prv, rank, head, phead = events.nxt, events.prv, events.rank, events.head, events.phead
+    # (No reference cycles in the search's objects: the cache is freed as soon as it is unused.)
+    seen: _Seen | _SeenSubsuming = _SeenSubsuming() if any(pbit) else _Seen()
+    fresh = seen.add
+    longest = _Longest(state)
+    stack: list[tuple] = []
+    push, pop = stack.append, stack.pop
+    m = r = p = steps = 0
+    entry, phase = nxt[head], _SCAN
+    try:
+        while True:
+            while True:
+                if steps == stop_at:
+                    try:
+                        stop_at = steps + (yield steps)
+                    except Stop:
+                        return _stopped(stack, state, longest, seen, steps)
+                steps += 1
+                if phase == _SCAN:  # completed read-only candidates
+                    if entry >= n:
+                        phase, entry = _WALK, nxt[head]
+                        continue
+                    if not ro[entry]:
+                        entry = nxt[entry]
+                        continue
+                elif phase == _WALK:  # the other completed candidates
+                    if entry >= n:
+                        phase, entry = rank[entry], nxt[phead]
+                        continue
+                    if ro[entry]:  # illegal here: the scan found no legal read-only candidate
+                        entry = nxt[entry]
+                        continue
+                elif rank[entry] < phase:  # pending candidates called before the first return
+                    tw = twin[entry]
+                    if tw and not p & tw:
+                        entry = nxt[entry]
+                        continue
+                else:
+                    break  # no candidate left
+                legal, new_state = step(state, inputs[entry], outputs[entry])
+                if not legal:
+                    entry = nxt[entry]
+                    continue
+                c = cidx[entry]
+                if c < 0:
+                    nm, nr, np_ = m, r, p | pbit[entry]
+                elif c == m:  # the run of ones at the bottom of r joins the prefix m
+                    nr = r | 1
+                    t = (~nr & (nr + 1)).bit_length() - 1
+                    nm, nr, np_ = m + t, nr >> t, p
+                else:
+                    nm, nr, np_ = m, r | (1 << (c - m)), p
+                if fresh(nm, nr, np_, new_state):
+                    depth = len(stack)
+                    if longest.common == depth and depth < longest.length and longest.best[depth] == entry:
+                        longest.common += 1
+                    a, b = prv[entry], nxt[entry]  # lift the call node out of the list
+                    nxt[a] = b
+                    prv[b] = a
+                    if c >= 0:  # and the return node of a completed operation
+                        a, b = prv[entry + n], nxt[entry + n]
+                        nxt[a] = b
+                        prv[b] = a
+                        push((entry, entry + n, state, m, r, p, phase))
+                    else:
+                        push((entry, None, state, m, r, p, phase))
+                    state, m, r, p = new_state, nm, nr, np_
+                    if m == n_completed:
+                        seen.bury()
+                        return Verdict.OK, [s[0] for s in stack], None, state, steps
+                    entry, phase = nxt[head], _SCAN
+                    continue
+                if phase == _SCAN:
+                    # A legal read-only candidate leads to a configuration already explored: this
+                    # configuration fails too.
+                    break
+                entry = nxt[entry]
+            while True:  # backtrack
+                depth = len(stack)
+                if depth > longest.length:
+                    longest.record(stack, state, events.first_return())
+                if not depth:
+                    seen.bury()
+                    return Verdict.ILLEGAL, longest.best, longest.blocked, longest.state, steps
+                node, ret_node, state, m, r, p, phase = pop()
+                if longest.common >= depth:
+                    longest.common = depth - 1
+                if ret_node is not None:  # unlift the return node first, then the call node
+                    nxt[prv[ret_node]] = ret_node
+                    prv[nxt[ret_node]] = ret_node
+                nxt[prv[node]] = node
+                prv[nxt[node]] = node
+                if phase != _SCAN:
+                    break
+            entry = nxt[node]
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        raise StepFailed(entry, exc) from None
