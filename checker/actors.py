@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 from checker.history import History, Operation
+from packrat_sim import validate
 from packrat_sim.errors import PackratError
 
 __all__ = [
@@ -214,7 +215,7 @@ class Faults:
     def __post_init__(self) -> None:
         for name in ("drops", "duplicates", "crashes", "restarts"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            if not validate.is_integer(value) or value < 0:
                 raise ActorError(f"fault budget {name} must be a non-negative integer, not {value!r}")
 
     @property
@@ -223,6 +224,11 @@ class Faults:
 
     def to_json(self) -> dict:
         return {"drops": self.drops, "duplicates": self.duplicates, "crashes": self.crashes, "restarts": self.restarts}
+
+
+# A state's network (private to its system): an unordered network's sorted tuple of interned
+# message ids (copies repeat), or a fifo network's frozenset of ((src, dst), messages in order).
+Network = tuple | frozenset
 
 
 class SystemState(NamedTuple):
@@ -237,7 +243,7 @@ class SystemState(NamedTuple):
     """
 
     actors: tuple
-    network: Hashable
+    network: Network
     history: tuple
     used: tuple = (0, 0, 0, 0)
 
@@ -392,7 +398,7 @@ class System:
         self.faults = faults
         self._sort_keys: dict[Envelope, tuple] = {}
         # unordered networks are sorted tuples of interned message ids (cheap to copy and hash)
-        self._ids: dict[Envelope, int] = {}
+        self._ids: dict[tuple, int] = {}  # Envelope -> id (hot paths look up equal plain tuples)
         self._envs: list[Envelope] = []
         self._dst_index: list[int] = []  # message id -> index of its receiver
         self._events: list[Event] = []
@@ -415,7 +421,7 @@ class System:
         # interned message (unordered network, no fault), else an own table
         self._delivery_ids = not self.fifo and not self._faulty
         self._effects: dict[tuple, tuple] = {}  # (receiver index, its state, message id) -> _effect
-        self._sorted_memo: dict[tuple, tuple] = {}  # unordered network -> _sorted_ids
+        self._sorted_memo: dict[Network, tuple] = {}  # unordered network -> _sorted_ids
         self._ignores_memo: dict[tuple, dict] = {}  # (actor index, its state) -> message id -> ignores
         self._event_ids: dict[Event, int] = {}
         self._event_list: list[Event] = []
@@ -520,7 +526,7 @@ class System:
             return state, {}
         return SystemState(actors, network, state.history, state.used), mapping
 
-    def _canonical_parts(self, old: tuple, net: Hashable) -> tuple[tuple, Hashable, dict]:
+    def _canonical_parts(self, old: tuple, net: Network) -> tuple[tuple, Network, dict]:
         """:meth:`canonical`'s choice for actor states ``old`` and network ``net``: the renamed
         actor states and network of the chosen renaming, and the renaming ({} for the identity)."""
         perms = self._perms
@@ -556,7 +562,7 @@ class System:
             return old, net, {}
         return tuple([states[j][best_k] for j in self._perm_sources[best_k]]), best_net, perms[best_k]
 
-    def _renamed_ids_k(self, net: tuple, k: int) -> tuple:
+    def _renamed_ids_k(self, net: Iterable[int], k: int) -> tuple:
         """An unordered network's message ids under renaming ``k`` (sorted)."""
         rows, envs, perms = self._perm_ids, self._envs, self._perms
         out = []
@@ -568,7 +574,7 @@ class System:
         out.sort()
         return tuple(out)
 
-    def _rename_network(self, net: Hashable, mapping: dict) -> Hashable:
+    def _rename_network(self, net: Network, mapping: dict) -> Network:
         """The network ``net`` with actors renamed by ``mapping``."""
         if self.fifo:
             return frozenset(
@@ -597,7 +603,7 @@ class System:
         The one definition of enabledness, shared by :meth:`enabled` and the DPOR family."""
         if not self._faulty and not self.fifo:  # every message in flight, no fault: the hot path
             ids, events = self._ids, self._events  # an interned message's delivery event
-            out = []
+            out: list[tuple[Hashable, Event]] = []
             for mid, env in pending.items():
                 i = ids.get(env)
                 out.append((mid, events[i] if i is not None else Event("deliver", env.src, env.dst, env.msg)))
@@ -610,7 +616,7 @@ class System:
             deliverable = [mid for mid in heads.values() if pending[mid].dst not in crashed]
         else:
             deliverable = [mid for mid, env in pending.items() if env.dst not in crashed]
-        out: list[tuple[Hashable, Event]] = []
+        out = []
         for mid in deliverable:
             env = pending[mid]
             out.append((mid, Event("deliver", env.src, env.dst, env.msg)))
@@ -752,7 +758,7 @@ class System:
             envs = [self._envs[i] for i in self._sorted_ids(state.network)]
         return [ev for _, ev in self.enabled_ids(state, {env: env for env in envs})]
 
-    def enabled_event_ids(self, state: SystemState) -> list[int]:
+    def enabled_event_ids(self, state: SystemState) -> Sequence[int]:
         """The events of :meth:`enabled` (same order) as small integer ids, for searches that
         keep sets of events (sleep sets): an id names one event for the system's life, and
         identical events share it (:meth:`event_of`, :meth:`renamed_event_id`)."""
@@ -762,7 +768,7 @@ class System:
 
     SORTED_MEMO_LIMIT: ClassVar[int] = 1_000_000
 
-    def _sorted_ids(self, network: tuple) -> tuple:
+    def _sorted_ids(self, network: Network) -> tuple:
         """The distinct message ids of an unordered network, in delivery order (by source,
         receiver and message text), memoised per network."""
         out = self._sorted_memo.get(network)
@@ -838,8 +844,8 @@ class System:
         records: list = []
         sent: list = []
         if kind in ("deliver", "drop", "duplicate"):
-            env = Envelope(event.src, event.dst, event.msg)
-            if self.crashed(state, event.dst) or not net.can_take(env):
+            env = None if event.src is None else Envelope(event.src, event.dst, event.msg)
+            if env is None or self.crashed(state, event.dst) or not net.can_take(env):
                 raise ActorError(f"event {event.describe()} is not enabled: no such message can be delivered now")
             if kind == "drop":
                 if used[0] >= self.faults.drops:
@@ -932,7 +938,7 @@ class System:
         for j in sent_ids:
             insort(lst, j)
         records: list = []
-        history = state.history
+        history: tuple | list = state.history
         if history_commands:
             history = list(history)
             for prepared in history_commands:

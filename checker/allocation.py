@@ -62,14 +62,14 @@ import enum
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 
 import z3
 
 from packrat_sim import validate
 from packrat_sim.errors import PackratError
-from packrat_sim.optimizer import OptimizerOptions
+from packrat_sim.optimizer import OptimizerOptions, socket_capacities
 from packrat_sim.plan import Instance, Plan
 from packrat_sim.profile import Profile
 
@@ -117,16 +117,8 @@ class EncodingStats:
     solver_s: float = 0.0
 
     def to_json(self) -> dict:
-        return {
-            "usable_shapes": self.usable_shapes,
-            "shapes": self.shapes,
-            "pruned": self.pruned,
-            "variables": self.variables,
-            "constraints": self.constraints,
-            "sockets": self.sockets,
-            "queries": self.queries,
-            "solver_s": self.solver_s,
-        }
+        """Every field by name, in declaration order (all plain numbers)."""
+        return asdict(self)
 
 
 def plan_json(plan: Plan | None) -> dict | None:
@@ -165,18 +157,12 @@ class Certificate:
         return self.result is Result.OPTIMAL
 
     def to_json(self) -> dict:
-        return {
-            "result": self.result.value,
-            "plan": plan_json(self.plan),
-            "latency_ms": self.latency_ms,
-            "bound_ms": self.bound_ms,
-            "witness": plan_json(self.witness),
-            "witness_ms": None if self.witness is None else self.witness.predicted_ms,
-            "elapsed_s": self.elapsed_s,
-            "timeout_s": self.timeout_s,
-            "reason": self.reason,
-            "encoding": self.stats.to_json(),
-        }
+        return _outcome_json(
+            self,
+            bound_ms=self.bound_ms,
+            witness=plan_json(self.witness),
+            witness_ms=None if self.witness is None else self.witness.predicted_ms,
+        )
 
 
 @dataclass(frozen=True)
@@ -201,16 +187,22 @@ class Optimum:
     reason: str = ""
 
     def to_json(self) -> dict:
-        return {
-            "result": self.result.value,
-            "plan": plan_json(self.plan),
-            "latency_ms": self.latency_ms,
-            "lower_bound_ms": self.lower_bound_ms,
-            "elapsed_s": self.elapsed_s,
-            "timeout_s": self.timeout_s,
-            "reason": self.reason,
-            "encoding": self.stats.to_json(),
-        }
+        return _outcome_json(self, lower_bound_ms=self.lower_bound_ms)
+
+
+def _outcome_json(outcome: Certificate | Optimum, **between: object) -> dict:
+    """The JSON object of a :class:`Certificate` or an :class:`Optimum`: its result, plan and
+    latency, then the fields ``between`` (in their order), then its times, reason and encoding."""
+    return {
+        "result": outcome.result.value,
+        "plan": plan_json(outcome.plan),
+        "latency_ms": outcome.latency_ms,
+        **between,
+        "elapsed_s": outcome.elapsed_s,
+        "timeout_s": outcome.timeout_s,
+        "reason": outcome.reason,
+        "encoding": outcome.stats.to_json(),
+    }
 
 
 # ----------------------------------------------------------------- the problem
@@ -227,13 +219,7 @@ class _Problem:
     shapes: tuple[Shape, ...]  # usable shapes, sorted by (latency, threads, batch)
 
 
-def sockets_of(cores: int, cores_per_socket: int | None) -> tuple[int, ...]:
-    """Cores of each socket (OptimizerOptions semantics): ``cores // c`` sockets of c cores
-    plus one of ``cores % c`` if non-zero; None or c >= cores: one socket of all cores."""
-    if cores_per_socket is None or cores_per_socket >= cores:
-        return (cores,)
-    full, rest = divmod(cores, cores_per_socket)
-    return (cores_per_socket,) * full + ((rest,) if rest else ())
+sockets_of = socket_capacities  # cores of each socket, as the optimizer splits them (OptimizerOptions)
 
 
 def _problem(profile: Profile, batch: int, cores: int, options: OptimizerOptions) -> _Problem:
@@ -615,11 +601,17 @@ def _begin(profile: Profile, batch: int, cores: int, plan: Plan, options: Optimi
     """Shared start of :func:`certify` and :func:`certify_with_dispatch`: the start time,
     the options, the checked timeout, the problem and the plan's compute latency (ms;
     CertifyError when the plan is not valid for the problem)."""
-    start = time.perf_counter()
-    options = options or OptimizerOptions()
-    timeout_s = validate.positive_float(timeout_s, "timeout", error=CertifyError, expected=_TIMEOUT_EXPECTED)
+    start, options, timeout_s = _start(options, timeout_s)
     problem = _problem(profile, batch, cores, options)
     return start, options, timeout_s, problem, _validate_plan(profile, problem, plan, options)
+
+
+def _start(options: OptimizerOptions | None, timeout_s: float) -> tuple[float, OptimizerOptions, float]:
+    """Shared start of every query: the start time (``time.perf_counter()``), the options
+    (the default ones for None) and the timeout checked to be > 0 s (CertifyError naming it)."""
+    start = time.perf_counter()
+    timeout_s = validate.positive_float(timeout_s, "timeout", error=CertifyError, expected=_TIMEOUT_EXPECTED)
+    return start, options or OptimizerOptions(), timeout_s
 
 
 def _certificate(result: Result, plan: Plan, witness: Plan | None, start: float, timeout_s: float,
@@ -652,9 +644,7 @@ def optimum(
     satisfies the constraints, or UNKNOWN when Z3 gave up or ``timeout_s`` (seconds, > 0,
     for the whole search) ran out, with the best plan found and the proved lower bound.
     """
-    start = time.perf_counter()
-    options = options or OptimizerOptions()
-    timeout_s = validate.positive_float(timeout_s, "timeout", error=CertifyError, expected=_TIMEOUT_EXPECTED)
+    start, options, timeout_s = _start(options, timeout_s)
     problem = _problem(profile, batch, cores, options)
     deadline = start + timeout_s
     levels = sorted({s[2] for s in problem.shapes})
@@ -724,9 +714,7 @@ def certify_under_interference(
     from packrat_sim.interference import corun_profile
     from packrat_sim.predictor import Predictor
 
-    start = time.perf_counter()
-    options = options or OptimizerOptions()
-    timeout_s = validate.positive_float(timeout_s, "timeout", error=CertifyError, expected=_TIMEOUT_EXPECTED)
+    start, options, timeout_s = _start(options, timeout_s)
     if profile.interference is None:
         raise CertifyError(f"the profile of {profile.model!r} has no interference model")
     if options.cores_per_socket is not None and not options.exact_cores:

@@ -96,6 +96,7 @@ __all__ = [
     "parse_json",
     "parse_porcupine_kv",
     "read_history",
+    "read_history_text",
     "to_json",
     "write_history",
 ]
@@ -725,12 +726,17 @@ def read_history(path: str | Path, format: str | None = None) -> History:
     """Read and parse the history file at ``path`` (see :func:`parse_history`)."""
     if format not in (None, "auto") and format not in FORMATS:
         raise HistoryError(f"unknown history format {format!r} (expected one of {', '.join(FORMATS)})")
+    return parse_history(read_history_text(path), format)
+
+
+def read_history_text(path: str | Path) -> str:
+    """The text of the history file at ``path`` (UTF-8, a byte-order mark dropped); HistoryError
+    naming the path when it cannot be read or is not UTF-8 text."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise HistoryError(f"cannot read history {str(path)!r}: {exc.strerror or exc}") from None
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise HistoryError(f"history {str(path)!r} is not UTF-8 text (byte {exc.start})") from None
-    return parse_history(text, format)

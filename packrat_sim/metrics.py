@@ -21,7 +21,7 @@ empty set of values gives ``count = 0`` and NaN statistics (``null`` in JSON), n
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -57,15 +57,8 @@ class LatencyStats:
     max_ms: float
 
     def to_json(self) -> dict:
-        return {
-            "count": self.count,
-            "mean_ms": _num(self.mean_ms),
-            "min_ms": _num(self.min_ms),
-            "p50_ms": _num(self.p50_ms),
-            "p90_ms": _num(self.p90_ms),
-            "p99_ms": _num(self.p99_ms),
-            "max_ms": _num(self.max_ms),
-        }
+        """``count``, then every statistic (ms) in field order, None where it is not finite."""
+        return {"count": self.count, **{f.name: _num(getattr(self, f.name)) for f in fields(self)[1:]}}
 
 
 def latency_stats(values_ms: object) -> LatencyStats:

@@ -103,6 +103,22 @@ class OptimizerOptions:
         """True when a user constraint needs ``constrained_plan`` (max_instances or sockets)."""
         return self.max_instances is not None or self.cores_per_socket is not None
 
+    def limits(self, cores: int, socket_note: str = "") -> list[str]:
+        """The constraints these options add on ``cores`` cores, in words and in a fixed order,
+        e.g. ``["homogeneous only", "at most 4 instances", "sockets of [8, 8] cores",
+        "sub-batches >= 2"]`` (empty for the defaults); ``socket_note`` follows the sockets'
+        words. Pure."""
+        limits = []
+        if self.homogeneous:
+            limits.append("homogeneous only")
+        if self.max_instances is not None:
+            limits.append(f"at most {self.max_instances} instances")
+        if self.cores_per_socket is not None:
+            limits.append(f"sockets of {list(socket_capacities(cores, self.cores_per_socket))} cores{socket_note}")
+        if self.min_batch > 1:
+            limits.append(f"sub-batches >= {self.min_batch}")
+        return limits
+
 
 Item = tuple[int, int, float]  # (threads, batch, latency_ms)
 
@@ -259,15 +275,7 @@ def _allow_idle(exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _infeasible_message(profile: Profile, cores: int, batch: int, options: OptimizerOptions) -> str:
     sizes = sorted({b for _, b, _ in profile_items(profile, cores, batch, options)})
     rule = "exactly" if options.exact_cores else "at most"
-    limits = []
-    if options.homogeneous:
-        limits.append("homogeneous only")
-    if options.max_instances is not None:
-        limits.append(f"at most {options.max_instances} instances")
-    if options.cores_per_socket is not None:
-        limits.append(f"sockets of {list(socket_capacities(cores, options.cores_per_socket))} cores")
-    if options.min_batch > 1:
-        limits.append(f"sub-batches >= {options.min_batch}")
+    limits = options.limits(cores)
     return (
         f"batch {batch} cannot be covered on {rule} {cores} cores with the profiled sub-batches "
         f"{sizes or 'none'} of {profile.model!r}"

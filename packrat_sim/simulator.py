@@ -67,7 +67,7 @@ import hashlib
 import io
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import cast
 
 import numpy as np
@@ -537,16 +537,10 @@ class Comparison:
         raise KeyError(f"no result named {name!r}; have {[r.name for r in self.results]}")
 
     def to_json(self) -> dict:
-        return {
-            "profile": self.profile,
-            "synthetic": self.synthetic,
-            "source": self.source,
-            "cores": self.cores,
-            "workload": self.workload,
-            "workload_description": self.workload_description,
-            "seed": self.seed,
-            "results": [r.to_json() for r in self.results],
-        }
+        """Every field by name, in order; the results as their summaries (:meth:`SimResult.to_json`)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["results"] = [r.to_json() for r in self.results]
+        return out
 
 
 # ------------------------------------------------------------------ the model

@@ -73,6 +73,7 @@ COLUMNS = (
     "requests", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "max_ms", "throughput_per_s", "utilisation",
     "reconfigurations", "mean_batch_size", "plan", "predicted_ms",
 )
+_LATENCY_COLUMNS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "max_ms")  # request latency (LatencyStats fields)
 _INT_COLUMNS = ("cores", "seed", "requests", "reconfigurations")
 _FLOAT_COLUMNS = (
     "offered_per_s", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "max_ms", "throughput_per_s", "utilisation",
@@ -490,11 +491,7 @@ def run_one(task: RunTask) -> dict:
         status="ok",
         error="",
         requests=s.requests,
-        p50_ms=lat.p50_ms,
-        p90_ms=lat.p90_ms,
-        p99_ms=lat.p99_ms,
-        mean_ms=lat.mean_ms,
-        max_ms=lat.max_ms,
+        **{column: getattr(lat, column) for column in _LATENCY_COLUMNS},
         throughput_per_s=s.throughput_per_s,
         utilisation=s.utilisation,
         reconfigurations=len(result.reconfigurations),

@@ -151,6 +151,21 @@ class Batching:
         return out
 
 
+class _OpenLoop:
+    """What every open-loop workload shares: single requests that the dispatcher forms into
+    batches as its ``batching`` says."""
+
+    batching: Batching
+
+    @property
+    def max_batch(self) -> int:
+        return self.batching.max_batch
+
+    def _spec(self, kind: str, items: list[str]) -> str:
+        """The workload's spec: ``kind:`` then ``items`` and the batching's own items, by commas."""
+        return f"{kind}:" + ",".join(items + self.batching._spec_items())
+
+
 @dataclass(frozen=True)
 class Closed:
     """Closed loop with a fixed batch: ``clients`` clients, ``requests`` requests in total."""
@@ -188,7 +203,7 @@ class Closed:
 
 
 @dataclass(frozen=True)
-class Poisson:
+class Poisson(_OpenLoop):
     """Poisson arrivals of single requests at ``rate_per_s`` for ``duration_s`` seconds."""
 
     rate_per_s: float
@@ -200,13 +215,9 @@ class Poisson:
         _check_positive(self.duration_s, "duration")
         _check_expected(self.rate_per_s * self.duration_s)
 
-    @property
-    def max_batch(self) -> int:
-        return self.batching.max_batch
-
     def to_spec(self) -> str:
         items = [f"rate={_fmt_rate(self.rate_per_s)}", f"duration={_fmt_s(self.duration_s)}"]
-        return "poisson:" + ",".join(items + self.batching._spec_items())
+        return self._spec("poisson", items)
 
 
 @dataclass(frozen=True)
@@ -222,7 +233,7 @@ class Step:
 
 
 @dataclass(frozen=True)
-class Steps:
+class Steps(_OpenLoop):
     """Piecewise-constant Poisson load: the steps one after the other (rates may be 0)."""
 
     steps: tuple[Step, ...]
@@ -237,20 +248,16 @@ class Steps:
         _check_expected(sum(s.rate_per_s * s.duration_s for s in self.steps))
 
     @property
-    def max_batch(self) -> int:
-        return self.batching.max_batch
-
-    @property
     def duration_s(self) -> float:
         return float(sum(s.duration_s for s in self.steps))
 
     def to_spec(self) -> str:
         items = [f"{_fmt_rate(s.rate_per_s)}@{_fmt_s(s.duration_s)}" for s in self.steps]
-        return "steps:" + ",".join(items + self.batching._spec_items())
+        return self._spec("steps", items)
 
 
 @dataclass(frozen=True)
-class Diurnal:
+class Diurnal(_OpenLoop):
     """Sinusoidal Poisson load: ``base + (peak - base) * (1 - cos(2 pi t / period)) / 2`` req/s."""
 
     base_per_s: float
@@ -268,10 +275,6 @@ class Diurnal:
             raise WorkloadError(f"peak ({self.peak_per_s}/s) must be >= base ({self.base_per_s}/s)")
         _check_expected(self.peak_per_s * self.duration_s)
 
-    @property
-    def max_batch(self) -> int:
-        return self.batching.max_batch
-
     def rate_at(self, t_s: np.ndarray | float) -> np.ndarray | float:
         """Arrival rate (req/s) at time ``t_s`` (seconds)."""
         return self.base_per_s + (self.peak_per_s - self.base_per_s) * (1.0 - np.cos(2.0 * np.pi * np.asarray(t_s) / self.period_s)) / 2.0
@@ -283,11 +286,11 @@ class Diurnal:
             f"period={_fmt_s(self.period_s)}",
             f"duration={_fmt_s(self.duration_s)}",
         ]
-        return "diurnal:" + ",".join(items + self.batching._spec_items())
+        return self._spec("diurnal", items)
 
 
 @dataclass(frozen=True)
-class Trace:
+class Trace(_OpenLoop):
     """Replay of recorded arrival times (ms from 0, sorted, >= 0), one request each.
 
     ``source`` names where they came from (a path, or ``"inline"``). Build one from a
@@ -306,17 +309,13 @@ class Trace:
             raise WorkloadError(f"trace {self.source!r} has no arrivals")
         _check_trace_values(ts, self.source)
 
-    @property
-    def max_batch(self) -> int:
-        return self.batching.max_batch
-
     def to_spec(self) -> str:
         items = [self.source] + ([f"unit={self.unit}"] if self.unit != "s" else [])
-        return "trace:" + ",".join(items + self.batching._spec_items())
+        return self._spec("trace", items)
 
 
 @dataclass(frozen=True)
-class TraceFile:
+class TraceFile(_OpenLoop):
     """A trace named by a spec, not read yet (parsing stays pure). ``unit``: s, ms, us or ns."""
 
     path: str
@@ -329,13 +328,9 @@ class TraceFile:
         if self.unit not in _TRACE_UNITS_MS:
             raise WorkloadError(f"trace unit {self.unit!r} is not one of {', '.join(_TRACE_UNITS_MS)}")
 
-    @property
-    def max_batch(self) -> int:
-        return self.batching.max_batch
-
     def to_spec(self) -> str:
         items = [self.path] + ([f"unit={self.unit}"] if self.unit != "s" else [])
-        return "trace:" + ",".join(items + self.batching._spec_items())
+        return self._spec("trace", items)
 
 
 Workload = Closed | Poisson | Steps | Diurnal | Trace | TraceFile

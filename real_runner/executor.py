@@ -25,19 +25,21 @@ exit by themselves when the parent dies (pipe closed, or parent pid changed).
 
 from __future__ import annotations
 
+import contextlib
 import math
-import multiprocessing as mp
 import pickle
 import time
 import traceback
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_any
+from typing import Literal
 
 import numpy as np
 
 from packrat_sim import validate
+from packrat_sim.engines.spawn import process_context, start_process
 from packrat_sim.errors import PackratError
 from packrat_sim.plan import Instance, Plan
 from packrat_sim.plan import fat as fat_plan
@@ -100,10 +102,8 @@ def _pool_worker(conn, model: str, threads: int, cores: tuple[int, ...], start: 
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         return
     except BaseException as exc:  # report, then exit
-        try:
+        with contextlib.suppress(Exception):
             _send(conn, ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
-        except Exception:
-            pass
 
 
 # --------------------------------------------------------------------------- pool
@@ -112,16 +112,12 @@ def _pool_worker(conn, model: str, threads: int, cores: tuple[int, ...], start: 
 def _shutdown(procs: list, conns: list, timeout: float = 5.0) -> None:
     """Stop workers politely, then terminate, then kill; close pipes. Idempotent."""
     for c in conns:
-        try:
+        with contextlib.suppress(Exception):
             _send(c, ("stop",))
-        except Exception:
-            pass
     deadline = time.monotonic() + timeout
     for p in procs:
-        try:
+        with contextlib.suppress(Exception):
             p.join(max(0.0, deadline - time.monotonic()))
-        except Exception:
-            pass
     for p in procs:
         if p.is_alive():
             p.terminate()
@@ -131,10 +127,8 @@ def _shutdown(procs: list, conns: list, timeout: float = 5.0) -> None:
             p.kill()
             p.join(2.0)
     for c in conns:
-        try:
+        with contextlib.suppress(Exception):
             c.close()
-        except Exception:
-            pass
 
 
 @dataclass(frozen=True)
@@ -211,7 +205,7 @@ class InstancePool:
         self._seq = 0
         self.control_bytes = 0
         self.runtime = ""
-        self._finalizer = None
+        self._finalizer: weakref.finalize | None = None
         self._inp = self._out = None
         self.last_worker_ms: tuple[float, ...] = ()
         self.worker_settings: dict[str, str] = {}  # torch / OpenMP settings the workers report
@@ -227,13 +221,19 @@ class InstancePool:
 
     def start(self) -> InstancePool:
         """Start the workers and wait until every one has built and warmed up its model."""
-        try:
+        with self._closed_on_error():
             self.launch()
             self.wait_ready()
+        return self
+
+    @contextlib.contextmanager
+    def _closed_on_error(self) -> Iterator[None]:
+        """Close the pool (stop every worker) when the block raises anything, then re-raise."""
+        try:
+            yield
         except BaseException:
             self.close()
             raise
-        return self
 
     def launch(self) -> InstancePool:
         """Spawn the workers without waiting for them (see :meth:`wait_ready`); lets several
@@ -242,30 +242,25 @@ class InstancePool:
 
         if self._procs:
             return self
-        ctx = mp.get_context("spawn")
+        ctx = process_context("spawn")
         dtype = torch.int64 if self.spec.input_dtype == "int64" else torch.float32
         self._inp = torch.zeros((self.batch, *self.spec.input_shape), dtype=dtype).share_memory_()
         procs, conns = self._procs, self._conns
         self._finalizer = weakref.finalize(self, _shutdown, procs, conns)
-        try:
+        with self._closed_on_error():
             with topo_mod.ignoring_sigint(), topo_mod.worker_environment(self.omp_policy):
                 for inst, cores, (a, b) in zip(self.plan.instances, self.cores, self.rows):
                     parent, child = ctx.Pipe()
-                    p = ctx.Process(
-                        target=_pool_worker,
-                        args=(child, self.model, inst.threads, tuple(cores), a, b, self.seed, self.jit, self.warmup),
-                        daemon=True,
-                        name=f"packrat-{self.model}-{inst.threads}t-{inst.batch}b",
+                    p = start_process(
+                        ctx, _pool_worker,
+                        (child, self.model, inst.threads, tuple(cores), a, b, self.seed, self.jit, self.warmup),
+                        daemon=True, name=f"packrat-{self.model}-{inst.threads}t-{inst.batch}b",
                     )
-                    p.start()
                     child.close()
                     procs.append(p)
                     conns.append(parent)
             for c in conns:
                 c.send(("buffers", self._inp))
-        except BaseException:
-            self.close()
-            raise
         return self
 
     def wait_ready(self) -> InstancePool:
@@ -274,7 +269,7 @@ class InstancePool:
 
         if self._out is not None:
             return self
-        try:
+        with self._closed_on_error():
             ready = self._gather("ready", timeout=self.start_timeout)
             shapes = {(m[1], m[2]) for m in ready}
             if len(shapes) != 1:
@@ -285,9 +280,6 @@ class InstancePool:
             self._out = torch.zeros((self.batch, *shape), dtype=getattr(torch, dt)).share_memory_()
             for c in self._conns:
                 c.send(("output", self._out))
-        except BaseException:
-            self.close()
-            raise
         return self
 
     def close(self) -> None:
@@ -299,7 +291,7 @@ class InstancePool:
     def __enter__(self) -> InstancePool:
         return self.start()
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> Literal[False]:
         self.close()
         return False
 

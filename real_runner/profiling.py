@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from packrat_sim import spec as grammar
+from packrat_sim import validate
 from packrat_sim.errors import PackratError
 from packrat_sim.interference import fit_interference
 from packrat_sim.profile import Cell, Interference, Profile, ProfileError, read_profile, write_profile
@@ -338,11 +339,9 @@ def _validate(model: str, threads, batches, repeats: int, warmup: int, topo: top
         raise ProfilingError("batches must name at least one batch size")
     topo_mod.check_threads(threads, topo, "threads")
     for b in batches:
-        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
-            raise ProfilingError(f"batches must be positive integers, got {b!r}")
+        validate.positive_int(b, "batches", error=ProfilingError, expected="positive integers")
     for name, v, lo in (("repeats", repeats, 1), ("warmup", warmup, 0)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ProfilingError(f"{name} must be an integer >= {lo}, got {v!r}")
+        validate.integer(v, name, low=lo, error=ProfilingError)
     require_batch_memory(model, max(batches), ProfilingError)
     return threads, batches
 
@@ -620,8 +619,7 @@ def measure_profile(
     their samples pooled, so a cell is not one process's luck (on shared VMs the same cell
     differs by up to 2x between processes). ``progress``: a bar on ``stream`` (stderr) whose
     ETA covers the whole job (default: when ``stream`` is a terminal)."""
-    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
-        raise ProfilingError(f"replicas must be a positive integer, got {replicas!r}")
+    validate.positive_int(replicas, "replicas", error=ProfilingError)
     t_begin = time.monotonic()
     topo = topology or topo_mod.detect()
     threads, batches = _validate(model, threads, batches, repeats, warmup, topo)

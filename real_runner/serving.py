@@ -62,6 +62,7 @@ import numpy as np
 
 from checker.history import History, Operation
 from packrat_sim import policy as pol
+from packrat_sim import validate
 from packrat_sim.errors import PackratError
 from packrat_sim.estimator import EstimatorConfig, initial_state, pow2_floor
 from packrat_sim.estimator import step as estimator_step
@@ -78,7 +79,7 @@ class ServingError(RuntimeError):
 
 
 class LoadError(PackratError):
-    """A load spec is invalid; the message names the bad part."""
+    """A load spec (or a batch submitted to the runtime) is invalid; the message names the bad part."""
 
 
 # ------------------------------------------------------------------------ records
@@ -245,8 +246,7 @@ class ServingRuntime:
     def submit(self, size: int, client: Hashable = 0) -> tuple[BatchRecord, threading.Event]:
         if self._closed:
             raise ServingError("the runtime is closed")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"batch size must be a positive integer, got {size!r}")
+        validate.positive_int(size, "batch size", error=LoadError)
         done = threading.Event()
         with self._log_lock:
             rec = BatchRecord(self._next_id, client, size, time.monotonic_ns())

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from packrat_sim import validate
+from packrat_sim.engines.spawn import watch_parent
 from packrat_sim.errors import PackratError
 from packrat_sim.plan import Instance, Plan
 
@@ -305,15 +306,6 @@ def pin_process(cores: Iterable[int]) -> None:
             os.sched_setaffinity(int(tid), cpus)
 
 
-def _watch_parent(parent: int) -> None:
-    import time
-
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != parent:
-            os._exit(3)
-
-
 # OpenMP wait policies for worker processes. OpenMP reads these variables once, when the
 # runtime loads (at ``import torch``), so they are put in the environment a worker is
 # spawned with (see :func:`worker_environment`), never set inside a running process.
@@ -376,7 +368,7 @@ def start_worker(cores: Iterable[int], threads: int) -> None:
     when the parent dies, pin to ``cores``, and set torch's intra-op threads to ``threads``
     (one inter-op thread)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    watch_parent(os.getppid(), exit_code=3)  # the toolkit's parent-death rule (exit code 3)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     pin_process(cores)
     import torch

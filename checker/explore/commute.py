@@ -22,6 +22,8 @@ def _local_result(actor: Actor, state: Any, first: Event, second: Event) -> tupl
     sent (sorted) and what it recorded (in order), or None when ``second`` is then ignored
     (discarded), a command is not a Send, Invoke or Return, or a step fails (callers treat None
     as "may not commute")."""
+    if first.src is None or second.src is None:  # (deliveries only: a fault event has no sender)
+        return None
     try:
         s1, c1 = actor.on_msg(state, first.src, first.msg)
         if actor.ignores(s1, second.src, second.msg):

@@ -130,7 +130,7 @@ def delivery_facts(system, mid, env: Envelope, keyed: bool) -> Facts:
 def event_facts(system, ev: Event, keyed: bool) -> Facts:
     """The static facts of an event, with no process: a delivery's (:func:`delivery_facts`), or a
     fault's (dependent with every transition)."""
-    if ev.kind != "deliver":
+    if ev.kind != "deliver" or ev.src is None:  # (a delivery always names its sender)
         return Facts(None, ev, ev.dst, None, False, False, False, True, None)
     return delivery_facts(system, None, Envelope(ev.src, ev.dst, ev.msg), keyed)
 

@@ -15,6 +15,7 @@ from typing import Any
 from checker.actors import Event, SystemState, event_to_json, history_of
 from checker.history import History
 from checker.linearizability import Verdict, check
+from packrat_sim import validate
 from packrat_sim.errors import PackratError
 
 __all__ = [
@@ -359,13 +360,12 @@ class Run:
 
 def require_int(name: str, value: Any, low: int | None, expected: str) -> None:
     """Raise ExploreError unless ``value`` is an int (not a bool) of at least ``low``."""
-    if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low):
+    if not validate.is_integer(value) or (low is not None and value < low):
         raise ExploreError(f"{name} must be {expected}, not {value!r}")
 
 
 def require_seconds(name: str, value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                              or not 0 < value < math.inf):
+    if value is not None and (not validate.is_number(value) or not 0 < value < math.inf):
         raise ExploreError(f"{name} must be a positive, finite number of seconds, not {value!r}")
 
 

@@ -42,6 +42,7 @@ from typing import Any
 
 from checker.actors import Event, Outcome, SystemState
 from checker.explore.harness import Reductions
+from packrat_sim import validate
 from packrat_sim.errors import PackratError
 
 WALK_STRATEGIES = frozenset({"random", "pct"})
@@ -269,8 +270,7 @@ def frontier(protocol, strategy: str, depth: int, options: Options = Options()) 
 
     if strategy not in SUBTREE_STRATEGIES:
         raise SplitError(f"{strategy!r} is not split into subtrees ({', '.join(sorted(SUBTREE_STRATEGIES))})")
-    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_FRONTIER_DEPTH:
-        raise SplitError(f"frontier depth must be an integer in 1..{MAX_FRONTIER_DEPTH}, got {depth!r}")
+    validate.integer(depth, "frontier depth", low=1, high=MAX_FRONTIER_DEPTH, error=SplitError)
     t0 = time.perf_counter()
     system = protocol.system
     run = _new_run(protocol, options, None)
@@ -318,12 +318,11 @@ def auto_depth(protocol, strategy: str, workers: int, options: Options = Options
     """The shallowest frontier with at least ``per_worker`` prefixes per worker (or the
     deepest tried, :data:`MAX_FRONTIER_DEPTH`, or the first that ends the search)."""
     want = per_worker * max(1, workers)
-    best = None
-    for depth in range(1, MAX_FRONTIER_DEPTH + 1):
+    for depth in range(1, MAX_FRONTIER_DEPTH):
         best = frontier(protocol, strategy, depth, options)
         if best.above.found is not None or not best.prefixes or len(best.prefixes) >= want:
             return best
-    return best
+    return frontier(protocol, strategy, MAX_FRONTIER_DEPTH, options)
 
 
 # ------------------------------------------------------------------------- merge
@@ -345,6 +344,7 @@ def merge(protocol, strategy: str, parts: Sequence[JobResult], *, seed: int | No
     if first is not None:
         before = sum(p.schedules for p in parts if p.order < first.order)
         first_at = before + (first.first_violation_at or 1)
+        assert first.found is not None  # (the first part that found something)
         kind, name, message, path, quiescent = first.found
         violation = make_violation(protocol, Found(kind, name, message, tuple(path), quiescent),
                                    options.check_timeout, shrink)

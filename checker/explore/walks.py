@@ -68,7 +68,8 @@ def pct(run: Run, seed: int, bug_depth: int) -> None:
     channels: set = set()
     d = bug_depth
     # the walk in progress: messages in flight (oldest first), channel priorities, change points
-    order, priority, changes, step_no = start_order, {}, [], 0
+    order, priority, step_no = start_order, {}, 0
+    changes: list[int] = []
 
     def choose(state: SystemState) -> Event | None:
         nonlocal step_no

@@ -43,6 +43,7 @@ from checker.linearizability.reaper import collector_paused
 from checker.linearizability.result import CheckResult, PartitionResult, Verdict
 from checker.linearizability.workers import deal, decide_in_processes
 from checker.models import MODELS, Model, ModelError, NondeterministicModel, get_model
+from packrat_sim import validate
 from packrat_sim.limits import DEFAULT_FRACTION, format_bytes, physical_memory_bytes
 
 __all__ = ["DEFAULT_MEMORY_FRACTION", "ESCALATE_AFTER_S", "check", "default_max_memory", "validate_limits"]
@@ -73,9 +74,9 @@ def validate_limits(timeout: Any, max_steps: Any, jobs: Any, max_memory: Any) ->
     """Raise ``ValueError`` naming the first limit of :func:`check` that is out of range."""
     if timeout is not None and not (_is_number(timeout) and math.isfinite(timeout) and timeout >= 0):
         raise ValueError(f"timeout must be a finite number of seconds >= 0 (or None), not {timeout!r}")
-    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 0):
+    if max_steps is not None and (not validate.is_integer(max_steps) or max_steps < 0):
         raise ValueError(f"max_steps must be an integer >= 0 (or None), not {max_steps!r}")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+    if not validate.is_integer(jobs) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1, not {jobs!r}")
     if max_memory is not None and not (_is_number(max_memory) and max_memory > 0):
         raise ValueError(f"max_memory must be a number of bytes > 0 (or None: the default), not {max_memory!r}")

@@ -327,6 +327,7 @@ class Controller(Actor):
             if self.stop_old:
                 commands += [Send(inst, ("stop",)) for inst in self.epochs[state.epoch]]
             if not state.acked:
+                assert state.requester is not None  # (set when the reconfiguration started)
                 commands.append(Send(state.requester, ("reconfigured", target)))
             return ControllerState(epoch=target), commands
         return state, []
@@ -342,6 +343,7 @@ class Controller(Actor):
             slots = frozenset({-1})
         acked = False
         if self.ack_before_switch:
+            assert state.requester is not None  # (set when the reconfiguration started)
             commands.append(Send(state.requester, ("reconfigured", target)))
             acked = True
         return replace(state, phase="switching", switching=slots, acked=acked), commands
@@ -420,8 +422,9 @@ def _no_stop_while_holding_work(system: System, state: SystemState) -> str | Non
                 return f"instance {name} was stopped while sub-batch {part} of batch {batch} was on its way to it (the work is lost)"
         if status == "stopped":
             for env in system.in_flight(state):
-                if env.dst == name and env.msg[0] == "run" and (env.msg[1], env.msg[2]) in awaited:
-                    return f"instance {name} was stopped while it holds sub-batch {env.msg[2]} of batch {env.msg[1]}"
+                msg = env.msg  # (every message of this protocol is a tuple led by its kind)
+                if env.dst == name and isinstance(msg, tuple) and msg[0] == "run" and (msg[1], msg[2]) in awaited:
+                    return f"instance {name} was stopped while it holds sub-batch {msg[2]} of batch {msg[1]}"
     return None
 
 

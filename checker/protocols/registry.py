@@ -14,6 +14,7 @@ from typing import Any
 
 from checker.actors import ActorError, Faults, Invariant, System, SystemState
 from checker.history import History
+from packrat_sim import validate
 from packrat_sim.errors import PackratError
 
 __all__ = [
@@ -182,7 +183,7 @@ def _coerce(name: str, value: Any, default: Any, protocol: str) -> Any:
                 value = int(value.strip())
             except ValueError:
                 raise ProtocolError(f"{protocol} parameter {name} must be an integer, not {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not validate.is_integer(value):
             raise ProtocolError(f"{protocol} parameter {name} must be an integer, not {value!r}")
         if value > MAX_INT_PARAM:
             raise ProtocolError(f"{protocol} parameter {name} must be at most {MAX_INT_PARAM}, not {value}")
@@ -194,13 +195,13 @@ def _coerce(name: str, value: Any, default: Any, protocol: str) -> Any:
     return value
 
 
-def build(name: str, variant: str | None = None, **params: Any) -> Protocol:
+def build(name: str | None, variant: str | None = None, **params: Any) -> Protocol:
     """The protocol ``name`` in ``variant`` (default: the protocol's default variant) with
     ``params`` overriding the variant's defaults. Integer parameters also accept decimal strings
-    (as typed on a command line)."""
-    spec = PROTOCOLS.get(name) if isinstance(name, str) else None
-    if spec is None:
+    (as typed on a command line). A missing or unknown ``name`` raises ProtocolError naming it."""
+    if not isinstance(name, str) or name not in PROTOCOLS:
         raise ProtocolError(f"unknown protocol {name!r} (expected one of {', '.join(PROTOCOLS)})")
+    spec = PROTOCOLS[name]
     variant = spec.default_variant if variant is None else variant
     if not isinstance(variant, str) or variant not in spec.variants:
         raise ProtocolError(

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from packrat_sim import validate
 from packrat_sim.errors import PackratError
 
 __all__ = ["Engine", "EngineError", "Outcome", "available_cpus", "call_task", "check_retries", "describe_exception"]
@@ -99,9 +100,7 @@ def call_task(fn: Callable[[Any], Any], task: Any) -> tuple[bool, Any]:
 def check_retries(retries: object) -> int:
     """``retries`` itself when it is an integer >= 0 (how many times a task whose worker died
     is started again); EngineError naming the value otherwise. Pure."""
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise EngineError(f"retries must be an integer >= 0, got {retries!r}")
-    return retries
+    return validate.nonnegative_int(retries, "retries", error=EngineError)
 
 
 def available_cpus() -> int:

@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from packrat_sim import validate
 from packrat_sim.engines.base import EngineError, Outcome, available_cpus, call_task, check_retries, describe_exception
 from packrat_sim.engines.spawn import process_context, start_process, watch_parent
 
@@ -73,9 +74,7 @@ def _outcome(index: int, ok: bool, payload: Any, attempt: int) -> Outcome:
 
 def _positive(what: str, value: object) -> int:
     """``value`` when it is an integer >= 1; EngineError naming it otherwise. Pure."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise EngineError(f"{what} must be a positive integer, got {value!r}")
-    return value
+    return validate.positive_int(value, what, error=EngineError)
 
 
 class LocalEngine:

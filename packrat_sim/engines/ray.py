@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from packrat_sim.engines.base import Outcome, call_task
+from packrat_sim import validate
 from packrat_sim.errors import PackratError
 
 PROBE_TIMEOUT_S = 5.0
@@ -150,8 +151,8 @@ class RayEngine:
         self.startup_s = time.perf_counter() - t0
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.max_in_flight = max_in_flight or max(64, 4 * self.workers)
-        if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-            raise RayEngineError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        if chunk_size is not None:
+            validate.positive_int(chunk_size, "chunk_size", error=RayEngineError)
         self.chunk_size = chunk_size
         self._remote = ray.remote(_call)
         self._closed = False
@@ -165,8 +166,7 @@ class RayEngine:
         """Yield an Outcome per task in completion order (see the module docstring)."""
         if self._closed:
             raise RayEngineError("this Ray engine is closed")
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise RayEngineError(f"retries must be an integer >= 0, got {retries!r}")
+        validate.nonnegative_int(retries, "retries", error=RayEngineError)
         ray = self._ray
         tasks = list(tasks)
         if not tasks:

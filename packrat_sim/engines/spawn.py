@@ -36,6 +36,8 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from packrat_sim import validate
+
 __all__ = [
     "PARENT_POLL_S",
     "ParentGone",
@@ -84,8 +86,7 @@ def watch_parent(parent_pid: int | None = None, interval_s: float = PARENT_POLL_
     of this process's parent (``ParentGone(parent_pid)``); None: this multiprocessing child's
     creator (:meth:`ParentGone.of_multiprocessing_parent`). The parent-death rule of every
     worker; call it in the worker."""
-    if isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) or not interval_s > 0:
-        raise ValueError(f"interval_s must be a number of seconds > 0, got {interval_s!r}")
+    interval_s = validate.positive_float(interval_s, "interval_s", error=ValueError, expected="a number of seconds > 0")
     gone = ParentGone(parent_pid) if parent_pid is not None else ParentGone.of_multiprocessing_parent()
 
     def watch() -> None:

@@ -24,31 +24,7 @@ from checker.actors import (
     event_to_json,
 )
 from checker.protocols import build
-
-
-@dataclass(frozen=True)
-class Pinger(Actor):
-    """A client that reads once: ping the server, return what the pong carries."""
-
-    is_client = True
-    server: str = "server"
-
-    def on_start(self):
-        return "waiting", [Invoke({"op": "read"}), Send(self.server, ("ping",))]
-
-    def on_msg(self, state, src, msg):
-        return "done", [Return(msg[1])]
-
-
-@dataclass(frozen=True)
-class Counter(Actor):
-    """A server that answers each ping with how many pings it has seen."""
-
-    def on_start(self):
-        return 0, []
-
-    def on_msg(self, state, src, msg):
-        return state + 1, [Send(src, ("pong", state + 1))]
+from tests.checker.actor_helpers import Counter, Pinger, Replier, Requester
 
 
 @dataclass(frozen=True)
@@ -366,25 +342,9 @@ def test_enabled_ids_is_the_one_definition_of_what_can_happen_next():
 
 
 def test_a_server_may_record_a_call_on_a_clients_behalf():
-    @dataclass(frozen=True)
-    class Caller(Actor):
-        is_client = True
-
-        def on_start(self):
-            return 0, [Send("srv", ("req",))]
-
-        def on_msg(self, state, src, msg):
-            return 1, [Return(msg[1])]
-
-    @dataclass(frozen=True)
-    class Srv(Actor):
-        def on_start(self):
-            return 0, []
-
-        def on_msg(self, state, src, msg):
-            return state, [Invoke({"op": "read"}, client=src), Send(src, ("ok", None))]
-
-    system = System([("c", Caller()), ("srv", Srv())])
+    caller = Requester(("req",), on_reply=lambda reply: [Return(reply[1])])
+    srv = Replier(on_request=lambda client: [Invoke({"op": "read"}, client=client), Send(client, ("ok", None))])
+    system = System([("c", caller), ("srv", srv)])
     state = system.run([Event("deliver", "c", "srv", ("req",)), Event("deliver", "srv", "c", ("ok", None))])
     (op,) = system.history(state).operations
     assert op.client == "c" and op.input == {"op": "read"} and op.output is None and op.ret is not None

@@ -3,6 +3,7 @@ optimum on its own, in agreement with the DP and the brute force."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -29,27 +30,15 @@ from packrat_sim.optimizer import (
     socket_capacities,
 )
 from packrat_sim.plan import Instance, Plan, fat
-from packrat_sim.profile import Cell, Profile, builtin_profile
-
-
-def profile_of(table: dict[tuple[int, int], float]) -> Profile:
-    return Profile(
-        model="t",
-        cells=tuple(Cell(threads=t, batch=b, mean_ms=v, min_ms=v, max_ms=v) for (t, b), v in table.items()),
-    )
-
-
-LATENCIES = st.sampled_from([1.0, 2.0, 3.0, 5.0, 8.0]) | st.floats(0.1, 100.0)  # ties are frequent
+from packrat_sim.profile import Interference, Profile, builtin_profile
+from tests.optimizer_helpers import profile_of, random_profiles
 
 
 @st.composite
 def problems(draw, constrained: bool = False):
     """A random small profile with missing cells and tied latencies, a problem on it, and
     options (the user constraints too when ``constrained``)."""
-    T = draw(st.integers(1, 7))
-    B = draw(st.integers(1, 9))
-    cells = draw(st.dictionaries(st.tuples(st.integers(1, T), st.integers(1, B)), LATENCIES, min_size=1, max_size=T * B))
-    profile = profile_of(cells)
+    profile, B = draw(random_profiles(7, 9))
     cores = draw(st.integers(1, profile.max_threads))
     batch = draw(st.integers(1, B))
     options = OptimizerOptions(exact_cores=draw(st.booleans()))
@@ -349,14 +338,8 @@ def test_certificates_serialise_to_json_with_the_contract_fields():
 
 
 def _interference_problem():
-    from packrat_sim.profile import Cell, Interference, Profile
-
     cells = {(1, 1): 10.0, (2, 2): 15.0, (2, 1): 9.0, (1, 2): 19.0}
-    return Profile(
-        model="corun",
-        cells=tuple(Cell(threads=t, batch=b, mean_ms=v, min_ms=v, max_ms=v) for (t, b), v in cells.items()),
-        interference=Interference(points=((1, 2.0),)),
-    )
+    return profile_of(cells, model="corun", interference=Interference(points=((1, 2.0),)))
 
 
 def test_the_interference_aware_plan_is_certified_under_interference():
@@ -397,34 +380,18 @@ def test_certifying_under_interference_needs_a_model():
         certify_under_interference(profile, 8, 16, optimize(profile, 8, 16))
 
 
-def _random_corun_problem():
-    from hypothesis import strategies as st
-
-    from packrat_sim.profile import Cell, Interference, Profile
-
-    @st.composite
-    def problems(draw):
-        T, B = draw(st.integers(1, 5)), draw(st.integers(1, 6))
-        cells = draw(st.dictionaries(st.tuples(st.integers(1, T), st.integers(1, B)),
-                                     st.sampled_from([2.0, 3.0, 5.0]) | st.floats(0.5, 50), min_size=1, max_size=T * B))
-        slow = sorted(draw(st.lists(st.floats(1.0, 3.0), min_size=1, max_size=3)))
-        profile = Profile(
-            model="r",
-            cells=tuple(Cell(threads=t, batch=b, mean_ms=v, min_ms=v, max_ms=v) for (t, b), v in cells.items()),
-            interference=Interference(points=tuple((k + 1, s) for k, s in enumerate(slow))),
-        )
-        return profile, draw(st.integers(1, B)), draw(st.integers(1, profile.max_threads)), draw(st.booleans())
-
-    return problems()
+@st.composite
+def corun_problems(draw):
+    """A random small profile with a random co-run slowdown, a batch, cores and exact_cores."""
+    profile, B = draw(random_profiles(5, 6, st.sampled_from([2.0, 3.0, 5.0]) | st.floats(0.5, 50)))
+    slow = sorted(draw(st.lists(st.floats(1.0, 3.0), min_size=1, max_size=3)))
+    interference = Interference(points=tuple((k + 1, s) for k, s in enumerate(slow)))
+    profile = dataclasses.replace(profile, model="r", interference=interference)
+    return profile, draw(st.integers(1, B)), draw(st.integers(1, profile.max_threads)), draw(st.booleans())
 
 
-from hypothesis import given as _given  # noqa: E402
-from hypothesis import settings as _settings
-from hypothesis import strategies as _st
-
-
-@_settings(max_examples=120, deadline=None)
-@_given(_random_corun_problem())
+@settings(max_examples=120, deadline=None)
+@given(corun_problems())
 def test_z3_certifies_every_interference_aware_dp_plan_on_random_profiles(problem):
     from checker.allocation import Result, certify_under_interference
     from packrat_sim.interference import optimize_with_interference
@@ -490,8 +457,8 @@ def test_under_interference_z3_certifies_the_total_with_dispatch_cost_that_the_p
     assert cert.witness.predicted_ms == pytest.approx(Predictor(profile).plan_ms(cert.witness))
 
 
-@_settings(max_examples=60, deadline=None)
-@_given(_random_corun_problem(), _st.lists(_st.floats(0.0, 5.0), min_size=1, max_size=4))
+@settings(max_examples=60, deadline=None)
+@given(corun_problems(), st.lists(st.floats(0.0, 5.0), min_size=1, max_size=4))
 def test_z3_certifies_the_planners_plan_under_interference_and_dispatch_cost_on_random_profiles(problem, costs):
     from dataclasses import replace
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from checker.actors import Actor, Event, Faults, Invariant, Invoke, Return, Send, System, all_operations_return
+from checker.actors import Actor, Event, Faults, Invariant, Send, System, all_operations_return
 from checker.explore import (
     OK,
     STRATEGIES,
@@ -23,28 +23,7 @@ from checker.explore import (
     write_replay,
 )
 from checker.protocols import Protocol, build
-
-
-@dataclass(frozen=True)
-class Pinger(Actor):
-    is_client = True
-
-    def on_start(self):
-        return "waiting", [Invoke({"op": "read"}), Send("server", ("ping",))]
-
-    def on_msg(self, state, src, msg):
-        if state == "done":
-            return state, []  # a duplicated pong
-        return "done", [Return(msg[1])]
-
-
-@dataclass(frozen=True)
-class Echo(Actor):
-    def on_start(self):
-        return 0, []
-
-    def on_msg(self, state, src, msg):
-        return state, [Send(src, ("pong", None))]
+from tests.checker.actor_helpers import Echo, Pinger
 
 
 def ping(clients: int = 2, **system_args) -> Protocol:

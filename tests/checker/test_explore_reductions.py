@@ -12,6 +12,7 @@ import pytest
 from checker.actors import Actor, Send, System
 from checker.explore import UNKNOWN, ExploreProgress, explore, key_projection
 from checker.protocols import PROTOCOLS, Protocol, build
+from tests.checker.actor_helpers import Replier, Requester
 from tests.checker.explore_helpers import everything
 
 # small instances of every variant (keys kept small so that plain DFS stays fast)
@@ -127,27 +128,13 @@ def test_a_protocol_that_breaks_its_history_promise_is_an_error_naming_the_actor
     from checker.explore import ExploreError
 
     @dataclass(frozen=True)
-    class Liar(Actor):
-        is_client = True
-
-        def on_start(self):
-            return 0, [Send("srv", ("go",))]
-
+    class Liar(Requester):
         def history_effects(self, msg):
             return False, False  # but it invokes
 
-        def on_msg(self, state, src, msg):
-            return 1, [Invoke({"op": "read"})]
-
-    @dataclass(frozen=True)
-    class Srv(Actor):
-        def on_start(self):
-            return 0, []
-
-        def on_msg(self, state, src, msg):
-            return state, [Send(src, ("ok",))]
-
-    protocol = Protocol("liar", "x", (), System([("c0", Liar()), ("srv", Srv())]), "register")
+    liar = Liar(("go",), on_reply=lambda reply: [Invoke({"op": "read"})])
+    srv = Replier(on_request=lambda client: [Send(client, ("ok",))])
+    protocol = Protocol("liar", "x", (), System([("c0", liar), ("srv", srv)]), "register")
     with pytest.raises(ExploreError, match="actor 'c0' broke its history_effects promise"):
         explore(protocol, "dpor")
 

@@ -167,28 +167,11 @@ def _agree(ops, model):
 AGREEMENT = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.parametrize("model", ["register", "cas-register", "kv", "serving"])  # kv: across partitions
 @AGREEMENT
-@given(small_histories("register"))
-def test_the_checker_agrees_with_brute_force_on_random_register_histories(ops):
-    _agree(ops, "register")
-
-
-@AGREEMENT
-@given(small_histories("cas-register"))
-def test_the_checker_agrees_with_brute_force_on_random_cas_register_histories(ops):
-    _agree(ops, "cas-register")
-
-
-@AGREEMENT
-@given(small_histories("kv"))
-def test_the_checker_agrees_with_brute_force_on_random_kv_histories_across_partitions(ops):
-    _agree(ops, "kv")
-
-
-@AGREEMENT
-@given(small_histories("serving"))
-def test_the_checker_agrees_with_brute_force_on_random_serving_histories(ops):
-    _agree(ops, "serving")
+@given(data=st.data())
+def test_the_checker_agrees_with_brute_force_on_random_histories_of_the_model(model, data):
+    _agree(data.draw(small_histories(model), label="ops"), model)
 
 
 def _random_input(rng: random.Random, model: str):

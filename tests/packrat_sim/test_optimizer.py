@@ -19,26 +19,14 @@ from packrat_sim.optimizer import (
     optimize,
 )
 from packrat_sim.plan import plan_latency
-from packrat_sim.profile import Cell, Profile, builtin_profile
-
-
-def profile_of(table: dict[tuple[int, int], float]) -> Profile:
-    return Profile(
-        model="t",
-        cells=tuple(Cell(threads=t, batch=b, mean_ms=v, min_ms=v, max_ms=v) for (t, b), v in table.items()),
-    )
+from packrat_sim.profile import builtin_profile
+from tests.optimizer_helpers import profile_of, random_profiles
 
 
 @st.composite
 def small_problems(draw):
     """A random profile with missing cells and (often) tied latencies, and a problem on it."""
-    T = draw(st.integers(1, 5))
-    B = draw(st.integers(1, 8))
-    latencies = st.sampled_from([1.0, 2.0, 3.0, 5.0, 8.0]) | st.floats(0.1, 100.0)
-    cells = draw(
-        st.dictionaries(st.tuples(st.integers(1, T), st.integers(1, B)), latencies, min_size=1, max_size=T * B)
-    )
-    profile = profile_of(cells)
+    profile, B = draw(random_profiles(5, 8))
     cores = draw(st.integers(1, profile.max_threads))
     batch = draw(st.integers(1, B))
     exact = draw(st.booleans())

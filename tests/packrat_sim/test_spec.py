@@ -10,6 +10,13 @@ class Custom(ValueError):
     """A caller's own error class."""
 
 
+def message_of(raised: type[Exception], parse, /, *args, **kwargs) -> str:
+    """The message of the ``raised`` error that ``parse(*args, **kwargs)`` raises (it must raise one)."""
+    with pytest.raises(raised) as info:
+        parse(*args, **kwargs)
+    return str(info.value)
+
+
 # ---- numbers with units
 
 
@@ -36,9 +43,7 @@ def test_durations_in_seconds_and_milliseconds():
     ],
 )
 def test_a_bad_duration_is_refused_naming_it(text, message):
-    with pytest.raises(PackratError) as info:
-        spec.parse_duration_s(text)
-    assert str(info.value).startswith(message)
+    assert message_of(PackratError, spec.parse_duration_s, text).startswith(message)
 
 
 def test_positive_refuses_zero_and_the_error_class_is_the_callers():
@@ -83,37 +88,34 @@ def test_a_sorted_int_list_is_distinct_and_increasing():
     assert spec.parse_int_list(" 2 - 3 ", "b", sort_unique=True) == [2, 3]
 
 
-@pytest.mark.parametrize(
-    "text, message",
-    [
-        ("1,x", "batch sizes: 'x' is not a positive integer (or a range like 1-4)"),
-        ("0", "batch sizes: '0' is not a positive integer (or a range like 1-4)"),
-        ("3-1", "batch sizes: '3-1' is not a positive integer (or a range like 1-4)"),
-        ("-1", "batch sizes: '-1' is not a positive integer (or a range like 1-4)"),
-        (" , ", "batch sizes: give at least one positive integer, e.g. 1,2,4"),
-    ],
-)
-def test_the_ordered_dialect_names_the_bad_item(text, message):
-    with pytest.raises(Custom) as info:
-        spec.parse_int_list(text, "batch sizes", error=Custom)
-    assert str(info.value) == message
+#: How each dialect is asked for in the tests below: the error it raises, and parse_int_list's arguments.
+DIALECTS = {
+    "ordered": (Custom, ("batch sizes",), {"error": Custom}),
+    "sorted": (PackratError, ("--threads",), {"sort_unique": True}),
+}
 
 
 @pytest.mark.parametrize(
-    "text, message",
+    "dialect, text, message",
     [
-        ("1,x", "--threads must be a list like 1,2,4 or a range like 1-8, got '1,x'"),
-        ("3-1", "--threads must be a list like 1,2,4 or a range like 1-8, got '3-1'"),
-        ("1,,2", "--threads must be a list like 1,2,4 or a range like 1-8, got '1,,2'"),
-        ("", "--threads must be a list like 1,2,4 or a range like 1-8, got ''"),
-        ("0-2", "--threads must be positive integers, got 0 in '0-2'"),
-        ("4,0,x", "--threads must be positive integers, got 0 in '4,0,x'"),
+        # the ordered dialect names the bad item
+        ("ordered", "1,x", "batch sizes: 'x' is not a positive integer (or a range like 1-4)"),
+        ("ordered", "0", "batch sizes: '0' is not a positive integer (or a range like 1-4)"),
+        ("ordered", "3-1", "batch sizes: '3-1' is not a positive integer (or a range like 1-4)"),
+        ("ordered", "-1", "batch sizes: '-1' is not a positive integer (or a range like 1-4)"),
+        ("ordered", " , ", "batch sizes: give at least one positive integer, e.g. 1,2,4"),
+        # the sorted dialect names the list, and the first value below one
+        ("sorted", "1,x", "--threads must be a list like 1,2,4 or a range like 1-8, got '1,x'"),
+        ("sorted", "3-1", "--threads must be a list like 1,2,4 or a range like 1-8, got '3-1'"),
+        ("sorted", "1,,2", "--threads must be a list like 1,2,4 or a range like 1-8, got '1,,2'"),
+        ("sorted", "", "--threads must be a list like 1,2,4 or a range like 1-8, got ''"),
+        ("sorted", "0-2", "--threads must be positive integers, got 0 in '0-2'"),
+        ("sorted", "4,0,x", "--threads must be positive integers, got 0 in '4,0,x'"),
     ],
 )
-def test_the_sorted_dialect_names_the_list_and_the_first_value_below_one(text, message):
-    with pytest.raises(PackratError) as info:
-        spec.parse_int_list(text, "--threads", sort_unique=True)
-    assert str(info.value) == message
+def test_each_dialect_names_what_is_wrong_with_a_bad_list(dialect, text, message):
+    raised, args, kwargs = DIALECTS[dialect]
+    assert message_of(raised, spec.parse_int_list, text, *args, **kwargs) == message
 
 
 # ---- items, key=value, kind:items
@@ -153,9 +155,7 @@ def test_key_values_refuse_duplicates_empty_keys_and_unknown_keys_naming_them():
         ("a=1,,b=2", "options 'a=1,,b=2' has an empty item (two commas or a trailing comma)"),
     ]
     for text, message in cases:
-        with pytest.raises(PackratError) as info:
-            spec.parse_key_values(text, "options")
-        assert str(info.value) == message
+        assert message_of(PackratError, spec.parse_key_values, text, "options") == message
     with pytest.raises(PackratError, match=r"^unknown option 'c' in options; known: a, b$"):
         spec.parse_key_values("a=1,c=2", "options", keys=("a", "b"))
 
@@ -191,9 +191,7 @@ def test_a_kind_spec_gives_its_kind_options_and_bare_items():
     ],
 )
 def test_a_bad_kind_spec_is_refused_naming_the_bad_part(text, message):
-    with pytest.raises(Custom) as info:
-        spec.parse_kind_spec(text, "workload", KINDS, example=EXAMPLE, error=Custom)
-    assert str(info.value).startswith(message)
+    assert message_of(Custom, spec.parse_kind_spec, text, "workload", KINDS, example=EXAMPLE, error=Custom).startswith(message)
 
 
 # ---- ladders
@@ -209,6 +207,4 @@ def test_ladders():
         ("1..5/0", "ladder '1..5/0': the step must be > 0"),
         ("0..10", "ladder '0..10' has 11 points (more than 10)"),
     ]:
-        with pytest.raises(Custom) as info:
-            spec.parse_ladder(text, max_points=10, error=Custom)
-        assert str(info.value) == message
+        assert message_of(Custom, spec.parse_ladder, text, max_points=10, error=Custom) == message

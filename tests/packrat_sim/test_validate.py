@@ -45,19 +45,6 @@ def test_integer_rejects_what_is_not_an_integer(value):
     _rejects(validate.integer, value, "--count", "an integer")
 
 
-@pytest.mark.parametrize(
-    "value, bounds, expected",
-    [
-        (0, {"low": 1}, "an integer >= 1"),
-        (10, {"high": 9}, "an integer <= 9"),
-        (0, {"low": 1, "high": 9}, "an integer in 1..9"),
-        (10, {"low": 1, "high": 9}, "an integer in 1..9"),
-    ],
-)
-def test_integer_rejects_values_out_of_bounds(value, bounds, expected):
-    _rejects(validate.integer, value, "depth", expected, **bounds)
-
-
 def test_an_expected_text_replaces_the_default_one():
     _rejects(validate.integer, 0, "--jobs", "at least 1", low=1, expected="at least 1")
     _rejects(validate.finite, -1.0, "--timeout", "a number of seconds > 0", above=0, expected="a number of seconds > 0")
@@ -91,17 +78,21 @@ def test_finite_rejects_bools_non_finite_values_and_non_numbers(value):
 
 
 @pytest.mark.parametrize(
-    "value, bounds, expected",
+    "check, what, value, bounds, expected",
     [
-        (-0.5, {"low": 0}, "a finite number >= 0"),
-        (0, {"above": 0}, "a finite number > 0"),
-        (2, {"high": 1}, "a finite number <= 1"),
-        (0, {"above": 0, "high": 1}, "a finite number in (0, 1]"),
-        (1.5, {"low": 0, "high": 1}, "a finite number in [0, 1]"),
+        (validate.integer, "depth", 0, {"low": 1}, "an integer >= 1"),
+        (validate.integer, "depth", 10, {"high": 9}, "an integer <= 9"),
+        (validate.integer, "depth", 0, {"low": 1, "high": 9}, "an integer in 1..9"),
+        (validate.integer, "depth", 10, {"low": 1, "high": 9}, "an integer in 1..9"),
+        (validate.finite, "alpha", -0.5, {"low": 0}, "a finite number >= 0"),
+        (validate.finite, "alpha", 0, {"above": 0}, "a finite number > 0"),
+        (validate.finite, "alpha", 2, {"high": 1}, "a finite number <= 1"),
+        (validate.finite, "alpha", 0, {"above": 0, "high": 1}, "a finite number in (0, 1]"),
+        (validate.finite, "alpha", 1.5, {"low": 0, "high": 1}, "a finite number in [0, 1]"),
     ],
 )
-def test_finite_rejects_values_out_of_bounds(value, bounds, expected):
-    _rejects(validate.finite, value, "alpha", expected, **bounds)
+def test_integer_and_finite_reject_values_out_of_bounds_naming_the_bounds(check, what, value, bounds, expected):
+    _rejects(check, value, what, expected, **bounds)
 
 
 def test_positive_and_nonnegative_floats():

@@ -32,7 +32,9 @@ import glob
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import typer
 
@@ -94,18 +96,13 @@ def _validate(opts: CheckOptions) -> None:
 
 def load_history(path: str, opts: CheckOptions):
     """Read and parse one history file; returns (history, format, model name). Raises BadInput."""
-    from checker.history import HistoryError, detect_format, parse_history
+    from checker.history import HistoryError, detect_format, parse_history, read_history_text
     from checker.models import MODELS
 
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise BadInput(f"cannot read history {path!r}: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"history {path!r} is not UTF-8 text (byte {exc.start})") from None
+        text = read_history_text(path)
+    except HistoryError as exc:  # unreadable, or not UTF-8: the message names the path
+        raise BadInput(str(exc)) from None
     try:
         resolved_fmt = detect_format(text) if opts.fmt == "auto" else opts.fmt
         history = parse_history(text, resolved_fmt)
@@ -354,6 +351,47 @@ def _judge_in_workers(todo: list[tuple[int, str]], opts: CheckOptions, workers: 
         stop_workers(procs)
 
 
+def _judge_text(args: tuple) -> Any:
+    """Runs in a worker: judge one history given as (display path, text, options) by writing
+    it to a private temporary file of the same name and calling :func:`judge_file`;
+    the verdict names the original path."""
+    import dataclasses
+    import tempfile
+
+    path, text, opts = args
+    with tempfile.TemporaryDirectory(prefix="packrat-check-") as tmp:
+        local = os.path.join(tmp, os.path.basename(path) or "history")
+        with open(local, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        verdict = judge_file(local, None, opts)
+    obj = dict(verdict.obj)
+    obj["history"] = path
+    return dataclasses.replace(verdict, path=path, line=verdict.line.replace(local, path), obj=obj)
+
+
+def judge_files_on_engine(todo: list[tuple[int, str]], opts: Any, engine: Any,
+                          deliver: Callable[[int, Any], None], error_verdict: Callable[[str, str], Any]) -> None:
+    """Judge files ``[(index, path)]`` as tasks of ``engine`` (their text read here and sent),
+    calling ``deliver(index, FileVerdict)`` as results come; a file that cannot be read here,
+    or whose task failed, gets ``error_verdict(path, why)``."""
+    tasks, where = [], []
+    for index, path in todo:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            deliver(index, error_verdict(path, f"cannot read it: {getattr(exc, 'strerror', None) or exc}"))
+            continue
+        tasks.append((path, text, opts))
+        where.append(index)
+    for outcome in engine.map(_judge_text, tasks):
+        index = where[outcome.index]
+        if outcome.ok:
+            deliver(index, outcome.value)
+        else:
+            deliver(index, error_verdict(tasks[outcome.index][0], outcome.error))
+
+
 def run_check_many(paths: list[str], opts: CheckOptions, as_json: bool = False, engine=None) -> int:
     """Check every file ``paths`` names; one line (or JSON object) per file, in order, then a
     summary. With ``opts.jobs > 1``, the files left after :data:`POOL_AFTER_S` seconds are
@@ -399,8 +437,6 @@ def run_check_many(paths: list[str], opts: CheckOptions, as_json: bool = False, 
             else:
                 deliver(i, _error_verdict(path, error))
         if engine is not None:
-            from ui.cli.engine import judge_files_on_engine
-
             judge_files_on_engine(todo, dataclasses.replace(opts, jobs=1), engine, deliver, _error_verdict)
         elif todo:
             _judge_in_workers(todo, opts, min(opts.jobs, len(todo)), deliver)

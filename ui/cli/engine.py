@@ -5,8 +5,6 @@
   deadline (one line, exit 2, whatever Ray does).
 * :func:`run_explore_split`: ``packrat explore --workers N --engine local|ray`` (same
   inputs and result as ``ui.cli.explore.run_explore``, through :mod:`checker.explore.split`).
-* :func:`judge_files_on_engine`: ``packrat check DIR --engine ray``: one task per file,
-  the file's text sent with it (cluster nodes do not see this machine's files).
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from ui.cli.common import BadInput, print_error
 
@@ -94,49 +91,6 @@ def run_explore_split(
     finally:
         eng.close()
     return protocol, split.result
-
-
-def _judge_text(args: tuple) -> Any:
-    """Runs in a worker: judge one history given as (display path, text, options) by writing
-    it to a private temporary file of the same name and calling ``ui.cli.check.judge_file``;
-    the verdict names the original path."""
-    import dataclasses
-    import tempfile
-
-    from ui.cli.check import judge_file
-
-    path, text, opts = args
-    with tempfile.TemporaryDirectory(prefix="packrat-check-") as tmp:
-        local = os.path.join(tmp, os.path.basename(path) or "history")
-        with open(local, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        verdict = judge_file(local, None, opts)
-    obj = dict(verdict.obj)
-    obj["history"] = path
-    return dataclasses.replace(verdict, path=path, line=verdict.line.replace(local, path), obj=obj)
-
-
-def judge_files_on_engine(todo: list[tuple[int, str]], opts: Any, engine: Any,
-                          deliver: Callable[[int, Any], None], error_verdict: Callable[[str, str], Any]) -> None:
-    """Judge files ``[(index, path)]`` as tasks of ``engine`` (their text read here and sent),
-    calling ``deliver(index, FileVerdict)`` as results come; a file that cannot be read here,
-    or whose task failed, gets ``error_verdict(path, why)``."""
-    tasks, where = [], []
-    for index, path in todo:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            deliver(index, error_verdict(path, f"cannot read it: {getattr(exc, 'strerror', None) or exc}"))
-            continue
-        tasks.append((path, text, opts))
-        where.append(index)
-    for outcome in engine.map(_judge_text, tasks):
-        index = where[outcome.index]
-        if outcome.ok:
-            deliver(index, outcome.value)
-        else:
-            deliver(index, error_verdict(tasks[outcome.index][0], outcome.error))
 
 
 def run_fleet_profile(model: str, threads: str | None, batches: str | None, repeats: int | None,

@@ -131,41 +131,20 @@ def format_result(result, protocol, replay_file: str | None) -> str:
 
 
 def run_explore(
-    protocol_name: str,
-    variant: str | None,
-    strategy: str,
-    params: dict,
-    *,
-    max_schedules: int | None,
-    max_time: float | None,
-    seed: int,
-    depth: int | None,
-    delay_bound: int,
-    bug_depth: int,
-    shrink: bool,
-    reductions=None,
-    progress=None,
+    protocol_name: str, variant: str | None, strategy: str, params: dict, *, shrink: bool, reductions=None,
+    **limits: Any,
 ):
     """Build the protocol and explore it (``reductions``: a :class:`checker.explore.Reductions`,
-    None for the default); every input problem becomes :class:`BadInput`."""
+    None for the default; ``limits``: :func:`checker.explore.explore`'s own keywords, such as
+    ``max_schedules``, ``max_time``, ``seed``, ``depth``, ``delay_bound``, ``bug_depth`` and
+    ``progress``); every input problem becomes :class:`BadInput`."""
     from checker.explore import ExploreError, Reductions, explore
     from checker.protocols import ProtocolError, build
 
     try:
         protocol = build(protocol_name, variant, **params)
-        result = explore(
-            protocol,
-            strategy,
-            max_schedules=max_schedules,
-            max_time=max_time,
-            seed=seed,
-            depth=depth,
-            delay_bound=delay_bound,
-            bug_depth=bug_depth,
-            shrink_counterexample=shrink,
-            progress=progress,
-            **asdict(reductions or Reductions()),  # (explore's keywords are its fields)
-        )
+        result = explore(protocol, strategy, shrink_counterexample=shrink, **limits,
+                         **asdict(reductions or Reductions()))  # (explore's keywords are its fields)
     except (ProtocolError, ExploreError) as exc:
         raise BadInput(str(exc)) from None
     return protocol, result

@@ -68,18 +68,8 @@ def exit_code(certificate) -> int:
 
 def constraints_text(cores: int, options) -> str:
     """E.g. ``exactly 16 cores, at most 4 instances, sockets of [8, 8] cores``."""
-    from checker.allocation import sockets_of
-
-    parts = [f"{'exactly' if options.exact_cores else 'at most'} {cores} cores"]
-    if options.homogeneous:
-        parts.append("homogeneous only")
-    if options.max_instances is not None:
-        parts.append(f"at most {options.max_instances} instances")
-    if options.cores_per_socket is not None:
-        parts.append(f"sockets of {list(sockets_of(cores, options.cores_per_socket))} cores (no instance spans two)")
-    if options.min_batch > 1:
-        parts.append(f"sub-batches >= {options.min_batch}")
-    return ", ".join(parts)
+    rule = "exactly" if options.exact_cores else "at most"
+    return ", ".join([f"{rule} {cores} cores", *options.limits(cores, socket_note=" (no instance spans two)")])
 
 
 def certificate_lines(cert, indent: str = "") -> list[str]:

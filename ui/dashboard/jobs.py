@@ -256,7 +256,7 @@ def explore_job(progress, *, protocol: str, variant: str, params: dict, strategy
     from checker.protocols import build
 
     proto = build(protocol, variant, **params)
-    extra = {"progress": lambda snap: progress(snap)} if accepts_progress(explore) else {}
+    extra: dict[str, Any] = {"progress": lambda snap: progress(snap)} if accepts_progress(explore) else {}
     return explore(proto, strategy, max_schedules=max_schedules, max_time=max_time, seed=seed, **extra)
 
 

@@ -7,6 +7,7 @@ Results and choices live in ``st.session_state`` so they persist for the session
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -156,6 +157,19 @@ def profile_origin() -> str:
     return st.session_state.get(PROFILE_ORIGIN_KEY, "")
 
 
+def profile_page(title: str, url_keys: dict[str, type], readme_kind: str):
+    """Start a page that works on the current profile: the app's navigation, the ``title``, the
+    values the URL gives for ``url_keys`` (see :func:`from_url`), the profile's banner and the
+    README section on ``readme_kind``. Returns the current profile."""
+    use_app_navigation()
+    st.title(title)
+    from_url(url_keys)
+    profile = current_profile()
+    profile_banner(profile)
+    readme(readme_kind)
+    return profile
+
+
 def profile_banner(profile) -> None:
     """Name the current profile; a synthetic one gets a visible warning box."""
     st.caption(f"Profile: **{profile.label()}** - {profile_origin()}")
@@ -297,6 +311,24 @@ def run_job(label: str, target: str, kwargs: dict, *, cancel_key: str, budget_s:
 
 def was_cancelled(cancel_key: str) -> bool:
     return bool(st.session_state.get(cancel_key))
+
+
+def job_result(name: str, pressed: bool, run: Callable[[], Any], *, errors: tuple[type[Exception], ...],
+               failure: str, cancel_key: str, cancelled: str) -> Any:
+    """The result ``name`` a page keeps from a job its button starts. When ``pressed``: keep what
+    ``run()`` returns (it calls :func:`run_job` with ``cancel_key``), or show an error box titled
+    ``failure`` for an exception in ``errors`` (keeping the result from before). Otherwise, when
+    Cancel stopped the last run: the ``cancelled`` warning. Returns the kept result (None: none)."""
+    if pressed:
+        try:
+            value = run()
+        except errors as exc:
+            show_error(failure, exc)
+        else:
+            store(name, value)
+    elif was_cancelled(cancel_key):
+        st.warning(cancelled)
+    return result(name)
 
 
 def show_error(title: str, exc: BaseException | str) -> None:

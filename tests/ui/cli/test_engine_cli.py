@@ -8,7 +8,8 @@ import pytest
 
 from packrat_sim.engines import LocalEngine, SerialEngine
 from ui.cli.common import BadInput
-from ui.cli.engine import judge_files_on_engine, make_engine, run_explore_split
+from ui.cli.check import judge_files_on_engine
+from ui.cli.engine import make_engine, run_explore_split
 
 
 def test_engines_are_made_by_name_and_bad_choices_name_the_value():

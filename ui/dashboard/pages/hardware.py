@@ -47,21 +47,19 @@ def run_section(topo) -> None:
     else:
         st.caption(f"The plan comes from a quick profile of {model} measured now (threads 1..{cores}, "
                    f"batches 1, 2, 4, ... up to {batch}); measure a fuller one on the Profiles page to reuse it.")
-    if st.button("Run on this machine", key="hw.btn.run", type="primary"):
-        try:
-            kept = state.run_job(
-                f"Running {model}", "steps_job",
-                dict(steps="ui.dashboard.jobs:hardware_steps",
-                     kwargs=dict(model=model, batch=batch, cores=cores, iterations=iterations, with_thin=with_thin,
-                                 current=current)),
-                cancel_key="hw.btn.cancel")
-        except (ValueError, RuntimeError) as exc:
-            state.show_error(f"Running {model} failed", exc)
-        else:
-            state.store("hardware", kept)
-    elif state.was_cancelled("hw.btn.cancel"):
-        st.warning("Run cancelled (its processes were stopped); no result kept.")
-    kept = state.result("hardware")
+
+    def run() -> dict:
+        return state.run_job(
+            f"Running {model}", "steps_job",
+            dict(steps="ui.dashboard.jobs:hardware_steps",
+                 kwargs=dict(model=model, batch=batch, cores=cores, iterations=iterations, with_thin=with_thin,
+                             current=current)),
+            cancel_key="hw.btn.cancel")
+
+    kept = state.job_result("hardware", st.button("Run on this machine", key="hw.btn.run", type="primary"), run,
+                            errors=(ValueError, RuntimeError), failure=f"Running {model} failed",
+                            cancel_key="hw.btn.cancel",
+                            cancelled="Run cancelled (its processes were stopped); no result kept.")
     if kept:
         show_run(kept)
 
@@ -99,21 +97,19 @@ def bench_section(topo) -> None:
     text = c2.text_input("Batch sizes", key="hw.bench.batches")
     state.init("hw.bench.iterations", 3)
     iterations = int(c3.number_input("Rounds", min_value=1, max_value=100, step=1, key="hw.bench.iterations"))
-    if st.button("Run the benchmark", key="hw.btn.bench"):
-        try:
-            batches = data.parse_int_list(text, "batch sizes")
-            kept = state.run_job(
-                f"Benchmarking {model}", "steps_job",
-                dict(steps="ui.dashboard.jobs:bench_steps",
-                     kwargs=dict(model=model, batches=batches, cores=topo.logical, iterations=iterations)),
-                cancel_key="hw.btn.bench.cancel")
-        except (ValueError, RuntimeError) as exc:
-            state.show_error(f"Benchmarking {model} failed", exc)
-        else:
-            state.store("bench", kept)
-    elif state.was_cancelled("hw.btn.bench.cancel"):
-        st.warning("Benchmark cancelled (its processes were stopped); no result kept.")
-    kept = state.result("bench")
+
+    def run() -> dict:
+        batches = data.parse_int_list(text, "batch sizes")
+        return state.run_job(
+            f"Benchmarking {model}", "steps_job",
+            dict(steps="ui.dashboard.jobs:bench_steps",
+                 kwargs=dict(model=model, batches=batches, cores=topo.logical, iterations=iterations)),
+            cancel_key="hw.btn.bench.cancel")
+
+    kept = state.job_result("bench", st.button("Run the benchmark", key="hw.btn.bench"), run,
+                            errors=(ValueError, RuntimeError), failure=f"Benchmarking {model} failed",
+                            cancel_key="hw.btn.bench.cancel",
+                            cancelled="Benchmark cancelled (its processes were stopped); no result kept.")
     if kept:
         rows = [{"batch": r["batch"], "fat_ms": r["fat_ms"], "thin_ms": r["thin_ms"], "plan": r["optimizer"],
                  "plan_ms": r["optimizer_ms"], "oracle best": r["oracle_best"], "oracle_ms": r["oracle_ms"],

@@ -200,12 +200,7 @@ def show_certificate(profile, report: dict, options: OptimizerOptions) -> None:
 
 
 def main() -> None:
-    state.use_app_navigation()
-    st.title("Planner")
-    state.from_url(URL_KEYS)
-    profile = state.current_profile()
-    state.profile_banner(profile)
-    state.readme("plan")
+    profile = state.profile_page("Planner", URL_KEYS, "plan")
     c1, c2 = st.columns(2)
     state.init("planner.batch", 64)
     c1.number_input("Batch size B (inputs)", min_value=1, max_value=MAX_BATCH, step=1, key="planner.batch")

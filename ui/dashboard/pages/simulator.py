@@ -199,12 +199,7 @@ def save_and_compare(kept: dict) -> None:
 
 
 def main() -> None:
-    state.use_app_navigation()
-    st.title("Simulator")
-    state.from_url(URL_KEYS)
-    profile = state.current_profile()
-    state.profile_banner(profile)
-    state.readme("policy")
+    profile = state.profile_page("Simulator", URL_KEYS, "policy")
 
     c1, c2 = st.columns(2)
     state.init("sim.cores", min(16, profile.max_threads))

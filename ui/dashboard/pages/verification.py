@@ -93,21 +93,19 @@ def explorer_section() -> None:
                 params[pname] = _param_widget(pname, default, f"explore.p.{name}.{pname}")
     state.cli_box(data.cli_explore(name, variant, strategy, max_schedules, max_time, seed, params, defaults))
 
-    if st.button("Explore", key="explore.btn.run", type="primary"):
-        try:
-            build(name, variant, **params)  # a bad parameter is reported here, before a process starts
-            result = state.run_job(
-                f"Exploring {name}/{variant} with {strategy}", "explore_job",
-                dict(protocol=name, variant=variant, params=params, strategy=strategy, max_schedules=max_schedules,
-                     max_time=max_time, seed=seed),
-                budget_s=max_time, cancel_key="explore.btn.cancel")
-        except ValueError as exc:
-            state.show_error("Cannot explore", exc)
-        else:
-            state.store("explore", {"protocol": (name, variant, params), "result": result})
-    elif state.was_cancelled("explore.btn.cancel"):
-        st.warning("Exploration cancelled: its process was stopped; no result kept.")
-    kept = state.result("explore")
+
+    def run() -> dict:
+        build(name, variant, **params)  # a bad parameter is reported here, before a process starts
+        result = state.run_job(
+            f"Exploring {name}/{variant} with {strategy}", "explore_job",
+            dict(protocol=name, variant=variant, params=params, strategy=strategy, max_schedules=max_schedules,
+                 max_time=max_time, seed=seed),
+            budget_s=max_time, cancel_key="explore.btn.cancel")
+        return {"protocol": (name, variant, params), "result": result}
+
+    kept = state.job_result("explore", st.button("Explore", key="explore.btn.run", type="primary"), run,
+                            errors=(ValueError,), failure="Cannot explore", cancel_key="explore.btn.cancel",
+                            cancelled="Exploration cancelled: its process was stopped; no result kept.")
     if kept:
         show_exploration(kept)
 
