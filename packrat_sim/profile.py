@@ -763,6 +763,15 @@ def _parse_int(text: str, what: str) -> int:
     return int(value)
 
 
+# The steps of this reader that packrat_sim.corun shares (Packrat's multi-instance CSVs have
+# the same columns, plus ``instances``): public names, so no module imports a private one.
+SeriesKey = _SeriesKey
+packrat_header = _packrat_header
+packrat_row = _packrat_row
+choose_series = _choose_series
+format_series = _fmt_series
+
+
 # --------------------------------------------------------------- builtin profiles
 
 

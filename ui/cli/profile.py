@@ -7,6 +7,18 @@ import typer
 from ui.cli.common import OUTPUT_RULE, BadInput, emit_json, fail, load_profile_arg, note, output_file_arg, write_output
 
 
+CORUN_HELP = (
+    "With --import-packrat: a multi-instance CSV of the same machine (repeatable) to fit the co-run "
+    "slowdown model on; slowdown of a run = its slowest instance's latency(avg) / isolated L[t,b], beside "
+    "(k-1) x t other busy cores. Rows of one run share series, intraop_threads, batch_size (and instances). "
+    "With an instances column: ids 1..k and id 0 a solo run (a check, not an instance) when some run has id k; "
+    "else 1..k without id 0; else 0..k-1 when every run is complete; else refused as ambiguous. Missing rows: "
+    "accepted, the slowest present instance. Without it: one run per series, threads and batch, ids 0..k-1 or "
+    "1..k, k = rows; a gap is refused. A 1-instance (fat) run is a check, not fitted. Verbatim repeated rows "
+    "are read once; two different rows for one instance id are refused. topology=interleave is its own series."
+)
+
+
 def _write(profile, out: str) -> None:
     from packrat_sim.profile import dumps_profile
 
@@ -131,7 +143,8 @@ def _print_measured(result, out: str) -> None:
 def profile_cmd(
     model: str | None = typer.Option(None, "--model", help="Model to measure on this machine (tiny-mlp, tiny-cnn, resnet50, bert-base, gpt2). Resumable: the same --out measures only missing cells."),
     import_packrat: str | None = typer.Option(None, "--import-packrat", help="Import one of Packrat's published profile CSVs."),
-    series: list[str] = typer.Option([], "--series", help="With --import-packrat: keep the series whose COLUMN matches GLOB (repeatable), e.g. benchmark=*_script."),
+    series: list[str] = typer.Option([], "--series", help="With --import-packrat: keep the series whose COLUMN matches GLOB (repeatable), e.g. benchmark=*_script; chooses the --corun files' series too."),
+    corun: list[str] = typer.Option([], "--corun", help=CORUN_HELP),
     name: str | None = typer.Option(None, "--name", help="With --import-packrat: model name to record (default: the benchmark column)."),
     export: str | None = typer.Option(None, "--from", help="Re-export an existing profile (FILE or builtin:NAME) to --out (.json or .csv)."),
     threads: str | None = typer.Option(None, "--threads", help="With --model: thread counts, e.g. 1-16 or 1,2,4."),
@@ -153,6 +166,8 @@ def profile_cmd(
         raise BadInput("give exactly one of --model NAME, --import-packrat CSV or --from PROFILE")
     if series and import_packrat is None:
         raise BadInput("--series only applies to --import-packrat")
+    if corun and import_packrat is None:
+        raise BadInput("--corun only applies to --import-packrat (the co-run runs are priced against the imported profile)")
     if model is not None:
         if series or name:
             raise BadInput("--series and --name only apply to --import-packrat")
@@ -165,6 +180,8 @@ def profile_cmd(
         raise BadInput("--threads, --batches, --repeats, --warmup, --[no-]interference and --jit only apply to --model")
     if import_packrat is not None:
         prof, extra = _import_packrat(import_packrat, series, name)
+        if corun:
+            prof, extra["corun"] = _calibrate(prof, corun, series)
     else:
         assert export is not None  # exactly one of --model, --import-packrat, --from was given
         prof, extra = load_profile_arg(export), {}
@@ -219,3 +236,80 @@ def _print_written(prof, out: str, extra: dict, as_json: bool) -> None:
                 typer.echo(f"  series {k[len('series.'):]} = {v}")
         if extra.get("merged_duplicate_rows"):
             typer.echo(f"  merged {extra['merged_duplicate_rows']} repeated rows of the same cell (mean of their averages)")
+        if "corun" in extra:
+            for line in _corun_lines(extra["corun"]):
+                typer.echo("  " + line)
+
+
+def _calibrate(profile, paths: list[str], series: list[str]):
+    """`--corun`: read each co-run CSV (series chosen by the same selectors, agreeing with the
+    profile's), fit the profile's co-run model on their runs; returns (the calibrated profile,
+    the JSON-able account of what was read and fitted). BadInput names the file."""
+    from packrat_sim.corun import calibrate, read_corun_csv
+    from packrat_sim.profile import ProfileError, parse_series_selectors, read_text
+
+    chosen = {k[len("series."):]: v for k, v in profile.meta if k.startswith("series.")}
+    files = []
+    for path in paths:
+        try:
+            files.append(read_corun_csv(read_text(path, "--corun CSV"), source=path,
+                                        series=parse_series_selectors(series), profile_series=chosen))
+        except ProfileError as exc:
+            raise BadInput(f"{path}: {exc}") from None
+    try:
+        result = calibrate(profile, files)
+    except ProfileError as exc:
+        raise BadInput(f"--corun: {exc}") from None
+    return result.profile, _corun_account(files, result)
+
+
+def _corun_account(files, result) -> dict:
+    """The ``corun`` object of the summary: per file its runs, k values, skipped rows by
+    reason; the checks, the unpriced runs and the fitted model."""
+    from packrat_sim.corun import check_summary
+
+    def skipped(f) -> dict:
+        out: dict[str, list[int]] = {}
+        for s in f.skipped:
+            out.setdefault(s.reason, []).append(s.line)
+        return out
+
+    ev = result.evidence
+    return {
+        "files": [{"source": f.source, "series": dict(f.series), "numbering": f.numbering,
+                   "runs": len(f.runs), "instances": sorted({r.instances for r in f.runs}),
+                   "rows": sum(len(r.rows) for r in f.runs), "solo_rows": sum(len(r.solo) for r in f.runs),
+                   "partial_runs": [r.describe() for r in f.runs if not r.complete],
+                   "skipped": skipped(f)} for f in files],
+        "observations": [{"threads": o.threads, "batch": o.batch, "instances": o.instances,
+                          "other_busy_cores": o.other_busy_cores, "slowdown": o.slowdown,
+                          "source": o.source, "line": o.source_row} for o in ev.observations],
+        "solo_check": check_summary(ev.checks, "solo"), "fat_check": check_summary(ev.checks, "fat"),
+        "unpriced_runs": [f"{r.describe()} ({r.source} line {r.line})" for r in ev.unpriced],
+        "interference": result.profile.interference.to_json(),
+    }
+
+
+def _corun_lines(account: dict) -> list[str]:
+    """The human lines of the ``corun`` account (what was read, skipped, checked and fitted)."""
+    lines = []
+    for f in account["files"]:
+        lines.append(f"co-run {f['source']}: {f['runs']} run(s) of k = {','.join(map(str, f['instances']))}, "
+                     f"{f['rows']} instance row(s), {f['solo_rows']} solo row(s); instance ids {f['numbering']}")
+        lines += [f"  partial run {p}: measured by its slowest present instance" for p in f["partial_runs"]]
+        lines += [f"  skipped {len(at)} row(s): {why}; line(s) {_some(at)}" for why, at in f["skipped"].items()]
+    for key in ("solo_check", "fat_check"):
+        if account[key]:
+            lines.append(f"{key.replace('_', ' ')}: {account[key]}")
+    lines += [f"unpriced (the profile lacks its cell): {u}" for u in account["unpriced_runs"]]
+    model = account["interference"]
+    pts = ", ".join(f"{k}: x{s:.3f}" for k, s in model["points"])
+    lines.append(f"co-run model (other busy cores: slowdown of the slowest instance): {pts}; "
+                 f"fit error {100 * model.get('fit_error', 0.0):.1f}% RMS over {len(account['observations'])} run(s)")
+    return lines
+
+
+def _some(lines: list[int], shown: int = 8) -> str:
+    """``2, 3, 5`` or ``2, 3, ... (40 in all)``: the first ``shown`` line numbers."""
+    head = ", ".join(map(str, lines[:shown]))
+    return head if len(lines) <= shown else f"{head}, ... ({len(lines)} in all)"
