@@ -64,14 +64,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from checker.actors import Actor, Invariant, Invoke, Return, Send, System, SystemState, all_operations_return
-from checker.protocols.registry import (
-    FAULT_DEFAULTS,
-    Protocol,
-    ProtocolError,
-    ProtocolSpec,
-    make_protocol,
-    require_at_least,
-)
+from checker.protocols.registry import FAULT_DEFAULTS, Protocol, ProtocolError
+from checker.protocols.registry import ProtocolSpec, make_protocol, require_at_least
 from packrat_sim.plan import Instance as PlanInstance
 from packrat_sim.plan import Plan, split_evenly
 

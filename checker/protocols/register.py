@@ -38,14 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from checker.actors import Actor, Invariant, Invoke, Return, Send, all_operations_return
-from checker.protocols.registry import (
-    FAULT_DEFAULTS,
-    Protocol,
-    ProtocolError,
-    ProtocolSpec,
-    make_protocol,
-    require_at_least,
-)
+from checker.protocols.registry import FAULT_DEFAULTS, Protocol, ProtocolError
+from checker.protocols.registry import ProtocolSpec, make_protocol, require_at_least
 from checker.protocols.ds2 import ds2_actors
 
 VARIANTS = {
