@@ -699,12 +699,14 @@ def certify_under_interference(
     """Prove ``plan`` optimal under the profile's interference model, or refute it.
 
     Objective (the one predictor, packrat_sim.predictor): ``dispatch(k, B) + max_j
-    L[t_j, b_j] * s(U - t_j)`` for a plan of k instances keeping U threads busy (dispatch 0
-    without measured dispatch costs). For each busy count U (U = cores with exact cores,
-    every U in 1..cores with idle cores allowed) and each instance cap k (only k = the
-    largest without dispatch costs; dispatch is non-decreasing in k, as in
-    :func:`certify_with_dispatch`) the query is the one of :func:`certify` on the profile
-    scaled by s(U - t) with exactly U threads and at most k instances: is there one with
+    L[t_j, b_j] * s_t(U - t_j)`` for a plan of k instances keeping U threads busy (dispatch 0
+    without measured dispatch costs; ``s_t`` the curve of t threads or the base curve,
+    ``Interference.slowdown_in_plan``). With U fixed every factor depends on the instance's
+    own t only, so for each busy count U (U = cores with exact cores, every U in 1..cores
+    with idle cores allowed) and each instance cap k (only k = the largest without dispatch
+    costs; dispatch is non-decreasing in k, as in :func:`certify_with_dispatch`) the query
+    is the one of :func:`certify` on the profile scaled cell by cell by s_t(U - t)
+    (``corun_profile``) with exactly U threads and at most k instances: is there one with
     dispatch(k, B) + compute below the plan's total? All UNSAT: OPTIMAL; a SAT answer gives the witness
     (NOT_OPTIMAL); any unknown or the ``timeout_s`` limit: UNKNOWN, never OPTIMAL.
     Sockets (``cores_per_socket``) are supported with exact cores only.

@@ -39,9 +39,9 @@ How each variant seen in published files is read:
 The slowdown of a run is the profiler's definition (real_runner/profiling.py): the slowest
 instance's ``latency(avg)`` over the isolated cell L[t, b] of the profile's statistic (a batch
 ends with its straggler). A run of k instances of t threads keeps (k - 1) x t other cores
-busy. Observations keep the instance's own thread count, so a model with per-thread-count
-curves can be fitted from the same data; today's busy-cores model uses (other cores,
-slowdown) pairs (:func:`packrat_sim.interference.fit_interference`).
+busy. Observations keep the instance's own thread count, and the fit gets it: a thread
+count whose co-runs the base curve misses gets its own curve
+(:func:`packrat_sim.interference.fit_interference`).
 
 Pure functions: text and profiles in, values out. Errors are :class:`CorunError` (a
 ProfileError) naming the line and the value.
@@ -504,7 +504,7 @@ def calibrate(profile: Profile, files: Sequence[CorunFile]) -> Calibration:
         missing = ", ".join(sorted({f"{r.threads}t x {r.batch}" for r in evidence.unpriced}))
         raise CorunError(f"no co-run of {len(runs)} run(s) can be priced against the profile "
                          f"(co-runs of k >= 2 instances whose isolated cell it lacks: {missing})")
-    model = fit_interference((o.other_busy_cores, o.slowdown) for o in evidence.observations)
+    model = fit_interference((o.threads, o.other_busy_cores, o.slowdown) for o in evidence.observations)
     meta = {k: v for k, v in profile.meta if not k.startswith("interference.")}
     meta.update(_provenance(files, evidence))
     return Calibration(replace(profile, interference=model, meta=tuple(sorted(meta.items()))), evidence)

@@ -2,7 +2,9 @@
 
 ``Instance`` and ``Plan`` are frozen and hashable. A plan's instances are kept in a
 canonical order (threads desc, batch desc, cores) so that equal configurations compare
-equal. ``Plan.groups()`` gives Packrat's compact form ``[(count, threads, batch), ...]``.
+equal. ``Plan.groups()`` gives Packrat's compact form ``[(count, threads, batch), ...]``,
+``Plan.describe()`` writes it (``2 x 4t x 16 + 1 x 8t x 32``) and :func:`parse_compact`
+reads it back (also ``2x4x16+1x8x32``).
 
 Baselines (pure functions): ``fat`` (one instance, all T threads, whole batch), ``thin``
 (min(T, B) single-thread instances), ``equal_instances`` (k instances of T // k threads)
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from packrat_sim import validate
 from packrat_sim.errors import PackratError
 from packrat_sim.files import no_duplicate_keys
+from packrat_sim.spec import parse_count
 
 PLAN_SCHEMA = "packrat.plan/1"
 
@@ -162,6 +166,44 @@ class Plan:
             cores=validate.positive_int(obj.get("cores"), "plan cores", error=PlanError),
             predicted_ms=pred,
         )
+
+
+#: Most instances a compact plan may name (a plan never has more instances than cores).
+MAX_COMPACT_INSTANCES = 65_536
+
+
+def _compact_group(group: str) -> tuple[int, int, int]:
+    """``"4 x 4t x 16"`` / ``"4x4x16"`` -> (count, threads, sub-batch); PlanError naming the group."""
+    parts = re.split(r"[xX]", group)
+    if len(parts) != 3:
+        raise PlanError(f"plan group {group.strip()!r} is not COUNT x THREADS x SUB-BATCH (e.g. 4x4x16)")
+    count, threads, batch = parts
+    threads = re.sub(r"[tT]\s*$", "", threads.strip())  # describe() writes threads as "4t"
+    what = f"plan group {group.strip()!r}:"
+    return (parse_count(count, f"{what} count", error=PlanError),
+            parse_count(threads, f"{what} threads", error=PlanError),
+            parse_count(batch, f"{what} sub-batch", error=PlanError))
+
+
+def parse_compact(text: str, cores: int | None = None) -> Plan:
+    """The plan written in Packrat's compact form: ``count x threads x sub-batch`` groups
+    joined by ``+`` (spaces allowed, ``x`` or ``X``, threads may carry :meth:`Plan.describe`'s
+    ``t``: ``parse_compact(p.describe())`` gives ``p`` back). The batch is the sum of the
+    sub-batches; ``cores`` defaults to the threads the plan uses. Raises PlanError naming
+    the malformed group, or the plan when it needs more threads than ``cores``. Pure."""
+    if not isinstance(text, str) or not text.strip():
+        raise PlanError(f"a plan needs at least one group COUNT x THREADS x SUB-BATCH (e.g. 4x4x16), got {text!r}")
+    groups = [_compact_group(g) for g in text.split("+")]
+    total = sum(n for n, _, _ in groups)
+    if total > MAX_COMPACT_INSTANCES:
+        raise PlanError(f"plan {text.strip()!r} has {total} instances, more than {MAX_COMPACT_INSTANCES}")
+    threads = sum(n * t for n, t, _ in groups)
+    if cores is not None:
+        cores = validate.positive_int(cores, "plan cores", error=PlanError)
+        if threads > cores:
+            raise PlanError(f"plan {text.strip()!r} needs {threads} threads but only {cores} cores are available")
+    instances = tuple(Instance(t, b) for n, t, b in groups for _ in range(n))
+    return Plan(instances, sum(n * b for n, _, b in groups), threads if cores is None else cores)
 
 
 def loads_plan(text: str) -> Plan:

@@ -25,17 +25,21 @@ The rule (all times in ms):
    deterministic). Candidates: the optimizer's plan for every batch size 1..max_batch
    (deduplicated).
    Only plans with at least ``capacity_floor`` of the best full-batch throughput are
-   candidates (besides the current plan).
-3. **Gate.** The best plan replaces the current one only when it wins
-   ``confirmations`` consecutive decisions (default 2) and its predicted gain repays the
-   switch: ``(J(cur) - J(best)) * payback_ms >= J(cur) * cost_ms`` where ``cost_ms`` is
-   :meth:`SwitchModel.penalty_ms` (slowdown of the serving instances during start-up and
-   warm-up, times their duration), and the gain is at least ``min_gain`` of J(cur).
-   A plan with the same thread counts only re-routes: its cost is 0.
+   candidates (besides the current plan); plans within ``min_gain`` of the least J are
+   tied, and the tie goes to the highest throughput (differences that small are noise).
+3. **Gate.** The current plan is replaced only when it loses ``confirmations``
+   consecutive decisions (default 2; by whichever candidate leads, the switch going to
+   the last one) and each time the best plan's predicted gain repays the switch:
+   ``(J(cur) - J(best)) * payback_ms >= J(cur) * cost_ms`` where ``cost_ms`` is the price
+   of the kind of switch the runner would perform (:meth:`SwitchModel.kind`, the one
+   rule of :mod:`packrat_sim.switching`; :meth:`SwitchModel.price_ms`): about
+   0.1 ms for a re-route (same thread counts), tens of ms for a retarget (warm workers
+   change threads and cores in place), seconds of slowed serving for a respawn; and the
+   gain is at least ``min_gain`` of J(cur). The :class:`Decision` carries the kind.
 4. **Overload.** When the backlog left after forming a batch is >= ``max_batch`` in the
    last observation, the objective is throughput: the plan with the most requests per ms
    on full batches (``max_batch / E[p, max_batch]``), J being the full-batch time; the
-   same gate applies (a restart under overload slows the serving instances exactly when
+   same gate applies (a respawn under overload slows the serving instances exactly when
    capacity is short, so a small throughput gain is not worth it).
 5. **First plan.** :func:`first_plan` gives the plan for the first formed batch (its
    size is known when the first batch forms).
@@ -59,6 +63,7 @@ from packrat_sim.optimizer import OptimizerError, OptimizerOptions, PlanTable
 from packrat_sim.plan import Plan
 from packrat_sim.profile import Profile, ProfileError
 from packrat_sim.spec import bool_word, key_value, split_items
+from packrat_sim.switching import REROUTE, RETARGET, SWITCH_KINDS, switch_kind
 
 POLICY_NAMES = ("packrat", "packrat-ewma")
 
@@ -81,26 +86,48 @@ def _num(value: object, what: str, *, lo: float = 0.0, strict: bool = False) -> 
 
 @dataclass(frozen=True)
 class SwitchModel:
-    """What a reconfiguration costs, as the simulator models it and the policy prices it.
+    """What a reconfiguration costs, by kind, as the simulator models it and the policy prices it.
 
-    A restart starts the new instances beside the old ones (DESIGN.md's protocol):
+    The kind is :func:`packrat_sim.switching.switch_kind`'s (the one rule, shared with the
+    runner): :meth:`kind` asks it, :meth:`price_ms` prices it. All times in ms.
 
-    * **start-up**, ``start_ms``: each new instance is one busy process (spawn, import,
-      build the model). With ``live`` = the serving threads + one per starting instance,
-      ``oversub = live / cores``; when ``oversub > 1`` a serving instance with t threads
-      runs ``1 + startup_sensitivity * (oversub - 1) * min(t, startup_threads_cap)`` times
-      slower (multi-threaded instances suffer more: their threads wait for each other at
-      every barrier; only t <= 2 was measured, so larger t is capped there).
-    * **warm-up**: every new instance runs ``warmup_iterations`` inferences of its
-      sub-batch; now all threads are live, and every instance on the shared cores runs
-      ``oversub * warmup_slowdown`` times slower (``oversub`` = all live threads / cores;
-      no extra factor without oversubscription).
+    * **re-route** (same thread counts, new split): the dispatcher changes its routing
+      between two batches, ``reroute_ms`` (0.4 ms, measured) later; no process changes.
+    * **retarget** (live workers change their thread count and cores in place; the new
+      plan's extra instances come from warm standby workers; the ones it does not need
+      park): routing holds, the in-flight batch drains (no loss: it was being served
+      anyway), the workers retarget (``retarget_ms``), then the first batch on the new
+      configuration runs ``first_batch_factor`` times slower (OpenMP pools rebuilt, cold
+      caches). Price: ``retarget_ms + (first_batch_factor - 1) * first-batch ms``.
+      Defaults measured by ``benchmarks/adaptive.py --measure-reconfig`` on this project's
+      2-core VM (tiny-cnn, 5 plan pairs each way, medians of 5): decision to the first new
+      batch 1.1-1.6 ms for a retarget (2.5-3.6 ms inside ``run --load``), hence 2 ms; the
+      first batch after it 1.23-1.43x its steady state, hence 1.3x; a re-route 0.36-0.48 ms,
+      hence 0.4 ms.
+    * **respawn** (new processes: more instances than live plus standby workers): the new
+      instances start beside the old ones (DESIGN.md's protocol):
 
-    Defaults measured on this project's 2-core VM with tiny-cnn (README, "Reconfiguration
-    cost"; ``benchmarks/adaptive.py --measure-reconfig``): start-up 3.6-4.7 s; a serving
-    2 x 1t pool 1.79x slower beside one starting instance (model: 1.85x), a serving
-    1 x 2t pool 4.7x slower beside two (model: 4.4x); warm-up 2.2x at oversubscription
-    2 (model: 2.2x). The machine was shared and loaded: treat them as a rough scale.
+      - **start-up**, ``start_ms``: each new instance is one busy process (spawn, import,
+        build the model). With ``live`` = the serving threads + one per starting instance,
+        ``oversub = live / cores``; when ``oversub > 1`` a serving instance with t threads
+        runs ``1 + startup_sensitivity * (oversub - 1) * min(t, startup_threads_cap)``
+        times slower (multi-threaded instances suffer more: their threads wait for each
+        other at every barrier; only t <= 2 was measured, so larger t is capped there).
+      - **warm-up**: every new instance runs ``warmup_iterations`` inferences of its
+        sub-batch; now all threads are live, and every instance on the shared cores runs
+        ``oversub * warmup_slowdown`` times slower (``oversub`` = all live threads / cores;
+        no extra factor without oversubscription).
+
+      Defaults measured on this project's 2-core VM with tiny-cnn (README, "Reconfiguration
+      cost"; ``benchmarks/adaptive.py --measure-reconfig``): start-up 3.6-4.7 s; a serving
+      2 x 1t pool 1.79x slower beside one starting instance (model: 1.85x), a serving
+      1 x 2t pool 4.7x slower beside two (model: 4.4x); warm-up 2.2x at oversubscription
+      2 (model: 2.2x). The machine was shared and loaded: treat them as a rough scale.
+
+    ``standby``: warm parked workers beside the serving ones. None (the default): the
+    runner keeps one warm worker per core, so every plan on the cores (at most one
+    instance per core) retargets and only an explicit ``standby`` makes a respawn
+    possible; an integer n: exactly n warm workers wait beside the serving ones.
     """
 
     start_ms: float = 4000.0
@@ -108,6 +135,10 @@ class SwitchModel:
     startup_threads_cap: int = 2
     warmup_iterations: int = 2
     warmup_slowdown: float = 1.1
+    reroute_ms: float = 0.4
+    retarget_ms: float = 2.0
+    first_batch_factor: float = 1.3
+    standby: int | None = None
 
     def __post_init__(self) -> None:
         _num(self.start_ms, "start_ms")
@@ -115,6 +146,42 @@ class SwitchModel:
         _num(self.warmup_slowdown, "warmup_slowdown", lo=1.0)
         validate.integer(self.warmup_iterations, "warmup_iterations", low=0, error=PolicyError, numpy=True)
         validate.integer(self.startup_threads_cap, "startup_threads_cap", low=1, error=PolicyError, numpy=True)
+        _num(self.reroute_ms, "reroute_ms")
+        _num(self.retarget_ms, "retarget_ms")
+        _num(self.first_batch_factor, "first_batch_factor", lo=1.0)
+        if self.standby is not None:
+            validate.integer(self.standby, "standby", low=0, error=PolicyError, numpy=True)
+
+    def standby_workers(self, old: Plan, cores: int) -> int:
+        """Warm parked workers beside ``old``'s serving ones: ``standby``, or (None) the
+        rest of one worker per core, ``max(0, cores - len(old.instances))``."""
+        if self.standby is not None:
+            return int(self.standby)
+        return max(0, int(cores) - len(old.instances))
+
+    def kind(self, old: Plan, new: Plan, cores: int) -> str:
+        """The kind of switch old -> new on ``cores`` cores: :func:`switching.switch_kind`
+        with :meth:`standby_workers` (``re-route``, ``retarget`` or ``respawn``). Pure."""
+        return switch_kind(old, new, self.standby_workers(old, cores))
+
+    def price_ms(self, kind: str, old: Plan, new: Plan, cores: int, warm_batch_ms: float) -> float:
+        """The modelled loss (ms of serving time) of a switch of ``kind`` old -> new, the new
+        plan's batch taking ``warm_batch_ms``: ``reroute_ms``; ``retarget_ms + (first_batch_factor
+        - 1) * warm_batch_ms``; or :meth:`penalty_ms` for a respawn. PolicyError for an unknown
+        kind. Any kind may be priced for any pair (a manual reconfigure names its kind). Pure."""
+        validate.one_of(kind, "switch kind", SWITCH_KINDS, error=PolicyError)
+        if kind == REROUTE:
+            return self.reroute_ms
+        if kind == RETARGET:
+            return self.retarget_ms + (self.first_batch_factor - 1.0) * warm_batch_ms
+        return self.penalty_ms(old, new, cores, warm_batch_ms)
+
+    def pause_ms(self, kind: str) -> float:
+        """How long routing holds after the old plan drained (ms): ``reroute_ms`` for a
+        re-route, ``retarget_ms`` for a retarget, 0 for a respawn (the old plan serves
+        while the new processes start)."""
+        validate.one_of(kind, "switch kind", SWITCH_KINDS, error=PolicyError)
+        return {REROUTE: self.reroute_ms, RETARGET: self.retarget_ms}.get(kind, 0.0)
 
     def startup_factor(self, threads: int, oversub: float) -> float:
         """Slowdown (>= 1) of a serving instance with ``threads`` threads during start-up."""
@@ -126,7 +193,7 @@ class SwitchModel:
         return 1.0 if oversub <= 1.0 else oversub * self.warmup_slowdown
 
     def penalty_ms(self, old: Plan, new: Plan, cores: int, warm_batch_ms: float) -> float:
-        """Slowed time (ms) of the serving instances during one restart old -> new:
+        """Slowed time (ms) of the serving instances during one respawn old -> new:
         ``start_ms * (startup factor - 1) + warm-up duration * (warm-up factor - 1)``, the
         warm-up lasting ``warmup_iterations`` batches of ``warm_batch_ms`` at the shared
         speed; the start-up factor is the worst over the old instances. Requests served
@@ -147,17 +214,26 @@ class PolicyConfig:
     * ``decide_every_ms`` (250): at most one decision per this interval (taken when a
       batch forms, never while idle);
     * ``min_batches`` (4): fewer batches in the window -> no decision;
-    * ``confirmations`` (2): the same plan must win this many decisions in a row;
-    * ``payback_ms`` (10000): the predicted gain must repay the switch within this time
-      (with the measured start-up cost, 3 s let almost no switch through);
-    * ``min_gain`` (0.03): relative gain below this is noise, not a reason to switch;
+    * ``confirmations`` (2): the current plan must lose (by the gate) this many decisions
+      in a row, whichever candidate leads (near-equal candidates trade the lead on noise;
+      the confirmation guards against leaving on one noisy window, and must not delay a
+      needed switch because the lead changed hands);
+    * ``payback_ms`` (10000): the predicted gain must repay the switch's price within this
+      time (a respawn's seconds need a long horizon; a retarget's tens of ms repay at once);
+    * ``min_gain`` (0.03): relative gain below this is noise, not a reason to switch; for
+      the same reason plans within this fraction of the best J count as tied, and a tie
+      goes to the higher throughput (as ``first_slack`` does for the first plan);
     * ``first_slack`` (0.25): the first plan is the highest-throughput plan among those
       within this fraction of the best expected latency for the first formed batch (one
       batch is a poor guess of the load: a plan for one request alone is often hopeless
       at a higher rate);
-    * ``capacity_floor`` (0.75): in latency mode only plans with at least this fraction
-      of the best full-batch throughput are candidates (a restart takes seconds: the
-      policy must not move to a plan that a surge would overload before it could leave);
+    * ``capacity_floor`` (0.9): in latency mode only plans with at least this fraction
+      of the best full-batch throughput are candidates. A retarget leaves a plan in tens
+      of ms, but the policy sees a surge only when the window's batches show it (1-2.5 s
+      after a step in the simulated steps of ``benchmarks/adaptive.py``); with cheap
+      switches the policy does move to low-load plans, and one with much less capacity
+      than the best is overloaded by a surge before the policy can leave it. (0.75 when
+      a switch was a seconds-long restart and the policy rarely moved.)
     * ``overload`` (True): backlog >= ``max_batch`` switches to the highest-throughput plan;
     * ``max_batch`` (64): the largest batch the dispatcher forms (the workload's cap).
     """
@@ -169,7 +245,7 @@ class PolicyConfig:
     payback_ms: float = 10000.0
     min_gain: float = 0.03
     first_slack: float = 0.25
-    capacity_floor: float = 0.75
+    capacity_floor: float = 0.9
     overload: bool = True
     max_batch: int = 64
 
@@ -280,17 +356,20 @@ class ServiceModel:
         self._rows = {t: sorted(bs) for t, bs in rows.items()}
         self._threads = sorted(rows)
         interference = profile.interference
-        self._slowdown = (lambda k: 1.0) if interference is None else interference.slowdown
-        self._slow_cache: dict[int, float] = {}
+        self._interference = interference
+        self._slow_cache: dict[tuple[int, int | None], float] = {}
 
-    def slowdown(self, other_busy_cores: int) -> float:
-        """Interference slowdown (> 0, 1 without a model) beside that many busy cores."""
-        s = self._slow_cache.get(other_busy_cores)
+    def slowdown(self, other_busy_cores: int, threads: int | None = None) -> float:
+        """Interference slowdown (> 0, 1 without a model) of an instance of ``threads`` threads
+        beside that many other busy cores (its thread count's curve, else the base curve; see
+        :meth:`packrat_sim.profile.Interference.slowdown`)."""
+        key = (int(other_busy_cores), None if threads is None else int(threads))
+        s = self._slow_cache.get(key)
         if s is None:
-            s = float(self._slowdown(int(other_busy_cores)))
+            s = 1.0 if self._interference is None else float(self._interference.slowdown(*key))
             if not math.isfinite(s) or s <= 0:
                 raise self.error(f"interference slowdown at {other_busy_cores} busy cores is {s!r}")
-            self._slow_cache[other_busy_cores] = s
+            self._slow_cache[key] = s
         return s
 
     def _factors(self, t: int, b: int) -> np.ndarray:
@@ -363,7 +442,7 @@ def batch_cost(model: ServiceModel, plan: Plan, n: int) -> float:
     dists = []
     for t, b in active:
         base, factors = model.cell(t, b)
-        dists.append(base * model.slowdown(busy - t) * factors)
+        dists.append(base * model.slowdown(busy - t, t) * factors)
     return expected_max(dists) + dispatch_cost_ms(model.profile, plan, n)
 
 
@@ -438,12 +517,17 @@ class PlanCatalog:
         """Requests per ms of plan i on full batches of ``max_batch``."""
         return self.max_batch / self.cost(i, self.max_batch)
 
-    def switch_penalty_ms(self, i_from: int, i_to: int, switch: SwitchModel) -> float:
-        """The modelled loss of switching plan i_from -> i_to (0 for a re-route)."""
+    def switch_cost(self, i_from: int, i_to: int, switch: SwitchModel) -> tuple[str, float]:
+        """(kind, priced ms) of switching plan i_from -> i_to on this catalog's cores: the
+        kind the runner performs (:meth:`SwitchModel.kind`) and its price
+        (:meth:`SwitchModel.price_ms`, the new plan's full batch as the first batch)."""
         a, b = self.plans[i_from], self.plans[i_to]
-        if sorted(x.threads for x in a.instances) == sorted(x.threads for x in b.instances):
-            return 0.0
-        return switch.penalty_ms(a, b, self.cores, self.cost(i_to, b.batch))
+        kind = switch.kind(a, b, self.cores)
+        return kind, switch.price_ms(kind, a, b, self.cores, self.cost(i_to, b.batch))
+
+    def switch_penalty_ms(self, i_from: int, i_to: int, switch: SwitchModel) -> float:
+        """The priced loss (ms) of switching plan i_from -> i_to (:meth:`switch_cost`)."""
+        return self.switch_cost(i_from, i_to, switch)[1]
 
 
 # ------------------------------------------------------------------------ the rule
@@ -455,7 +539,7 @@ class PolicyState:
     batches (t_ms, size) in the window, oldest first; ``backlog``: requests waiting after
     the last batch formed; ``leader``/``streak``: the plan that won the last decisions and
     how many in a row; ``last_decision_ms``: time of the last decision (None: none yet);
-    ``switching``: a restart is in progress (no new decision until it finished)."""
+    ``switching``: a retarget or respawn is in progress (no new decision until it finished)."""
 
     current: int
     recent: tuple[tuple[float, int], ...] = ()
@@ -471,7 +555,9 @@ class Decision:
     """Outcome of :func:`decide`. ``plan``: catalog index to run from now on;
     ``reconfigure``: True iff it differs from the current one; ``reason``: why (one line);
     ``mode``: "latency" or "overload"; ``objective_ms``: J of (current, best) over the
-    window; ``gain_ms``: J(current) - J(best); ``cost_ms``: the modelled switch loss."""
+    window; ``gain_ms``: J(current) - J(best); ``cost_ms``: the priced switch loss (ms);
+    ``kind``: the kind of switch current -> best (``re-route``, ``retarget``, ``respawn``;
+    None when the current plan is best), the kind priced and the kind the runner performs."""
 
     t_ms: float
     plan: int
@@ -481,10 +567,11 @@ class Decision:
     objective_ms: tuple[float, float] | None = None
     gain_ms: float = 0.0
     cost_ms: float = 0.0
+    kind: str | None = None
 
     def to_json(self, catalog: PlanCatalog | None = None) -> dict:
         out = {"t_ms": self.t_ms, "plan": self.plan, "reconfigure": self.reconfigure, "reason": self.reason,
-               "mode": self.mode, "gain_ms": self.gain_ms, "cost_ms": self.cost_ms,
+               "mode": self.mode, "gain_ms": self.gain_ms, "cost_ms": self.cost_ms, "kind": self.kind,
                "objective_ms": None if self.objective_ms is None else list(self.objective_ms)}
         if catalog is not None:
             out["plan_describe"] = catalog.plans[self.plan].describe()
@@ -514,12 +601,34 @@ def histogram(state: PolicyState) -> dict[int, int]:
     return h
 
 
+def _best(config: PolicyConfig, catalog: PlanCatalog, state: PolicyState) -> tuple[str, int, tuple[float, float]]:
+    """(mode, best plan index, (objective of the current plan, of the best)) over the state's
+    window: the highest-throughput plan under overload, else the plan of least J among
+    the eligible ones, a near tie (within ``min_gain``) going to the higher throughput. Pure."""
+    cur = state.current
+    if config.overload and state.backlog >= config.max_batch:
+        best = max(range(len(catalog.plans)), key=lambda i: (catalog.throughput(i), -i))
+        return "overload", best, (catalog.max_batch / catalog.throughput(cur),
+                                  catalog.max_batch / catalog.throughput(best))
+    hist = histogram(state)
+    top = max(catalog.throughput(i) for i in range(len(catalog.plans)))
+    eligible = [i for i in range(len(catalog.plans))
+                if i == cur or catalog.throughput(i) >= config.capacity_floor * top]
+    scores = {i: catalog.objective(i, hist) for i in eligible}
+    least = min(scores.values())
+    near = [i for i in eligible if scores[i] <= least * (1.0 + config.min_gain)]
+    best = max(near, key=lambda i: (catalog.throughput(i), -scores[i], -i))
+    return "latency", best, (scores[cur], scores[best])
+
+
 def decide(config: PolicyConfig, catalog: PlanCatalog, state: PolicyState, t_ms: float,
            switch: SwitchModel = SwitchModel()) -> tuple[PolicyState, Decision | None]:
     """Decide at ``t_ms`` (right after an :func:`observe`). Returns (state, None) when no
-    decision is due (too soon, too few batches, a restart in progress), else the next
+    decision is due (too soon, too few batches, a switch in progress), else the next
     state and the :class:`Decision`; on ``reconfigure`` the state already names the new
-    plan as current (the driver applies it and calls :func:`switched` when it serves)."""
+    plan as current (the driver applies it and calls :func:`switched` when it serves).
+    ``streak`` counts the consecutive decisions in which the current plan lost by the gate
+    (whichever candidate led); the switch goes to the best plan of the last one."""
     if state.switching:
         return state, None
     if state.last_decision_ms is not None and t_ms - state.last_decision_ms < config.decide_every_ms:
@@ -530,49 +639,36 @@ def decide(config: PolicyConfig, catalog: PlanCatalog, state: PolicyState, t_ms:
         return replace(state, recent=recent), None
     state = replace(state, recent=recent, last_decision_ms=t_ms)
     cur = state.current
-    overload = config.overload and state.backlog >= config.max_batch
-    if overload:
-        best = max(range(len(catalog.plans)), key=lambda i: (catalog.throughput(i), -i))
-        mode = "overload"
-        objective = (catalog.max_batch / catalog.throughput(cur), catalog.max_batch / catalog.throughput(best))
-    else:
-        hist = histogram(state)
-        top = max(catalog.throughput(i) for i in range(len(catalog.plans)))
-        eligible = [i for i in range(len(catalog.plans))
-                    if i == cur or catalog.throughput(i) >= config.capacity_floor * top]
-        scores = {i: catalog.objective(i, hist) for i in eligible}
-        best = min(eligible, key=lambda i: (scores[i], i))
-        mode = "latency"
-        objective = (scores[cur], scores[best])
-    streak = state.streak + 1 if best == state.leader else 1
-    state = replace(state, leader=best, streak=streak)
+    mode, best, objective = _best(config, catalog, state)
     gain = objective[0] - objective[1]
     if best == cur:
-        return state, Decision(t_ms, cur, False, "current plan is best", mode, objective, 0.0, 0.0)
-    cost = catalog.switch_penalty_ms(cur, best, switch)
-    if streak < config.confirmations:
-        return state, Decision(t_ms, cur, False, f"candidate wins {streak}/{config.confirmations}", mode,
-                               objective, gain, cost)
+        return (replace(state, leader=None, streak=0),
+                Decision(t_ms, cur, False, "current plan is best", mode, objective, 0.0, 0.0))
+    kind, cost = catalog.switch_cost(cur, best, switch)
     # the gain, relative to the current plan, must be real and repay the switch: in latency
     # mode J falls by `gain`, in overload mode the batch time on full batches does (throughput)
-    if gain < config.min_gain * objective[0]:
-        return state, Decision(t_ms, cur, False, "gain below min_gain", mode, objective, gain, cost)
-    if gain * config.payback_ms < objective[0] * cost:
-        return state, Decision(t_ms, cur, False, "gain does not repay the switch", mode, objective, gain, cost)
-    if overload:
+    refused = ("gain below min_gain" if gain < config.min_gain * objective[0] else
+               "gain does not repay the switch" if gain * config.payback_ms < objective[0] * cost else None)
+    if refused is not None:
+        return replace(state, leader=best, streak=0), Decision(t_ms, cur, False, refused, mode, objective, gain, cost, kind)
+    streak = state.streak + 1
+    if streak < config.confirmations:
+        return (replace(state, leader=best, streak=streak),
+                Decision(t_ms, cur, False, f"current plan loses {streak}/{config.confirmations}", mode,
+                         objective, gain, cost, kind))
+    if mode == "overload":
         reason = (f"overload: backlog {state.backlog} >= {config.max_batch}; highest-throughput plan "
                   f"({catalog.throughput(best) * 1000:.0f} vs {catalog.throughput(cur) * 1000:.0f} req/s on full batches)")
     else:
         sizes = sorted(histogram(state))
         reason = (f"batches formed in the last {config.window_ms / 1000:g} s: sizes {sizes[0]}..{sizes[-1]} "
                   f"({len(state.recent)} batches); expected latency {objective[0]:.1f} -> {objective[1]:.1f} ms")
-    restart = cost > 0.0
-    state = replace(state, current=best, leader=None, streak=0, switching=restart)
-    return state, Decision(t_ms, best, True, reason, mode, objective, gain, cost)
+    state = replace(state, current=best, leader=None, streak=0, switching=kind != REROUTE)
+    return state, Decision(t_ms, best, True, reason, mode, objective, gain, cost, kind)
 
 
 def switched(state: PolicyState) -> PolicyState:
-    """The driver finished a restart (the new plan serves): decisions resume."""
+    """The driver finished a switch (the new plan serves): decisions resume."""
     return replace(state, switching=False)
 
 
@@ -602,7 +698,8 @@ def replay(config: PolicyConfig, catalog: PlanCatalog, current: int,
            restart_ms: float = 0.0) -> list[Decision]:
     """Decisions for a scripted sequence of formed batches ``(t_ms, size, backlog)``.
 
-    A restart is taken to finish ``restart_ms`` after its decision (0: at once). Pure;
+    A retarget or respawn is taken to finish ``restart_ms`` after its decision (0: at
+    once; a re-route always finishes at once). Pure;
     used by tests and by ``benchmarks/adaptive.py`` to explain decisions."""
     state = initial_state(current)
     out = []

@@ -22,17 +22,34 @@ baselines are built from candidate cells under the same options, the optimum fou
 DP (or certified by Z3) is never beaten by a baseline (issue 14 / issue 19: the thin
 baseline priced on interpolated cells the DP never saw beat the "optimal" plan).
 
+**Calibrated by default** (issue 27). :func:`corun` is the one definition every face uses:
+a profile with a co-run model is priced and planned with it (``"calibrated"``) unless the
+caller asks for ``isolated``; a profile without one is ``"none"``, and every output that
+prices a plan of more than one instance then says :data:`NO_CORUN_NOTE` in one line
+(:meth:`CoRun.notes`). :func:`priced_profile` strips the model when it must not apply.
+
 Pure functions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from packrat_sim.errors import PackratError
 from packrat_sim.optimizer import OptimizerError, OptimizerOptions, optimize
 from packrat_sim.plan import Instance, Plan, PlanError, fat, split_evenly, thin
 from packrat_sim.profile import Cell, Profile, ProfileError
+
+#: The one line every output that prices a plan of more than one instance prints when the
+#: profile has no co-run model (issue 27: on the authors' 16-core co-run data, isolated
+#: predictions of 72 multi-instance plans were a median 22% and up to 41% optimistic).
+NO_CORUN_NOTE = ("no co-run data: multi-instance plans are priced from the isolated profile, and on real "
+                 "servers isolated predictions of multi-instance plans were 20-40% optimistic")
+#: The same warning when the profile has a co-run model and the caller asked to ignore it.
+ISOLATED_NOTE = ("isolated: the profile's co-run model is ignored on request, and on real servers isolated "
+                 "predictions of multi-instance plans were 20-40% optimistic")
+CORUN_MODES = ("calibrated", "isolated", "none")
 
 CANDIDATES = ("profiled", "interpolated")
 # interpolated candidate sets are materialised as cells; refuse sets larger than this
@@ -97,11 +114,13 @@ class Predictor:
         return self.profile.latency(threads, batch, self.statistic)
 
     def slowdown(self, threads: int, busy: int) -> float:
-        """Co-run slowdown (>= 0 factor) of a ``threads``-thread instance in a plan keeping ``busy`` busy."""
+        """Co-run slowdown (> 0 factor) of a ``threads``-thread instance in a plan keeping ``busy``
+        busy: ``s_t(busy - threads)``, its thread count's curve or the base one
+        (``Interference.slowdown_in_plan``, the factor the planner and Z3 scale cells by)."""
         model = self.profile.interference
         if not self.interference or model is None:
             return 1.0
-        return model.slowdown(busy - threads)
+        return model.slowdown_in_plan(threads, busy)
 
     def compute_ms(self, plan: Plan) -> float | None:
         """max_j L[t_j, b_j] * s(U - t_j) in ms; None if an instance is not a candidate cell."""
@@ -113,6 +132,19 @@ class Predictor:
                 return None
             worst = max(worst, v * self.slowdown(inst.threads, busy))
         return worst
+
+    def estimate_ms(self, plan: Plan) -> float:
+        """:meth:`plan_ms` with the cells that are not candidates interpolated
+        (``Profile.predict``), as the simulator prices a plan it runs (ms). ProfileError when
+        a cell cannot be predicted."""
+        busy = plan.threads_used
+        worst = 0.0
+        for inst in plan.instances:
+            v = self.cell_ms(inst.threads, inst.batch)
+            if v is None:
+                v = self.profile.predict(inst.threads, inst.batch)
+            worst = max(worst, v * self.slowdown(inst.threads, busy))
+        return self.dispatch_ms(plan) + worst
 
     def dispatch_ms(self, plan: Plan) -> float:
         """Measured dispatch cost (ms) for the plan's instance count and batch (0 if unmeasured)."""
@@ -130,6 +162,170 @@ class Predictor:
             missing = [f"{i.threads}t x {i.batch}" for i in plan.instances if self.cell_ms(i.threads, i.batch) is None]
             raise PredictorError(f"plan {plan.describe()} uses cells that are not candidates: {', '.join(sorted(set(missing)))}")
         return plan.with_prediction(ms)
+
+
+@dataclass(frozen=True)
+class CoRun:
+    """How a face prices the plans of a profile: the one definition of "calibrated" (issue 27).
+
+    ``mode``: ``"calibrated"`` (the profile's co-run model applies: the default whenever it
+    has one), ``"isolated"`` (it has one, ignored on request) or ``"none"`` (it has none).
+    ``source`` and ``fit_error`` (RMS relative error, a fraction) describe the model when
+    there is one ("" / None when unknown). Build it with :func:`corun`.
+    """
+
+    mode: str
+    source: str = ""
+    fit_error: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in CORUN_MODES:
+            raise PredictorError(f"unknown co-run mode {self.mode!r}; choose one of {', '.join(CORUN_MODES)}")
+
+    @property
+    def calibrated(self) -> bool:
+        """True when latencies include the profile's co-run slowdown."""
+        return self.mode == "calibrated"
+
+    def describe(self) -> str:
+        """One line saying how plans are priced (no trailing period)."""
+        if self.mode == "none":
+            return "isolated: the profile has no co-run data"
+        model = "the profile's co-run model"
+        if self.source:
+            model += f" ({self.source})"
+        if self.fit_error is not None:
+            model += f", fit error {100.0 * self.fit_error:.1f}%"
+        if self.calibrated:
+            return f"calibrated: latencies include {model}"
+        return f"isolated: {model} is ignored on request"
+
+    def notes(self, plans: Iterable[Plan | None]) -> list[str]:
+        """``[NO_CORUN_NOTE]`` (``[ISOLATED_NOTE]`` when the model is ignored on request) if
+        the output prices a plan of more than one instance (among ``plans``; None entries are
+        skipped) without co-run data; else []. Pure."""
+        return self.notes_if(any(p is not None and len(p.instances) > 1 for p in plans))
+
+    def notes_if(self, multi_instance: bool) -> list[str]:
+        """:meth:`notes` for an output that says itself whether it prices a multi-instance plan."""
+        if self.calibrated or not multi_instance:
+            return []
+        return [NO_CORUN_NOTE if self.mode == "none" else ISOLATED_NOTE]
+
+    def to_json(self) -> dict:
+        """``{"mode", "source", "fit_error"}`` (source and fit error None when unknown)."""
+        return {"mode": self.mode, "source": self.source or None, "fit_error": self.fit_error}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> CoRun:
+        """The inverse of :meth:`to_json`."""
+        return cls(obj["mode"], obj.get("source") or "", obj.get("fit_error"))
+
+
+def corun_source(profile: Profile) -> str:
+    """Where the profile's co-run model came from ("" without a model): the co-run CSVs it
+    was imported from, the co-run sweep of ``packrat profile``, or a synthetic model."""
+    if profile.interference is None:
+        return ""
+    meta = dict(profile.meta)
+    if meta.get("interference.source"):
+        return f"imported from {meta['interference.source']}"
+    if "interference.probe" in meta or "interference.raw" in meta:
+        return "measured by the profiler's co-run sweep"
+    return "synthetic" if profile.synthetic else ""
+
+
+def corun(profile: Profile, isolated: bool = False) -> CoRun:
+    """How ``profile``'s plans are priced: calibrated when it has a co-run model (unless
+    ``isolated``), isolated when it has one and ``isolated``, none without one. Pure."""
+    model = profile.interference
+    if model is None:
+        return CoRun("none")
+    return CoRun("isolated" if isolated else "calibrated", corun_source(profile), model.fit_error)
+
+
+def priced_profile(profile: Profile, co: CoRun) -> Profile:
+    """``profile`` as ``co`` prices it: unchanged when calibrated, without its co-run model
+    otherwise (so every consumer, the simulator included, ignores it). Pure."""
+    if co.calibrated or profile.interference is None:
+        return profile
+    return replace(profile, interference=None)
+
+
+@dataclass(frozen=True)
+class GroupPrice:
+    """One group ``count x threads x batch`` of a priced plan: its isolated cell latency
+    ``isolated_ms`` = L[t, b], the co-run slowdown s(U - t) beside the plan's other busy
+    cores, and ``calibrated_ms`` = L[t, b] * s(U - t) (None without a co-run model). ms."""
+
+    count: int
+    threads: int
+    batch: int
+    isolated_ms: float
+    slowdown: float
+    calibrated_ms: float | None
+
+    def to_json(self) -> dict:
+        return {"count": self.count, "threads": self.threads, "batch": self.batch, "isolated_ms": self.isolated_ms,
+                "slowdown": self.slowdown, "calibrated_ms": self.calibrated_ms}
+
+
+@dataclass(frozen=True)
+class PlanPrice:
+    """A plan priced group by group (see :func:`price_plan`). ``isolated_ms`` and
+    ``calibrated_ms`` are batch latencies: dispatch + the slowest group (``calibrated_ms``
+    None without a co-run model); ``dispatch_ms`` is 0 where the profile measured none."""
+
+    plan: Plan
+    corun: CoRun
+    groups: tuple[GroupPrice, ...]
+    dispatch_ms: float
+    isolated_ms: float
+    calibrated_ms: float | None
+    has_dispatch: bool = False
+
+    @property
+    def predicted_ms(self) -> float:
+        """The prediction the toolkit uses: calibrated when it can be, else isolated."""
+        return self.isolated_ms if self.calibrated_ms is None else self.calibrated_ms
+
+    def notes(self) -> list[str]:
+        """The no-co-run line when it applies (:meth:`CoRun.notes`)."""
+        return self.corun.notes([self.plan])
+
+    def to_json(self) -> dict:
+        return {
+            "plan": self.plan.describe(), "batch": self.plan.batch, "cores": self.plan.cores,
+            "threads_used": self.plan.threads_used, "instances": len(self.plan.instances),
+            "groups": [g.to_json() for g in self.groups],
+            "dispatch_ms": self.dispatch_ms if self.has_dispatch else None,
+            "isolated_ms": self.isolated_ms, "calibrated_ms": self.calibrated_ms, "predicted_ms": self.predicted_ms,
+            "corun": self.corun.mode, "corun_model": self.corun.to_json(), "notes": self.notes(),
+        }
+
+
+def price_plan(profile: Profile, plan: Plan, *, isolated: bool = False, statistic: str | None = None) -> PlanPrice:
+    """Price ``plan`` on ``profile`` group by group, isolated and (when the profile has a
+    co-run model and not ``isolated``) calibrated, by :class:`Predictor`. Only measured
+    cells price a plan: PredictorError naming every missing cell ``t x b`` otherwise. Pure."""
+    co = corun(profile, isolated)
+    alone = Predictor(profile, statistic, interference=False)
+    calibrated = Predictor(profile, statistic, interference=True) if co.calibrated else None
+    cells = {(t, b): alone.cell_ms(t, b) for _, t, b in plan.groups()}
+    missing = [f"{t} x {b}" for (t, b), ms in sorted(cells.items()) if ms is None]
+    if missing:
+        raise PredictorError(f"the profile of {profile.model!r} has no cell {', '.join(missing)} (threads x sub-batch) "
+                             f"for plan {plan.describe()}")
+    busy = plan.threads_used
+    groups = []
+    for n, t, b in plan.groups():
+        iso = float(cells[(t, b)] or 0.0)
+        slow = 1.0 if calibrated is None else calibrated.slowdown(t, busy)
+        groups.append(GroupPrice(n, t, b, iso, slow, None if calibrated is None else iso * slow))
+    dispatch = alone.dispatch_ms(plan)
+    cal = None if calibrated is None else max(g.calibrated_ms or 0.0 for g in groups) + dispatch
+    return PlanPrice(plan, co, tuple(groups), dispatch, max(g.isolated_ms for g in groups) + dispatch, cal,
+                     bool(profile.dispatch))
 
 
 @dataclass(frozen=True)
@@ -254,7 +450,13 @@ def price_baselines(profile: Profile, batch: int, cores: int, options: Optimizer
 
 __all__ = [
     "CANDIDATES",
+    "CORUN_MODES",
+    "ISOLATED_NOTE",
+    "NO_CORUN_NOTE",
     "Baseline",
+    "CoRun",
+    "GroupPrice",
+    "PlanPrice",
     "Instance",
     "Predictor",
     "PredictorError",
@@ -262,6 +464,10 @@ __all__ = [
     "best_plan",
     "candidate_profile",
     "check_candidates",
+    "corun",
+    "corun_source",
     "price_baselines",
+    "price_plan",
+    "priced_profile",
     "split_evenly",
 ]

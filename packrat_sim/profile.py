@@ -15,7 +15,9 @@ File format (JSON, versioned)::
      "source": "...", "machine": {...}, "statistic": "mean",
      "cells": [{"threads": 1, "batch": 1, "samples_ms": [...], "min_ms": ..,
                 "median_ms": .., "mean_ms": .., "p90_ms": .., "max_ms": ..}],
-     "interference": null | {"form": "busy-cores", "points": [[0, 1.0], [4, 1.1]]},
+     "interference": null | {"form": "busy-cores", "points": [[0, 1.0], [4, 1.1]]}
+                     | {"form": "busy-cores-by-threads", "points": [...], "curves":
+                        [{"threads": 4, "points": [[4, 1.2]], "fit_error": 0.01}]},
      "meta": {...}}
 """
 
@@ -28,6 +30,7 @@ import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -147,65 +150,170 @@ class Cell:
 
 # ------------------------------------------------------------------ interference
 
+INTERFERENCE_FORMS = ("busy-cores", "busy-cores-by-threads")
+Points = tuple[tuple[int, float], ...]  # (other busy cores, slowdown), cores increasing
+
+
+def _check_points(points: Points) -> None:
+    """ProfileError unless ``points`` are [cores, slowdown] pairs with cores increasing
+    integers >= 0 and slowdowns numbers in (0, MAX_SLOWDOWN]. Pure."""
+    last = -1
+    for point in points:
+        if len(point) != 2:
+            raise ProfileError(f"interference point must be [cores, slowdown], got {point!r}")
+        k, s = point
+        if not validate.is_integer(k, numpy=True) or k < 0 or k <= last:
+            raise ProfileError(f"interference cores must be increasing integers >= 0, got {k!r}")
+        if not validate.is_number(s) or not math.isfinite(s) or not 0 < s <= MAX_SLOWDOWN:
+            raise ProfileError(f"interference slowdown must be a number in (0, {MAX_SLOWDOWN:g}], got {s!r:.60}")
+        last = k
+
+
+def _check_fit_error(value: object, what: str) -> None:
+    """ProfileError unless ``value`` is None or a finite number >= 0 (an RMS relative error)."""
+    if value is not None:
+        validate.nonnegative_float(value, what, error=ProfileError)
+
+
+def _interpolate(points: Points, other_busy_cores: int) -> float:
+    """The piecewise-linear curve through (0, 1) and ``points`` at ``other_busy_cores``, held
+    constant beyond the last point; 1 with no other busy core or no point. Pure."""
+    if other_busy_cores <= 0 or not points:
+        return 1.0
+    xs = [k for k, _ in points]
+    ys = [s for _, s in points]
+    if xs[0] != 0:
+        xs, ys = [0] + xs, [1.0] + ys
+    return float(np.interp(other_busy_cores, xs, ys))
+
+
+def _points_json(points: Points) -> list[list]:
+    return [[int(k), float(s)] for k, s in points]
+
+
+def _points_from_json(points: object, what: str) -> Points:
+    """``[[cores, slowdown], ...]`` read from JSON (validated by the caller's constructor)."""
+    if not isinstance(points, list):
+        raise ProfileError(f"{what} must be a list, got {points!r}")
+    pts = []
+    for p in points:
+        if not isinstance(p, list) or len(p) != 2:
+            raise ProfileError(f"interference point must be [cores, slowdown], got {p!r}")
+        pts.append((p[0], p[1]))
+    return tuple(pts)
+
 
 @dataclass(frozen=True)
-class Interference:
-    """Slowdown of an instance as a function of what runs beside it.
+class ThreadCurve:
+    """The co-run slowdown of instances of exactly ``threads`` threads: ``points`` as in
+    :class:`Interference` (other busy cores, slowdown), and the RMS relative error of the fit
+    over that thread count's observations (``fit_error``, None when not fitted)."""
 
-    ``form="busy-cores"``: ``points`` are (other_busy_cores, slowdown) pairs, sorted by
-    cores, slowdown >= 1 at measured points; between points the slowdown is linearly
-    interpolated, beyond the last point it is held constant, and with no other busy core
-    it is 1. An instance's latency beside k busy cores is ``L[t, b] * slowdown(k)``.
-    """
-
-    points: tuple[tuple[int, float], ...]
-    form: str = "busy-cores"
+    threads: int
+    points: Points
     fit_error: float | None = None
 
     def __post_init__(self) -> None:
-        if self.form != "busy-cores":
-            raise ProfileError(f"unknown interference form {self.form!r}; known: busy-cores")
-        last = -1
-        for point in self.points:
-            if len(point) != 2:
-                raise ProfileError(f"interference point must be [cores, slowdown], got {point!r}")
-            k, s = point
-            if not validate.is_integer(k, numpy=True) or k < 0 or k <= last:
-                raise ProfileError(f"interference cores must be increasing integers >= 0, got {k!r}")
-            if not validate.is_number(s) or not math.isfinite(s) or not 0 < s <= MAX_SLOWDOWN:
-                raise ProfileError(f"interference slowdown must be a number in (0, {MAX_SLOWDOWN:g}], got {s!r:.60}")
-            last = k
-
-    def slowdown(self, other_busy_cores: int) -> float:
-        """Multiplicative slowdown (> 0) of an instance beside ``other_busy_cores`` busy cores."""
-        if other_busy_cores <= 0 or not self.points:
-            return 1.0
-        xs = [k for k, _ in self.points]
-        ys = [s for _, s in self.points]
-        if xs[0] != 0:
-            xs, ys = [0] + xs, [1.0] + ys
-        return float(np.interp(other_busy_cores, xs, ys))
+        validate.positive_int(self.threads, "interference curve threads", error=ProfileError, numpy=True)
+        if not self.points:
+            raise ProfileError(f"the interference curve of {self.threads} threads has no points")
+        _check_points(self.points)
+        _check_fit_error(self.fit_error, f"the fit error of the {self.threads}-thread interference curve")
 
     def to_json(self) -> dict:
-        out: dict = {"form": self.form, "points": [[int(k), float(s)] for k, s in self.points]}
+        out: dict = {"threads": int(self.threads), "points": _points_json(self.points)}
         if self.fit_error is not None:
             out["fit_error"] = self.fit_error
+        return out
+
+    @classmethod
+    def from_json(cls, obj: object) -> ThreadCurve:
+        if not isinstance(obj, Mapping):
+            raise ProfileError(f"an interference curve must be an object, got {obj!r}")
+        threads = validate.positive_int(obj.get("threads"), "interference curve threads", error=ProfileError)
+        return cls(threads=threads, points=_points_from_json(obj.get("points"), "interference curve points"),
+                   fit_error=obj.get("fit_error"))
+
+
+@dataclass(frozen=True)
+class Interference:
+    """Slowdown of an instance as a function of what runs beside it (packrat_sim/interference.py
+    has the model, its fit and why planning under it is exact).
+
+    ``points`` (the *base* curve) are (other_busy_cores, slowdown) pairs, sorted by cores;
+    between points the slowdown is linearly interpolated, beyond the last point it is held
+    constant, and with no other busy core it is 1. ``curves`` optionally give instances of one
+    thread count their own curve of the same kind; a thread count without one uses the base.
+    An instance of t threads beside k other busy cores takes ``L[t, b] * slowdown(k, t)``.
+
+    ``form`` is ``"busy-cores"`` (base curve only: the meaning profiles always had) or
+    ``"busy-cores-by-threads"`` (with curves; set automatically when ``curves`` is given, so
+    an older reader rejects the file instead of silently ignoring the curves). ``fit_error``:
+    RMS relative error of the whole model over its observations; ``base_fit_error``: that of
+    the base curve alone (kept when curves were fitted, to show what they gained).
+    """
+
+    points: Points
+    form: str = "busy-cores"
+    fit_error: float | None = None
+    curves: tuple[ThreadCurve, ...] = ()
+    base_fit_error: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.form not in INTERFERENCE_FORMS:
+            raise ProfileError(f"unknown interference form {self.form!r}; known: {', '.join(INTERFERENCE_FORMS)}")
+        _check_points(self.points)
+        _check_fit_error(self.fit_error, "interference fit_error")
+        _check_fit_error(self.base_fit_error, "interference base_fit_error")
+        threads = [c.threads for c in self.curves]
+        if any(not isinstance(c, ThreadCurve) for c in self.curves) or threads != sorted(set(threads)):
+            raise ProfileError(f"interference curves must be curves of increasing thread counts, got {threads!r}")
+        if self.curves and self.form == "busy-cores":
+            object.__setattr__(self, "form", "busy-cores-by-threads")
+        if not self.curves and self.form == "busy-cores-by-threads":
+            raise ProfileError("interference form 'busy-cores-by-threads' needs at least one curve")
+
+    @cached_property
+    def _by_threads(self) -> dict[int, Points]:
+        return {int(c.threads): c.points for c in self.curves}
+
+    def slowdown(self, other_busy_cores: int, threads: int | None = None) -> float:
+        """Multiplicative slowdown (> 0) of an instance of ``threads`` threads beside
+        ``other_busy_cores`` busy cores: its thread count's curve, else the base curve
+        (``threads`` None: the base curve)."""
+        return _interpolate(self._by_threads.get(threads, self.points) if threads is not None else self.points,
+                            other_busy_cores)
+
+    def slowdown_in_plan(self, threads: int, busy: int) -> float:
+        """Slowdown of a ``threads``-thread instance in a plan keeping ``busy`` threads busy in
+        all: ``slowdown(busy - threads, threads)``. Every consumer prices through this one
+        expression (predictor, planner, Z3), so they compute the same floats."""
+        return self.slowdown(busy - threads, threads)
+
+    def to_json(self) -> dict:
+        out: dict = {"form": self.form, "points": _points_json(self.points)}
+        if self.fit_error is not None:
+            out["fit_error"] = self.fit_error
+        if self.curves:
+            out["curves"] = [c.to_json() for c in self.curves]
+        if self.base_fit_error is not None:
+            out["base_fit_error"] = self.base_fit_error
         return out
 
     @classmethod
     def from_json(cls, obj: object) -> Interference:
         if not isinstance(obj, Mapping):
             raise ProfileError(f"interference must be an object, got {obj!r}")
-        points = obj.get("points")
-        if not isinstance(points, list):
-            raise ProfileError(f"interference.points must be a list, got {points!r}")
-        pts = []
-        for p in points:
-            if not isinstance(p, list) or len(p) != 2:
-                raise ProfileError(f"interference point must be [cores, slowdown], got {p!r}")
-            pts.append((p[0], p[1]))
-        fit = obj.get("fit_error")
-        return cls(points=tuple(pts), form=obj.get("form", "busy-cores"), fit_error=fit)
+        form = obj.get("form", "busy-cores")
+        curves = obj.get("curves", [])
+        if form == "busy-cores" and "curves" in obj:
+            raise ProfileError("interference form 'busy-cores' has no curves; "
+                               "per-thread-count curves need form 'busy-cores-by-threads'")
+        if not isinstance(curves, list):
+            raise ProfileError(f"interference.curves must be a list, got {curves!r}")
+        return cls(points=_points_from_json(obj.get("points"), "interference.points"), form=form,
+                   fit_error=obj.get("fit_error"), curves=tuple(ThreadCurve.from_json(c) for c in curves),
+                   base_fit_error=obj.get("base_fit_error"))
 
 
 # ----------------------------------------------------------------------- profile

@@ -33,19 +33,24 @@ What is modelled (times are SimPy time in float **milliseconds**):
   system by default, or only the queued ones with ``SimConfig.observe = "waiting"``) and
   plans for a power-of-two batch size; while the server is idle and the estimator has
   settled, its ticks up to the next arrival are skipped in one step. Either way idle
-  time costs nothing. A new plan is deployed by DESIGN.md's protocol, costed by the
-  measured :class:`~packrat_sim.policy.SwitchModel`: (1) start the new instances beside
-  the old ones: ``start_ms`` of start-up, each new instance one busy core (the serving
-  instances slow down as measured), then ``warmup_iterations`` inferences of its
-  sub-batch on the shared cores (oversubscribed); (2) when all are ready, (3) switch
-  routing in one step (``reconfigure`` returns; every later batch is split by the new
-  plan); (4) the old instances finish the batch they hold, then stop and release their
-  cores. The dispatcher's cap stays the workload's ``max_batch`` (TorchServe's
-  ``batchSize``); a batch larger than the plan's B is split in the same proportions. A
-  new plan with the same thread counts as the old only re-routes (instant switch, no
-  restart). Static policies (``"fat"``, ``"thin"``, a given
-  :class:`~packrat_sim.plan.Plan`) never reconfigure; on closed-loop workloads both
-  packrat policies run the optimizer's plan for the client batch.
+  time costs nothing. A new plan is deployed by the kind of switch the runner performs
+  (:meth:`~packrat_sim.policy.SwitchModel.kind`, the one rule of
+  :mod:`packrat_sim.switching`), costed by the :class:`~packrat_sim.policy.SwitchModel`:
+  a **re-route** (same thread counts) switches routing ``reroute_ms`` later, the
+  in-flight batch finishing on the same workers; a **retarget** (warm workers change
+  threads and cores in place) holds routing while the in-flight batch drains, pauses
+  ``retarget_ms``, switches, and its first batch runs ``first_batch_factor`` times
+  slower; a **respawn** (new processes) follows DESIGN.md's protocol with measured
+  costs: (1) start the new instances beside the old ones: ``start_ms`` of start-up,
+  each new instance one busy core (the serving instances slow down as measured), then
+  ``warmup_iterations`` inferences of its sub-batch on the shared cores
+  (oversubscribed); (2) when all are ready, (3) switch routing in one step
+  (``reconfigure`` returns; every later batch is split by the new plan); (4) the old
+  instances finish the batch they hold, then stop and release their cores. The
+  dispatcher's cap stays the workload's ``max_batch`` (TorchServe's ``batchSize``); a
+  batch larger than the plan's B is split in the same proportions. Static policies
+  (``"fat"``, ``"thin"``, a given :class:`~packrat_sim.plan.Plan`) never reconfigure; on
+  closed-loop workloads both packrat policies run the optimizer's plan for the client batch.
 
 The run emits its history in DESIGN.md's JSON format (``packrat.history/1``, model
 ``serving``; times in integer simulated nanoseconds): one ``infer`` per batch (call: the
@@ -83,6 +88,7 @@ from packrat_sim.optimizer import OptimizerError, OptimizerOptions, PlanTable, o
 from packrat_sim.plan import Plan, fat, plan_latency, thin
 from packrat_sim.policy import ServiceModel, split_batch
 from packrat_sim.profile import Profile
+from packrat_sim.switching import REROUTE, RESPAWN, RETARGET
 from packrat_sim.workload import (
     Closed,
     Workload,
@@ -115,9 +121,11 @@ class SimConfig:
     * ``start_ms``: time to start a new instance and build its model, before warm-up
       (default: measured, see :class:`~packrat_sim.policy.SwitchModel`).
     * ``warmup_iterations``: inferences of its sub-batch a new instance runs before ready.
-    * ``switch``: the rest of the reconfiguration cost model (slowdowns of the serving
-      instances during start-up and warm-up); None: the measured defaults with
-      ``start_ms`` and ``warmup_iterations`` from here.
+    * ``switch``: the rest of the reconfiguration cost model (:class:`~packrat_sim.policy.SwitchModel`:
+      the re-route and retarget pauses, the retarget's first-batch slowdown, the warm
+      standby that decides the kind, a respawn's slowdowns of the serving instances during
+      start-up and warm-up); None: the defaults with ``start_ms`` and ``warmup_iterations``
+      from here.
     * ``initial_batch``: batch size the ``packrat-ewma`` policy starts with (None: the
       largest the estimator allows). The ``packrat`` policy starts with the plan for the
       first formed batch.
@@ -227,7 +235,7 @@ class _PlanSampler:
                 pool[j, : len(f)] = f
             threads = np.array([t for t, _ in active], dtype=float)
             busy = int(sum(t for t, _ in active))
-            slow0 = np.array([self.model.slowdown(busy - t) for t, _ in active])
+            slow0 = np.array([self.model.slowdown(busy - t, t) for t, _ in active])
             e = _Entry(
                 threads,
                 np.array([base for base, _ in cells]),
@@ -266,7 +274,7 @@ class _PlanSampler:
         e = self.entry(n)
         u = self.rng.random(len(e.threads))
         f = e.pool[e.ar, (u * e.lens).astype(np.intp)]
-        slow = np.array([self.model.slowdown(e.busy - int(t) + other_busy) for t in e.threads])
+        slow = np.array([self.model.slowdown(e.busy - int(t) + other_busy, int(t)) for t in e.threads])
         s = f * e.base * slow
         shared = s * factor(e.threads)
         return float(shared.max()) + e.dispatch, float(s @ e.threads)
@@ -278,11 +286,14 @@ class _PlanSampler:
 @dataclass(frozen=True)
 class Reconfiguration:
     """One reconfiguration (times in ms): decided at ``call_ms``, routing switched at
-    ``switch_ms`` (``reconfigure`` returned), old instances stopped at ``drained_ms``.
-    ``restarted``: False when the new plan reused the old instances (re-route only).
+    ``switch_ms`` (``reconfigure`` returned), the old epoch's work drained at ``drained_ms``
+    (after the switch for a respawn; before it for a retarget, whose workers drain and then
+    retarget in place). ``kind``: ``re-route``, ``retarget`` or ``respawn``
+    (:mod:`packrat_sim.switching`); ``pause_ms``: the modelled pause of that kind
+    (:meth:`SwitchModel.pause_ms`); ``restarted``: new processes were started (a respawn).
     ``reason``, ``gain_ms``, ``cost_ms``: the policy's explanation (why; predicted gain in
-    request-weighted expected latency, ms per request; the modelled slowed time of the
-    serving instances, ms); empty / 0 for the ``packrat-ewma`` estimator."""
+    request-weighted expected latency, ms per request; the priced loss of that kind, ms);
+    empty / 0 for the ``packrat-ewma`` estimator."""
 
     from_epoch: int
     to_epoch: int
@@ -297,6 +308,8 @@ class Reconfiguration:
     reason: str = ""
     gain_ms: float = 0.0
     cost_ms: float = 0.0
+    kind: str = RESPAWN
+    pause_ms: float = 0.0
 
     def to_json(self) -> dict:
         return {
@@ -312,6 +325,8 @@ class Reconfiguration:
             "drained_ms": self.drained_ms,
             "duration_ms": self.switch_ms - self.call_ms,
             "restarted": self.restarted,
+            "kind": self.kind,
+            "pause_ms": self.pause_ms,
             "reason": self.reason,
             "predicted_gain_ms": self.gain_ms,
             "switch_cost_ms": self.cost_ms,
@@ -364,6 +379,7 @@ class SimResult:
     records: Records
     control: tuple[tuple[float, int, int, dict], ...]
     decisions: tuple = ()  # every decision of the packrat policy (pol.Decision), in time order
+    catalog_plans: tuple[Plan, ...] = ()  # the packrat policy's candidates: Decision.plan indexes them
 
     @property
     def plan(self) -> Plan:
@@ -389,18 +405,20 @@ class SimResult:
             "reconfigurations": [r.to_json() for r in self.reconfigurations],
             "predicted_cells": [list(c) for c in self.predicted_cells],
             "policy_decisions": self.decision_summary(),
+            "decisions": [dict(d.to_json(), plan_describe=self.catalog_plans[d.plan].describe())
+                          for d in self.decisions],
         }
 
     def decision_summary(self) -> dict:
         """How many decisions the packrat policy took, by outcome (reason), and the largest
-        predicted gain it refused (ms per request, with its modelled cost)."""
+        predicted gain it refused (ms per request, with the kind of switch and its price)."""
         by: dict[str, int] = {}
         refused = None
         for d in self.decisions:
             key = "switch" if d.reconfigure else d.reason
             by[key] = by.get(key, 0) + 1
             if not d.reconfigure and d.gain_ms > 0 and (refused is None or d.gain_ms > refused["gain_ms"]):
-                refused = {"t_ms": d.t_ms, "gain_ms": d.gain_ms, "cost_ms": d.cost_ms, "reason": d.reason}
+                refused = {"t_ms": d.t_ms, "gain_ms": d.gain_ms, "cost_ms": d.cost_ms, "kind": d.kind, "reason": d.reason}
         return {"count": len(self.decisions), "by_outcome": by, "largest_refused_gain": refused}
 
     # ---- timeline
@@ -550,10 +568,12 @@ class _Group:
     """The instances of one epoch (mutable state of a running simulation).
 
     ``launch_ms``: its processes were started (start-up: one busy core per instance);
-    ``start_ms``: start-up done, warm-up begins (all its threads live); ``ready_ms``: warm."""
+    ``start_ms``: start-up done, warm-up begins (all its threads live); ``ready_ms``: warm;
+    ``first_factor``: the slowdown of its next batch (> 1 only for a retarget's first)."""
 
     __slots__ = (
         "epoch",
+        "first_factor",
         "free_ms",
         "last_n",
         "launch_ms",
@@ -579,6 +599,7 @@ class _Group:
         self.stop_ms = math.inf
         self.free_ms = ready_ms
         self.last_n = 0
+        self.first_factor = 1.0  # slowdown of its next batch (a retarget's first batch; then 1)
 
     @property
     def cap(self) -> int:
@@ -701,6 +722,8 @@ class _Run:
         else:
             other, factor = self._shared(g, now)
             svc, core = g.sampler.draw_shared(n, other, factor)
+        if g.first_factor != 1.0:  # the first batch after a retarget
+            svc, g.first_factor = svc * g.first_factor, 1.0
         g.free_ms = now + svc
         g.last_n = n
         self.busy_core_ms += core
@@ -868,63 +891,86 @@ class _Run:
         self.pstate = pol.switched(self.pstate)
 
     def _reconfigure(self, new_plan: Plan, decision: pol.Decision | None = None):
-        """DESIGN.md's protocol: start new beside old, wait ready, switch, drain old.
-
-        Costs follow the :class:`~packrat_sim.policy.SwitchModel`: ``start_ms`` of start-up
-        (one busy core per new instance), then the warm-up iterations on the shared cores."""
+        """DESIGN.md's protocol, by the kind of switch (:meth:`SwitchModel.kind`, the rule the
+        runner follows): a re-route or a retarget reuses the warm workers in place
+        (:meth:`_in_place`); a respawn starts new processes beside the old ones
+        (:meth:`_respawn`). Records the reconfiguration; returns (as a process) at the switch."""
         env = self.env
         old = self.current
-        batch = new_plan.batch
         call = env.now
         epoch = old.epoch + 1
         seq = len(self.control)
-        info = {"event": "reconfigure", "epoch": epoch, "batch": batch, "plan": new_plan.describe()}
+        kind = self.switch.kind(old.plan, new_plan, self.cores)
+        info = {"event": "reconfigure", "epoch": epoch, "batch": new_plan.batch, "plan": new_plan.describe(),
+                "kind": kind}
         if decision is not None:
             info.update(reason=decision.reason, mode=decision.mode, gain_ms=decision.gain_ms, cost_ms=decision.cost_ms)
         self.control.append((call, 3, seq, info))
-        sampler = self.sampler(new_plan)
-        same = sorted(i.threads for i in new_plan.instances) == sorted(i.threads for i in old.plan.instances)
-        if same:
-            new = _Group(epoch, new_plan, sampler, old.start_ms, call, launch_ms=old.launch_ms)
-            new.free_ms = old.free_ms
-            new.last_n = old.last_n
-            old.stop_ms = call
-            self.groups = [h for h in self.groups if h is not old] + [new]
-            drained = call
+        if kind == RESPAWN:
+            new, drained = yield from self._respawn(old, new_plan, epoch)
+            switch = env.now
         else:
-            sw = self.switch
-            new = _Group(epoch, new_plan, sampler, call + sw.start_ms, math.inf, launch_ms=call)
-            new.free_ms = math.inf
-            self.groups.append(new)
-            if sw.start_ms > 0:
-                yield env.timeout(sw.start_ms)
-            other, factor = self._shared(new, env.now)
-            warm_each = []
-            for inst in new_plan.instances:
-                base, _ = self.model.cell(inst.threads, inst.batch)
-                f = float(np.max(factor(np.array([inst.threads]))))
-                warm_each.append(base * self.model.slowdown(new.threads - inst.threads + other) * f)
-                self.busy_core_ms += self.config.warmup_iterations * base * inst.threads
-            warm = self.config.warmup_iterations * max(warm_each)
-            if warm > 0:
-                yield env.timeout(warm)
-            new.ready_ms = env.now
-            new.free_ms = env.now
-            drained = max(env.now, old.free_ms)
-            old.stop_ms = drained
-        switch = env.now
-        self.current = new
+            new, switch, drained = self._in_place(old, new_plan, epoch, kind)
         self.plans.append(new_plan)
         self.control.append((switch, 4, seq + 1, {"event": "switch", "epoch": epoch}))
         self.control.append((drained, 1, seq + 2, {"event": "drained", "epoch": old.epoch}))
-        self.reconfigs.append(
-            Reconfiguration(old.epoch, epoch, old.cap, batch, old.plan, new_plan, call, switch, drained, not same,
-                            "" if decision is None else decision.reason,
-                            0.0 if decision is None else decision.gain_ms,
-                            0.0 if decision is None else decision.cost_ms)
-        )
+        self.reconfigs.append(Reconfiguration(
+            old.epoch, epoch, old.cap, new_plan.batch, old.plan, new_plan, call, switch, drained, kind == RESPAWN,
+            "" if decision is None else decision.reason, 0.0 if decision is None else decision.gain_ms,
+            0.0 if decision is None else decision.cost_ms, kind=kind, pause_ms=self.switch.pause_ms(kind)))
         if self.dispatcher.is_alive and self.dispatcher is not env.active_process:
             self.dispatcher.interrupt("switch")
+        if switch > env.now:
+            yield env.timeout(switch - env.now)  # the switch is in progress until then
+
+    def _in_place(self, old: _Group, new_plan: Plan, epoch: int, kind: str) -> tuple[_Group, float, float]:
+        """A re-route or a retarget at ``env.now``: (new group, switch ms, drained ms).
+
+        Routing moves to the new epoch now; its first batch can start at the switch. A
+        re-route switches ``reroute_ms`` after the call, the old epoch's in-flight batch
+        finishing on the same workers meanwhile. A retarget holds routing while that batch
+        drains, then the workers retarget for ``retarget_ms`` (the switch) and the first
+        batch on the new configuration runs ``first_batch_factor`` times slower."""
+        call = self.env.now
+        drained = max(call, old.free_ms)
+        switch = (call if kind == REROUTE else drained) + self.switch.pause_ms(kind)
+        new = _Group(epoch, new_plan, self.sampler(new_plan), call, call)
+        new.free_ms = max(switch, drained)
+        if kind == RETARGET:
+            new.first_factor = self.switch.first_batch_factor
+        old.stop_ms = drained
+        self.groups = [h for h in self.groups if h is not old] + [new]
+        self.current = new
+        return new, switch, drained
+
+    def _respawn(self, old: _Group, new_plan: Plan, epoch: int):
+        """Process: a respawn, costed by the :class:`~packrat_sim.policy.SwitchModel`:
+        ``start_ms`` of start-up (one busy core per new instance) beside the serving old
+        instances, then the warm-up iterations on the shared cores; at its end routing
+        switches (``env.now``) and the old instances drain. Returns (new group, drained ms)."""
+        env = self.env
+        sw = self.switch
+        new = _Group(epoch, new_plan, self.sampler(new_plan), env.now + sw.start_ms, math.inf, launch_ms=env.now)
+        new.free_ms = math.inf
+        self.groups.append(new)
+        if sw.start_ms > 0:
+            yield env.timeout(sw.start_ms)
+        other, factor = self._shared(new, env.now)
+        warm_each = []
+        for inst in new_plan.instances:
+            base, _ = self.model.cell(inst.threads, inst.batch)
+            f = float(np.max(factor(np.array([inst.threads]))))
+            warm_each.append(base * self.model.slowdown(new.threads - inst.threads + other, inst.threads) * f)
+            self.busy_core_ms += self.config.warmup_iterations * base * inst.threads
+        warm = self.config.warmup_iterations * max(warm_each)
+        if warm > 0:
+            yield env.timeout(warm)
+        new.ready_ms = env.now
+        new.free_ms = env.now
+        drained = max(env.now, old.free_ms)
+        old.stop_ms = drained
+        self.current = new
+        return new, drained
 
     # ---- run
     def run(self) -> None:
@@ -1117,6 +1163,7 @@ def simulate(
         records=records,
         control=tuple(run.control),
         decisions=tuple(run.decisions),
+        catalog_plans=() if catalog is None else tuple(catalog.plans),
     )
 
 

@@ -27,8 +27,10 @@ keep their own commas). An ``--axis`` replaces the file's values of that axis.
 Each run is one call of :func:`packrat_sim.simulator.simulate` and gives one **row**:
 the parameters, the offered load (req/s; empty for closed loops), request latency
 p50/p90/p99/mean/max (ms), throughput (req/s), core utilisation (0..1),
-reconfigurations, mean batch size, the starting plan and ``status`` (``ok`` or
-``failed`` with ``error``). Rows are deterministic: the same run gives the same row in
+reconfigurations, mean batch size, the starting plan, its predicted latency, ``corun``
+(how it was priced: ``calibrated`` with the profile's co-run model, the default when it
+has one; ``isolated`` when ``Grid.isolated`` ignores it; ``none`` without one) and
+``status`` (``ok`` or ``failed`` with ``error``). Rows are deterministic: the same run gives the same row in
 any process, on any engine (the simulator is seeded per run, :func:`run_one` is pure).
 
 :func:`run_sweep` writes rows to ``OUT/results.csv`` as they finish (appended and flushed,
@@ -71,7 +73,7 @@ GRID_JSON = "grid.json"
 COLUMNS = (
     "run_id", "profile", "cores", "workload", "offered_per_s", "policy", "seed", "status", "error",
     "requests", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "max_ms", "throughput_per_s", "utilisation",
-    "reconfigurations", "mean_batch_size", "plan", "predicted_ms",
+    "reconfigurations", "mean_batch_size", "plan", "predicted_ms", "corun",
 )
 _LATENCY_COLUMNS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "max_ms")  # request latency (LatencyStats fields)
 _INT_COLUMNS = ("cores", "seed", "requests", "reconfigurations")
@@ -146,6 +148,7 @@ class Grid:
     workloads: tuple[str, ...]
     policies: tuple[str, ...]
     seeds: tuple[int, ...]
+    isolated: bool = False  # ignore the profiles' co-run models (calibrated by default)
 
     def size(self) -> int:
         """Number of runs, ladders included (computed without expanding)."""
@@ -159,6 +162,7 @@ class Grid:
             "workload": list(self.workloads),
             "policy": list(self.policies),
             "seed": list(self.seeds),
+            **({"isolated": True} if self.isolated else {}),
         }
 
 
@@ -351,11 +355,14 @@ class RunParams:
     workload: str
     policy: str
     seed: int
+    isolated: bool = False  # the profile's co-run model ignored on request
 
     @property
     def run_id(self) -> str:
-        """Stable 16-hex-digit id of these parameters (the resume key)."""
-        key = json.dumps([self.profile, self.cores, self.workload, self.policy, self.seed])
+        """Stable 16-hex-digit id of these parameters (the resume key; a calibrated run keeps
+        the id it had before co-run models existed, an isolated one gets another)."""
+        params: list = [self.profile, self.cores, self.workload, self.policy, self.seed]
+        key = json.dumps(params + ["isolated"] if self.isolated else params)
         return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
@@ -368,7 +375,7 @@ def expand(grid: Grid) -> Iterator[RunParams]:
                 for concrete in expand_workload(w):
                     for policy in grid.policies:
                         for seed in grid.seeds:
-                            yield RunParams(profile, cores, concrete, policy, seed)
+                            yield RunParams(profile, cores, concrete, policy, seed, grid.isolated)
 
 
 @dataclass(frozen=True)
@@ -473,14 +480,18 @@ def failed_row(p: RunParams, error: str) -> dict:
 def run_one(task: RunTask) -> dict:
     """Simulate one run and return its row (pure: the same task gives the same row in any
     process). A simulation that rejects its input gives a ``failed`` row naming why."""
+    from packrat_sim.predictor import Predictor, corun, priced_profile
     from packrat_sim.simulator import simulate
     from packrat_sim.workload import load_workload
 
     p = task.params
+    co = corun(task_profile(task), p.isolated)
+    profile = priced_profile(task_profile(task), co)  # calibrated by default
     try:
         workload = load_workload(p.workload)
         name, config = _policy_args(p.policy)
-        result = simulate(task_profile(task), p.cores, workload, name, seed=p.seed, config=config)
+        result = simulate(profile, p.cores, workload, name, seed=p.seed, config=config)
+        predicted = Predictor(profile).estimate_ms(result.plan)
     except ValueError as exc:  # SimulationError, WorkloadError, OptimizerError, ... all name the value
         return failed_row(p, f"{type(exc).__name__}: {exc}")
     s = result.stats
@@ -497,7 +508,8 @@ def run_one(task: RunTask) -> dict:
         reconfigurations=len(result.reconfigurations),
         mean_batch_size=s.mean_batch_size,
         plan=result.plan.describe(),
-        predicted_ms=result.plan.predicted_ms,
+        predicted_ms=predicted,
+        corun=co.mode,
     )
     return row
 
@@ -767,6 +779,35 @@ def capacity_curves(rows: Iterable[Mapping], metric: str = "p99_ms") -> dict[tup
             continue
         acc.setdefault((r["profile"], r["cores"], r["policy"]), {}).setdefault(load, []).append(value)
     return {k: sorted((load, _median(v)) for load, v in pts.items()) for k, pts in sorted(acc.items())}
+
+
+def _multi_instance(row: Mapping) -> bool:
+    """Whether an ok row priced a plan of more than one instance: its starting plan has
+    several, or it reconfigured (to plans the row does not name)."""
+    from packrat_sim.plan import PlanError, parse_compact
+
+    if row.get("reconfigurations"):
+        return True
+    try:
+        return len(parse_compact(str(row.get("plan") or "")).instances) > 1
+    except PlanError:
+        return False
+
+
+def corun_notes(rows: Iterable[Mapping]) -> list[str]:
+    """The one line (``predictor.NO_CORUN_NOTE``, or ``ISOLATED_NOTE`` for runs that ignored
+    a model on request), followed by the profiles it concerns in parentheses, for ok rows
+    that priced a multi-instance plan without co-run data. At most one line per kind. Pure."""
+    from packrat_sim.predictor import ISOLATED_NOTE, NO_CORUN_NOTE
+
+    by_note: dict[str, list[str]] = {}
+    for r in rows:
+        if r.get("status") != "ok" or r.get("corun") not in ("none", "isolated") or not _multi_instance(r):
+            continue
+        names = by_note.setdefault(NO_CORUN_NOTE if r["corun"] == "none" else ISOLATED_NOTE, [])
+        if r["profile"] not in names:
+            names.append(r["profile"])
+    return [f"{note} ({', '.join(names)})" for note, names in by_note.items()]
 
 
 def best_per_cell(rows: Iterable[Mapping], metric: str = "p99_ms") -> list[dict]:

@@ -31,7 +31,7 @@ from packrat_sim.optimizer import OptimizerOptions, optimize
 from packrat_sim.plan import Instance, Plan, plan_latency
 from packrat_sim.plan import fat as fat_plan
 from packrat_sim.plan import thin as thin_plan
-from packrat_sim.predictor import Predictor, baselines, best_plan
+from packrat_sim.predictor import Predictor, baselines, best_plan, corun, priced_profile
 from real_runner import topology as topo_mod
 from real_runner.executor import InstancePool, start_side_by_side
 from real_runner.models import get_spec, make_inputs, require_batch_memory
@@ -83,26 +83,32 @@ def _shape(p: Plan) -> Plan:
 def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, iterations: int = 5,
               profile=None, topology: topo_mod.Topology | None = None, max_plans: int = 24,
               seed: int = 0, warmup: int = 2, on_progress: Callable[[str], None] | None = None,
-              interference: bool = False) -> dict:
+              interference: bool = False, isolated: bool = False) -> dict:
     """Benchmark ``model`` at each batch size of ``batches`` on ``cores`` cores (default: all
     allowed CPUs). ``profile``: a packrat_sim Profile to plan and predict from (default: a
     quick profile measured now, with its co-run interference sweep when ``interference``).
-    When the profile has an interference model, the interference-aware plan is measured
-    too and reported beside the isolated-profile plan, each with its regret against the
-    measured oracle. Returns a JSON-able dict (see the module docstring)."""
+    Calibrated by default (``packrat_sim.predictor.corun``): when the profile has a co-run
+    model (and not ``isolated``) every plan is predicted with it, and the interference-aware
+    plan is measured too and reported beside the isolated-profile plan, each with its regret
+    against the measured oracle. ``corun``/``corun_model`` say which prediction was used and
+    ``notes`` holds the no-co-run line when multi-instance plans were predicted without co-run
+    data. Returns a JSON-able dict (see the module docstring)."""
     get_spec(model)
     batches = [int(b) for b in batches]
     if not batches or any(b < 1 for b in batches):
         raise BenchError(f"batches must be positive integers, got {batches!r}")
     validate.positive_int(iterations, "iterations", error=BenchError)
     topo, T, say, profile = _setup(model, batches, cores, topology, profile, interference, on_progress)
+    co = corun(profile, isolated)
+    profile = priced_profile(profile, co)  # without its co-run model unless calibrated
     t_begin = time.monotonic()
     rows: list[dict[str, Any]] = []
-    predictor = Predictor(profile)  # dispatch cost + slowest instance x co-run slowdown
+    predictor = Predictor(profile)  # dispatch cost + slowest instance x co-run slowdown (when calibrated)
+    multi = False  # whether a multi-instance plan was predicted (the no-co-run line)
     for B in batches:
         opt = optimize(profile, B, T, OptimizerOptions(exact_cores=False))
         aware = None
-        if profile.interference is not None and profile.interference.points:
+        if co.calibrated and profile.interference is not None and profile.interference.points:
             aware = optimize_with_interference(profile, B, T, OptimizerOptions(exact_cores=False)).plan
         fat, thin = fat_plan(B, T), thin_plan(B, T)
         plans, complete = feasible_plans(B, T, max_plans=max_plans)
@@ -113,6 +119,7 @@ def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, i
         for p in named:
             if p not in plans:
                 plans.append(p)
+        multi = multi or any(len(p.instances) > 1 for p in plans)
         say(f"batch {B}: starting {len(plans)} plans side by side")
         samples = _run_interleaved(model, plans, B, iterations, topo, seed, warmup)
         meds = [_median(s) for s in samples]
@@ -146,11 +153,12 @@ def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, i
             "fat": fat.describe(), "thin": thin.describe(), "optimizer": opt.describe(),
             "oracle_best": plans[best].describe(),
             "fat_ms": fat_ms, "thin_ms": thin_ms, "optimizer_ms": opt_ms, "oracle_ms": meds[best],
-            "optimizer_predicted_ms": opt.predicted_ms,
+            "optimizer_predicted_ms": predictor.plan_ms(opt) or opt.predicted_ms,
+            "optimizer_predicted_isolated_ms": opt.predicted_ms,
             "speedup_optimizer_vs_fat": fat_ms / opt_ms, "speedup_thin_vs_fat": fat_ms / thin_ms,
             "speedup_oracle_vs_fat": fat_ms / meds[best],
             "regret_pct": 100.0 * (opt_ms / meds[best] - 1.0),
-            "optimizer_prediction_error_pct": None if not opt.predicted_ms else 100.0 * (opt.predicted_ms - opt_ms) / opt_ms,
+            "optimizer_prediction_error_pct": _error_pct(predictor.plan_ms(opt) or opt.predicted_ms, opt_ms),
             "median_abs_prediction_error_pct": _median_or_none(
                 [abs(e["prediction_error_pct"]) for e in entries if e["prediction_error_pct"] is not None]),
             "median_noise_pct": _median_or_none([e["noise_pct"] for e in entries if e["noise_pct"] is not None]),
@@ -159,8 +167,14 @@ def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, i
         "schema": "packrat.bench/1", "model": model, "cores": T, "topology": topo.describe(),
         "iterations": iterations,
         "profile": {"model": profile.model, "synthetic": profile.synthetic, "source": profile.source},
+        "corun": co.mode, "corun_model": co.to_json(), "notes": co.notes_if(multi),
         "batches": rows, "elapsed_s": time.monotonic() - t_begin,
     }
+
+
+def _error_pct(predicted: float | None, measured: float) -> float | None:
+    """(predicted - measured) / measured in %, None without a prediction."""
+    return None if not predicted else 100.0 * (predicted - measured) / measured
 
 
 def interleaved_schedule(plans: int, rounds: int, block: int = 1) -> list[tuple[int, bool]]:

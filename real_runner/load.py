@@ -8,7 +8,13 @@ Two steps, so that a caller can resolve a profile in between:
    the policy's plan catalog, serves the load with :func:`real_runner.serving.serve_load`,
    writes the history and checks it with the ``serving`` model; it returns a
    :class:`LoadRunResult` whose ``report`` is the JSON object ``packrat run --load --json``
-   prints.
+   prints (``switches``: one object per switch with its ``kind`` -- re-route, retarget or
+   respawn --, ``priced_ms`` and ``measured_ms``; ``request_latency_ms``: percentiles of
+   every request, closed loops included).
+
+Switches reuse warm workers: besides the first plan's workers, ``cores - instances`` warm
+workers wait parked (the standby), so every plan on these cores is reached by a re-route or
+a retarget (:func:`real_runner.executor.default_standby`).
 
 The load is :func:`real_runner.serving.parse_load`'s grammar: ``"B:DURATION,..."`` is a
 closed loop (a client submits a batch of B inputs, waits for the answer, submits the next,
@@ -79,7 +85,7 @@ class LoadSetup:
 @dataclass(frozen=True)
 class LoadRunResult:
     """What serving a load produced: ``report`` (the JSON object of ``packrat run --load``:
-    model, load, load_kind, cores, profile, the counts, latencies and reconfigurations of
+    model, load, load_kind, cores, profile, the counts, latencies, reconfigurations and switches of
     :func:`real_runner.serving.serve_load`, history_file when written, history_operations,
     and check when checked), the ``history`` itself, and the check's ``verdict`` ("ok",
     "illegal", "unknown"; None when not checked)."""
@@ -174,7 +180,8 @@ def run_load(setup: LoadSetup, profile: Profile | None = None, *, history_path: 
     if setup.policy is not None:
         catalog = PlanCatalog(profile, setup.cores, setup.load.max_batch, error=PolicyError, execution="chunks")
     served = serve_load(setup.request.model, setup.load, planner, estimator=setup.estimator,
-                        topology=setup.topology, warmup=setup.request.warmup, catalog=catalog, policy=setup.policy)
+                        topology=setup.topology, warmup=setup.request.warmup, catalog=catalog, policy=setup.policy,
+                        cores=setup.cores)
     history = served.pop("history")
     served.pop("runtime")
     report = {"model": setup.request.model, "load": setup.request.load, "load_kind": setup.load.kind,

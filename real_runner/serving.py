@@ -1,33 +1,50 @@
 """Online serving on real cores: a dispatcher over :class:`InstancePool`, the batch-size
 estimator, DESIGN.md's reconfiguration protocol, fault recovery and the history log.
 
-:class:`ServingRuntime` serves batches of a catalog model with the pool of the current
-epoch. Epoch e serves with plan P_e; :meth:`ServingRuntime.reconfigure` runs the protocol:
+':class:`ServingRuntime` serves batches of a catalog model with one :class:`InstancePool`
+whose warm workers every epoch reuses. Epoch e serves with plan P_e;
+:meth:`ServingRuntime.reconfigure` switches by the cheapest kind that suffices
+(:func:`packrat_sim.switching.switch_kind` with the pool's warm standby): **re-route**
+(same thread counts: new rows per worker, no process changes), **retarget** (live workers
+change their thread count and CPUs in place; unneeded ones park; extra ones come from the
+warm standby) or **respawn** (new processes, only when live plus standby workers are too
+few). DESIGN.md's protocol holds for every kind:
 
-1. start the pool of P' (epoch e+1) beside the old one (the cores are shared meanwhile:
-   the oversubscription, old threads + new threads - cores, is recorded);
-2. wait until every new worker reports ready (model built and warmed up);
-3. switch routing to e+1 in one step (under the routing lock); ``reconfigure`` returns;
-4. the old pool finishes the batch it holds (the dispatcher counts in-flight batches per
-   epoch), then it is closed and its cores released.
+1. prepare P' (epoch e+1) beside the serving configuration: its cores and workers, and for
+   a respawn the new processes, started and warmed up while epoch e keeps serving (the
+   oversubscription, old threads + new threads - cores, is recorded);
+2. since workers are shared between epochs, close the routing gate (batches submitted now
+   wait) and let epoch e finish the batch it holds (a worker is never changed while it
+   holds old-epoch work);
+3. apply P' (retarget and park messages, answered by each worker with its thread count and
+   the CPUs of its threads: the new configuration is ready), then switch routing to e+1 in
+   one step and open the gate; ``reconfigure`` returns.
 
-A new pool that fails to start (worker error, start-up timeout, bad plan) aborts the
-reconfiguration: it is closed, routing never moved, the old epoch keeps serving, and the
-record says ``"ok": false`` with the error. An aborted reconfigure never took effect, so it
-is left out of the history (as Jepsen's ``:fail``).
+A respawn whose new process fails to start (worker error, start-up timeout) or a plan that
+does not fit aborts the reconfiguration: routing never moved, the old epoch keeps serving,
+and the record says ``"ok": false`` with the error. An aborted reconfigure never took
+effect, so it is left out of the history (as Jepsen's ``:fail``). A worker that dies during
+step 3 is replaced (a parked worker retargeted into its place, else a new process) before
+routing switches: no batch runs meanwhile, so nothing is lost.
 
-Dispatching: one dispatcher thread takes batches in submission order. A pool has a fixed
-batch size (its plan's B); a batch of S inputs runs as ceil(S / B) consecutive runs of the
+Each switch is recorded with its ``kind``, ``priced_ms`` (the policy decision's price of that
+kind; for a manual reconfigure, ``pricer``'s, else None) and ``measured_ms``: from the
+decision to the first batch served by the new configuration, not counting the batch epoch e
+still held (a dispatcher that serves one batch at a time waits for it whatever the switch)
+nor idle time before that first batch arrived (:meth:`ReconfigRecord.measured_ms`).
+
+Dispatching: one dispatcher thread takes batches in submission order. A plan has a fixed
+batch size (its B); a batch of S inputs runs as ceil(S / B) consecutive runs of the
 same pool (the last one padded), so all of its sub-batches run in one epoch.
 
-Faults (decision: **whole-batch retry on a fresh pool of the same plan and epoch**): when a
-worker dies or fails mid-batch (``WorkerError``), the dispatcher closes that pool, starts a
-replacement with the same plan, and re-runs the whole batch on it (a pool's sub-batches
-share one input buffer, so a fresh pool is the simplest replacement that cannot mix old
-and new workers). The batch is answered once, with ``"attempts": n`` in its output; the
-replacement keeps the epoch number (same plan, and routing chose this epoch at dispatch).
-After ``max_attempts`` failures the batch is answered with an error (the client sees it;
-its history operation stays pending, i.e. "may or may not have happened"), never dropped.
+Faults (decision: **whole-batch retry on a fresh configuration of the same plan and
+epoch**): when a worker dies or fails mid-batch (``WorkerError``), the dispatcher replaces
+it (:meth:`InstancePool.recover`: a parked worker retargeted into its place, else a new
+process with the same threads and CPUs) and re-runs the whole batch. The batch is answered
+once, with ``"attempts": n`` in its output; the replacement keeps the epoch number (same
+plan, and routing chose this epoch at dispatch). After ``max_attempts`` failures the batch
+is answered with an error (the client sees it; its history operation stays pending, i.e.
+"may or may not have happened"), never dropped.
 
 History: every answered infer is an :class:`~checker.history.Operation` with the client id,
 call/return in ``time.monotonic_ns()``, input ``{"op": "infer", "batch": id, "size": S}``
@@ -67,8 +84,9 @@ from packrat_sim.errors import PackratError
 from packrat_sim.estimator import EstimatorConfig, initial_state, pow2_floor
 from packrat_sim.estimator import step as estimator_step
 from packrat_sim.plan import Plan
+from packrat_sim.switching import RESPAWN, switch_kind
 from real_runner import topology as topo_mod
-from real_runner.executor import InstancePool, WorkerError
+from real_runner.executor import InstancePool, SwitchReport, WorkerError, default_standby
 from real_runner.models import get_spec, make_inputs
 
 RECONFIGURER = "reconfigurer"
@@ -104,6 +122,14 @@ class BatchRecord:
 
 @dataclass
 class ReconfigRecord:
+    """One reconfiguration (times in ``time.monotonic_ns()``): called at ``call_ns`` (decided
+    at ``decided_ns``, default the call), prepared at ``ready_ns``, the old epoch's batch
+    drained at ``drained_ns``, applied at ``committed_ns`` (= ``closed_ns``: the old
+    configuration's cores released), routing switched at ``switch_ns``; the first batch of
+    the new epoch (its call, start and end). ``kind``: the switch executed;
+    ``priced_ms``/``priced_kind``: what the policy (or ``pricer``) priced; ``report``: what the
+    pool did (:class:`~real_runner.executor.SwitchReport`)."""
+
     from_epoch: int
     to_epoch: int | None
     from_plan: Plan
@@ -117,6 +143,46 @@ class ReconfigRecord:
     error: str | None = None
     trigger: str = "manual"
     oversubscribed_threads: int = 0
+    kind: str = RESPAWN
+    priced_ms: float | None = None
+    priced_kind: str | None = None
+    decided_ns: int | None = None
+    committed_ns: int | None = None
+    first_call_ns: int | None = None
+    first_start_ns: int | None = None
+    first_done_ns: int | None = None
+    first_batch: int | None = None
+    report: SwitchReport | None = None
+
+    @property
+    def measured_ms(self) -> float | None:
+        """Decision to the first batch served by the new configuration (ms; None until it
+        switched): decision -> switch, less the wait for the batch the old epoch still held
+        (ready -> drained), plus the dispatcher's lag from the switch (or that batch's later
+        arrival: idle time is not the switch's) to starting it."""
+        if self.switch_ns is None:
+            return None
+        drain = 0 if self.ready_ns is None or self.drained_ns is None else self.drained_ns - self.ready_ns
+        lag = 0
+        if self.first_start_ns is not None and self.first_call_ns is not None:
+            lag = max(0, self.first_start_ns - max(self.switch_ns, self.first_call_ns))
+        return (self.switch_ns - (self.decided_ns or self.call_ns) - drain + lag) / 1e6
+
+    def switch_json(self) -> dict:
+        """The switch's own figures (ms): kind, priced and measured cost, the raw decision ->
+        first new batch (drain and idle included), the in-place part, the first new batch's
+        run time, and what the pool did (pids retargeted, parked, spawned, recovered)."""
+        def dur(a, b):
+            return None if a is None or b is None else (b - a) / 1e6
+
+        report = {} if self.report is None else self.report.to_json()
+        return {
+            "kind": self.kind, "priced_ms": self.priced_ms, "measured_ms": self.measured_ms,
+            "priced_kind": self.priced_kind,
+            "decision_to_first_batch_ms": dur(self.decided_ns or self.call_ns, self.first_start_ns),
+            "commit_ms": report.get("commit_ms"), "first_batch_ms": dur(self.first_start_ns, self.first_done_ns),
+            **{k: report.get(k, []) for k in ("retargeted", "parked", "unparked", "spawned", "recovered")},
+        }
 
     def to_json(self, t0_ns: int) -> dict:
         def rel(ns):
@@ -133,10 +199,11 @@ class ReconfigRecord:
             "at_s": rel(self.call_ns), "switch_at_s": rel(self.switch_ns), "drained_at_s": rel(self.drained_ns),
             "start_to_ready_ms": dur(self.call_ns, self.ready_ns),
             "reconfigure_ms": dur(self.call_ns, self.switch_ns),
-            "drain_ms": dur(self.switch_ns, self.drained_ns),
+            "drain_ms": dur(self.ready_ns, self.drained_ns),
             "close_ms": dur(self.drained_ns, self.closed_ns),
             "overlap_ms": dur(self.call_ns, self.closed_ns or self.drained_ns),
             "oversubscribed_threads": self.oversubscribed_threads,
+            **self.switch_json(),
         }
 
 
@@ -144,8 +211,8 @@ class ReconfigRecord:
 class _Epoch:
     number: int
     plan: Plan
-    pool: InstancePool
     inflight: int = 0
+    record: ReconfigRecord | None = None  # the switch that made it (None: epoch 0)
 
 
 def _digest(out) -> str:
@@ -158,28 +225,39 @@ def _digest(out) -> str:
 class ServingRuntime:
     """Serve ``model`` with ``plan`` (epoch 0), reconfigure online, log the history.
 
-    ``start()`` builds epoch 0 and starts the dispatcher; ``infer(size, client)`` blocks
-    until the batch is answered and returns its output dict; ``reconfigure(plan)`` runs the
-    protocol and returns the new epoch (``WorkerError`` / ``ServingError`` when the new pool
-    could not start: the old epoch keeps serving). ``close()`` drains and stops everything.
-    ``dispatch_hook(epoch, pool, batch_id, attempt)`` is called right before a batch runs
-    (tests use it to kill a worker mid-batch).
+    ``start()`` starts the pool (the plan's workers and ``standby`` parked ones; default
+    :func:`~real_runner.executor.default_standby` on this topology's CPUs) and the
+    dispatcher; ``infer(size, client)`` blocks until the batch is answered and returns its
+    output dict; ``reconfigure(plan)`` runs the protocol and returns the new epoch
+    (``WorkerError`` / ``TopologyError`` when it aborted: the old epoch keeps serving).
+    ``close()`` drains and stops everything. ``max_batch``: the largest plan batch expected
+    (the shared buffers are sized for it). ``pricer(kind, old plan, new plan)``: the price
+    (ms) of a manual reconfigure. ``dispatch_hook(epoch, pool, batch_id, attempt)`` runs
+    right before a batch runs and ``switch_hook(pool, switch)`` right after a switch's
+    messages are sent (tests kill workers there).
     """
 
     def __init__(self, model: str, plan: Plan, *, topology: topo_mod.Topology | None = None,
                  seed: int = 0, warmup: int = 1, start_timeout: float = 300.0, max_attempts: int = 3,
-                 dispatch_hook: Callable | None = None) -> None:
+                 dispatch_hook: Callable | None = None, standby: int | None = None, max_batch: int | None = None,
+                 retarget_warmup: int = 0, switch_hook: Callable | None = None,
+                 pricer: Callable[[str, Plan, Plan], float | None] | None = None) -> None:
         get_spec(model)
         self.model = model
         self.topology = topology or topo_mod.detect()
         self.seed, self.warmup, self.start_timeout, self.max_attempts = seed, warmup, start_timeout, max_attempts
-        self.dispatch_hook = dispatch_hook
+        self.dispatch_hook, self.switch_hook, self.pricer = dispatch_hook, switch_hook, pricer
+        self.standby_target = default_standby(self.topology.logical, plan) if standby is None else standby
+        self.max_batch, self.retarget_warmup = max_batch, retarget_warmup
         self._initial_plan = plan
         self._route = threading.Lock()
-        self._drained = threading.Condition(self._route)
+        self._drained = threading.Condition(self._route)  # in-flight counts and the routing gate
+        self._gated = False  # a switch is being applied: dispatching waits
         self._reconf_lock = threading.Lock()
         self._log_lock = threading.Lock()
+        self._workers_lock = threading.Lock()  # a switch being prepared vs a fault's replacement
         self._current: _Epoch | None = None
+        self._pool: InstancePool | None = None
         self._queue: queue.Queue = queue.Queue()
         self._next_id = 0
         self.batches: list[BatchRecord] = []
@@ -194,14 +272,14 @@ class ServingRuntime:
         self.formed: list[tuple[float, int, int]] = []  # (ms since t0, batch size, backlog) per batch taken
 
     # ---- lifecycle
-    def _new_pool(self, plan: Plan, timeout: float | None = None) -> InstancePool:
-        return InstancePool(self.model, plan, topology=self.topology, allow_oversubscribe=True,
-                            seed=self.seed, warmup=self.warmup,
-                            start_timeout=self.start_timeout if timeout is None else timeout)
-
     def start(self) -> ServingRuntime:
-        pool = self._new_pool(self._initial_plan).start()
-        self._current = _Epoch(0, self._initial_plan, pool)
+        plan = self._initial_plan
+        self._pool = InstancePool(
+            self.model, plan, topology=self.topology, allow_oversubscribe=True, seed=self.seed, warmup=self.warmup,
+            start_timeout=self.start_timeout, capacity=max(plan.batch, self.max_batch or plan.batch),
+            standby=self.standby_target, retarget_warmup=self.retarget_warmup,
+        ).start()
+        self._current = _Epoch(0, plan)
         self.t0_ns = time.monotonic_ns()
         self._thread = threading.Thread(target=self._dispatch_loop, name="packrat-dispatcher", daemon=True)
         self._thread.start()
@@ -220,14 +298,21 @@ class ServingRuntime:
         self._queue.put(None)
         if self._thread is not None:
             self._thread.join()
-        if self._current is not None:
-            self._current.pool.close()
+        if self._pool is not None:
+            self._pool.close()
 
     def _started(self) -> _Epoch:
         """The current epoch; ServingError before :meth:`start`."""
         if self._current is None:
             raise ServingError("the runtime is not started")
         return self._current
+
+    @property
+    def pool(self) -> InstancePool:
+        """The pool every epoch serves with (ServingError before :meth:`start`)."""
+        self._started()
+        assert self._pool is not None
+        return self._pool
 
     @property
     def epoch(self) -> int:
@@ -239,8 +324,13 @@ class ServingRuntime:
 
     @property
     def pids(self) -> list[int]:
-        """Worker pids of the current epoch's pool."""
-        return self._started().pool.pids
+        """Worker pids of the current epoch's instances (plan order)."""
+        return self.pool.pids
+
+    @property
+    def standby(self) -> int:
+        """Warm workers parked now (what a switch may take beyond the live ones)."""
+        return self.pool.standby
 
     # ---- client side
     def submit(self, size: int, client: Hashable = 0) -> tuple[BatchRecord, threading.Event]:
@@ -283,43 +373,65 @@ class ServingRuntime:
                                            output, rec.call_ns, rec.ret_ns))
             done.set()
 
+    def _enter(self, rec: BatchRecord) -> _Epoch:
+        """The routing decision for batch ``rec``: one epoch for the whole batch, taken once
+        the gate is open (a switch being applied holds new batches back); marks the new
+        epoch's first batch."""
+        with self._route:
+            while self._gated:
+                self._drained.wait()
+            ep = self._started()
+            ep.inflight += 1
+            sw = ep.record
+            if sw is not None and sw.first_batch is None:
+                sw.first_batch, sw.first_call_ns, sw.first_start_ns = rec.id, rec.call_ns, time.monotonic_ns()
+        return ep
+
     def _serve(self, rec: BatchRecord) -> None:
         self.last_depth = rec.size
         self.formed.append(((time.monotonic_ns() - self.t0_ns) / 1e6, rec.size,
                             self.backlog + sum(item[0].size for item in list(self._queue.queue) if item is not None)))
-        with self._route:  # routing decision: one epoch for the whole batch
-            ep = self._started()
-            ep.inflight += 1
+        ep = self._enter(rec)
         try:
             inputs = make_inputs(self.model, rec.size, self.seed + 1000 + rec.id)
             while True:
                 rec.attempts += 1
-                pool = ep.pool
+                pool = self.pool
                 try:
                     if self.dispatch_hook is not None:
                         self.dispatch_hook(ep.number, pool, rec.id, rec.attempts)
                     out = self._run_chunks(pool, inputs, ep.plan.batch)
                     rec.epoch, rec.digest = ep.number, _digest(out)
+                    if ep.record is not None and ep.record.first_batch == rec.id:
+                        ep.record.first_done_ns = time.monotonic_ns()
                     return
                 except WorkerError as exc:
-                    self.faults.append({"batch": rec.id, "epoch": ep.number, "attempt": rec.attempts,
-                                        "error": str(exc), "at_s": (time.monotonic_ns() - self.t0_ns) / 1e9})
-                    pool.close()
-                    if rec.attempts >= self.max_attempts:
-                        rec.error = str(exc)
+                    if not self._replace_after(rec, ep, pool, exc):
                         return
-                    # replacement: a fresh pool of the same plan, same epoch
-                    t = time.monotonic_ns()
-                    try:
-                        ep.pool = self._new_pool(ep.plan).start()
-                    except Exception as exc2:  # noqa: BLE001
-                        rec.error = f"replacement pool failed to start: {exc2}"
-                        return
-                    self.faults[-1]["replacement_ms"] = (time.monotonic_ns() - t) / 1e6
         finally:
             with self._route:
                 ep.inflight -= 1
                 self._drained.notify_all()
+
+    def _replace_after(self, rec: BatchRecord, ep: _Epoch, pool: InstancePool, exc: WorkerError) -> bool:
+        """Batch ``rec`` failed with ``exc``: record the fault and replace the failed workers
+        (same plan, same epoch). True to retry the whole batch; False (``rec.error`` set)
+        after ``max_attempts`` or when no replacement could start."""
+        fault = {"batch": rec.id, "epoch": ep.number, "attempt": rec.attempts, "error": str(exc),
+                 "at_s": (time.monotonic_ns() - self.t0_ns) / 1e9}
+        self.faults.append(fault)
+        if rec.attempts >= self.max_attempts:
+            rec.error = str(exc)
+            return False
+        t = time.monotonic_ns()
+        try:
+            with self._workers_lock:
+                fault["replacements"] = pool.recover()
+        except Exception as exc2:  # noqa: BLE001
+            rec.error = f"replacement worker failed to start: {exc2}"
+            return False
+        fault["replacement_ms"] = (time.monotonic_ns() - t) / 1e6
+        return True
 
     @staticmethod
     def _run_chunks(pool: InstancePool, inputs, B: int):
@@ -337,43 +449,84 @@ class ServingRuntime:
             outs.append(out[:n])
         return torch.cat(outs)
 
-    # ---- reconfiguration (DESIGN.md protocol)
-    def reconfigure(self, plan: Plan, *, trigger: str = "manual", start_timeout: float | None = None) -> int:
-        """Move to ``plan`` (epoch e+1) without stopping service; returns the new epoch.
-        On a start failure the reconfiguration is aborted (old epoch keeps serving) and the
-        error is re-raised."""
+    # ---- reconfiguration (DESIGN.md protocol, every kind of switch)
+    def reconfigure(self, plan: Plan, *, trigger: str = "manual", start_timeout: float | None = None,
+                    priced_ms: float | None = None, priced_kind: str | None = None,
+                    decided_ns: int | None = None) -> int:
+        """Move to ``plan`` (epoch e+1) without stopping service, by the cheapest kind of
+        switch (see the module docstring); returns the new epoch. ``priced_ms`` and
+        ``priced_kind``: what the deciding policy priced (default: ``pricer``'s price of the
+        kind, else None); ``decided_ns``: when it decided (``time.monotonic_ns()``, default
+        now). When preparing fails (a new process does not start within ``start_timeout``
+        s, a plan that does not fit) the reconfiguration is aborted (the old epoch keeps
+        serving) and the error is re-raised."""
         with self._reconf_lock:
             old = self._started()
+            pool = self.pool
             rec = ReconfigRecord(old.number, None, old.plan, plan, time.monotonic_ns(), trigger=trigger,
-                                 oversubscribed_threads=max(0, old.plan.threads_used + plan.threads_used
-                                                            - self.topology.logical))
+                                 kind=pool.kind_of(plan), priced_kind=priced_kind, decided_ns=decided_ns)
+            rec.priced_ms = priced_ms if priced_ms is not None else self._price(rec.kind, old.plan, plan)
             self.reconfigurations.append(rec)
-            # 1-2. start the new epoch's pool beside the old one and wait until it is ready
-            try:
-                pool = self._new_pool(plan, start_timeout)
-                pool.start()
+            try:  # 1. prepare beside the serving configuration (a respawn starts its processes here)
+                with self._workers_lock:
+                    prepared = pool.prepare(plan, timeout=start_timeout)
             except Exception as exc:
                 rec.error = f"{type(exc).__name__}: {exc}"
                 rec.drained_ns = time.monotonic_ns()
                 raise
             rec.ready_ns = time.monotonic_ns()
-            new = _Epoch(old.number + 1, plan, pool)
-            # 3. switch routing in one step
-            with self._route:
-                self._current = new
-                rec.switch_ns = time.monotonic_ns()
-            rec.to_epoch, rec.ok = new.number, True
-            with self._log_lock:
-                self._ops.append(Operation(RECONFIGURER, {"op": "reconfigure", "plan": plan.to_json()},
-                                           {"epoch": new.number}, rec.call_ns, rec.switch_ns))
-        # 4. drain: the old pool finishes what it holds, then stops (outside the reconf lock)
+            spawned = sum(prepared.plan.instances[j].threads for j, w in enumerate(prepared.assign)
+                          if w in prepared.spawned)
+            rec.oversubscribed_threads = max(0, old.plan.threads_used + spawned - self.topology.logical)
+            self._hold(old)  # 2. gate closed, the old epoch's batch drained
+            rec.drained_ns = time.monotonic_ns()
+            try:  # 3. apply, then switch routing in one step
+                rec.report = pool.commit(prepared, self.switch_hook)
+            except WorkerError as exc:  # no replacement could start: the batch fault rule retries later
+                rec.error = f"WorkerError: {exc}"
+                self.faults.append({"switch_to_epoch": old.number + 1, "error": str(exc),
+                                    "at_s": (time.monotonic_ns() - self.t0_ns) / 1e9})
+            finally:
+                rec.committed_ns = rec.closed_ns = time.monotonic_ns()
+                new = self._switch(old, plan, rec)
+            self._note_recovered(rec)
+        return new.number
+
+    def _price(self, kind: str, old: Plan, new: Plan) -> float | None:
+        """``pricer``'s price (ms) of a switch of ``kind`` old -> new; None without one."""
+        if self.pricer is None:
+            return None
+        price = self.pricer(kind, old, new)
+        return None if price is None else float(price)
+
+    def _hold(self, old: _Epoch) -> None:
+        """Close the routing gate (no new batch is dispatched) and wait until epoch ``old``
+        holds no batch: its workers may then change."""
         with self._route:
+            self._gated = True
             while old.inflight:
                 self._drained.wait()
-        rec.drained_ns = time.monotonic_ns()
-        old.pool.close()
-        rec.closed_ns = time.monotonic_ns()
-        return new.number
+
+    def _switch(self, old: _Epoch, plan: Plan, rec: ReconfigRecord) -> _Epoch:
+        """Route to epoch old + 1 in one step, open the gate, log the reconfigure operation."""
+        new = _Epoch(old.number + 1, plan, record=rec)
+        with self._route:
+            self._current = new
+            self._gated = False
+            rec.switch_ns = time.monotonic_ns()
+            self._drained.notify_all()
+        rec.to_epoch, rec.ok = new.number, True
+        with self._log_lock:
+            self._ops.append(Operation(RECONFIGURER, {"op": "reconfigure", "plan": plan.to_json()},
+                                       {"epoch": new.number}, rec.call_ns, rec.switch_ns))
+        return new
+
+    def _note_recovered(self, rec: ReconfigRecord) -> None:
+        """A worker replaced during the switch is a fault too (with its replacement)."""
+        for r in () if rec.report is None else rec.report.recovered:
+            self.faults.append({"switch_to_epoch": rec.to_epoch, "error": f"worker {r['pid']} died during a {rec.kind}",
+                                "replacements": [r], "replacement_ms": r["ms"],
+                                "at_s": ((rec.drained_ns or rec.call_ns) - self.t0_ns) / 1e9})
 
     # ---- history
     def history(self) -> History:
@@ -506,7 +659,8 @@ def serve_load(model: str, load: LoadSpec, planner: Callable[[int], Plan], *,
                topology: topo_mod.Topology | None = None, seed: int = 0, warmup: int = 1,
                window_s: float = 3.0, runtime_hook: Callable | None = None,
                catalog: pol.PlanCatalog | None = None, policy: pol.PolicyConfig | None = None,
-               switch: pol.SwitchModel | None = None, static: Plan | None = None) -> dict:
+               switch: pol.SwitchModel | None = None, static: Plan | None = None, cores: int | None = None,
+               standby: int | None = None) -> dict:
     """Serve ``load`` with online reconfiguration; returns a report (see :func:`summarize`)
     with ``"history"`` (a :class:`History`) and ``"runtime"`` (the closed runtime).
 
@@ -523,17 +677,25 @@ def serve_load(model: str, load: LoadSpec, planner: Callable[[int], Plan], *,
     once the runtime is up (faults).
 
     With ``static``: that plan serves the whole load, never reconfigured (the baseline
-    that adaptive serving is compared with)."""
+    that adaptive serving is compared with), with no standby.
+
+    Switches reuse warm workers (re-route, retarget; respawn only when too few): ``standby``
+    parked workers start beside the first plan (default
+    :func:`~real_runner.executor.default_standby` for ``cores``, default the catalog's cores,
+    else every CPU of ``topology``); the shared buffers hold ``load.max_batch`` rows."""
     if static is not None:
         return _serve_static(model, load, static, topology=topology, seed=seed, warmup=warmup, window_s=window_s)
     if catalog is not None:
         return _serve_with_policy(model, load, catalog, policy or pol.PolicyConfig(max_batch=load.max_batch),
                                   switch or pol.SwitchModel(), topology=topology, seed=seed, warmup=warmup,
-                                  window_s=window_s, runtime_hook=runtime_hook)
+                                  window_s=window_s, runtime_hook=runtime_hook,
+                                  standby=standby, cores=cores or catalog.cores)
     first = load.steps[0][0] if load.kind == "closed" else 1
     cfg = estimator or EstimatorConfig(alpha=0.5, window=4, interval_ms=250.0, max_batch=load.max_batch)
     b0 = initial_batch or min(max(pow2_floor(first), cfg.lower), cfg.upper)
-    rt = ServingRuntime(model, planner(b0), topology=topology, seed=seed, warmup=warmup)
+    plan0 = planner(b0)
+    rt = ServingRuntime(model, plan0, topology=topology, seed=seed, warmup=warmup, max_batch=load.max_batch,
+                        standby=_standby(standby, cores, plan0))
     errors: list = []
 
     def control(alive: Callable[[], bool]) -> None:
@@ -586,7 +748,7 @@ def _drive(rt: ServingRuntime, load: LoadSpec, *, seed: int, window_s: float, ru
         stop.set()
         rt.close()
     report = summarize(rt, window_s=window_s)
-    report["request_latency_ms"] = _stats(req_lat) if req_lat else None
+    report["request_latency_ms"] = _stats(req_lat) if req_lat else _request_stats(rt)
     report.update(fields)
     report["idle_skipped_s"] = float(sum(skipped))
     report["history"] = rt.history()
@@ -594,11 +756,11 @@ def _drive(rt: ServingRuntime, load: LoadSpec, *, seed: int, window_s: float, ru
     return report
 
 
-def _reconfigure(rt: ServingRuntime, plan: Plan, trigger: str, errors: list) -> bool:
-    """``rt.reconfigure``; False (the error appended to ``errors``) when it aborted: the
-    old epoch keeps serving."""
+def _reconfigure(rt: ServingRuntime, plan: Plan, trigger: str, errors: list, **priced: Any) -> bool:
+    """``rt.reconfigure`` (``priced``: its ``priced_ms``, ``priced_kind``, ``decided_ns``);
+    False (the error appended to ``errors``) when it aborted: the old epoch keeps serving."""
     try:
-        rt.reconfigure(plan, trigger=trigger)
+        rt.reconfigure(plan, trigger=trigger, **priced)
     except Exception as exc:  # aborted: the old epoch keeps serving
         errors.append(str(exc))
         return False
@@ -620,18 +782,42 @@ def first_formed_batch(load: LoadSpec, seed: int = 0) -> int:
 def _serve_static(model: str, load: LoadSpec, plan: Plan, *, topology, seed: int, warmup: int,
                   window_s: float) -> dict:
     """:func:`serve_load` with one plan for the whole load (see there)."""
-    rt = ServingRuntime(model, plan, topology=topology, seed=seed, warmup=warmup)
+    rt = ServingRuntime(model, plan, topology=topology, seed=seed, warmup=warmup, standby=0)
     return _drive(rt, load, seed=seed, window_s=window_s,
                   policy="static", initial_plan=plan.describe(), reconfigure_errors=[])
 
 
+def _standby(standby: int | None, cores: int | None, plan: Plan) -> int | None:
+    """The standby to start beside ``plan``: ``standby``, else the default for ``cores``
+    (None: the runtime's default, every CPU of its topology)."""
+    if standby is not None or cores is None:
+        return standby
+    return default_standby(cores, plan)
+
+
+def catalog_pricer(catalog: pol.PlanCatalog, switch: pol.SwitchModel) -> Callable[[str, Plan, Plan], float | None]:
+    """A ``pricer`` for :class:`ServingRuntime`: ``switch``'s price of a switch of a given
+    kind old -> new on the catalog's cores (:meth:`SwitchModel.price_ms`), the new plan's
+    batch taking its expected latency in the catalog; None for a plan not in the catalog."""
+    def price(kind: str, old: Plan, new: Plan) -> float | None:
+        i = catalog.index(new)
+        if i is None:
+            return None
+        return switch.price_ms(kind, old, new, catalog.cores, catalog.cost(i, new.batch))
+
+    return price
+
+
 def _serve_with_policy(model: str, load: LoadSpec, catalog: pol.PlanCatalog, cfg: pol.PolicyConfig,
                        switch: pol.SwitchModel, *, topology, seed: int, warmup: int, window_s: float,
-                       runtime_hook: Callable | None) -> dict:
+                       runtime_hook: Callable | None, standby: int | None = None, cores: int | None = None) -> dict:
     """:func:`serve_load` with the ``packrat`` policy (see there)."""
     cfg = replace(cfg, max_batch=min(cfg.max_batch, catalog.max_batch))
     start = pol.first_plan(catalog, first_formed_batch(load, seed), cfg.first_slack)
-    rt = ServingRuntime(model, catalog.plans[start], topology=topology, seed=seed, warmup=warmup)
+    plan0 = catalog.plans[start]
+    rt = ServingRuntime(model, plan0, topology=topology, seed=seed, warmup=warmup,
+                        max_batch=max(load.max_batch, max(p.batch for p in catalog.plans)),
+                        standby=_standby(standby, cores, plan0), pricer=catalog_pricer(catalog, switch))
     errors: list = []
     decisions: list[dict] = []
 
@@ -646,18 +832,21 @@ def _serve_with_policy(model: str, load: LoadSpec, catalog: pol.PlanCatalog, cfg
             seen += len(formed)
             for t_ms, size, backlog in formed:
                 state = pol.observe(cfg, state, t_ms, min(size, cfg.max_batch), backlog)
-            state, d = pol.decide(cfg, catalog, state, formed[-1][0], switch)
+            # the policy prices the kind the runner performs: tell it the warm standby there is now
+            state, d = pol.decide(cfg, catalog, state, formed[-1][0], replace(switch, standby=rt.standby))
             if d is None or not d.reconfigure:
                 continue
+            decided = time.monotonic_ns()
             decisions.append(d.to_json(catalog))
-            if not _reconfigure(rt, catalog.plans[d.plan], f"policy: {d.reason}", errors):
+            if not _reconfigure(rt, catalog.plans[d.plan], f"policy: {d.reason}", errors, priced_ms=d.cost_ms,
+                                priced_kind=d.kind, decided_ns=decided):
                 idx = catalog.index(rt.plan)
                 state = replace(state, current=start if idx is None else idx)
             state = pol.switched(state)
 
     return _drive(rt, load, seed=seed, window_s=window_s, runtime_hook=runtime_hook, control=control,
                   policy="packrat", policy_config={k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
-                  initial_plan=catalog.plans[start].describe(), decisions=decisions, reconfigure_errors=errors)
+                  initial_plan=plan0.describe(), decisions=decisions, reconfigure_errors=errors)
 
 
 def _stats(xs) -> dict | None:
@@ -668,34 +857,73 @@ def _stats(xs) -> dict | None:
             "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max())}
 
 
-def summarize(rt: ServingRuntime, window_s: float = 3.0) -> dict:
-    """Counts (batches sent / answered / failed / answered twice), faults, and every
-    reconfiguration with batch latency before (``window_s`` before its call), during
-    (answered between call and drained) and after (``window_s`` after drained)."""
+def _request_stats(rt: ServingRuntime) -> dict | None:
+    """Request latency of a closed loop (ms): every request of a batch waits for its whole
+    batch, so each answered batch counts once per input."""
     done = [b for b in rt.batches if b.ret_ns is not None]
-    answered = [(b.ret_ns, b.latency_ms) for b in rt.batches if b.ret_ns is not None]  # (ns, ms) per batch
-    ids = [b.id for b in done]
+    if not done:
+        return None
+    return _stats(np.repeat([b.latency_ms for b in done], [b.size for b in done]))
+
+
+#: Seconds after a switch's decision whose batches make its window, and then the seconds of
+#: steady state it is compared with (cut at the next switch's decision).
+SWITCH_WINDOW_S = 1.0
+STEADY_S = 4.0
+
+
+def _switch_windows(recs: list[ReconfigRecord], answered: list[tuple[int, float]], t0_ns: int) -> list[dict]:
+    """One object per switch that took effect: :meth:`ReconfigRecord.switch_json` with when
+    and what (``at_s``, plans, epochs, trigger), the batch latency of the batches answered in
+    the ``SWITCH_WINDOW_S`` after its decision (``latency_window``) and in the ``STEADY_S``
+    after that, before the next decision (``latency_steady``), and ``p99_ratio`` of the two."""
+    ok = [r for r in recs if r.ok]
+    starts = [r.decided_ns or r.call_ns for r in ok]
+    out = []
+    for k, r in enumerate(ok):
+        t = starts[k]
+        w_end = t + int(SWITCH_WINDOW_S * 1e9)
+        s_end = min(w_end + int(STEADY_S * 1e9), starts[k + 1] if k + 1 < len(ok) else math.inf)
+        window = _stats([ms for ns, ms in answered if t <= ns < w_end])
+        steady = _stats([ms for ns, ms in answered if w_end <= ns < s_end])
+        ratio = None if not window or not steady else window["p99_ms"] / steady["p99_ms"]
+        out.append({**r.switch_json(), "at_s": (r.call_ns - t0_ns) / 1e9, "trigger": r.trigger,
+                    "from_plan": r.from_plan.describe(), "to_plan": r.to_plan.describe(),
+                    "from_epoch": r.from_epoch, "to_epoch": r.to_epoch,
+                    "latency_window": window, "latency_steady": steady, "p99_ratio": ratio})
+    return out
+
+
+def summarize(rt: ServingRuntime, window_s: float = 3.0) -> dict:
+    """Counts (batches sent / answered / failed / answered twice, the last from the history),
+    faults, every reconfiguration with batch latency before (``window_s`` before its call),
+    during (answered between call and switch) and after (``window_s`` after the switch),
+    and every switch that took effect (:func:`_switch_windows`)."""
+    done = [b for b in rt.batches if b.ret_ns is not None]
+    answered = [(b.ret_ns, (b.ret_ns - b.call_ns) / 1e6) for b in done if b.ret_ns is not None]  # (ns, ms)
     recs = []
     for r in rt.reconfigurations:
         j = r.to_json(rt.t0_ns)
-        end = r.drained_ns or r.call_ns
+        end = r.switch_ns or r.drained_ns or r.call_ns
         w = int(window_s * 1e9)
         j["latency_before"] = _stats([ms for ns, ms in answered if r.call_ns - w <= ns < r.call_ns])
         j["latency_during"] = _stats([ms for ns, ms in answered if r.call_ns <= ns <= end])
         j["latency_after"] = _stats([ms for ns, ms in answered if end < ns <= end + w])
         recs.append(j)
+    answers = [op.input["batch"] for op in rt.history() if op.input["op"] == "infer" and op.ret is not None]
     return {
         "model": rt.model,
         "batches_sent": len(rt.batches),
         "batches_answered": len(done),
         "batches_failed": sum(1 for b in rt.batches if b.error is not None),
-        "answered_twice": len(ids) - len(set(ids)),
+        "answered_twice": len(answers) - len(set(answers)),
         "requests_sent": sum(b.size for b in rt.batches),
         "requests_answered": sum(b.size for b in done),
         "batch_latency_ms": _stats([b.latency_ms for b in done]),
         "epochs": 1 + sum(1 for r in rt.reconfigurations if r.ok),
         "final_plan": rt.plan.describe(),
         "reconfigurations": recs,
+        "switches": _switch_windows(rt.reconfigurations, answered, rt.t0_ns),
         "faults": list(rt.faults),
         "retried_batches": sum(1 for b in done if b.attempts > 1),
     }
@@ -864,6 +1092,145 @@ def measure_reconfiguration_cost(model: str, old_plan: Plan, new_plan: Plan, *, 
     }
 
 
+
+def _keep_submitting(rt: ServingRuntime, size: int, client: int, stop: threading.Event) -> None:
+    """A closed-loop client: batches of ``size``, back to back, until ``stop`` (or the runtime closes)."""
+    while not stop.is_set():
+        try:
+            rt.infer(size, client)
+        except ServingError:
+            return
+
+
+def _run_switches(rt: ServingRuntime, plans: list[Plan], *, size: int, clients: int, settle_s: float) -> list[dict]:
+    """Start ``rt``, keep ``clients`` closed-loop clients submitting batches of ``size``, and
+    switch to each plan of ``plans`` in turn, ``settle_s`` apart (after a first ``settle_s``);
+    close it. The memory of its workers, read once the clients stopped (see
+    :meth:`InstancePool.worker_memory`: reading ``smaps_rollup`` walks a worker's address
+    space under its memory lock, which would slow the batch it runs)."""
+    stop = threading.Event()
+    memory: list[dict] = []
+    rt.start()
+    threads = [threading.Thread(target=_keep_submitting, args=(rt, size, c, stop), daemon=True) for c in range(clients)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(settle_s)
+        for plan in plans:
+            rt.reconfigure(plan, trigger="measure", decided_ns=time.monotonic_ns())
+            time.sleep(settle_s)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+        if rt._pool is not None and rt._pool.started:
+            memory = rt.pool.worker_memory()
+        rt.close()
+    return memory
+
+
+def _epoch_spans(rt: ServingRuntime) -> list[tuple[Plan, int, int]]:
+    """(plan, first ns, end ns) of every epoch of ``rt``: from its switch (the start for
+    epoch 0) to the next decision (the last one: forever)."""
+    ok = [r for r in rt.reconfigurations if r.ok]
+    starts = [rt.t0_ns] + [r.switch_ns or r.call_ns for r in ok]
+    ends = [r.decided_ns or r.call_ns for r in ok] + [2 ** 62]
+    plans = [rt._initial_plan] + [r.to_plan for r in ok]
+    return list(zip(plans, starts, ends))
+
+
+def _switch_samples(rt: ServingRuntime, settle_ns: int) -> tuple[list[dict], dict[str, list[float]]]:
+    """Per switch of ``rt``: its figures and (plan, latency ms) of every batch answered from
+    its decision to the end of the first new batch; and the steady batch latencies per plan
+    (batches of an epoch answered from ``settle_ns`` after its switch to the next decision)."""
+    done = [(b.epoch, b.call_ns, b.ret_ns) for b in rt.batches if b.ret_ns is not None and b.epoch is not None]
+    spans = _epoch_spans(rt)
+    steady: dict[str, list[float]] = {}
+    for e, (plan, start, end) in enumerate(spans):
+        steady.setdefault(plan.describe(), []).extend(
+            (ret - call) / 1e6 for ep, call, ret in done if ep == e and start + settle_ns <= ret < end)
+    out = []
+    for r in (r for r in rt.reconfigurations if r.ok):
+        t, until = r.decided_ns or r.call_ns, r.first_done_ns or r.switch_ns or r.call_ns
+        meanwhile = [(spans[ep][0].describe(), (ret - call) / 1e6) for ep, call, ret in done if t <= ret <= until]
+        out.append({**r.switch_json(), "from_plan": r.from_plan.describe(), "to_plan": r.to_plan.describe(),
+                    "meanwhile": meanwhile})
+    return out, steady
+
+
+def _median(xs) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return float(np.median(xs)) if xs else None
+
+
+def _direction_summary(switches: list[dict], steady_ms: dict[str, float | None]) -> dict:
+    """Medians over the switches of one direction (ms): kind(s) executed, priced, measured,
+    raw decision -> first new batch, in-place part, first new batch; and the slowdown of the
+    batches served meanwhile against their plan's steady median (median of each switch's
+    worst, and the worst of all)."""
+    worst = []
+    for s in switches:
+        ratios = [ms / steady_ms[p] for p, ms in s["meanwhile"] if steady_ms.get(p)]
+        worst.append(max(ratios) if ratios else None)
+    return {
+        "kinds": sorted({s["kind"] for s in switches}), "n": len(switches),
+        **{k: _median(s[k] for s in switches)
+           for k in ("priced_ms", "measured_ms", "decision_to_first_batch_ms", "commit_ms", "first_batch_ms")},
+        "max_slowdown": _median(worst), "worst_slowdown": max((w for w in worst if w is not None), default=None),
+    }
+
+
+def measure_switch_cost(model: str, old_plan: Plan, new_plan: Plan, *, standby: int | None = None, repeats: int = 5,
+                        settle_s: float = 1.0, clients: int = 1, topology: topo_mod.Topology | None = None,
+                        seed: int = 0, retarget_warmup: int = 0, pricer: Callable | None = None,
+                        on_progress: Callable[[str], None] | None = None) -> dict:
+    """What a switch old -> new costs on this machine, measured through the serving runtime.
+
+    A :class:`ServingRuntime` serves ``old_plan`` (``standby`` warm workers, default
+    :func:`~real_runner.executor.default_standby` on the topology's CPUs) to ``clients``
+    closed-loop clients submitting back-to-back batches of max(old batch, new batch), and
+    switches old -> new -> old ... every ``settle_s`` seconds, ``repeats`` times each way. A
+    respawn (the warm workers cannot serve ``new_plan``) needs fresh processes each time: one
+    runtime per repeat, old -> new once. Per direction (:func:`_direction_summary`): the kind
+    executed, ``measured_ms`` (decision -> first batch served by the new configuration, see
+    :meth:`ReconfigRecord.measured_ms`), the raw decision -> first new batch, the in-place
+    part, and the slowdown of the batches served meanwhile against their plan's steady state;
+    ``steady_ms`` (median) and ``steady_p99_ms`` per plan (the noise floor a slowdown is read
+    against); ``memory``: medians of RSS and PSS (KiB) per warm worker, parked
+    ones apart. Wall-clock: run on a quiet machine."""
+    topo = topology or topo_mod.detect()
+    say = on_progress or (lambda m: None)
+    size = max(old_plan.batch, new_plan.batch)
+    standby_n = default_standby(topo.logical, old_plan) if standby is None else standby
+    respawn = switch_kind(old_plan, new_plan, standby_n) == RESPAWN
+    rounds = [[new_plan]] * repeats if respawn else [[new_plan, old_plan] * repeats]
+    switches: list[dict] = []
+    steady: dict[str, list[float]] = {}
+    memory: list[dict] = []
+    for k, plans in enumerate(rounds):
+        rt = ServingRuntime(model, old_plan, topology=topo, seed=seed, warmup=1, standby=standby_n, max_batch=size,
+                            retarget_warmup=retarget_warmup, pricer=pricer)
+        memory.extend(_run_switches(rt, plans, size=size, clients=clients, settle_s=settle_s))
+        got, st = _switch_samples(rt, int(min(0.3, settle_s / 3) * 1e9))
+        switches.extend(got)
+        for p, xs in st.items():
+            steady.setdefault(p, []).extend(xs)
+        say(f"{old_plan.describe()} <-> {new_plan.describe()}: round {k + 1}/{len(rounds)}, "
+            + ", ".join(f"{s['kind']} {s['measured_ms']:.1f} ms" for s in got))
+    steady_ms = {p: _median(xs) for p, xs in steady.items()}
+    steady_p99 = {p: float(np.percentile(xs, 99)) if xs else None for p, xs in steady.items()}
+    ways = {"old->new": [s for s in switches if s["to_plan"] == new_plan.describe()],
+            "new->old": [] if respawn else [s for s in switches if s["to_plan"] == old_plan.describe()]}
+    return {
+        "model": model, "old_plan": old_plan.describe(), "new_plan": new_plan.describe(), "cores": topo.logical,
+        "standby": standby_n, "repeats": repeats, "batch": size, "steady_ms": steady_ms, "steady_p99_ms": steady_p99,
+        "directions": {w: _direction_summary(ss, steady_ms) for w, ss in ways.items() if ss},
+        "memory": {"rss_kb": _median(m["rss_kb"] for m in memory), "pss_kb": _median(m["pss_kb"] for m in memory),
+                   "parked_rss_kb": _median(m["rss_kb"] for m in memory if m["parked"]),
+                   "parked_pss_kb": _median(m["pss_kb"] for m in memory if m["parked"])},
+    }
+
+
 __all__ = [
     "RECONFIGURER",
     "BatchRecord",
@@ -872,9 +1239,11 @@ __all__ = [
     "ReconfigRecord",
     "ServingError",
     "ServingRuntime",
+    "catalog_pricer",
     "churn",
     "first_formed_batch",
     "measure_reconfiguration_cost",
+    "measure_switch_cost",
     "parse_load",
     "serve_load",
     "summarize",

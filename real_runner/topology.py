@@ -17,7 +17,9 @@ Core assignment (:func:`assign_cores`), for a list of instance thread counts:
   then the lowest socket id; an instance larger than every socket's free CPUs is an
   error unless ``allow_span`` (the usual fat baseline on a multi-socket server).
 
-Also here: pinning the current process (all its threads) to CPUs, and the worker
+Also here: pinning the current process (all its threads) to CPUs, moving a running
+worker to other CPUs and another thread count in place (:func:`retarget_process`),
+reading the CPU set of every thread of a process (:func:`thread_cpus`), and the worker
 bootstrap shared by the profiler and the executor.
 """
 
@@ -304,6 +306,49 @@ def pin_process(cores: Iterable[int]) -> None:
     for tid in tids:
         with contextlib.suppress(OSError, ValueError):
             os.sched_setaffinity(int(tid), cpus)
+
+
+def parse_cpu_list(text: str) -> tuple[int, ...]:
+    """The kernel's CPU-list format (``Cpus_allowed_list``: ``'0-2,5'``) -> ``(0, 1, 2, 5)``;
+    TopologyError naming the text when it is not one."""
+    out: set[int] = set()
+    for part in text.strip().split(","):
+        lo, _, hi = part.strip().partition("-")
+        if not lo.isdigit() or (hi and not hi.isdigit()):
+            raise TopologyError(f"not a CPU list: {text!r}")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return tuple(sorted(out))
+
+
+def thread_cpus(pid: int | str = "self") -> dict[int, tuple[int, ...]]:
+    """The CPU set of every thread of process ``pid`` (``"self"``: this one), read from
+    ``/proc/PID/task/*/status`` (``Cpus_allowed_list``): {thread id: CPUs}. A thread that
+    exits while it is read is left out; an empty dict when the process is gone."""
+    base = f"/proc/{pid}/task"
+    try:
+        tids = os.listdir(base)
+    except OSError:
+        return {}
+    out: dict[int, tuple[int, ...]] = {}
+    for tid in tids:
+        with contextlib.suppress(OSError), open(f"{base}/{tid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Cpus_allowed_list:"):
+                    out[int(tid)] = parse_cpu_list(line.split(":", 1)[1])
+                    break
+    return out
+
+
+def retarget_process(cores: Iterable[int], threads: int) -> None:
+    """Move this worker process in place: every thread onto ``cores`` (the main thread
+    first, so that threads the OpenMP runtime starts later inherit the new set; then every
+    other thread in ``/proc/self/task``, since ``sched_setaffinity(0, ...)`` moves only the
+    calling thread), then torch's intra-op thread count to ``threads`` (the next parallel
+    region uses that many). Call it between batches, never while the model runs."""
+    pin_process(cores)
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 # OpenMP wait policies for worker processes. OpenMP reads these variables once, when the

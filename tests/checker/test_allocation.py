@@ -491,3 +491,55 @@ def test_a_plan_is_never_refuted_by_itself_when_subtracting_its_dispatch_cost_wo
     assert certify_with_dispatch(profile, 1, 1, one, options).result is Result.OPTIMAL
     aware = replace(profile, interference=Interference(points=((1, 1.0),)))
     assert certify_under_interference(aware, 1, 1, one, options).result is Result.OPTIMAL
+
+
+# ---- issue 27: Z3 under per-thread-count co-run curves, against brute force
+
+
+@st.composite
+def extended_corun_problems(draw):
+    """A random small profile with a random model of base and per-thread-count curves,
+    dispatch costs (non-decreasing in k) or none, a batch, cores and options: idle cores
+    allowed or not, and sockets (exact cores only, as the planner and certifier require)."""
+    from tests.interference_helpers import dense_profiles, random_models
+
+    profile, B = draw(dense_profiles(5, 6))
+    batch, cores = draw(st.integers(1, B)), draw(st.integers(1, profile.max_threads))
+    costs = sorted(draw(st.lists(st.sampled_from([0.0, 1.0]) | st.floats(0.0, 5.0), max_size=4)))
+    profile = dataclasses.replace(profile, model="r", interference=draw(random_models(profile.max_threads)),
+                                  dispatch=tuple((k + 1, batch, c) for k, c in enumerate(costs)))
+    exact = draw(st.booleans())
+    per_socket = draw(st.none() | st.integers(1, cores)) if exact else None
+    return profile, batch, cores, OptimizerOptions(exact_cores=exact, cores_per_socket=per_socket)
+
+
+@settings(max_examples=100, deadline=None)
+@given(extended_corun_problems(), st.data())
+def test_under_per_thread_curves_z3_certifies_exactly_the_plans_brute_force_finds_optimal(problem, data):
+    from checker.allocation import certify_under_interference
+    from packrat_sim.predictor import Predictor, best_plan
+    from tests.interference_helpers import every_plan, price
+
+    profile, batch, cores, options = problem
+    caps = sockets_of(cores, options.cores_per_socket)
+    plans = [p for p in every_plan(profile, batch, cores, options.exact_cores)
+             if pack_into_sockets([i.threads for i in p.instances], caps) is not None]
+    if not plans:
+        with pytest.raises(OptimizerError):
+            best_plan(Predictor(profile), batch, cores, options)
+        return
+    best_ms = min(price(p, profile) for p in plans)
+    best = best_plan(Predictor(profile), batch, cores, options)
+    assert best.predicted_ms == best_ms  # the DP: the same floats as the brute force
+    cert = certify_under_interference(profile, batch, cores, best, options)
+    assert cert.result is Result.OPTIMAL and cert.latency_ms == best_ms
+    other = data.draw(st.sampled_from(plans))
+    cert = certify_under_interference(profile, batch, cores, other, options)
+    assert cert.latency_ms == price(other, profile)
+    if price(other, profile) == best_ms:
+        assert cert.result is Result.OPTIMAL
+    else:
+        assert cert.result is Result.NOT_OPTIMAL
+        witness = cert.witness
+        assert witness.predicted_ms == price(witness, profile) < cert.latency_ms
+        assert sum(i.batch for i in witness.instances) == batch and witness.threads_used <= cores

@@ -95,3 +95,56 @@ def test_plan_latency_is_the_slowest_instance_or_none_when_unknown():
     p = Plan((Instance(1, 1), Instance(1, 2)), batch=3, cores=2)
     assert plan_latency(p, lambda t, b: 10.0 * b) == 20.0
     assert plan_latency(p, lambda t, b: None if b == 2 else 1.0) is None
+
+
+# ---- compact form (issue 27): parse_compact reads what describe() writes
+
+
+def test_parse_compact_reads_count_x_threads_x_sub_batch_groups_joined_by_plus():
+    from packrat_sim.plan import parse_compact
+
+    p = parse_compact("4x4x16+2x2x8")
+    assert p.groups() == [(4, 4, 16), (2, 2, 8)] and p.batch == 80 and p.cores == 20
+
+
+def test_parse_compact_allows_spaces_capital_x_and_the_t_that_describe_writes():
+    from packrat_sim.plan import parse_compact
+
+    assert parse_compact(" 4 X 4 x 16 +2x2T x8 ", cores=32) == Plan(
+        tuple([Instance(4, 16)] * 4 + [Instance(2, 8)] * 2), batch=80, cores=32)
+
+
+@pytest.mark.parametrize("plan", [
+    Plan((Instance(1, 2), Instance(4, 8), Instance(1, 2), Instance(4, 4)), batch=16, cores=10),
+    Plan((Instance(16, 64),), batch=64, cores=16),
+])
+def test_parse_compact_and_describe_are_inverse(plan):
+    from packrat_sim.plan import parse_compact
+
+    assert parse_compact(plan.describe(), plan.cores) == plan
+    assert parse_compact(plan.describe(), plan.cores).describe() == plan.describe()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "at least one group"),
+    ("4x4", "plan group '4x4' is not COUNT x THREADS x SUB-BATCH"),
+    ("4x4x16+", "plan group ''"),
+    ("4x4x16++2x2x8", "plan group ''"),
+    ("4x4x16x2", "plan group '4x4x16x2'"),
+    ("0x4x16", "plan group '0x4x16': count must be a positive integer"),
+    ("4x-4x16", "plan group '4x-4x16': threads"),
+    ("4x4x1.5", "plan group '4x4x1.5': sub-batch"),
+    ("100000x1x1", "more than 65536"),
+])
+def test_parse_compact_names_the_malformed_group(text, message):
+    from packrat_sim.plan import parse_compact
+
+    with pytest.raises(PlanError, match=message.replace("+", r"\+").replace(".", r"\.")):
+        parse_compact(text)
+
+
+def test_parse_compact_refuses_more_threads_than_cores():
+    from packrat_sim.plan import parse_compact
+
+    with pytest.raises(PlanError, match="'4x8x16' needs 32 threads but only 16 cores"):
+        parse_compact("4x8x16", cores=16)

@@ -129,3 +129,101 @@ def test_dispatch_and_cell_context_round_trip_and_old_schema_files_still_load():
     with_ctx = Cell.from_samples(1, 1, [1.0, 2.0], context=(("loadavg_1m", 1.5),))
     q = Profile(model="m", cells=(with_ctx,))
     assert loads_profile(json.dumps(q.to_json())).cells[0].context == (("loadavg_1m", 1.5),)
+
+
+# ---- issue 27: one definition of "calibrated", the no-co-run line, pricing a written plan
+
+
+def _with_model(name: str = "cnn-4", **meta):
+    from dataclasses import replace
+
+    from packrat_sim.profile import Interference
+
+    prof = builtin_profile(name, max_batch=8)
+    return replace(prof, synthetic=False, interference=Interference(points=((1, 1.1), (3, 1.3)), fit_error=0.02),
+                   meta=tuple(sorted(meta.items())))
+
+
+def test_a_profile_with_a_corun_model_is_calibrated_unless_asked_to_be_isolated():
+    from packrat_sim.predictor import corun
+
+    prof = _with_model(**{"interference.source": "r_corun.csv"})
+    assert corun(prof).mode == "calibrated" and corun(prof).calibrated
+    assert corun(prof, isolated=True).mode == "isolated"
+    assert corun(builtin_profile("cnn-4")).mode == "none"
+    assert corun(builtin_profile("cnn-4"), isolated=True).mode == "none"
+    assert corun(prof).describe() == ("calibrated: latencies include the profile's co-run model "
+                                      "(imported from r_corun.csv), fit error 2.0%")
+
+
+def test_the_corun_source_says_where_the_model_came_from():
+    from packrat_sim.predictor import corun_source
+
+    assert corun_source(builtin_profile("cnn-4")) == ""
+    assert corun_source(builtin_profile("cnn-4+interference")) == "synthetic"
+    assert corun_source(_with_model(**{"interference.probe": "x"})) == "measured by the profiler's co-run sweep"
+
+
+def test_the_no_corun_line_comes_only_with_a_multi_instance_plan_and_no_model():
+    from packrat_sim.predictor import ISOLATED_NOTE, NO_CORUN_NOTE, corun
+
+    fat, thin = plans.fat(8, 4), plans.thin(8, 4)
+    none, iso, cal = corun(builtin_profile("cnn-4")), corun(_with_model(), True), corun(_with_model())
+    assert none.notes([fat, None]) == [] and none.notes([fat, thin]) == [NO_CORUN_NOTE]
+    assert iso.notes([thin]) == [ISOLATED_NOTE] and cal.notes([thin]) == []
+    assert "20-40% optimistic" in NO_CORUN_NOTE and "no co-run data" in NO_CORUN_NOTE
+
+
+def test_priced_profile_drops_the_model_unless_calibrated():
+    from packrat_sim.predictor import corun, priced_profile
+
+    prof = _with_model()
+    assert priced_profile(prof, corun(prof)) is prof
+    assert priced_profile(prof, corun(prof, isolated=True)).interference is None
+
+
+def test_corun_json_round_trips_and_unknown_modes_are_refused():
+    from packrat_sim.predictor import CoRun, corun
+
+    co = corun(_with_model(**{"interference.source": "a.csv"}))
+    assert CoRun.from_json(co.to_json()) == co
+    with pytest.raises(PredictorError, match="'sometimes'"):
+        CoRun("sometimes")
+
+
+def test_price_plan_gives_isolated_and_calibrated_latency_per_group_and_for_the_batch():
+    from packrat_sim.predictor import price_plan
+
+    prof = _with_model()
+    plan = Plan((Instance(2, 4), Instance(1, 2), Instance(1, 2)), 8, 4)
+    price = price_plan(prof, plan)
+    by_threads = {g.threads: g for g in price.groups}
+    assert by_threads[2].isolated_ms == prof.latency(2, 4)
+    assert by_threads[2].calibrated_ms == pytest.approx(prof.latency(2, 4) * prof.interference.slowdown(2))
+    assert by_threads[1].count == 2 and by_threads[1].slowdown == pytest.approx(prof.interference.slowdown(3))
+    assert price.calibrated_ms == pytest.approx(Predictor(prof).plan_ms(plan))
+    assert price.isolated_ms == pytest.approx(Predictor(prof, interference=False).plan_ms(plan))
+    assert price.predicted_ms == price.calibrated_ms and price.notes() == []
+
+
+def test_price_plan_without_a_model_is_isolated_only_and_carries_the_no_corun_line():
+    from packrat_sim.predictor import NO_CORUN_NOTE, price_plan
+
+    price = price_plan(builtin_profile("cnn-4", max_batch=8), plans.thin(8, 4))
+    assert price.calibrated_ms is None and price.predicted_ms == price.isolated_ms
+    assert price.to_json()["notes"] == [NO_CORUN_NOTE] and price.to_json()["corun"] == "none"
+
+
+def test_price_plan_names_every_cell_the_profile_lacks():
+    from packrat_sim.predictor import price_plan
+
+    plan = Plan((Instance(2, 3), Instance(1, 5)), 8, 4)
+    with pytest.raises(PredictorError, match=r"no cell 1 x 5, 2 x 3 \(threads x sub-batch\)"):
+        price_plan(builtin_profile("cnn-4", max_batch=8), plan)
+
+
+def test_estimate_ms_interpolates_the_cells_the_profile_lacks():
+    prof = builtin_profile("cnn-4", max_batch=8)
+    plan = Plan((Instance(2, 3), Instance(1, 5)), 8, 4)
+    assert Predictor(prof).plan_ms(plan) is None
+    assert Predictor(prof).estimate_ms(plan) == pytest.approx(max(prof.predict(2, 3), prof.predict(1, 5)))

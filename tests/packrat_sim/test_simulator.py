@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from packrat_sim.estimator import EstimatorConfig
 from packrat_sim.metrics import in_system
 from packrat_sim.plan import Instance, Plan, fat, thin
+from packrat_sim.policy import SwitchModel
 from packrat_sim.profile import Cell, Interference, Profile, builtin_profile
 from packrat_sim.simulator import (
     HISTORY_SCHEMA,
@@ -24,6 +25,7 @@ from packrat_sim.simulator import (
     simulate,
     split_batch,
 )
+from packrat_sim.switching import switch_kind
 from packrat_sim.workload import Batching, Closed, Poisson, Trace, WorkloadError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,7 +167,11 @@ def test_littles_law_holds_on_a_long_run():
 
 
 LOAD_STEPS = "steps:20/s@10s,400/s@10s,20/s@20s,max_batch=16"
-FAST_ESTIMATOR = SimConfig(estimator=EstimatorConfig(alpha=0.5, window=3, interval_ms=200.0), start_ms=300.0)
+# no warm standby: a plan with more instances than the live ones respawns, so this load makes every kind
+#: The switch costs these tests pin their event times to (the defaults are measured and may move).
+PINNED = {"reroute_ms": 0.1, "retarget_ms": 20.0, "first_batch_factor": 1.5}
+FAST_ESTIMATOR = SimConfig(estimator=EstimatorConfig(alpha=0.5, window=3, interval_ms=200.0), start_ms=300.0,
+                           switch=SwitchModel(standby=0, **PINNED))
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +185,9 @@ def test_a_changing_load_makes_packrat_reconfigure(under_load):
     assert len(r.reconfigurations) >= 2
     assert len(r.plans) == len(r.reconfigurations) + 1
     assert {rc.to_batch for rc in r.reconfigurations} >= {1, 16}
+    assert {rc.kind for rc in r.reconfigurations} == {"re-route", "retarget", "respawn"}
+    for rc in r.reconfigurations:  # the kind is the one rule's, with the model's standby
+        assert rc.kind == switch_kind(rc.from_plan, rc.to_plan, 0) and rc.restarted == (rc.kind == "respawn")
 
 
 def test_reconfiguration_under_load_answers_every_accepted_batch_exactly_once(under_load):
@@ -216,17 +225,23 @@ def test_old_instances_drain_their_work_before_they_stop(under_load):
     for rc in under_load.reconfigurations:
         held = rec.batch_completion_ms[rec.batch_epoch == rc.from_epoch]
         assert rc.drained_ms >= held.max() if held.size else True
-        assert rc.drained_ms >= rc.switch_ms >= rc.call_ms
+        if rc.kind == "retarget":  # the same workers: they drain, then retarget, then routing switches
+            assert rc.switch_ms >= rc.drained_ms >= rc.call_ms
+        else:
+            assert rc.drained_ms >= rc.call_ms and rc.switch_ms >= rc.call_ms
 
 
-def test_new_instances_start_and_warm_up_before_routing_switches(under_load):
+def test_each_kind_of_switch_takes_its_modelled_time_before_routing_switches(under_load):
     profile = builtin_profile("cnn-4", max_batch=16)
     for rc in under_load.reconfigurations:
-        if rc.restarted:
+        assert rc.pause_ms == {"re-route": 0.1, "retarget": 20.0, "respawn": 0.0}[rc.kind]
+        if rc.kind == "respawn":  # new processes start and warm up beside the old ones
             slowest_warmup = max(profile.predict(i.threads, i.batch) for i in rc.to_plan.instances)
             assert rc.switch_ms - rc.call_ms >= FAST_ESTIMATOR.start_ms + 2 * slowest_warmup - 1e-6
+        elif rc.kind == "retarget":
+            assert rc.switch_ms == pytest.approx(rc.drained_ms + 20.0)
         else:
-            assert rc.switch_ms == rc.call_ms
+            assert rc.switch_ms == pytest.approx(rc.call_ms + 0.1)
 
 
 def test_the_timeline_shows_each_reconfiguration_as_decide_switch_drain(under_load):
@@ -278,7 +293,8 @@ def test_the_same_seed_gives_the_same_run_and_another_seed_another():
 
 def test_fast_forwarding_the_dispatcher_changes_nothing_but_speed():
     profile = builtin_profile("cnn-4", max_batch=16)
-    slow = SimConfig(estimator=FAST_ESTIMATOR.estimator, start_ms=FAST_ESTIMATOR.start_ms, fast_forward=False)
+    slow = SimConfig(estimator=FAST_ESTIMATOR.estimator, start_ms=FAST_ESTIMATOR.start_ms, switch=FAST_ESTIMATOR.switch,
+                     fast_forward=False)
     for policy in ("packrat", "packrat-ewma", "thin"):
         a = simulate(profile, 4, LOAD_STEPS, policy, seed=5, config=FAST_ESTIMATOR)
         b = simulate(profile, 4, LOAD_STEPS, policy, seed=5, config=slow)
@@ -362,7 +378,6 @@ def test_the_simulator_modules_import_nothing_outside_packrat_sim():
 # ------------------------------------------------- the packrat policy (issue 15)
 
 from packrat_sim.policy import PolicyConfig  # noqa: E402
-from packrat_sim.workload import Batching, Trace  # noqa: E402
 
 
 def _tiny_profile():
@@ -371,13 +386,23 @@ def _tiny_profile():
     return Profile(model="tiny", cells=tuple(Cell.from_samples(t, b, [ms]) for (t, b), ms in cells.items()))
 
 
+# single requests every 100 ms for 1 s, then pairs every 100 ms: batches of 1, then of 2
+SCRIPT = Trace(tuple([float(t) for t in range(0, 1000, 100)] + [float(t) for t in range(1000, 3000, 100) for _ in range(2)]),
+               batching=Batching(max_batch=2, max_delay_ms=0.0))
+SCRIPT_POLICY = PolicyConfig(window_ms=500.0, payback_ms=1e9)
+
+
 @pytest.fixture(scope="module")
 def scripted_switch():
-    # single requests every 100 ms for 1 s, then pairs every 100 ms: batches of 1, then of 2
-    ts = [float(t) for t in range(0, 1000, 100)] + [float(t) for t in range(1000, 3000, 100) for _ in range(2)]
-    wl = Trace(tuple(ts), batching=Batching(max_batch=2, max_delay_ms=0.0))
-    cfg = SimConfig(start_ms=500.0, warmup_iterations=2, policy=PolicyConfig(window_ms=500.0, payback_ms=1e9))
-    return simulate(_tiny_profile(), 2, wl, "packrat", config=cfg)
+    """The 1 x 2t -> 2 x 1t switch with no warm standby: a respawn (new processes)."""
+    cfg = SimConfig(start_ms=500.0, warmup_iterations=2, policy=SCRIPT_POLICY, switch=SwitchModel(standby=0, **PINNED))
+    return simulate(_tiny_profile(), 2, SCRIPT, "packrat", config=cfg)
+
+
+@pytest.fixture(scope="module")
+def scripted_retarget():
+    """The same switch with the default warm standby (one worker per core): a retarget."""
+    return simulate(_tiny_profile(), 2, SCRIPT, "packrat", config=SimConfig(policy=SCRIPT_POLICY, switch=SwitchModel(**PINNED)))
 
 
 def test_the_packrat_policy_starts_with_the_plan_for_the_first_formed_batch(scripted_switch):
@@ -386,13 +411,13 @@ def test_the_packrat_policy_starts_with_the_plan_for_the_first_formed_batch(scri
 
 def test_the_policy_switches_at_the_second_confirming_decision_and_says_why(scripted_switch):
     (rc,) = scripted_switch.reconfigurations
-    assert (rc.call_ms, rc.to_plan.describe(), rc.restarted) == (1800.0, "2 x 1t x 1", True)
+    assert (rc.call_ms, rc.to_plan.describe(), rc.kind, rc.restarted) == (1800.0, "2 x 1t x 1", "respawn", True)
     assert "expected latency 11.0 -> 10.0 ms" in rc.reason and rc.gain_ms == pytest.approx(1.0) and rc.cost_ms > 0
     events = [e for e in scripted_switch.timeline() if e["event"] == "reconfigure"]
     assert events[0]["reason"] == rc.reason
 
 
-def test_a_restart_slows_the_serving_instances_as_measured_in_start_up_then_warm_up(scripted_switch):
+def test_a_respawn_slows_the_serving_instances_as_measured_in_start_up_then_warm_up(scripted_switch):
     # old plan 1 x 2t on 2 cores. Start-up (500 ms): two starting processes -> oversubscription
     # (2 + 2) / 2 = 2 -> 1 + 1.7 * (2 - 1) * 2 = 4.4x. Warm-up: all 4 threads live -> 2 * 1.1 = 2.2x,
     # lasting 2 iterations of the new 10 ms cell at 2.2x = 44 ms. Then the new plan alone: 10 ms.
@@ -404,6 +429,55 @@ def test_a_restart_slows_the_serving_instances_as_measured_in_start_up_then_warm
     (rc,) = scripted_switch.reconfigurations
     assert rc.switch_ms == pytest.approx(1800.0 + 500.0 + 2 * 10.0 * 2.2)
     assert [svc[t] for t in (2400.0, 2500.0, 2900.0)] == pytest.approx([10.0] * 3)
+
+
+def test_a_respawn_serves_on_the_old_plan_until_the_new_processes_are_warm(scripted_switch):
+    # the old plan serves every pair until 2344 (start-up 500 ms, warm-up 44 ms), slowed as above;
+    # it holds no work then (its last batch ended at 2324.2): drained at the switch
+    window = [(e, round(t, 6)) for e, t in events(scripted_switch) if 1800.0 <= t <= 2410.0]
+    assert window == [
+        ("reconfigure", 1800.0), ("dispatch", 1800.0), ("complete", 1811.0),
+        ("dispatch", 1900.0), ("complete", 1948.4), ("dispatch", 2000.0), ("complete", 2048.4),
+        ("dispatch", 2100.0), ("complete", 2148.4), ("dispatch", 2200.0), ("complete", 2248.4),
+        ("dispatch", 2300.0), ("complete", 2324.2), ("drained", 2344.0), ("switch", 2344.0),
+        ("dispatch", 2400.0), ("complete", 2410.0),
+    ]
+    (rc,) = scripted_switch.reconfigurations
+    assert (rc.kind, rc.pause_ms, rc.restarted) == ("respawn", 0.0, True)
+
+
+def test_a_retarget_drains_pauses_then_serves_its_first_batch_slower(scripted_retarget):
+    # the decision follows the pair dispatched at 1800 on 1 x 2t (11 ms); routing holds while it
+    # drains (1811), the workers retarget for 20 ms (switch at 1831), the next pair (1900) runs on
+    # 2 x 1t 1.5x slower than its 10 ms, and every later one at 10 ms
+    (rc,) = scripted_retarget.reconfigurations
+    assert (rc.kind, rc.restarted, rc.pause_ms, rc.cost_ms) == ("retarget", False, 20.0, pytest.approx(25.0))
+    window = [(e, round(t, 6)) for e, t in events(scripted_retarget) if 1800.0 <= t <= 2010.0]
+    assert window == ([
+        ("reconfigure", 1800.0), ("dispatch", 1800.0), ("complete", 1811.0), ("drained", 1811.0),
+        ("switch", 1831.0), ("dispatch", 1900.0), ("complete", 1915.0), ("dispatch", 2000.0), ("complete", 2010.0),
+    ])
+    (decision,) = [e for e in scripted_retarget.timeline() if e["event"] == "reconfigure"]
+    assert decision["kind"] == "retarget" and rc.to_json()["kind"] == "retarget" and rc.to_json()["pause_ms"] == 20.0
+
+
+def test_a_re_route_switches_at_once_while_the_same_workers_finish_their_batch():
+    # 2 cores; the plans for batches 4 and 2 are both 2 x 1t (a re-route), the plan for 1 is 1 x 2t
+    # (a retarget). The estimator sees 2 requests in service at 100 ms (-> batch 2: re-route,
+    # routing moves 0.1 ms later, the batch in service finishes at 105), then none (-> batch 1:
+    # a retarget of idle workers, 20 ms); the request of 250 runs on 1 x 2t, 1.5 x 9 ms.
+    profile = deterministic_profile({(1, 1): 10.0, (1, 2): 16.0, (1, 4): 30.0, (2, 1): 9.0, (2, 2): 15.0, (2, 4): 28.0})
+    cfg = SimConfig(estimator=EstimatorConfig(alpha=1.0, window=1, interval_ms=100.0, max_batch=4), initial_batch=4,
+                    switch=SwitchModel(**PINNED))
+    r = simulate(profile, 2, Trace((95.0, 95.0, 250.0), batching=Batching(max_batch=4, max_delay_ms=0.0)),
+                 "packrat-ewma", config=cfg)
+    assert [p.describe() for p in r.plans] == ["2 x 1t x 2", "2 x 1t x 1", "1 x 2t x 1"]
+    assert [(rc.kind, rc.pause_ms) for rc in r.reconfigurations] == [("re-route", 0.1), ("retarget", 20.0)]
+    assert [(e, round(t, 6)) for e, t in events(r)] == ([
+        ("dispatch", 95.0), ("reconfigure", 100.0), ("switch", 100.1), ("complete", 105.0), ("drained", 105.0),
+        ("drained", 200.1), ("reconfigure", 200.1), ("switch", 220.1),  # idle workers: drained at the call
+        ("dispatch", 250.0), ("complete", 263.5),
+    ])
 
 
 def test_the_old_estimator_stays_available_as_packrat_ewma():

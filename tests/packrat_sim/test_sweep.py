@@ -280,3 +280,47 @@ def test_a_sweep_output_directory_under_a_missing_parent_is_refused_naming_it(tm
         prepare_out_dir(str(tmp_path / "missing" / "out"))
     prepare_out_dir(str(tmp_path / "out"))
     assert (tmp_path / "out").is_dir()
+
+
+# ---- issue 27: calibrated by default, isolated on request, and the no-co-run line
+
+
+def _thin_row(spec: str, isolated: bool = False) -> dict:
+    params = sw.RunParams(spec, 4, "poisson:rate=100,duration=1s,max_batch=8", "thin", 0, isolated)
+    return sw.run_one(sw.RunTask.of(params, sw.load_profile_spec(spec)))
+
+
+def test_a_row_says_how_its_run_was_priced():
+    assert _thin_row("builtin:cnn-4")["corun"] == "none"
+    assert _thin_row("builtin:cnn-4+interference")["corun"] == "calibrated"
+    assert _thin_row("builtin:cnn-4+interference", isolated=True)["corun"] == "isolated"
+
+
+def test_a_calibrated_run_is_slower_than_the_same_run_isolated_and_predicts_so():
+    cal, iso = _thin_row("builtin:cnn-4+interference"), _thin_row("builtin:cnn-4+interference", isolated=True)
+    assert cal["p50_ms"] > iso["p50_ms"] and cal["predicted_ms"] > iso["predicted_ms"]
+    assert iso["predicted_ms"] == pytest.approx(_thin_row("builtin:cnn-4")["predicted_ms"])
+
+
+def test_isolated_runs_have_their_own_run_ids_and_calibrated_ones_keep_theirs():
+    base = sw.RunParams("builtin:cnn-4", 4, "poisson:rate=1,duration=1s", "fat", 0)
+    from dataclasses import replace
+
+    assert replace(base, isolated=True).run_id != base.run_id
+    import hashlib
+
+    before = json.dumps(["builtin:cnn-4", 4, "poisson:rate=1,duration=1s", "fat", 0])  # the key before co-run models
+    assert base.run_id == hashlib.sha1(before.encode()).hexdigest()[:16]
+    grid = replace(small_grid(), isolated=True)
+    assert all(p.isolated for p in sw.expand(grid)) and grid.to_json()["isolated"] is True
+    assert "isolated" not in small_grid().to_json()
+
+
+def test_corun_notes_name_the_profiles_whose_multi_instance_runs_had_no_corun_data():
+    from packrat_sim.predictor import ISOLATED_NOTE, NO_CORUN_NOTE
+
+    rows = [_thin_row("builtin:cnn-4"), _thin_row("builtin:cnn-4+interference"),
+            _thin_row("builtin:cnn-4+interference", isolated=True)]
+    assert sw.corun_notes(rows) == [f"{NO_CORUN_NOTE} (builtin:cnn-4)", f"{ISOLATED_NOTE} (builtin:cnn-4+interference)"]
+    fat = dict(rows[0], plan="1 x 4t x 8", reconfigurations=0)
+    assert sw.corun_notes([fat]) == []

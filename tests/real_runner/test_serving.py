@@ -12,7 +12,7 @@ import pytest
 from checker import check, read_history, write_history
 from checker.linearizability import Verdict
 from packrat_sim.estimator import EstimatorConfig
-from packrat_sim.plan import fat, thin
+from packrat_sim.plan import Instance, Plan, fat, thin
 from real_runner.executor import WorkerError
 from real_runner.serving import LoadError, ServingRuntime, parse_load, serve_load
 from tests.real_runner.rr_helpers import needs_two_cpus
@@ -57,7 +57,11 @@ def test_a_step_in_the_load_reconfigures_online_and_every_batch_is_answered_once
     first = ok[0]
     assert (first["from_plan"], first["to_plan"]) == ("2 x 1t x 2", "1 x 2t x 16")
     assert first["reconfigure_ms"] > 0 and first["drain_ms"] >= 0
-    assert first["oversubscribed_threads"] == 2  # both pools ran side by side on 2 cores
+    assert first["kind"] == "retarget" and first["oversubscribed_threads"] == 0  # warm workers, in place
+    switch = report["switches"][0]
+    assert switch["kind"] == "retarget" and switch["measured_ms"] > 0 and switch["priced_ms"] is None
+    assert len(switch["retargeted"]) == 1 and len(switch["parked"]) == 1 and switch["spawned"] == []
+    assert report["request_latency_ms"]["n"] == report["requests_answered"]  # closed loop: one per input
     hist = report["history"]
     assert check(hist, "serving").result is Verdict.OK
     epochs = {op.output["epoch"] for op in hist if op.input["op"] == "infer"}
@@ -75,7 +79,7 @@ def runtime():
         if batch_id == kill.get("batch") and attempt == 1:
             threading.Timer(0.005, os.kill, (pool.pids[0], signal.SIGKILL)).start()
 
-    rt = ServingRuntime("tiny-cnn", thin(8, 2), dispatch_hook=hook)
+    rt = ServingRuntime("tiny-cnn", thin(8, 2), dispatch_hook=hook, standby=0)
     rt.kill = kill
     with rt:
         yield rt
@@ -97,10 +101,13 @@ def test_a_worker_killed_mid_batch_is_replaced_and_the_batch_answered_exactly_on
     assert check(runtime.history(), "serving").result is Verdict.OK
 
 
-def test_a_new_epoch_that_fails_to_start_aborts_and_the_old_epoch_keeps_serving(runtime):
-    epoch, plan = runtime.epoch, runtime.plan
+def test_a_respawn_whose_process_fails_to_start_aborts_and_the_old_epoch_keeps_serving(runtime):
+    epoch, plan, pids = runtime.epoch, runtime.plan, runtime.pids
+    three = Plan((Instance(1, 3), Instance(1, 3), Instance(1, 2)), 8, 3)  # one worker more than there are
+    assert runtime.pool.kind_of(three) == "respawn"
     with pytest.raises(WorkerError):
-        runtime.reconfigure(fat(8, 2), start_timeout=0.01)
+        runtime.reconfigure(three, start_timeout=0.01)
+    assert runtime.pids == pids and runtime.standby == 0
     assert runtime.epoch == epoch and runtime.plan == plan
     assert runtime.reconfigurations[-1].ok is False and runtime.reconfigurations[-1].error
     assert runtime.infer(4)["epoch"] == epoch
@@ -111,8 +118,11 @@ def test_a_new_epoch_that_fails_to_start_aborts_and_the_old_epoch_keeps_serving(
 
 
 def test_a_manual_reconfigure_moves_to_the_next_epoch_and_later_batches_run_there(runtime):
+    pids = set(runtime.pids)
     e = runtime.reconfigure(fat(8, 2))
     assert e == runtime.epoch and runtime.plan == fat(8, 2)
+    assert runtime.reconfigurations[-1].kind == "retarget" and set(runtime.pids) < pids  # a warm worker, in place
+    assert runtime.standby == 1  # the other one parked
     assert runtime.infer(20)["epoch"] == e  # 20 inputs on a pool of 8: three runs, one epoch
     assert check(runtime.history(), "serving").result is Verdict.OK
 

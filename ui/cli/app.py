@@ -72,6 +72,7 @@ def _options(
 VERB_MODULES = (
     "ui.cli.profile",
     "ui.cli.plan",
+    "ui.cli.predict",
     "ui.cli.verify",
     "ui.cli.simulate",
     "ui.cli.sweep",

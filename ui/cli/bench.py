@@ -20,7 +20,8 @@ def register(app: typer.Typer) -> None:
         cores: int | None = typer.Option(None, "--cores", help="Cores T (default: every allowed CPU)."),
         profile_spec: str | None = typer.Option(None, "--profile", help="Profile FILE to plan and predict from (default: measure a quick one now)."),
         max_plans: int = typer.Option(24, "--max-plans", help="Cap on the exhaustive oracle's plans per batch size."),
-        interference: bool = typer.Option(False, "--interference", help="Also measure co-run interference in the quick profile and bench the interference-aware plan beside the isolated one."),
+        interference: bool = typer.Option(False, "--interference", help="Also measure co-run interference in the quick profile (a --profile with a co-run model is used with it by default) and bench the interference-aware plan beside the isolated one."),
+        isolated: bool = typer.Option(False, "--isolated", help="Ignore the profile's co-run model: predict every plan from the isolated profile."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
     ) -> None:
         """Measure, interleaved, the fat instance, the thin one, the optimizer's plan and every other
@@ -43,7 +44,7 @@ def register(app: typer.Typer) -> None:
         output_dir_arg(out, "--out")  # before measuring: parent exists, not a symlink or a file
         try:
             report = run_bench(model, bs, cores=cores, iterations=iterations, profile=profile, max_plans=max_plans,
-                               on_progress=note, interference=interference)
+                               on_progress=note, interference=interference, isolated=isolated)
         except WorkerError as exc:
             fail(str(exc), code=1)
         if out is not None:
@@ -74,5 +75,15 @@ def register(app: typer.Typer) -> None:
                     f"           interference-aware {r['interference_aware']} {r['interference_aware_ms']:8.2f} ms  "
                     f"regret {r['interference_aware_regret_pct']:.1f}%"
                 )
+        _print_corun(report)
         if out is not None:
             typer.echo(f"wrote {out}/report.json, report.md, report.html")
+
+
+def _print_corun(report: dict) -> None:
+    """The line saying which prediction the bench used, and the no-co-run line when it applies."""
+    from packrat_sim.predictor import CoRun
+
+    typer.echo(f"co-run: predictions {CoRun.from_json(report['corun_model']).describe()}")
+    for n in report["notes"]:
+        typer.echo(f"note: {n}")

@@ -177,6 +177,7 @@ def step_reconfigure_online() -> str:
         t0 = time.perf_counter()
         epoch = rt.reconfigure(second, trigger="demo")
         switch_s = time.perf_counter() - t0
+        kind = rt.reconfigurations[-1].kind if rt.reconfigurations else "switch"
         for _ in range(10):
             rt.infer(8)
         done.set()
@@ -184,7 +185,7 @@ def step_reconfigure_online() -> str:
         history = rt.history()
         served = len(rt.batches) if hasattr(rt, "batches") else len(history.operations)
     verdict = check(history, "serving", timeout=60)
-    typer.echo(f"   reconfigure returned epoch {epoch} after {switch_s:.1f} s (new instances built and warmed up under load)")
+    typer.echo(f"   reconfigure returned epoch {epoch} after {switch_s * 1000:.1f} ms ({kind}, under load)")
     typer.echo(f"   {served} batches served, history of {len(history.operations)} operations:")
     for line in explain(verdict, history, "serving")[:2]:
         typer.echo(f"   {line}")

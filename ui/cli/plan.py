@@ -8,17 +8,39 @@ from ui.cli.common import OUTPUT_RULE, BadInput, emit_json, load_profile_arg, no
 
 
 def plan_report(profile, batch: int, cores: int, options, *, candidates: str = "profiled",
-                interference: bool = False) -> dict:
+                isolated: bool = False) -> dict:
     """Optimal plan plus the fat and thin baselines, as one JSON-ready dict.
 
     Plan and baselines are priced by one ``packrat_sim.predictor.Predictor`` over one
     candidate set (``candidates``: ``profiled`` or ``interpolated`` cells), so a baseline
     never beats the plan. A baseline that cannot run on the candidate cells under the
     options has ``*_ms`` None and a ``*_note`` saying why (or how it was adapted).
-    ``interference``: price everything under the profile's co-run model, if it has one.
+    Calibrated by default: with a co-run model (unless ``isolated``) everything is planned
+    and priced under it, and ``interference`` says what the isolated plan really costs.
+    ``corun`` ("calibrated" | "isolated" | "none"), ``corun_model`` and ``notes`` (the
+    no-co-run line when it applies) say which (see ``packrat_sim.predictor.corun``).
     """
-    return _report(profile, _candidate_profile(profile, batch, cores, candidates), batch, cores, options,
-                   candidates, interference)
+    cand = _candidate_profile(profile, batch, cores, candidates)
+    return priced_report(profile, cand, batch, cores, options, candidates, isolated)
+
+
+def priced_report(profile, cand, batch: int, cores: int, options, candidates: str, isolated: bool) -> dict:
+    """:func:`plan_report` over ``cand``, the candidate profile of ``profile``."""
+    from packrat_sim.predictor import corun
+
+    co = corun(profile, isolated)
+    report = _report(profile, cand, batch, cores, options, candidates, False)
+    if co.calibrated:
+        report = _with_interference(report, profile, cand, batch, cores, options, candidates)
+    return with_corun(report, co)
+
+
+def with_corun(report: dict, co) -> dict:
+    """``report`` with ``corun``, ``corun_model`` and ``notes`` (the no-co-run line when the
+    plan or a baseline has more than one instance and no co-run model prices it)."""
+    priced = [report.get("groups"), report.get("fat_groups"), report.get("thin_groups")]
+    multi = any(groups and sum(g[0] for g in groups) > 1 for groups in priced)
+    return dict(report, corun=co.mode, corun_model=co.to_json(), notes=co.notes_if(multi))
 
 
 def _candidate_profile(profile, batch: int, cores: int, candidates: str):
@@ -94,9 +116,19 @@ def format_plan_report(r: dict, profile) -> str:
         lines.append(f"dispatch  {r['dispatch_ms']:.3f} ms of the plan's prediction is the measured dispatch cost")
     if r.get("candidates") == "interpolated":
         lines.append("cells     candidates include interpolated cells (not measured); plan and baselines share them")
+    if r.get("corun_model"):
+        lines.insert(2, f"co-run    {_corun_line(r)}")
     if profile.synthetic:
         lines.append("note      SYNTHETIC profile: figures come from a formula, not a measurement")
+    lines += [f"note      {n}" for n in r.get("notes", ())]
     return "\n".join(lines)
+
+
+def _corun_line(r: dict) -> str:
+    """The one line saying how the report was priced (``CoRun.describe``)."""
+    from packrat_sim.predictor import CoRun
+
+    return CoRun.from_json(r["corun_model"]).describe()
 
 
 def _with_interference(report: dict, profile, cand, batch: int, cores: int, options, candidates: str) -> dict:
@@ -163,7 +195,8 @@ def register(app: typer.Typer) -> None:
         min_batch: int = typer.Option(1, "--min-batch", help="Smallest sub-batch an instance may get."),
         statistic: str | None = typer.Option(None, "--statistic", help="Cell statistic used as latency: min, median, mean, p90, max (default: the profile's, mean)."),
         out: str | None = typer.Option(None, "--out", help="Also write the plan file (packrat.plan/1 JSON) here. " + OUTPUT_RULE),
-        interference: bool = typer.Option(False, "--interference", help="Plan under the profile's measured interference model (co-running instances slow each other down)."),
+        isolated: bool = typer.Option(False, "--isolated", help="Ignore the profile's co-run model: plan and price from the isolated profile (by default a profile with a co-run model is planned and priced with it)."),
+        interference: bool = typer.Option(False, "--interference", help="Plan under the profile's co-run model (the default when it has one; without one, say so and plan from the isolated profile)."),
         export: str | None = typer.Option(None, "--export", help="Print the plan for another stack instead: run-cpu (torch.backends.xeon.run_cpu lines), torchserve (config.properties), json (plan file)."),
         certify: bool = typer.Option(False, "--certify", help="Also prove the plan optimal with Z3 (as `packrat verify`); exit 1 if Z3 finds a faster allocation, 3 if it runs out of time."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
@@ -192,17 +225,18 @@ def register(app: typer.Typer) -> None:
             raise BadInput(str(exc).replace("candidate set", "--candidates")) from None
         if certify and export is not None:
             raise BadInput("--certify cannot be combined with --export (an export prints only the plan)")
+        if isolated and interference:
+            raise BadInput("--isolated and --interference contradict each other; give one")
         cand = _candidate_profile(prof, batch, cores, candidates)
-        report = _report(prof, cand, batch, cores, options, candidates, False)
-        if interference:
-            report = _with_interference(report, prof, cand, batch, cores, options, candidates)
+        report = priced_report(prof, cand, batch, cores, options, candidates, isolated)
+        if interference and prof.interference is None:
+            report["interference"] = None  # asked for, and there is none: said so below
         cert = None
         if certify:
             from ui.cli.verify import DEFAULT_TIMEOUT_S, certify_plan
 
-            under = interference and report.get("interference") is not None
             cert = certify_plan(cand, batch, cores, Plan.from_json(report["plan"]), options, DEFAULT_TIMEOUT_S,
-                                interference=under)
+                                interference=report["corun"] == "calibrated")
             report["certificate"] = cert.to_json()
         if export is not None:
             _print_export(Plan.from_json(report["plan"]), export, as_json)
@@ -216,7 +250,7 @@ def register(app: typer.Typer) -> None:
             emit_json(report)
         else:
             typer.echo(format_plan_report(report, prof))
-            if interference:
+            if "interference" in report:
                 typer.echo(format_interference(report))
             if cert is not None:
                 from ui.cli.verify import certificate_lines

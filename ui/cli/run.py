@@ -206,6 +206,11 @@ def _print_batch_report(run: BatchRun, report: dict, plan, res, comp) -> None:
 # ------------------------------------------------------------------------------ --load
 
 
+def _ms(x: float | None) -> str:
+    """A duration in ms for the text output ("-" when unknown)."""
+    return "-" if x is None else f"{x:.1f} ms"
+
+
 def _reconfiguration_lines(r: dict) -> list[str]:
     """The text lines of one reconfiguration record of a load report."""
     if not r["ok"]:
@@ -220,6 +225,25 @@ def _reconfiguration_lines(r: dict) -> list[str]:
     return lines
 
 
+def _switch_line(w: dict) -> str:
+    """The text line of one switch: kind, priced and measured cost, the first new batch, and
+    the p99 of the batches in its window against the steady state after it."""
+    window, steady = w.get("latency_window"), w.get("latency_steady")
+    p99 = "" if not window or not steady else (
+        f"; window p99 {window['p99_ms']:.1f} ms vs steady {steady['p99_ms']:.1f} ms ({w['p99_ratio']:.2f}x)")
+    return (f"switch   at {w['at_s']:.1f}s {w['kind']}: {w['from_plan']} -> {w['to_plan']}: priced {_ms(w['priced_ms'])}, "
+            f"measured {_ms(w['measured_ms'])} (decision to the first new batch), first new batch "
+            f"{_ms(w['first_batch_ms'])}{p99}")
+
+
+def _latency_line(lat: dict | None) -> str:
+    """The request latency percentiles of a load report, one line."""
+    if not lat:
+        return "requests latency -  (no request answered)"
+    return (f"requests latency p50 {lat['median_ms']:.1f} ms, p90 {lat['p90_ms']:.1f} ms, "
+            f"p99 {lat['p99_ms']:.1f} ms, max {lat['max_ms']:.1f} ms  (n={lat['n']})")
+
+
 def _print_load_report(out: dict) -> None:
     """The text form of ``packrat run --load`` on stdout, from its JSON object ``out``."""
     typer.echo(f"served   {out['model']} on {out['cores']} cores, load {out['load']} ({out['load_kind']} loop), "
@@ -230,9 +254,12 @@ def _print_load_report(out: dict) -> None:
         typer.echo(f"idle     {out['idle_skipped_s']:.3g} s of idle time skipped (the clock jumped)")
     typer.echo(f"batches  sent {out['batches_sent']}, answered {out['batches_answered']}, failed "
                f"{out['batches_failed']}; requests sent {out['requests_sent']}, answered {out['requests_answered']}")
+    typer.echo(_latency_line(out.get("request_latency_ms")))
     for r in out["reconfigurations"]:
         for line in _reconfiguration_lines(r):
             typer.echo(line)
+    for w in out.get("switches", []):
+        typer.echo(_switch_line(w))
     if out.get("history_file"):
         typer.echo(f"history  {out['history_file']} ({out['history_operations']} operations)")
     if "check" in out:

@@ -47,6 +47,7 @@ def simulate_command(
         help="Adaptive policy: packrat[:KEY=VALUE,...] (options of packrat_sim.policy.PolicyConfig, e.g. "
              "packrat:payback_ms=5000,confirmations=3) or packrat-ewma (the paper's queue-depth estimator).",
     ),
+    isolated: bool = typer.Option(False, "--isolated", help="Ignore the profile's co-run model: service times from the isolated profile (by default a profile with a co-run model slows each instance by it)."),
 ) -> int:
     from packrat_sim import validate
     from packrat_sim.policy import PolicyError, parse_overrides, parse_policy
@@ -68,16 +69,24 @@ def simulate_command(
         wl = load_workload(workload)
     except WorkloadError as exc:
         raise BadInput(f"--workload: {exc}") from None
+    from packrat_sim.predictor import corun, priced_profile
+
+    co = corun(prof, isolated)
     # a library error (a PackratError naming the value) reaches the entry point: exit 2
-    comparison = compare_plans(prof, cores, wl, seed=seed, config=config, policies=(policy_name, "fat", "thin"))
+    comparison = compare_plans(priced_profile(prof, co), cores, wl, seed=seed, config=config,
+                               policies=(policy_name, "fat", "thin"))
     written = _write_out(comparison, out) if out is not None else []
+    notes = co.notes(p for r in comparison.results for p in r.plans)
     if json_out:
-        obj = comparison.to_json()
+        obj = dict(comparison.to_json(), corun=co.mode, corun_model=co.to_json(), notes=notes)
         if out is not None:
             obj["files"] = written
         emit_json(obj)
     else:
         print(format_comparison(comparison))
+        print(f"co-run: {co.describe()}")
+        for n in notes:
+            print(f"note: {n}")
         if written:
             print(f"wrote {len(written)} files to {out}")
     return 0
@@ -174,19 +183,26 @@ def format_comparison(comparison) -> str:
     return "\n".join(lines)
 
 
+#: What the priced cost of each kind of switch stands for (``SwitchModel.price_ms``).
+SWITCH_COST_MEANING = {
+    "re-route": "a routing change, same workers",
+    "retarget": "a pause to retarget warm workers in place, then a slower first batch",
+    "respawn": "slowed serving while new processes start and warm up",
+}
+
+
 def format_reconfiguration(rc) -> list[str]:
-    """Lines explaining one reconfiguration: when, to what, why, predicted gain, cost."""
-    how = "restart" if rc.restarted else "re-route"
+    """Lines explaining one reconfiguration: when, to what, its kind, why, predicted gain, cost."""
     lines = [
         f"  {rc.call_ms / 1000.0:9.3f} s  {rc.from_plan.describe()} -> {rc.to_plan.describe()}"
-        f"  ({how}, switched after {rc.switch_ms - rc.call_ms:.1f} ms)"
+        f"  ({rc.kind}, switched after {rc.switch_ms - rc.call_ms:.1f} ms)"
     ]
     if rc.reason:
         lines.append(f"               why: {rc.reason}")
         lines.append(
             f"               predicted gain {rc.gain_ms:.1f} ms per "
             f"{'full batch' if rc.reason.startswith('overload') else 'request'}; modelled cost "
-            f"{rc.cost_ms:.0f} ms of slowed serving" + ("" if rc.restarted else " (none: same threads, re-route)")
+            f"{rc.cost_ms:.1f} ms ({SWITCH_COST_MEANING.get(rc.kind, rc.kind)})"
         )
     return lines
 
@@ -199,6 +215,6 @@ def format_no_reconfiguration(summary: dict) -> list[str]:
     if ref:
         lines.append(
             f"  largest refused gain {ref['gain_ms']:.1f} ms per request at {ref['t_ms'] / 1000:.1f} s "
-            f"({ref['reason']}; modelled cost {ref['cost_ms']:.0f} ms of slowed serving)"
+            f"({ref['reason']}; modelled cost {ref['cost_ms']:.1f} ms, a {ref.get('kind') or 'switch'})"
         )
     return lines

@@ -61,11 +61,15 @@ def sweep_command(
     yes: bool = typer.Option(False, "--yes", help="Run grids of more than 100,000 runs."),
     show_progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress with ETA on stderr (default: on a terminal)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON summary object on stdout."),
+    isolated: bool = typer.Option(False, "--isolated", help="Ignore the profiles' co-run models (by default a profile with one is simulated with it); isolated runs are kept apart from calibrated ones in --out."),
 ) -> int:
     """Run the grid (see the module docstring); exit 0, 1 when some runs failed, 2 on bad input."""
+    from dataclasses import replace
+
     from packrat_sim import sweep as sw
 
     g, total, profiles = _load_grid(grid, axis, yes, out)
+    g = replace(g, isolated=isolated)
     if show_progress is None:
         show_progress = sys.stderr.isatty()
     eng = make_engine(engine, workers, ray_address)
@@ -81,10 +85,15 @@ def sweep_command(
         eng.close()
     files = [*result.files, *_report(result.rows, out)]
     failures = [r for r in result.rows if r["status"] != "ok"]
+    modes = _corun_modes(profiles, isolated)
+    notes = sw.corun_notes(result.rows)
     if json_out:
-        emit_json(_summary(result, total, out, files, failures))
+        emit_json(dict(_summary(result, total, out, files, failures), corun=modes, notes=notes))
     else:
         _print_summary(result, total, out, files)
+        print("co-run: " + "; ".join(f"{spec}: {mode}" for spec, mode in modes.items()))
+        for n in notes:
+            print(f"note: {n}")
     if failures:
         note(f"{len(failures)} run(s) failed; first: {failures[0]['error']}")
         return 1
@@ -111,6 +120,13 @@ def _load_grid(grid: str | None, axis: list[str] | None, yes: bool, out: str):
     except sw.SweepError as exc:
         raise BadInput(str(exc)) from None
     return g, total, profiles
+
+
+def _corun_modes(profiles: dict, isolated: bool) -> dict[str, str]:
+    """{profile spec: "calibrated" | "isolated" | "none"} (``packrat_sim.predictor.corun``)."""
+    from packrat_sim.predictor import corun
+
+    return {spec: corun(profile, isolated).mode for spec, profile in profiles.items()}
 
 
 def _report(rows, out: str) -> list[str]:

@@ -7,8 +7,6 @@ time limit ran out; never reported as optimal).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import typer
 
 from ui.cli.common import EXIT_NEGATIVE, EXIT_OK, EXIT_UNKNOWN, BadInput, emit_json, load_profile_arg
@@ -104,11 +102,18 @@ def certificate_lines(cert, indent: str = "") -> list[str]:
     return [indent + line for line in lines]
 
 
-def verify_report(profile, batch: int, cores: int, options, plan_source: str, cert) -> dict:
-    """The JSON object of `packrat verify --json`."""
+def verify_report(profile, batch: int, cores: int, options, plan_source: str, cert, co=None) -> dict:
+    """The JSON object of `packrat verify --json` (``co``: the ``packrat_sim.predictor.CoRun``
+    the plan was certified under; default: the profile's, calibrated when it has a model)."""
+    from packrat_sim.predictor import corun
+
+    co = co or corun(profile)
     out = cert.to_json()
     out.update(
         {
+            "corun": co.mode,
+            "corun_model": co.to_json(),
+            "notes": co.notes(_priced_plans(cert)),
             "profile": profile.model,
             "synthetic": profile.synthetic,
             "batch": batch,
@@ -127,7 +132,8 @@ def verify_report(profile, batch: int, cores: int, options, plan_source: str, ce
     return out
 
 
-def _load_plan(path: str):
+def load_plan_file(path: str):
+    """The plan in file ``path`` (packrat.plan/1); BadInput naming the file when it is not one."""
     from packrat_sim.plan import PlanError, loads_plan
     from packrat_sim.profile import read_text
 
@@ -156,16 +162,19 @@ def register(app: typer.Typer) -> None:
             help="The T cores are sockets of N cores (the last one holds T mod N if N does not divide T); no instance spans two sockets.",
         ),
         statistic: str | None = typer.Option(None, "--statistic", help="Cell statistic used as latency (default: the profile's, mean)."),
-        interference: bool = typer.Option(False, "--interference", help="Certify under the profile's interference model (the objective of `packrat plan --interference`)."),
+        isolated: bool = typer.Option(False, "--isolated", help="Ignore the profile's co-run model: certify the isolated objective (by default a profile with a co-run model is certified under it, as `packrat plan` plans)."),
+        interference: bool = typer.Option(False, "--interference", help="Certify under the profile's co-run model (the default when it has one; exit 2 when it has none)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
     ) -> None:
         """Prove with Z3 that the plan (the optimizer's, or --plan FILE) is optimal: OPTIMAL (exit 0),
         NOT_OPTIMAL with a better allocation (exit 1), or UNKNOWN when the time limit ran out (exit 3)."""
         from packrat_sim import validate
-        from packrat_sim.predictor import Predictor, PredictorError, best_plan, candidate_profile, check_candidates
+        from packrat_sim.predictor import PredictorError, candidate_profile, check_candidates, corun
 
         if exact_cores and allow_idle:
             raise BadInput("--exact-cores and --allow-idle contradict each other; give one")
+        if isolated and interference:
+            raise BadInput("--isolated and --interference contradict each other; give one")
         try:
             check_candidates(candidates)
         except PredictorError as exc:
@@ -181,30 +190,50 @@ def register(app: typer.Typer) -> None:
         # library errors (PackratError, naming the value) reach the entry point: exit 2
         if statistic is not None:
             prof.with_statistic(statistic)
-        prof = candidate_profile(prof, cores, batch, candidates)
-        if plan_file is not None:
-            plan, source = _load_plan(plan_file), plan_file
-        else:
-            under = interference and prof.interference is not None
-            # the same planner and predictor as `packrat plan`; under interference Z3
-            # certifies the compute objective (dispatch cost is left out there)
-            predictor = Predictor(prof if not under else replace(prof, dispatch=()), options.statistic, under)
-            plan = best_plan(predictor, batch, cores, options)
-            source = "optimizer under interference" if under else "optimizer"
         if interference and prof.interference is None:
             raise BadInput(f"--interference: the profile of {prof.model!r} has no interference model")
-        what = f"plan file {plan_file!r}" if plan_file is not None else "the optimizer's plan"
-        cert = certify_plan(prof, batch, cores, plan, options, timeout, what, interference=interference)
-        if as_json:
-            emit_json(verify_report(prof, batch, cores, options, source, cert))
+        co = corun(prof, isolated)
+        prof = candidate_profile(prof, cores, batch, candidates)
+        if plan_file is not None:
+            plan, source = load_plan_file(plan_file), plan_file
         else:
-            lines = [
-                f"profile   {prof.label()}" + (f"  ({prof.source})" if prof.synthetic else ""),
-                f"problem   batch {batch} on {constraints_text(cores, options)}, latency = {options.statistic or prof.statistic} of each cell" + (" x co-run slowdown (interference model)" if interference else ""),
-                f"plan      {cert.plan.describe():<30} {cert.latency_ms:10.2f} ms   (from {source}; count x threads x sub-batch)",
-                *certificate_lines(cert),
-            ]
-            if prof.synthetic:
-                lines.append("note      SYNTHETIC profile: latencies come from a formula, not a measurement")
-            typer.echo("\n".join(lines))
+            plan, source = optimizer_plan(prof, batch, cores, options, co.calibrated)
+        what = f"plan file {plan_file!r}" if plan_file is not None else "the optimizer's plan"
+        cert = certify_plan(prof, batch, cores, plan, options, timeout, what, interference=co.calibrated)
+        if as_json:
+            emit_json(verify_report(prof, batch, cores, options, source, cert, co))
+        else:
+            typer.echo("\n".join(verify_lines(prof, batch, cores, options, source, cert, co)))
         raise typer.Exit(exit_code(cert))
+
+
+def optimizer_plan(profile, batch: int, cores: int, options, calibrated: bool):
+    """(the plan `packrat plan` picks, its source label): the same planner and predictor
+    (dispatch + slowest instance, times its co-run slowdown when ``calibrated``), the
+    objective Z3 certifies."""
+    from packrat_sim.predictor import Predictor, best_plan
+
+    predictor = Predictor(profile, options.statistic, calibrated)
+    plan = best_plan(predictor, batch, cores, options)
+    return plan, "optimizer under the co-run model" if calibrated else "optimizer"
+
+
+def _priced_plans(cert) -> list:
+    """The plans a verdict prices: the certified plan and Z3's witness, if any."""
+    return [cert.plan, cert.witness]
+
+
+def verify_lines(profile, batch: int, cores: int, options, source: str, cert, co) -> list[str]:
+    """The text output of `packrat verify` (``co``: the ``packrat_sim.predictor.CoRun``)."""
+    objective = " x co-run slowdown (co-run model)" if co.calibrated else ""
+    lines = [
+        f"profile   {profile.label()}" + (f"  ({profile.source})" if profile.synthetic else ""),
+        f"problem   batch {batch} on {constraints_text(cores, options)}, latency = "
+        f"{options.statistic or profile.statistic} of each cell{objective}",
+        f"co-run    {co.describe()}",
+        f"plan      {cert.plan.describe():<30} {cert.latency_ms:10.2f} ms   (from {source}; count x threads x sub-batch)",
+        *certificate_lines(cert),
+    ]
+    if profile.synthetic:
+        lines.append("note      SYNTHETIC profile: latencies come from a formula, not a measurement")
+    return lines + [f"note      {n}" for n in co.notes(_priced_plans(cert))]

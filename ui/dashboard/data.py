@@ -166,27 +166,30 @@ def core_layout(plan_json: dict, cores_per_socket: int | None = None) -> list[in
     return owner
 
 
-def batch_sweep(profile, cores: int, batches: Sequence[int], options) -> list[dict]:
+def batch_sweep(profile, cores: int, batches: Sequence[int], options, isolated: bool = False) -> list[dict]:
     """The optimal plan, fat and thin latency for each batch size on ``cores`` cores.
 
     Everything is priced as the planner prices its plan (``ui.cli.plan.plan_report``): one
     ``packrat_sim.predictor.Predictor`` over the profiled cells, plan and baselines alike,
     so a baseline never beats the plan; a baseline the options rule out has ``*_ms`` None
-    and a ``*_note`` saying why. One ``PlanTable`` answers every batch when the options
-    allow it and the profile has no dispatch costs; otherwise the planner runs per batch.
-    Rows of infeasible batches carry ``plan_ms=None`` and the optimizer's reason.
+    and a ``*_note`` saying why. Calibrated by default: with a co-run model (unless
+    ``isolated``) plans are planned and priced under it. One ``PlanTable`` answers every
+    batch when the options allow it and the pricing is isolated without dispatch costs;
+    otherwise the planner runs per batch. Rows of infeasible batches carry
+    ``plan_ms=None`` and the optimizer's reason.
     """
     from packrat_sim.optimizer import OptimizerError, PlanTable
     from packrat_sim.plan import PlanError
-    from packrat_sim.predictor import Predictor, PredictorError, baselines, best_plan
+    from packrat_sim.predictor import Predictor, PredictorError, baselines, best_plan, corun
     from packrat_sim.profile import ProfileError
 
     batches = sorted({int(b) for b in batches if int(b) >= 1})
     if not batches:
         return []
-    predictor = Predictor(profile, options.statistic, interference=False)
+    calibrated = corun(profile, isolated).calibrated
+    predictor = Predictor(profile, options.statistic, interference=calibrated)
     table = None
-    if not options.homogeneous and not options.constrained and not profile.dispatch:
+    if not calibrated and not options.homogeneous and not options.constrained and not profile.dispatch:
         table = PlanTable(profile, cores, max(batches), options)
     rows = []
     for b in batches:
@@ -203,6 +206,29 @@ def batch_sweep(profile, cores: int, batches: Sequence[int], options) -> list[di
         ok = row["plan_ms"] is not None and row["fat_ms"] is not None
         row["speedup_vs_fat"] = row["fat_ms"] / row["plan_ms"] if ok else None
         rows.append(row)
+    return rows
+
+
+def corun_table(profile, report: dict, statistic: str | None = None) -> list[dict]:
+    """Isolated and calibrated latency side by side of every plan a planner report prices:
+    the plan, the isolated-profile plan (when the report was planned under a co-run model
+    and chose another), fat and thin. ``calibrated ms`` is None without a co-run model.
+    Priced by ``packrat_sim.predictor.Predictor``; rows whose plan is unavailable are left out."""
+    from packrat_sim.plan import Instance, Plan
+    from packrat_sim.predictor import Predictor
+
+    alone = Predictor(profile, statistic, interference=False)
+    cal = Predictor(profile, statistic, interference=True) if profile.interference is not None else None
+    info = report.get("interference") or {}
+    named = [("plan", report["groups"]), ("isolated-profile plan", info.get("isolated_groups")),
+             ("fat", report.get("fat_groups")), ("thin", report.get("thin_groups"))]
+    rows = []
+    for name, groups in named:
+        if not groups or (name == "isolated-profile plan" and groups == report["groups"]):
+            continue
+        plan = Plan(tuple(Instance(t, b) for n, t, b in groups for _ in range(n)), report["batch"], report["cores"])
+        rows.append({"plan": name, "configuration": compact(groups), "isolated ms": alone.plan_ms(plan),
+                     "calibrated ms": None if cal is None else cal.plan_ms(plan)})
     return rows
 
 
@@ -727,9 +753,11 @@ def _q(value: Any) -> str:
     return shlex.quote(str(value))
 
 
-def cli_plan(profile_arg: str | None, batch: int, cores: int, options) -> tuple[str, list[str]]:
+def cli_plan(profile_arg: str | None, batch: int, cores: int, options, isolated: bool = False) -> tuple[str, list[str]]:
     """The ``packrat plan`` command of the planner's form, and what it cannot express."""
     cmd = ["packrat plan", f"--profile {_q(profile_arg or 'PROFILE.json')}", f"--batch {batch}", f"--cores {cores}"]
+    if isolated:
+        cmd.append("--isolated")
     if not options.exact_cores:
         cmd.append("--allow-idle")
     if options.homogeneous:
@@ -748,9 +776,9 @@ def cli_plan(profile_arg: str | None, batch: int, cores: int, options) -> tuple[
     return " ".join(cmd), missing
 
 
-def cli_simulate(profile_arg: str | None, cores: int, spec: str, seed: int) -> str:
+def cli_simulate(profile_arg: str | None, cores: int, spec: str, seed: int, isolated: bool = False) -> str:
     return (f"packrat simulate --profile {_q(profile_arg or 'PROFILE.json')} --cores {cores} "
-            f"--workload {_q(spec)} --seed {seed}")
+            f"--workload {_q(spec)} --seed {seed}" + (" --isolated" if isolated else ""))
 
 
 def cli_explore(protocol: str, variant: str, strategy: str, max_schedules: int, max_time: float, seed: int,

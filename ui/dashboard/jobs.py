@@ -260,11 +260,15 @@ def explore_job(progress, *, protocol: str, variant: str, params: dict, strategy
     return explore(proto, strategy, max_schedules=max_schedules, max_time=max_time, seed=seed, **extra)
 
 
-def certify_job(progress, *, profile, batch: int, cores: int, plan, options, timeout_s: float):
-    """Ask Z3 whether any allocation beats ``plan`` (checker.allocation.certify)."""
-    from checker.allocation import certify
+def certify_job(progress, *, profile, batch: int, cores: int, plan, options, timeout_s: float,
+                interference: bool = False):
+    """Ask Z3 whether any allocation beats ``plan`` (checker.allocation.certify; with
+    ``interference``, certify_under_interference: the calibrated objective)."""
+    from checker.allocation import certify, certify_under_interference
 
     progress(text="asking Z3 whether any allocation is faster than this plan", force=True)
+    if interference:
+        return certify_under_interference(profile, batch, cores, plan, options, timeout_s=timeout_s)
     return certify(profile, batch, cores, plan, options, timeout_s=timeout_s)
 
 

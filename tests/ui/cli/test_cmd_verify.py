@@ -198,7 +198,8 @@ def test_verify_with_interference_certifies_the_interference_aware_plan(capsys):
 
 def test_verify_with_interference_refutes_the_isolated_plan(capsys, tmp_path):
     plan_file = tmp_path / "iso.json"
-    assert main(["plan", "--profile", "builtin:transformer-16+interference", "--batch", "64", "--cores", "16", "--out", str(plan_file)]) == 0
+    assert main(["plan", "--profile", "builtin:transformer-16+interference", "--batch", "64", "--cores", "16", "--isolated",
+                 "--out", str(plan_file)]) == 0
     capsys.readouterr()
     code = main(["verify", "--profile", "builtin:transformer-16+interference", "--batch", "64", "--cores", "16",
                  "--interference", "--plan", str(plan_file), "--json"])

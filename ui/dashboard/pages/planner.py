@@ -10,6 +10,7 @@ from packrat_sim.interference import optimize_with_interference
 from packrat_sim.errors import PackratError
 from packrat_sim.optimizer import OptimizerError, OptimizerOptions
 from packrat_sim.plan import Plan, dumps_plan
+from packrat_sim.predictor import CoRun
 from packrat_sim.profile import STATISTICS, ProfileError
 from ui.dashboard import charts as charts
 from ui.dashboard import data as data
@@ -22,7 +23,7 @@ MAX_BATCH = 1 << 16
 #: The page's parameters as they appear in the URL (widget key -> type).
 URL_KEYS = {"planner.batch": int, "planner.cores": int, "planner.allow_idle": bool, "planner.homogeneous": bool,
             "planner.min_batch": int, "planner.statistic": str, "planner.max_instances": int,
-            "planner.cores_per_socket": int, "planner.sweep_max": int}
+            "planner.cores_per_socket": int, "planner.sweep_max": int, "planner.isolated": bool}
 
 
 def options_form(profile) -> tuple[OptimizerOptions | None, str]:
@@ -94,9 +95,23 @@ def show_plan(report: dict, cores_per_socket: int | None) -> None:
                        key="planner.dl.plan")
 
 
+def show_corun(profile, report: dict, statistic: str) -> None:
+    """How the plans are priced (calibrated / isolated / none), the no-co-run line when it
+    applies, and every priced plan isolated and calibrated side by side."""
+    co = CoRun.from_json(report["corun_model"])
+    st.caption(f"Co-run: {co.describe()}.")
+    for note in report.get("notes", ()):
+        st.warning(note, icon=":material/warning:")
+    rows = data.corun_table(profile, report, statistic)
+    st.dataframe(rows, hide_index=True, key="planner.corun_table",
+                 column_config={k: st.column_config.NumberColumn(format="%.2f") for k in ("isolated ms", "calibrated ms")})
+    st.caption("Isolated: the profile's cells alone. Calibrated: each instance times the co-run slowdown beside the "
+               "plan's other busy cores (the profile's co-run model; empty without one).")
+
+
 def show_interference(profile, report: dict, options: OptimizerOptions) -> None:
     """The plan under the profile's interference model, beside the isolated plan."""
-    if profile.interference is None:
+    if profile.interference is None or report.get("corun") != "calibrated":
         return
     st.subheader("Under interference")
     try:
@@ -129,7 +144,7 @@ def show_export(report: dict) -> None:
             st.caption(f"Limitation: {note}")
 
 
-def show_sweep(profile, cores: int, batch: int, options: OptimizerOptions) -> None:
+def show_sweep(profile, cores: int, batch: int, options: OptimizerOptions, isolated: bool = False) -> None:
     st.subheader("Best plan across batch sizes")
     top = max(data.powers_of_two(max(profile.batches)) + [batch])
     choices = data.powers_of_two(max(top, 1))
@@ -139,7 +154,7 @@ def show_sweep(profile, cores: int, batch: int, options: OptimizerOptions) -> No
     upto = st.select_slider("Batches 1, 2, 4, ... up to", choices, key="planner.sweep_max")
     batches = sorted(set(data.powers_of_two(upto)) | ({batch} if batch <= upto else set()))
     try:
-        rows = data.batch_sweep(profile, cores, batches, options)
+        rows = data.batch_sweep(profile, cores, batches, options, isolated=isolated)
     except (OptimizerError, ProfileError) as exc:
         state.show_error("Cannot sweep the batch sizes", exc)
         return
@@ -162,14 +177,15 @@ def show_certificate(profile, report: dict, options: OptimizerOptions) -> None:
     state.init("planner.z3_timeout", 30.0)
     c1, c2 = st.columns([1, 3])
     c1.number_input("Z3 time limit (s)", min_value=0.5, max_value=600.0, step=5.0, key="planner.z3_timeout")
-    ident = (report["batch"], report["cores"], repr(options), tuple(map(tuple, report["groups"])))
+    calibrated = report.get("corun") == "calibrated"
+    ident = (report["batch"], report["cores"], repr(options), tuple(map(tuple, report["groups"])), calibrated)
     if c2.button("Certify this plan with Z3", key="planner.btn.certify", type="primary"):
         plan = Plan.from_json(report["plan"])
         timeout_s = float(st.session_state["planner.z3_timeout"])
         try:
             cert = state.run_job("Certifying with Z3", "certify_job",
                                  dict(profile=profile, batch=report["batch"], cores=report["cores"], plan=plan,
-                                      options=options, timeout_s=timeout_s),
+                                      options=options, timeout_s=timeout_s, interference=calibrated),
                                  cancel_key="planner.btn.certify_cancel", budget_s=timeout_s)
         except (ValueError, OptimizerError, allocation.CertifyError) as exc:
             state.show_error("Z3 could not check this plan", exc)
@@ -209,25 +225,31 @@ def main() -> None:
     c2.number_input(f"Cores T (profile goes up to {profile.max_threads})", min_value=1,
                     max_value=profile.max_threads, step=1, key="planner.cores")
     batch, cores = int(st.session_state["planner.batch"]), int(st.session_state["planner.cores"])
+    state.init("planner.isolated", False)
+    if profile.interference is not None:
+        st.checkbox("Ignore the co-run model (isolated)", key="planner.isolated",
+                    help="By default a profile with a co-run model is planned and priced with it (calibrated).")
+    isolated = bool(st.session_state["planner.isolated"]) and profile.interference is not None
     options, stat = options_form(profile)
     if options is None:
         return
     try:
         prof = profile.with_statistic(stat)
-        report = plan_report(prof, batch, cores, options)
+        report = plan_report(prof, batch, cores, options, isolated=isolated)
     except PackratError as exc:  # BadInput or a library error naming the bad value
         state.show_error(f"No plan for batch {batch} on {data.plural(cores, 'core')}", exc)
         state.to_url(URL_KEYS)
         return
     state.store("plan", report)
-    cmd, missing = data.cli_plan(state.profile_param(), batch, cores, options)
+    cmd, missing = data.cli_plan(state.profile_param(), batch, cores, options, isolated)
     state.cli_box(cmd, missing)
     show_plan(report, options.cores_per_socket)
+    show_corun(prof, report, stat)
     show_export(report)
     show_certificate(prof, report, options)
     show_interference(prof, report, options)
     st.divider()
-    show_sweep(prof, cores, batch, options)
+    show_sweep(prof, cores, batch, options, isolated)
     state.to_url(URL_KEYS)
 
 

@@ -9,6 +9,7 @@ import streamlit as st
 
 from packrat_sim import simulator as sim
 from packrat_sim import workload as wl_mod
+from packrat_sim.predictor import corun, priced_profile
 from ui.dashboard import charts as charts
 from ui.dashboard import data as data
 from ui.dashboard import state as state
@@ -19,7 +20,7 @@ URL_KEYS = {"sim.cores": int, "sim.seed": int, "sim.kind": str, "sim.rate": floa
             "sim.steps": str, "sim.base": float, "sim.peak": float, "sim.period_s": float,
             "sim.duration_s": float, "sim.c_batch": int, "sim.c_requests": int, "sim.c_clients": int,
             "sim.c_think_ms": int, "sim.spec": str, "sim.max_batch": int, "sim.max_delay": float,
-            "sim.policies": list, "sim.start_ms": float, "sim.warmup": int}
+            "sim.policies": list, "sim.start_ms": float, "sim.warmup": int, "sim.isolated": bool}
 
 KINDS = {
     "poisson": "Poisson arrivals",
@@ -79,6 +80,7 @@ def show_results(kept: dict) -> None:
     st.subheader("Results")
     st.caption(f"{kept['description']} on {data.plural(kept['cores'], 'core')}, seed {kept['seed']}; "
                f"profile {kept['profile']}.")
+    show_corun(kept)
     rows = data.sim_rows(results)
     st.dataframe(rows, hide_index=True, key="sim.table",
                  column_config={k: st.column_config.NumberColumn(format="%.2f")
@@ -163,6 +165,17 @@ def show_results(kept: dict) -> None:
     save_and_compare(kept)
 
 
+def show_corun(kept: dict) -> None:
+    """How service times were priced (calibrated / isolated / none) and the no-co-run line
+    when a multi-instance plan ran without co-run data."""
+    co = kept.get("corun")
+    if co is None:
+        return
+    st.caption(f"Co-run: {co.describe()}.")
+    for note in co.notes(p for r in kept["results"] for p in r.plans):
+        st.warning(note, icon=":material/warning:")
+
+
 def save_and_compare(kept: dict) -> None:
     """Keep named runs for the session and compare them side by side."""
     st.markdown("#### Compare saved runs")
@@ -225,13 +238,18 @@ def main() -> None:
         st.session_state["sim.policies"] = [p for p in st.session_state["sim.policies"] if p in options]
     policies = st.multiselect("Policies (same arrivals for all)", options, key="sim.policies",
                               help=table_help({k: v for k, v in POLICY_HELP.items() if k in options}, "policy"))
+    state.init("sim.isolated", False)
+    if profile.interference is not None:
+        st.checkbox("Ignore the co-run model (isolated)", key="sim.isolated",
+                    help="By default a profile with a co-run model slows each instance by it (calibrated).")
+    co = corun(profile, bool(st.session_state["sim.isolated"]))
     with st.expander("Reconfiguration model"):
         state.init("sim.start_ms", float(sim.SimConfig().start_ms))  # the library's defaults
         st.number_input("Instance start-up (ms)", min_value=0.0, max_value=60000.0, key="sim.start_ms")
         state.init("sim.warmup", int(sim.SimConfig().warmup_iterations))
         st.number_input("Warm-up inferences", min_value=0, max_value=100, step=1, key="sim.warmup")
     if workload is not None:
-        state.cli_box(data.cli_simulate(state.profile_param(), cores, spec, seed),
+        state.cli_box(data.cli_simulate(state.profile_param(), cores, spec, seed, co.mode == "isolated"),
                       ["the planner's plan as a policy"] if "planner's plan" in policies else ())
 
     clicked = st.button("Simulate", key="sim.btn.run", type="primary", disabled=workload is None or not policies)
@@ -245,14 +263,15 @@ def main() -> None:
             results = state.run_job(
                 "Simulating", "steps_job",
                 dict(steps="ui.dashboard.jobs:simulate_steps",
-                     kwargs=dict(profile=profile, cores=cores, spec=spec, seed=seed, policies=list(policies),
+                     kwargs=dict(profile=priced_profile(profile, co), cores=cores, spec=spec, seed=seed,
+                                 policies=list(policies),
                                  config=config, plan=plan)),
                 cancel_key="sim.btn.cancel")
         except ValueError as exc:
             state.show_error("The simulation cannot run", exc)
         else:
             state.store("sim", {"results": results, "cores": cores, "seed": seed, "spec": spec,
-                                "description": wl_mod.describe(workload), "profile": profile.label()})
+                                "description": wl_mod.describe(workload), "profile": profile.label(), "corun": co})
     elif state.was_cancelled("sim.btn.cancel"):
         st.warning("Simulation cancelled (its process was stopped); no result kept.")
     state.to_url(URL_KEYS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import replace
 
 import streamlit as st
 
@@ -37,6 +38,9 @@ def grid_editor() -> list[str]:
     state.init("sweep.workers", min(2, available_cpus()))
     state.clamp("sweep.workers", 1, available_cpus())
     c4.number_input("Worker processes", min_value=1, max_value=available_cpus(), step=1, key="sweep.workers")
+    state.init("sweep.isolated", False)
+    st.checkbox("Ignore the profiles' co-run models (isolated)", key="sweep.isolated",
+                help="By default a profile with a co-run model is simulated with it (calibrated).")
     return [f"profile={profile}", f"cores={cores}", f"workload={workload}",
             f"policy={','.join(policies)}", f"seed={seeds}"]
 
@@ -71,6 +75,7 @@ def show(result: sw.SweepResult) -> None:
     c1.metric("Runs", len(rows))
     c2.metric("Failed", len(rows) - len(ok))
     c3.metric("Wall time (s)", f"{result.elapsed_s:.1f}")
+    show_corun(rows)
     figures = sweep_report.capacity_figures(rows)
     for k, (_, fig) in enumerate(figures):
         st.plotly_chart(fig, key=f"sweep.capacity.{k}")
@@ -94,6 +99,20 @@ def show(result: sw.SweepResult) -> None:
                        mime="text/html", key="sweep.download.html")
 
 
+def show_corun(rows: list[dict]) -> None:
+    """How each profile's runs were priced (calibrated / isolated / none) and the no-co-run
+    line when multi-instance plans ran without co-run data."""
+    modes: dict[str, set] = {}
+    for r in rows:
+        if r.get("corun"):
+            modes.setdefault(r["profile"], set()).add(r["corun"])
+    if modes:
+        st.caption("Co-run: " + "; ".join(f"{p}: {', '.join(sorted(m))}" for p, m in modes.items())
+                   + " (calibrated: with the profile's co-run model).")
+    for note in sw.corun_notes(rows):
+        st.warning(note, icon=":material/warning:")
+
+
 def main() -> None:
     state.use_app_navigation()
     st.title("Sweep")
@@ -102,13 +121,14 @@ def main() -> None:
                 "already done. Bigger grids, and Ray clusters: `packrat sweep` (see docs/scale.md).")
     axes = grid_editor()
     try:
-        grid = sw.load_grid(None, axes)
+        grid = replace(sw.load_grid(None, axes), isolated=bool(st.session_state["sweep.isolated"]))
         size = grid.size()
     except sw.SweepError as exc:
         st.error(str(exc), icon=":material/error:")
         return
     st.caption(f"{size:,} runs; output in {out_dir()}")
-    st.code("packrat sweep " + " ".join(f"--axis '{a}'" for a in axes), language="bash")
+    st.code("packrat sweep " + " ".join(f"--axis '{a}'" for a in axes) + (" --isolated" if grid.isolated else ""),
+            language="bash")
     if size > MAX_RUNS:
         st.warning(f"{size:,} runs is more than the dashboard runs ({MAX_RUNS:,}); use `packrat sweep`.",
                    icon=":material/warning:")
