@@ -67,6 +67,7 @@ from packrat_sim.profile import (
     SeriesKey,
     choose_series,
     format_series,
+    packrat_data_rows,
     packrat_header,
     packrat_row,
 )
@@ -228,16 +229,8 @@ def _parse_rows(reader: Iterator[list[str]], col: Mapping[str, int], width: int,
                 series_cols: Sequence[str], has_k: bool) -> list[_Row]:
     """Every data row left in ``reader`` (line 2 on), blank lines skipped. CorunError naming
     the line on a short or bad row, on unreadable CSV, and when no data row remains."""
-    rows = []
-    try:
-        for lineno, raw in enumerate(reader, start=2):
-            if not raw or all(not x.strip() for x in raw):
-                continue
-            if len(raw) < width:
-                raise CorunError(f"line {lineno}: expected {width} fields, got {len(raw)}: {','.join(raw)[:200]!r}")
-            rows.append(_parse_row(raw, col, series_cols, has_k, lineno))
-    except csv.Error as exc:
-        raise CorunError(f"unreadable CSV: {exc}") from None
+    rows = [_parse_row(raw, col, series_cols, has_k, lineno)
+            for lineno, raw in packrat_data_rows(reader, width, CorunError)]
     if not rows:
         raise CorunError("the co-run CSV has a header but no data rows")
     return rows

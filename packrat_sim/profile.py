@@ -766,20 +766,29 @@ def _packrat_groups(
     when no data row remains.
     """
     groups: dict[_SeriesKey, dict[tuple[int, int], list[_LatencyRow]]] = {}
+    for lineno, row in packrat_data_rows(reader, width):
+        t, b, latencies = _packrat_row(row, col, f"line {lineno}")
+        key = tuple((c, row[col[c]].strip()) for c in series_cols)
+        groups.setdefault(key, {}).setdefault((t, b), []).append(latencies)
+    if not groups:
+        raise ProfileError("the CSV has a header but no data rows")
+    return groups
+
+
+def packrat_data_rows(reader: Iterator[list[str]], width: int,
+                      error: type[ProfileError] = ProfileError) -> Iterator[tuple[int, list[str]]]:
+    """The data rows left in a Packrat CSV ``reader`` (line 2 on) as (line number, fields),
+    blank lines skipped. Raises ``error`` naming the line on a row shorter than the header's
+    ``width``, and on unreadable CSV. Shared by the profile and the co-run readers."""
     try:
         for lineno, row in enumerate(reader, start=2):
             if not row or all(not x.strip() for x in row):
                 continue
             if len(row) < width:
-                raise ProfileError(f"line {lineno}: expected {width} fields, got {len(row)}: {','.join(row)[:200]!r}")
-            t, b, latencies = _packrat_row(row, col, f"line {lineno}")
-            key = tuple((c, row[col[c]].strip()) for c in series_cols)
-            groups.setdefault(key, {}).setdefault((t, b), []).append(latencies)
+                raise error(f"line {lineno}: expected {width} fields, got {len(row)}: {','.join(row)[:200]!r}")
+            yield lineno, row
     except csv.Error as exc:
-        raise ProfileError(f"unreadable CSV: {exc}") from None
-    if not groups:
-        raise ProfileError("the CSV has a header but no data rows")
-    return groups
+        raise error(f"unreadable CSV: {exc}") from None
 
 
 def _packrat_row(row: Sequence[str], col: Mapping[str, int], where: str) -> tuple[int, int, _LatencyRow]:

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from packrat_sim.profile import read_profile
-from ui.cli.app import main
 
 FIXTURES = Path(__file__).parents[2] / "packrat_sim" / "fixtures"
 
@@ -15,15 +14,9 @@ SINGLE = str(FIXTURES / "packrat_corun_single_4core.csv")
 CORUN = str(FIXTURES / "packrat_corun_k_x_1t_4core.csv")
 
 
-def run(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_corun_import_fits_the_model_and_prints_what_it_read(capsys, tmp_path):
+def test_corun_import_fits_the_model_and_prints_what_it_read(cli, tmp_path):
     out_file = tmp_path / "p.json"
-    code, out, err = run(capsys, "profile", "--import-packrat", SINGLE, "--corun", CORUN,
+    code, out, err = cli("profile", "--import-packrat", SINGLE, "--corun", CORUN,
                          "--series", "topology=sequential", "--out", str(out_file))
     assert code == 0, err
     assert "5 run(s) of k = 1,2,3,4, 12 instance row(s), 3 solo row(s); instance ids 1..k, instance_id 0 a solo run" in out
@@ -40,8 +33,8 @@ def test_corun_import_fits_the_model_and_prints_what_it_read(capsys, tmp_path):
     assert meta["interference.partial_runs"] == "1" and meta["interference.skipped_rows"] == "13"
 
 
-def test_corun_import_json_is_one_object_with_the_account(capsys, tmp_path):
-    code, out, err = run(capsys, "profile", "--import-packrat", SINGLE, "--corun", CORUN,
+def test_corun_import_json_is_one_object_with_the_account(cli, tmp_path):
+    code, out, err = cli("profile", "--import-packrat", SINGLE, "--corun", CORUN,
                          "--series", "topology=interleave", "--out", str(tmp_path / "p.json"), "--json")
     assert code == 0 and err == ""
     summary = json.loads(out)
@@ -51,35 +44,35 @@ def test_corun_import_json_is_one_object_with_the_account(capsys, tmp_path):
     assert corun["interference"]["points"][0][1] > 1.09  # interleave slows down twice as fast here
 
 
-def test_corun_needs_import_packrat(capsys, tmp_path):
-    code, out, err = run(capsys, "profile", "--from", "builtin:cnn-16", "--corun", CORUN, "--out", str(tmp_path / "p.json"))
+def test_corun_needs_import_packrat(cli, tmp_path):
+    code, out, err = cli("profile", "--from", "builtin:cnn-16", "--corun", CORUN, "--out", str(tmp_path / "p.json"))
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "--corun only applies" in err
 
 
-def test_a_conflicting_duplicate_instance_row_exits_2_naming_the_file_and_lines(capsys, tmp_path):
+def test_a_conflicting_duplicate_instance_row_exits_2_naming_the_file_and_lines(cli, tmp_path):
     lines = open(CORUN).read().splitlines()
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join(lines[:4] + [lines[3].replace(",44.1,", ",44.2,")] + lines[4:]) + "\n")
     out_file = tmp_path / "p.json"
-    code, out, err = run(capsys, "profile", "--import-packrat", SINGLE, "--corun", str(bad),
+    code, out, err = cli("profile", "--import-packrat", SINGLE, "--corun", str(bad),
                          "--series", "topology=sequential", "--out", str(out_file))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert f"{bad}: line 5: instance_id 2 of the run 2 x 1t x 4 already read on line 4" in err
     assert not out_file.exists()
 
 
-def test_a_corun_file_of_another_series_exits_2_naming_both_series(capsys, tmp_path):
+def test_a_corun_file_of_another_series_exits_2_naming_both_series(cli, tmp_path):
     lines = open(CORUN).read().splitlines()
     only_interleave = tmp_path / "inter.csv"
     only_interleave.write_text("\n".join([lines[0]] + [x for x in lines if ",interleave," in x]) + "\n")
-    code, _, err = run(capsys, "profile", "--import-packrat", SINGLE, "--corun", str(only_interleave),
+    code, _, err = cli("profile", "--import-packrat", SINGLE, "--corun", str(only_interleave),
                        "--series", "topology=sequential", "--out", str(tmp_path / "p.json"))
     assert code == 2 and "topology=interleave" in err and "does not match the profile's series" in err
     assert "topology=sequential" in err
 
 
-def test_the_help_states_the_variant_rules(capsys):
-    code, out, _ = run(capsys, "profile", "--help")
+def test_the_help_states_the_variant_rules(cli):
+    code, out, _ = cli("profile", "--help")
     flat = " ".join(out.split())
     assert code == 0 and "--corun" in flat
     for rule in ("id 0 a solo run", "0..k-1 when every run is complete", "refused as ambiguous",
