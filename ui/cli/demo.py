@@ -31,7 +31,7 @@ def _demo_table(profile_name: str, cores: int):
 def step_plan_table(profile_name: str = DEMO_PROFILE, cores: int = DEMO_CORES) -> str:
     """Plan every demo batch size from one DP table; print the table with fat/thin speedups,
     the baselines priced by the same predictor over the same candidate cells as the plan."""
-    from packrat_sim.predictor import Predictor, baselines
+    from packrat_sim.predictor import Predictor, baselines, corun
 
     profile, options, table, build_s = _demo_table(profile_name, cores)
     predictor = Predictor(profile)
@@ -42,11 +42,15 @@ def step_plan_table(profile_name: str = DEMO_PROFILE, cores: int = DEMO_CORES) -
     def vs(ms, best_ms):
         return "n/a" if ms is None else f"{ms / best_ms:.2f}x"
 
+    multi = False
     for b in DEMO_BATCHES:
         best = table.plan(cores, b)
         base = baselines(predictor, b, cores, options)
+        multi = multi or len(best.instances) > 1
         typer.echo(f"   {b:>5}  {best.describe():<44} {best.predicted_ms:8.2f} "
                    f"{vs(base['fat'].ms, best.predicted_ms):>7} {vs(base['thin'].ms, best.predicted_ms):>8}")
+    for line in corun(profile).notes_if(multi):
+        typer.echo(f"   note: {line}")
     return "ok"
 
 
@@ -71,6 +75,7 @@ DEMO_WORKLOADS = ("closed:batch=64,requests=3200", "steps:60@4s,400@4s,60@4s,max
 
 def step_simulate(profile_name: str = DEMO_PROFILE, cores: int = DEMO_CORES) -> str:
     """Simulate Packrat's plan (adaptive under a changing load) against fat and thin."""
+    from packrat_sim.predictor import corun
     from packrat_sim.profile import builtin_profile
     from packrat_sim.simulator import compare_plans
     from ui.cli.simulate import format_comparison
@@ -81,6 +86,8 @@ def step_simulate(profile_name: str = DEMO_PROFILE, cores: int = DEMO_CORES) -> 
         typer.echo(f"== simulate: {spec} (seed 1)")
         comparison = compare_plans(profile, cores, spec, seed=1)
         typer.echo(format_comparison(comparison))
+        for line in corun(profile).notes(p for r in comparison.results for p in r.plans):
+            typer.echo(f"   note: {line}")
         if comparison.results[0].adaptive:
             line, ok = adaptive_verdict(comparison)
             typer.echo(line)
@@ -134,6 +141,7 @@ def step_real_run() -> str:
     import os
 
     from packrat_sim.optimizer import optimize
+    from packrat_sim.predictor import corun
     from real_runner import compare_with_fat, quick_profile
 
     cores = len(os.sched_getaffinity(0))
@@ -144,6 +152,8 @@ def step_real_run() -> str:
     plan = optimize(profile, DEMO_REAL_BATCH, cores)
     result = compare_with_fat(DEMO_MODEL, plan, iterations=10, cores=cores)
     typer.echo(f"   plan {plan.describe():<24} predicted {plan.predicted_ms:8.2f} ms   measured median {result.plan.median_ms:8.2f} ms")
+    for line in corun(profile).notes([plan]):
+        typer.echo(f"   note: {line}")
     typer.echo(f"   fat  {f'1 x {cores}t x {DEMO_REAL_BATCH}':<24} {'':>18}   measured median {result.fat.median_ms:8.2f} ms")
     typer.echo(f"   measured speedup over fat {result.speedup:.2f}x (interleaved in one run; outputs match: {result.outputs_match})")
     return "ok" if result.outputs_match else "outputs differ"

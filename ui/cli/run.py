@@ -98,6 +98,10 @@ def _auto_plan(run: BatchRun, profile_spec: str | None, progress: bool | None):
             f"--batches {bs} --out {model}.json` and pass --profile {model}.json"
         )
         profile = quick_profile(model, batch, cores, topology=run.topology, progress=progress, jit=run.jit)
+    if profile.interference is not None:  # calibrated by default, as `packrat plan`
+        from packrat_sim.interference import optimize_with_interference
+
+        return optimize_with_interference(profile, batch, cores, OptimizerOptions()).plan, profile
     return optimize(profile, batch, cores, OptimizerOptions()), profile
 
 
@@ -174,7 +178,16 @@ def _batch_report(run: BatchRun, plan_spec: str, plan, profile, res, comp) -> di
         "max_abs_diff": None if comp is None else comp.max_abs_diff,
         "output_scale": None if comp is None else comp.output_scale,
         "runtime": res.runtime,
+        "notes": _corun_notes(profile, plan),
     }
+
+
+def _corun_notes(profile, plan) -> list[str]:
+    """The no-co-run line when ``plan`` (more than one instance) was priced from a profile
+    without a co-run model; [] otherwise (a plan file without a profile says nothing)."""
+    from packrat_sim.predictor import corun
+
+    return [] if profile is None else corun(profile).notes([plan])
 
 
 def _fmt_stats(r: dict) -> str:
@@ -187,6 +200,8 @@ def _print_batch_report(run: BatchRun, report: dict, plan, res, comp) -> None:
     typer.echo(f"model     {run.model}, batch {run.batch}, {run.cores} cores: {run.topology.describe()}")
     pred = f", predicted {plan.predicted_ms:.2f} ms" if plan.predicted_ms else ""
     typer.echo(f"plan      {res.plan.describe()}  (count x threads x sub-batch{pred})")
+    for line in report["notes"]:
+        typer.echo(f"note      {line}")
     typer.echo(f"          cores per instance: {[list(c) for c in res.cores]}")
     typer.echo(f"measured  plan {_fmt_stats(report['plan'])}")
     if comp is not None:

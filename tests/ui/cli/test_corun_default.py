@@ -116,3 +116,19 @@ def test_bench_on_a_profile_with_a_corun_model_predicts_calibrated(cli):
     assert rep["corun"] == "calibrated" and rep["notes"] == []
     row = rep["batches"][0]
     assert row["optimizer_predicted_ms"] >= row["optimizer_predicted_isolated_ms"]
+
+
+@needs_two_cpus
+def test_run_with_an_auto_plan_from_an_isolated_profile_prints_the_no_corun_line(cli):
+    # builtin:cnn-2's optimum for batch 8 on 2 cores runs two instances
+    code, out, err = cli("run", "--model", "tiny-cnn", "--batch", "8", "--cores", "2", "--iterations", "1",
+                         "--plan", "auto", "--profile", "builtin:cnn-2")
+    assert code == 0, err
+    assert (out + err).count(NO_CORUN_NOTE) == 1, out + err
+
+
+def test_the_demo_plan_table_and_simulation_say_they_have_no_corun_data(capsys):
+    from ui.cli.demo import step_plan_table
+
+    assert step_plan_table() == "ok"
+    assert capsys.readouterr().out.count(NO_CORUN_NOTE) == 1
