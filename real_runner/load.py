@@ -36,8 +36,9 @@ from typing import Any
 from checker.history import History
 from packrat_sim.estimator import EstimatorConfig
 from packrat_sim.optimizer import OptimizerOptions, optimize
-from packrat_sim.plan import Plan
+from packrat_sim.plan import Plan, parse_compact
 from packrat_sim.policy import PlanCatalog, PolicyConfig, PolicyError, parse_overrides, parse_policy
+from packrat_sim.predictor import corun
 from packrat_sim.profile import Profile
 from real_runner.models import get_spec, require_batch_memory
 from real_runner.serving import LoadError, LoadSpec, parse_load, serve_load
@@ -188,7 +189,14 @@ def run_load(setup: LoadSetup, profile: Profile | None = None, *, history_path: 
               "cores": setup.cores,
               "profile": {"model": profile.model, "synthetic": profile.synthetic, "source": profile.source},
               **served}
+    report["notes"] = corun(profile).notes(parse_compact(text) for text in _served_plans(report))
     return _record_history(report, history, history_path, check)
+
+
+def _served_plans(report: dict[str, Any]) -> list[str]:
+    """The plans (compact form) a load report shows served: the first and each switch's target."""
+    plans = [report.get("initial_plan")] + [r.get("to_plan") for r in report.get("reconfigurations", ())]
+    return [p for p in plans if p]
 
 
 def _record_history(report: dict[str, Any], history: History, history_path: str | None,

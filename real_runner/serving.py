@@ -486,11 +486,25 @@ class ServingRuntime:
                 rec.error = f"WorkerError: {exc}"
                 self.faults.append({"switch_to_epoch": old.number + 1, "error": str(exc),
                                     "at_s": (time.monotonic_ns() - self.t0_ns) / 1e9})
-            finally:
-                rec.committed_ns = rec.closed_ns = time.monotonic_ns()
-                new = self._switch(old, plan, rec)
+            except BaseException as exc:
+                self._abort_commit(old, plan, rec, exc)
+                raise
+            rec.committed_ns = rec.closed_ns = time.monotonic_ns()
+            new = self._switch(old, plan, rec)
             self._note_recovered(rec)
         return new.number
+
+    def _abort_commit(self, old: _Epoch, plan: Plan, rec: ReconfigRecord, exc: BaseException) -> None:
+        """Any other failure while applying: when the pool already runs ``plan``, routing
+        follows it (the new configuration serves); otherwise routing never moved, the gate
+        reopens on the old epoch (run messages name their rows, so the old plan still
+        computes correctly on workers a partial switch touched) and the record says why."""
+        rec.error = f"{type(exc).__name__}: {exc}"
+        rec.committed_ns = rec.closed_ns = time.monotonic_ns()
+        if self.pool.plan == plan:
+            self._switch(old, plan, rec)
+        else:
+            self._reopen()
 
     def _price(self, kind: str, old: Plan, new: Plan) -> float | None:
         """``pricer``'s price (ms) of a switch of ``kind`` old -> new; None without one."""
@@ -501,11 +515,22 @@ class ServingRuntime:
 
     def _hold(self, old: _Epoch) -> None:
         """Close the routing gate (no new batch is dispatched) and wait until epoch ``old``
-        holds no batch: its workers may then change."""
+        holds no batch: its workers may then change. Interrupted, the gate reopens."""
         with self._route:
             self._gated = True
-            while old.inflight:
-                self._drained.wait()
+            try:
+                while old.inflight:
+                    self._drained.wait()
+            except BaseException:
+                self._gated = False
+                self._drained.notify_all()
+                raise
+
+    def _reopen(self) -> None:
+        """Open the routing gate on the current epoch (a switch that did not happen)."""
+        with self._route:
+            self._gated = False
+            self._drained.notify_all()
 
     def _switch(self, old: _Epoch, plan: Plan, rec: ReconfigRecord) -> _Epoch:
         """Route to epoch old + 1 in one step, open the gate, log the reconfigure operation."""

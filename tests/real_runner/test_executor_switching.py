@@ -175,3 +175,23 @@ def test_a_worker_killed_during_a_retarget_is_recovered_and_nothing_is_lost():
     answers = [op.input["batch"] for op in history if op.input["op"] == "infer" and op.ret is not None]
     assert sorted(answers) == sorted(b.id for b in rt.batches)  # ... exactly once
     assert check(history, "serving").result is Verdict.OK
+
+
+@needs_two_cpus
+def test_a_switch_that_fails_before_the_new_plan_is_applied_leaves_routing_on_the_old_epoch():
+    def fail_while_applying(pool, switch):
+        raise RuntimeError("injected failure while applying")
+
+    with ServingRuntime("tiny-cnn", thin(8, 2), switch_hook=fail_while_applying, standby=0) as rt:
+        rt.infer(8)
+        with pytest.raises(RuntimeError, match="injected failure"):
+            rt.reconfigure(fat(8, 2))
+        rt.switch_hook = None
+        rec = rt.reconfigurations[-1]
+        assert not rec.ok and "injected failure" in rec.error
+        answer = rt.infer(8)  # the gate reopened: the old epoch still serves, on the same workers
+        assert answer["epoch"] == 0 and rt.epoch == 0 and rt.plan == thin(8, 2)
+        assert rt.reconfigure(fat(8, 2)) == 1 and rt.infer(8)["epoch"] == 1  # and it can still switch
+    history = rt.history()
+    assert [op.output["epoch"] for op in history if op.input["op"] == "reconfigure"] == [1]
+    assert check(history, "serving").result is Verdict.OK

@@ -237,6 +237,8 @@ def _reconfiguration_lines(r: dict) -> list[str]:
              f"{r['drain_ms']:.0f} ms to drain; median batch latency {lat}"]
     if r.get("trigger", "").startswith("policy: "):
         lines.append(f"         why: {r['trigger'][len('policy: '):]}")
+    if r.get("error"):  # switched, but a worker could not be replaced then (the batch fault rule retries)
+        lines.append(f"         error during the switch: {r['error']}")
     return lines
 
 
@@ -270,6 +272,8 @@ def _print_load_report(out: dict) -> None:
     typer.echo(f"batches  sent {out['batches_sent']}, answered {out['batches_answered']}, failed "
                f"{out['batches_failed']}; requests sent {out['requests_sent']}, answered {out['requests_answered']}")
     typer.echo(_latency_line(out.get("request_latency_ms")))
+    for line in out.get("notes", ()):
+        typer.echo(f"note     {line}")
     for r in out["reconfigurations"]:
         for line in _reconfiguration_lines(r):
             typer.echo(line)
