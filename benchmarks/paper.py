@@ -44,25 +44,15 @@ class OutOfTime(Exception):
 
 
 def parse_list(text: str, what: str) -> list[int]:
-    """``1,2,4`` or ``1-64`` (the powers of two in the range) -> sorted positive ints."""
-    out: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "-" in part:
-            lo, hi = (int(x) for x in part.split("-", 1))
-            if lo < 1 or hi < lo:
-                raise SystemExit(f"paper: {what} range {part!r} must be 1 <= lo <= hi")
-            out.update(1 << i for i in range(hi.bit_length()) if lo <= (1 << i) <= hi)
-        else:
-            v = int(part)
-            if v < 1:
-                raise SystemExit(f"paper: {what} must be positive, got {v}")
-            out.add(v)
-    if not out:
-        raise SystemExit(f"paper: {what} is empty")
-    return sorted(out)
+    """``1,2,4`` or ``1-64`` (the powers of two in the range) -> sorted distinct positive ints
+    (:func:`packrat_sim.spec.parse_int_list`); exits naming ``what`` otherwise."""
+    from packrat_sim.errors import PackratError
+    from packrat_sim.spec import parse_int_list
+
+    try:
+        return parse_int_list(text, what, sort_unique=True, powers_of_two=True)
+    except PackratError as exc:
+        raise SystemExit(f"paper: {exc}") from None
 
 
 def default_threads(cores: int) -> list[int]:

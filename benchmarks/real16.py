@@ -67,6 +67,7 @@ from packrat_sim.optimizer import OptimizerError, OptimizerOptions  # noqa: E402
 from packrat_sim.plan import Instance, Plan  # noqa: E402
 from packrat_sim.predictor import Predictor, baselines, best_plan  # noqa: E402
 from packrat_sim.profile import Profile, read_profile  # noqa: E402
+from packrat_sim.spec import parse_int_list  # noqa: E402
 
 COMMAND_16 = "PYTHONPATH=. python3 benchmarks/real16.py --model resnet50 --cores 16 --out real16-out --write-results"
 EXPECTED_16 = "about 5-8 minutes for resnet50 on 16 cores (stops at --budget-s 480; rerun the same command to finish)"
@@ -94,28 +95,9 @@ class Real16Error(PackratError):
 
 
 def parse_list(text: str, what: str) -> list[int]:
-    """``1,2,4`` or ``1-64`` (the powers of two in the range) -> sorted positive ints."""
-    out: set[int] = set()
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            if "-" in part:
-                lo, hi = (int(x) for x in part.split("-", 1))
-                if lo < 1 or hi < lo:
-                    raise Real16Error(f"{what} range {part!r} must be 1 <= lo <= hi")
-                out.update(1 << i for i in range(hi.bit_length()) if lo <= (1 << i) <= hi)
-            else:
-                v = int(part)
-                if v < 1:
-                    raise Real16Error(f"{what} must be positive integers, got {v}")
-                out.add(v)
-        except ValueError:
-            raise Real16Error(f"{what}: {part!r} is not an integer or a range lo-hi") from None
-    if not out:
-        raise Real16Error(f"{what} is empty")
-    return sorted(out)
+    """``1,2,4`` or ``1-64`` (the powers of two in the range) -> sorted distinct positive ints
+    (:func:`packrat_sim.spec.parse_int_list`); Real16Error naming ``what`` otherwise."""
+    return parse_int_list(text, what, sort_unique=True, powers_of_two=True, error=Real16Error)
 
 
 def default_threads(cores: int) -> list[int]:

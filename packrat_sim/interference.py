@@ -94,7 +94,7 @@ def _median_points(obs: Iterable[_Obs]) -> Points:
 
 def _rms(obs: Sequence[_Obs], model: Interference) -> float:
     """RMS of the relative residuals ``(observed - model) / model`` of ``obs`` (0 for none)."""
-    residuals = [(s - model.slowdown(k, t)) / model.slowdown(k, t) for t, k, s in obs]
+    residuals = [(s - (m := model.slowdown(k, t))) / m for t, k, s in obs]
     return float(np.sqrt(np.mean(np.square(residuals)))) if residuals else 0.0
 
 
@@ -137,8 +137,9 @@ def fit_interference(observations: Iterable[Observation], *, tolerance: float = 
     pooled = _median_points(obs)
     if not pooled:
         raise ProfileError("interference needs observations with at least one other busy core")
-    if not _thread_curves(obs, Interference(points=pooled), tolerance):
-        return Interference(points=pooled, fit_error=_rms(obs, Interference(points=pooled)))
+    pooled_model = Interference(points=pooled)
+    if not _thread_curves(obs, pooled_model, tolerance):
+        return replace(pooled_model, fit_error=_rms(obs, pooled_model))
     base = Interference(points=_non_decreasing(pooled))
     curves = _thread_curves(obs, base, tolerance)
     if not curves:

@@ -355,8 +355,7 @@ class ServiceModel:
             rows.setdefault(c.threads, []).append(c.batch)
         self._rows = {t: sorted(bs) for t, bs in rows.items()}
         self._threads = sorted(rows)
-        interference = profile.interference
-        self._interference = interference
+        self._interference = profile.interference
         self._slow_cache: dict[tuple[int, int | None], float] = {}
 
     def slowdown(self, other_busy_cores: int, threads: int | None = None) -> float:
@@ -432,12 +431,17 @@ def dispatch_cost_ms(profile: Profile, plan: Plan, n: int) -> float:
     return 0.0 if f is None else float(f(len(plan.instances), n))
 
 
+def active_cells(plan: Plan, n: int) -> list[tuple[int, int]]:
+    """(threads, sub-batch) of ``plan``'s instances with work in a batch of ``n`` (split by
+    :func:`split_batch`; an instance given nothing is left out)."""
+    return [(inst.threads, b) for inst, b in zip(plan.instances, split_batch(plan, n)) if b > 0]
+
+
 def batch_cost(model: ServiceModel, plan: Plan, n: int) -> float:
     """Expected latency (ms) of a batch of ``n`` on ``plan``: the slowest of its busy
-    instances (split by :func:`split_batch`), with the plan's own interference, plus the
+    instances (:func:`active_cells`), with the plan's own interference, plus the
     profile's dispatch cost."""
-    sizes = split_batch(plan, n)
-    active = [(inst.threads, b) for inst, b in zip(plan.instances, sizes) if b > 0]
+    active = active_cells(plan, n)
     busy = sum(t for t, _ in active)
     dists = []
     for t, b in active:
@@ -720,6 +724,6 @@ def replay(config: PolicyConfig, catalog: PlanCatalog, current: int,
 
 __all__ = [
     "POLICY_NAMES", "Decision", "PlanCatalog", "PolicyConfig", "PolicyError", "PolicyState", "ServiceModel",
-    "SwitchModel", "batch_cost", "decide", "expected_max", "first_batch_size", "first_plan", "histogram",
-    "initial_state", "observe", "parse_overrides", "parse_policy", "replay", "split_batch", "switched",
+    "SwitchModel", "active_cells", "batch_cost", "decide", "expected_max", "first_batch_size", "first_plan",
+    "histogram", "initial_state", "observe", "parse_overrides", "parse_policy", "replay", "split_batch", "switched",
 ]

@@ -683,14 +683,14 @@ def parse_series_selectors(selectors: Iterable[str]) -> list[tuple[str, str]]:
     return out
 
 
-def _fmt_series(key: tuple[tuple[str, str], ...]) -> str:
+def format_series(key: tuple[tuple[str, str], ...]) -> str:
     return ",".join(f"{k}={v}" for k, v in key) or "(single series)"
 
 
 #: One parsed row of a Packrat CSV: (min, avg, max) latency in ms, min <= avg <= max.
 _LatencyRow = tuple[float, float, float]
 #: A series: the (column, value) pairs of the series columns present, in PACKRAT_SERIES_COLUMNS order.
-_SeriesKey = tuple[tuple[str, str], ...]
+SeriesKey = tuple[tuple[str, str], ...]
 
 
 def import_packrat_csv(
@@ -711,12 +711,12 @@ def import_packrat_csv(
     averages, min of the mins, max of the maxes (counted in ``merged_duplicates``).
     Pure; raises ProfileError (line number and text) on any bad row.
 
-    Steps: :func:`_packrat_header` (find the columns by name), :func:`_packrat_groups`
-    (parse the rows, grouped by series and cell), :func:`_choose_series` (apply ``series``),
+    Steps: :func:`packrat_header` (find the columns by name), :func:`_packrat_groups`
+    (parse the rows, grouped by series and cell), :func:`choose_series` (apply ``series``),
     :func:`_packrat_profile` (build the Profile).
     """
     reader = csv.reader(text.removeprefix("\ufeff").splitlines())
-    header, names = _packrat_header(reader)
+    header, names = packrat_header(reader)
     col = {n: i for i, n in enumerate(names)}
     selectors = list(series)
     for c, _ in selectors:
@@ -725,12 +725,12 @@ def import_packrat_csv(
     series_cols = [c for c in PACKRAT_SERIES_COLUMNS if c in col]
     groups = _packrat_groups(reader, col, len(names), series_cols)
     all_series = tuple(sorted(groups))
-    key = _choose_series(all_series, selectors)
+    key = choose_series(all_series, selectors)
     profile, merged = _packrat_profile(key, groups[key], model=model, source=source)
     return PackratImport(profile=profile, series=all_series, chosen=key, merged_duplicates=merged)
 
 
-def _packrat_header(reader: Iterator[list[str]]) -> tuple[list[str], list[str]]:
+def packrat_header(reader: Iterator[list[str]]) -> tuple[list[str], list[str]]:
     """Read the header line of a Packrat CSV from ``reader`` (consumed by one line).
 
     Returns (the header as written, its names stripped and lower-cased). Raises
@@ -757,7 +757,7 @@ def _packrat_header(reader: Iterator[list[str]]) -> tuple[list[str], list[str]]:
 
 def _packrat_groups(
     reader: Iterator[list[str]], col: Mapping[str, int], width: int, series_cols: Sequence[str],
-) -> dict[_SeriesKey, dict[tuple[int, int], list[_LatencyRow]]]:
+) -> dict[SeriesKey, dict[tuple[int, int], list[_LatencyRow]]]:
     """Parse the data rows left in ``reader`` (line 2 on): series -> (threads, batch) -> rows.
 
     ``col`` maps a lower-cased column name to its index, ``width`` is the header's number
@@ -765,9 +765,9 @@ def _packrat_groups(
     Raises ProfileError naming the line on a short or bad row, on unreadable CSV, and
     when no data row remains.
     """
-    groups: dict[_SeriesKey, dict[tuple[int, int], list[_LatencyRow]]] = {}
+    groups: dict[SeriesKey, dict[tuple[int, int], list[_LatencyRow]]] = {}
     for lineno, row in packrat_data_rows(reader, width):
-        t, b, latencies = _packrat_row(row, col, f"line {lineno}")
+        t, b, latencies = packrat_row(row, col, f"line {lineno}")
         key = tuple((c, row[col[c]].strip()) for c in series_cols)
         groups.setdefault(key, {}).setdefault((t, b), []).append(latencies)
     if not groups:
@@ -791,7 +791,7 @@ def packrat_data_rows(reader: Iterator[list[str]], width: int,
         raise error(f"unreadable CSV: {exc}") from None
 
 
-def _packrat_row(row: Sequence[str], col: Mapping[str, int], where: str) -> tuple[int, int, _LatencyRow]:
+def packrat_row(row: Sequence[str], col: Mapping[str, int], where: str) -> tuple[int, int, _LatencyRow]:
     """One data row -> (threads, batch, (min, avg, max) ms). Pure.
 
     A missing or empty ``latency(min)`` / ``latency(max)`` is the average. Raises
@@ -810,7 +810,7 @@ def _packrat_row(row: Sequence[str], col: Mapping[str, int], where: str) -> tupl
     return t, b, (lo, avg, hi)
 
 
-def _choose_series(all_series: Sequence[_SeriesKey], selectors: Sequence[tuple[str, str]]) -> _SeriesKey:
+def choose_series(all_series: Sequence[SeriesKey], selectors: Sequence[tuple[str, str]]) -> SeriesKey:
     """The one series of ``all_series`` (sorted) whose values match every (column, glob) selector.
 
     Pure. Raises ProfileError listing the series when none matches or several remain.
@@ -822,18 +822,18 @@ def _choose_series(all_series: Sequence[_SeriesKey], selectors: Sequence[tuple[s
     if not chosen:
         raise ProfileError(
             "no series matches " + " ".join(f"{c}={g}" for c, g in selectors)
-            + "; series in the file: " + "; ".join(_fmt_series(k) for k in all_series)
+            + "; series in the file: " + "; ".join(format_series(k) for k in all_series)
         )
     if len(chosen) > 1:
         raise ProfileError(
             f"{len(chosen)} series remain, choose one with --series COLUMN=GLOB: "
-            + "; ".join(_fmt_series(k) for k in chosen)
+            + "; ".join(format_series(k) for k in chosen)
         )
     return chosen[0]
 
 
 def _packrat_profile(
-    key: _SeriesKey, cells_rows: Mapping[tuple[int, int], Sequence[_LatencyRow]], *, model: str | None, source: str,
+    key: SeriesKey, cells_rows: Mapping[tuple[int, int], Sequence[_LatencyRow]], *, model: str | None, source: str,
 ) -> tuple[Profile, int]:
     """The Profile of one series: one cell per (threads, batch), repeated rows merged.
 
@@ -878,15 +878,6 @@ def _parse_int(text: str, what: str) -> int:
     if not math.isfinite(value) or not value.is_integer() or value < 1:
         raise ProfileError(f"{what} must be a positive integer, got {text!r}")
     return int(value)
-
-
-# The steps of this reader that packrat_sim.corun shares (Packrat's multi-instance CSVs have
-# the same columns, plus ``instances``): public names, so no module imports a private one.
-SeriesKey = _SeriesKey
-packrat_header = _packrat_header
-packrat_row = _packrat_row
-choose_series = _choose_series
-format_series = _fmt_series
 
 
 # --------------------------------------------------------------- builtin profiles

@@ -86,7 +86,8 @@ from packrat_sim.errors import PackratError
 from packrat_sim.metrics import ServingStats, serving_stats
 from packrat_sim.optimizer import OptimizerError, OptimizerOptions, PlanTable, optimize
 from packrat_sim.plan import Plan, fat, plan_latency, thin
-from packrat_sim.policy import ServiceModel, split_batch
+from packrat_sim.policy import ServiceModel
+from packrat_sim.policy import split_batch as split_batch  # re-exported (ui/dashboard/data.py imports it from here)
 from packrat_sim.profile import Profile
 from packrat_sim.switching import REROUTE, RESPAWN, RETARGET
 from packrat_sim.workload import (
@@ -226,8 +227,7 @@ class _PlanSampler:
     def entry(self, n: int) -> _Entry:
         e = self._entries.get(n)
         if e is None:
-            sizes = split_batch(self.plan, n)
-            active = [(inst.threads, b) for inst, b in zip(self.plan.instances, sizes) if b > 0]
+            active = pol.active_cells(self.plan, n)
             cells = [self.model.cell(t, b) for t, b in active]
             m = max(len(f) for _, f in cells)
             pool = np.ones((len(cells), m))

@@ -159,7 +159,7 @@ def _int_range(item: str) -> range | None:
     return values if len(values) else None
 
 
-def parse_int_list(text: str, what: str, *, sort_unique: bool = False,
+def parse_int_list(text: str, what: str, *, sort_unique: bool = False, powers_of_two: bool = False,
                    error: ErrorClass = PackratError) -> list[int]:
     """Positive integers from ``"1,2,4"``, ranges ``"1-4"`` (inclusive) and mixes
     ``"1-3,8"`` (grammar ``int-list`` of the module docstring).
@@ -175,6 +175,8 @@ def parse_int_list(text: str, what: str, *, sort_unique: bool = False,
       values in increasing order; an empty item is an error. Errors: ``"WHAT must be a
       list like 1,2,4 or a range like 1-8, got 'TEXT'"`` for a malformed list, ``"WHAT
       must be positive integers, got V in 'TEXT'"`` naming the first value below 1.
+      With ``powers_of_two`` a range stands for the powers of two it holds (``"1-64"`` ->
+      1, 2, 4, ..., 64: the benchmark scripts' batch and thread grids).
     """
     items = [x.strip() for x in str(text).split(",")]
     if not sort_unique:
@@ -198,7 +200,8 @@ def parse_int_list(text: str, what: str, *, sort_unique: bool = False,
             raise error(malformed)
         if values[0] < 1:
             raise error(f"{what} must be positive integers, got {values[0]} in {text!r}")
-        distinct.update(values)
+        ranged = powers_of_two and len(values) > 1
+        distinct.update(v for v in values if not ranged or v & (v - 1) == 0)
     return sorted(distinct)
 
 

@@ -1021,103 +1021,6 @@ def churn(model: str, plans: list[Plan], *, reconfigurations: int = 20, kills: i
     return report
 
 
-def _serve_back_to_back(pool: InstancePool, inputs, samples: list[tuple[int, float]], stop: threading.Event) -> None:
-    """Run ``inputs`` on ``pool`` again and again until ``stop`` is set; append (end time in
-    ``time.monotonic_ns()``, latency in ms) of every batch to ``samples``."""
-    while not stop.is_set():
-        t0 = time.monotonic_ns()
-        pool.run(inputs)
-        t1 = time.monotonic_ns()
-        samples.append((t1, (t1 - t0) / 1e6))
-
-
-def measure_reconfiguration_cost(model: str, old_plan: Plan, new_plan: Plan, *, repeats: int = 3,
-                                 warmup: int = 10, before_s: float = 1.5, after_s: float = 1.5,
-                                 topology: topo_mod.Topology | None = None, seed: int = 0,
-                                 on_progress: Callable[[str], None] | None = None) -> dict:
-    """What a reconfiguration costs the instances still serving, measured.
-
-    Per repeat: the pool of ``old_plan`` serves back-to-back batches of its size in a
-    thread (latency of every batch recorded with its end time); after ``before_s`` the pool
-    of ``new_plan`` is started beside it (spawn, build, ``warmup`` inferences of its
-    sub-batches; cores shared) and, once ready, left idle for ``after_s``. Each old batch
-    is assigned by its end time to a phase: ``before`` (before the launch), ``startup``
-    (launch .. start of warm-up), ``warmup`` (the last ``warmup`` x the new pool's batch
-    latency, measured alone after the run and scaled by the oversubscription
-    (old + new threads) / cores, before ready), ``after`` (ready, new pool idle). Returns
-    per-phase medians over all repeats, each phase's ratio to ``before`` (the slowdown the
-    serving instances suffer), and the durations of start-up and warm-up (ms, medians).
-    Wall-clock measurement: run on an otherwise idle machine for clean figures.
-    """
-    from real_runner.executor import InstancePool
-
-    topo = topology or topo_mod.detect()
-    say = on_progress or (lambda m: None)
-    phases: dict[str, list[float]] = {"before": [], "startup": [], "warmup": [], "after": []}
-    durations: dict[str, list[float]] = {"startup_ms": [], "warmup_ms": [], "new_batch_ms": []}
-    oversub = max(1.0, (old_plan.threads_used + new_plan.threads_used) / max(1, topo.logical))
-    for r in range(repeats):
-        old = InstancePool(model, old_plan, topology=topo, allow_oversubscribe=True, seed=seed, warmup=2).start()
-        samples: list[tuple[int, float]] = []
-        stop = threading.Event()
-        inputs = make_inputs(model, old_plan.batch, seed + 7)
-
-        th = threading.Thread(target=_serve_back_to_back, args=(old, inputs, samples, stop), daemon=True)
-        new = None
-        try:
-            th.start()
-            time.sleep(before_s)
-            t_launch = time.monotonic_ns()
-            new = InstancePool(model, new_plan, topology=topo, allow_oversubscribe=True, seed=seed, warmup=warmup)
-            new.launch()
-            new.wait_ready()
-            t_ready = time.monotonic_ns()
-            time.sleep(after_s)
-            t_end = time.monotonic_ns()
-            stop.set()
-            th.join()
-            old.close()
-            new_inputs = make_inputs(model, new_plan.batch, seed + 8)
-            alone = []
-            for _ in range(max(5, warmup)):
-                t0 = time.monotonic_ns()
-                new.run(new_inputs)
-                alone.append((time.monotonic_ns() - t0) / 1e6)
-        finally:
-            stop.set()
-            old.close()
-            if new is not None:
-                new.close()
-        new_ms = float(np.median(alone))
-        warm_ns = int(warmup * new_ms * oversub * 1e6)
-        t_warm = max(t_launch, t_ready - warm_ns)
-        for t, lat in samples:
-            if t < t_launch:
-                phases["before"].append(lat)
-            elif t < t_warm:
-                phases["startup"].append(lat)
-            elif t <= t_ready:
-                phases["warmup"].append(lat)
-            elif t <= t_end:
-                phases["after"].append(lat)
-        durations["startup_ms"].append((t_warm - t_launch) / 1e6)
-        durations["warmup_ms"].append((t_ready - t_warm) / 1e6)
-        durations["new_batch_ms"].append(new_ms)
-        say(f"repeat {r + 1}/{repeats}: start-up {(t_warm - t_launch) / 1e6:.0f} ms, "
-            f"warm-up {(t_ready - t_warm) / 1e6:.0f} ms")
-    med = {k: (float(np.median(v)) if v else None) for k, v in phases.items()}
-    base = med["before"]
-    return {
-        "model": model, "old_plan": old_plan.describe(), "new_plan": new_plan.describe(),
-        "cores": topo.logical, "repeats": repeats, "warmup_iterations": warmup,
-        "old_batch_median_ms": med,
-        "old_batches": {k: len(v) for k, v in phases.items()},
-        "slowdown": {k: (None if v is None or not base else v / base) for k, v in med.items()},
-        **{k: float(np.median(v)) for k, v in durations.items()},
-    }
-
-
-
 def _keep_submitting(rt: ServingRuntime, size: int, client: int, stop: threading.Event) -> None:
     """A closed-loop client: batches of ``size``, back to back, until ``stop`` (or the runtime closes)."""
     while not stop.is_set():
@@ -1267,7 +1170,6 @@ __all__ = [
     "catalog_pricer",
     "churn",
     "first_formed_batch",
-    "measure_reconfiguration_cost",
     "measure_switch_cost",
     "parse_load",
     "serve_load",

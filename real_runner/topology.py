@@ -415,10 +415,9 @@ def start_worker(cores: Iterable[int], threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     watch_parent(os.getppid(), exit_code=3)  # the toolkit's parent-death rule (exit code 3)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    pin_process(cores)
+    retarget_process(cores, threads)
     import torch
 
-    torch.set_num_threads(threads)
     with contextlib.suppress(RuntimeError):  # already set (a reused interpreter)
         torch.set_num_interop_threads(1)
 

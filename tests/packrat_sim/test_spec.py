@@ -208,3 +208,10 @@ def test_ladders():
         ("0..10", "ladder '0..10' has 11 points (more than 10)"),
     ]:
         assert message_of(Custom, spec.parse_ladder, text, max_points=10, error=Custom) == message
+
+
+def test_a_grid_with_powers_of_two_reads_a_range_as_the_powers_it_holds():
+    assert spec.parse_int_list("1-64", "--batches", sort_unique=True, powers_of_two=True) == [1, 2, 4, 8, 16, 32, 64]
+    assert spec.parse_int_list("3-20,3,12", "--batches", sort_unique=True, powers_of_two=True) == [3, 4, 8, 12, 16]
+    with pytest.raises(PackratError, match="--batches must be positive integers, got 0"):
+        spec.parse_int_list("0-8", "--batches", sort_unique=True, powers_of_two=True)

@@ -4,14 +4,13 @@ fidelity report puts the error beside the measured noise floor (issue 14)."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from real_runner.bench import BenchError, interleaved_schedule, measure_fidelity, noise_floor_pct
+from tests.real_runner.rr_helpers import runs_with_imports_blocked
 from ui.cli.app import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,13 +19,7 @@ import paper  # noqa: E402
 
 
 def test_the_paper_benchmark_imports_nothing_beyond_torch_numpy_and_typer():
-    code = textwrap.dedent("""
-        import sys
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name.split('.')[0] in ('simpy', 'z3', 'streamlit', 'plotly'):
-                    raise ImportError('blocked ' + name)
-        sys.meta_path.insert(0, Block())
+    ok, err = runs_with_imports_blocked(("simpy", "z3", "streamlit", "plotly"), """
         sys.argv = ['paper.py', '--help']
         import runpy
         from packrat_sim.predictor import Predictor, best_plan
@@ -35,9 +28,7 @@ def test_the_paper_benchmark_imports_nothing_beyond_torch_numpy_and_typer():
         runpy.run_path('benchmarks/paper.py', run_name='not_main')
         print('ok')
     """)
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
-    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+    assert ok, err
 
 
 def test_paper_batches_parse_as_lists_or_power_of_two_ranges_and_threads_default_to_powers_and_t():

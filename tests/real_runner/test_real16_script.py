@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ SCRIPT = ROOT / "benchmarks" / "real16.py"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import real16  # noqa: E402
 
-from rr_helpers import needs_two_cpus  # noqa: E402
+from rr_helpers import needs_two_cpus, runs_with_imports_blocked  # noqa: E402
 
 
 def run_script(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:
@@ -39,22 +38,14 @@ def test_help_starts_with_the_16_core_command_and_its_duration():
 
 
 def test_the_script_imports_nothing_beyond_torch_and_numpy():
-    code = textwrap.dedent("""
-        import sys
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name.split('.')[0] in ('simpy', 'z3', 'streamlit', 'plotly', 'typer'):
-                    raise ImportError('blocked ' + name)
-        sys.meta_path.insert(0, Block())
+    ok, err = runs_with_imports_blocked(("simpy", "z3", "streamlit", "plotly", "typer"), """
         import runpy
         runpy.run_path('benchmarks/real16.py', run_name='not_main')
         from real_runner.bench import measure_fidelity
         from real_runner.profiling import measure_profile
         print('ok')
     """)
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
-    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+    assert ok, err
 
 
 def test_lists_threads_and_the_profile_grid():

@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from ui.cli.common import BadInput, emit_json, fail, load_model_profile, note, output_dir_arg, write_output
+from ui.cli.common import BadInput, emit_json, fail, load_model_profile, note, output_dir_arg, print_corun, write_output
 
 
 def register(app: typer.Typer) -> None:
@@ -84,6 +84,4 @@ def _print_corun(report: dict) -> None:
     """The line saying which prediction the bench used, and the no-co-run line when it applies."""
     from packrat_sim.predictor import CoRun
 
-    typer.echo(f"co-run: predictions {CoRun.from_json(report['corun_model']).describe()}")
-    for n in report["notes"]:
-        typer.echo(f"note: {n}")
+    print_corun(f"predictions {CoRun.from_json(report['corun_model']).describe()}", report["notes"])

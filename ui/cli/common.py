@@ -60,6 +60,26 @@ def note(message: str) -> None:
     print(f"packrat: {message}", file=sys.stderr)
 
 
+def print_corun(line: str, notes) -> None:
+    """Print ``co-run: <line>`` and a ``note: <n>`` line per note on stdout (the text form of
+    the co-run fields of `simulate`, `sweep` and `bench`)."""
+    print(f"co-run: {line}")
+    for n in notes:
+        print(f"note: {n}")
+
+
+def corun_fields(co, notes: list[str]) -> dict:
+    """The ``corun``, ``corun_model`` and ``notes`` fields of a --json object, in that order
+    (``co``: a ``packrat_sim.predictor.CoRun``)."""
+    return {"corun": co.mode, "corun_model": co.to_json(), "notes": notes}
+
+
+def profile_line(profile) -> str:
+    """The ``profile   <label>`` line that heads `plan`, `predict` and `verify` (the source
+    too when the profile is synthetic)."""
+    return f"profile   {profile.label()}" + (f"  ({profile.source})" if profile.synthetic else "")
+
+
 def emit_json(obj: dict) -> None:
     """Print exactly one JSON object on stdout (non-finite floats become null)."""
     sys.stdout.write(json.dumps(_jsonable(obj), sort_keys=False) + "\n")

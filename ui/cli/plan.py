@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ui.cli.common import OUTPUT_RULE, BadInput, emit_json, load_profile_arg, note, output_file_arg, write_output
+from ui.cli.common import OUTPUT_RULE, BadInput, corun_fields, emit_json, load_profile_arg, note, output_file_arg, profile_line, write_output
 
 
 def plan_report(profile, batch: int, cores: int, options, *, candidates: str = "profiled",
@@ -40,7 +40,7 @@ def with_corun(report: dict, co) -> dict:
     plan or a baseline has more than one instance and no co-run model prices it)."""
     priced = [report.get("groups"), report.get("fat_groups"), report.get("thin_groups")]
     multi = any(groups and sum(g[0] for g in groups) > 1 for groups in priced)
-    return dict(report, corun=co.mode, corun_model=co.to_json(), notes=co.notes_if(multi))
+    return dict(report, **corun_fields(co, co.notes_if(multi)))
 
 
 def _candidate_profile(profile, batch: int, cores: int, candidates: str):
@@ -105,7 +105,7 @@ def format_plan_report(r: dict, profile) -> str:
     """Human-readable form of :func:`plan_report`."""
     rule = "exactly" if r["exact_cores"] else "at most"
     lines = [
-        f"profile   {profile.label()}" + (f"  ({profile.source})" if profile.synthetic else ""),
+        profile_line(profile),
         f"problem   batch {r['batch']} on {rule} {r['cores']} cores, latency = {r['statistic']} of each cell"
         + (", homogeneous only" if r["homogeneous"] else ""),
         f"plan      {_compact(r['groups']):<30} {r['predicted_ms']:10.2f} ms   (count x threads x sub-batch)",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typer
 
-from ui.cli.common import BadInput, emit_json, load_profile_arg
+from ui.cli.common import BadInput, emit_json, load_profile_arg, profile_line
 
 PLAN_HELP = ("The plan in Packrat's compact form: COUNT x THREADS x SUB-BATCH groups joined by +, "
              "e.g. '4x4x16+2x2x8' (the batch is the sum of the sub-batches).")
@@ -55,7 +55,7 @@ def format_price(price, profile) -> str:
     """Human-readable form of a ``packrat_sim.predictor.PlanPrice``."""
     plan = price.plan
     lines = [
-        f"profile   {profile.label()}" + (f"  ({profile.source})" if profile.synthetic else ""),
+        profile_line(profile),
         f"plan      {plan.describe()}   batch {plan.batch}, {plan.threads_used} of {plan.cores} cores busy "
         "(count x threads x sub-batch)",
         f"co-run    {price.corun.describe()}",

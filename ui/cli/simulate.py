@@ -19,7 +19,7 @@ import os
 
 import typer
 
-from ui.cli.common import BadInput, emit_json, load_profile_arg, output_dir_arg, write_output
+from ui.cli.common import BadInput, corun_fields, emit_json, load_profile_arg, output_dir_arg, print_corun, write_output
 
 WORKLOAD_HELP = (
     "Workload spec: closed:batch=64,requests=1000 | poisson:rate=40/s,duration=60s[,max_batch=64][,max_delay=10ms] | "
@@ -78,15 +78,13 @@ def simulate_command(
     written = _write_out(comparison, out) if out is not None else []
     notes = co.notes(p for r in comparison.results for p in r.plans)
     if json_out:
-        obj = dict(comparison.to_json(), corun=co.mode, corun_model=co.to_json(), notes=notes)
+        obj = dict(comparison.to_json(), **corun_fields(co, notes))
         if out is not None:
             obj["files"] = written
         emit_json(obj)
     else:
         print(format_comparison(comparison))
-        print(f"co-run: {co.describe()}")
-        for n in notes:
-            print(f"note: {n}")
+        print_corun(co.describe(), notes)
         if written:
             print(f"wrote {len(written)} files to {out}")
     return 0

@@ -20,7 +20,7 @@ import sys
 
 import typer
 
-from ui.cli.common import BadInput, emit_json, note
+from ui.cli.common import BadInput, emit_json, note, print_corun
 from ui.cli.engine import make_engine
 
 
@@ -91,9 +91,7 @@ def sweep_command(
         emit_json(dict(_summary(result, total, out, files, failures), corun=modes, notes=notes))
     else:
         _print_summary(result, total, out, files)
-        print("co-run: " + "; ".join(f"{spec}: {mode}" for spec, mode in modes.items()))
-        for n in notes:
-            print(f"note: {n}")
+        print_corun("; ".join(f"{spec}: {mode}" for spec, mode in modes.items()), notes)
     if failures:
         note(f"{len(failures)} run(s) failed; first: {failures[0]['error']}")
         return 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from ui.cli.common import EXIT_NEGATIVE, EXIT_OK, EXIT_UNKNOWN, BadInput, emit_json, load_profile_arg
+from ui.cli.common import EXIT_NEGATIVE, EXIT_OK, EXIT_UNKNOWN, BadInput, corun_fields, emit_json, load_profile_arg, profile_line
 
 DEFAULT_TIMEOUT_S = 60.0
 
@@ -109,11 +109,9 @@ def verify_report(profile, batch: int, cores: int, options, plan_source: str, ce
 
     co = co or corun(profile)
     out = cert.to_json()
+    out.update(corun_fields(co, co.notes(_priced_plans(cert))))
     out.update(
         {
-            "corun": co.mode,
-            "corun_model": co.to_json(),
-            "notes": co.notes(_priced_plans(cert)),
             "profile": profile.model,
             "synthetic": profile.synthetic,
             "batch": batch,
@@ -227,7 +225,7 @@ def verify_lines(profile, batch: int, cores: int, options, source: str, cert, co
     """The text output of `packrat verify` (``co``: the ``packrat_sim.predictor.CoRun``)."""
     objective = " x co-run slowdown (co-run model)" if co.calibrated else ""
     lines = [
-        f"profile   {profile.label()}" + (f"  ({profile.source})" if profile.synthetic else ""),
+        profile_line(profile),
         f"problem   batch {batch} on {constraints_text(cores, options)}, latency = "
         f"{options.statistic or profile.statistic} of each cell{objective}",
         f"co-run    {co.describe()}",
