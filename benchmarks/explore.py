@@ -5,14 +5,19 @@ run that keeps going after the first violation (no shrinking) reports: the sched
 first violation was seen, the schedules to completion (``>N`` when the per-run budget ran out),
 the distinct states, schedules per second, and the verdict (``OK`` only for a complete search).
 Then the register models (DS2's benchmark as variants ``ds2`` / ``ds2-erroneous``, and ours) under
-each strategy and reduction switch, with DS2's published figures beside ours.
+each strategy and reduction switch, with DS2's published figures beside ours. Then, per buggy
+reconfiguration variant, the counterexample bfs finds (a shortest one, as found) beside dfs's
+shrunk one: their lengths and the time of each to its counterexample (dfs's includes shrinking),
+as the ratio bfs / dfs of medians of ``--repeats`` runs side by side.
 
     .venv/bin/python benchmarks/explore.py [--budget SECONDS] [--walk N] [--quick] [--ds2-only]
+        [--shortest-only] [--repeats N]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -165,19 +170,56 @@ def ds2_table(budget: float, walk: int) -> None:
     )
 
 
+def _median_time(protocol, strategy: str, repeats: int):
+    """The last of ``repeats`` runs of ``strategy`` (stopping at its first violation, shrunk
+    unless bfs) and the median of their wall times in seconds."""
+    times, result = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = explore(protocol, strategy)
+        times.append(time.perf_counter() - t0)
+    return result, statistics.median(times)
+
+
+def shortest_table(repeats: int) -> None:
+    """bfs's counterexample beside dfs's shrunk one, per buggy variant of every protocol
+    (defaults; DS2's register, much larger, left out)."""
+    print(f"\n== shortest counterexamples: bfs (as found) vs dfs (shrunk), default parameters, median of {repeats}")
+    print(f"{'variant':<30} {'bfs len':>8} {'dfs len':>8} {'dfs found':>10} {'bfs ms':>9} {'dfs ms':>9} {'bfs/dfs':>8}")
+    cases = [(spec.name, v) for spec in PROTOCOLS.values() for v in spec.buggy_variants if v != "ds2-erroneous"]
+    for name, variant in cases:
+        protocol = build(name, variant)
+        bfs, t_bfs = _median_time(protocol, "bfs", repeats)
+        dfs, t_dfs = _median_time(protocol, "dfs", repeats)
+        label = f"{name}/{variant}"
+        if bfs.violation is None or dfs.violation is None:
+            print(f"{label:<30} (no counterexample: bfs {bfs.verdict_word}, dfs {dfs.verdict_word})")
+            continue
+        print(f"{label:<30} {len(bfs.violation.schedule):>8} {len(dfs.violation.schedule):>8} "
+              f"{len(dfs.violation.found):>10} {t_bfs * 1e3:>9.1f} {t_dfs * 1e3:>9.1f} {t_bfs / t_dfs:>8.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=6.0, help="seconds per exploration (default 6)")
     parser.add_argument("--walk", type=int, default=100_000, help="random/pct walks per run (default 100000)")
     parser.add_argument("--quick", action="store_true", help="1 s budgets and 2,000 walks (a smoke run)")
     parser.add_argument("--ds2-only", action="store_true", help="only the register tables (DS2's figures beside ours)")
+    parser.add_argument("--shortest-only", action="store_true", help="only the bfs vs dfs counterexample table")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per cell of the counterexample table (default 5)")
     args = parser.parse_args()
     if args.quick:
         args.budget, args.walk = 1.0, 2_000
     start = time.perf_counter()
+    if args.shortest_only:
+        shortest_table(args.repeats)
+        print(f"\n(total {time.perf_counter() - start:.0f} s)")
+        return
     if not args.ds2_only:
         protocol_tables(args.budget, args.walk, STRATEGIES)
     ds2_table(args.budget, args.walk)
+    if not args.ds2_only:
+        shortest_table(args.repeats)
     print(f"\n(total {time.perf_counter() - start:.0f} s)")
 
 

@@ -10,9 +10,11 @@ same property) and returned with its history and the checker's explanation.
 
 The package: :mod:`~checker.explore.harness` (result types, budgets, progress, the visited set),
 one module per strategy family (:mod:`~checker.explore.tree`: ``dfs``, ``exhaustive``,
-``delay-bounded``; :mod:`~checker.explore.dpor`: ``dpor``, ``transdpor``, ``keyaware``;
-:mod:`~checker.explore.walks`: ``random``, ``pct``), :mod:`~checker.explore.shrinking`,
-:mod:`~checker.explore.replay` (replay files), and :data:`STRATEGY_TABLE` from name to function.
+``delay-bounded``; :mod:`~checker.explore.bfs`: ``bfs``; :mod:`~checker.explore.dpor`: ``dpor``,
+``transdpor``, ``keyaware``; :mod:`~checker.explore.walks`: ``random``, ``pct``),
+:mod:`~checker.explore.properties` (properties with expectations),
+:mod:`~checker.explore.shrinking`, :mod:`~checker.explore.replay` (replay files), and
+:data:`STRATEGY_TABLE` from name to function.
 
 Strategies (:data:`STRATEGIES`):
 
@@ -23,6 +25,10 @@ Strategies (:data:`STRATEGIES`):
     commutes with one explored before is not taken again; the same states, fewer transitions).
     A *schedule* is a path of the search: it ends at a terminal state, at the depth bound, where
     it joins a state already explored, or where every enabled event is asleep.
+``bfs``
+    breadth-first search over states, pruning states already seen (Stateright's BFS): the first
+    counterexample found is a shortest one, reported as found (no shrinking); its length is its
+    depth (:mod:`checker.explore.bfs`).
 ``exhaustive``
     every schedule, without pruning (what DS2 calls exhaustive exploration).
 ``dpor``
@@ -53,6 +59,20 @@ sound: the tests compare the distinct histories and the invariant violations wit
 DFS (no reduction) on every shipped protocol and variant and on pseudo-random actor systems, and
 dfs's visited states with and without sleep sets.
 
+Properties with expectations (:mod:`checker.explore.properties`): a protocol may declare
+``always``, ``sometimes`` and ``eventually`` properties; each gets a
+:class:`~checker.explore.properties.PropertyResult` in :attr:`ExploreResult.properties`. A
+counterexample (always, eventually) is a violation like a broken invariant; a ``sometimes``
+property that a complete search never reached makes the verdict VIOLATION (the model is vacuous
+for it; there is no schedule to show). Which strategies judge which kind completely is
+:data:`PROPERTY_STRATEGIES`: ``always`` and ``sometimes`` need every reachable state visited
+(``dfs``, ``bfs``, ``exhaustive``; the DPOR family visits one interleaving per equivalence class,
+the sampling strategies and delay bounding some schedules only); ``eventually`` needs every
+complete schedule judged (``bfs``, which keeps the pending properties in its visited key, and
+``exhaustive``; state caching in ``dfs`` and the DPOR family can hide a schedule on which the
+property never held). Another strategy reports ``unknown`` for a kind it does not judge, with the
+reason, and the verdict ignores it; a witness or counterexample any strategy finds stands.
+
 Verdicts are :class:`~checker.linearizability.Verdict` values: ``OK`` only when a complete
 strategy finished within its budgets and every history was judged linearizable; ``ILLEGAL``
 (printed VIOLATION, :func:`verdict_word`) with the shrunk counterexample; ``UNKNOWN`` otherwise (a
@@ -69,6 +89,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from checker.explore.bfs import bfs as _bfs
 from checker.explore.dpor import dpor as _dpor
 from checker.explore.harness import (
     OK,
@@ -97,6 +118,7 @@ from checker.explore.replay import (
     replay_json,
     write_replay,
 )
+from checker.explore.properties import ALWAYS, EVENTUALLY, SOMETIMES, Property, PropertyResult
 from checker.explore.shrinking import shrink
 from checker.explore.tree import delay_bounded as _delay_bounded
 from checker.explore.tree import dfs as _dfs
@@ -108,6 +130,7 @@ from checker.linearizability import Verdict, explain
 __all__ = [
     "COMPLETE_STRATEGIES",
     "OK",
+    "PROPERTY_STRATEGIES",
     "REPLAY_SCHEMA",
     "STRATEGIES",
     "STRATEGY_TABLE",
@@ -116,6 +139,8 @@ __all__ = [
     "ExploreError",
     "ExploreProgress",
     "ExploreResult",
+    "Property",
+    "PropertyResult",
     "Reductions",
     "ReplayResult",
     "ReplayStep",
@@ -136,6 +161,7 @@ DEFAULT_INCOMPLETE_SCHEDULES = 1000
 # name -> function(run, options) running the search (raises Stop to end it early)
 STRATEGY_TABLE: dict[str, Callable[[Run, dict], None]] = {
     "dfs": lambda run, o: _dfs(run),
+    "bfs": lambda run, o: _bfs(run),
     "exhaustive": lambda run, o: _exhaustive(run),
     "dpor": lambda run, o: _dpor(run, trans=False, keyed=False),
     "transdpor": lambda run, o: _dpor(run, trans=True, keyed=False),
@@ -145,8 +171,15 @@ STRATEGY_TABLE: dict[str, Callable[[Run, dict], None]] = {
     "delay-bounded": lambda run, o: _delay_bounded(run, o["delay_bound"]),
 }
 STRATEGIES = tuple(STRATEGY_TABLE)
-COMPLETE_STRATEGIES = frozenset({"dfs", "exhaustive", "dpor", "transdpor", "keyaware"})
+COMPLETE_STRATEGIES = frozenset({"dfs", "bfs", "exhaustive", "dpor", "transdpor", "keyaware"})
 SAMPLING_STRATEGIES = frozenset({"random", "pct"})
+SHORTEST_STRATEGIES = frozenset({"bfs"})  # their first counterexample is a shortest one: never shrunk
+# property kind -> the strategies that judge it completely (see the module docstring)
+PROPERTY_STRATEGIES: dict[str, frozenset[str]] = {
+    ALWAYS: frozenset({"dfs", "bfs", "exhaustive"}),
+    SOMETIMES: frozenset({"dfs", "bfs", "exhaustive"}),
+    EVENTUALLY: frozenset({"bfs", "exhaustive"}),
+}
 
 
 def explore(
@@ -174,6 +207,10 @@ def explore(
 ) -> ExploreResult:
     """Explore ``protocol`` (a :class:`~checker.protocols.Protocol`, or a registered name built
     with ``variant`` and ``params``) with ``strategy`` (one of :data:`STRATEGIES`).
+
+    ``bfs``'s counterexample is a shortest one and is never shrunk (``shrink_counterexample``
+    applies to the other strategies). The protocol's properties with expectations are judged as
+    :data:`PROPERTY_STRATEGIES` says and reported in :attr:`ExploreResult.properties`.
 
     Budgets: ``max_schedules``, ``max_time`` (seconds, checked on every step, and covering
     shrinking), ``depth`` (steps per schedule; a cut schedule makes the verdict UNKNOWN, and the
@@ -205,8 +242,12 @@ def explore(
     elapsed = time.perf_counter() - run.started
     complete = (strategy not in SAMPLING_STRATEGIES and not run.budget_hit and not run.cut and not run.delay_cut
                 and (run.found is None or not stop_on_violation))
+    properties = run.props.results(strategy, complete, _incomplete_reason(run, strategy, depth, delay_bound,
+                                                                          check_timeout), PROPERTY_STRATEGIES)
     verdict, reason, violation = _verdict(protocol, run, strategy, complete, depth, delay_bound, check_timeout,
-                                          shrink_counterexample)
+                                          shrink_counterexample and strategy not in SHORTEST_STRATEGIES)
+    if verdict is OK and any(p.failed for p in properties):
+        verdict, reason = VIOLATION, _vacuity_reason(properties)
     if progress is not None:
         progress(run.snapshot())
     return ExploreResult(
@@ -230,7 +271,22 @@ def explore(
         histories=frozenset(run.checked) if collect_histories else None,
         reductions=reductions,
         violations=frozenset(run.violated) if collect_histories else None,
+        properties=properties,
     )
+
+
+def _incomplete_reason(run: Run, strategy: str, depth: int | None, delay_bound: int,
+                       check_timeout: float | None) -> str:
+    """Why a property could not be judged held (or never reached) by this run."""
+    if run.found is not None and run.stop_on_violation:
+        return f"the search stopped at the first violation ({run.found.name})"
+    return _unknown_reason(run, strategy, depth, delay_bound, check_timeout)
+
+
+def _vacuity_reason(properties: tuple[PropertyResult, ...]) -> str:
+    """The verdict's reason when only ``sometimes`` properties failed (never reached)."""
+    names = ", ".join(f'"{p.name}"' for p in properties if p.failed)
+    return f"sometimes property {names} is never reached: no reachable state satisfies it (the model is vacuous for it)"
 
 
 def _verdict(protocol, run: Run, strategy: str, complete: bool, depth: int | None, delay_bound: int,
@@ -312,6 +368,8 @@ def make_violation(protocol, found: Found, timeout: float | None, do_shrink: boo
     message = found.message
     if found.kind == "linearizability":
         explanation = tuple(explain(rr.check, rr.history, protocol.model))
+    elif found.kind in (ALWAYS, EVENTUALLY):
+        explanation = (f"{found.kind} property violated: {found.name}", message)
     else:
         # the shrunk schedule may word the same invariant's breach differently
         if rr.violation is not None and rr.violation[1] == found.name:

@@ -324,7 +324,14 @@ class _Entry:
 
 def dpor(run: Run, trans: bool, keyed: bool) -> None:
     """Run DPOR (``trans``: TransDPOR's rule; ``keyed``: key-aware dependency) over ``run``
-    (results land in ``run``; raises :class:`~checker.explore.harness.Stop` at a budget)."""
+    (results land in ``run``; raises :class:`~checker.explore.harness.Stop` at a budget).
+
+    Properties (:mod:`checker.explore.properties`): the family explores one interleaving per
+    class of equivalent schedules, so it keeps the terminal histories and the stable invariants
+    but not every intermediate state: it judges no property kind completely (``always`` can
+    fail only in a state it skips; a ``sometimes`` witness may lie there; a cached state can
+    hide a schedule on which an ``eventually`` property never held). What it finds stands; the
+    rest is reported unknown."""
     Dpor(run, trans, keyed).search()
 
 

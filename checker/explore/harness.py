@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from checker.actors import Event, SystemState, event_to_json, history_of
+from checker.explore.properties import PropertyResult, PropertyTracker
 from checker.history import History
 from checker.linearizability import Verdict, check
 from packrat_sim import validate
@@ -73,9 +74,10 @@ class ExploreProgress:
 class Violation:
     """A property that one schedule breaks.
 
-    ``kind``: ``"invariant"`` (``name`` is the invariant's) or ``"linearizability"`` (``name`` is
-    ``"linearizable (<model>)"``). ``schedule``: the shrunk schedule, replayable from the initial
-    state; ``found``: the schedule as the search found it. ``history``: the history of the shrunk
+    ``kind``: ``"invariant"`` (``name`` is the invariant's), ``"linearizability"`` (``name`` is
+    ``"linearizable (<model>)"``), or a property's expectation, ``"always"`` or ``"eventually"``
+    (``name`` is the property's; :mod:`checker.explore.properties`). ``schedule``: the shrunk
+    schedule (``bfs``: as found, a shortest one), replayable from the initial state; ``found``: the schedule as the search found it. ``history``: the history of the shrunk
     schedule; ``explanation``: lines saying why it is not linearizable (or what the invariant
     says). ``check``: the checker's result on that history (None if not checked).
     """
@@ -118,6 +120,8 @@ class ExploreResult:
     distinct history records (only when asked with ``collect_histories``); ``reductions``: the
     reductions used; ``violated``: the ``(kind, name)`` of every property a schedule broke (only
     with ``collect_histories``; all of them when ``stop_on_violation`` is False).
+    ``properties``: one :class:`~checker.explore.properties.PropertyResult` per property the
+    protocol declares (held, counterexample, witnessed, never reached or unknown).
     """
 
     verdict: Verdict
@@ -140,6 +144,7 @@ class ExploreResult:
     histories: frozenset | None = field(default=None, repr=False, compare=False)
     reductions: Reductions = Reductions()
     violations: frozenset | None = field(default=None, repr=False, compare=False)
+    properties: tuple[PropertyResult, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -179,6 +184,8 @@ class ExploreResult:
             "pct_bound": self.pct_bound,
             "reductions": asdict(self.reductions),
             "violation": None if self.violation is None else self.violation.to_json(),
+            "counterexample_depth": None if self.violation is None else len(self.violation.schedule),
+            "properties": [p.to_json() for p in self.properties],
         }
 
 
@@ -244,6 +251,7 @@ class Run:
         self.transitions = 0
         self.seen: set[SystemState] = set()  # the states themselves: exact, no hash collisions
         self.checked: dict[Hashable, Any] = {}
+        self.prefix_checked: dict[Hashable, Any] = {}  # histories judged where no schedule ended (bfs)
         self.unknown_histories = 0
         self.found: Found | None = None
         self.violated: set[tuple[str, str]] = set()
@@ -252,6 +260,8 @@ class Run:
         self.cut = False  # a path was cut by the depth bound
         self.pct_bound: float | None = None
         self.delay_cut = False  # delay-bounded: the bound cut some choice
+        self.props = PropertyTracker(self.system, getattr(protocol, "properties", ()))
+        self.watching = self.props.watching  # (the undecided state properties: empty, nothing to do)
         self._tick = 0
 
     # budgets and progress -------------------------------------------------------------------
@@ -312,7 +322,22 @@ class Run:
                     self._violation(Found("invariant", inv.name, problem, tuple(path), quiescent=True),
                                     in_progress=True)
                     return True
+        if self.watching:
+            broken = self.props.see(state, path)
+            if broken is not None:
+                self._violation(Found("always", broken.name, f'"{broken.name}" does not hold in this state',
+                                      tuple(path)), in_progress=True)
         return True
+
+    def end_path(self, pending: frozenset, path: Sequence[Event]) -> None:
+        """A complete schedule (ending where no event is enabled) ends with the eventually
+        properties ``pending`` (see :class:`PropertyTracker`) never having held on it: each is
+        a counterexample; the first is a violation (call before :meth:`finish`)."""
+        broken = self.props.end(pending, path)
+        if broken is not None:
+            self._violation(Found("eventually", broken.name,
+                                  f'"{broken.name}" never holds on this complete schedule', tuple(path)),
+                            in_progress=True)
 
     def finish(self, state: SystemState, path: Sequence[Event], terminal: bool) -> None:
         """A schedule ends at ``state`` (terminal, or cut by the depth bound); ``state`` was
@@ -324,9 +349,35 @@ class Run:
         self.check_budget()
 
     def judge(self, state: SystemState, path: Sequence[Event]) -> None:
+        """Judge the history of ``state``, where the schedule ``path`` ends (once per distinct
+        history; a verdict :meth:`judge_prefix` reached on it is reused)."""
         key = state.history
         if key in self.checked:
             return
+        result = self.prefix_checked.pop(key, None)
+        if result is None or result.unknown:
+            result = self._check(state)
+        self.checked[key] = result
+        if result.illegal:
+            self._violation(self._not_linearizable(path))
+        elif result.unknown:
+            self.unknown_histories += 1
+
+    def judge_prefix(self, state: SystemState, path: Sequence[Event]) -> None:
+        """Judge the history of ``state`` where no schedule ends (``bfs`` does it after every
+        step that records a return, so that its first non-linearizable history is reached by a
+        shortest path). Memoised apart from the schedules' distinct histories (they are not
+        counted); an illegal one is a violation of the schedule in progress."""
+        key = state.history
+        if key in self.checked or key in self.prefix_checked:
+            return
+        result = self.prefix_checked[key] = self._check(state)
+        if result.illegal:
+            self._violation(self._not_linearizable(path), in_progress=True)
+
+    def _check(self, state: SystemState):
+        """The checker's result on ``state``'s history, within the time budget (Stop when it
+        is spent)."""
         timeout = self.check_timeout
         left = self.remaining()
         if left is not None:
@@ -338,14 +389,12 @@ class Run:
         if result.unknown and self.deadline is not None and time.perf_counter() >= self.deadline:
             self.budget_hit = "time budget spent"
             raise Stop
-        self.checked[key] = result
-        if result.illegal:
-            self._violation(
-                Found("linearizability", f"linearizable ({self.protocol.model})",
-                      f"the history is not linearizable under the {self.protocol.model} model", tuple(path))
-            )
-        elif result.unknown:
-            self.unknown_histories += 1
+        return result
+
+    def _not_linearizable(self, path: Sequence[Event]) -> Found:
+        model = self.protocol.model
+        return Found("linearizability", f"linearizable ({model})",
+                     f"the history is not linearizable under the {model} model", tuple(path))
 
     def _violation(self, found: Found, in_progress: bool = False) -> None:
         self.violated.add((found.kind, found.name))

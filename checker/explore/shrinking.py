@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from checker.actors import ActorError, Event
 from checker.explore.harness import ExploreError, Found
+from checker.explore.properties import ALWAYS, EVENTUALLY
 from checker.explore.replay import replay
 from checker.linearizability import check
 
@@ -17,6 +18,8 @@ __all__ = ["shrink"]
 def _violates(protocol, events: Sequence[Event], target: Found, timeout: float | None) -> int | None:
     """Length of the shortest prefix of ``events`` that shows ``target``'s violation, or None
     (also None when ``events`` is not a valid schedule)."""
+    if target.kind in (ALWAYS, EVENTUALLY):
+        return _property_violates(protocol, events, target)
     system = protocol.system
     always = [inv for inv in protocol.invariants if inv.name == target.name and not inv.quiescent]
     state = system.initial()
@@ -41,6 +44,28 @@ def _violates(protocol, events: Sequence[Event], target: Found, timeout: float |
         return None
     result = check(protocol.history(state), protocol.model, timeout=timeout)
     return len(events) if result.illegal else None
+
+
+def _property_violates(protocol, events: Sequence[Event], target: Found) -> int | None:
+    """:func:`_violates` for a property's counterexample: an ``always`` property's, the
+    shortest prefix ending in a state where it does not hold; an ``eventually`` property's, all
+    of ``events`` when they form a complete schedule (nothing enabled at its end) on which the
+    property never held. None otherwise (also for an invalid schedule)."""
+    system = protocol.system
+    prop = next((p for p in protocol.properties if p.name == target.name and p.expectation == target.kind), None)
+    if prop is None:
+        return None
+    state = system.initial()
+    always = target.kind == ALWAYS
+    for i in range(len(events) + 1):
+        if i:
+            try:
+                state = system.step(state, events[i - 1]).state
+            except ActorError:
+                return None
+        if prop.holds(system, state) != always:  # always: broken here; eventually: held here
+            return i if always else None
+    return None if always or system.enabled(state) else len(events)
 
 
 def shrink(protocol, schedule: Sequence[Event], target: Found | None = None, *,

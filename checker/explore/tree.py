@@ -14,9 +14,12 @@ __all__ = ["after", "delay_bounded", "dfs", "exhaustive", "oldest_first", "sleep
 
 
 def _tree(run: Run, choices: Callable[[SystemState, Any], list], root_aux: Any,
-          advance: Callable[[Any, Event, Any, int], Any], *, prune: bool = False) -> None:
+          advance: Callable[[Any, Event, Any, int], Any], *, prune: bool = False,
+          ends: Callable[[Any, list], None] | None = None) -> None:
     """Depth-first search over schedules. ``choices(state, aux)`` lists the events to try from a
-    state; ``advance(aux, event, outcome, choice index)`` gives the child's aux.
+    state; ``advance(aux, event, outcome, choice index)`` gives the child's aux; ``ends(aux,
+    path)`` (optional) is told of every schedule that ends where ``choices`` is empty, before
+    :meth:`Run.finish` judges it.
 
     With ``prune`` (stateful DFS) a step into a state already seen (with symmetry: a state of an
     orbit already seen) ends its schedule there, and a schedule ends terminal exactly where no
@@ -41,6 +44,8 @@ def _tree(run: Run, choices: Callable[[SystemState, Any], list], root_aux: Any,
         child_aux = advance(aux, ev, out, idx)
         nevs = choices(out.state, child_aux)
         if not nevs or (run.depth is not None and len(path) >= run.depth):
+            if ends is not None and not nevs:
+                ends(child_aux, path)
             run.finish(out.state, path, terminal(out.state, nevs))
             return None
         return out.state, child_aux, nevs
@@ -49,6 +54,8 @@ def _tree(run: Run, choices: Callable[[SystemState, Any], list], root_aux: Any,
     run.visit(init, ())
     evs = choices(init, root_aux)
     if not evs:
+        if ends is not None:
+            ends(root_aux, [])
         run.finish(init, [], terminal(init, evs))
         return
     _walk([init, root_aux, evs, 0], take)
@@ -79,14 +86,29 @@ def _walk(root: list, take: Callable[[SystemState, Any, list, int, list], tuple 
 
 
 def exhaustive(run: Run) -> None:
-    """``exhaustive``: every event enabled in every state, every schedule (DS2's exhaustive)."""
-    system = run.system
-    _tree(run, lambda s, aux: system.enabled(s), None, lambda aux, ev, out, i: None)
+    """``exhaustive``: every event enabled in every state, every schedule (DS2's exhaustive).
+
+    Complete for every property kind: it visits every reachable state (``always``,
+    ``sometimes``) and follows every path, carrying the set of ``eventually`` properties that
+    have not held yet on it (its aux), so a schedule that ends where nothing is enabled with
+    one still pending is its counterexample."""
+    system, props = run.system, run.props
+    if not props.eventually:
+        _tree(run, lambda s, aux: system.enabled(s), None, lambda aux, ev, out, i: None)
+        return
+    _tree(run, lambda s, aux: system.enabled(s), props.start(system.initial()),
+          lambda aux, ev, out, i: props.advance(aux, out.state),
+          ends=lambda aux, path: run.end_path(aux, path) if aux else None)
 
 
 def dfs(run: Run) -> None:
     """``dfs``: stateful depth-first search, pruning states (orbits) already seen; with sleep
-    sets (:attr:`Reductions.sleep_sets`, no depth bound) see :func:`sleep_dfs`."""
+    sets (:attr:`Reductions.sleep_sets`, no depth bound) see :func:`sleep_dfs`.
+
+    Complete for ``always`` and ``sometimes`` properties (it visits every reachable state, with
+    or without sleep sets), not for ``eventually``: a state it prunes was reached before by
+    another path, on which the property may already have held (use ``bfs``, which keeps the
+    pending properties in its visited key, or ``exhaustive``)."""
     if run.reductions.sleep_sets and run.depth is None:
         sleep_dfs(run)
         return
@@ -273,7 +295,9 @@ def oldest_first(system: System, state: SystemState, order: tuple[Envelope, ...]
 
 
 def delay_bounded(run: Run, bound: int) -> None:
-    """``delay-bounded``: every schedule within ``bound`` delays of oldest-message-first."""
+    """``delay-bounded``: every schedule within ``bound`` delays of oldest-message-first. It
+    visits only the states of those schedules, so it judges no property kind completely (what
+    it finds stands; the rest is reported unknown)."""
     system = run.system
 
     def choices(state, aux):

@@ -1,4 +1,9 @@
-"""Sampling strategies: seeded random walks and PCT (incomplete: never OK)."""
+"""Sampling strategies: seeded random walks and PCT (incomplete: never OK).
+
+Every walk is a real schedule from the initial state, so what a walk shows stands: a broken
+invariant or ``always`` property, a ``sometimes`` witness, and an ``eventually`` counterexample
+(a walk that ends where nothing is enabled, on which the property never held). They judge no
+property kind completely (``held`` and ``never reached`` stay unknown)."""
 
 from __future__ import annotations
 
@@ -17,10 +22,13 @@ def _walk(run: Run, init: SystemState, choose: Callable[[SystemState], Event | N
           stepped: Callable[[Any], None] | None = None) -> tuple[SystemState, list[Event]]:
     """One schedule from ``init``, visiting every state: ``choose(state)`` gives the next event
     (None: nothing is enabled), ``stepped(outcome)`` sees each step. Stops there or at the depth
-    bound; returns the last state and the path (the caller finishes the schedule)."""
-    system = run.system
+    bound; returns the last state and the path (the caller finishes the schedule). A walk that
+    ends where no event is enabled with an ``eventually`` property that never held on it is
+    that property's counterexample."""
+    system, props = run.system, run.props
     state = init
     run.visit(state, ())
+    pending = props.start(state) if props.eventually else frozenset()
     path: list[Event] = []
     while run.depth is None or len(path) < run.depth:
         ev = choose(state)
@@ -34,6 +42,9 @@ def _walk(run: Run, init: SystemState, choose: Callable[[SystemState], Event | N
         run.tick()
         path.append(ev)
         run.visit(state, path)
+        pending = props.advance(pending, state)
+    if pending and not system.enabled(state):
+        run.end_path(pending, path)
     return state, path
 
 

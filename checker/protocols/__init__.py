@@ -12,7 +12,8 @@ Registered protocols (:data:`PROTOCOLS`):
 
 ``reconfig``
     clients, dispatcher, controller, old and new instances; variants ``correct``,
-    ``switch-before-ready``, ``stop-before-drain``, ``per-instance-switch``, ``ack-before-switch``
+    ``switch-before-ready``, ``stop-before-drain``, ``per-instance-switch``, ``ack-before-switch``,
+    ``drop-batch`` (loses a batch: caught by its ``eventually`` property, not by linearizability)
     (see :mod:`checker.protocols.reconfig`).
 ``register``
     a replicated register on ``replicas`` replicas; variants ``majority`` (reads wait until a

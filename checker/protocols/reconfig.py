@@ -38,12 +38,24 @@ Variants (``buggy`` ones must be found by the explorer):
     the controller answers the operator when it sends ``switch``, before the dispatcher switched:
     a batch submitted after ``reconfigure`` returned can still run in the old epoch (illegal under
     the ``serving`` model).
+``drop-batch``
+    the dispatcher discards a result that comes back from an instance of an epoch older than its
+    routing (it takes it for stale) and forgets that batch: the batch was accepted and is never
+    answered. The history only has a pending operation, which is linearizable; the
+    ``eventually`` property below (and the quiescent invariant) catch it.
 
 Invariants (DESIGN.md's, checked on every state by the explorer, each stable once violated):
 no instance receives work before it is ready; no instance is stopped while it holds work (a
 sub-batch on its way to it, or one it lost); all sub-batches of one batch run in one epoch; every
 batch is answered exactly once (no second answer, and, where nothing is left to deliver, no
 batch left unanswered). Histories are judged by the ``serving`` model.
+
+Properties with expectations (:mod:`checker.explore.properties`): ``sometimes`` "a
+reconfiguration completes" (the operator's first ``reconfigure`` returns; declared when
+``reconfigures`` >= 1, so a configuration in which no reconfiguration can complete is reported
+as vacuous), and ``eventually`` "every accepted batch is answered" (every client has submitted
+all its batches and each was answered; excused where a message was dropped or an actor crashed,
+as the fault model allows a request to go unanswered then).
 
 Fault model (``drops``, ``duplicates``, ``crashes``, ``restarts`` parameters): every message is
 idempotent (requests carry batch ids, reconfiguration requests and switches carry epochs, and a
@@ -64,6 +76,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from checker.actors import Actor, Invariant, Invoke, Return, Send, System, SystemState, all_operations_return
+from checker.explore.properties import eventually, sometimes
 from checker.protocols.registry import FAULT_DEFAULTS, Protocol, ProtocolError
 from checker.protocols.registry import ProtocolSpec, make_protocol, require_at_least
 from packrat_sim.plan import Instance as PlanInstance
@@ -79,6 +92,7 @@ VARIANTS = {
     "stop-before-drain": ("old instances stopped as soon as routing switched, while holding work", True),
     "per-instance-switch": ("routing switched slot by slot, so one batch can span two epochs", True),
     "ack-before-switch": ("reconfigure returns before the dispatcher switched routing", True),
+    "drop-batch": ("a result from an instance of an older epoch is discarded: its batch is never answered", True),
 }
 
 
@@ -180,6 +194,7 @@ def _bump(pairs: tuple, key: str, delta: int) -> tuple:
 class Dispatcher(Actor):
     drain: bool  # stop old instances once they hold no work (False: the controller stops them)
     initial_routing: tuple[tuple[str, int], ...]
+    discard_stale: bool = False  # drop-batch: forget a batch whose result comes from an older epoch
 
     def on_start(self):
         return DispatcherState(self.initial_routing), []
@@ -206,6 +221,8 @@ class Dispatcher(Actor):
             if not any(e[0] == batch and all(p != part for p, _ in e[4]) for e in state.pending):
                 return state, []  # a duplicate: this sub-batch was already counted
             state = replace(state, outstanding=_bump(state.outstanding, src, -1))
+            if self.discard_stale and epoch < max(e for _, e in state.routing):
+                return self._forget(state, src, batch)
             commands = []
             entries = []
             for entry in state.pending:
@@ -246,6 +263,15 @@ class Dispatcher(Actor):
             old = [] if old_inst in still_used else [old_inst]
             state, commands = self._retire(replace(state, routing=tuple(routing)), old)
             return state, commands + [Send(src, ("switched-slot", epoch, slot))]
+        return state, []
+
+    def _forget(self, state: DispatcherState, src: str, batch: int):
+        """drop-batch's bug: drop ``batch`` from the pending ones without answering it (its
+        result came from ``src``, an instance of an older epoch); stop ``src`` if it retires and
+        is drained."""
+        state = replace(state, pending=tuple(e for e in state.pending if e[0] != batch))
+        if src in state.retiring and not dict(state.outstanding).get(src):
+            return replace(state, retiring=state.retiring - {src}), [Send(src, ("stop",))]
         return state, []
 
     def _retire(self, state: DispatcherState, old: list[str]):
@@ -442,6 +468,27 @@ def _answered(system: System, state: SystemState) -> str | None:
     return None if problem is None else problem.replace("operation", "request", 1)
 
 
+def _reconfiguration_completed(system: System, state: SystemState) -> bool:
+    """The operator's first ``reconfigure`` returned."""
+    return system.last_state_of(state, OPERATOR)[0] >= 1
+
+
+def _every_batch_answered(system: System, state: SystemState) -> bool:
+    """Every client submitted all its batches and each was answered (or a message was dropped
+    or an actor crashed, which may leave a request unanswered within the fault model)."""
+    if state.used[0] or state.used[2]:
+        return True
+    for name, actor in zip(system.names, system.actors):
+        if isinstance(actor, InferClient):
+            nxt, outstanding = system.last_state_of(state, name)
+            if outstanding is not None or nxt < len(actor.batches):
+                return False
+    return True
+
+
+RECONFIGURATION_COMPLETES = sometimes("a reconfiguration completes", _reconfiguration_completed)
+BATCHES_ANSWERED = eventually("every accepted batch is answered", _every_batch_answered)
+
 ANSWERED = "every batch is answered exactly once"
 INVARIANTS = (
     Invariant("no instance receives work before it is ready", _no_work_before_ready),
@@ -479,7 +526,8 @@ def build_reconfig(variant: str, params: dict) -> Protocol:
         ack_before_switch=variant == "ack-before-switch",
         stop_old=variant == "stop-before-drain",
     )
-    dispatcher = Dispatcher(drain=variant != "stop-before-drain", initial_routing=tuple((i, 0) for i in epochs[0]))
+    dispatcher = Dispatcher(drain=variant != "stop-before-drain", initial_routing=tuple((i, 0) for i in epochs[0]),
+                            discard_stale=variant == "drop-batch")
     actors: list[tuple[str, Actor]] = [
         (f"c{c}", InferClient(tuple(c * batches + j for j in range(batches)), size)) for c in range(clients)
     ]
@@ -487,7 +535,9 @@ def build_reconfig(variant: str, params: dict) -> Protocol:
     actors.append((DISPATCHER, dispatcher))
     actors.append((CONTROLLER, controller))
     actors += [(name, ServingInstance(e, starts_ready=e == 0)) for e, names in enumerate(epochs) for name in names]
-    return make_protocol("reconfig", variant, params, actors, model="serving", variants=VARIANTS, invariants=INVARIANTS)
+    properties = ((RECONFIGURATION_COMPLETES,) if reconfigures else ()) + (BATCHES_ANSWERED,)
+    return make_protocol("reconfig", variant, params, actors, model="serving", variants=VARIANTS, invariants=INVARIANTS,
+                         properties=properties)
 
 
 SPEC = ProtocolSpec(

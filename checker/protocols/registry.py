@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checker.actors import ActorError, Faults, Invariant, System, SystemState
+from checker.explore.properties import Property
 from checker.history import History
 from packrat_sim import validate
 from packrat_sim.errors import PackratError
@@ -37,6 +38,8 @@ class Protocol:
     ``op_key``: the key of an operation input for key-aware reduction (operations on different
     keys are judged independently); None when the model is not partitioned.
     ``buggy``: whether the variant is a known-buggy one (a fact about the variant, for reports).
+    ``properties``: :class:`~checker.explore.properties.Property` values with expectations
+    (``always``, ``sometimes``, ``eventually``) that the explorer judges and reports.
     """
 
     name: str
@@ -48,6 +51,7 @@ class Protocol:
     op_key: Callable[[Any], Hashable] | None = None
     buggy: bool = False
     description: str = ""
+    properties: tuple[Property, ...] = ()
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -135,12 +139,14 @@ def make_protocol(
     invariants: tuple[Invariant, ...] = (),
     op_key: Callable[[Any], Hashable] | None = None,
     symmetry=(),
+    properties: tuple[Property, ...] = (),
 ) -> Protocol:
     """The :class:`Protocol` ``name``/``variant`` of ``actors`` (on the network and fault budgets
     of ``params``, :func:`make_system`); its description and buggy flag come from ``variants``
     (the spec's table: variant -> (description, buggy?)). ``symmetry``: groups of actor names
     the protocol promises are interchangeable (same configuration, treated alike by every other
-    actor, named only as plain strings inside states and messages)."""
+    actor, named only as plain strings inside states and messages). ``properties``: the
+    protocol's properties with expectations (:mod:`checker.explore.properties`)."""
     if len(actors) > MAX_ACTORS:
         raise ProtocolError(f"{name}: these parameters make {len(actors):,} actors; the limit is {MAX_ACTORS}")
     description, buggy = variants[variant]
@@ -154,6 +160,7 @@ def make_protocol(
         op_key=op_key,
         buggy=buggy,
         description=description,
+        properties=tuple(properties),
     )
 
 

@@ -13,6 +13,7 @@ RECONFIG_BUGS = {
     "stop-before-drain": "no instance is stopped while it holds work",
     "per-instance-switch": "all sub-batches of one batch run in one epoch",
     "ack-before-switch": "linearizable (serving)",
+    "drop-batch": "every batch is answered exactly once",
 }
 
 

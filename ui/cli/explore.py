@@ -7,9 +7,12 @@
 
 Exit codes: 0 OK (a complete strategy covered every schedule and every history is
 linearizable), 1 a violation (the shrunk schedule, its history and why; a replay file is
-written where --out-replay says, by default into a new temporary directory named on stderr;
-also 1 when a replayed file does not reproduce the violation it records), 2 bad input,
-3 unknown (a budget ran out, or the strategy is not exhaustive).
+written where --out-replay says, by default into a new temporary directory named on stderr),
+2 bad input, 3 unknown (a budget ran out, or the strategy is not exhaustive). ``--replay``:
+1 when the replayed schedule breaks a property (the violation the
+file records recurs, or another one occurs), 3 when the violation the file records does not
+recur and nothing else breaks (the file no longer shows a bug), 0 when a file that records
+no violation replays without one.
 """
 
 from __future__ import annotations
@@ -112,13 +115,16 @@ def format_result(result, protocol, replay_file: str | None) -> str:
             "verdict    OK: every schedule explored; every invariant holds and every history is "
             f"linearizable under the {protocol.model} model"
         )
-        return "\n".join(lines)
-    if result.verdict == UNKNOWN:
-        lines.append(f"verdict    UNKNOWN: {result.reason}")
-        return "\n".join(lines)
+        return "\n".join(lines + property_lines(result))
     v = result.violation
+    if result.verdict == UNKNOWN or v is None:  # (VIOLATION without a schedule: a property never reached)
+        lines.append(f"verdict    {result.verdict_word}: {result.reason}")
+        return "\n".join(lines + property_lines(result))
     lines.append(f"verdict    VIOLATION of \"{v.name}\": {v.message}")
+    lines += property_lines(result)
     shrunk = f" (shrunk from {len(v.found)})" if len(v.found) != len(v.schedule) else ""
+    if result.strategy == "bfs":
+        shrunk = " (bfs: a shortest counterexample, not shrunk)"
     lines.append(f"schedule   {len(v.schedule)} deliveries{shrunk}, from the initial state:")
     lines += _schedule_lines(v.schedule)
     lines.append(f"history    {protocol.model} model; times are event numbers")
@@ -128,6 +134,12 @@ def format_result(result, protocol, replay_file: str | None) -> str:
     if replay_file:
         lines.append(f"replay     wrote {replay_file}  (packrat explore --replay {replay_file})")
     return "\n".join(lines)
+
+
+def property_lines(result) -> list[str]:
+    """One line per property the protocol declares (``always``/``sometimes``/``eventually``)
+    with its outcome: held, counterexample or witness (with its depth), never reached, unknown."""
+    return [f"property   {p.describe()}" for p in result.properties]
 
 
 def run_explore(
@@ -197,8 +209,10 @@ def _replay_verdict_lines(rr, model: str) -> list[str]:
 
 
 def replay_report(path: str) -> tuple[dict, list[str], int]:
-    """Replay a file step by step: (JSON object, human lines, exit code). A file that
-    records a violation the replay does not reproduce is a negative result (exit 1)."""
+    """Replay a file step by step: (JSON object, human lines, exit code). The exit code:
+    1 when the replay breaks a property (the recorded violation
+    recurs, or another one occurs), 3 (unknown, never success) when the file records a
+    violation that does not recur and nothing else breaks, else the replay's verdict."""
     from checker.explore import ExploreError, read_replay, replay, verdict_word
 
     try:
@@ -234,9 +248,16 @@ def replay_report(path: str) -> tuple[dict, list[str], int]:
     }
     code = _exit_code(rr.verdict)
     if recorded is not None and not reproduced:
-        # the file promised a violation that did not happen: a negative result, never success
-        lines.append(f"verdict    NOT REPRODUCED: the recorded violation \"{recorded.get('name')}\" did not occur")
-        code = EXIT_NEGATIVE
+        if rr.violation is None:
+            # the file promised a violation that did not happen: unknown (exit 3), never success,
+            # and not the code of a violation that recurs (exit 1)
+            lines.append(f"verdict    NOT REPRODUCED: the recorded violation \"{recorded.get('name')}\" did not "
+                         "occur and nothing else broke (exit 3)")
+            code = EXIT_UNKNOWN
+        else:
+            lines.append(f"verdict    NOT REPRODUCED: the recorded violation \"{recorded.get('name')}\" did not "
+                         f"occur, but \"{rr.violation[1]}\" did (exit 1)")
+            code = EXIT_NEGATIVE
     return out, lines, code
 
 
@@ -260,7 +281,7 @@ def list_lines() -> list[str]:
 def explore_cmd(
     protocol: str | None = typer.Option(None, "--protocol", help="Protocol to explore: reconfig or register (see --list)."),
     variant: str | None = typer.Option(None, "--variant", help="Variant of the protocol (default: its correct one; see --list)."),
-    strategy: str = typer.Option("dpor", "--strategy", help="dfs | exhaustive | dpor | transdpor | keyaware | random | pct | delay-bounded."),
+    strategy: str = typer.Option("dpor", "--strategy", help="dfs | bfs | exhaustive | dpor | transdpor | keyaware | random | pct | delay-bounded (bfs: the first counterexample is a shortest one; bfs and exhaustive also judge eventually properties)."),
     max_schedules: int | None = typer.Option(None, "--max-schedules", help="Stop after N schedules (UNKNOWN unless a violation was found)."),
     max_time: float | None = typer.Option(None, "--max-time", help="Stop after S seconds (UNKNOWN unless a violation was found)."),
     seed: int = typer.Option(0, "--seed", help="Seed of random and pct."),
@@ -268,7 +289,7 @@ def explore_cmd(
     delay_bound: int = typer.Option(3, "--delay-bound", help="delay-bounded: at most K deviations from the oldest-message-first schedule."),
     bug_depth: int = typer.Option(3, "--bug-depth", help="pct: the bug depth d (d - 1 priority change points)."),
     param: list[str] = typer.Option([], "--param", help="Protocol parameter NAME=VALUE (repeatable), e.g. --param replicas=3."),
-    replay: str | None = typer.Option(None, "--replay", help="Replay a schedule file step by step instead of exploring."),
+    replay: str | None = typer.Option(None, "--replay", help="Replay a schedule file step by step instead of exploring; exit 1 when the violation it records recurs (or another one occurs), 3 when the recorded violation does not recur and nothing else breaks, 0 when a file recording no violation replays without one."),
     out_replay: str | None = typer.Option(None, "--out-replay", help="Where to write the replay file of a violation (default: a new temporary directory, named on stderr; never the current directory unasked)."),
     no_symmetry: bool = typer.Option(False, "--no-symmetry", help="Do not identify states that differ by a permutation of interchangeable actors (for comparison)."),
     no_state_cache: bool = typer.Option(False, "--no-state-cache", help="Run the DPOR family stateless (for comparison)."),
@@ -286,7 +307,10 @@ def explore_cmd(
 ) -> int:
     """Explore the schedules of a protocol written as actors (DS2's idea), check every
     history for linearizability and the protocol's invariants, and show the shortest
-    counterexample found."""
+    counterexample found. Exit 0 OK, 1 a violation, 2 bad input, 3 unknown (a budget ran
+    out, or the strategy is not exhaustive). With --replay FILE: 1 when the violation the
+    file records recurs (or another one occurs), 3 when it does not recur and nothing else
+    breaks, 0 when a file recording no violation replays without one."""
     if list_:
         _print_list(as_json)
         raise typer.Exit(EXIT_OK)

@@ -99,15 +99,39 @@ def test_a_binary_replay_file_exits_2_with_one_line(capsys, tmp_path):
     assert code == 2 and "is not UTF-8 text" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_a_replay_that_does_not_reproduce_its_recorded_violation_exits_1(capsys, tmp_path):
+def test_a_replay_whose_recorded_violation_does_not_recur_exits_3_not_1(capsys, tmp_path):
+    # issue 31: a violation that recurs (exit 1) and one that does not must not share a code
     replay_file = tmp_path / "bug.json"
     run(capsys, "--protocol", "reconfig", "--variant", "switch-before-ready", "--out-replay", replay_file)
+    code, out, _ = run(capsys, "--replay", replay_file)
+    assert code == 1 and "reproduces the recorded violation" in out
     obj = json.loads(replay_file.read_text())
     obj["variant"] = "correct"  # the same schedule cannot break the correct variant
     obj["deliveries"] = []
     replay_file.write_text(json.dumps(obj))
     code, out, _ = run(capsys, "--replay", replay_file)
-    assert code == 1 and "NOT REPRODUCED" in out and "does NOT reproduce the recorded violation" in out
+    assert code == 3 and "NOT REPRODUCED" in out and "does NOT reproduce the recorded violation" in out
+    assert "nothing else broke" in out
+    code, out, _ = run(capsys, "--replay", replay_file, "--json")
+    assert code == 3 and json.loads(out)["reproduces_recorded"] is False
+
+
+def test_a_replay_where_another_violation_occurs_exits_1_and_names_both(capsys, tmp_path):
+    replay_file = tmp_path / "bug.json"
+    run(capsys, "--protocol", "reconfig", "--variant", "switch-before-ready", "--out-replay", replay_file)
+    obj = json.loads(replay_file.read_text())
+    obj["violation"]["name"] = "some other property"
+    replay_file.write_text(json.dumps(obj))
+    code, out, _ = run(capsys, "--replay", replay_file)
+    assert code == 1 and 'the recorded violation "some other property" did not occur, but' in out
+
+
+def test_explore_help_says_which_replay_outcome_exits_1_and_which_exits_3(capsys):
+    code, out, _ = run(capsys, "--help")
+    text = " ".join(out.split())
+    assert code == 0
+    assert "With --replay FILE: 1 when the violation the file records recurs" in text
+    assert "3 when it does not recur and nothing else breaks" in text
 
 
 def test_json_is_one_object_with_the_counts_and_the_counterexample(capsys, tmp_path):
@@ -167,7 +191,7 @@ def test_list_shows_protocols_variants_and_strategies(capsys):
     [
         (["--protocol", "paxos"], "unknown protocol 'paxos'"),
         (["--protocol", "reconfig", "--variant", "fast"], "unknown variant 'fast' of protocol reconfig"),
-        (["--protocol", "reconfig", "--strategy", "bfs"], "unknown strategy 'bfs'"),
+        (["--protocol", "reconfig", "--strategy", "bogus"], "unknown strategy 'bogus'"),
         (["--protocol", "reconfig", "--param", "replicas"], "--param expects NAME=VALUE, not 'replicas'"),
         (["--protocol", "reconfig", "--param", "clients=x"], "parameter clients must be an integer, not 'x'"),
         (["--protocol", "reconfig", "--max-schedules", "0"], "max_schedules must be an integer >= 1, not 0"),
