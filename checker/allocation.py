@@ -44,6 +44,11 @@ Encoding (this module re-derives all of it from the profile; it never calls the 
   shape with the fewest threads is kept. With exact cores no shape is pruned (fewer
   threads would break sum t == T).
 
+Under a co-run model (:func:`certify_under_interference`) there is one such query per
+busy-thread count U (and instance cap); a query that the *density bound* proves
+unsatisfiable (no shape dense enough for B on U threads is below the bound; the function
+says why this is a proof) is not sent to Z3 and is counted in ``stats.bounded``.
+
 ``certify`` asks one query: is there an allocation of latency < the plan's latency?
 UNSAT is a proof that the plan is optimal (OPTIMAL); SAT gives a strictly better
 allocation (NOT_OPTIMAL, with the witness plan); Z3 ``unknown`` (timeout, resource limit)
@@ -58,7 +63,9 @@ This is the only module of the project that imports z3. Results are frozen value
 
 from __future__ import annotations
 
+import bisect
 import enum
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -104,7 +111,8 @@ class EncodingStats:
     ``shapes``: shape variables of the largest query after the bound and the dominance
     pruning; ``pruned``: shapes dropped as dominated in that query; ``variables`` and
     ``constraints``: of that query; ``sockets``: number of sockets; ``queries``: solver
-    calls made; ``solver_s``: seconds spent inside Z3's check().
+    calls made; ``solver_s``: seconds spent inside Z3's check(); ``bounded``: queries
+    refuted by a sound bound without calling Z3 (:func:`certify_under_interference`).
     """
 
     usable_shapes: int = 0
@@ -115,6 +123,7 @@ class EncodingStats:
     sockets: int = 1
     queries: int = 0
     solver_s: float = 0.0
+    bounded: int = 0
 
     def to_json(self) -> dict:
         """Every field by name, in declaration order (all plain numbers)."""
@@ -377,7 +386,7 @@ def _query(problem: _Problem, allowed: Sequence[Shape], deadline: float) -> _Ans
     return _Answer("unknown", (), solver.reason_unknown() or "unknown", *sizes)
 
 
-def _stats(problem: _Problem, answers: Sequence[_Answer]) -> EncodingStats:
+def _stats(problem: _Problem, answers: Sequence[_Answer], bounded: int = 0) -> EncodingStats:
     big = max(answers, key=lambda a: a.variables, default=None)
     return EncodingStats(
         usable_shapes=len(problem.shapes),
@@ -388,6 +397,7 @@ def _stats(problem: _Problem, answers: Sequence[_Answer]) -> EncodingStats:
         sockets=len(problem.caps),
         queries=sum(1 for a in answers if a.constraints),
         solver_s=sum(a.solver_s for a in answers),
+        bounded=bounded,
     )
 
 
@@ -615,7 +625,7 @@ def _start(options: OptimizerOptions | None, timeout_s: float) -> tuple[float, O
 
 
 def _certificate(result: Result, plan: Plan, witness: Plan | None, start: float, timeout_s: float,
-                 problem: _Problem, answers: Sequence[_Answer]) -> Certificate:
+                 problem: _Problem, answers: Sequence[_Answer], bounded: int = 0) -> Certificate:
     """A Certificate for ``plan`` (whose ``predicted_ms`` is the refuted bound)."""
     return Certificate(
         result=result,
@@ -625,7 +635,7 @@ def _certificate(result: Result, plan: Plan, witness: Plan | None, start: float,
         witness=witness,
         elapsed_s=time.perf_counter() - start,
         timeout_s=timeout_s,
-        stats=_stats(problem, answers),
+        stats=_stats(problem, answers, bounded),
         reason=answers[-1].reason if answers else "",
     )
 
@@ -706,14 +716,32 @@ def certify_under_interference(
     with idle cores allowed) and each instance cap k (only k = the largest without dispatch
     costs; dispatch is non-decreasing in k, as in :func:`certify_with_dispatch`) the query
     is the one of :func:`certify` on the profile scaled cell by cell by s_t(U - t)
-    (``corun_profile``) with exactly U threads and at most k instances: is there one with
-    dispatch(k, B) + compute below the plan's total? All UNSAT: OPTIMAL; a SAT answer gives the witness
-    (NOT_OPTIMAL); any unknown or the ``timeout_s`` limit: UNKNOWN, never OPTIMAL.
-    Sockets (``cores_per_socket``) are supported with exact cores only.
+    (the cells of ``corun_profile``, the same floats) with exactly U threads and at most k
+    instances: is there one with dispatch(k, B) + compute below the plan's total? All
+    UNSAT: OPTIMAL; a SAT answer gives the witness (NOT_OPTIMAL); any unknown or the
+    ``timeout_s`` limit: UNKNOWN, never OPTIMAL. Sockets (``cores_per_socket``) are supported
+    with exact cores only.
+
+    **Queries the density bound refutes are not sent to Z3** (``stats.bounded`` counts them).
+    An allocation of query (U, k) has sub-batches b_j summing to B and threads t_j summing to
+    exactly U, so one of its instances has b_j * U >= B * t_j (were every b_j * U < B * t_j,
+    the sums would give B * U < B * U), and every instance of it satisfies dispatch(k, B) +
+    L[t_j, b_j] * s_t(U - t_j) < the plan's total. So when no usable shape (t, b) of at most
+    U threads with b * U >= B * t has dispatch(k, B) + its scaled latency below the total,
+    query (U, k) is unsatisfiable: a proof by integer arithmetic on the same floats the query
+    compares (the least scaled latency of those shapes, :func:`_density_bounds`, plus the
+    dispatch cost, rounded as the query rounds it: x -> dispatch + x and x -> x * s are
+    monotone in floating point). It assumes nothing of the co-run curves (any positive
+    factors, monotone in U or not) and drops the constraints it does not need (instance cap,
+    sockets, one shape), which only weakens it. Where the optimal plan is made of its densest
+    cells (the built-in profiles) the bound refutes every query, the plan's own busy count
+    included (the plan's latency is the bound there, and nothing is strictly below it): the
+    certificate is the bound alone. Z3 decides the queries it leaves open (a batch the
+    densest cells cannot tile, a plan beaten by a faster allocation).
     """
     from dataclasses import replace
 
-    from packrat_sim.interference import corun_profile
+    from packrat_sim.interference import slowdown_table
     from packrat_sim.predictor import Predictor
 
     start, options, timeout_s = _start(options, timeout_s)
@@ -728,25 +756,78 @@ def certify_under_interference(
     if latency is None:  # not reached: _validate_plan accepts profiled, usable cells only
         raise CertifyError(f"the predictor cannot price the plan {plan.describe()}")
     plan = plan.with_prediction(latency)
-    exact = replace(options, exact_cores=True)
     caps = _instance_caps(profile, batch, cores, options)
+    busy_counts = [cores] if options.exact_cores else list(range(1, cores + 1))
+    factors = slowdown_table(profile.interference, {s[0] for s in problem.shapes}, cores)
+    bound = _density_bounds(problem.shapes, factors, batch, cores)
     answers: list[_Answer] = []
+    bounded = 0
     witness = None
     result = Result.OPTIMAL
-    for busy in [cores] if options.exact_cores else range(1, cores + 1):
-        scaled = corun_profile(profile, busy)
+    for busy in busy_counts:
+        status = "unsat"
+        scaled: _Problem | None = None
         for k, cost in caps:
-            sub = _problem(scaled, batch, busy, replace(exact, max_instances=k))
-            answer = _query_total_below(sub, cost, latency, start + timeout_s)
+            if not cost + bound[busy] < latency:
+                bounded += 1  # unsatisfiable by the density bound (docstring)
+                continue
+            if scaled is None:
+                scaled = _scaled_problem(problem, factors, busy, options)
+            answer = _query_total_below(replace(scaled, max_instances=k), cost, latency, start + timeout_s)
             answers.append(answer)
-            if answer.status != "unsat":
+            status = answer.status
+            if status != "unsat":
                 break
-        if answer.status == "sat":
+        if status == "sat":
             result = Result.NOT_OPTIMAL
-            found = Plan(answer.instances, batch, cores)
+            found = Plan(answers[-1].instances, batch, cores)
             witness = found.with_prediction(total(found))
             break
-        if answer.status != "unsat":
+        if status != "unsat":
             result = Result.UNKNOWN
             break
-    return _certificate(result, plan, witness, start, timeout_s, problem, answers)
+    return _certificate(result, plan, witness, start, timeout_s, problem, answers, bounded)
+
+
+def _scaled_problem(problem: _Problem, factors: dict, busy: int, options: OptimizerOptions) -> _Problem:
+    """The problem of exactly ``busy`` threads on the cells scaled for ``busy``: what
+    ``_problem(corun_profile(profile, busy), batch, busy, exact options)`` builds, without
+    building the profile. The shapes of at most ``busy`` threads (and within the sockets and
+    ``max_threads_per_instance``) with latency x ``slowdown_in_plan(t, busy)`` (``factors``,
+    the same floats ``corun_profile`` multiplies by), ranked by (latency, threads, batch)."""
+    caps = sockets_of(busy, options.cores_per_socket)
+    t_max = max(caps)
+    if options.max_threads_per_instance is not None:
+        t_max = min(t_max, options.max_threads_per_instance)
+    shapes = sorted(
+        ((t, b, float(lat * factors[t][busy])) for t, b, lat in problem.shapes if t <= t_max),
+        key=lambda s: (s[2], s[0], s[1]),
+    )
+    return _Problem(batch=problem.batch, cores=busy, exact=True, caps=caps, max_instances=problem.max_instances,
+                    homogeneous=problem.homogeneous, shapes=tuple(shapes))
+
+
+def _density_bounds(shapes: Sequence[Shape], factors: dict, batch: int, cores: int) -> list[float]:
+    """``bound[U]`` (U = 0..cores): the least scaled latency ``L[t, b] * s_t(U - t)`` over the
+    ``shapes`` with t <= U and b * U >= batch * t (inf when there is none): the density bound
+    of :func:`certify_under_interference`. Per thread count, the least latency of the shapes
+    with at least a given sub-batch (a suffix minimum), times the factor: the minimum of the
+    scaled latencies themselves, since x -> x * s is monotone for s > 0 in floating point."""
+    by_threads: dict[int, list[tuple[int, float]]] = {}
+    for t, b, lat in shapes:
+        by_threads.setdefault(t, []).append((b, lat))
+    bound = [math.inf] * (cores + 1)
+    for t, cells in by_threads.items():
+        if t > cores:
+            continue
+        cells.sort()
+        sizes = [b for b, _ in cells]
+        suffix = [math.inf] * (len(cells) + 1)
+        for i in range(len(cells) - 1, -1, -1):
+            suffix[i] = min(suffix[i + 1], cells[i][1])
+        f = factors[t]
+        for busy in range(t, cores + 1):
+            least = suffix[bisect.bisect_left(sizes, -(-batch * t // busy))]
+            if least < math.inf:
+                bound[busy] = min(bound[busy], float(least * f[busy]))
+    return bound

@@ -13,9 +13,16 @@ finishes early frees its cores, which the model ignores).
 on its own t (U fixed), so a plan with U busy threads has latency max_j L'[t_j, b_j] on
 the profile scaled cell by cell, ``L'[t, b] = L[t, b] * s_t(U - t)``: the Packrat problem on
 L' with exactly U threads, which the DP solves exactly. The optimum is the best over U
-(U = T with exact cores, U = 1..T with idle cores allowed). The Z3 certifier
-(checker/allocation.py) asks its per-U queries on the same scaled cells, and the predictor
-prices with the same ``Interference.slowdown_in_plan``, so all three compute the same
+(U = T with exact cores, U = 1..T with idle cores allowed). It is found without a DP per U
+(issue 32, :func:`best_busy_plan`): the *density bound* (:func:`busy_bounds`) gives every U
+a lower bound in one pass (some instance of a plan of U threads has b / t >= B / U, so the
+plan is at least as slow as the fastest scaled cell that dense), the U are solved in
+increasing order of their bound by a DP on the one cell (U, B) stopped early, and the search
+ends when the bound cannot beat the best plan found; it assumes nothing of the curves and
+returns the plan of the DP per U (:func:`plan_every_busy_count`, kept as the reference).
+The Z3 certifier (checker/allocation.py) asks its per-U queries on the same scaled cells
+(skipping those the same bound, derived there on its own, proves unsatisfiable), and the
+predictor prices with the same ``Interference.slowdown_in_plan``, so all three compute the same
 floats. Any form whose factor is a function of (t, U) keeps this argument; per-thread-count
 curves are such a form. A dispatch cost (non-decreasing in the instance count k) adds one
 more outer minimum, over caps on k, in the planner (``predictor.best_plan``) and Z3 alike.
@@ -54,14 +61,28 @@ Pure functions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
 from packrat_sim import validate
-from packrat_sim.optimizer import OptimizerError, OptimizerOptions, optimize
-from packrat_sim.plan import Plan
+from packrat_sim.optimizer import (
+    Item,
+    OptimizerError,
+    OptimizerOptions,
+    _check_problem,
+    _check_size,
+    _infeasible_message,
+    cell_plan,
+    check_problem,
+    optimize,
+    profile_items,
+    sweep_row,
+)
+from packrat_sim.plan import Instance, Plan
 from packrat_sim.profile import Cell, Interference, Points, Profile, ProfileError, ThreadCurve
 
 #: A thread count gets its own curve only when that lowers its RMS relative fit error by
@@ -203,12 +224,27 @@ def latency_under_interference(plan: Plan, profile: Profile) -> float:
 
 @dataclass(frozen=True)
 class InterferencePlan:
-    """An interference-aware plan and the isolated-profile plan judged by the same model."""
+    """An interference-aware plan and the isolated-profile plan judged by the same model.
+
+    The isolated plan is found (by the isolated optimizer, same options) only when asked
+    for: the planners that want the aware plan alone do not pay for a second search."""
 
     plan: Plan  # predicted_ms is the latency under interference
-    isolated_plan: Plan  # predicted_ms is its isolated-profile prediction
-    isolated_under_interference_ms: float
     busy_cores: int
+    profile: Profile = field(repr=False, compare=False)
+    batch: int = field(repr=False, compare=False)
+    cores: int = field(repr=False, compare=False)
+    options: OptimizerOptions = field(repr=False, compare=False)
+
+    @cached_property
+    def isolated_plan(self) -> Plan:
+        """The isolated optimizer's plan; predicted_ms is its isolated-profile prediction."""
+        return optimize(self.profile, self.batch, self.cores, self.options)
+
+    @cached_property
+    def isolated_under_interference_ms(self) -> float:
+        """What :attr:`isolated_plan` takes under the co-run model (ms)."""
+        return latency_under_interference(self.isolated_plan, self.profile)
 
     @property
     def gain(self) -> float:
@@ -216,36 +252,272 @@ class InterferencePlan:
         return self.isolated_under_interference_ms / self.plan.require_prediction()
 
 
-def optimize_with_interference(
-    profile: Profile, batch: int, cores: int, options: OptimizerOptions | None = None
-) -> InterferencePlan:
-    """The plan minimising latency under the profile's interference model (module doc).
+def slowdown_table(model: Interference, threads: Iterable[int], cores: int) -> dict[int, np.ndarray]:
+    """For each thread count t in ``threads`` (t <= ``cores``), the array ``f`` with
+    ``f[U] = model.slowdown_in_plan(t, U)`` for U = t..cores (nan below t): the factor of a
+    t-thread instance in a plan keeping U threads busy, the very floats every consumer
+    multiplies by. A thread count without a curve of its own reads the base curve, so the
+    base is evaluated once (``cores`` calls) and shared; each own curve adds its own calls."""
+    own = {c.threads for c in model.curves}
+    base: list[float] | None = None
+    out: dict[int, np.ndarray] = {}
+    for t in sorted(set(threads)):
+        if t > cores:
+            continue
+        f = np.full(cores + 1, np.nan)
+        if t in own:
+            f[t:] = [model.slowdown(k, t) for k in range(cores - t + 1)]
+        else:
+            if base is None:
+                base = [model.slowdown(k) for k in range(cores)]
+            f[t:] = base[: cores - t + 1]
+        out[t] = f
+    return out
 
-    Same options as the isolated optimizer; ties between busy-core counts go to fewer
-    cores. Raises OptimizerError without an interference model or without a plan.
+
+def busy_bounds(items: Sequence[Item], factors: dict[int, np.ndarray], batch: int, cores: int) -> np.ndarray:
+    """``lb[U]`` for U = 0..cores: a lower bound on the latency of every plan of ``items``
+    (isolated (threads, batch, latency) cells) serving ``batch`` with exactly U busy threads
+    under the co-run factors ``factors`` (:func:`slowdown_table`); inf when no such plan exists.
+
+    The bound (the *density bound*): ``lb[U]`` = min over items (t, b) with t <= U and
+    b * U >= batch * t of ``latency * s_t(U - t)``. Sound for every model, whatever the shape
+    of its curves (any positive factors, monotone in U or not): a plan with sub-batches b_j
+    summing to ``batch`` and threads t_j summing to U has an instance with
+    b_j * U >= batch * t_j (if every b_j * U < batch * t_j, summing gives batch * U < batch * U),
+    and the plan's latency is at least that instance's scaled latency, which is at least the
+    minimum. It is exact in floats: the minimum is taken over the unscaled latencies of a
+    thread count and multiplied by its factor once (x -> x * f is monotone for f > 0 under
+    rounding), so ``lb[U]`` is the scaled latency of a real cell and equals the optimum when
+    the optimal plan is made of its densest cells (as on the built-in profiles)."""
+    lb = np.full(cores + 1, np.inf)
+    by_threads: dict[int, list[tuple[int, float]]] = {}
+    for t, b, latency in items:
+        if t <= cores:
+            by_threads.setdefault(t, []).append((b, latency))
+    busy = np.arange(cores + 1, dtype=np.int64)
+    for t, cells in by_threads.items():
+        cells.sort()
+        sizes = np.array([b for b, _ in cells], dtype=np.int64)
+        suffix = np.append(np.minimum.accumulate(np.array([x for _, x in cells])[::-1])[::-1], np.inf)
+        need = -(-int(batch) * t // busy[t:])  # the least sub-batch of density >= batch / U
+        cand = suffix[np.searchsorted(sizes, need, side="left")] * factors[t][t:]
+        np.minimum(lb[t:], cand, out=lb[t:])
+    return lb
+
+
+def _busy_plan(profile: Profile, batch: int, busy: int, options: OptimizerOptions,
+               scaled_items: Sequence[Item] | None, limit: float, inclusive: bool) -> Plan | None:
+    """The optimal plan with exactly ``busy`` threads on the profile scaled for ``busy``, or
+    None when there is none or it is worse than ``limit`` (equal counts as worse unless
+    ``inclusive``). ``scaled_items``: the scaled cells, for the early-stopping one-cell
+    sweep; None for the options it does not serve (homogeneous, max_instances, sockets),
+    which run the optimizer on ``corun_profile`` as the full search does."""
+    if scaled_items is not None:
+        return cell_plan(scaled_items, busy, batch, limit, inclusive=inclusive)
+    try:
+        plan = optimize(corun_profile(profile, busy), batch, busy, replace(options, exact_cores=True))
+    except OptimizerError:
+        return None  # nothing covers the batch with exactly `busy` threads
+    ms = plan.require_prediction()
+    return plan if ms < limit or (ms == limit and inclusive) else None
+
+
+def _scaled(items: Sequence[Item], factors: dict[int, np.ndarray], busy: int) -> list[Item]:
+    """The items of at most ``busy`` threads scaled for a plan keeping ``busy`` busy, ranked
+    as :func:`profile_items` ranks the cells of ``corun_profile(profile, busy)``: the same floats
+    (cell latency x ``slowdown_in_plan``) in the same order."""
+    scaled = [(t, b, float(latency * factors[t][busy])) for t, b, latency in items if t <= busy]
+    scaled.sort(key=lambda it: (it[2], it[0], it[1]))
+    return scaled
+
+
+def best_busy_plan(profile: Profile, batch: int, cores: int, options: OptimizerOptions) -> tuple[Plan, int] | None:
+    """The plan of least latency under the profile's co-run model and its busy-thread count
+    U, or None when no plan exists; OptimizerError, as :func:`optimize` raises it, for a
+    batch or cores invalid for the profile, an uncoverable batch or tables too large (module doc: the optimum over U of the DP with exactly U
+    threads on the cells scaled for U; ties go to fewer busy threads). Exact, and the same
+    plan as :func:`plan_every_busy_count`, the DP for every U.
+
+    With idle cores allowed it is a best-first branch and bound over U instead of one DP per
+    U: :func:`busy_bounds` gives every U a lower bound in one vectorised pass; the U are
+    solved in increasing (bound, U) order, each by :func:`packrat_sim.optimizer.cell_plan`
+    (the one cell (U, batch), its sweep stopped as soon as the cell is reached or the items
+    grow worse than the best plan so far), and the search ends at the first U whose bound
+    cannot beat the best (value, U) found: every later U is bounded at least as high. No
+    property of the curves is assumed (the bound holds for any positive factors), so odd or
+    non-monotone models are searched exactly too, only with less pruning. On the built-in
+    profiles the bound of the optimal U is its optimum, and one U is solved.
+    Homogeneous plans, ``max_instances`` and sockets solve each U with the optimizer on
+    ``corun_profile``; the bound prunes them alike (it ignores those constraints, so it
+    still bounds from below).
     """
-    options = options or OptimizerOptions()
+    model = _require_model(profile)
+    check_problem(profile, batch, cores, options)
+    fast = not options.homogeneous and not options.constrained
+    items = profile_items(profile, cores, batch, options)
+    factors = slowdown_table(model, {t for t, _, _ in items}, cores)
+    if options.exact_cores:
+        plan = _busy_plan(profile, batch, cores, options, _scaled(items, factors, cores) if fast else None,
+                          math.inf, True)
+        return None if plan is None else (plan, cores)
+    lb = busy_bounds(items, factors, batch, cores)
+    order = sorted((u for u in range(1, cores + 1) if math.isfinite(lb[u])), key=lambda u: (lb[u], u))
+    best: Plan | None = None
+    best_ms, best_busy = math.inf, 0
+    for busy in order:
+        if lb[busy] > best_ms or (lb[busy] == best_ms and busy > best_busy):
+            break
+        plan = _busy_plan(profile, batch, busy, options, _scaled(items, factors, busy) if fast else None,
+                          best_ms, busy < best_busy)
+        if plan is not None:
+            best, best_ms, best_busy = plan, plan.require_prediction(), busy
+    return None if best is None else (best, best_busy)
+
+
+def plan_every_busy_count(profile: Profile, batch: int, cores: int,
+                          options: OptimizerOptions) -> tuple[Plan, int] | None:
+    """The reference search :func:`best_busy_plan` must agree with: one full DP per busy
+    count U (U = cores with exact cores, U = 1..cores with idle cores allowed) on
+    ``corun_profile(profile, U)``, the best plan kept (ties: the first, fewer threads).
+    Slow (a table per U: 40 s at T=256, B=4096); for tests and benchmarks."""
     _require_model(profile)
-    if options.cores_per_socket is not None and not options.exact_cores:
-        raise OptimizerError("planning under interference with cores_per_socket needs exact cores")
-    isolated = optimize(profile, batch, cores, options)
-    candidates = [cores] if options.exact_cores else list(range(1, cores + 1))
     exact = replace(options, exact_cores=True)
     best: Plan | None = None
     best_busy = 0
-    for busy in candidates:
+    for busy in [cores] if options.exact_cores else range(1, cores + 1):
         try:
             plan = optimize(corun_profile(profile, busy), batch, busy, exact)
         except OptimizerError:
             continue  # nothing covers the batch with exactly `busy` threads
         if best is None or plan.require_prediction() < best.require_prediction():
             best, best_busy = plan, busy
-    if best is None:
+    return None if best is None else (best, best_busy)
+
+
+def optimize_with_interference(
+    profile: Profile, batch: int, cores: int, options: OptimizerOptions | None = None
+) -> InterferencePlan:
+    """The plan minimising latency under the profile's interference model (module doc;
+    :func:`best_busy_plan`).
+
+    Same options as the isolated optimizer, and the same errors for a bad or uncoverable
+    problem; ties between busy-core counts go to fewer cores. Raises OptimizerError without
+    an interference model or without a plan.
+    """
+    options = options or OptimizerOptions()
+    _require_model(profile)
+    if options.cores_per_socket is not None and not options.exact_cores:
+        raise OptimizerError("planning under interference with cores_per_socket needs exact cores")
+    found = best_busy_plan(profile, batch, cores, options)  # OptimizerError for a bad or uncoverable problem
+    if found is None:
+        optimize(profile, batch, cores, options)  # the same cells cover nothing: the isolated optimizer's error
         raise OptimizerError(f"batch {batch} cannot be covered on {cores} cores under interference")
+    best, busy = found
     final = Plan(best.instances, batch, cores, predicted_ms=best.predicted_ms)
-    return InterferencePlan(
-        plan=final,
-        isolated_plan=isolated,
-        isolated_under_interference_ms=latency_under_interference(isolated, profile),
-        busy_cores=best_busy,
-    )
+    return InterferencePlan(plan=final, busy_cores=busy, profile=profile, batch=batch, cores=cores, options=options)
+
+
+class CoRunPlanTable:
+    """The calibrated optimum (under the profile's co-run model, as
+    :func:`optimize_with_interference` plans) for every batch 1..``batch`` on ``cores`` cores,
+    with :class:`packrat_sim.optimizer.PlanTable`'s interface for that row:
+    ``latency_ms(cores, b)`` (inf where no plan exists) and ``plan(cores, b)``, which returns
+    exactly the plan ``optimize_with_interference(profile, b, cores, options).plan`` returns.
+    For the adaptive policy's plan catalog, whose candidates are the best plan of each batch.
+
+    Built by one threshold sweep per busy-thread count U (cores only with exact cores, else
+    U = cores down to 1) over the cells scaled for U, each on a table only as wide as the
+    largest batch U can still win: the density bound of :func:`busy_bounds`, per batch,
+    skips the batches (and the U) whose bound cannot beat the best plan of a larger U so far
+    (a tie goes to the smaller U, as in the planner). A batch's plan in a wider table is
+    the plan of the table of that batch (items of larger sub-batches never reach its cells).
+    Cheap at the policy's sizes (T = 16, batch 64: milliseconds); at T = 256 and batch
+    4096 every U still needs its bound row and many a sweep, so it costs seconds.
+    Instances are immutable after construction.
+    """
+
+    def __init__(self, profile: Profile, cores: int, batch: int, options: OptimizerOptions | None = None):
+        options = options or OptimizerOptions()
+        model = _require_model(profile)
+        _check_problem(profile, batch, cores)
+        if options.homogeneous or options.constrained:
+            raise OptimizerError("CoRunPlanTable is for heterogeneous plans without max_instances or "
+                                 "cores_per_socket; use optimize_with_interference()")
+        _check_size(profile, batch, cores, cores, coverage=False)  # infeasible cells read as inf
+        self.profile, self.cores, self.batch, self.options = profile, int(cores), int(batch), options
+        items = profile_items(profile, cores, batch, options)
+        factors = slowdown_table(model, {t for t, _, _ in items}, cores)
+        best = np.full(self.batch + 1, np.inf)
+        busy_of = np.zeros(self.batch + 1, dtype=np.int64)
+        tables: dict[int, tuple[np.ndarray, list[Item]]] = {}
+        for busy in [self.cores] if options.exact_cores else range(self.cores, 0, -1):
+            bound = _row_bounds(items, factors, busy, self.batch)
+            need = np.flatnonzero((bound[1:] <= best[1:]) & np.isfinite(bound[1:])) + 1  # a smaller U wins a tie
+            if len(need) == 0:
+                continue
+            width = int(need[-1])
+            scaled = [it for it in _scaled(items, factors, busy) if it[1] <= width]
+            targets = np.zeros(width + 1, dtype=bool)
+            targets[need] = True
+            row, choice = sweep_row(scaled, busy, width, targets, float(best[need].max()))
+            win = np.flatnonzero(row[1:] <= best[1 : width + 1]) + 1
+            win = win[np.isfinite(row[win])]
+            if len(win):
+                best[win] = row[win]
+                busy_of[win] = busy
+                tables[busy] = (choice, scaled)
+        used = set(busy_of[1:].tolist())
+        self._tables = {u: tables[u] for u in used if u in tables}  # only the tables some batch reads
+        self._best, self._busy = best, busy_of
+
+    def latency_ms(self, cores: int, batch: int) -> float:
+        """The calibrated optimal latency (ms) of ``batch`` on this table's cores; inf when none."""
+        self._check_bounds(cores, batch)
+        return float(self._best[batch])
+
+    def busy_cores(self, batch: int) -> int:
+        """The threads the optimal plan of ``batch`` keeps busy (0 when there is none)."""
+        self._check_bounds(self.cores, batch)
+        return int(self._busy[batch])
+
+    def _check_bounds(self, cores: int, batch: int) -> None:
+        if cores != self.cores or not 1 <= batch <= self.batch:
+            raise OptimizerError(f"(cores={cores}, batch={batch}) is outside this calibrated table "
+                                 f"(cores = {self.cores}, batch <= {self.batch})")
+
+    def plan(self, cores: int, batch: int) -> Plan:
+        """The calibrated optimal plan of ``batch`` on ``cores`` (this table's cores), with
+        ``predicted_ms`` its latency under the co-run model; OptimizerError when none exists."""
+        self._check_bounds(cores, batch)
+        if not math.isfinite(self._best[batch]):
+            raise OptimizerError(_infeasible_message(self.profile, cores, batch, self.options))
+        busy = int(self._busy[batch])
+        choice, items = self._tables[busy]
+        instances = []
+        t, b = busy, batch
+        while (t, b) != (0, 0):
+            it_t, it_b, _ = items[int(choice[t, b])]
+            instances.append(Instance(it_t, it_b))
+            t, b = t - it_t, b - it_b
+        return Plan(tuple(instances), batch, self.cores, predicted_ms=float(self._best[batch]))
+
+
+def _row_bounds(items: Sequence[Item], factors: dict[int, np.ndarray], busy: int, batch: int) -> np.ndarray:
+    """``bound[b]`` for b = 0..batch: the density bound of :func:`busy_bounds` for exactly
+    ``busy`` busy threads and every batch b at once (inf where no plan of ``busy`` threads
+    can serve b; bound[0] is inf, unused)."""
+    bound = np.full(batch + 1, np.inf)
+    by_threads: dict[int, list[tuple[int, float]]] = {}
+    for t, b, latency in items:
+        if t <= busy:
+            by_threads.setdefault(t, []).append((b, latency))
+    sizes_needed = np.arange(batch + 1, dtype=np.int64)
+    for t, cells in by_threads.items():
+        cells.sort()
+        sizes = np.array([b for b, _ in cells], dtype=np.int64)
+        suffix = np.append(np.minimum.accumulate(np.array([x for _, x in cells])[::-1])[::-1], np.inf)
+        least = suffix[np.searchsorted(sizes, -(-sizes_needed * t // busy), side="left")]
+        np.minimum(bound, least * factors[t][busy], out=bound)
+    bound[0] = np.inf
+    return bound

@@ -260,6 +260,39 @@ def _sweep(items: Sequence[Item], T: int, B: int) -> tuple[np.ndarray, np.ndarra
     return lat, choice
 
 
+def sweep_row(items: Sequence[Item], cores: int, batch: int, targets: np.ndarray,
+              limit: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_sweep` stopped early for the cells (cores, b) with ``targets[b]`` (a boolean
+    array over b = 0..batch): it stops once they are all reached, or at the first item of
+    latency above ``limit``. Returns (row, choice): row[b] = the exact-cores optimum of
+    (cores, b) where reached by then (inf elsewhere), and the choice table, equal to the full
+    one on every reached cell (a cell's choice is set once, when it is first reached)."""
+    T, B = int(cores), int(batch)
+    reach = np.zeros((T + 1, B + 1), dtype=bool)
+    reach[0, 0] = True
+    row = np.full(B + 1, np.inf)
+    if T == 0:
+        row[0] = 0.0
+    choice = np.full((T + 1, B + 1), -1, dtype=np.int32)
+    left = int(np.count_nonzero(targets & ~reach[T]))
+    for k, (t, b, latency) in enumerate(items):
+        if left == 0 or latency > limit:
+            break
+        if reach[t, b]:
+            continue
+        grown = reach.copy()
+        dt, db = t, b
+        while dt <= T and db <= B:
+            np.bitwise_or(grown[dt:, db:], grown[: T + 1 - dt, : B + 1 - db], out=grown[dt:, db:])
+            dt, db = 2 * dt, 2 * db
+        new = grown & ~reach
+        choice[new] = k
+        row[new[T]] = latency
+        left -= int(np.count_nonzero(new[T] & targets))
+        reach = grown
+    return row, choice
+
+
 def _allow_idle(exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Idle cores allowed: best[t, b] = min over t' <= t of exact[t', b], and that t'
     (the fewest cores among equal latencies)."""
@@ -315,9 +348,57 @@ def optimize(profile: Profile, batch: int, cores: int, options: OptimizerOptions
         return homogeneous_plan(profile, batch, cores, options)
     if options.constrained:
         return constrained_plan(profile, batch, cores, options)
-    _check_problem(profile, batch, cores)
-    _check_size(profile, batch, cores, cores)
+    check_problem(profile, batch, cores, options)
     return PlanTable(profile, cores, batch, options).plan(cores, batch)
+
+
+def check_problem(profile: Profile, batch: int, cores: int, options: OptimizerOptions) -> None:
+    """The checks :func:`optimize` makes before it searches, with the same OptimizerErrors:
+    batch and cores valid for the profile and, except for homogeneous plans, a batch the
+    cores can cover and tables within the memory limit."""
+    _check_problem(profile, batch, cores)
+    if not options.homogeneous:
+        _check_size(profile, batch, cores, max(socket_capacities(cores, options.cores_per_socket)))
+
+
+def cell_plan(items: Sequence[Item], cores: int, batch: int, limit: float = math.inf, *,
+              inclusive: bool = True) -> Plan | None:
+    """The exact-cores optimum of the one cell (cores, batch) over ``items`` (ranked as
+    :func:`profile_items` ranks them: by (latency, threads, batch)), or None when it is
+    infeasible or worse than ``limit`` ms (above it, or equal to it unless ``inclusive``).
+
+    The threshold sweep of :class:`PlanTable` (module doc) stopped early: at the first item
+    whose closure reaches (cores, batch), whose latency is then the optimum, or at the first
+    item beyond ``limit``. A cell's choice is set once, when it first becomes reachable, so
+    every choice stored by then is the one the full table stores, and the walk back returns
+    the plan ``PlanTable(..., exact_cores=True).plan(cores, batch)`` returns, with the same
+    ``predicted_ms``. Items with more threads or a larger batch than the cell are ignored.
+    """
+    T, B = int(cores), int(batch)
+    reach = np.zeros((T + 1, B + 1), dtype=bool)
+    reach[0, 0] = True
+    choice = np.full((T + 1, B + 1), -1, dtype=np.int32)
+    for k, (t, b, latency) in enumerate(items):
+        if latency > limit or (latency == limit and not inclusive):
+            return None
+        if t > T or b > B or reach[t, b]:
+            continue
+        grown = reach.copy()
+        dt, db = t, b
+        while dt <= T and db <= B:
+            np.bitwise_or(grown[dt:, db:], grown[: T + 1 - dt, : B + 1 - db], out=grown[dt:, db:])
+            dt, db = 2 * dt, 2 * db
+        choice[grown & ~reach] = k
+        reach = grown
+        if reach[T, B]:
+            instances = []
+            t_left, b_left = T, B
+            while (t_left, b_left) != (0, 0):
+                it_t, it_b, _ = items[int(choice[t_left, b_left])]
+                instances.append(Instance(it_t, it_b))
+                t_left, b_left = t_left - it_t, b_left - it_b
+            return Plan(tuple(instances), B, T, predicted_ms=float(latency))
+    return None
 
 
 # ------------------------------------------------------- user constraints (sockets, count)

@@ -46,26 +46,39 @@ The rule (all times in ms):
 
 Decisions are taken only when a batch forms (at most one per ``decide_every_ms``), so
 an idle server costs nothing: time without arrivals needs no computation.
+
+Speed without changing a decision: :func:`observe` trims the window by cutting the prefix
+of batches that left it (the window is kept in time order, which the state remembers),
+:func:`decide` counts the window's sizes in C and scores all candidates over the distinct
+sizes at once from memoised costs (:meth:`PlanCatalog._scored`): the same products and the
+same ``sum`` in the same order as :meth:`PlanCatalog.objective`, so the same floats, and a
+``min_gain`` near tie cannot go the other way. A driver that forms many batches between
+decisions may keep them aside while :func:`decision_due` is false and hand them over with
+:func:`observe_many` (the simulator does).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from operator import itemgetter, mul
 from typing import Any
 
 import numpy as np
 
 from packrat_sim import validate
 from packrat_sim.errors import PackratError
+from packrat_sim.interference import CoRunPlanTable
 from packrat_sim.optimizer import OptimizerError, OptimizerOptions, PlanTable
 from packrat_sim.plan import Plan
 from packrat_sim.profile import Profile, ProfileError
 from packrat_sim.spec import bool_word, key_value, split_items
-from packrat_sim.switching import REROUTE, RETARGET, SWITCH_KINDS, switch_kind
+from packrat_sim.switching import REROUTE, RESPAWN, RETARGET, SWITCH_KINDS, switch_kind
 
 POLICY_NAMES = ("packrat", "packrat-ewma")
+#: How many of the latest measured switches of a kind :meth:`SwitchModel.learned` takes the median of.
+LEARN_WINDOW = 9
 
 
 class PolicyError(PackratError):
@@ -175,6 +188,23 @@ class SwitchModel:
         if kind == RETARGET:
             return self.retarget_ms + (self.first_batch_factor - 1.0) * warm_batch_ms
         return self.penalty_ms(old, new, cores, warm_batch_ms)
+
+    def learned(self, kind: str, measured_ms: Sequence[float]) -> SwitchModel:
+        """This model with the pause of ``kind`` priced from switches of that kind measured on
+        this machine: the median of the last ``LEARN_WINDOW`` of ``measured_ms`` (ms, oldest
+        first; each the decision to the first batch served by the new configuration, the old
+        epoch's drain left out: ``real_runner.serving.ReconfigRecord.measured_ms``). A median,
+        so one switch slowed by a busy machine does not move the price. No measurement, or a
+        respawn (priced by its slowdown model, not by a pause): the model as is. PolicyError
+        for an unknown kind or a negative or non-finite measurement. Pure."""
+        validate.one_of(kind, "switch kind", SWITCH_KINDS, error=PolicyError)
+        for ms in measured_ms:
+            if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms < 0:
+                raise PolicyError(f"a measured switch cost must be a finite number of ms >= 0, got {ms!r}")
+        if not measured_ms or kind == RESPAWN:
+            return self
+        price = float(np.median(measured_ms[-LEARN_WINDOW:]))
+        return replace(self, reroute_ms=price) if kind == REROUTE else replace(self, retarget_ms=price)
 
     def pause_ms(self, kind: str) -> float:
         """How long routing holds after the old plan drained (ms): ``reroute_ms`` for a
@@ -450,16 +480,37 @@ def batch_cost(model: ServiceModel, plan: Plan, n: int) -> float:
     return expected_max(dists) + dispatch_cost_ms(model.profile, plan, n)
 
 
+#: Histograms with at most this many distinct sizes are scored in plain Python (the same
+#: products and sums as with numpy, which pays off beyond: measured crossover about 8).
+_FEW_SIZES = 6
+
+
+class _Candidates:
+    """Plans scored together (:meth:`PlanCatalog._scored`): ``matrix[r, n]`` and ``rows[r][n]``
+    are ``PlanCatalog.cost(plans[r], n)`` for every size n in ``filled`` (copied as computed)."""
+
+    __slots__ = ("plans", "matrix", "rows", "filled")
+
+    def __init__(self, plans: tuple[int, ...], max_batch: int):
+        self.plans = plans
+        self.matrix = np.zeros((len(plans), max_batch + 1))
+        self.rows: list[list[float]] = [[0.0] * (max_batch + 1) for _ in plans]  # the same, as lists
+        self.filled: set[int] = set()
+
+
 class PlanCatalog:
     """The candidate plans of a (profile, cores, max batch) and their expected latencies.
 
     ``plans``: the optimizer's plan for every feasible batch size 1..max_batch, without
-    duplicates, in order of first appearance. ``cost(i, n)``: expected latency of a batch
+    duplicates, in order of first appearance; with a co-run model in the profile, the
+    plans optimal under it (:class:`~packrat_sim.interference.CoRunPlanTable`, the plans
+    ``packrat plan`` gives), else the isolated optimizer's. ``cost(i, n)``: expected latency of a batch
     of n on plan i (memoised). ``execution`` says how a server runs a batch of n on a plan
     for B: ``"split"`` (the simulator: split over the instances in proportion,
     :func:`split_batch`) or ``"chunks"`` (the real runner: ceil(n / B) runs of B, the last
     one padded, so ``cost = ceil(n / B) * E[plan, B]``). Deterministic; the only state is
-    the memo.
+    memos (the costs, the throughputs, the candidate sets with their costs gathered for
+    scoring, the switch prices under the last switch model), each filled on first use.
     """
 
     def __init__(self, profile: Profile, cores: int, max_batch: int,
@@ -471,7 +522,9 @@ class PlanCatalog:
         self.cores = validate.integer(cores, "cores", low=1, error=PolicyError, numpy=True)
         self.max_batch = validate.integer(max_batch, "max_batch", low=1, error=PolicyError, numpy=True)
         try:
-            table = PlanTable(profile, self.cores, self.max_batch, options)
+            # calibrated (issue 27): with a co-run model the candidates are the plans optimal under it
+            table_type = PlanTable if profile.interference is None else CoRunPlanTable
+            table = table_type(profile, self.cores, self.max_batch, options)
         except OptimizerError as exc:
             raise error(str(exc)) from None
         self.table = table
@@ -492,6 +545,14 @@ class PlanCatalog:
             raise error(f"the profile of {profile.model!r} has no plan on {cores} cores for any batch 1..{max_batch}")
         self.plans = tuple(plans)
         self._cost: dict[tuple[int, int], float] = {}
+        # The decision's fast path (see _best): memoised throughputs, candidate sets and their
+        # costs in a matrix (PlanCatalog._scored); all filled lazily, from cost() and throughput().
+        self._tputs: tuple[float, ...] | None = None
+        self._fastest: int | None = None
+        self._eligible: dict[tuple[int, float], tuple[_Candidates, int, tuple[float, ...]]] = {}
+        self._sets: dict[tuple[int, ...], _Candidates] = {}
+        self._switch_for: SwitchModel | None = None
+        self._switch_memo: dict[tuple[int, int], tuple[str, float]] | None = None
 
     def cost(self, i: int, n: int) -> float:
         key = (i, n)
@@ -512,10 +573,90 @@ class PlanCatalog:
         return None
 
     def objective(self, i: int, hist: dict[int, int]) -> float:
-        """J(plan i): request-weighted expected latency over ``hist`` ({size: batches})."""
+        """J(plan i): request-weighted expected latency over ``hist`` ({size: batches}).
+
+        The definition (and the reference :func:`decide` is checked against): the products
+        ``c * n * E[i, n]`` summed with ``sum`` in ``hist``'s order, over ``sum(c * n)``."""
         num = sum(c * n * self.cost(i, n) for n, c in hist.items())
         den = sum(c * n for n, c in hist.items())
         return num / den
+
+    def objectives(self, plans: Sequence[int], hist: dict[int, int]) -> list[float]:
+        """``[objective(i, hist) for i in plans]``: the same floats, vectorised over the
+        distinct sizes (:meth:`_scored`, the decision's hot path) when ``hist`` is non-empty
+        with int sizes in 1..max_batch and ``plans`` are indexes of this catalog; else that loop."""
+        plans = tuple(plans)
+        if not hist or not plans or not all(type(n) is int and 1 <= n <= self.max_batch for n in hist) \
+                or not all(type(i) is int and 0 <= i < len(self.plans) for i in plans):
+            return [self.objective(i, hist) for i in plans]
+        return self._scored(self._candidate_set(plans), hist)
+
+    def _candidate_set(self, plans: tuple[int, ...]) -> _Candidates:
+        got = self._sets.get(plans)
+        if got is None:
+            got = self._sets[plans] = _Candidates(plans, self.max_batch)
+        return got
+
+    def _scored(self, cands: _Candidates, hist: dict[int, int]) -> list[float]:
+        """J of each of ``cands.plans`` over ``hist`` (non-empty, int sizes in 1..max_batch).
+
+        Exactly :meth:`objective`'s floats: each product ``c * n * E[i, n]`` is one IEEE
+        multiplication of the same two doubles (``c * n`` an exact int, < 2**53; numpy and
+        Python multiply doubles alike, with no fused multiply-add), each plan's products
+        are added by the same builtin ``sum`` in the same order (``hist``'s), and divided by
+        the same int. Only the gathering is vectorised; no running sum is kept across
+        decisions (a running float sum would depend on the order of the updates and could
+        flip a near tie)."""
+        sizes = list(hist)
+        if not cands.filled.issuperset(sizes):
+            self._fill(cands, sizes)
+        if len(sizes) <= _FEW_SIZES:  # numpy's fixed cost exceeds a few products per plan
+            pairs = [(n, c * n) for n, c in hist.items()]
+            den = sum([w for _, w in pairs])
+            return [sum([w * row[n] for n, w in pairs]) / den for row in cands.rows]
+        ws = list(map(mul, hist.values(), sizes))  # c * n, exact ints
+        den = sum(ws)
+        m = cands.matrix.take(sizes, axis=1) * np.array(ws, dtype=float)
+        return [sum(r) / den for r in m.tolist()]
+
+    def _fill(self, cands: _Candidates, sizes: list[int]) -> None:
+        """Copy cost(i, n) into ``cands.matrix`` for the sizes not there yet, asking :meth:`cost`
+        in the order :meth:`objective` does (plan by plan), so that an error is the same one."""
+        m, filled = cands.matrix, cands.filled
+        todo = [n for n in sizes if n not in filled]
+        for r, i in enumerate(cands.plans):
+            row = cands.rows[r]
+            for n in todo:
+                row[n] = c = self.cost(i, n)
+                m[r, n] = c
+        filled.update(todo)
+
+    def _throughputs(self) -> tuple[float, ...]:
+        """:meth:`throughput` of every plan (computed once, in index order)."""
+        t = self._tputs
+        if t is None:
+            t = self._tputs = tuple(self.throughput(i) for i in range(len(self.plans)))
+        return t
+
+    def _candidates(self, cur: int, floor: float) -> tuple[_Candidates, int, tuple[float, ...]]:
+        """(the plans scored in latency mode: ``cur`` and those with at least ``floor`` of the
+        best full-batch throughput, in index order; the position of ``cur`` among them; their
+        throughputs), memoised per (cur, floor)."""
+        key = (cur, floor)
+        got = self._eligible.get(key)
+        if got is None:
+            tput = self._throughputs()
+            top = max(tput)
+            plans = tuple(i for i in range(len(self.plans)) if i == cur or tput[i] >= floor * top)
+            got = self._eligible[key] = (self._candidate_set(plans), plans.index(cur), tuple(tput[i] for i in plans))
+        return got
+
+    def _highest_throughput(self) -> int:
+        """The overload mode's plan: the most requests per ms on full batches (ties: the lower index)."""
+        best = self._fastest
+        if best is None:
+            best = self._fastest = max(range(len(self.plans)), key=lambda i: (self.throughput(i), -i))
+        return best
 
     def throughput(self, i: int) -> float:
         """Requests per ms of plan i on full batches of ``max_batch``."""
@@ -525,9 +666,26 @@ class PlanCatalog:
         """(kind, priced ms) of switching plan i_from -> i_to on this catalog's cores: the
         kind the runner performs (:meth:`SwitchModel.kind`) and its price
         (:meth:`SwitchModel.price_ms`, the new plan's full batch as the first batch)."""
-        a, b = self.plans[i_from], self.plans[i_to]
-        kind = switch.kind(a, b, self.cores)
-        return kind, switch.price_ms(kind, a, b, self.cores, self.cost(i_to, b.batch))
+        memo = self._switch_memo if switch is self._switch_for else self._switch_memo_for(switch)
+        got = None if memo is None else memo.get((i_from, i_to))
+        if got is None:
+            a, b = self.plans[i_from], self.plans[i_to]
+            kind = switch.kind(a, b, self.cores)
+            got = (kind, switch.price_ms(kind, a, b, self.cores, self.cost(i_to, b.batch)))
+            if memo is not None:
+                memo[(i_from, i_to)] = got
+        return got
+
+    def _switch_memo_for(self, switch: SwitchModel) -> dict | None:
+        """The memo of :meth:`switch_cost` for ``switch`` (pure: a frozen SwitchModel, the
+        plans and the memoised costs decide it): kept while the model is equal to the last
+        one (the real runner passes an equal copy each time), None for a subclass."""
+        if type(switch) is not SwitchModel:
+            return None
+        if type(self._switch_for) is not SwitchModel or switch != self._switch_for:
+            self._switch_memo = {}
+        self._switch_for = switch
+        return self._switch_memo
 
     def switch_penalty_ms(self, i_from: int, i_to: int, switch: SwitchModel) -> float:
         """The priced loss (ms) of switching plan i_from -> i_to (:meth:`switch_cost`)."""
@@ -552,6 +710,12 @@ class PolicyState:
     streak: int = 0
     last_decision_ms: float | None = None
     switching: bool = False
+    # A cache, not part of the state's value (left out of ==, hash and repr): ``recent`` itself
+    # (the same object) when it is known to hold (float time, int size >= 1) pairs in time
+    # order -- as :func:`observe` builds it -- so that trimming the window cuts a prefix and
+    # the decision may take the vectorised path. Any other value (None: a state built by hand,
+    # or by ``replace(state, recent=...)``) only means "not known": the checks run again.
+    _checked: tuple | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -586,19 +750,175 @@ def initial_state(current: int) -> PolicyState:
     return PolicyState(current=validate.integer(current, "current plan index", low=0, error=PolicyError, numpy=True))
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _state(cls: type, current: int, recent: tuple, backlog: int, leader: int | None, streak: int,
+           last_decision_ms: float | None, switching: bool, checked: tuple | None) -> PolicyState:
+    """``PolicyState(current, recent, ..., checked)``: the same instance as the dataclass's
+    ``__init__`` makes (the fields in the instance dict; PolicyState has no ``__post_init__``),
+    built in one step instead of one frozen ``__setattr__`` per field (a third of the time,
+    on the path every formed batch takes). ``cls``: the type of the state it follows (a
+    subclass, which this module never makes, goes through its own ``__init__``)."""
+    if cls is not PolicyState:
+        return cls(current, recent, backlog, leader, streak, last_decision_ms, switching, checked)
+    x = _new(cls)
+    _set(x, "__dict__", {"current": current, "recent": recent, "backlog": backlog, "leader": leader,
+                         "streak": streak, "last_decision_ms": last_decision_ms, "switching": switching,
+                         "_checked": checked})
+    return x
+
+
+def _decision(t_ms: float, plan: int, reconfigure: bool, reason: str, mode: str,
+              objective: tuple[float, float] | None, gain_ms: float, cost_ms: float, kind: str | None) -> Decision:
+    """``Decision(t_ms, plan, ...)``, built as :func:`_state` builds a state (Decision has no
+    ``__post_init__``)."""
+    x = _new(Decision)
+    _set(x, "__dict__", {"t_ms": t_ms, "plan": plan, "reconfigure": reconfigure, "reason": reason, "mode": mode,
+                         "objective_ms": objective, "gain_ms": gain_ms, "cost_ms": cost_ms, "kind": kind})
+    return x
+
+
+def _checked(recent: tuple) -> tuple | None:
+    """``recent`` when it holds (float, int >= 1) pairs with non-decreasing times, else None."""
+    prev = -math.inf
+    for x in recent:
+        if type(x) is not tuple or len(x) != 2:
+            return None
+        t, n = x
+        if type(t) is not float or type(n) is not int or n < 1 or not t >= prev:
+            return None
+        prev = t
+    return recent
+
+
+def _trimmed(state: PolicyState, lo: float) -> tuple[tuple, tuple | None]:
+    """(``tuple(x for x in state.recent if x[0] > lo)``; that tuple again when it is known
+    checked (:func:`_checked`), else None). A checked window is in time order, so the batches
+    kept are a suffix, found by skipping the (few) oldest that left it."""
+    recent = state.recent
+    if state._checked is recent:
+        k = 0
+        for x in recent:
+            if x[0] > lo:
+                break
+            k += 1
+        out = recent[k:]
+        return out, out
+    out = tuple(x for x in recent if x[0] > lo)
+    return out, _checked(out)
+
+
 def observe(config: PolicyConfig, state: PolicyState, t_ms: float, size: int, backlog: int = 0) -> PolicyState:
     """A batch of ``size`` (1..max_batch) formed at ``t_ms`` (non-decreasing), ``backlog``
     requests still waiting; returns the next state (window trimmed to ``window_ms``)."""
-    t = _num(t_ms, "t_ms")
-    n = validate.integer(size, "batch size", low=1, error=PolicyError, numpy=True)
-    validate.integer(backlog, "backlog", low=0, error=PolicyError, numpy=True)
+    if type(t_ms) is float and 0.0 <= t_ms < math.inf and type(size) is int and size >= 1 \
+            and type(backlog) is int and backlog >= 0:
+        t, n = t_ms, size  # what the checks below return for values of exactly these types
+    else:
+        t = _num(t_ms, "t_ms")
+        n = validate.integer(size, "batch size", low=1, error=PolicyError, numpy=True)
+        backlog = validate.integer(backlog, "backlog", low=0, error=PolicyError, numpy=True)
+    recent = state.recent
     lo = t - config.window_ms
-    recent = tuple(x for x in state.recent if x[0] > lo) + ((t, n),)
-    return replace(state, recent=recent, backlog=int(backlog))
+    checked: tuple | None
+    if state._checked is recent and (not recent or recent[-1][0] <= t):
+        if recent and not recent[0][0] > lo:  # the oldest batches leave the window: a prefix
+            k, end = 1, len(recent)
+            while k < end and not recent[k][0] > lo:
+                k += 1
+            recent = recent[k:]
+        out = checked = recent + ((t, n),)
+    else:  # built by hand, or out of time order: the plain filter, then check what it made
+        out = tuple(x for x in recent if x[0] > lo) + ((t, n),)
+        checked = _checked(out)
+    if type(state) is PolicyState:  # as _state, copying the fields that do not change
+        fields = state.__dict__.copy()
+        fields["recent"], fields["backlog"], fields["_checked"] = out, backlog, checked
+        x = _new(PolicyState)
+        _set(x, "__dict__", fields)
+        return x
+    return _state(type(state), state.current, out, backlog, state.leader, state.streak, state.last_decision_ms,
+                  state.switching, checked)
+
+
+def observe_many(config: PolicyConfig, state: PolicyState, formed: Sequence[tuple[float, int]],
+                 backlog: int = 0) -> PolicyState:
+    """:func:`observe` for each batch ``(t_ms, size)`` of ``formed`` in turn, ``backlog``
+    requests waiting after the last (each observation replaces the backlog, so the earlier
+    ones do not matter): the same state, and the same error for a bad batch. ``formed``
+    empty: ``state`` unchanged. One window update for them all when the batches are in time
+    order after the window's (sequential trims to rising bounds keep exactly the batches
+    after the last bound); otherwise one :func:`observe` each."""
+    if not formed:
+        return state
+    recent = state.recent
+    prev = recent[-1][0] if recent else 0.0
+    fast = state._checked is recent and type(state) is PolicyState and type(backlog) is int and backlog >= 0
+    if fast:
+        for x in formed:
+            if type(x) is not tuple or len(x) != 2:
+                fast = False
+                break
+            t, n = x
+            if not (type(t) is float and prev <= t < math.inf and type(n) is int and n >= 1):
+                fast = False
+                break
+            prev = t
+    if not fast:
+        last = len(formed) - 1
+        for k, (t, n) in enumerate(formed):
+            state = observe(config, state, t, n, backlog if k == last else 0)
+        return state
+    lo = prev - config.window_ms
+    out = recent + tuple(formed)
+    if not out[0][0] > lo:
+        k, end = 1, len(out)
+        while k < end and not out[k][0] > lo:
+            k += 1
+        out = out[k:]
+    fields = state.__dict__.copy()
+    fields["recent"], fields["backlog"], fields["_checked"] = out, backlog, out
+    made = _new(PolicyState)
+    _set(made, "__dict__", fields)
+    return made
+
+
+def decision_due(config: PolicyConfig, state: PolicyState, t_ms: float) -> bool:
+    """Whether :func:`decide` at ``t_ms`` would look at the window: False exactly when it
+    returns ``(state, None)`` at once (a switch in progress, or the last decision less than
+    ``decide_every_ms`` ago). Observations change neither, so a driver may keep formed
+    batches aside while no decision is due and hand them over with :func:`observe_many`."""
+    if state.switching:
+        return False
+    last = state.last_decision_ms
+    return last is None or not t_ms - last < config.decide_every_ms
+
+
+try:  # the C helper behind collections.Counter: count into a plain dict, in order of first appearance
+    from collections import _count_elements  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - not CPython
+    def _count_elements(mapping: dict, iterable) -> None:
+        for n in iterable:
+            mapping[n] = mapping.get(n, 0) + 1
+
+
+def _counts(recent: tuple) -> dict[int, int]:
+    """{size: batches} over ``recent``, sizes in order of first appearance (as :func:`histogram`)."""
+    h: dict[int, int] = {}
+    _count_elements(h, map(_size, recent))
+    return h
+
+
+_size = itemgetter(1)
 
 
 def histogram(state: PolicyState) -> dict[int, int]:
-    """{batch size: number of batches} over the state's window."""
+    """{batch size: number of batches} over the state's window, sizes in order of first
+    appearance (the order the objective sums in)."""
+    if state._checked is state.recent:
+        return _counts(state.recent)
     h: dict[int, int] = {}
     for _, n in state.recent:
         h[n] = h.get(n, 0) + 1
@@ -608,13 +928,49 @@ def histogram(state: PolicyState) -> dict[int, int]:
 def _best(config: PolicyConfig, catalog: PlanCatalog, state: PolicyState) -> tuple[str, int, tuple[float, float]]:
     """(mode, best plan index, (objective of the current plan, of the best)) over the state's
     window: the highest-throughput plan under overload, else the plan of least J among
-    the eligible ones, a near tie (within ``min_gain``) going to the higher throughput. Pure."""
+    the eligible ones, a near tie (within ``min_gain``) going to the higher throughput. Pure.
+
+    :func:`_best_reference` is the definition; this returns the same (the same floats:
+    :meth:`PlanCatalog._scored`) from memoised throughputs and candidate sets, the window
+    counted in C; a state whose window was built by hand takes the reference."""
+    return _choose(config, catalog, state)
+
+
+def _choose(config: PolicyConfig, catalog: PlanCatalog, state: PolicyState | None, cur: Any = None,
+            recent: Any = None, backlog: Any = None, checked: Any = None) -> tuple[str, int, tuple[float, float]]:
+    """:func:`_best`, given the state's fields (``state`` may then be None; the reference
+    builds it only if it needs it)."""
+    if state is not None:
+        cur, recent, backlog, checked = state.current, state.recent, state.backlog, state._checked
+    if config.overload and backlog >= config.max_batch:
+        best = catalog._highest_throughput()
+        return "overload", best, (catalog.max_batch / catalog.throughput(cur),
+                                  catalog.max_batch / catalog.throughput(best))
+    if checked is recent and recent and type(cur) is int and 0 <= cur < len(catalog.plans):
+        hist = _counts(recent)
+        if max(hist) <= catalog.max_batch:
+            cands, at, tput = catalog._candidates(cur, config.capacity_floor)
+            plans = cands.plans
+            scores = catalog._scored(cands, hist)
+            limit = min(scores) * (1.0 + config.min_gain)
+            near = [k for k, j in enumerate(scores) if j <= limit]
+            k = near[0] if len(near) == 1 else max(near, key=lambda k: (tput[k], -scores[k], -plans[k]))
+            return "latency", plans[k], (scores[at], scores[k])
+    if state is None:
+        state = PolicyState(cur, recent, backlog)
+    return _best_reference(config, catalog, state)
+
+
+def _best_reference(config: PolicyConfig, catalog: PlanCatalog, state: PolicyState) -> tuple[str, int, tuple[float, float]]:
+    """:func:`_best` as defined, computed plainly (:meth:`PlanCatalog.objective` per plan)."""
     cur = state.current
     if config.overload and state.backlog >= config.max_batch:
         best = max(range(len(catalog.plans)), key=lambda i: (catalog.throughput(i), -i))
         return "overload", best, (catalog.max_batch / catalog.throughput(cur),
                                   catalog.max_batch / catalog.throughput(best))
-    hist = histogram(state)
+    hist: dict[int, int] = {}
+    for _, n in state.recent:
+        hist[n] = hist.get(n, 0) + 1
     top = max(catalog.throughput(i) for i in range(len(catalog.plans)))
     eligible = [i for i in range(len(catalog.plans))
                 if i == cur or catalog.throughput(i) >= config.capacity_floor * top]
@@ -635,40 +991,42 @@ def decide(config: PolicyConfig, catalog: PlanCatalog, state: PolicyState, t_ms:
     (whichever candidate led); the switch goes to the best plan of the last one."""
     if state.switching:
         return state, None
-    if state.last_decision_ms is not None and t_ms - state.last_decision_ms < config.decide_every_ms:
+    last = state.last_decision_ms
+    if last is not None and t_ms - last < config.decide_every_ms:
         return state, None
-    lo = t_ms - config.window_ms
-    recent = tuple(x for x in state.recent if x[0] > lo)
+    recent, checked = _trimmed(state, t_ms - config.window_ms)
+    cls, cur, backlog, switching = type(state), state.current, state.backlog, state.switching
+    leader, streak = state.leader, state.streak
     if len(recent) < config.min_batches:
-        return replace(state, recent=recent), None
-    state = replace(state, recent=recent, last_decision_ms=t_ms)
-    cur = state.current
-    mode, best, objective = _best(config, catalog, state)
-    gain = objective[0] - objective[1]
+        return _state(cls, cur, recent, backlog, leader, streak, last, switching, checked), None
+    # (the state with this decision's window and time, as _best sees it: only its fields are needed)
+    mode, best, objective = _choose(config, catalog, None, cur, recent, backlog, checked)
     if best == cur:
-        return (replace(state, leader=None, streak=0),
-                Decision(t_ms, cur, False, "current plan is best", mode, objective, 0.0, 0.0))
+        return (_state(cls, cur, recent, backlog, None, 0, t_ms, switching, checked),
+                _decision(t_ms, cur, False, "current plan is best", mode, objective, 0.0, 0.0, None))
+    gain = objective[0] - objective[1]
     kind, cost = catalog.switch_cost(cur, best, switch)
     # the gain, relative to the current plan, must be real and repay the switch: in latency
     # mode J falls by `gain`, in overload mode the batch time on full batches does (throughput)
     refused = ("gain below min_gain" if gain < config.min_gain * objective[0] else
                "gain does not repay the switch" if gain * config.payback_ms < objective[0] * cost else None)
     if refused is not None:
-        return replace(state, leader=best, streak=0), Decision(t_ms, cur, False, refused, mode, objective, gain, cost, kind)
-    streak = state.streak + 1
+        return (_state(cls, cur, recent, backlog, best, 0, t_ms, switching, checked),
+                _decision(t_ms, cur, False, refused, mode, objective, gain, cost, kind))
+    streak += 1
     if streak < config.confirmations:
-        return (replace(state, leader=best, streak=streak),
-                Decision(t_ms, cur, False, f"current plan loses {streak}/{config.confirmations}", mode,
-                         objective, gain, cost, kind))
+        return (_state(cls, cur, recent, backlog, best, streak, t_ms, switching, checked),
+                _decision(t_ms, cur, False, f"current plan loses {streak}/{config.confirmations}", mode,
+                          objective, gain, cost, kind))
     if mode == "overload":
-        reason = (f"overload: backlog {state.backlog} >= {config.max_batch}; highest-throughput plan "
+        reason = (f"overload: backlog {backlog} >= {config.max_batch}; highest-throughput plan "
                   f"({catalog.throughput(best) * 1000:.0f} vs {catalog.throughput(cur) * 1000:.0f} req/s on full batches)")
     else:
-        sizes = sorted(histogram(state))
+        sizes = sorted(histogram(PolicyState(cur, recent, _checked=checked)))
         reason = (f"batches formed in the last {config.window_ms / 1000:g} s: sizes {sizes[0]}..{sizes[-1]} "
-                  f"({len(state.recent)} batches); expected latency {objective[0]:.1f} -> {objective[1]:.1f} ms")
-    state = replace(state, current=best, leader=None, streak=0, switching=kind != REROUTE)
-    return state, Decision(t_ms, best, True, reason, mode, objective, gain, cost, kind)
+                  f"({len(recent)} batches); expected latency {objective[0]:.1f} -> {objective[1]:.1f} ms")
+    state = _state(cls, best, recent, backlog, None, 0, t_ms, kind != REROUTE, checked)
+    return state, _decision(t_ms, best, True, reason, mode, objective, gain, cost, kind)
 
 
 def switched(state: PolicyState) -> PolicyState:
@@ -723,7 +1081,7 @@ def replay(config: PolicyConfig, catalog: PlanCatalog, current: int,
 
 
 __all__ = [
-    "POLICY_NAMES", "Decision", "PlanCatalog", "PolicyConfig", "PolicyError", "PolicyState", "ServiceModel",
+    "LEARN_WINDOW", "POLICY_NAMES", "Decision", "PlanCatalog", "PolicyConfig", "PolicyError", "PolicyState", "ServiceModel",
     "SwitchModel", "active_cells", "batch_cost", "decide", "expected_max", "first_batch_size", "first_plan",
-    "histogram", "initial_state", "observe", "parse_overrides", "parse_policy", "replay", "split_batch", "switched",
+    "decision_due", "histogram", "initial_state", "observe", "observe_many", "parse_overrides", "parse_policy", "replay", "split_batch", "switched",
 ]

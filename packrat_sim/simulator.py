@@ -745,6 +745,9 @@ class _Run:
         peek = env.peek
         fast_forward = self.config.fast_forward
         catalog = self.catalog  # None unless the packrat policy decides
+        pcfg = self.policy_config
+        due = pol.decision_due
+        formed: list[tuple[float, int]] = []  # batches formed since the policy last saw one (see _decide)
         clock = 0.0  # the dispatcher's own time: env.now, or later after a fast-forward
         i = 0
         while i < n_total:
@@ -774,27 +777,41 @@ class _Run:
                     if g is not self.current:
                         continue
             j = bisect.bisect_right(arr, td, i, min(n_total, i + cap))
-            serve(g, i, j - i, td, td)
+            n = j - i
+            serve(g, i, n, td, td)
             i = j
             self.next_index = j
             if catalog is not None:
-                backlog = bisect.bisect_right(arr, td, j) - j if j < n_total else 0
-                switch = self._decide(td, self.batches[-1][3], backlog)
-                if switch is not None:
-                    if td > env.now:
-                        yield env.timeout(td - env.now)  # no interrupt possible: no switch in flight
-                    env.process(self._reconfigure_plan(catalog.plans[switch.plan], switch))
+                # The policy sees every formed batch; while no decision is due (a switch in
+                # progress, or the last decision too recent) the batches wait in `formed` and
+                # reach it, all at once, right before the next decision: the same state then.
+                formed.append((td, n))
+                if due(pcfg, self.pstate, td):  # type: ignore[arg-type]  # set with the catalog
+                    backlog = bisect.bisect_right(arr, td, j) - j if j < n_total else 0
+                    switch = self._decide(td, formed, backlog)
+                    formed = []
+                    if switch is not None:
+                        if td > env.now:
+                            yield env.timeout(td - env.now)  # no interrupt possible: no switch in flight
+                        env.process(self._reconfigure_plan(catalog.plans[switch.plan], switch))
+        if formed:  # the last batches (the last one took the last request), so the final state saw every one
+            self.pstate = pol.observe_many(pcfg, self.pstate, formed, 0)  # type: ignore[arg-type]
         self.dispatch_done = True
 
-    def _decide(self, t: float, n: int, backlog: int) -> pol.Decision | None:
-        """Feed one formed batch to the policy; its decision if it decides to reconfigure."""
+    def _decide(self, t: float, formed: list[tuple[float, int]], backlog: int) -> pol.Decision | None:
+        """Feed the formed batches ``(t_ms, size)`` (the last at ``t``, ``backlog`` requests
+        waiting after it) to the policy, which decides at ``t``; its decision if it decides to
+        reconfigure. The same as observing each batch as it forms and offering a decision
+        after each: decide does nothing while :func:`~packrat_sim.policy.decision_due` is
+        false, and observations commute with :func:`~packrat_sim.policy.switched`."""
         cfg, cat = self.policy_config, self.catalog
         if cfg is None or cat is None:  # not reached: _policy_setup gives both or neither
             raise SimulationError("a policy decision in a run without the packrat policy (internal error)")
-        self.pstate = pol.observe(cfg, self.pstate, t, n, backlog)
+        self.pstate = pol.observe_many(cfg, self.pstate, formed, backlog)
         self.pstate, d = pol.decide(cfg, cat, self.pstate, t, self.switch)
         if d is None:
             return None
+        n = formed[-1][1]
         self.estimates.append((t, backlog, n, cat.plans[d.plan].batch))
         self.decisions.append(d)
         return d if d.reconfigure else None

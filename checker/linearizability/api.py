@@ -19,28 +19,37 @@ benchmark included, are decided in-process in 0.1-0.4 s, and on those processes 
 start-up cost (with a 0.25 s threshold, jobs=2 was 3x slower than jobs=1 on it under load);
 interleaving in one process gives the stop-at-first-ILLEGAL gain at no cost, and processes are
 kept for partitions that stay undecided long enough to repay their start.
+
+Small histories (the explorer checks one per schedule) first take a quick path that runs the
+Interleaver's first two rounds without its bookkeeping, and falls back to the general path, from
+scratch, when a search needs more than one slice (see :func:`_decide_quick`); both give the same
+verdict and evidence (``tests/checker/test_linearizability_fast_paths.py``).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from checker.history import History, Operation
 from checker.linearizability.partition import (
+    MEMORY_EVERY,
+    SLICE,
     Interleaver,
     Outcome,
     StepFailed,
     Task,
     compile_partitions,
     make_task,
+    record_end,
     step_error,
 )
 from checker.linearizability.reaper import collector_paused
 from checker.linearizability.result import CheckResult, PartitionResult, Verdict
+from checker.linearizability.search import Stop
 from checker.linearizability.workers import deal, decide_in_processes
 from checker.models import MODELS, Model, ModelError, NondeterministicModel, get_model
 from packrat_sim import validate
@@ -52,6 +61,9 @@ __all__ = ["DEFAULT_MEMORY_FRACTION", "ESCALATE_AFTER_S", "check", "default_max_
 #: this many seconds are shared with worker processes (see the module docstring, "Concurrency").
 #: :func:`check` reads it from this module (``checker.linearizability.api``) on every call.
 ESCALATE_AFTER_S = 1.0
+
+#: Histories of at most this many operations try the quick path first (see :func:`_decide_quick`).
+QUICK_MAX_OPS = 32
 
 #: Fraction of :func:`packrat_sim.limits.physical_memory_bytes` (the machine's memory, or the
 #: cgroup's limit when lower) that a check may use by default (``max_memory=None``).
@@ -141,6 +153,10 @@ def check(
     parts, compiled = compile_partitions(ops, mdl)
     tasks = [make_task(mdl, key, idx, ops, compiled) for key, idx in parts.items()]
     outcomes = [Outcome() for _ in tasks]
+    stop = _decide_quick(mdl, ops, tasks, outcomes, run)
+    if stop is not None:
+        return _assemble(mdl, ops, tasks, outcomes, stop, run, 1, "in-process")
+    outcomes = [Outcome() for _ in tasks]
     stop, workers_used, mode = _decide(mdl, ops, tasks, outcomes, run)
     return _assemble(mdl, ops, tasks, outcomes, stop, run, workers_used, mode)
 
@@ -155,6 +171,91 @@ def _history_and_model(history: History | Iterable[Operation],
             raise ModelError("the history names no model; pass one (register, cas-register, kv or serving)")
         model = history.model
     return history, get_model(model)
+
+
+def _quick_limit(run: _Settings) -> str | None:
+    """``"deadline"`` when the deadline has passed, ``"cancelled"`` when the check was cancelled,
+    else None (the Interleaver's order)."""
+    if run.deadline is not None and time.perf_counter() >= run.deadline:
+        return "deadline"
+    if run.cancel is not None and run.cancel.is_set():
+        return "cancelled"
+    return None
+
+
+def _decide_quick(mdl: Model, ops: Sequence[Operation], tasks: list[Task], outcomes: list[Outcome],
+                  run: _Settings) -> str | None:
+    """The quick path for small histories (the explorer checks one per schedule): the
+    :class:`Interleaver`'s first two rounds (one starts every search, the next runs a slice of each
+    search still undecided, in the same order) without its bookkeeping. Returns why it stopped
+    (``"done"``; ``"illegal"`` at the first ILLEGAL partition unless ``all_partitions``;
+    ``"deadline"`` or ``"cancelled"``, the undecided partitions then UNKNOWN with their evidence so
+    far, as :meth:`Interleaver.stop` leaves them), with ``outcomes`` filled as the Interleaver fills
+    them; None when the history is not small (over :data:`QUICK_MAX_OPS` operations or half of
+    :data:`MEMORY_EVERY` partitions, so the Interleaver would not have compared a memory
+    measurement yet), a step budget is set, or a search needs more than one slice: the caller then
+    decides everything on the general path (``outcomes`` are to be discarded). Raises ModelError
+    when the model fails on an operation."""
+    if len(ops) > QUICK_MAX_OPS or 2 * len(tasks) > MEMORY_EVERY or run.max_steps is not None:
+        return None
+    gens: list[Generator[int, int, Any] | None] = [None] * len(tasks)
+    for first in (True, False):
+        for i, task in enumerate(tasks):
+            if not first and gens[i] is None:
+                continue  # decided when it started
+            reason = _quick_limit(run)
+            if reason is not None:
+                return _quick_stop(tasks, outcomes, gens, run.start, reason)
+            gens[i], verdict = _quick_slice(mdl, ops, task, outcomes[i], gens[i], run.start)
+            if verdict is Verdict.ILLEGAL and not run.all_partitions:
+                return _abandon(gens, "illegal")
+    return "done" if not any(gens) else _abandon(gens)
+
+
+def _quick_stop(tasks: list[Task], outcomes: list[Outcome], gens: list[Generator[int, int, Any] | None],
+                start: float, reason: str) -> str:
+    """End the quick path's undecided searches with UNKNOWN and their evidence so far (a search not
+    started yet: UNKNOWN); returns ``reason``."""
+    for task, out, gen in zip(tasks, outcomes, gens):
+        if gen is not None:
+            try:
+                gen.throw(Stop)
+            except StopIteration as fin:
+                record_end(task, out, fin.value, start)
+        elif out.result is None:
+            out.result = Verdict.UNKNOWN
+    return reason
+
+
+def _quick_slice(mdl: Model, ops: Sequence[Operation], task: Task, out: Outcome,
+                 gen: Generator[int, int, Any] | None,
+                 start: float) -> tuple[Generator[int, int, Any] | None, Verdict | None]:
+    """Start ``task``'s search (``gen`` None) or run one :data:`SLICE` of it, as the Interleaver
+    does. Returns (the search to go on with, or None when it ended; its verdict when it ended,
+    recorded in ``out``). Raises ModelError when the model fails on an operation."""
+    t0 = time.perf_counter()
+    try:
+        if gen is None:
+            gen = task.search(mdl.step, mdl.init())
+            next(gen)
+            out.state = mdl.init()
+        else:
+            out.steps = gen.send(SLICE)
+    except StopIteration as fin:
+        out.elapsed_s += time.perf_counter() - t0
+        return None, record_end(task, out, fin.value, start)
+    except StepFailed as exc:
+        raise step_error(mdl, task, ops, exc) from None
+    out.elapsed_s += time.perf_counter() - t0
+    return gen, None
+
+
+def _abandon(gens: list[Generator[int, int, Any] | None], reason: str | None = None) -> str | None:
+    """Close the quick path's searches still running; returns ``reason``."""
+    for gen in gens:
+        if gen is not None:
+            gen.close()
+    return reason
 
 
 def _decide(mdl: Model, ops: Sequence[Operation], tasks: list[Task], outcomes: list[Outcome],

@@ -35,6 +35,7 @@ __all__ = [
     "brief",
     "compile_partitions",
     "make_task",
+    "record_end",
     "step_error",
 ]
 
@@ -81,39 +82,51 @@ def compile_partitions(ops: Sequence[Operation], mdl: Model) -> tuple[dict[Hasha
     compile_op, partition = mdl.compile, mdl.partition
     parts: dict[Hashable, list[int]] = {}
     compiled: list[tuple[Any, Any]] = []
-    for i, op in enumerate(ops):
-        out = UNKNOWN_OUTPUT if op.ret is None else op.output
-        try:
-            compiled.append(compile_op(op.input, out))
+    append = compiled.append
+    i = -1
+    try:
+        for i, op in enumerate(ops):
+            append(compile_op(op.input, UNKNOWN_OUTPUT if op.ret is None else op.output))
             key = partition(op.input) if partition is not None else None
-            hash(key)
-        except _MODEL_ERRORS as exc:
-            msg = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-            raise ModelError(f"operation {i} (client {op.client!r}, input {brief(op.input)}): {msg}") from None
-        parts.setdefault(key, []).append(i)
+            group = parts.get(key)  # hashes the key: an unhashable one is the operation's error
+            if group is None:
+                parts[key] = [i]
+            else:
+                group.append(i)
+    except _MODEL_ERRORS as exc:
+        op = ops[i]
+        msg = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        raise ModelError(f"operation {i} (client {op.client!r}, input {brief(op.input)}): {msg}") from None
     return parts, compiled
 
 
 def make_task(mdl: Model, key: Hashable, indices: list[int], ops: Sequence[Operation],
               compiled: Sequence[tuple[Any, Any]]) -> Task:
     """The search task of one partition: ``ops``/``compiled`` are indexable by history index (pure)."""
-    indices = sorted(indices, key=lambda i: (ops[i].call, i))
+    indices = sorted(sorted(indices), key=lambda i: ops[i].call)  # stable: ties in history order
     read_only = mdl.read_only
-    if read_only is None:
-        searched, ro_flags = indices, [False] * len(indices)
-    else:
-        searched = [i for i in indices if not (ops[i].ret is None and read_only(ops[i].input, UNKNOWN_OUTPUT))]
-        ro_flags = [ops[i].ret is not None and bool(read_only(ops[i].input, ops[i].output)) for i in searched]
-    return Task(
-        key=key,
-        indices=tuple(indices),
-        searched=searched,
-        call_t=[ops[i].call for i in searched],
-        ret_t=[ops[i].ret for i in searched],
-        inputs=[compiled[i][0] for i in searched],
-        outputs=[compiled[i][1] for i in searched],
-        read_only=ro_flags,
-    )
+    searched: list[int] = []
+    call_t, ret_t, inputs, outputs, ro_flags = [], [], [], [], []
+    for i in indices:
+        op = ops[i]
+        ret = op.ret
+        if read_only is None:
+            ro = False
+        elif ret is None:
+            if read_only(op.input, UNKNOWN_OUTPUT):
+                continue  # a pending read-only operation constrains nothing
+            ro = False
+        else:
+            ro = bool(read_only(op.input, op.output))
+        searched.append(i)
+        call_t.append(op.call)
+        ret_t.append(ret)
+        inp, out = compiled[i]
+        inputs.append(inp)
+        outputs.append(out)
+        ro_flags.append(ro)
+    return Task(key=key, indices=tuple(indices), searched=searched, call_t=call_t, ret_t=ret_t, inputs=inputs,
+                outputs=outputs, read_only=ro_flags)
 
 
 @dataclass
@@ -131,6 +144,20 @@ class Outcome:
     elapsed_s: float = 0.0
     finished_s: float | None = None
     needed: bool = True
+
+
+def record_end(task: Task, out: Outcome, value: SearchOutcome, start: float) -> Verdict:
+    """Record the end of ``task``'s search (its :data:`SearchOutcome` ``value``) in ``out``, local
+    indices turned into history indices, ``finished_s`` measured from the ``perf_counter`` time
+    ``start`` when decided. Returns the verdict."""
+    res, lin, blocked, state, steps = value
+    out.result, out.steps, out.state = res, steps, state
+    searched = task.searched
+    out.linearization = tuple([searched[j] for j in lin])
+    out.blocked = None if blocked is None else searched[blocked]
+    if res is not Verdict.UNKNOWN:
+        out.finished_s = time.perf_counter() - start
+    return res
 
 
 def step_error(mdl: Model, task: Task, ops: Sequence[Operation], exc: StepFailed) -> ModelError:
@@ -174,14 +201,10 @@ class Interleaver:
 
     def _finish(self, i: int, value: SearchOutcome) -> None:
         """Record the end of task ``i``'s search (local indices turned into history indices)."""
-        res, lin, blocked, state, steps = value
-        task, out = self.tasks[i], self.outcomes[i]
-        self.total_steps += steps - out.steps
-        out.result, out.steps, out.state = res, steps, state
-        out.linearization = tuple(task.searched[j] for j in lin)
-        out.blocked = None if blocked is None else task.searched[blocked]
+        out = self.outcomes[i]
+        self.total_steps += value[4] - out.steps
+        res = record_end(self.tasks[i], out, value, self.start)
         if res is not Verdict.UNKNOWN:
-            out.finished_s = time.perf_counter() - self.start
             if res is Verdict.ILLEGAL and self.first_failure is None:
                 self.first_failure = i
             if self.on_decided is not None:

@@ -6,6 +6,7 @@ import pytest
 
 from packrat_sim.errors import PackratError
 from packrat_sim.plan import Instance, Plan, fat, thin
+from packrat_sim.policy import LEARN_WINDOW, SwitchModel
 from packrat_sim.switching import REROUTE, RESPAWN, RETARGET, SWITCH_KINDS, switch_kind
 
 
@@ -47,3 +48,22 @@ def test_more_instances_than_live_plus_standby_workers_is_a_respawn():
 def test_a_bad_standby_count_is_an_error_naming_it():
     with pytest.raises(PackratError, match="standby workers must be .*, got -1"):
         switch_kind(fat(8, 4), thin(8, 4), standby=-1)
+
+
+
+def test_a_learned_price_is_the_median_of_the_latest_measured_switches_of_its_kind():
+    model = SwitchModel(retarget_ms=2.0, reroute_ms=0.4).learned(RETARGET, [1.0, 30.0, 3.0])
+    assert (model.retarget_ms, model.reroute_ms) == (3.0, 0.4)  # one slow switch does not move it
+    assert model.learned(REROUTE, [100.0] * 5 + [0.2] * LEARN_WINDOW).reroute_ms == 0.2  # only the latest count
+
+
+def test_a_kind_never_measured_and_a_respawn_keep_their_price():
+    assert SwitchModel().learned(RETARGET, []) == SwitchModel()
+    assert SwitchModel().learned(RESPAWN, [9000.0]) == SwitchModel()
+
+
+@pytest.mark.parametrize("kind, ms, named", [("reboot", [1.0], "'reboot'"), (RETARGET, [-1.0], "-1.0"),
+                                             (RETARGET, [float("nan")], "nan"), (REROUTE, ["1"], "'1'")])
+def test_a_bad_kind_or_measurement_is_an_error_naming_it(kind, ms, named):
+    with pytest.raises(PackratError, match=named):
+        SwitchModel().learned(kind, ms)
