@@ -40,7 +40,8 @@ Built-in models (:data:`MODELS`), with the inputs the history readers produce:
 ``kv``
     ``{"op": "get", "key": k} -> string`` (``""`` when unset; null reads as ``""``),
     ``{"op": "put", "key": k, "value": s}``, ``{"op": "append", "key": k, "value": s}``;
-    partitioned by key.
+    partitioned by key. A key keeps its JSON type (:func:`kv_key`): ``"1"``, ``1``, ``1.0`` and
+    ``true`` are four keys.
 ``serving``
     DESIGN.md's reconfiguration spec. The state is the current epoch, 0 at the start.
     ``{"op": "reconfigure", "plan": ...} -> {"epoch": e'}`` moves the epoch to e', which must be
@@ -67,12 +68,14 @@ from packrat_sim.errors import PackratError
 
 __all__ = [
     "MODELS",
+    "KvKey",
     "Model",
     "ModelError",
     "NondeterministicModel",
     "cas_register_model",
     "freeze",
     "get_model",
+    "kv_key",
     "kv_model",
     "register_model",
     "serving_model",
@@ -332,10 +335,11 @@ def _kv_compile(inp: Any, out: Any) -> tuple[Any, Any]:
     if "key" not in inp:
         raise ValueError(f"{op} {_short_repr(inp)} has no \"key\"")
     key = inp["key"]
-    try:
-        hash(key)
-    except TypeError:
-        raise ValueError(f"key {_short_repr(key)} cannot be a partition key") from None
+    if not isinstance(key, (str, int, float)) and key is not None:  # bool is an int
+        raise ValueError(f"key {_short_repr(key)} cannot be a partition key (a kv key is a string, "
+                         "a number, true, false or null)")
+    if isinstance(key, float) and key != key:
+        raise ValueError(f"key {_short_repr(key)} cannot be a partition key (NaN equals nothing)")
     if op == "get":
         if out is None:
             out = ""
@@ -357,8 +361,45 @@ def _kv_step(state: str, inp: tuple, out: Any) -> tuple[bool, str]:
     return True, state + inp[1]
 
 
+class KvKey:
+    """A kv partition key that keeps its JSON type: Python takes ``1``, ``1.0`` and ``True`` for one
+    dictionary key, a JSON store does not. Strings and integers are their own keys (they never
+    compare equal to each other); a boolean, a float or null is wrapped in a KvKey, which equals
+    only a KvKey of the same type and value and prints as the value. Picklable (worker processes
+    receive partitions)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Hashable) -> None:
+        self.value = value
+
+    def _tag(self) -> tuple[str, Hashable]:
+        return type(self.value).__name__, self.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, KvKey) and self._tag() == other._tag()
+
+    def __hash__(self) -> int:
+        return hash(("KvKey",) + self._tag())
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+    def __reduce__(self):
+        return (KvKey, (self.value,))
+
+
+def kv_key(key: Any) -> Hashable:
+    """The partition key of a kv ``key`` (see :class:`KvKey`): ``"1"``, ``1``, ``1.0``, ``true`` and
+    null are five different keys."""
+    t = type(key)
+    if t is str or t is int:
+        return key
+    return KvKey(key)
+
+
 def _kv_partition(inp: Any) -> Hashable:
-    return inp["key"]
+    return kv_key(inp["key"])
 
 
 def _kv_read_only(inp: Any, out: Any) -> bool:

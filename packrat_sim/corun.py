@@ -49,7 +49,6 @@ ProfileError) naming the line and the value.
 
 from __future__ import annotations
 
-import csv
 import fnmatch
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -67,6 +66,7 @@ from packrat_sim.profile import (
     SeriesKey,
     choose_series,
     format_series,
+    packrat_csv_reader,
     packrat_data_rows,
     packrat_header,
     packrat_row,
@@ -203,7 +203,7 @@ def read_corun_csv(
     the chosen series of the profile (``{column: value}``) it must agree with. Pure; raises
     CorunError naming the line (and both series on a mismatch).
     """
-    reader = csv.reader(text.removeprefix("\ufeff").splitlines())
+    reader = packrat_csv_reader(text)
     try:
         _, names = packrat_header(reader)
     except ProfileError as exc:

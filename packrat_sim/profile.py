@@ -35,9 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from packrat_sim import validate
+from packrat_sim import inputs, validate
 from packrat_sim.errors import PackratError
-from packrat_sim.files import no_duplicate_keys, write_text
+from packrat_sim.files import write_text
+from packrat_sim.inputs import loads_json
 
 SCHEMA = "packrat.profile/2"
 READABLE_SCHEMAS = ("packrat.profile/1", SCHEMA)  # /1 files load with the defaults of /2
@@ -715,7 +716,7 @@ def import_packrat_csv(
     (parse the rows, grouped by series and cell), :func:`choose_series` (apply ``series``),
     :func:`_packrat_profile` (build the Profile).
     """
-    reader = csv.reader(text.removeprefix("\ufeff").splitlines())
+    reader = packrat_csv_reader(text)
     header, names = packrat_header(reader)
     col = {n: i for i, n in enumerate(names)}
     selectors = list(series)
@@ -728,6 +729,13 @@ def import_packrat_csv(
     key = choose_series(all_series, selectors)
     profile, merged = _packrat_profile(key, groups[key], model=model, source=source)
     return PackratImport(profile=profile, series=all_series, chosen=key, merged_duplicates=merged)
+
+
+def packrat_csv_reader(text: str) -> Iterator[list[str]]:
+    """A ``csv.reader`` over the text of a Packrat CSV (a byte-order mark dropped). Lines end at
+    ``\n``, ``\r\n`` or ``\r`` only (not at the other characters ``str.splitlines`` breaks at,
+    which would split a row in two), and ``reader.line_num`` is the physical line number."""
+    return csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
 
 
 def packrat_header(reader: Iterator[list[str]]) -> tuple[list[str], list[str]]:
@@ -778,14 +786,17 @@ def _packrat_groups(
 def packrat_data_rows(reader: Iterator[list[str]], width: int,
                       error: type[ProfileError] = ProfileError) -> Iterator[tuple[int, list[str]]]:
     """The data rows left in a Packrat CSV ``reader`` (line 2 on) as (line number, fields),
-    blank lines skipped. Raises ``error`` naming the line on a row shorter than the header's
-    ``width``, and on unreadable CSV. Shared by the profile and the co-run readers."""
+    blank lines skipped. Raises ``error`` naming the line on a row with another number of
+    fields than the header's ``width`` (an extra field would shift the columns), and on
+    unreadable CSV. Shared by the profile and the co-run readers."""
     try:
-        for lineno, row in enumerate(reader, start=2):
+        for count, row in enumerate(reader, start=2):
+            lineno = getattr(reader, "line_num", count)
             if not row or all(not x.strip() for x in row):
                 continue
-            if len(row) < width:
-                raise error(f"line {lineno}: expected {width} fields, got {len(row)}: {','.join(row)[:200]!r}")
+            if len(row) != width:
+                raise error(f"line {lineno}: expected {width} fields (as the header), got {len(row)}: "
+                            f"{','.join(row)[:200]!r}")
             yield lineno, row
     except csv.Error as exc:
         raise error(f"unreadable CSV: {exc}") from None
@@ -976,22 +987,12 @@ def builtin_profile(name: str, *, max_batch: int = BUILTIN_MAX_BATCH, seed: int 
 # ----------------------------------------------------------------------- file I/O
 
 
-_reject_duplicate_keys = no_duplicate_keys(ProfileError, "the profile JSON (e.g. two schema versions)")
-
-
 def loads_profile(text: str) -> Profile:
-    """Parse profile JSON text. Raises ProfileError for any malformed input."""
-    try:
-        obj = json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise ProfileError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except RecursionError:
-        raise ProfileError("not a profile: JSON nested too deeply") from None
+    """Parse profile JSON text strictly (packrat_sim.inputs.loads_json: no duplicate key, NaN,
+    Infinity, integer of thousands of digits, deep nesting or lone surrogate). Raises
+    ProfileError for any malformed input."""
+    obj = loads_json(text, "the profile JSON (e.g. two schema versions)", error=ProfileError)
     return Profile.from_json(obj)
-
-
-def _reject_constant(name: str) -> float:
-    raise ProfileError(f"{name} is not a valid latency (JSON has no NaN or Infinity)")
 
 
 def dumps_profile(profile: Profile) -> str:
@@ -1000,16 +1001,9 @@ def dumps_profile(profile: Profile) -> str:
 
 
 def read_text(path: str, what: str = "file") -> str:
-    """Read a UTF-8 text file; raises ProfileError naming the path on any OS error."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        raise ProfileError(f"{what} {path!r} does not exist") from None
-    except IsADirectoryError:
-        raise ProfileError(f"{what} {path!r} is a directory") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"cannot read {what} {path!r}: {exc}") from None
+    """Read a UTF-8 text file through packrat_sim.inputs (a regular file only, bounded, strict
+    UTF-8, no NUL); raises ProfileError naming the path on any problem."""
+    return inputs.read_text(path, what, error=ProfileError)
 
 
 def read_profile(path: str) -> Profile:

@@ -135,12 +135,18 @@ def bool_word(text: str) -> bool | None:
     return None
 
 
+#: The most digits :func:`parse_count` reads.
+MAX_COUNT_DIGITS = 30
+
+
 def parse_count(text: str, what: str, *, error: ErrorClass = PackratError) -> int:
     """A positive integer written in decimal, an optional leading ``+`` allowed (``"64"``,
     ``"+8"``); ``error`` ("WHAT must be a positive integer, got 'TEXT'") otherwise."""
     t = text.strip()
-    if not re.fullmatch(r"\+?\d+", t) or int(t) < 1:
+    if not re.fullmatch(r"\+?\d+", t) or (len(t) <= MAX_COUNT_DIGITS and int(t) < 1):
         raise error(f"{what} must be a positive integer, got {text!r}")
+    if len(t) > MAX_COUNT_DIGITS:  # int() of thousands of digits is a ValueError, and no count is that large
+        raise error(f"{what} must be a positive integer of at most {MAX_COUNT_DIGITS} digits, got one of {len(t):,} digits")
     return int(t)
 
 
@@ -353,9 +359,14 @@ def parse_ladder(text: str, *, max_points: int, error: ErrorClass = PackratError
     unit = m.group(4)
     if step <= 0 or not math.isfinite(step):
         raise error(f"ladder {text!r}: the step must be > 0")
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise error(f"ladder {text!r}: its bounds must be finite numbers")
     if hi < lo:
         raise error(f"ladder {text!r}: {_fmt_ladder_value(hi)} is below {_fmt_ladder_value(lo)}")
-    count = int(math.floor((hi - lo) / step + 1e-9)) + 1
+    span = (hi - lo) / step
+    if not math.isfinite(span):  # bounds 1e308 apart, or a step of 1e-320
+        raise error(f"ladder {text!r} has more than {max_points} points")
+    count = int(math.floor(span + 1e-9)) + 1
     if count > max_points:
         raise error(f"ladder {text!r} has {count} points (more than {max_points})")
     return [_fmt_ladder_value(round(lo + k * step, 10)) + unit for k in range(count)]

@@ -24,8 +24,13 @@ table; a value is a scalar or a list) and/or from ``NAME=V1,V2,...`` strings (th
 ``--axis``; for ``workload`` a comma starts a new value only before ``KIND:``, so specs
 keep their own commas). An ``--axis`` replaces the file's values of that axis.
 
+Integer axes (cores, seed) and integer ladders (``9007199254740993..9007199254740995``) are
+exact integers, never rounded through a float, and at most 2^63 - 1 (the table's 64-bit
+integers; checked before any run). A ladder whose values coincide once formatted gives each
+value once: every count (runs, ran, skipped) is a count of distinct rows.
+
 Each run is one call of :func:`packrat_sim.simulator.simulate` and gives one **row**:
-the parameters, the offered load (req/s; empty for closed loops), request latency
+the parameters (``profile_digest``: a digest of the profile's content), the offered load (req/s; empty for closed loops), request latency
 p50/p90/p99/mean/max (ms), throughput (req/s), core utilisation (0..1),
 reconfigurations, mean batch size, the starting plan, its predicted latency, ``corun``
 (how it was priced: ``calibrated`` with the profile's co-run model, the default when it
@@ -35,13 +40,22 @@ any process, on any engine (the simulator is seeded per run, :func:`run_one` is 
 
 :func:`run_sweep` writes rows to ``OUT/results.csv`` as they finish (appended and flushed,
 so an interrupted sweep loses nothing), skips runs whose ``ok`` row is already there
-(resumable; failed rows are tried again), and at the end rewrites the table tidily in
-grid order (atomically) plus ``results.parquet`` when pyarrow imports. The HTML page of
-charts is written by ``ui/reports/sweep.py`` (plotly lives in ui only).
+(resumable; failed rows are tried again; a run's key, its ``run_id``, includes the profile's
+content digest, so an edited profile file is run again), and at the end rewrites the table
+tidily in grid order (atomically) plus ``results.parquet`` when pyarrow imports. The HTML
+page of charts is written by ``ui/reports/sweep.py`` (plotly lives in ui only).
+
+Every file of the output directory (``results.csv``, ``results.parquet``, ``grid.json``,
+``report.html``) follows ``packrat_sim.files``' rules and is checked before any run starts
+(:func:`prepare_out_dir`: no symlink, FIFO, device or directory in their place). One sweep at
+a time writes a directory (:func:`sweep_lock`; a second is refused naming the first's pid).
+A file that cannot be written after the runs (a full disk) does not lose the runs: the
+result lists it in ``SweepResult.errors`` with the rows computed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -55,11 +69,11 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from packrat_sim import files as safe_files
 from packrat_sim.errors import PackratError
-from packrat_sim.spec import parse_ladder, split_items
+from packrat_sim.spec import NUMBER, parse_ladder, split_items
 
 AXES = ("profile", "cores", "workload", "policy", "seed")
 REQUIRED_AXES = ("profile", "cores", "workload")
@@ -68,10 +82,15 @@ CONFIRM_ABOVE = 100_000  # runs; more need an explicit confirmation (``--yes``)
 RESULTS_CSV = "results.csv"
 RESULTS_PARQUET = "results.parquet"
 GRID_JSON = "grid.json"
+REPORT_HTML = "report.html"  # written by ui/reports/sweep.py, checked here with the others
+#: Every file a sweep writes into its output directory.
+OUTPUT_FILES = (RESULTS_CSV, RESULTS_PARQUET, GRID_JSON, REPORT_HTML)
+#: The largest integer of an integer axis (cores, seed): the table's integers are 64-bit.
+MAX_INT = 2**63 - 1
 
 #: Columns of the tidy table, in order.
 COLUMNS = (
-    "run_id", "profile", "cores", "workload", "offered_per_s", "policy", "seed", "status", "error",
+    "run_id", "profile", "profile_digest", "cores", "workload", "offered_per_s", "policy", "seed", "status", "error",
     "requests", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "max_ms", "throughput_per_s", "utilisation",
     "reconfigurations", "mean_batch_size", "plan", "predicted_ms", "corun",
 )
@@ -89,11 +108,33 @@ class SweepError(PackratError):
 
 # ------------------------------------------------------------------ ladders
 
+_LADDER = re.compile(rf"^({NUMBER})\.\.({NUMBER})(?:/({NUMBER}))?(.*)$")  # packrat_sim.spec's grammar
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
 def ladder_values(text: str) -> list[str] | None:
-    """The values of the ladder ``LO..HI[/STEP][UNIT]`` as strings, or None if ``text`` is
-    not a ladder (grammar: :func:`packrat_sim.spec.parse_ladder`). SweepError for an empty,
-    reversed, zero-step or oversized (more than ``MAX_LADDER`` points) ladder."""
-    return parse_ladder(text, max_points=MAX_LADDER, error=SweepError)
+    """The distinct values of the ladder ``LO..HI[/STEP][UNIT]`` as strings, or None if
+    ``text`` is not a ladder (grammar: :func:`packrat_sim.spec.parse_ladder`). A ladder of
+    integers is computed exactly (no float: ``9007199254740993..9007199254740995`` gives
+    three values); values that coincide once formatted are given once. SweepError for an
+    empty, reversed, zero-step or oversized (more than ``MAX_LADDER`` points) ladder."""
+    m = _LADDER.match(text.strip())
+    if m is None or not all(g is None or _INTEGER.fullmatch(g) for g in m.groups()[:3]):
+        values = parse_ladder(text, max_points=MAX_LADDER, error=SweepError)
+        return None if values is None else list(dict.fromkeys(values))
+    if any(g is not None and len(g) > 100 for g in m.groups()[:3]):  # int() of thousands of digits fails
+        raise SweepError(f"ladder {text[:60]!r}...: a bound or step of more than 100 digits")
+    lo, hi = int(m.group(1)), int(m.group(2))
+    step = int(m.group(3)) if m.group(3) is not None else 1
+    unit = m.group(4)
+    if step <= 0:
+        raise SweepError(f"ladder {text!r}: the step must be > 0")
+    if hi < lo:
+        raise SweepError(f"ladder {text!r}: {hi} is below {lo}")
+    count = (hi - lo) // step + 1
+    if count > MAX_LADDER:
+        raise SweepError(f"ladder {text!r} has {count} points (more than {MAX_LADDER})")
+    return [f"{lo + k * step}{unit}" for k in range(count)]
 
 
 def _ladder_len(text: str) -> int:
@@ -151,8 +192,8 @@ class Grid:
     isolated: bool = False  # ignore the profiles' co-run models (calibrated by default)
 
     def size(self) -> int:
-        """Number of runs, ladders included (computed without expanding)."""
-        nw = sum(workload_count(w) for w in self.workloads)
+        """Number of distinct runs, ladders included (the rows the sweep gives)."""
+        nw = distinct_workload_count(self.workloads)
         return len(self.profiles) * len(self.cores) * nw * len(self.policies) * len(self.seeds)
 
     def to_json(self) -> dict:
@@ -164,6 +205,18 @@ class Grid:
             "seed": list(self.seeds),
             **({"isolated": True} if self.isolated else {}),
         }
+
+
+def distinct_workload_count(workloads: Sequence[str]) -> int:
+    """How many distinct concrete specs the workload values give together (two values whose
+    ladders overlap give the common specs once). Exact up to ``MAX_LADDER`` specs in all
+    (counted by expanding them); above, the sum of :func:`workload_count` (the specs of one
+    value are always distinct)."""
+    counts = [workload_count(w) for w in workloads]
+    total = sum(counts)
+    if len(workloads) <= 1 or total > MAX_LADDER:
+        return total
+    return len({c for w in workloads for c in expand_workload(w)})
 
 
 _WORKLOAD_START = re.compile(r"^\s*(closed|poisson|steps|diurnal|trace)\s*:", re.IGNORECASE)
@@ -213,12 +266,20 @@ def _axis_name(name: str) -> str:
 
 
 def parse_grid_text(text: str, fmt: str) -> dict[str, list]:
-    """The axes of a grid file's text (``fmt``: ``"toml"`` or ``"json"``) -> {axis: values}."""
+    """The axes of a grid file's text (``fmt``: ``"toml"`` or ``"json"``) -> {axis: values}.
+
+    JSON is read strictly (packrat_sim.inputs.loads_json: a duplicate key, NaN, an integer of
+    thousands of digits, deep nesting or a lone surrogate is a SweepError); a NUL character is
+    refused in either format."""
+    from packrat_sim import inputs
+
+    if not isinstance(text, str) or "\x00" in text:
+        raise SweepError("grid is not text (it holds a NUL character)")
     if fmt == "json":
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SweepError(f"grid is not valid JSON: {exc}") from None
+            data = inputs.loads_json(text, "the grid", error=SweepError)
+        except SweepError as exc:
+            raise SweepError(f"grid is {exc}") from None
     elif fmt == "toml":
         if sys.version_info >= (3, 11):
             import tomllib
@@ -227,10 +288,26 @@ def parse_grid_text(text: str, fmt: str) -> dict[str, list]:
                 import tomli as tomllib
             except ImportError:
                 raise SweepError("TOML grids need Python >= 3.11 (or pip install tomli); use a JSON grid") from None
+
+        def finite_float(token: str) -> float:
+            value = float(token)
+            if not math.isfinite(value):
+                raise SweepError(f"grid is not valid TOML: {token[:40]!r} is not a finite number")
+            return value
+
         try:
-            data = tomllib.loads(text)
+            data = tomllib.loads(text, parse_float=finite_float)
         except tomllib.TOMLDecodeError as exc:
             raise SweepError(f"grid is not valid TOML: {exc}") from None
+        except RecursionError:
+            raise SweepError("grid is not valid TOML: nested too deeply") from None
+        except ValueError as exc:  # an integer of thousands of digits (SweepError is one too)
+            if isinstance(exc, SweepError):
+                raise
+            raise SweepError(f"grid is not valid TOML: {exc}") from None
+        problem = inputs.tree_problem(data, inputs.MAX_JSON_DEPTH, True)
+        if problem is not None:
+            raise SweepError(f"grid is not valid TOML: {problem}")
     else:
         raise SweepError(f"grid format must be toml or json, got {fmt!r}")
     if not isinstance(data, dict):
@@ -238,8 +315,12 @@ def parse_grid_text(text: str, fmt: str) -> dict[str, list]:
     if "grid" in data and isinstance(data["grid"], dict):
         data = data["grid"]
     axes: dict[str, list] = {}
+    given: dict[str, str] = {}
     for key, value in data.items():
         name = _axis_name(str(key))
+        if name in axes:  # "profile" and "profiles": the second would silently replace the first
+            raise SweepError(f"the grid gives axis {name!r} twice (as {given[name]!r} and {str(key)!r})")
+        given[name] = str(key)
         values = value if isinstance(value, list) else [value]
         axes[name] = list(values)
     return axes
@@ -247,15 +328,40 @@ def parse_grid_text(text: str, fmt: str) -> dict[str, list]:
 
 def read_grid_file(path: str) -> dict[str, list]:
     """Axes of a ``.toml`` or ``.json`` grid file (the format from its extension; JSON
-    when the text starts with ``{``)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise SweepError(f"cannot read grid {path!r}: {exc.strerror or exc}") from None
+    when the text starts with ``{``). Read through packrat_sim.inputs: a regular file only
+    (no device or FIFO), bounded, UTF-8 text without NUL; SweepError naming the path."""
+    from packrat_sim import inputs
+
+    text = inputs.read_text(path, "grid", error=SweepError)
     lower = path.lower()
     fmt = "json" if lower.endswith(".json") or (not lower.endswith(".toml") and text.lstrip().startswith("{")) else "toml"
     return parse_grid_text(text, fmt)
+
+
+def _exact_int(axis: str, item: object) -> int:
+    """``item`` (an int, an integral float below 2^53, or the text of an integer such as
+    ``"9007199254740993"``, ``"5.0"``, ``"1e3"``) as an exact int; SweepError otherwise."""
+    from decimal import Decimal, InvalidOperation
+
+    if isinstance(item, bool):
+        raise SweepError(f"axis {axis!r}: {item!r} is not an integer")
+    if isinstance(item, int):
+        return item
+    if isinstance(item, float):
+        if not item.is_integer():
+            raise SweepError(f"axis {axis!r}: {item!r} is not an integer")
+        if abs(item) >= 2**53:  # a float this large has already lost digits
+            raise SweepError(f"axis {axis!r}: {item!r} is too large to be exact as a number; "
+                             f"write it as an integer (or a string of digits)")
+        return int(item)
+    if isinstance(item, str) and len(item) <= 64:
+        try:
+            d = Decimal(item.strip())
+        except InvalidOperation:
+            d = None
+        if d is not None and d.is_finite() and d == d.to_integral_value():
+            return int(d)
+    raise SweepError(f"axis {axis!r}: {item!r} is not an integer")
 
 
 def _int_values(axis: str, values: Iterable[object], minimum: int) -> tuple[int, ...]:
@@ -267,17 +373,11 @@ def _int_values(axis: str, values: Iterable[object], minimum: int) -> tuple[int,
         else:
             items = [v]
         for item in items:
-            try:
-                if isinstance(item, bool):
-                    raise ValueError
-                x = float(item) if isinstance(item, str) else item
-                if not isinstance(x, (int, float)) or not float(x).is_integer():
-                    raise ValueError
-                n = int(x)
-            except (TypeError, ValueError):
-                raise SweepError(f"axis {axis!r}: {item!r} is not an integer") from None
+            n = _exact_int(axis, item)
             if n < minimum:
                 raise SweepError(f"axis {axis!r}: {n} is below {minimum}")
+            if n > MAX_INT:
+                raise SweepError(f"axis {axis!r}: {n} is above {MAX_INT} (the results table's 64-bit integers)")
             out.append(n)
     return tuple(dict.fromkeys(out))
 
@@ -356,26 +456,59 @@ class RunParams:
     policy: str
     seed: int
     isolated: bool = False  # the profile's co-run model ignored on request
+    profile_digest: str = ""  # digest of the profile's content (profile_digest()); "" when unknown
 
     @property
     def run_id(self) -> str:
-        """Stable 16-hex-digit id of these parameters (the resume key; a calibrated run keeps
-        the id it had before co-run models existed, an isolated one gets another)."""
+        """Stable 16-hex-digit id of these parameters and the profile's content (the resume
+        key: an edited profile file gives new ids; an isolated run gets another id than a
+        calibrated one)."""
         params: list = [self.profile, self.cores, self.workload, self.policy, self.seed]
-        key = json.dumps(params + ["isolated"] if self.isolated else params)
-        return hashlib.sha1(key.encode()).hexdigest()[:16]
+        if self.isolated:
+            params.append("isolated")
+        if self.profile_digest:
+            params.append(f"profile:{self.profile_digest}")
+        return hashlib.sha1(json.dumps(params).encode()).hexdigest()[:16]
 
 
-def expand(grid: Grid) -> Iterator[RunParams]:
-    """Every run of the grid in grid order: profile, cores, workload (ladders expanded),
-    policy, seed (the last varies fastest)."""
+def profile_digest(profile: Any) -> str:
+    """A 16-hex-digit digest of a Profile's content (its JSON form, keys sorted): the same
+    profile, builtin or read from any file, gives the same digest; any edit gives another."""
+    text = json.dumps(profile.to_json(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def grid_profiles(grid: Grid, profiles: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """{spec: Profile} for every profile of ``grid``: those of ``profiles`` as given, the
+    others loaded (:func:`load_profile_spec`; SweepError naming a bad one)."""
+    given = profiles or {}
+    return {spec: given[spec] if spec in given else load_profile_spec(spec) for spec in grid.profiles}
+
+
+def grid_digests(grid: Grid, profiles: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """{spec: :func:`profile_digest`} for every profile of ``grid`` (see :func:`grid_profiles`):
+    the ``digests`` that give :func:`expand` the ids :func:`run_sweep` uses."""
+    return {spec: profile_digest(p) for spec, p in grid_profiles(grid, profiles).items()}
+
+
+def expand(grid: Grid, digests: Mapping[str, str] | None = None) -> Iterator[RunParams]:
+    """Every distinct run of the grid in grid order: profile, cores, workload (ladders
+    expanded; a concrete spec that two workload values both give comes once, at its first
+    place), policy, seed (the last varies fastest). ``digests``: {profile spec: its
+    :func:`profile_digest`}, part of each run's id (:func:`run_sweep` passes them)."""
+    digests = digests or {}
     for profile in grid.profiles:
+        digest = digests.get(profile, "")
         for cores in grid.cores:
+            seen: set[str] = set()
             for w in grid.workloads:
                 for concrete in expand_workload(w):
+                    if concrete in seen:
+                        continue
+                    seen.add(concrete)
                     for policy in grid.policies:
                         for seed in grid.seeds:
-                            yield RunParams(profile, cores, concrete, policy, seed, grid.isolated)
+                            yield RunParams(profile, cores, concrete, policy, seed, grid.isolated, digest)
 
 
 @dataclass(frozen=True)
@@ -466,7 +599,8 @@ def _policy_args(spec: str) -> tuple[str, Any]:
 
 def _row_base(p: RunParams) -> dict:
     row: dict[str, Any] = dict.fromkeys(COLUMNS)
-    row.update(run_id=p.run_id, profile=p.profile, cores=p.cores, workload=p.workload, policy=p.policy, seed=p.seed)
+    row.update(run_id=p.run_id, profile=p.profile, profile_digest=p.profile_digest or None, cores=p.cores,
+               workload=p.workload, policy=p.policy, seed=p.seed)
     return row
 
 
@@ -538,11 +672,15 @@ def _parse_cell(column: str, text: str) -> object:
 def read_rows(path: str) -> list[dict]:
     """Rows of a results CSV written by this module (missing file: no rows). A truncated
     last line (a sweep killed mid-write) is ignored; other damage raises SweepError."""
-    if not os.path.exists(path):
+    try:
+        fh = safe_files.open_regular(path, "r", "sweep table")  # no symlink followed, no FIFO waited on
+    except safe_files.OutputPathError as exc:
+        raise SweepError(str(exc)) from None
+    if fh is None:
         return []
     rows = []
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with fh:
             reader = csv.DictReader(fh)
             if reader.fieldnames is None:
                 return []
@@ -558,6 +696,8 @@ def read_rows(path: str) -> list[dict]:
                     continue
     except OSError as exc:
         raise SweepError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SweepError(f"{path} is not a sweep table (not UTF-8 text)") from None
     return rows
 
 
@@ -572,7 +712,9 @@ def write_rows(path: str, rows: Sequence[Mapping]) -> None:
 
 
 def write_parquet(path: str, rows: Sequence[Mapping]) -> bool:
-    """Write the rows as Parquet if pyarrow imports; False (nothing written) otherwise."""
+    """Write the rows as Parquet if pyarrow imports; False (nothing written) otherwise.
+    SweepError naming the path when a value does not fit its column (an integer beyond
+    64 bits); OutputPathError when the file cannot be written."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -585,34 +727,67 @@ def write_parquet(path: str, rows: Sequence[Mapping]) -> bool:
         values = [row.get(c) for row in rows]
         if c in _FLOAT_COLUMNS:
             values = [None if v is None or not math.isfinite(v) else float(v) for v in values]
-        columns[c] = pa.array(values, type=types.get(c, pa.string()))
+        try:
+            columns[c] = pa.array(values, type=types.get(c, pa.string()))
+        except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
+            raise SweepError(f"cannot write {path}: column {c!r}: {' '.join(str(exc).split())}") from None
     safe_files.write_file(path, lambda fh: pq.write_table(pa.table(columns), fh), "sweep Parquet table")
     return True
 
 
 class _Appender:
-    """Appends rows to the results CSV as they come, flushed one by one."""
+    """Appends rows to the results CSV as they come, flushed one by one (through
+    ``packrat_sim.files.open_regular``: no symlink followed, no FIFO). A write that fails
+    (a full disk) stops the appending, never the sweep: ``error`` says why, and the rows
+    are still in the final table."""
 
     def __init__(self, path: str):
-        fresh = not os.path.exists(path) or os.path.getsize(path) == 0
-        if not fresh:
-            with open(path, "rb") as fh:  # a killed writer may have left half a line
-                fh.seek(-1, os.SEEK_END)
-                needs_newline = fh.read(1) != b"\n"
-        self._fh = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - held until close()
-        self._w = csv.writer(self._fh, lineterminator="\n")
-        if fresh:
-            self._w.writerow(COLUMNS)
-        elif needs_newline:
-            self._fh.write("\n")
-        self._fh.flush()
+        self.path = path
+        self.error: str | None = None
+        try:
+            fh = safe_files.open_regular(path, "a", "sweep table")
+        except safe_files.OutputPathError as exc:
+            raise SweepError(str(exc)) from None
+        assert fh is not None
+        self._fh: IO[str] | None = fh
+        self._w = csv.writer(fh, lineterminator="\n")
+        try:
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
+                self._w.writerow(COLUMNS)
+            elif not _ends_with_newline(path, size):  # a killed writer may have left half a line
+                fh.write("\n")
+            fh.flush()
+        except OSError as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        self.error = f"cannot append to {self.path}: {exc.strerror or exc}"
+        self.close()
 
     def add(self, row: Mapping) -> None:
-        self._w.writerow([_cell_text(row.get(c)) for c in COLUMNS])
-        self._fh.flush()
+        if self._fh is None:
+            return
+        try:
+            self._w.writerow([_cell_text(row.get(c)) for c in COLUMNS])
+            self._fh.flush()
+        except OSError as exc:
+            self._failed(exc)
 
     def close(self) -> None:
-        self._fh.close()
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            with contextlib.suppress(OSError):
+                fh.close()
+
+
+def _ends_with_newline(path: str, size: int) -> bool:
+    """Whether the file's byte at ``size - 1`` is a newline (read without following a link)."""
+    fh = safe_files.open_regular(path, "r", "sweep table")
+    if fh is None:
+        return True
+    with fh:
+        return os.pread(fh.fileno(), 1, size - 1) == b"\n"
 
 
 # ----------------------------------------------------------------- sweeping
@@ -645,7 +820,8 @@ def eta_s(done: int, total: int, elapsed_s: float) -> float | None:
 class SweepResult:
     """The outcome of :func:`run_sweep`: every row of the grid found or produced (grid
     order), how many ran now, how many were already in the directory, how many failed,
-    the files written and the wall time (s)."""
+    the files written, the wall time (s), and ``errors``: one line per file that could not
+    be written after the runs (the rows are complete all the same)."""
 
     rows: tuple[dict, ...]
     ran: int
@@ -655,23 +831,40 @@ class SweepResult:
     elapsed_s: float
     engine: str = ""
     workers: int = 0
+    errors: tuple[str, ...] = ()  # files that could not be written after the runs, and why
 
 
 def prepare_out_dir(out_dir: str) -> None:
     """Create the output directory (its parent must exist, as for every packrat output:
-    ``packrat_sim.files.prepare_output_dir``); SweepError naming the path otherwise."""
-    from packrat_sim.files import OutputPathError, prepare_output_dir
-
+    ``packrat_sim.files.prepare_output_dir``) and check every file a sweep writes there
+    (:data:`OUTPUT_FILES`: a symlink, FIFO, device or directory in their place is refused
+    before any run); SweepError naming the path otherwise."""
     try:
-        prepare_output_dir(out_dir, "sweep output directory")
-    except OutputPathError as exc:
+        safe_files.prepare_output_dir(out_dir, "sweep output directory")
+        for name in OUTPUT_FILES:
+            safe_files.check_output_path(os.path.join(out_dir, name), "sweep output file")
+    except safe_files.OutputPathError as exc:
         raise SweepError(str(exc)) from None
 
 
-def _pending(grid: Grid, rows: Iterable[dict]) -> tuple[list[RunParams], dict[str, dict]]:
+@contextlib.contextmanager
+def sweep_lock(out_dir: str) -> Iterator[None]:
+    """Hold the output directory for one sweep (``packrat_sim.files.output_lock``): a second
+    sweep into the same directory, in any process, is refused at once with a SweepError
+    naming the first's pid (else both would run every run and the table would keep only
+    one's rows). The same thread may nest it (the CLI holds it around :func:`run_sweep`)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(safe_files.output_lock(out_dir, "sweep output directory"))
+        except safe_files.OutputPathError as exc:
+            raise SweepError(str(exc)) from None
+        yield
+
+
+def _pending(grid: Grid, rows: Iterable[dict], digests: Mapping[str, str]) -> tuple[list[RunParams], dict[str, dict]]:
     """(runs still to do, in grid order; the ok rows among ``rows`` by run id)."""
     done = {r["run_id"]: r for r in rows if r["status"] == "ok"}
-    todo = [p for p in expand(grid) if p.run_id not in done]
+    todo = [p for p in expand(grid, digests) if p.run_id not in done]
     return todo, done
 
 
@@ -688,24 +881,34 @@ def run_sweep(
     """Run every run of ``grid`` not already finished in ``out_dir`` on ``engine``.
 
     ``engine``: anything with ``map(fn, tasks, retries)`` yielding outcomes
-    (:mod:`packrat_sim.engines`, ``packrat_sim/engines/ray.py``). Rows are appended to
-    ``results.csv`` as they finish; a task whose worker died twice, or that raised, gets
-    a ``failed`` row and the sweep goes on. At the end the table is rewritten in grid
-    order (rows of runs outside this grid that the directory already held are kept, after
-    them), ``results.parquet`` is written when pyarrow imports, and ``grid.json`` records
-    the grid. ``progress`` is called after each finished run. Profiles are loaded once,
-    here (unless the caller already loaded them: ``profiles``, {spec: Profile}), and travel
-    with the tasks.
+    (:mod:`packrat_sim.engines`, ``packrat_sim/engines/ray.py``). Before any run the
+    directory and its files are checked (:func:`prepare_out_dir`) and held
+    (:func:`sweep_lock`). Rows are appended to ``results.csv`` as they finish; a task whose
+    worker died twice, or that raised, gets a ``failed`` row and the sweep goes on. At the
+    end the table is rewritten in grid order (rows of runs outside this grid that the
+    directory already held are kept, after them), ``results.parquet`` is written when
+    pyarrow imports, and ``grid.json`` records the grid; a file that cannot be written then
+    is named in ``SweepResult.errors`` (the rows are returned all the same). ``progress`` is
+    called after each finished run. Profiles are loaded once, here (unless the caller
+    already loaded them: ``profiles``, {spec: Profile}), and travel with the tasks; each
+    run's id includes its profile's content digest.
     """
     t0 = time.perf_counter()
     prepare_out_dir(out_dir)
+    with sweep_lock(out_dir):
+        return _run_sweep_held(grid, out_dir, engine, t0, progress=progress, runner=runner, retries=retries,
+                               profiles=profiles)
+
+
+def _run_sweep_held(grid: Grid, out_dir: str, engine: Any, t0: float, *, progress, runner, retries,
+                    profiles) -> SweepResult:
+    """:func:`run_sweep` once the directory is held."""
     csv_path = os.path.join(out_dir, RESULTS_CSV)
     previous = read_rows(csv_path)  # read once: the resume key and, at the end, the earlier rows
-    todo, done = _pending(grid, previous)
-    given = profiles or {}
-    needed = {spec: given[spec] if spec in given else load_profile_spec(spec)
-              for spec in dict.fromkeys(p.profile for p in todo)}
-    tasks = make_tasks(todo, needed)
+    loaded = grid_profiles(grid, profiles)
+    digests = {spec: profile_digest(profile) for spec, profile in loaded.items()}
+    todo, done = _pending(grid, previous, digests)
+    tasks = make_tasks(todo, {spec: loaded[spec] for spec in dict.fromkeys(p.profile for p in todo)})
     new_rows: dict[str, dict] = {}
     failed = 0
     appender = _Appender(csv_path)
@@ -727,21 +930,16 @@ def run_sweep(
     all_rows.update(done)
     all_rows.update(new_rows)
     ordered, seen, total = [], set(), 0
-    for p in expand(grid):
+    for p in expand(grid, digests):
         total += 1
         row = all_rows.get(p.run_id)
         if row is not None and p.run_id not in seen:
             ordered.append(row)
             seen.add(p.run_id)
     extra = [r for rid, r in all_rows.items() if rid not in seen]
-    write_rows(csv_path, ordered + extra)
-    files = [csv_path]
-    parquet = os.path.join(out_dir, RESULTS_PARQUET)
-    if write_parquet(parquet, ordered + extra):
-        files.append(parquet)
-    grid_path = os.path.join(out_dir, GRID_JSON)
-    safe_files.write_json(grid_path, grid.to_json(), "sweep grid")
-    files.append(grid_path)
+    files, errors = _write_tables(out_dir, grid, ordered + extra)
+    if appender.error is not None and csv_path not in files:
+        errors.insert(0, appender.error)
     return SweepResult(
         rows=tuple(ordered),
         ran=len(tasks),
@@ -751,7 +949,37 @@ def run_sweep(
         elapsed_s=time.perf_counter() - t0,
         engine=getattr(engine, "name", type(engine).__name__),
         workers=int(getattr(engine, "workers", 0) or 0),
+        errors=tuple(errors),
     )
+
+
+def _write_tables(out_dir: str, grid: Grid, rows: Sequence[Mapping]) -> tuple[list[str], list[str]]:
+    """Write the tidy table, the Parquet table and ``grid.json``; (files written, one line per
+    file that could not be written). Each is tried whatever became of the others."""
+    files: list[str] = []
+    errors: list[str] = []
+    csv_path = os.path.join(out_dir, RESULTS_CSV)
+    parquet = os.path.join(out_dir, RESULTS_PARQUET)
+    grid_path = os.path.join(out_dir, GRID_JSON)
+
+    def table() -> bool:
+        write_rows(csv_path, rows)
+        return True
+
+    def grid_file() -> bool:
+        safe_files.write_json(grid_path, grid.to_json(), "sweep grid")
+        return True
+
+    steps: list[tuple[str, Callable[[], bool]]] = [
+        (csv_path, table), (parquet, lambda: write_parquet(parquet, rows)), (grid_path, grid_file),
+    ]
+    for path, step in steps:
+        try:
+            if step():
+                files.append(path)
+        except (SweepError, safe_files.OutputPathError) as exc:
+            errors.append(str(exc))
+    return files, errors
 
 
 # ------------------------------------------------------------------ summaries

@@ -56,11 +56,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from packrat_sim import limits
+from packrat_sim import inputs, limits
 from packrat_sim import spec as grammar
 from packrat_sim import validate
 from packrat_sim.errors import PackratError
-from packrat_sim.profile import ProfileError, read_text
 
 
 class WorkloadError(PackratError):
@@ -543,11 +542,10 @@ def _is_number(text: str) -> bool:
 
 
 def read_trace(path: str, *, unit: str = "s", batching: Batching = Batching()) -> Trace:
-    """Read a trace CSV file into a :class:`Trace`; WorkloadError names the path and problem."""
-    try:
-        text = read_text(path, "trace file")
-    except ProfileError as exc:
-        raise WorkloadError(str(exc)) from None
+    """Read a trace CSV file into a :class:`Trace`; WorkloadError names the path and problem.
+    Read through packrat_sim.inputs: a regular file only (``trace:/dev/zero`` or a FIFO is
+    refused before it is opened), at most 256 MiB, UTF-8 text without NUL."""
+    text = inputs.read_text(path, "trace file", error=WorkloadError)
     arr = parse_trace_csv(text, unit=unit, source=path)
     return Trace(timestamps_ms=tuple(arr.tolist()), source=path, batching=batching, unit=unit)
 

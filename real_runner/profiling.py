@@ -18,7 +18,9 @@ Resumable and loss-free: with ``out``, the profile is written atomically after e
 cell. Running again with the same ``out`` reads it and measures only the missing cells
 (same model, machine and runtime, else ProfileError); a file that does not parse is a
 ProfileError that names it, and is left untouched. An exception or Ctrl-C stops the
-worker and keeps everything written so far.
+worker and keeps everything written so far. One process at a time measures into an
+``out``: a second one is refused at once (ProfilingError naming the first's pid), so two
+runs never each keep only their own cells.
 
 Co-run sweep (``interference=True``, the default): for k = 1, 2, 4, ..., the allowed CPUs
 (at most MAX_CORUN), a pool of k one-thread instances, each on its own CPU with the probe
@@ -42,11 +44,12 @@ pass is added when it runs), so the ETA covers the co-run sweep too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,6 +57,7 @@ import numpy as np
 from packrat_sim import spec as grammar
 from packrat_sim import validate
 from packrat_sim.errors import PackratError
+from packrat_sim.files import OutputPathError, output_lock
 from packrat_sim.interference import fit_interference
 from packrat_sim.profile import Cell, Interference, Profile, ProfileError, read_profile, write_profile
 from packrat_sim.progress import ProgressBar
@@ -628,26 +632,41 @@ def measure_profile(
     stream = stream or sys.stderr
     enabled = progress if progress is not None else bool(getattr(stream, "isatty", lambda: False)())
     _check_out_dir(out)
-    old = _load_partial(out, model, topo, jit) if out is not None and os.path.exists(out) else None
-    job = _Job.resume(settings, topo, old)
-    rows = plan_cells(threads, batches, job.cells)
-    resumed = tuple((t, b) for t in threads for b in batches if (t, b) in job.cells)
-    need_interference = interference and job.interference is None
-    prog, planned_probe = _plan_progress(job, rows, need_interference, enabled, stream)
-    try:
-        _measure_isolated(job, rows, prog, out, on_cell)
-        if need_interference:
-            _measure_corun(job, prog, planned_probe)
-    finally:
-        prog.finish()
-    return ProfilingResult(
-        profile=_write_final(job, out, need_interference),
-        measured=tuple(job.measured),
-        resumed=resumed,
-        interference_measured=need_interference,
-        elapsed_s=time.monotonic() - t_begin,
-        out=out,
-    )
+    with _holding(out):  # two processes measuring into one file would each keep only its own cells
+        old = _load_partial(out, model, topo, jit) if out is not None and os.path.exists(out) else None
+        job = _Job.resume(settings, topo, old)
+        rows = plan_cells(threads, batches, job.cells)
+        resumed = tuple((t, b) for t in threads for b in batches if (t, b) in job.cells)
+        need_interference = interference and job.interference is None
+        prog, planned_probe = _plan_progress(job, rows, need_interference, enabled, stream)
+        try:
+            _measure_isolated(job, rows, prog, out, on_cell)
+            if need_interference:
+                _measure_corun(job, prog, planned_probe)
+        finally:
+            prog.finish()
+        return ProfilingResult(
+            profile=_write_final(job, out, need_interference),
+            measured=tuple(job.measured),
+            resumed=resumed,
+            interference_measured=need_interference,
+            elapsed_s=time.monotonic() - t_begin,
+            out=out,
+        )
+
+
+@contextlib.contextmanager
+def _holding(out: str | None) -> Iterator[None]:
+    """Hold ``out`` for this measurement (``packrat_sim.files.output_lock``): another process
+    measuring into the same file is refused at once, naming this one's pid (ProfilingError),
+    instead of both resuming from the same file and each writing only its own cells."""
+    with contextlib.ExitStack() as stack:
+        if out is not None:
+            try:
+                stack.enter_context(output_lock(out, "--out"))
+            except OutputPathError as exc:
+                raise ProfilingError(str(exc)) from None
+        yield
 
 
 def _worker_settings(pool) -> dict[str, str]:

@@ -125,41 +125,46 @@ def write_replay(path: str | Path, protocol, schedule: Sequence[Event], violatio
 
 def read_replay(path: str | Path):
     """Read a replay file: ``(protocol, schedule, file object)``. Raises ExploreError naming the
-    problem (missing file, bad JSON, unknown schema, protocol or event)."""
+    problem (missing file, not a regular file, larger than ``MAX_REPLAY_BYTES``, not UTF-8, bad or
+    duplicate-keyed JSON, unknown schema, protocol, parameter or event). The file is read through
+    packrat_sim.inputs (no device or FIFO, bounded) and its JSON strictly (no duplicate key, NaN,
+    integer of thousands of digits, deep nesting or lone surrogate)."""
     from checker.protocols import ProtocolError, build
+    from packrat_sim import inputs
 
-    path = Path(path)
+    name = str(path)
+    text = inputs.read_text(path, "replay file", error=ExploreError, limit=MAX_REPLAY_BYTES)
     try:
-        size = path.stat().st_size
-        if size > MAX_REPLAY_BYTES:
-            raise ExploreError(f"replay file {str(path)!r} is {size:,} bytes; the limit is {MAX_REPLAY_BYTES:,}")
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise ExploreError(f"cannot read replay file {str(path)!r}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ExploreError(f"replay file {str(path)!r} is not UTF-8 text (byte {exc.start}); is it a replay file?") from None
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ExploreError(f"replay file {str(path)!r} is not valid JSON: line {exc.lineno}: {exc.msg}") from None
+        obj = inputs.loads_json(text, "the replay file", error=ExploreError)
+    except ExploreError as exc:
+        raise ExploreError(f"replay file {name!r} is {exc}") from None
     if not isinstance(obj, dict):
-        raise ExploreError(f"replay file {str(path)!r} must hold a JSON object")
+        raise ExploreError(f"replay file {name!r} must hold a JSON object")
     if obj.get("schema") != REPLAY_SCHEMA:
-        raise ExploreError(f"replay file {str(path)!r} has schema {obj.get('schema')!r}; this version reads {REPLAY_SCHEMA!r}")
+        raise ExploreError(f"replay file {name!r} has schema {_brief(obj.get('schema'))}; this version reads {REPLAY_SCHEMA!r}")
     params = obj.get("params") or {}
     if not isinstance(params, dict):
-        raise ExploreError(f"replay file {str(path)!r}: \"params\" must be an object, not {params!r}")
+        raise ExploreError(f"replay file {name!r}: \"params\" must be an object, not {_brief(params)}")
+    for key in ("name", "variant"):
+        if key in params:  # they are the file's "protocol" and "variant", never parameters
+            raise ExploreError(f"replay file {name!r}: \"params\" holds {key!r}, which is not a protocol parameter "
+                               f"(the protocol and its variant are the file's \"protocol\" and \"variant\")")
     try:
         protocol = build(obj.get("protocol"), obj.get("variant"), **params)
     except ProtocolError as exc:
-        raise ExploreError(f"replay file {str(path)!r}: {exc}") from None
+        raise ExploreError(f"replay file {name!r}: {exc}") from None
     raw = obj.get("deliveries")
     if not isinstance(raw, list):
-        raise ExploreError(f"replay file {str(path)!r} has no \"deliveries\" list")
+        raise ExploreError(f"replay file {name!r} has no \"deliveries\" list")
     schedule = []
     for i, item in enumerate(raw):
         try:
             schedule.append(event_from_json(item))
         except ActorError as exc:
-            raise ExploreError(f"replay file {str(path)!r}: delivery {i + 1}: {exc}") from None
+            raise ExploreError(f"replay file {name!r}: delivery {i + 1}: {exc}") from None
     return protocol, tuple(schedule), obj
+
+
+def _brief(value: Any, limit: int = 80) -> str:
+    s = repr(value)
+    return s if len(s) <= limit else s[: limit - 3] + "..."

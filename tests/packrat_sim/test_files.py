@@ -14,11 +14,15 @@ import pytest
 
 from packrat_sim.files import (
     TEMP_PREFIX,
+    OutputBusyError,
     OutputPathError,
     check_output_path,
+    open_regular,
+    output_lock,
     prepare_output_dir,
     remove_stale_temps,
     write_file,
+    write_files,
     write_json,
     write_text,
 )
@@ -224,3 +228,92 @@ def test_an_output_directory_is_refused_when_its_parent_is_missing_or_it_is_a_fi
     link.symlink_to(tmp_path)
     with pytest.raises(OutputPathError, match="symbolic link"):
         prepare_output_dir(link)
+
+
+# ------------------------------------------------------------- sets, appends and locks (issue 29)
+
+def test_a_set_of_files_is_written_all_or_nothing_on_a_full_disk(tmp_path, monkeypatch):
+    from tests.disk_full_helpers import fill_disk
+
+    (tmp_path / "b.json").write_text("old b")
+    fill_disk(monkeypatch, tmp_path, after=2)  # the third file of the set finds the disk full
+    with pytest.raises(OutputPathError) as err:
+        write_files(tmp_path, {"a.json": "A", "b.json": "B", "c.json": "C", "d.json": "D"}, "--out")
+    message = str(err.value)
+    assert "c.json" in message and "no space left" in message and "none of the 4 files" in message
+    assert sorted(os.listdir(tmp_path)) == ["b.json"] and (tmp_path / "b.json").read_text() == "old b"
+
+
+def test_a_set_of_files_is_written_and_a_bad_member_is_refused_before_any_write(tmp_path):
+    paths = write_files(tmp_path, [("x.csv", "1\n"), ("y.json", b"{}")])
+    assert [p.name for p in paths] == ["x.csv", "y.json"] and (tmp_path / "y.json").read_text() == "{}"
+    os.symlink(tmp_path / "x.csv", tmp_path / "z.json")
+    with pytest.raises(OutputPathError, match="symbolic link"):
+        write_files(tmp_path, {"x.csv": "new", "z.json": "new"})
+    assert (tmp_path / "x.csv").read_text() == "1\n" and temps(tmp_path) == []
+    with pytest.raises(OutputPathError, match="plain file name"):
+        write_files(tmp_path, {"../escape": "x"})
+
+
+def test_open_regular_appends_and_reads_but_follows_no_symlink_and_waits_on_no_fifo(tmp_path):
+    target = tmp_path / "t.csv"
+    with open_regular(target, "a", "table") as fh:
+        fh.write("a\n")
+    with open_regular(target, "r", "table") as fh:
+        assert fh.read() == "a\n"
+    assert open_regular(tmp_path / "missing.csv", "r") is None
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    os.symlink(victim, tmp_path / "link.csv")
+    for mode in ("a", "r"):
+        with pytest.raises(OutputPathError, match="symbolic link"):
+            open_regular(tmp_path / "link.csv", mode, "table")
+    os.mkfifo(tmp_path / "fifo.csv")
+    for mode in ("a", "r"):  # a plain open() would block here
+        with pytest.raises(OutputPathError, match="FIFO"):
+            open_regular(tmp_path / "fifo.csv", mode, "table")
+    assert victim.read_text() == "keep"
+
+
+_HOLD = """
+import sys, time
+from packrat_sim.files import output_lock
+with output_lock(sys.argv[1], "target"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def hold_lock(path) -> subprocess.Popen:
+    """A child process holding ``output_lock(path)`` (kill it when done)."""
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(path)], cwd=REPO, stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_writer_of_a_target_is_refused_naming_the_first_until_it_dies(tmp_path):
+    target = tmp_path / "p.json"
+    holder = hold_lock(target)
+    try:
+        with pytest.raises(OutputBusyError, match=f"pid {holder.pid}"):
+            with output_lock(target, "--out"):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with output_lock(target, "--out") as lock:  # a killed holder's lock is free
+        with output_lock(target, "--out"):  # the same thread may nest it
+            assert os.path.exists(lock)
+    assert not os.path.exists(lock) and os.listdir(tmp_path) == []
+
+
+def test_another_thread_of_this_process_is_refused_too(tmp_path):
+    import threading
+
+    errors = []
+    with output_lock(tmp_path, "sweep output directory"):
+        t = threading.Thread(target=lambda: errors.append(pytest.raises(OutputBusyError, output_lock(tmp_path).__enter__)))
+        t.start()
+        t.join()
+    assert len(errors) == 1

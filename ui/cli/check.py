@@ -15,6 +15,12 @@ regular files directly inside it (hidden files skipped); quote globs so the shel
 Files are checked in this process for the first :data:`POOL_AFTER_S` seconds; with ``--jobs N``
 the files left then go to N worker processes (output stays in file order).
 
+A history file must be a regular file (a device or FIFO is refused, never read) of at most 256 MiB
+(``packrat_sim.inputs``). In a Jepsen or Porcupine log, a line that looks like an event but does
+not parse (a damaged ``jepsen.util -`` marker, a malformed field) is an error naming its line;
+``--lenient`` leaves such lines out instead, with a warning giving their count (on stderr, and
+``skipped_lines`` in ``--json``; in a batch, on the file's line).
+
 Partitions are decided concurrently (``--jobs``, see :func:`checker.linearizability.check`); the
 first ILLEGAL partition ends a file's check unless ``--all-partitions``. ``--timeout`` and
 ``--max-memory`` bound each file's check and give UNKNOWN, never OK.
@@ -32,6 +38,7 @@ import glob
 import math
 import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +86,7 @@ class CheckOptions:
     jobs: int = 1
     all_partitions: bool = False
     max_memory: int | None = None  # bytes; None: the library's default (half of RAM); 0: none
+    lenient: bool = False  # line formats: skip (and count) event lines that do not parse
 
 
 def _validate(opts: CheckOptions) -> None:
@@ -94,18 +102,20 @@ def _validate(opts: CheckOptions) -> None:
         raise BadInput(f"--jobs must be at least 1, not {opts.jobs}")
 
 
-def load_history(path: str, opts: CheckOptions):
-    """Read and parse one history file; returns (history, format, model name). Raises BadInput."""
+def load_history(path: str, opts: CheckOptions, report=None):
+    """Read and parse one history file; returns (history, format, model name). Raises BadInput.
+    ``report`` (a checker.history.LineReport) gets the lines read as events and, with
+    ``opts.lenient``, those skipped."""
     from checker.history import HistoryError, detect_format, parse_history, read_history_text
     from checker.models import MODELS
 
     try:
-        text = read_history_text(path)
-    except HistoryError as exc:  # unreadable, or not UTF-8: the message names the path
+        text = read_history_text(path)  # a regular file only, bounded, UTF-8 text
+    except HistoryError as exc:  # unreadable, not a regular file, or not UTF-8: the message names the path
         raise BadInput(str(exc)) from None
     try:
         resolved_fmt = detect_format(text) if opts.fmt == "auto" else opts.fmt
-        history = parse_history(text, resolved_fmt)
+        history = parse_history(text, resolved_fmt, lenient=opts.lenient, report=report)
     except HistoryError as exc:
         raise BadInput(f"{path}: {exc}") from None
     name = opts.model or history.model or DEFAULT_MODELS.get(resolved_fmt)
@@ -116,13 +126,14 @@ def load_history(path: str, opts: CheckOptions):
     return history, resolved_fmt, name
 
 
-def check_one(path: str, opts: CheckOptions):
-    """Load and check one file; returns (history, format, model, CheckResult). Raises BadInput."""
+def check_one(path: str, opts: CheckOptions, report=None):
+    """Load and check one file; returns (history, format, model, CheckResult). Raises BadInput.
+    ``report``: see :func:`load_history`."""
     from checker.history import HistoryError
     from checker.linearizability import check
     from checker.models import ModelError
 
-    history, fmt, name = load_history(path, opts)
+    history, fmt, name = load_history(path, opts, report)
     max_memory = opts.max_memory if opts.max_memory else (None if opts.max_memory is None else float("inf"))
     try:
         result = check(history, name, timeout=opts.timeout or None, jobs=opts.jobs,
@@ -148,14 +159,23 @@ def run_check(
     jobs: int | None = None,
     all_partitions: bool = False,
     max_memory: int | None = None,
+    lenient: bool = False,
 ) -> int:
-    """Check one history file and print the verdict; returns the exit code. Raises BadInput."""
+    """Check one history file and print the verdict; returns the exit code. Raises BadInput.
+    With ``lenient``, lines of a Jepsen or Porcupine log that look like events but do not parse
+    are left out with a warning on stderr (their count) instead of being an error."""
+    from checker.history import LineReport
     from checker.linearizability import explain
 
-    opts = CheckOptions(model, fmt, timeout, default_jobs() if jobs is None else jobs, all_partitions, max_memory)
+    opts = CheckOptions(model, fmt, timeout, default_jobs() if jobs is None else jobs, all_partitions, max_memory,
+                        lenient)
     _validate(opts)
     output_file_arg(html, "--html")  # before checking: directory exists, not a symlink or device
-    history, resolved_fmt, name, result = check_one(history_path, opts)
+    report = LineReport()
+    history, resolved_fmt, name, result = check_one(history_path, opts, report)
+    warning = skipped_note(report)
+    if warning:
+        print(f"packrat: warning: {history_path}: {warning}", file=sys.stderr)
 
     html_path = None
     if html:
@@ -170,6 +190,8 @@ def run_check(
         obj = result.to_json(history, name)
         obj["history"] = history_path
         obj["format"] = resolved_fmt
+        if opts.lenient:
+            obj.update(skipped_json(report))
         if html_path:
             obj["html"] = html_path
         emit_json(obj)
@@ -179,6 +201,23 @@ def run_check(
         if html_path:
             typer.echo(f"wrote {html_path}")
     return _exit_code(result.result)
+
+
+def skipped_note(report) -> str | None:
+    """The warning for lines ``--lenient`` left out (None when none was): their count and the
+    first one's reason."""
+    if report is None or not report.skipped:
+        return None
+    n = len(report.skipped)
+    return (f"--lenient skipped {n} line{'s' if n != 1 else ''} that look like events but do not parse "
+            f"(the verdict is about the rest); first: {report.skipped[0][1]}")
+
+
+def skipped_json(report) -> dict:
+    """The ``skipped_lines`` fields of a --json object under --lenient: the count and the first
+    lines (number and reason, at most 20)."""
+    return {"skipped_lines": len(report.skipped),
+            "skipped": [{"line": n, "error": why} for n, why in report.skipped[:20]]}
 
 
 _GLOB_MAGIC = re.compile(r"[*?\[]")
@@ -243,18 +282,22 @@ def _error_verdict(path: str, error: str) -> FileVerdict:
 def judge_file(path: str, error: str | None, opts: CheckOptions) -> FileVerdict:
     """Check one file of a batch (``error``: why it names no file, or None). Never raises
     BadInput: a file that cannot be read or checked becomes an ``error`` verdict."""
+    from checker.history import LineReport
     from checker.linearizability import Verdict, describe
     from checker.models import get_model
 
     if error is not None:
         return _error_verdict(path, error)
+    report = LineReport()
     try:
-        history, fmt, name, result = check_one(path, opts)
+        history, fmt, name, result = check_one(path, opts, report)
     except BadInput as exc:
         return _error_verdict(path, str(exc))
     obj = result.to_json(history, name)
     obj["history"] = path
     obj["format"] = fmt
+    if opts.lenient:
+        obj.update(skipped_json(report))
     n_parts, n_ops = len(result.partitions), result.operations
     line = (f"{result.result.value.upper():<8} {path}  ({name}, {n_ops} operation{'s' if n_ops != 1 else ''}, "
             f"{n_parts} partition{'s' if n_parts != 1 else ''}, {result.elapsed_s:.3f} s)")
@@ -268,6 +311,8 @@ def judge_file(path: str, error: str | None, opts: CheckOptions) -> FileVerdict:
             line += f"  {where}not linearizable"
     elif result.result is Verdict.UNKNOWN:
         line += f"  {result.reason}"
+    if report.skipped:
+        line += f"  (warning: --lenient skipped {len(report.skipped)} malformed line{'s' if len(report.skipped) != 1 else ''})"
     return FileVerdict(path, result.result.value, result.elapsed_s, line, obj)
 
 
@@ -375,12 +420,13 @@ def judge_files_on_engine(todo: list[tuple[int, str]], opts: Any, engine: Any,
     calling ``deliver(index, FileVerdict)`` as results come; a file that cannot be read here,
     or whose task failed, gets ``error_verdict(path, why)``."""
     tasks, where = [], []
+    from checker.history import HistoryError, read_history_text
+
     for index, path in todo:
         try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            deliver(index, error_verdict(path, f"cannot read it: {getattr(exc, 'strerror', None) or exc}"))
+            text = read_history_text(path)  # a regular file only (no FIFO or device), bounded, UTF-8
+        except HistoryError as exc:
+            deliver(index, error_verdict(path, str(exc)))
             continue
         tasks.append((path, text, opts))
         where.append(index)
@@ -517,6 +563,12 @@ def register(app: typer.Typer) -> None:
                                            help="Write a self-contained HTML explanation to FILE (one history)."),
         as_json: bool = typer.Option(False, "--json",
                                      help="Print one JSON object on stdout (one per line and file for several)."),
+        lenient: bool = typer.Option(
+            False, "--lenient",
+            help="Jepsen and Porcupine logs: leave out lines that look like events but do not parse "
+                 "(a damaged line), with a warning giving their count, instead of exit 2. The verdict "
+                 "is then about the lines that parsed.",
+        ),
         engine: str = typer.Option("local", "--engine",
                                    help="Several files: local (this process, and --jobs workers) or ray (one task per file)."),
         ray_address: str | None = typer.Option(None, "--ray-address",
@@ -526,11 +578,11 @@ def register(app: typer.Typer) -> None:
         n_jobs = default_jobs() if jobs is None else jobs
         if _single_file(histories):
             code = run_check(histories[0], model=model, fmt=fmt, timeout=timeout, html=html, as_json=as_json,
-                             jobs=n_jobs, all_partitions=all_partitions, max_memory=memory)
+                             jobs=n_jobs, all_partitions=all_partitions, max_memory=memory, lenient=lenient)
         else:
             if html:
                 raise BadInput("--html needs a single history file")
-            opts = CheckOptions(model, fmt, timeout, n_jobs, all_partitions, memory)
+            opts = CheckOptions(model, fmt, timeout, n_jobs, all_partitions, memory, lenient)
             if engine == "local" and ray_address is None:
                 code = run_check_many(histories, opts, as_json=as_json)
             else:

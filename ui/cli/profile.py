@@ -20,9 +20,17 @@ CORUN_HELP = (
 
 
 def _write(profile, out: str) -> None:
+    """Write the profile to ``out`` (JSON, or the tidy CSV for a .csv) unless another packrat
+    process is measuring into that file (refused naming it: the measurement would overwrite
+    this file with its own cells at its next one)."""
+    from packrat_sim.files import OutputPathError, output_lock
     from packrat_sim.profile import dumps_profile
 
-    write_output(out, profile.to_csv() if out.lower().endswith(".csv") else dumps_profile(profile), "--out")
+    try:
+        with output_lock(out, "--out"):
+            write_output(out, profile.to_csv() if out.lower().endswith(".csv") else dumps_profile(profile), "--out")
+    except OutputPathError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def _summary(profile) -> dict:

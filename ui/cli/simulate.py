@@ -7,8 +7,11 @@ Prints, side by side, request latency p50/p90/p99/max, batch latency, throughput
 queueing delay, core utilisation and reconfigurations. ``--json`` prints the same as
 one object. ``--out DIR`` also writes, per plan, ``NAME-requests.csv`` (per-request
 records), ``NAME-timeline.json`` and ``NAME-history.json`` (``packrat.history/1``), and
-``summary.json``. The workload grammar is documented in ``packrat_sim/workload.py``.
-Bad input exits 2 with one line naming the bad value.
+``summary.json``, as one set (``packrat_sim.files.write_files``: every file is written before
+any replaces the old one, so a full disk leaves the old set, never half of a new one). The
+workload grammar is documented in ``packrat_sim/workload.py``. Bad input exits 2 with one
+line naming the bad value; so does a set that cannot be written after the simulation, once
+the results are printed.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import os
 
 import typer
 
-from ui.cli.common import BadInput, corun_fields, emit_json, load_profile_arg, output_dir_arg, print_corun, write_output
+from ui.cli.common import BadInput, corun_fields, emit_json, fail, load_profile_arg, output_dir_arg, print_corun
 
 WORKLOAD_HELP = (
     "Workload spec: closed:batch=64,requests=1000 | poisson:rate=40/s,duration=60s[,max_batch=64][,max_delay=10ms] | "
@@ -44,8 +47,8 @@ def simulate_command(
     out: str | None = typer.Option(None, "--out", help="Directory for per-request CSV, timeline and history JSON (created if its parent exists; files replaced atomically)."),
     policy: str = typer.Option(
         "packrat", "--policy",
-        help="Adaptive policy: packrat[:KEY=VALUE,...] (options of packrat_sim.policy.PolicyConfig, e.g. "
-             "packrat:payback_ms=5000,confirmations=3) or packrat-ewma (the paper's queue-depth estimator).",
+        help="Adaptive policy: packrat[:KEY=VALUE,...] (e.g. packrat:payback_ms=5000,confirmations=3; keys in "
+             "README.md, \"The policy\") or packrat-ewma (the paper's queue-depth estimator).",
     ),
     isolated: bool = typer.Option(False, "--isolated", help="Ignore the profile's co-run model: service times from the isolated profile (by default a profile with a co-run model slows each instance by it)."),
 ) -> int:
@@ -65,6 +68,7 @@ def simulate_command(
     validate.positive_int(cores, "--cores", error=BadInput)
     validate.nonnegative_int(seed, "--seed", error=BadInput)
     output_dir_arg(out, "--out")  # before simulating: parent exists, not a symlink or a file
+    _check_out_files(out, (policy_name, "fat", "thin"))  # and no symlink, FIFO or directory in a file's place
     try:
         wl = load_workload(workload)
     except WorkloadError as exc:
@@ -75,7 +79,7 @@ def simulate_command(
     # a library error (a PackratError naming the value) reaches the entry point: exit 2
     comparison = compare_plans(priced_profile(prof, co), cores, wl, seed=seed, config=config,
                                policies=(policy_name, "fat", "thin"))
-    written = _write_out(comparison, out) if out is not None else []
+    written, write_error = _write_out(comparison, out) if out is not None else ([], None)
     notes = co.notes(p for r in comparison.results for p in r.plans)
     if json_out:
         obj = dict(comparison.to_json(), **corun_fields(co, notes))
@@ -87,26 +91,49 @@ def simulate_command(
         print_corun(co.describe(), notes)
         if written:
             print(f"wrote {len(written)} files to {out}")
+    if write_error is not None:  # the results are printed above; the files are not
+        fail(f"the simulation ran, but {write_error}")
     return 0
 
 
-def _write_out(comparison, out: str) -> list[str]:
-    """Write summary.json and, per result, requests CSV, timeline and history JSON."""
+def _out_names(names) -> list[str]:
+    """The files ``--out`` gets for results named ``names`` (summary.json first)."""
+    return ["summary.json", *(f"{n}-{kind}" for n in names for kind in ("requests.csv", "timeline.json", "history.json"))]
+
+
+def _check_out_files(out: str | None, names) -> None:
+    """BadInput naming the first file of the ``--out`` set that cannot be written (checked
+    before simulating; the directory itself is :func:`output_dir_arg`'s)."""
+    if out is None or not os.path.isdir(out):
+        return
+    from packrat_sim.files import OutputPathError, check_output_path
+
+    try:
+        for name in _out_names(names):
+            check_output_path(os.path.join(out, name), "--out file")
+    except OutputPathError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _write_out(comparison, out: str) -> tuple[list[str], str | None]:
+    """Write summary.json and, per result, requests CSV, timeline and history JSON, as one
+    set (all or none: ``packrat_sim.files.write_files``); (paths written, None), or ([],
+    the one-line reason) when the set could not be written."""
+    from packrat_sim.files import OutputPathError, write_files
+
     try:
         output_dir_arg(out, "--out", create=True)
-        files = []
-
-        def write(name: str, text: str) -> None:
-            files.append(write_output(os.path.join(out, name), text, "--out"))
-
-        write("summary.json", json.dumps(_finite(comparison.to_json()), indent=1) + "\n")
-        for r in comparison.results:
-            write(f"{r.name}-requests.csv", r.requests_csv())
-            write(f"{r.name}-timeline.json", json.dumps(_finite(r.timeline_json())) + "\n")
-            write(f"{r.name}-history.json", json.dumps(r.history()) + "\n")
-        return files
-    except OSError as exc:
-        raise BadInput(f"cannot write --out {out!r}: {exc}") from None
+    except BadInput as exc:
+        return [], str(exc)
+    items = {"summary.json": json.dumps(_finite(comparison.to_json()), indent=1) + "\n"}
+    for r in comparison.results:
+        items[f"{r.name}-requests.csv"] = r.requests_csv()
+        items[f"{r.name}-timeline.json"] = json.dumps(_finite(r.timeline_json())) + "\n"
+        items[f"{r.name}-history.json"] = json.dumps(r.history()) + "\n"
+    try:
+        return [str(p) for p in write_files(out, items, "--out")], None
+    except OutputPathError as exc:
+        return [], str(exc)
 
 
 def _finite(value):

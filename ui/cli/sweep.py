@@ -8,19 +8,25 @@ Axes: profile, cores, workload (ladders like ``poisson:rate=50..800/50,duration=
 policy, seed; grammar in ``packrat_sim/sweep.py``. Writes ``DIR/results.csv`` (one row per
 run), ``results.parquet`` (when pyarrow imports), ``grid.json`` and ``report.html``
 (capacity curves and the best plan per cell). Re-running with the same ``--out`` skips
-the runs already there. Exit 0 when every run succeeded, 1 when some failed (their rows
-say why; the rest finished), 2 on bad input (unknown axis, empty grid, more than 100,000
-runs without ``--yes``, an unreachable Ray address).
+the runs already there (an edited profile file runs again). Every output file is checked
+before any run (a symlink, FIFO, device or directory in its place is refused), and one
+sweep at a time writes a directory (a second is refused naming the first's pid). Exit 0
+when every run succeeded, 1 when some failed (their rows say why; the rest finished), 2 on
+bad input (unknown axis, empty grid, more than 100,000 runs without ``--yes``, an
+unreachable Ray address, a busy or unusable ``--out``) and when a file cannot be written
+after the runs (a full disk): the summary is printed all the same, then one line naming
+what was not written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
 import typer
 
-from ui.cli.common import BadInput, emit_json, note, print_corun
+from ui.cli.common import EXIT_BAD_INPUT, BadInput, emit_json, note, print_corun, print_error
 from ui.cli.engine import make_engine
 
 
@@ -72,30 +78,48 @@ def sweep_command(
     g = replace(g, isolated=isolated)
     if show_progress is None:
         show_progress = sys.stderr.isatty()
+    with contextlib.ExitStack() as held:
+        try:  # held until the report is written: a second sweep into --out is refused, never mixed in
+            held.enter_context(sw.sweep_lock(out))
+        except sw.SweepError as exc:
+            raise BadInput(str(exc)) from None
+        result = _run(g, out, total, profiles, engine, workers, ray_address, show_progress)
+        report, report_errors = _report(result.rows, out)
+    files = [*result.files, *report]
+    errors = [*result.errors, *report_errors]
+    failures = [r for r in result.rows if r["status"] != "ok"]
+    modes = _corun_modes(profiles, isolated)
+    notes = sw.corun_notes(result.rows)
+    if json_out:
+        emit_json(dict(_summary(result, total, out, files, failures), corun=modes, notes=notes, write_errors=errors))
+    else:
+        _print_summary(result, total, out, files)
+        print_corun("; ".join(f"{spec}: {mode}" for spec, mode in modes.items()), notes)
+    if failures:
+        note(f"{len(failures)} run(s) failed; first: {failures[0]['error']}")
+    if errors:  # the runs are done and summarised above; what could not be kept is named here
+        sys.stdout.flush()
+        print_error(f"the sweep ran, but {'; '.join(errors)}")
+        return EXIT_BAD_INPUT
+    return 1 if failures else 0
+
+
+def _run(g, out: str, total: int, profiles: dict, engine: str, workers: int | None, ray_address: str | None,
+         show_progress: bool):
+    """Start the engine, run the sweep with a progress bar, stop the engine; the SweepResult."""
+    from packrat_sim import sweep as sw
+
     eng = make_engine(engine, workers, ray_address)
     try:
         if show_progress:
             note(f"sweep: {total:,} runs on the {eng.name} engine ({eng.workers} worker(s)), output in {out}")
         bar, show = _sweep_bar(total, show_progress)
         with bar:
-            result = sw.run_sweep(g, out, eng, progress=show if show_progress else None, profiles=profiles)
+            return sw.run_sweep(g, out, eng, progress=show if show_progress else None, profiles=profiles)
     except sw.SweepError as exc:
         raise BadInput(str(exc)) from None
     finally:
         eng.close()
-    files = [*result.files, *_report(result.rows, out)]
-    failures = [r for r in result.rows if r["status"] != "ok"]
-    modes = _corun_modes(profiles, isolated)
-    notes = sw.corun_notes(result.rows)
-    if json_out:
-        emit_json(dict(_summary(result, total, out, files, failures), corun=modes, notes=notes))
-    else:
-        _print_summary(result, total, out, files)
-        print_corun("; ".join(f"{spec}: {mode}" for spec, mode in modes.items()), notes)
-    if failures:
-        note(f"{len(failures)} run(s) failed; first: {failures[0]['error']}")
-        return 1
-    return 0
 
 
 def _load_grid(grid: str | None, axis: list[str] | None, yes: bool, out: str):
@@ -127,15 +151,21 @@ def _corun_modes(profiles: dict, isolated: bool) -> dict[str, str]:
     return {spec: corun(profile, isolated).mode for spec, profile in profiles.items()}
 
 
-def _report(rows, out: str) -> list[str]:
-    """``[OUT/report.html]`` once written; none (with a note) when plotly is missing."""
+def _report(rows, out: str) -> tuple[list[str], list[str]]:
+    """(``[OUT/report.html]`` once written, []); nothing written (with a note) when plotly is
+    missing; ([], [why]) when the page cannot be written (a full disk)."""
+    from packrat_sim.files import OutputPathError
+    from packrat_sim.sweep import REPORT_HTML
+
     try:
         from ui.reports.sweep import write_report
-
-        return [write_report(rows, os.path.join(out, "report.html"))]
     except ImportError:
         note("plotly is not installed: no report.html (pip install -e '.[ui]')")
-        return []
+        return [], []
+    try:
+        return [write_report(rows, os.path.join(out, REPORT_HTML))], []
+    except OutputPathError as exc:
+        return [], [str(exc)]
 
 
 def _summary(result, total: int, out: str, files: list[str], failures: list[dict]) -> dict:

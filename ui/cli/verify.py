@@ -77,8 +77,11 @@ def certificate_lines(cert, indent: str = "") -> list[str]:
     s = cert.stats
     lines = []
     if cert.result is Result.OPTIMAL:
+        who = "Z3 proved" if not s.bounded else (
+            "the density bound refuted every query, Z3 was not needed: it is proved" if not s.queries else
+            f"Z3 and the density bound ({s.bounded} of {s.bounded + s.queries} queries) proved")
         lines.append(
-            f"result    OPTIMAL: Z3 proved that no allocation of the profiled shapes has latency < {cert.bound_ms:.4f} ms"
+            f"result    OPTIMAL: {who} that no allocation of the profiled shapes has latency < {cert.bound_ms:.4f} ms"
         )
         lines.append(f"bound     latency < {cert.bound_ms:.6f} ms refuted (unsatisfiable)")
     elif cert.result is Result.NOT_OPTIMAL:
@@ -95,9 +98,11 @@ def certificate_lines(cert, indent: str = "") -> list[str]:
             f"result    UNKNOWN: Z3 did not decide within the {cert.timeout_s:g} s limit ({cert.reason}); the plan is NOT certified"
         )
         lines.append(f"bound     latency < {cert.bound_ms:.6f} ms neither refuted nor satisfied")
+    refuted = f", {s.bounded} queries refuted by the density bound without Z3" if s.bounded else ""
     lines.append(
-        f"solving   {cert.elapsed_s:.3f} s   (Z3: {s.variables} integer variables, {s.constraints} constraints, "
-        f"{s.shapes} of {s.usable_shapes} usable shapes below the bound, {s.sockets} socket(s))"
+        f"solving   {cert.elapsed_s:.3f} s   (Z3: {s.queries} queries, {s.variables} integer variables, "
+        f"{s.constraints} constraints, {s.shapes} of {s.usable_shapes} usable shapes below the bound, "
+        f"{s.sockets} socket(s){refuted})"
     )
     return [indent + line for line in lines]
 
@@ -131,12 +136,16 @@ def verify_report(profile, batch: int, cores: int, options, plan_source: str, ce
 
 
 def load_plan_file(path: str):
-    """The plan in file ``path`` (packrat.plan/1); BadInput naming the file when it is not one."""
-    from packrat_sim.plan import PlanError, loads_plan
-    from packrat_sim.profile import read_text
+    """The plan in file ``path`` (packrat.plan/1); BadInput naming the file when it is not one.
+    Read through packrat_sim.inputs: a regular file only (no device or FIFO), bounded, UTF-8
+    text, strict JSON (no duplicate key, NaN, integer of thousands of digits, deep nesting or
+    lone surrogate)."""
+    from packrat_sim import inputs
+    from packrat_sim.plan import Plan, PlanError
 
+    text = inputs.read_text(path, "plan file", error=BadInput)
     try:
-        return loads_plan(read_text(path, "plan file"))  # read_text: ProfileError naming the path
+        return Plan.from_json(inputs.loads_json(text, "the plan JSON", error=PlanError))
     except PlanError as exc:
         raise BadInput(f"plan file {path!r}: {exc}") from None
 

@@ -36,6 +36,13 @@ def test_verify_proves_the_optimizer_plan_optimal_and_exits_0(capsys):
     assert "refuted" in out and "solving" in out and " s " in out
 
 
+def test_verify_says_when_the_density_bound_proved_it_without_asking_z3(capsys):
+    code, out, err = run(capsys, "--profile", "builtin:cnn-64+interference", "--batch", "256", "--cores", "64")
+    assert code == 0, err
+    assert "OPTIMAL: the density bound refuted every query, Z3 was not needed" in out
+    assert "(Z3: 0 queries" in out and "64 queries refuted by the density bound without Z3" in out
+
+
 def test_verify_labels_a_builtin_profile_as_synthetic(capsys):
     _, out, _ = run(capsys, *PROBLEM)
     assert "cnn-16 [synthetic]" in out and "SYNTHETIC profile" in out
