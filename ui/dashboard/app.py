@@ -22,9 +22,20 @@ from ui.dashboard import state as state  # noqa: E402 - after the sys.path entry
 
 FAVICON = HERE / "favicon.png"
 
+
+@st.cache_resource(show_spinner=False)
+def job_server() -> bool:
+    """The warm job server, started once per server process with the app (ui.dashboard.jobs)."""
+    from ui.dashboard import jobs
+
+    return jobs.warm()
+
+
 state.use_app_navigation()
 st.set_page_config(page_title="Packrat toolkit", page_icon=str(FAVICON), layout="wide")
 state.keep_widgets()
+if __name__ == "__main__":  # not in a worker process re-running the app as its main (__mp_main__)
+    job_server()
 
 # Profiles is the default page, served at "/"; Streamlit gives a default page no other
 # URL, so a hidden page answers "/profiles" (a link people type) by switching to it with

@@ -59,11 +59,25 @@ def _log_y(fig: go.Figure, values) -> None:
     fig.update_yaxes(type="log", tickvals=ticks, ticktext=[tick_text(t) for t in ticks], showticklabels=True)
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str, **kw) -> go.Figure:
+#: Legend beside the plot, right of it (outside the plot area): for figures whose space
+#: above the plot holds text of its own (subplot titles, event labels), which a legend on
+#: top would cover.
+LEGEND_RIGHT = dict(orientation="v", yanchor="top", y=1.0, xanchor="left", x=1.02)
+RIGHT_MARGIN = 170  # px for LEGEND_RIGHT's entries
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, *, legend_right: bool = False, top: int = 80,
+            **kw) -> go.Figure:
+    """Title top left, legend above the plot at the right (or, ``legend_right``, beside it), axes
+    titled; ``top``: the top margin in px (title plus whatever a figure draws above its plot)."""
+    legend = LEGEND_RIGHT if legend_right else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1)
     fig.update_layout(
-        title=dict(text=title, x=0, xanchor="left", y=0.98, yanchor="top"), xaxis_title=x, yaxis_title=y,
-        margin=dict(l=60, r=20, t=80, b=50),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1), **kw,
+        # the title's top 10 px below the figure's top, however tall the figure (a fraction of
+        # the height would push it down onto what a tall figure draws above its plot)
+        title=dict(text=title, x=0, xanchor="left", y=1.0, yanchor="top", yref="container", pad=dict(t=10)),
+        xaxis_title=x, yaxis_title=y,
+        margin=dict(l=60, r=RIGHT_MARGIN if legend_right else 20, t=top, b=50),
+        legend=legend, **kw,
     )
     return fig
 
@@ -161,15 +175,31 @@ def core_map(owner: Sequence[int | None], instances: Sequence[dict], per_row: in
     return fig
 
 
-def baseline_bars(fat_ms: float, thin_ms: float, plan_ms: float, labels: Sequence[str] = ("fat", "thin", "plan"),
-                  title: str = "Batch latency: fat vs thin vs optimal plan") -> go.Figure:
-    """Three bars with their values printed on them (None: a baseline infeasible here)."""
+def _wrap(text: str, width: int = 28) -> str:
+    """``text`` broken into lines of about ``width`` characters (``<br>``), for chart labels."""
+    import textwrap
+
+    return "<br>".join(textwrap.wrap(text, width)) or text
+
+
+def baseline_bars(fat_ms: float | None, thin_ms: float | None, plan_ms: float, labels: Sequence[str] = ("fat", "thin", "plan"),
+                  title: str = "Batch latency: fat vs thin vs optimal plan",
+                  notes: Sequence[str | None] = ()) -> go.Figure:
+    """Three bars with their values printed on them. A bar with no value (None: the baseline
+    cannot run on the candidate cells) keeps its place on the axis and says ``n/a`` and why
+    (``notes``, the planner report's ``*_note``), instead of silently disappearing."""
     ys = [fat_ms, thin_ms, plan_ms]
+    notes = list(notes) + [None] * (len(ys) - len(notes))
     fig = go.Figure(
-        go.Bar(x=list(labels), y=ys, text=["n/a (infeasible)" if y is None else f"{y:.2f} ms" for y in ys],
+        go.Bar(x=list(labels), y=ys, text=["" if y is None else f"{y:.2f} ms" for y in ys],
                textposition="auto",
                marker_color=[PALETTE[1], PALETTE[4], PALETTE[2]], name="latency")
     )
+    for x, y, note in zip(labels, ys, notes):
+        if y is None:
+            fig.add_annotation(x=x, y=0, xref="x", yref="y", yanchor="bottom", showarrow=False, align="center",
+                               text="n/a" + (f":<br>{_wrap(note)}" if note else ""), font=dict(size=11))
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=list(labels))
     return _layout(fig, title, "", "latency (ms)")
 
 
@@ -203,9 +233,44 @@ def latency_cdf(samples: dict[str, Sequence[float]], title: str = "Batch latency
     return _layout(fig, title, "latency (ms)", "fraction")
 
 
+#: Event labels above a timeline: px per character (11 px font) and per row.
+CHAR_PX, ROW_PX, MAX_ROWS = 6.6, 17, 4
+ASSUMED_PLOT_PX = 900  # the narrowest plot width the labels are laid out for (a 1440 px page: ~1100)
+LEFT_SLACK_PX = 50  # a label may reach this far into the left margin (above the lane names)
+
+
+def label_rows(marks: Sequence[dict], x0: float, x1: float,
+               plot_px: float = ASSUMED_PLOT_PX) -> list[tuple[int | None, str]]:
+    """(row, side) of each mark's label: row 0 is right above the plot, side ``left`` or
+    ``right`` of its line, so that no two labels of a row overlap. A ``reconfigure`` label goes
+    left of its line and any other right of it (a reconfiguration's decision comes before its
+    switch, so its two labels face away from each other), unless that would run past the start
+    of the axis (by more than :data:`LEFT_SLACK_PX`) or the right margin. Widths are estimated for a plot ``plot_px`` wide over [x0, x1]; a label that
+    fits no row of :data:`MAX_ROWS` gets row None (its line stays, its text is in the hover)."""
+    per_px = (x1 - x0) / plot_px if x1 > x0 else 1.0
+    taken: list[list[tuple[float, float]]] = [[] for _ in range(MAX_ROWS)]
+    out: list[tuple[int | None, str]] = []
+    for m in marks:
+        width = (len(str(m.get("short", m.get("label", "")))) * CHAR_PX + 8) * per_px
+        side = "left" if m.get("kind") == "reconfigure" else "right"
+        if side == "left" and m["t"] - width < x0 - LEFT_SLACK_PX * per_px:
+            side = "right"
+        elif side == "right" and m["t"] + width > x1 + RIGHT_MARGIN * per_px:
+            side = "left"
+        lo, hi = (m["t"] - width, m["t"]) if side == "left" else (m["t"], m["t"] + width)
+        row = next((r for r in range(MAX_ROWS) if all(hi <= a or lo >= b for a, b in taken[r])), None)
+        if row is not None:
+            taken[row].append((lo, hi))
+        out.append((row, side))
+    return out
+
+
 def gantt(spans: Sequence[dict], marks: Sequence[dict] = (), title: str = "Per-instance timeline") -> go.Figure:
-    """Horizontal bars: ``spans`` = [{"lane", "start", "end", "label", "group"}], ``marks`` = [{"t", "label"}]
-    drawn as vertical lines (reconfigurations). Times in ms."""
+    """Horizontal bars: ``spans`` = [{"lane", "start", "end", "label", "group"}], ``marks`` = [{"t",
+    "label", "short", "kind"}] drawn as vertical lines (reconfigurations: ``kind`` reconfigure or
+    switch). Each line's ``short`` label sits above the plot area (never over the bars), in rows
+    chosen by :func:`label_rows` so labels never overlap; hovering a label shows the full
+    ``label``. The legend sits right of the plot, clear of the labels. Times in ms."""
     fig = go.Figure()
     groups: dict[str, list[dict]] = {}
     for s in spans:
@@ -216,11 +281,24 @@ def gantt(spans: Sequence[dict], marks: Sequence[dict] = (), title: str = "Per-i
             orientation="h", name=g or "work", marker_color=PALETTE[k % len(PALETTE)],
             hovertext=[s.get("label", "") for s in ss], hoverinfo="text",
         ))
-    for m in marks:
-        fig.add_vline(x=m["t"], line=dict(color="red", dash="dash"), annotation_text=m.get("label", "reconfigure"))
+    xs = [s["start"] for s in spans] + [s["end"] for s in spans] + [m["t"] for m in marks]
+    x0, x1 = (min(xs), max(xs)) if xs else (0.0, 1.0)
+    rows = label_rows(marks, x0, x1)
+    for m, (row, side) in zip(marks, rows):
+        fig.add_vline(x=m["t"], line=dict(color=BREAK_COLOR, dash="dash" if m.get("kind") == "reconfigure" else "solid",
+                                          width=1.5))
+        if row is None:
+            continue
+        left = side == "left"
+        fig.add_annotation(x=m["t"], xref="x", y=1.0, yref="paper", yanchor="bottom", yshift=2 + row * ROW_PX,
+                           xanchor="right" if left else "left", xshift=-2 if left else 2, showarrow=False,
+                           text=str(m.get("short", m.get("label", ""))), hovertext=str(m.get("label", "")),
+                           font=dict(size=11, color=BREAK_COLOR), name="mark")
+    used = max((r for r, _ in rows if r is not None), default=-1) + 1
     fig.update_layout(barmode="overlay")
     fig.update_yaxes(type="category", autorange="reversed")
-    return _layout(fig, title, "time (ms)", "instance")
+    fig.update_xaxes(range=[x0, x1] if x1 > x0 else None)
+    return _layout(fig, title, "time (ms)", "instance", legend_right=True, top=50 + used * ROW_PX)
 
 
 # -------------------------------------------------------------- verification
@@ -353,7 +431,8 @@ def time_series(series: dict, marks: Sequence[dict] = (), title: str = "Over tim
                                  line=dict(color=BREAK_COLOR, dash="dash")), row=1, col=1)
     fig.update_xaxes(title_text="time (s)", row=3, col=1)
     fig.update_layout(height=640)
-    return _layout(fig, title, "", "")
+    # the legend goes beside the panels: on top it would cover the first panel's title
+    return _layout(fig, title, "", "", legend_right=True)
 
 
 def compare_bars(rows: Sequence[dict], metric: str, title: str) -> go.Figure:

@@ -324,7 +324,8 @@ def sim_gantt(result, t0_ms: float, t1_ms: float, max_bars: int = 2500) -> tuple
     dispatched in the window gives one bar per instance that got a share of it, from the
     dispatch to the batch's completion (sub-batches start together; the batch ends with
     its slowest instance). A restarting reconfiguration adds the new instances' start-up
-    and warm-up bar (decision to routing switch). Marks: reconfigure (decision) and switch.
+    and warm-up bar (decision to routing switch). Marks: reconfigure (decision) and switch,
+    each {"t", "kind", "short" (its label on the chart), "label" (in full, for the hover)}.
     """
     from packrat_sim.simulator import split_batch
 
@@ -332,10 +333,13 @@ def sim_gantt(result, t0_ms: float, t1_ms: float, max_bars: int = 2500) -> tuple
     spans: list[dict] = []
     marks: list[dict] = []
     for rc in result.reconfigurations:
-        for t, what in ((rc.call_ms, f"reconfigure -> e{rc.to_epoch} ({rc.to_plan.describe()})"),
-                        (rc.switch_ms, f"switch to e{rc.to_epoch}")):
+        for t, kind, short, what in (
+                (rc.call_ms, "reconfigure", f"reconfigure -> e{rc.to_epoch}",
+                 f"reconfigure -> e{rc.to_epoch} ({rc.to_plan.describe()}) at {rc.call_ms:.1f} ms"),
+                (rc.switch_ms, "switch", f"switch to e{rc.to_epoch}",
+                 f"switch to e{rc.to_epoch} at {rc.switch_ms:.1f} ms")):
             if t0_ms <= t <= t1_ms:
-                marks.append({"t": t, "label": what})
+                marks.append({"t": t, "label": what, "short": short, "kind": kind})
         if rc.restarted and rc.switch_ms >= t0_ms and rc.call_ms <= t1_ms:
             for j, inst in enumerate(rc.to_plan.instances):
                 spans.append({"lane": f"e{rc.to_epoch} #{j} {inst.threads}t", "start": rc.call_ms, "end": rc.switch_ms,
@@ -753,32 +757,115 @@ def _q(value: Any) -> str:
     return shlex.quote(str(value))
 
 
-def cli_plan(profile_arg: str | None, batch: int, cores: int, options, isolated: bool = False) -> tuple[str, list[str]]:
-    """The ``packrat plan`` command of the planner's form, and what it cannot express."""
-    cmd = ["packrat plan", f"--profile {_q(profile_arg or 'PROFILE.json')}", f"--batch {batch}", f"--cores {cores}"]
+def cli_flags(command) -> frozenset[str]:
+    """The ``--flags`` a ``packrat`` verb's function (a typer command) accepts, read from its
+    signature, so a form puts an input in its command only where the command line takes it."""
+    import inspect
+
+    flags: set[str] = set()
+    for param in inspect.signature(command).parameters.values():
+        decls = getattr(param.default, "param_decls", None) or ()
+        flags.update(d for d in decls if isinstance(d, str) and d.startswith("--"))
+    return frozenset(flags)
+
+
+def _num(x: float) -> str:
+    """A number as the command line should carry it: no trailing ``.0``, every digit kept."""
+    return f"{float(x):.15g}"
+
+
+def _profile_flag(profile_arg: str | None, notes: list[str]) -> str:
+    if profile_arg is None:
+        notes.append("the current profile is not a built-in: save it (Profiles page) and pass its file as PROFILE.json")
+    return f"--profile {_q(profile_arg or 'PROFILE.json')}"
+
+
+def _plan_flags(options) -> list[str]:
+    """The optimizer options as `packrat plan` / `packrat verify` take them (their defaults:
+    idle cores allowed, any instances, sub-batches of 1 and up)."""
+    out = []
+    if options.exact_cores:
+        out.append("--exact-cores")
+    if options.homogeneous:
+        out.append("--homogeneous")
+    if options.min_batch != 1:
+        out.append(f"--min-batch {options.min_batch}")
+    if options.statistic:
+        out.append(f"--statistic {options.statistic}")
+    return out
+
+
+def cli_plan(profile_arg: str | None, batch: int, cores: int, options,
+             isolated: bool = False) -> tuple[str, list[str], list[str]]:
+    """The ``packrat plan`` command of the planner's form: (command, inputs it cannot express,
+    notes). Every option the page sets is in it, the CLI's defaults left out."""
+    notes: list[str] = []
+    cmd = ["packrat plan", _profile_flag(profile_arg, notes), f"--batch {batch}", f"--cores {cores}",
+           *_plan_flags(options)]
     if isolated:
         cmd.append("--isolated")
-    if not options.exact_cores:
-        cmd.append("--allow-idle")
-    if options.homogeneous:
-        cmd.append("--homogeneous")
-    if options.min_batch != 1:
-        cmd.append(f"--min-batch {options.min_batch}")
-    if options.statistic:
-        cmd.append(f"--statistic {options.statistic}")
     missing = []
-    if profile_arg is None:
-        missing.append("the current profile is not a built-in: save it (Profiles page) and pass its file")
     if options.max_instances:
-        missing.append(f"at most {options.max_instances} instances (no CLI flag)")
+        missing.append(f"at most {options.max_instances} instances (`packrat plan` has no flag; `packrat verify` has "
+                       "--max-instances)")
     if options.cores_per_socket:
-        missing.append(f"{options.cores_per_socket} cores per socket (no CLI flag)")
-    return " ".join(cmd), missing
+        missing.append(f"{options.cores_per_socket} cores per socket (`packrat plan` has no flag; `packrat verify` has "
+                       "--cores-per-socket)")
+    return " ".join(cmd), missing, notes
 
 
-def cli_simulate(profile_arg: str | None, cores: int, spec: str, seed: int, isolated: bool = False) -> str:
-    return (f"packrat simulate --profile {_q(profile_arg or 'PROFILE.json')} --cores {cores} "
-            f"--workload {_q(spec)} --seed {seed}" + (" --isolated" if isolated else ""))
+def cli_verify(profile_arg: str | None, batch: int, cores: int, options, timeout_s: float,
+               isolated: bool = False) -> tuple[str, list[str]]:
+    """The ``packrat verify`` command of the planner's Z3 certificate: (command, notes). It
+    certifies the optimizer's plan of the same problem, as the page does."""
+    notes: list[str] = []
+    cmd = ["packrat verify", _profile_flag(profile_arg, notes), f"--batch {batch}", f"--cores {cores}",
+           *_plan_flags(options)]
+    if options.max_instances:
+        cmd.append(f"--max-instances {options.max_instances}")
+    if options.cores_per_socket:
+        cmd.append(f"--cores-per-socket {options.cores_per_socket}")
+    if isolated:
+        cmd.append("--isolated")
+    cmd.append(f"--timeout {_num(timeout_s)}")
+    return " ".join(cmd), notes
+
+
+def cli_simulate(profile_arg: str | None, cores: int, spec: str, seed: int, isolated: bool = False, *,
+                 start_ms: float | None = None, warmup: int | None = None,
+                 flags: frozenset[str] = frozenset()) -> tuple[str, list[str], list[str]]:
+    """The ``packrat simulate`` command of the Simulator's form: (command, inputs it cannot
+    express, notes). ``start_ms`` / ``warmup``: the reconfiguration model's start-up and
+    warm-up; a value other than the library's default goes in as ``--start-ms`` / ``--warmup``
+    when the CLI takes them (``flags``: :func:`cli_flags` of the verb), else it is reported
+    as not expressible."""
+    from packrat_sim.simulator import SimConfig
+
+    notes: list[str] = []
+    cmd = ["packrat simulate", _profile_flag(profile_arg, notes), f"--cores {cores}", f"--workload {_q(spec)}",
+           f"--seed {seed}"]
+    if isolated:
+        cmd.append("--isolated")
+    missing = []
+    default = SimConfig()
+    for value, dflt, flag, what in ((start_ms, default.start_ms, "--start-ms", "an instance start-up of {} ms"),
+                                    (warmup, default.warmup_iterations, "--warmup", "{} warm-up inferences")):
+        if value is None or float(value) == float(dflt):
+            continue
+        if flag in flags:
+            cmd.append(f"{flag} {_num(value)}")
+        else:
+            missing.append(f"{what.format(_num(value))} (no {flag} flag: the command simulates {what.format(_num(dflt))})")
+    return " ".join(cmd), missing, notes
+
+
+def cli_sweep(axes: Sequence[str], isolated: bool, workers: int) -> str:
+    """The ``packrat sweep`` command of the Sweep page's grid."""
+    cmd = ["packrat sweep", *(f"--axis {_q(a)}" for a in axes)]
+    if isolated:
+        cmd.append("--isolated")
+    cmd.append(f"--workers {workers}")
+    return " ".join(cmd)
 
 
 def cli_explore(protocol: str, variant: str, strategy: str, max_schedules: int, max_time: float, seed: int,

@@ -16,6 +16,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 #: Exploration strategies (checker.explore.STRATEGIES).
 STRATEGY_HELP = {
     "dfs": "depth-first over every schedule, pruning states already seen (complete)",
+    "bfs": ("breadth-first, pruning states already seen: the first counterexample is a shortest one "
+            "(complete; also judges eventually properties)"),
     "exhaustive": "every schedule, no pruning: the slowest complete search, the reference",
     "dpor": "dynamic partial-order reduction: one schedule per order of dependent deliveries (complete)",
     "transdpor": "DPOR with transitive dependencies: fewer schedules than dpor, still complete",

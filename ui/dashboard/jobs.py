@@ -1,11 +1,18 @@
 """Long dashboard work (exploring, checking, measuring, benchmarks, simulations) in a
 child process that Cancel really stops.
 
-No streamlit here: :class:`Job` starts ``target(progress, **kwargs)`` in a ``spawn``
-child, hands its progress snapshots and its result (or exception) back through a queue,
-and :meth:`Job.cancel` terminates the child (SIGTERM, then SIGKILL), so a cancelled
+No streamlit here: :class:`Job` starts ``target(progress, **kwargs)`` in a child process,
+hands its progress snapshots and its result (or exception) back through a queue, and
+:meth:`Job.cancel` terminates the child (SIGTERM, then SIGKILL), so a cancelled
 exploration stops using a CPU at once instead of running to the end of its budget.
 ``ui.dashboard.state.run_job`` draws it with a progress bar and a Cancel button.
+
+The child is forked from a warm job server (multiprocessing's forkserver, through
+``packrat_sim.engines.spawn.process_context``) that imported :data:`PRELOAD` once: a job
+starts in milliseconds instead of paying a fresh interpreter and the libraries' imports
+(seconds) every time, and each job is still its own process that Cancel kills. ``app.py``
+starts the server with the app (:func:`warm`). Where the platform has no forkserver, jobs
+are spawned as before.
 
 The targets below are module-level functions (a spawn child imports them by name). Each
 takes ``progress`` first: a callable taking keyword counters (``schedules``, ``states``,
@@ -25,9 +32,11 @@ import os
 import pickle
 import queue
 import signal
+import sys
 import threading
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, is_dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -36,6 +45,51 @@ from packrat_sim.engines.spawn import process_context, start_process, watch_pare
 
 MODE_ENV = "PACKRAT_UI_JOBS"
 MIN_INTERVAL_S = 0.2  # at most ~5 progress snapshots a second cross the queue
+
+#: What the warm job server imports once, before its first job (the local engine's workers,
+#: which fork from the same server, are among them): the libraries every job target calls.
+PRELOAD = ("numpy", "simpy", "packrat_sim.simulator", "packrat_sim.engines.local", "packrat_sim.optimizer",
+           "packrat_sim.predictor", "checker.explore", "checker.protocols", "checker.history",
+           "checker.linearizability", "checker.allocation", "ui.dashboard.jobs")
+
+
+@contextlib.contextmanager
+def without_main() -> Iterator[None]:
+    """While starting a job (or the job server): ``__main__`` is a bare module. A child of
+    multiprocessing re-runs the starter's ``__main__`` from its file, and in a Streamlit run
+    that is ``app.py``: every job would run the whole app (in bare mode, without a session)
+    before its own work. The targets live in this module; a job never needs the app's main."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
+def job_context():
+    """The multiprocessing context jobs start in: the warm forkserver (spawn where the
+    platform has none)."""
+    return process_context(None, PRELOAD)
+
+
+def warm() -> bool:
+    """Start the job server now (and its imports, in the background), so the first job does
+    not wait for them; True when there is one (a forkserver), False on spawn-only platforms
+    and in a child process (a worker that re-ran the app as its main starts no server)."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None or getattr(multiprocessing.current_process(), "_inheriting", False):
+        return False  # a child (or one still bootstrapping: it may be re-running the app as its main)
+    ctx = job_context()
+    if ctx.get_start_method() != "forkserver":
+        return False
+    from multiprocessing import forkserver
+
+    with without_main():
+        forkserver.ensure_running()
+    return True
 
 
 class JobFailed(RuntimeError):
@@ -106,7 +160,9 @@ def _child(target: str, kwargs: dict, q, parent: int | None = None) -> None:
     (exit code 1, the spawner's parent-death rule)."""
     if parent is not None:
         os.setpgrp()  # its own process group: Cancel stops the workers it starts too
-        watch_parent(parent, exit_code=1)
+        # the dashboard, as multiprocessing knows it (forked from the job server, this
+        # process's direct parent is the server, which outlives the dashboard's runs)
+        watch_parent(None, exit_code=1)
     last = [0.0]
 
     def progress(snapshot: Any = None, **counters) -> None:
@@ -152,12 +208,13 @@ class Job:
                                             name=f"packrat-ui {self.target}")
             self._thread.start()
         else:
-            ctx = process_context("spawn")
+            ctx = job_context()
             self._q = ctx.Queue()
             # not a daemon: the work may start worker processes of its own (the profiler, the
             # executor); watch_parent ends it if the dashboard dies without cancelling it
-            self._proc = start_process(ctx, _child, (self.target, self.kwargs, self._q, os.getpid()),
-                                       name=f"packrat-ui {self.target}")
+            with without_main():
+                self._proc = start_process(ctx, _child, (self.target, self.kwargs, self._q, os.getpid()),
+                                           name=f"packrat-ui {self.target}")
         return self
 
     @property
@@ -248,6 +305,14 @@ def accepts_progress(fn: Callable) -> bool:
         return False
 
 
+def probe_job(progress) -> dict:
+    """What a job process finds when it starts (for the tests and for diagnosing a slow start):
+    its pid and its parent's (the job server's, when forked from it), which of :data:`PRELOAD`
+    were imported before it ran, and the file of the main module it ran first (None: none)."""
+    return {"pid": os.getpid(), "ppid": os.getppid(), "preloaded": [m for m in PRELOAD if m in sys.modules],
+            "main_file": getattr(sys.modules.get("__main__"), "__file__", None)}
+
+
 def explore_job(progress, *, protocol: str, variant: str, params: dict, strategy: str, max_schedules: int,
                 max_time: float, seed: int):
     """Build the protocol and explore it; the explorer's snapshots go to ``progress``
@@ -262,14 +327,15 @@ def explore_job(progress, *, protocol: str, variant: str, params: dict, strategy
 
 def certify_job(progress, *, profile, batch: int, cores: int, plan, options, timeout_s: float,
                 interference: bool = False):
-    """Ask Z3 whether any allocation beats ``plan`` (checker.allocation.certify; with
-    ``interference``, certify_under_interference: the calibrated objective)."""
-    from checker.allocation import certify, certify_under_interference
+    """Ask Z3 whether any allocation beats ``plan``, as `packrat verify` does: the predictor's
+    objective (checker.allocation.certify_with_dispatch: measured dispatch cost + slowest
+    instance); with ``interference``, certify_under_interference (the calibrated objective)."""
+    from checker.allocation import certify_under_interference, certify_with_dispatch
 
     progress(text="asking Z3 whether any allocation is faster than this plan", force=True)
     if interference:
         return certify_under_interference(profile, batch, cores, plan, options, timeout_s=timeout_s)
-    return certify(profile, batch, cores, plan, options, timeout_s=timeout_s)
+    return certify_with_dispatch(profile, batch, cores, plan, options, timeout_s=timeout_s)
 
 
 def check_job(progress, *, history, model: str, timeout: float):

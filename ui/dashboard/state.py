@@ -35,16 +35,21 @@ def use_app_navigation() -> None:
     switch it off and rerun, so the same URL resolves through ``app.py``'s pages.
     (AppTest resets that mode before every run; there the page just goes on, since a
     rerun would drop the click being tested.)
+
+    Then :func:`keep_widgets`: a page run alone (AppTest's ``switch_page`` runs the page
+    script without ``app.py``) keeps the other pages' inputs too, as ``app.py`` does.
     """
     try:
         from streamlit import config
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # pragma: no cover - a Streamlit without the flag has no such mode
+        keep_widgets()
         return
     if getattr(PagesManager, "uses_pages_directory", False):
         PagesManager.uses_pages_directory = False
         if not config.get_option("global.appTest"):
             st.rerun()
+    keep_widgets()
 
 
 # --------------------------------------------------------------- widget state
@@ -224,6 +229,13 @@ def from_url(keys: dict[str, type]) -> None:
             continue
 
 
+def drop_url(prefix: str, keep) -> None:
+    """Remove the URL's ``prefix*`` parameters that are not in ``keep`` (another protocol's
+    parameters, say), so a shared link carries only the inputs the page uses."""
+    for key in [k for k in st.query_params if k.startswith(prefix) and k not in keep]:
+        del st.query_params[key]
+
+
 def to_url(keys: dict[str, type]) -> None:
     """After a page drew its widgets: write their values into the URL (``?key=value``), so a
     reload or a shared link shows the same plan or run."""
@@ -245,9 +257,41 @@ def result(name: str, default: Any = None) -> Any:
     return st.session_state.get(f"result.{name}", default)
 
 
-def store(name: str, value: Any) -> Any:
+def store(name: str, value: Any, inputs: dict | None = None) -> Any:
+    """Keep ``value`` as the result ``name``; ``inputs``: the form's inputs that produced it
+    (input label -> value), which :func:`fresh_result` compares with the form's inputs now."""
     st.session_state[f"result.{name}"] = value
+    if inputs is None:
+        st.session_state.pop(f"result.{name}.inputs", None)
+    else:
+        st.session_state[f"result.{name}.inputs"] = dict(inputs)
     return value
+
+
+def stale_inputs(was: dict | None, now: dict) -> list[str]:
+    """``label: old -> new`` for each input of ``now`` that differs from ``was`` (every input
+    when ``was`` is None: a result kept without its inputs is never taken as current)."""
+    if was is None:
+        return [f"{k}: ? -> {_show(v)}" for k, v in now.items()]
+    keys = list(now) + [k for k in was if k not in now]
+    return [f"{k}: {_show(was.get(k, '-'))} -> {_show(now.get(k, '-'))}" for k in keys if was.get(k) != now.get(k)]
+
+
+def fresh_result(name: str, inputs: dict, action: str) -> Any:
+    """The kept result ``name`` when it was computed from exactly ``inputs`` (the form as it is
+    now), else None. A result kept for other inputs is not drawn: an OUT OF DATE warning says
+    which inputs changed (was -> now) and that ``action`` (the button's label) computes the
+    form's inputs. The old result stays kept: putting the inputs back shows it again."""
+    value = result(name)
+    if value is None:
+        return None
+    changed = stale_inputs(st.session_state.get(f"result.{name}.inputs"), inputs)
+    if not changed:
+        return value
+    st.warning(f"**OUT OF DATE: the last result is hidden.** It was computed for other inputs than the form's "
+               f"({'; '.join(changed)}). Press **{action}** to compute these inputs; putting the inputs back shows "
+               "it again.", icon=":material/update:")
+    return None
 
 
 def memo(kept: dict, key: str, make) -> Any:
@@ -313,22 +357,24 @@ def was_cancelled(cancel_key: str) -> bool:
     return bool(st.session_state.get(cancel_key))
 
 
-def job_result(name: str, pressed: bool, run: Callable[[], Any], *, errors: tuple[type[Exception], ...],
-               failure: str, cancel_key: str, cancelled: str) -> Any:
-    """The result ``name`` a page keeps from a job its button starts. When ``pressed``: keep what
-    ``run()`` returns (it calls :func:`run_job` with ``cancel_key``), or show an error box titled
-    ``failure`` for an exception in ``errors`` (keeping the result from before). Otherwise, when
-    Cancel stopped the last run: the ``cancelled`` warning. Returns the kept result (None: none)."""
+def job_result(name: str, pressed: bool, run: Callable[[], Any], *, inputs: dict, action: str,
+               errors: tuple[type[Exception], ...], failure: str, cancel_key: str, cancelled: str) -> Any:
+    """The result ``name`` a page keeps from a job its button (labelled ``action``) starts, for
+    the form's ``inputs``. When ``pressed``: keep what ``run()`` returns (it calls :func:`run_job`
+    with ``cancel_key``) with ``inputs``, or show an error box titled ``failure`` for an exception
+    in ``errors`` (keeping the result from before). Otherwise, when Cancel stopped the last run:
+    the ``cancelled`` warning. Returns the kept result when it is for ``inputs`` (None: none, or
+    one for other inputs: :func:`fresh_result` says so)."""
     if pressed:
         try:
             value = run()
         except errors as exc:
             show_error(failure, exc)
         else:
-            store(name, value)
+            store(name, value, inputs)
     elif was_cancelled(cancel_key):
         st.warning(cancelled)
-    return result(name)
+    return fresh_result(name, inputs, action)
 
 
 def show_error(title: str, exc: BaseException | str) -> None:
@@ -337,12 +383,17 @@ def show_error(title: str, exc: BaseException | str) -> None:
     st.error(f"{title}: {msg}", icon=":material/error:")
 
 
-def cli_box(command: str, missing: list[str] | tuple = ()) -> None:
-    """The equivalent ``packrat`` command of a form, in a code box with a copy button."""
+def cli_box(command: str, missing: list[str] | tuple = (), notes: list[str] | tuple = ()) -> None:
+    """The equivalent ``packrat`` command of a form, in a code box with a copy button.
+    ``missing``: inputs of the form the command cannot carry (then it does not reproduce the
+    page: a warning says so); ``notes``: what the reader must supply (e.g. a profile file)."""
     st.caption("Equivalent command (copy button on the right):")
     st.code(command, language="bash")
-    for m in missing:
-        st.caption(f"Not expressible on the command line: {m}.")
+    if missing:
+        st.warning("This command does NOT reproduce the page: the command line cannot express "
+                   + "; ".join(missing) + ".", icon=":material/warning:")
+    for n in notes:
+        st.caption(f"Note: {n}.")
 
 
 def readme(kind: str) -> None:

@@ -9,6 +9,9 @@ from packrat_sim.optimizer import OptimizerOptions, PlanTable, optimize
 from packrat_sim.profile import builtin_profile
 
 
+IDLE_OK = OptimizerOptions(exact_cores=False)  # the page's default, as `packrat plan`'s
+
+
 @pytest.fixture
 def planner(open_page):
     return open_page("planner")
@@ -18,7 +21,7 @@ def test_default_plan_numbers_match_the_optimizer(planner, h):
     at = planner
     h.no_errors(at)
     prof = builtin_profile("transformer-16")
-    best = optimize(prof, 64, 16)
+    best = optimize(prof, 64, 16, OptimizerOptions(exact_cores=False))  # idle cores allowed: `packrat plan`'s default
     fat_ms = plans.plan_latency(plans.fat(64, 16), prof.predict)
     thin_ms = plans.plan_latency(plans.thin(64, 16), prof.predict)
     assert f"`{best.describe()}`" in h.texts(at) and best.describe() == "4 x 4t x 16"
@@ -68,12 +71,12 @@ def test_statistic_and_sockets_options(planner, h):
     at.number_input(key="planner.cores_per_socket").set_value(8).run()
     h.no_errors(at)
     prof = builtin_profile("transformer-16").with_statistic("p90")
-    best = optimize(prof, 64, 16, OptimizerOptions(statistic="p90", cores_per_socket=8))
+    best = optimize(prof, 64, 16, OptimizerOptions(exact_cores=False, statistic="p90", cores_per_socket=8))
     from ui.cli.plan import plan_report
     from ui.dashboard.data import fmt_ms
 
     assert h.metrics(at)["Plan latency"] == f"{best.predicted_ms:.2f} ms"
-    report = plan_report(prof, 64, 16, OptimizerOptions(statistic="p90", cores_per_socket=8))
+    report = plan_report(prof, 64, 16, OptimizerOptions(exact_cores=False, statistic="p90", cores_per_socket=8))
     # fat (16 threads) fits no socket of 8: the page says n/a rather than pricing an impossible plan
     assert h.metrics(at)["Fat (1 instance x T threads)"] == fmt_ms(report["fat_ms"])
     cm = h.chart(at, "planner.coremap")["data"][0]
@@ -94,7 +97,7 @@ def test_an_impossible_problem_shows_an_error_and_the_page_recovers(planner, h):
     assert any("No plan for batch 8 on 16 cores" in e.value for e in at.error)
     at.number_input(key="planner.min_batch").set_value(1).run()
     h.no_errors(at)
-    assert h.metrics(at)["Plan latency"] == f"{optimize(builtin_profile('transformer-16'), 8, 16).predicted_ms:.2f} ms"
+    assert h.metrics(at)["Plan latency"] == f"{optimize(builtin_profile('transformer-16'), 8, 16, IDLE_OK).predicted_ms:.2f} ms"
 
 
 def test_sweep_draws_the_best_plan_for_every_batch(planner, h):
@@ -102,7 +105,7 @@ def test_sweep_draws_the_best_plan_for_every_batch(planner, h):
     at.select_slider(key="planner.sweep_max").set_value(128).run()
     h.no_errors(at)
     prof = builtin_profile("transformer-16")
-    table = PlanTable(prof, 16, 128, OptimizerOptions(statistic="mean"))
+    table = PlanTable(prof, 16, 128, OptimizerOptions(exact_cores=False, statistic="mean"))  # the CLI's default
     fig = h.chart(at, "planner.sweep")
     names = [d["name"] for d in fig["data"]]
     assert names == ["fat", "thin", "optimal plan"]
@@ -137,7 +140,7 @@ def test_planner_follows_the_profile_chosen_on_the_profiles_page(app, h):
     app.selectbox(key="profiles.builtin").set_value("cnn-16").run()
     app.button(key="profiles.btn.builtin").click().run()
     at = h.goto(app, "planner")
-    best = optimize(builtin_profile("cnn-16"), 64, 16)
+    best = optimize(builtin_profile("cnn-16"), 64, 16, IDLE_OK)
     assert h.metrics(at)["Plan latency"] == f"{best.predicted_ms:.2f} ms"
     assert "cnn-16 [synthetic]" in h.texts(at)
 
@@ -153,7 +156,7 @@ def test_plan_export_and_planning_under_interference(app, h):
     app.radio(key="profiles.source").set_value("Profile file (JSON)").run()
     app.file_uploader(key="profiles.up.json").upload("corun.json", dumps_profile(prof).encode(), "application/json").run()
     at = h.goto(app, "planner")
-    ip = optimize_with_interference(prof, 64, 16, OptimizerOptions(statistic="mean"))
+    ip = optimize_with_interference(prof, 64, 16, OptimizerOptions(exact_cores=False, statistic="mean"))
     m = h.metrics(at)
     assert m["Interference-aware plan"] == f"{ip.plan.predicted_ms:.2f} ms"
     assert m["Isolated plan under interference"] == f"{ip.isolated_under_interference_ms:.2f} ms"

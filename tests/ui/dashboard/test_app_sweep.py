@@ -27,7 +27,7 @@ def sweep_page(open_page):
 def test_the_page_counts_the_runs_of_the_grid_and_shows_the_equivalent_command(sweep_page, h):
     h.no_errors(sweep_page)
     text = h.texts(sweep_page)
-    assert "4 runs" in text and "packrat sweep --axis 'profile=builtin:cnn-4'" in text
+    assert "4 runs" in text and "packrat sweep --axis profile=builtin:cnn-4 --axis cores=4" in text
 
 
 def test_running_the_sweep_shows_the_capacity_chart_and_the_same_rows_as_the_library(sweep_page, h, tmp_path):

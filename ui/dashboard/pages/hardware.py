@@ -56,8 +56,10 @@ def run_section(topo) -> None:
                              current=current)),
             cancel_key="hw.btn.cancel")
 
+    inputs = {"model": model, "batch": batch, "cores": cores, "iterations": iterations, "thin": with_thin,
+              "plan from": current.label() if current is not None else "a quick profile measured now"}
     kept = state.job_result("hardware", st.button("Run on this machine", key="hw.btn.run", type="primary"), run,
-                            errors=(ValueError, RuntimeError), failure=f"Running {model} failed",
+                            inputs=inputs, action="Run on this machine", errors=(ValueError, RuntimeError), failure=f"Running {model} failed",
                             cancel_key="hw.btn.cancel",
                             cancelled="Run cancelled (its processes were stopped); no result kept.")
     if kept:
@@ -106,8 +108,9 @@ def bench_section(topo) -> None:
                  kwargs=dict(model=model, batches=batches, cores=topo.logical, iterations=iterations)),
             cancel_key="hw.btn.bench.cancel")
 
+    inputs = {"model": model, "batch sizes": text, "rounds": iterations, "cores": topo.logical}
     kept = state.job_result("bench", st.button("Run the benchmark", key="hw.btn.bench"), run,
-                            errors=(ValueError, RuntimeError), failure=f"Benchmarking {model} failed",
+                            inputs=inputs, action="Run the benchmark", errors=(ValueError, RuntimeError), failure=f"Benchmarking {model} failed",
                             cancel_key="hw.btn.bench.cancel",
                             cancelled="Benchmark cancelled (its processes were stopped); no result kept.")
     if kept:

@@ -23,7 +23,8 @@ MAX_BATCH = 1 << 16
 #: The page's parameters as they appear in the URL (widget key -> type).
 URL_KEYS = {"planner.batch": int, "planner.cores": int, "planner.allow_idle": bool, "planner.homogeneous": bool,
             "planner.min_batch": int, "planner.statistic": str, "planner.max_instances": int,
-            "planner.cores_per_socket": int, "planner.sweep_max": int, "planner.isolated": bool}
+            "planner.cores_per_socket": int, "planner.sweep_max": int, "planner.isolated": bool,
+            "planner.z3_timeout": float, "planner.export_format": str}
 
 
 def options_form(profile) -> tuple[OptimizerOptions | None, str]:
@@ -32,9 +33,10 @@ def options_form(profile) -> tuple[OptimizerOptions | None, str]:
         st.session_state["planner.statistic"] = profile.statistic if profile.statistic in usable else usable[0]
     with st.expander("Optimizer options", expanded=False):
         c1, c2, c3 = st.columns(3)
-        state.init("planner.allow_idle", False)
+        state.init("planner.allow_idle", True)  # `packrat plan`'s default
         c1.checkbox("Allow idle cores", key="planner.allow_idle",
-                    help="Default is Packrat's rule: the plan uses exactly T threads.")
+                    help="On by default, as in `packrat plan`: a plan may leave cores idle, which is never slower. "
+                         "Off: Packrat's rule, exactly T threads (`--exact-cores`).")
         state.init("planner.homogeneous", False)
         c1.checkbox("Homogeneous (k identical instances)", key="planner.homogeneous")
         state.init("planner.min_batch", 1)
@@ -70,10 +72,14 @@ def show_plan(report: dict, cores_per_socket: int | None) -> None:
     st.caption("count x threads t x sub-batch; the batch latency is the slowest instance's.")
     c1, c2, c3 = st.columns(3)
     c1.metric("Plan latency", data.fmt_ms(report["predicted_ms"]), help=PLAN_HELP["plan"])
-    c2.metric("Fat (1 instance x T threads)", data.fmt_ms(report["fat_ms"]), help=PLAN_HELP["fat"],
-              delta=data.fmt_speedup(report["speedup_vs_fat"]), delta_color="off", delta_arrow="off")
-    c3.metric("Thin (min(T, B) x 1 thread)", data.fmt_ms(report["thin_ms"]), help=PLAN_HELP["thin"],
-              delta=data.fmt_speedup(report["speedup_vs_thin"]), delta_color="off", delta_arrow="off")
+    for col, name, label in ((c2, "fat", "Fat (1 instance x T threads)"), (c3, "thin", "Thin (min(T, B) x 1 thread)")):
+        ms, note = report[f"{name}_ms"], report.get(f"{name}_note")
+        # a baseline the candidate cells rule out: "n/a" and why (as `packrat plan` says), never a bare n/a
+        col.metric(label, data.fmt_ms(ms), help=PLAN_HELP[name],
+                   delta=None if ms is None else data.fmt_speedup(report[f"speedup_vs_{name}"]),
+                   delta_color="off", delta_arrow="off")
+        if note:
+            col.caption(f"{'n/a: ' if ms is None else ''}{note}")
     notes = []
     if report["fat_interpolated"]:
         notes.append("the fat cell was not profiled (interpolated)")
@@ -88,7 +94,8 @@ def show_plan(report: dict, cores_per_socket: int | None) -> None:
     left.plotly_chart(charts.core_map(owner, plan_json["instances"], per_row=cores_per_socket), key="planner.coremap")
     left.caption("Instances drawn on contiguous cores in plan order, each inside one socket (one row per socket "
                  "when sockets are set); the real runner pins them by the machine's topology.")
-    right.plotly_chart(charts.baseline_bars(report["fat_ms"], report["thin_ms"], report["predicted_ms"]),
+    right.plotly_chart(charts.baseline_bars(report["fat_ms"], report["thin_ms"], report["predicted_ms"],
+                                            notes=(report.get("fat_note"), report.get("thin_note"), None)),
                        key="planner.bars")
     st.download_button("Download plan JSON (packrat.plan/1)", dumps_plan(Plan.from_json(plan_json)),
                        file_name=f"plan-b{report['batch']}-t{report['cores']}.json", mime="application/json",
@@ -172,12 +179,15 @@ def show_sweep(profile, cores: int, batch: int, options: OptimizerOptions, isola
     )
 
 
-def show_certificate(profile, report: dict, options: OptimizerOptions) -> None:
+def show_certificate(profile, report: dict, options: OptimizerOptions, isolated: bool) -> None:
     st.subheader("Certificate (Z3)")
-    state.init("planner.z3_timeout", 30.0)
+    state.init("planner.z3_timeout", float(allocation.DEFAULT_TIMEOUT_S))  # `packrat verify`'s default
     c1, c2 = st.columns([1, 3])
     c1.number_input("Z3 time limit (s)", min_value=0.5, max_value=600.0, step=5.0, key="planner.z3_timeout")
     calibrated = report.get("corun") == "calibrated"
+    cmd, notes = data.cli_verify(state.profile_param(), report["batch"], report["cores"], options,
+                                 float(st.session_state["planner.z3_timeout"]), isolated)
+    state.cli_box(cmd, notes=notes)
     ident = (report["batch"], report["cores"], repr(options), tuple(map(tuple, report["groups"])), calibrated)
     if c2.button("Certify this plan with Z3", key="planner.btn.certify", type="primary"):
         plan = Plan.from_json(report["plan"])
@@ -241,12 +251,12 @@ def main() -> None:
         state.to_url(URL_KEYS)
         return
     state.store("plan", report)
-    cmd, missing = data.cli_plan(state.profile_param(), batch, cores, options, isolated)
-    state.cli_box(cmd, missing)
+    cmd, missing, notes = data.cli_plan(state.profile_param(), batch, cores, options, isolated)
+    state.cli_box(cmd, missing, notes)
     show_plan(report, options.cores_per_socket)
     show_corun(prof, report, stat)
     show_export(report)
-    show_certificate(prof, report, options)
+    show_certificate(prof, report, options, isolated)
     show_interference(prof, report, options)
     st.divider()
     show_sweep(prof, cores, batch, options, isolated)

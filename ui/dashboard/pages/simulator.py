@@ -14,13 +14,15 @@ from ui.dashboard import charts as charts
 from ui.dashboard import data as data
 from ui.dashboard import state as state
 from ui.dashboard.help import POLICY_HELP, TIMELINE_HELP, table_help
+from ui.cli.simulate import simulate_command
 
 #: The page's parameters as they appear in the URL (widget key -> type).
 URL_KEYS = {"sim.cores": int, "sim.seed": int, "sim.kind": str, "sim.rate": float, "sim.duration": float,
             "sim.steps": str, "sim.base": float, "sim.peak": float, "sim.period_s": float,
             "sim.duration_s": float, "sim.c_batch": int, "sim.c_requests": int, "sim.c_clients": int,
             "sim.c_think_ms": int, "sim.spec": str, "sim.max_batch": int, "sim.max_delay": float,
-            "sim.policies": list, "sim.start_ms": float, "sim.warmup": int, "sim.isolated": bool}
+            "sim.policies": list, "sim.start_ms": float, "sim.warmup": int, "sim.isolated": bool,
+            "sim.gantt_policy": str, "sim.window_start": float, "sim.window_len": float}
 
 KINDS = {
     "poisson": "Poisson arrivals",
@@ -120,9 +122,10 @@ def show_results(kept: dict) -> None:
     start_s = c2.number_input("Window start (s)", min_value=0.0, max_value=span_ms / 1000.0, key="sim.window_start")
     len_s = c3.number_input("Window length (s)", min_value=0.05, max_value=600.0, key="sim.window_len")
     spans, marks = data.sim_gantt(res, start_s * 1000.0, (start_s + len_s) * 1000.0)
-    gantt = charts.gantt(spans, marks, title=f"{name}: instances over time (red: reconfigurations)")
+    gantt = charts.gantt(spans, marks, title=f"{name}: instances over time (red: reconfigure, dashed; switch, solid)")
     st.plotly_chart(gantt, key="sim.gantt")
-    st.caption(" ".join(f"**{k}**: {TIMELINE_HELP[k]}." for k in ("epoch", "start + warm-up", "reconfigure", "switch")))
+    st.caption(" ".join(f"**{k}**: {TIMELINE_HELP[k]}." for k in ("epoch", "start + warm-up", "reconfigure", "switch"))
+               + " Hover a red label for the new plan and the time.")
     if res.reconfigurations:
         st.caption(f"{data.plural(len(res.reconfigurations), 'reconfiguration')}; the first at {first / 1000:.2f} s.")
         st.dataframe([rc.to_json() | {"to_plan_json": None} for rc in res.reconfigurations][:200],
@@ -162,8 +165,6 @@ def show_results(kept: dict) -> None:
         st.session_state.pop("result.check", None)
         st.switch_page("pages/verification.py")
 
-    save_and_compare(kept)
-
 
 def show_corun(kept: dict) -> None:
     """How service times were priced (calibrated / isolated / none) and the no-co-run line
@@ -176,19 +177,24 @@ def show_corun(kept: dict) -> None:
         st.warning(note, icon=":material/warning:")
 
 
-def save_and_compare(kept: dict) -> None:
-    """Keep named runs for the session and compare them side by side."""
-    st.markdown("#### Compare saved runs")
+def save_and_compare(kept: dict | None) -> None:
+    """Keep named runs for the session and compare them side by side. ``kept``: the result
+    shown above (None when there is none, or it is out of date: then nothing to save), while
+    the saved runs, each labelled with its own inputs, stay comparable."""
     saved: dict = st.session_state.setdefault("sim.saved", {})
-    c1, c2 = st.columns([3, 1])
-    default = f"run {len(saved) + 1}: {kept['spec'][:40]}"
-    label = c1.text_input("Save this result as", value=default, key="sim.save_name")
+    if kept is None and not saved:
+        return
+    st.markdown("#### Compare saved runs")
     state.init("sim.compare", [])
-    if c2.button("Save run", key="sim.btn.save"):
-        name = label.strip() or default
-        saved[name] = kept
-        st.session_state["sim.compare"] = [n for n in st.session_state["sim.compare"] if n != name] + [name]
-        st.success(f"Saved {name!r}.")
+    if kept is not None:
+        c1, c2 = st.columns([3, 1])
+        default = f"run {len(saved) + 1}: {kept['spec'][:40]}"
+        label = c1.text_input("Save this result as", value=default, key="sim.save_name")
+        if c2.button("Save run", key="sim.btn.save"):
+            name = label.strip() or default
+            saved[name] = kept
+            st.session_state["sim.compare"] = [n for n in st.session_state["sim.compare"] if n != name] + [name]
+            st.success(f"Saved {name!r}.")
     if not saved:
         st.caption("Save runs (different workloads, seeds or cores) to compare them here.")
         return
@@ -244,22 +250,32 @@ def main() -> None:
                     help="By default a profile with a co-run model slows each instance by it (calibrated).")
     co = corun(profile, bool(st.session_state["sim.isolated"]))
     with st.expander("Reconfiguration model"):
-        state.init("sim.start_ms", float(sim.SimConfig().start_ms))  # the library's defaults
+        state.init("sim.start_ms", float(sim.SimConfig().start_ms))  # the library's (and the CLI's) defaults
         st.number_input("Instance start-up (ms)", min_value=0.0, max_value=60000.0, key="sim.start_ms")
         state.init("sim.warmup", int(sim.SimConfig().warmup_iterations))
         st.number_input("Warm-up inferences", min_value=0, max_value=100, step=1, key="sim.warmup")
+    start_ms, warmup = float(st.session_state["sim.start_ms"]), int(st.session_state["sim.warmup"])
     if workload is not None:
-        state.cli_box(data.cli_simulate(state.profile_param(), cores, spec, seed, co.mode == "isolated"),
-                      ["the planner's plan as a policy"] if "planner's plan" in policies else ())
+        cmd, missing, notes = data.cli_simulate(state.profile_param(), cores, spec, seed, co.mode == "isolated",
+                                                start_ms=start_ms, warmup=warmup,
+                                                flags=data.cli_flags(simulate_command))
+        if "planner's plan" in policies:
+            missing.append("the planner's plan as a policy")
+        state.cli_box(cmd, missing, notes)
 
-    clicked = st.button("Simulate", key="sim.btn.run", type="primary", disabled=workload is None or not policies)
-    if clicked and workload is not None:  # (disabled without a workload: never clicked then)
+    plan = None
+    if plan_report and "planner's plan" in policies:
         from packrat_sim.plan import Plan
 
-        plan = Plan.from_json(plan_report["plan"]) if plan_report else None
+        plan = Plan.from_json(plan_report["plan"])
+    # what the results below are keyed to: any change hides them until Simulate runs again
+    inputs = {"profile": profile.label(), "co-run": co.mode, "cores": cores, "workload": spec, "seed": seed,
+              "policies": ", ".join(policies), "start-up (ms)": start_ms, "warm-up": warmup,
+              "planner's plan": plan.describe() if plan is not None else "-"}
+    clicked = st.button("Simulate", key="sim.btn.run", type="primary", disabled=workload is None or not policies)
+    if clicked and workload is not None:  # (disabled without a workload: never clicked then)
         try:
-            config = sim.SimConfig(start_ms=float(st.session_state["sim.start_ms"]),
-                                   warmup_iterations=int(st.session_state["sim.warmup"]))
+            config = sim.SimConfig(start_ms=start_ms, warmup_iterations=warmup)
             results = state.run_job(
                 "Simulating", "steps_job",
                 dict(steps="ui.dashboard.jobs:simulate_steps",
@@ -271,15 +287,16 @@ def main() -> None:
             state.show_error("The simulation cannot run", exc)
         else:
             state.store("sim", {"results": results, "cores": cores, "seed": seed, "spec": spec,
-                                "description": wl_mod.describe(workload), "profile": profile.label(), "corun": co})
+                                "description": wl_mod.describe(workload), "profile": profile.label(), "corun": co},
+                        inputs)
     elif state.was_cancelled("sim.btn.cancel"):
         st.warning("Simulation cancelled (its process was stopped); no result kept.")
-    state.to_url(URL_KEYS)
-    kept = state.result("sim")
+    kept = state.fresh_result("sim", inputs, "Simulate")
     if kept:
         show_results(kept)
-    else:
+    elif state.result("sim") is None:
         st.info("Set a workload and press Simulate.")
-
+    save_and_compare(kept)
+    state.to_url(URL_KEYS)
 
 main()

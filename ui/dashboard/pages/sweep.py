@@ -12,10 +12,16 @@ import streamlit as st
 from packrat_sim import simulator
 from packrat_sim import sweep as sw
 from packrat_sim.engines import LocalEngine, available_cpus
+from ui.dashboard import data as data
+from ui.dashboard import jobs as jobs
 from ui.dashboard import state as state
 from ui.reports import sweep as sweep_report
 
 MAX_RUNS = 2000  # a dashboard sweep stays small; the CLI has no such cap
+
+#: The page's parameters as they appear in the URL (widget key -> type).
+URL_KEYS = {"sweep.profile": str, "sweep.workload": str, "sweep.cores": str, "sweep.policies": list,
+            "sweep.seeds": str, "sweep.workers": int, "sweep.isolated": bool}
 
 
 def grid_editor() -> list[str]:
@@ -52,8 +58,8 @@ def out_dir() -> str:
     return st.session_state["sweep.out"]
 
 
-def run(grid: sw.Grid) -> None:
-    """Run the grid on the local engine with a progress bar; stores the result."""
+def run(grid: sw.Grid, inputs: dict) -> None:
+    """Run the grid on the local engine with a progress bar; stores the result (keyed to ``inputs``)."""
     bar = st.progress(0.0, text="starting workers")
 
     def progress(p: sw.Progress) -> None:
@@ -61,11 +67,12 @@ def run(grid: sw.Grid) -> None:
         failed = f" ({p.failed} failed)" if p.failed else ""
         bar.progress(p.done / p.total if p.total else 1.0, text=f"{p.done}/{p.total} runs{failed}{eta}")
 
-    with LocalEngine(int(st.session_state["sweep.workers"])) as engine:
+    # workers fork from the job server; without the app as their main they start at once
+    with jobs.without_main(), LocalEngine(int(st.session_state["sweep.workers"])) as engine:
         result = sw.run_sweep(grid, out_dir(), engine, progress=progress)
     bar.progress(1.0, text=f"{len(result.rows)} runs: {result.ran} ran now, {result.skipped} already done, "
                            f"{result.failed} failed, {result.elapsed_s:.1f} s")
-    state.store("sweep.result", result)
+    state.store("sweep.result", result, inputs)
 
 
 def show(result: sw.SweepResult) -> None:
@@ -116,6 +123,7 @@ def show_corun(rows: list[dict]) -> None:
 def main() -> None:
     state.use_app_navigation()
     st.title("Sweep")
+    state.from_url(URL_KEYS)
     st.markdown("Simulates every combination of the grid below on this machine's process pool and plots request "
                 "latency against offered load per policy: the capacity curve to plan with. Re-running skips the runs "
                 "already done. Bigger grids, and Ray clusters: `packrat sweep` (see docs/scale.md).")
@@ -125,19 +133,22 @@ def main() -> None:
         size = grid.size()
     except sw.SweepError as exc:
         st.error(str(exc), icon=":material/error:")
+        state.to_url(URL_KEYS)
         return
+    state.to_url(URL_KEYS)
     st.caption(f"{size:,} runs; output in {out_dir()}")
-    st.code("packrat sweep " + " ".join(f"--axis '{a}'" for a in axes) + (" --isolated" if grid.isolated else ""),
-            language="bash")
+    state.cli_box(data.cli_sweep(axes, grid.isolated, int(st.session_state["sweep.workers"])))
+    # what the result is keyed to (the worker count changes no number): any change hides it
+    inputs = {a.partition("=")[0]: a.partition("=")[2] for a in axes} | {"isolated": grid.isolated}
     if size > MAX_RUNS:
         st.warning(f"{size:,} runs is more than the dashboard runs ({MAX_RUNS:,}); use `packrat sweep`.",
                    icon=":material/warning:")
     elif st.button("Run the sweep", type="primary", key="sweep.run"):
         try:
-            run(grid)
+            run(grid, inputs)
         except sw.SweepError as exc:
             st.error(str(exc), icon=":material/error:")
-    result = state.result("sweep.result")
+    result = state.fresh_result("sweep.result", inputs, "Run the sweep")
     if result is not None:
         show(result)
 

@@ -18,12 +18,14 @@ from checker.protocols import PROTOCOLS, build
 from ui.dashboard import charts as charts
 from ui.dashboard import data as data
 from ui.dashboard import state as state
-from ui.cli.check import DEFAULT_MODELS
+from ui.cli.check import DEFAULT_MODELS, CheckOptions
 from ui.dashboard.help import MODEL_HELP, STRATEGY_HELP, table_help
 
 MODEL_AUTO = "from the history"
 FORMATS = ("auto", "json", "jepsen", "porcupine-kv")
 SECTIONS = ("Schedule explorer", "History checker")
+SEEDED = ("random", "pct")  # the strategies that use the seed
+CHECK_TIMEOUT_S = CheckOptions.timeout  # `packrat check`'s default time limit
 
 #: The page's parameters as they appear in the URL (widget key -> type).
 URL_KEYS = {"verify.section": str, "explore.protocol": str, "explore.variant": str, "explore.strategy": str,
@@ -86,13 +88,22 @@ def explorer_section() -> None:
     seed = int(c3.number_input("Seed (random, pct)", min_value=0, max_value=2**31 - 1, step=1, key="explore.seed"))
     params = {}
     defaults = spec.params_for(variant)
+    # the protocol's parameters live in the URL too (a shared link reopens replicas=5 as 5)
+    pkeys = {f"explore.p.{name}.{p}": type(d) for p, d in defaults.items()}
+    state.from_url(pkeys)
     with st.expander("Protocol parameters"):
         cols = st.columns(4)
         for k, (pname, default) in enumerate(sorted(defaults.items())):
             with cols[k % 4]:
                 params[pname] = _param_widget(pname, default, f"explore.p.{name}.{pname}")
+    state.drop_url("explore.p.", pkeys)
+    state.to_url(pkeys)
     state.cli_box(data.cli_explore(name, variant, strategy, max_schedules, max_time, seed, params, defaults))
-
+    # what a result is keyed to: any change hides it until Explore runs again
+    changed = {k: v for k, v in sorted(params.items()) if defaults.get(k) != v}
+    inputs = {"protocol": name, "variant": variant, "strategy": strategy, "max schedules": max_schedules,
+              "max time (s)": max_time, "seed": seed if strategy in SEEDED else "-",
+              "parameters": ", ".join(f"{k}={v}" for k, v in changed.items()) or "defaults"}
 
     def run() -> dict:
         build(name, variant, **params)  # a bad parameter is reported here, before a process starts
@@ -104,7 +115,8 @@ def explorer_section() -> None:
         return {"protocol": (name, variant, params), "result": result}
 
     kept = state.job_result("explore", st.button("Explore", key="explore.btn.run", type="primary"), run,
-                            errors=(ValueError,), failure="Cannot explore", cancel_key="explore.btn.cancel",
+                            inputs=inputs, action="Explore", errors=(ValueError,), failure="Cannot explore",
+                            cancel_key="explore.btn.cancel",
                             cancelled="Exploration cancelled: its process was stopped; no result kept.")
     if kept:
         show_exploration(kept)
@@ -230,7 +242,7 @@ def history_section() -> None:
                                 help=table_help(MODEL_HELP, "model"))
     if model_choice in MODEL_HELP:
         c2.caption(MODEL_HELP[model_choice])
-    state.init("verify.timeout", 30.0)
+    state.init("verify.timeout", CHECK_TIMEOUT_S)
     timeout = c3.number_input("Time limit (s)", min_value=0.1, max_value=3600.0, key="verify.timeout")
     # any new input (another file, format, model or limit) clears the old verdict
     inputs = (source[2] if source else None, fmt, model_choice, float(timeout))
