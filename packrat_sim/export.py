@@ -12,10 +12,14 @@ Pure text generation; every export says what it cannot express.
   the user's dispatcher, which run_cpu does not provide.
 * ``torchserve``: ``config.properties`` entries. TorchServe runs identical workers and
   its launcher pins each of W workers to its own cores (``--ncores-per-instance t`` in
-  ``cpu_launcher_args``), so only homogeneous plans map exactly; a heterogeneous plan is
-  approximated (W = number of instances, t = fewest threads, batchSize = largest
-  sub-batch) and the difference is listed. TorchServe batches
-  requests per worker (batchSize / maxBatchDelay); it does not split one client batch.
+  ``cpu_launcher_args``), so only homogeneous plans map exactly. For a heterogeneous plan
+  the caller passes the best homogeneous plan (the homogeneous optimum priced by the same
+  predictor, :func:`packrat_sim.predictor.homogeneous_optimum`): that plan is exported,
+  and the limitations say how much slower it is predicted to be than the heterogeneous
+  optimum. Without one (no homogeneous plan exists) the plan is approximated (W = number
+  of instances, t = fewest threads, batchSize = largest sub-batch) and the difference is
+  listed. TorchServe batches requests per worker (batchSize / maxBatchDelay); it does not
+  split one client batch.
 * ``json``: the plan file (``packrat.plan/1``).
 """
 
@@ -85,11 +89,36 @@ def export_run_cpu(plan: Plan, script: str = "serve.py") -> Export:
     return Export("run-cpu", "\n".join(lines) + "\n", limitations)
 
 
-def export_torchserve(plan: Plan, model: str = "model", max_batch_delay_ms: int = 5) -> Export:
-    """``config.properties`` entries realising ``plan`` as closely as TorchServe allows."""
+def _homogeneous_note(plan: Plan, homogeneous: Plan) -> str:
+    """The limitation line of exporting ``homogeneous`` for the heterogeneous ``plan``."""
+    fast, slow = plan.predicted_ms, homogeneous.predicted_ms
+    if fast is None or slow is None:
+        raise ExportError("the heterogeneous plan and its homogeneous alternative must both be priced")
+    return (f"TorchServe has no heterogeneous workers: exported the best homogeneous plan {homogeneous.describe()} "
+            f"(predicted {slow:.2f} ms), {slow / fast:.2f}x the predicted latency of the heterogeneous optimum "
+            f"{plan.describe()} ({fast:.2f} ms)")
+
+
+def export_torchserve(plan: Plan, model: str = "model", max_batch_delay_ms: int = 5, *,
+                      homogeneous: Plan | None = None) -> Export:
+    """``config.properties`` entries realising ``plan`` as closely as TorchServe allows:
+    ``homogeneous`` (priced, for the same batch) instead of a heterogeneous ``plan`` when
+    given (module doc). ExportError for a bad model name, delay, or an alternative that is
+    not homogeneous, not for the plan's batch, or not priced."""
     if not model or any(c in model for c in '"\n\r\\'):
         raise ExportError(f"model name must be plain text, got {model!r}")
     validate.nonnegative_int(max_batch_delay_ms, "max_batch_delay_ms", error=ExportError)
+    if homogeneous is not None and len(plan.groups()) > 1:
+        if len(homogeneous.groups()) != 1 or homogeneous.batch != plan.batch:
+            raise ExportError(f"{homogeneous.describe()} is not a homogeneous plan for batch {plan.batch}")
+        note = _homogeneous_note(plan, homogeneous)
+        exported = _torchserve_properties(homogeneous, model, max_batch_delay_ms)
+        return Export("torchserve", exported.text, (note,) + exported.limitations)
+    return _torchserve_properties(plan, model, max_batch_delay_ms)
+
+
+def _torchserve_properties(plan: Plan, model: str, max_batch_delay_ms: int) -> Export:
+    """:func:`export_torchserve` of ``plan`` itself (a heterogeneous one approximated)."""
     groups = plan.groups()
     workers = len(plan.instances)
     batch_size = max(i.batch for i in plan.instances)
@@ -129,12 +158,14 @@ def export_torchserve(plan: Plan, model: str = "model", max_batch_delay_ms: int 
     return Export("torchserve", "\n".join(lines) + "\n", tuple(limitations))
 
 
-def export_plan(plan: Plan, fmt: str, *, script: str = "serve.py", model: str = "model") -> Export:
-    """Dispatch on ``fmt`` (one of EXPORT_FORMATS)."""
+def export_plan(plan: Plan, fmt: str, *, script: str = "serve.py", model: str = "model",
+                homogeneous: Plan | None = None) -> Export:
+    """Dispatch on ``fmt`` (one of EXPORT_FORMATS); ``homogeneous``: the best homogeneous
+    plan, which TorchServe exports in place of a heterogeneous ``plan`` (ignored otherwise)."""
     if fmt == "run-cpu":
         return export_run_cpu(plan, script)
     if fmt == "torchserve":
-        return export_torchserve(plan, model)
+        return export_torchserve(plan, model, homogeneous=homogeneous)
     if fmt == "json":
         return Export("json", dumps_plan(plan))
     raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")

@@ -13,11 +13,19 @@ and ``fixed_cores`` (PyTorch launcher's latency mode: c cores per instance).
 Plan file format (JSON)::
 
     {"schema": "packrat.plan/1", "batch": B, "cores": T,
-     "instances": [{"threads": t, "batch": b, "cores": [c, ...]}], "predicted_ms": x}
+     "instances": [{"threads": t, "batch": b, "cores": [c, ...]}], "predicted_ms": x,
+     "model": "tiny-cnn", "synthetic": false, "profile_digest": "0123456789abcdef",
+     "machine": {"cpu_model": "...", "logical_cores": 16}}
+
+The last four fields are the plan's :class:`PlanOrigin` (what it was made from: the
+profile's model, whether that profile is synthetic, :func:`profile_digest` of it, and the
+machine the profile describes). Files written before they existed have none and still load
+(``Plan.origin`` is then None); readers that predate them ignore them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -27,7 +35,7 @@ from dataclasses import dataclass, field
 
 from packrat_sim import validate
 from packrat_sim.errors import PackratError
-from packrat_sim.files import no_duplicate_keys
+from packrat_sim.inputs import loads_json
 from packrat_sim.spec import parse_count
 
 PLAN_SCHEMA = "packrat.plan/1"
@@ -35,6 +43,96 @@ PLAN_SCHEMA = "packrat.plan/1"
 
 class PlanError(PackratError):
     """A plan is invalid for its batch and cores; the message names the problem."""
+
+
+def profile_digest(profile) -> str:
+    """A stable digest of a profile's content: the first 16 hex digits of the SHA-256 of its
+    canonical JSON (``profile.to_json()`` with sorted keys, no spaces, ASCII); the same
+    definition as the ``profile_digest`` column of a sweep's results. Writing a profile and
+    reading it back gives the same digest; any change to a cell, the co-run model, the
+    machine or the metadata gives another. Pure."""
+    text = json.dumps(profile.to_json(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PlanOrigin:
+    """What a plan was made from: the profile's ``model`` (and whether that profile is
+    ``synthetic``, a formula that stands for any model), the profile's :func:`profile_digest`
+    and the machine it describes (``cpu_model``, ``logical_cores``; "" and 0 when unknown,
+    e.g. a profile imported from Packrat's CSVs)."""
+
+    model: str
+    profile_digest: str = ""
+    cpu_model: str = ""
+    logical_cores: int = 0
+    synthetic: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model:
+            raise PlanError(f"plan 'model' must be a non-empty string, got {self.model!r:.60}")
+        if not isinstance(self.profile_digest, str):
+            raise PlanError(f"plan 'profile_digest' must be a string, got {self.profile_digest!r:.60}")
+        if not isinstance(self.cpu_model, str):
+            raise PlanError(f"plan 'machine.cpu_model' must be a string, got {self.cpu_model!r:.60}")
+        validate.nonnegative_int(self.logical_cores, "plan 'machine.logical_cores'", error=PlanError)
+        if not isinstance(self.synthetic, bool):
+            raise PlanError(f"plan 'synthetic' must be true or false, got {self.synthetic!r:.60}")
+
+    @classmethod
+    def of(cls, profile) -> PlanOrigin:
+        """The origin of a plan made from ``profile`` (a ``packrat_sim.profile.Profile``)."""
+        return cls(model=profile.model, profile_digest=profile_digest(profile),
+                   cpu_model=profile.machine.cpu_model, logical_cores=profile.machine.logical_cores,
+                   synthetic=profile.synthetic)
+
+    def machine(self) -> str:
+        """The machine in words: ``Intel(R) Xeon(R) Gold 6338, 64 logical CPUs`` ("unknown machine")."""
+        return describe_machine(self.cpu_model, self.logical_cores)
+
+    def other_machine(self, cpu_model: str, logical_cores: int) -> bool:
+        """Whether the machine ``cpu_model`` with ``logical_cores`` CPUs is not the one this
+        plan's profile describes: a known CPU model or count that differs (an unknown one
+        never counts; a synthetic profile describes no real machine). Pure."""
+        if self.synthetic:
+            return False
+        return bool((self.cpu_model and cpu_model and self.cpu_model != cpu_model)
+                    or (self.logical_cores and logical_cores and self.logical_cores != logical_cores))
+
+    def machine_warning(self, what: str, cpu_model: str, logical_cores: int) -> str | None:
+        """One line saying that ``what`` (a plan file or a profile, named) describes another
+        machine than ``cpu_model`` with ``logical_cores`` CPUs (see :meth:`other_machine`);
+        None when it does not. Pure."""
+        if not self.other_machine(cpu_model, logical_cores):
+            return None
+        return (f"warning: {what} describes {self.machine()}, not this machine "
+                f"({describe_machine(cpu_model, logical_cores)}): its predictions may not hold here")
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "synthetic": self.synthetic, "profile_digest": self.profile_digest,
+                "machine": {"cpu_model": self.cpu_model, "logical_cores": self.logical_cores}}
+
+    @classmethod
+    def from_json(cls, obj: Mapping) -> PlanOrigin | None:
+        """The origin fields of a plan JSON object (None when it has no ``model``: a file
+        written before plans recorded their origin); PlanError naming a malformed field."""
+        model = obj.get("model")
+        if model is None:
+            return None
+        machine = obj.get("machine") or {}
+        if not isinstance(machine, Mapping):
+            raise PlanError(f"plan 'machine' must be an object, got {machine!r:.60}")
+        return cls(model=model, profile_digest=obj.get("profile_digest", ""),
+                   cpu_model=machine.get("cpu_model", ""), logical_cores=machine.get("logical_cores", 0),
+                   synthetic=obj.get("synthetic", False))
+
+
+def describe_machine(cpu_model: str, logical_cores: int) -> str:
+    """``Intel(R) Xeon(R) Processor, 2 logical CPUs``; the parts that are unknown are left out."""
+    parts = [cpu_model] if cpu_model else []
+    if logical_cores:
+        parts.append(f"{logical_cores} logical CPU{'s' if logical_cores != 1 else ''}")
+    return ", ".join(parts) or "an unknown machine"
 
 
 @dataclass(frozen=True, order=True)
@@ -68,13 +166,15 @@ class Plan:
 
     Invariants (checked): sum of instance batches == batch; sum of threads <= cores;
     pinned cores, if any, are disjoint. ``predicted_ms`` is the profile's prediction of
-    the batch latency (max over instances), or None.
+    the batch latency (max over instances), or None; ``origin`` what it was made from
+    (:class:`PlanOrigin`), or None.
     """
 
     instances: tuple[Instance, ...]
     batch: int
     cores: int
     predicted_ms: float | None = field(default=None, compare=False)
+    origin: PlanOrigin | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         validate.positive_int(self.batch, "plan batch", error=PlanError)
@@ -99,6 +199,8 @@ class Plan:
             isinstance(self.predicted_ms, (int, float)) and math.isfinite(self.predicted_ms) and self.predicted_ms > 0
         ):
             raise PlanError(f"predicted_ms must be a finite positive number, got {self.predicted_ms!r}")
+        if self.origin is not None and not isinstance(self.origin, PlanOrigin):
+            raise PlanError(f"plan origin must be a PlanOrigin, got {self.origin!r:.60}")
 
     @property
     def threads_used(self) -> int:
@@ -114,7 +216,11 @@ class Plan:
         return " + ".join(f"{n} x {t}t x {b}" for n, t, b in self.groups())
 
     def with_prediction(self, predicted_ms: float | None) -> Plan:
-        return Plan(self.instances, self.batch, self.cores, predicted_ms)
+        return Plan(self.instances, self.batch, self.cores, predicted_ms, self.origin)
+
+    def with_origin(self, origin: PlanOrigin | None) -> Plan:
+        """This plan recording ``origin`` (what it was made from; see :class:`PlanOrigin`)."""
+        return Plan(self.instances, self.batch, self.cores, self.predicted_ms, origin)
 
     def require_prediction(self) -> float:
         """``predicted_ms`` of a priced plan (the optimizer's and the predictor's always are);
@@ -125,7 +231,8 @@ class Plan:
 
     # ---- JSON
     def to_json(self) -> dict:
-        return {
+        """The plan file's object (the origin fields only when the plan has an origin)."""
+        out = {
             "schema": PLAN_SCHEMA,
             "batch": self.batch,
             "cores": self.cores,
@@ -134,6 +241,9 @@ class Plan:
             ],
             "predicted_ms": self.predicted_ms,
         }
+        if self.origin is not None:
+            out.update(self.origin.to_json())
+        return out
 
     @classmethod
     def from_json(cls, obj: object) -> Plan:
@@ -165,6 +275,7 @@ class Plan:
             batch=validate.positive_int(obj.get("batch"), "plan batch", error=PlanError),
             cores=validate.positive_int(obj.get("cores"), "plan cores", error=PlanError),
             predicted_ms=pred,
+            origin=PlanOrigin.from_json(obj),
         )
 
 
@@ -207,15 +318,9 @@ def parse_compact(text: str, cores: int | None = None) -> Plan:
 
 
 def loads_plan(text: str) -> Plan:
-    """Parse plan JSON text; raises PlanError for malformed input."""
-    try:
-        obj = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise PlanError(f"not valid JSON: {exc}") from None
-    return Plan.from_json(obj)
-
-
-_reject_duplicate_keys = no_duplicate_keys(PlanError, "the plan JSON")
+    """Parse plan JSON text strictly (:func:`packrat_sim.inputs.loads_json`: no duplicate key,
+    NaN, huge integer, deep nesting or lone surrogate); raises PlanError for malformed input."""
+    return Plan.from_json(loads_json(text, "the plan JSON", error=PlanError))
 
 
 def dumps_plan(plan: Plan) -> str:

@@ -437,6 +437,17 @@ def best_plan(predictor: Predictor, batch: int, cores: int, options: OptimizerOp
     return best
 
 
+def homogeneous_optimum(predictor: Predictor, batch: int, cores: int,
+                        options: OptimizerOptions | None = None) -> Plan | None:
+    """The best plan of identical instances (what TorchServe can run) over the predictor's
+    candidate cells, priced like :func:`best_plan` (the same co-run model and dispatch
+    cost); None when no homogeneous plan covers ``batch`` on ``cores``."""
+    try:
+        return best_plan(predictor, batch, cores, replace(options or OptimizerOptions(), homogeneous=True))
+    except OptimizerError:
+        return None
+
+
 def price_baselines(profile: Profile, batch: int, cores: int, options: OptimizerOptions | None = None, *,
                     candidates: str = "profiled", interference: bool = False) -> tuple[Plan, dict[str, Baseline]]:
     """Convenience for the faces: the best plan and the fat / thin baselines, all priced by
@@ -466,6 +477,7 @@ __all__ = [
     "check_candidates",
     "corun",
     "corun_source",
+    "homogeneous_optimum",
     "price_baselines",
     "price_plan",
     "priced_profile",

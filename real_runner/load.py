@@ -9,8 +9,11 @@ Two steps, so that a caller can resolve a profile in between:
    writes the history and checks it with the ``serving`` model; it returns a
    :class:`LoadRunResult` whose ``report`` is the JSON object ``packrat run --load --json``
    prints (``switches``: one object per switch with its ``kind`` -- re-route, retarget or
-   respawn --, ``priced_ms`` and ``measured_ms``; ``request_latency_ms``: percentiles of
-   every request, closed loops included).
+   respawn --, ``priced_ms`` and ``measured_ms``; ``switch_prices_ms``: the re-route and
+   retarget prices learned from this run's own switches, which the policy priced its later
+   switches with; ``request_latency_ms``: percentiles of
+   every request, closed loops included; ``conditions``: the load average and run-queue wait
+   while serving, with ``note``, one line when the machine was busy, else None).
 
 Switches reuse warm workers: besides the first plan's workers, ``cores - instances`` warm
 workers wait parked (the standby), so every plan on these cores is reached by a re-route or
@@ -29,19 +32,29 @@ a worker that fails raises :class:`~real_runner.executor.WorkerError`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import functools
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from checker.history import History
+from checker.history import to_json as history_to_json
+from packrat_sim.files import OutputPathError, write_text
 from packrat_sim.estimator import EstimatorConfig
 from packrat_sim.optimizer import OptimizerOptions, optimize
 from packrat_sim.plan import Plan, parse_compact
 from packrat_sim.policy import PlanCatalog, PolicyConfig, PolicyError, parse_overrides, parse_policy
 from packrat_sim.predictor import corun
 from packrat_sim.profile import Profile
+from real_runner.conditions import ConditionsProbe, measurement_note
 from real_runner.models import get_spec, require_batch_memory
-from real_runner.serving import LoadError, LoadSpec, parse_load, serve_load
+from real_runner.serving import LoadError, LoadSpec, ServingInterrupted, parse_load, serve_load
 from real_runner.topology import Topology, TopologyError, detect, format_cpus
 
 #: The policies that can steer a load (the others, fat and thin, never reconfigure).
@@ -96,15 +109,22 @@ class LoadRunResult:
     verdict: str | None = None
 
 
-def parse_load_policy(policy: str, max_batch: int) -> PolicyConfig | None:
+def parse_load_policy(policy: str, max_batch: int, *, closed: bool = False) -> PolicyConfig | None:
     """``policy`` -> the ``packrat`` policy's configuration capped at ``max_batch`` (None for
-    ``packrat-ewma``). PolicyError for an unknown or non-adaptive policy or a bad option."""
+    ``packrat-ewma``). PolicyError for an unknown or non-adaptive policy or a bad option.
+
+    ``closed``: the load is a closed loop. Its clients wait for their answers, so no plan
+    can be overrun by a surge, and the policy's ``capacity_floor`` (which keeps an open
+    loop on plans that survive a surge it has not seen yet) defaults to 0 there: the plan
+    for small batches is a candidate again when the batches shrink. An explicit
+    ``capacity_floor=`` in ``policy`` still wins."""
     name, overrides = parse_policy(policy)
     if name not in ADAPTIVE_POLICIES:
         raise PolicyError(f"--policy {policy!r}: --load needs an adaptive policy (packrat or packrat-ewma)")
     if name != "packrat":
         return None
-    return parse_overrides(overrides + (f"max_batch={max_batch}",))
+    defaults = ("capacity_floor=0",) if closed else ()
+    return parse_overrides(defaults + overrides + (f"max_batch={max_batch}",))
 
 
 def serving_cores(cores: int | None, topology: Topology) -> int:
@@ -131,7 +151,7 @@ def prepare_load(request: LoadRequest) -> LoadSetup:
     require_batch_memory(request.model, load.max_batch, LoadError)  # before a quick profile or a worker
     estimator = EstimatorConfig(alpha=request.alpha, window=request.window, interval_ms=request.interval_ms,
                                 max_batch=load.max_batch)
-    policy = parse_load_policy(request.policy, load.max_batch)
+    policy = parse_load_policy(request.policy, load.max_batch, closed=load.kind == "closed")
     topology = detect()
     return LoadSetup(request, load, estimator, policy, topology, serving_cores(request.cores, topology))
 
@@ -158,11 +178,122 @@ def measure_quick_profile(setup: LoadSetup, *, progress: bool | None = None,
 
     model, cores = setup.request.model, setup.cores
     top = max(setup.estimator.upper, 1)
-    on_note(f"no --profile: measuring a quick profile of {model} (threads 1-{cores}, batches "
-            f"{','.join(map(str, powers_of_two_upto(top)))})")
+    batches = ",".join(map(str, powers_of_two_upto(top)))
+    on_note(f"no --profile: measuring a quick profile of {model} first, to plan every batch size of the load "
+            f"from (threads 1-{cores}, batches {batches}; this can take minutes); to skip it next time, run "
+            f"`packrat profile --model {model} --threads 1-{cores} --batches {batches} --out {model}.json` once "
+            f"and pass --profile {model}.json")
     return quick_profile(model, top, cores, topology=setup.topology, progress=progress)
 
 
+def write_load_history(history: History, path: str, *, incomplete: str | None = None) -> None:
+    """Write a load's ``history`` to ``path`` (``packrat.history/1``, through
+    ``packrat_sim.files``: atomic, no symlink followed). ``incomplete``: why the run was cut
+    short; the file then says so in two more top-level keys, ``"incomplete": true`` and
+    ``"incomplete_reason"`` (readers of the format ignore keys they do not know, and the
+    operations still in flight are pending ones, which a linearizability check accepts).
+    Raises OutputPathError naming the path."""
+    obj = history_to_json(history)
+    if incomplete is not None:
+        obj["incomplete"] = True
+        obj["incomplete_reason"] = incomplete
+    write_text(path, json.dumps(obj, indent=None, separators=(",", ":")) + "\n", "history")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as an exception while :func:`run_load` runs, so that serving stops
+    through its ``finally`` blocks (workers stopped, history kept) instead of dying at once."""
+
+    signum = signal.SIGTERM
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While active (main thread, SIGTERM at its default action), SIGTERM raises
+    :class:`_Terminated`; afterwards the default action comes back and a SIGTERM that
+    ended the block is re-delivered, so the process still dies of it."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    terminated = False
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if getattr(exc, "signum", None) != signal.SIGTERM:
+            raise
+        terminated = True
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if terminated:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise SystemExit(128 + signal.SIGTERM)  # pragma: no cover - the signal above ends the process
+
+
+def _keeps_history_when_interrupted(run: Callable[..., LoadRunResult]) -> Callable[..., LoadRunResult]:
+    """:func:`run_load`'s interruption rule. Ctrl-C (SIGINT) or SIGTERM while the load is
+    served stops serving cleanly (:class:`~real_runner.serving.ServingInterrupted`); the
+    operations recorded so far (those in flight pending) are written to ``history_path``
+    marked incomplete (:func:`write_load_history`) and ``on_note`` says so; interrupted
+    before serving began (workers starting), an empty history marked incomplete is
+    written; interrupted while the finished history is checked, the file written is kept.
+    Then the interruption goes on: ``KeyboardInterrupt`` for SIGINT, death by SIGTERM for
+    SIGTERM."""
+
+    @functools.wraps(run)
+    def wrapped(setup: LoadSetup, profile: Profile | None = None, *, history_path: str | None = None,
+                **kwargs: Any) -> LoadRunResult:
+        before = _identity(history_path)
+        with _sigterm_unwinds():
+            try:
+                return run(setup, profile, history_path=history_path, **kwargs)
+            except ServingInterrupted as exc:
+                _keep_interrupted_history(exc.report.get("history"), exc.signum, history_path, kwargs.get("on_note"))
+                raise
+            except KeyboardInterrupt as exc:
+                if _identity(history_path) == before:  # before serving began: nothing was recorded
+                    _keep_interrupted_history(History([], model="serving"), getattr(exc, "signum", signal.SIGINT),
+                                              history_path, kwargs.get("on_note"))
+                raise  # (after the history was written, during its check: the file is complete)
+
+    return wrapped
+
+
+def _identity(path: str | None) -> tuple[int, int, int] | None:
+    """(device, inode, mtime) of ``path``, None when absent: a write (a rename) changes it."""
+    try:
+        st = os.lstat(path) if path else None
+    except OSError:
+        return None
+    return None if st is None else (st.st_dev, st.st_ino, st.st_mtime_ns)
+
+
+def _keep_interrupted_history(history: History | None, signum: int, history_path: str | None,
+                              on_note: Callable[[str], None] | None) -> None:
+    """Write the history of an interrupted load (when a path was given) and say so."""
+    if not history_path or history is None:
+        return
+    name = signal.Signals(signum).name if signum in signal.valid_signals() else f"signal {signum}"
+    pending = sum(1 for op in history if op.ret is None)
+    reason = (f"interrupted by {name}; {len(history)} operations recorded until then, "
+              f"{pending} of them still in flight (pending)")
+    try:
+        write_load_history(history, history_path, incomplete=reason)
+    except OutputPathError as err:
+        message = f"{name}: the history could not be written: {err}"
+    else:
+        message = f"{name}: wrote the {len(history)} operations recorded so far to {history_path} (marked incomplete)"
+    if on_note is not None:
+        on_note(message)
+
+
+@_keeps_history_when_interrupted
 def run_load(setup: LoadSetup, profile: Profile | None = None, *, history_path: str | None = None,
              check: bool = False, progress: bool | None = None,
              on_note: Callable[[str], None] = lambda message: None) -> LoadRunResult:
@@ -171,7 +302,10 @@ def run_load(setup: LoadSetup, profile: Profile | None = None, *, history_path: 
     with ``check``, judge it with the ``serving`` model (timeout CHECK_TIMEOUT_S).
 
     Raises OptimizerError (no plan for a batch of 1 on these cores), PolicyError (no plan
-    catalog), WorkerError (a worker failed); blocks for the load's duration.
+    catalog), WorkerError (a worker failed); blocks for the load's duration. A history that
+    cannot be written is named in ``report["history_error"]`` (the run is not lost).
+    Interrupted by Ctrl-C or SIGTERM while serving, the history recorded so far is written
+    marked incomplete before the interruption goes on (:func:`_keeps_history_when_interrupted`).
     """
     if profile is None:
         profile = measure_quick_profile(setup, progress=progress, on_note=on_note)
@@ -180,9 +314,11 @@ def run_load(setup: LoadSetup, profile: Profile | None = None, *, history_path: 
     catalog = None
     if setup.policy is not None:
         catalog = PlanCatalog(profile, setup.cores, setup.load.max_batch, error=PolicyError, execution="chunks")
+    probe = ConditionsProbe().start()
     served = serve_load(setup.request.model, setup.load, planner, estimator=setup.estimator,
                         topology=setup.topology, warmup=setup.request.warmup, catalog=catalog, policy=setup.policy,
                         cores=setup.cores)
+    conditions = probe.stop()
     history = served.pop("history")
     served.pop("runtime")
     report = {"model": setup.request.model, "load": setup.request.load, "load_kind": setup.load.kind,
@@ -190,6 +326,7 @@ def run_load(setup: LoadSetup, profile: Profile | None = None, *, history_path: 
               "profile": {"model": profile.model, "synthetic": profile.synthetic, "source": profile.source},
               **served}
     report["notes"] = corun(profile).notes(parse_compact(text) for text in _served_plans(report))
+    report["conditions"] = dict(conditions.to_json(), note=measurement_note(conditions))
     return _record_history(report, history, history_path, check)
 
 
@@ -202,12 +339,17 @@ def _served_plans(report: dict[str, Any]) -> list[str]:
 def _record_history(report: dict[str, Any], history: History, history_path: str | None,
                     check: bool) -> LoadRunResult:
     """Write ``history`` to ``history_path`` (when given), check it (with ``check``) and
-    add ``history_file``, ``history_operations`` and ``check`` to ``report`` (in place)."""
-    if history_path:
-        from checker.history import write_history
+    add ``history_file``, ``history_operations`` and ``check`` to ``report`` (in place).
 
-        write_history(history, history_path)
-        report["history_file"] = history_path
+    A history that cannot be written (a full disk) does not lose the run: ``report`` gets
+    ``history_error`` (one line naming the file and why) instead of ``history_file``, and
+    the check still runs on the history in memory."""
+    if history_path:
+        try:
+            write_load_history(history, history_path)
+            report["history_file"] = history_path
+        except OutputPathError as exc:
+            report["history_error"] = str(exc)
     report["history_operations"] = len(history)
     verdict = None
     if check:
@@ -231,4 +373,5 @@ __all__ = [
     "prepare_load",
     "run_load",
     "serving_cores",
+    "write_load_history",
 ]

@@ -69,6 +69,7 @@ import hashlib
 import math
 import queue
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -84,7 +85,7 @@ from packrat_sim.errors import PackratError
 from packrat_sim.estimator import EstimatorConfig, initial_state, pow2_floor
 from packrat_sim.estimator import step as estimator_step
 from packrat_sim.plan import Plan
-from packrat_sim.switching import RESPAWN, switch_kind
+from packrat_sim.switching import REROUTE, RESPAWN, RETARGET, switch_kind
 from real_runner import topology as topo_mod
 from real_runner.executor import InstancePool, SwitchReport, WorkerError, default_standby
 from real_runner.models import get_spec, make_inputs
@@ -98,6 +99,26 @@ class ServingError(RuntimeError):
 
 class LoadError(PackratError):
     """A load spec (or a batch submitted to the runtime) is invalid; the message names the bad part."""
+
+
+class ServingInterrupted(KeyboardInterrupt):
+    """Serving a load was interrupted: Ctrl-C, or a signal the caller turned into a
+    ``KeyboardInterrupt`` with a ``signum`` attribute (``real_runner.load`` does so for
+    SIGTERM). The runtime is closed; ``report`` is :func:`serve_load`'s report of what was
+    served until then, its ``history`` holding the operations still in flight as pending
+    (:meth:`ServingRuntime.history` with ``pending``); ``signum``: the signal."""
+
+    def __init__(self, signum: int, report: dict) -> None:
+        super().__init__(f"serving interrupted by {_signal_name(signum)}")
+        self.signum = signum
+        self.report = report
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 # ------------------------------------------------------------------------ records
@@ -554,9 +575,20 @@ class ServingRuntime:
                                 "at_s": ((rec.drained_ns or rec.call_ns) - self.t0_ns) / 1e9})
 
     # ---- history
-    def history(self) -> History:
+    def history(self, *, pending: bool = False) -> History:
+        """The ``serving`` history of every answered (or failed: pending) batch and every
+        reconfigure that took effect. With ``pending`` (a run cut short), also each batch
+        submitted but never answered and each reconfigure that neither took effect nor
+        failed, as pending operations: they may or may not have happened."""
         with self._log_lock:
-            ops = sorted(self._ops, key=lambda o: (o.call, math.inf if o.ret is None else o.ret))
+            ops = list(self._ops)
+            if pending:
+                logged = {op.input.get("batch") for op in ops if op.input.get("op") == "infer"}
+                ops += [Operation(b.client, {"op": "infer", "batch": b.id, "size": b.size}, None, b.call_ns, None)
+                        for b in self.batches if b.id not in logged]
+                ops += [Operation(RECONFIGURER, {"op": "reconfigure", "plan": r.to_plan.to_json()}, None, r.call_ns, None)
+                        for r in self.reconfigurations if not r.ok and r.error is None]
+        ops.sort(key=lambda o: (o.call, math.inf if o.ret is None else o.ret))
         return History(ops, model="serving")
 
 
@@ -748,11 +780,17 @@ def _drive(rt: ServingRuntime, load: LoadSpec, *, seed: int, window_s: float, ru
     ``runtime_hook(rt)`` runs once the runtime is up; ``control(alive)`` steers while the
     load runs (``alive()``: a load thread still runs). The report is :func:`summarize`'s
     with ``request_latency_ms``, then ``fields`` (the policy's own keys, in order), then
-    ``idle_skipped_s``, ``history`` and ``runtime``."""
+    ``idle_skipped_s``, ``history`` and ``runtime``.
+
+    Interrupted (``KeyboardInterrupt``, or a subclass with a ``signum`` such as the one
+    ``real_runner.load`` raises on SIGTERM) while the load runs: the runtime is closed (the
+    batches already queued are answered), then :class:`ServingInterrupted` carries the
+    report of what was served, its history with the operations in flight pending."""
     rt.start()
     stop = threading.Event()
     req_lat: list = []
     skipped: list = []
+    interrupted: KeyboardInterrupt | None = None
     try:
         if runtime_hook is not None:
             runtime_hook(rt)
@@ -769,6 +807,8 @@ def _drive(rt: ServingRuntime, load: LoadSpec, *, seed: int, window_s: float, ru
             control(lambda: any(t.is_alive() for t in threads))
         for t in threads:
             t.join()
+    except KeyboardInterrupt as exc:
+        interrupted = exc
     finally:
         stop.set()
         rt.close()
@@ -776,8 +816,10 @@ def _drive(rt: ServingRuntime, load: LoadSpec, *, seed: int, window_s: float, ru
     report["request_latency_ms"] = _stats(req_lat) if req_lat else _request_stats(rt)
     report.update(fields)
     report["idle_skipped_s"] = float(sum(skipped))
-    report["history"] = rt.history()
+    report["history"] = rt.history(pending=interrupted is not None)
     report["runtime"] = rt
+    if interrupted is not None:
+        raise ServingInterrupted(getattr(interrupted, "signum", signal.SIGINT), report) from interrupted
     return report
 
 
@@ -857,8 +899,10 @@ def _serve_with_policy(model: str, load: LoadSpec, catalog: pol.PlanCatalog, cfg
             seen += len(formed)
             for t_ms, size, backlog in formed:
                 state = pol.observe(cfg, state, t_ms, min(size, cfg.max_batch), backlog)
-            # the policy prices the kind the runner performs: tell it the warm standby there is now
-            state, d = pol.decide(cfg, catalog, state, formed[-1][0], replace(switch, standby=rt.standby))
+            # the policy prices the kind the runner performs, as its switches cost so far, with the
+            # warm standby there is now
+            learned = learn_switch_costs(switch, rt.reconfigurations)
+            state, d = pol.decide(cfg, catalog, state, formed[-1][0], replace(learned, standby=rt.standby))
             if d is None or not d.reconfigure:
                 continue
             decided = time.monotonic_ns()
@@ -869,9 +913,29 @@ def _serve_with_policy(model: str, load: LoadSpec, catalog: pol.PlanCatalog, cfg
                 state = replace(state, current=start if idx is None else idx)
             state = pol.switched(state)
 
-    return _drive(rt, load, seed=seed, window_s=window_s, runtime_hook=runtime_hook, control=control,
-                  policy="packrat", policy_config={k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
-                  initial_plan=plan0.describe(), decisions=decisions, reconfigure_errors=errors)
+    report = _drive(rt, load, seed=seed, window_s=window_s, runtime_hook=runtime_hook, control=control,
+                    policy="packrat", policy_config={k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+                    initial_plan=plan0.describe(), decisions=decisions, reconfigure_errors=errors)
+    final = learn_switch_costs(switch, rt.reconfigurations)
+    report["switch_prices_ms"] = {"re-route": final.reroute_ms, "retarget": final.retarget_ms,
+                                  "learned_from": sum(1 for r in rt.reconfigurations if _measured(r))}
+    return report
+
+
+def _measured(rec: ReconfigRecord) -> bool:
+    """Whether ``rec`` took effect and its first new batch has started (its cost is known)."""
+    return rec.ok and rec.first_start_ns is not None and rec.measured_ms is not None
+
+
+def learn_switch_costs(model: pol.SwitchModel, records: list[ReconfigRecord]) -> pol.SwitchModel:
+    """``model`` with its re-route and retarget prices learned from the switches of
+    ``records`` whose cost is known (:func:`_measured`; :meth:`~packrat_sim.policy.SwitchModel.learned`:
+    the median of the latest of each kind); a kind never measured keeps ``model``'s price.
+    Pure (reads the records)."""
+    for kind in (REROUTE, RETARGET):
+        model = model.learned(kind, [r.measured_ms for r in records
+                                     if _measured(r) and r.kind == kind and r.measured_ms is not None])
+    return model
 
 
 def _stats(xs) -> dict | None:

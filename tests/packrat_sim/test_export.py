@@ -92,3 +92,44 @@ def test_unknown_formats_and_bad_names_are_rejected():
         export_plan(HOMOGENEOUS, "yaml")
     with pytest.raises(ExportError, match="model name"):
         export_plan(HOMOGENEOUS, "torchserve", model='a"b')
+
+
+def _transformer_13():
+    """transformer-16's calibrated optimum for a batch of 13 on 16 cores (heterogeneous) and
+    its homogeneous optimum, both priced by one predictor."""
+    from packrat_sim.optimizer import OptimizerOptions
+    from packrat_sim.predictor import Predictor, best_plan, candidate_profile, homogeneous_optimum
+    from packrat_sim.profile import builtin_profile
+
+    predictor = Predictor(candidate_profile(builtin_profile("transformer-16"), 16, 13), None, True)
+    options = OptimizerOptions(exact_cores=False)
+    return best_plan(predictor, 13, 16, options), homogeneous_optimum(predictor, 13, 16, options)
+
+
+def test_the_homogeneous_optimum_is_identical_instances_priced_no_faster_than_the_optimum():
+    best, homogeneous = _transformer_13()
+    assert best.describe() == "6 x 2t x 2 + 1 x 2t x 1" and homogeneous.describe() == "13 x 1t x 1"
+    assert homogeneous.predicted_ms >= best.predicted_ms
+
+
+def test_torchserve_exports_the_homogeneous_optimum_of_a_heterogeneous_plan_and_says_how_much_slower():
+    best, homogeneous = _transformer_13()
+    export = export_plan(best, "torchserve", homogeneous=homogeneous)
+    props = torchserve_properties(export.text)
+    config = json.loads(props["models"])["model"]["1.0"]
+    assert (config["minWorkers"], config["batchSize"], props["cpu_launcher_args"]) == (13, 1, "--ncores-per-instance 1")
+    ratio = homogeneous.predicted_ms / best.predicted_ms
+    assert "exported the best homogeneous plan 13 x 1t x 1" in export.limitations[0]
+    assert f"{ratio:.2f}x the predicted latency of the heterogeneous optimum" in export.limitations[0]
+
+
+def test_a_homogeneous_plan_exports_itself_whatever_alternative_is_given():
+    assert export_plan(HOMOGENEOUS, "torchserve", homogeneous=HETEROGENEOUS) == export_plan(HOMOGENEOUS, "torchserve")
+
+
+def test_an_alternative_that_is_not_homogeneous_for_the_batch_or_not_priced_is_refused():
+    best, homogeneous = _transformer_13()
+    with pytest.raises(ExportError, match="not a homogeneous plan for batch 13"):
+        export_plan(best, "torchserve", homogeneous=HOMOGENEOUS)
+    with pytest.raises(ExportError, match="must both be priced"):
+        export_plan(best, "torchserve", homogeneous=homogeneous.with_prediction(None))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -148,3 +149,89 @@ def test_parse_compact_refuses_more_threads_than_cores():
 
     with pytest.raises(PlanError, match="'4x8x16' needs 32 threads but only 16 cores"):
         parse_compact("4x8x16", cores=16)
+
+
+# ---- origin (issue 31, item 3): a plan file records the model, the profile's digest and the machine
+
+
+def _measured(model="bert-base", cpu="Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz", logical=64):
+    from dataclasses import replace
+
+    from packrat_sim.profile import Machine, builtin_profile
+
+    return replace(builtin_profile("cnn-4", max_batch=8), model=model, synthetic=False,
+                   machine=Machine(cpu_model=cpu, logical_cores=logical, physical_cores=logical // 2, sockets=2))
+
+
+def test_a_plan_records_its_origin_and_the_file_round_trips_it():
+    from packrat_sim.plan import PlanOrigin, profile_digest
+
+    prof = _measured()
+    origin = PlanOrigin.of(prof)
+    assert origin == PlanOrigin("bert-base", profile_digest(prof), "Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz", 64)
+    p = fat(8, 4).with_prediction(3.5).with_origin(origin)
+    obj = json.loads(dumps_plan(p))
+    assert obj["model"] == "bert-base" and obj["synthetic"] is False
+    assert obj["profile_digest"] == profile_digest(prof) and re.fullmatch(r"[0-9a-f]{16}", obj["profile_digest"])
+    assert obj["machine"] == {"cpu_model": "Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz", "logical_cores": 64}
+    again = loads_plan(dumps_plan(p))
+    assert again == p and again.origin == origin and again.predicted_ms == 3.5
+    assert again.with_prediction(4.0).origin == origin  # kept by with_prediction
+
+
+def test_a_plan_file_written_before_plans_recorded_their_origin_still_loads():
+    old = {"schema": "packrat.plan/1", "batch": 8, "cores": 4,
+           "instances": [{"threads": 4, "batch": 8, "cores": []}], "predicted_ms": 2.0}
+    p = Plan.from_json(old)
+    assert p.origin is None and p == fat(8, 4)
+    assert json.loads(dumps_plan(p)) == old  # and a plan without an origin writes no origin fields
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"model": ""}, "plan 'model' must be a non-empty string"),
+    ({"model": 5}, "plan 'model'"),
+    ({"model": "m", "profile_digest": 1}, "profile_digest"),
+    ({"model": "m", "machine": "x"}, "plan 'machine' must be an object"),
+    ({"model": "m", "machine": {"cpu_model": "x", "logical_cores": -1}}, "machine.logical_cores"),
+    ({"model": "m", "machine": {"cpu_model": 3}}, "machine.cpu_model"),
+    ({"model": "m", "synthetic": "no"}, "'synthetic' must be true or false"),
+])
+def test_malformed_origin_fields_name_the_field(fields, message):
+    obj = {"schema": "packrat.plan/1", "batch": 1, "cores": 1, "instances": [{"threads": 1, "batch": 1}], **fields}
+    with pytest.raises(PlanError, match=message):
+        Plan.from_json(obj)
+
+
+def test_the_profile_digest_is_stable_through_a_file_and_changes_with_the_content(tmp_path):
+    from dataclasses import replace
+
+    from packrat_sim.plan import profile_digest
+    from packrat_sim.profile import read_profile, write_profile
+
+    prof = _measured()
+    write_profile(prof, str(tmp_path / "p.json"))
+    assert profile_digest(read_profile(str(tmp_path / "p.json"))) == profile_digest(prof)
+    assert profile_digest(prof) == profile_digest(_measured())  # deterministic
+    assert profile_digest(replace(prof, cells=prof.cells[1:])) != profile_digest(prof)
+    assert profile_digest(_measured(model="gpt2")) != profile_digest(prof)
+
+
+def test_another_machine_is_a_known_cpu_model_or_count_that_differs():
+    from packrat_sim.plan import PlanOrigin
+
+    o = PlanOrigin("bert-base", "", "Xeon Gold", 64)
+    assert not o.other_machine("Xeon Gold", 64)
+    assert o.other_machine("Xeon Gold", 2) and o.other_machine("EPYC", 64)
+    assert not PlanOrigin("bert-base").other_machine("EPYC", 2)  # unknown (e.g. imported): nothing to compare
+    assert not PlanOrigin("cnn-16", "", "synthetic 16-core server", 16, synthetic=True).other_machine("EPYC", 2)
+    warning = o.machine_warning("the plan p.json", "EPYC", 2)
+    assert warning == ("warning: the plan p.json describes Xeon Gold, 64 logical CPUs, not this machine "
+                       "(EPYC, 2 logical CPUs): its predictions may not hold here")
+    assert o.machine_warning("the plan p.json", "Xeon Gold", 64) is None
+
+
+@pytest.mark.parametrize("text, named", [('{"a": 1, "a": 2}', "'a'"), ('{"batch": NaN}', "NaN"),
+                                         ('{"batch": ' + "9" * 5000 + "}", "digits")])
+def test_a_plan_file_is_read_strictly_naming_what_is_wrong(text, named):
+    with pytest.raises(PlanError, match=named):
+        loads_plan(text)

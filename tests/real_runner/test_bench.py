@@ -69,5 +69,6 @@ def test_with_an_interference_model_the_bench_reports_the_aware_plan_beside_the_
     roles = {r for p in row["plans"] for r in p["roles"]}
     assert "interference-aware" in roles
     assert row["interference_aware_regret_pct"] >= 0 and row["interference_aware_ms"] > 0
-    assert row["optimizer_predicted_under_interference_ms"] >= row["optimizer_predicted_ms"]
+    (aware,) = [p for p in row["plans"] if "interference-aware" in p["roles"]]
+    assert row["interference_aware_predicted_ms"] == aware["predicted_ms"] and rep["prediction"] == "calibrated"
     assert "interference-aware plan" in to_markdown(rep)

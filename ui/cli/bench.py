@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 
 import typer
 
-from ui.cli.common import BadInput, emit_json, fail, load_model_profile, note, output_dir_arg, print_corun, write_output
+from ui.cli.common import BadInput, emit_json, fail, load_model_profile, note, output_dir_arg, print_corun
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +28,7 @@ def register(app: typer.Typer) -> None:
         predicted vs measured error."""
         from packrat_sim import validate
         from real_runner.bench import run_bench
+        from real_runner.conditions import ConditionsProbe
         from real_runner.executor import WorkerError
         from real_runner.models import get_spec
         from real_runner.profiling import parse_int_list
@@ -41,47 +41,104 @@ def register(app: typer.Typer) -> None:
         profile = None
         if profile_spec is not None:
             profile = load_model_profile(profile_spec, model)
+            _warn_other_machine(profile, profile_spec)
         output_dir_arg(out, "--out")  # before measuring: parent exists, not a symlink or a file
+        probe = ConditionsProbe().start()
         try:
             report = run_bench(model, bs, cores=cores, iterations=iterations, profile=profile, max_plans=max_plans,
                                on_progress=note, interference=interference, isolated=isolated)
         except WorkerError as exc:
             fail(str(exc), code=1)
-        if out is not None:
-            from ui.reports.bench import to_html, to_markdown
-
-            output_dir_arg(out, "--out", create=True)
-            write_output(os.path.join(out, "report.json"), json.dumps(report, indent=1) + "\n", "--out")
-            write_output(os.path.join(out, "report.md"), to_markdown(report), "--out")
-            write_output(os.path.join(out, "report.html"), to_html(report), "--out")
-            report["out"] = out
+        report["conditions"] = conditions_json(probe.stop(), report["batches"])
+        unwritten = _write_reports(report, out) if out is not None else None
         if as_json:
             emit_json(report)
-            return
-        for r in report["batches"]:
+        else:
+            _print_text(report, out if unwritten is None else None)
+        if unwritten is not None:
+            fail(unwritten)
+
+
+def conditions_json(conditions, rows: list[dict]) -> dict:
+    """The bench's conditions (``real_runner.conditions``) with ``note``: the one line on the
+    batch whose optimizer plan was furthest from its prediction, or on a busy machine."""
+    import math
+
+    from real_runner.conditions import measurement_note
+
+    pairs = [(r["optimizer_predicted_ms"], r["optimizer_ms"]) for r in rows
+             if r.get("optimizer_predicted_ms") and r.get("optimizer_ms")]
+    worst = max(pairs, key=lambda pm: abs(math.log(pm[1] / pm[0])), default=(None, None))
+    return dict(conditions.to_json(), note=measurement_note(conditions, *worst))
+
+
+def _write_reports(report: dict, out: str) -> str | None:
+    """Write report.json, report.md and report.html into ``out`` as one set (all or none:
+    ``packrat_sim.files.write_files``); None, or the one-line reason none was written."""
+    from packrat_sim.files import OutputPathError, write_files
+    from ui.reports.bench import to_html, to_markdown
+
+    try:
+        output_dir_arg(out, "--out", create=True)
+        report["out"] = out
+        write_files(out, {"report.json": json.dumps(report, indent=1) + "\n", "report.md": to_markdown(report),
+                          "report.html": to_html(report)}, "--out")
+    except (BadInput, OutputPathError) as exc:
+        report.pop("out", None)
+        return f"the measurements above are kept, but the reports were not written: {exc}"
+    return None
+
+
+def _print_text(report: dict, out: str | None) -> None:
+    """The text form of ``packrat bench`` (``out``: where the reports were written, or None)."""
+    name = report["prediction"]
+    for r in report["batches"]:
+        typer.echo(
+            f"batch {r['batch']:4d}: fat {r['fat_ms']:8.2f} ms  thin {r['thin_ms']:8.2f} ms  "
+            f"optimizer {r['optimizer']} {r['optimizer_ms']:8.2f} ms ({r['speedup_optimizer_vs_fat']:.2f}x fat)  "
+            f"oracle {r['oracle_best']} {r['oracle_ms']:8.2f} ms  regret {r['regret_pct']:.1f}%"
+        )
+        if r.get("optimizer_predicted_ms") is not None:
             typer.echo(
-                f"batch {r['batch']:4d}: fat {r['fat_ms']:8.2f} ms  thin {r['thin_ms']:8.2f} ms  "
-                f"optimizer {r['optimizer']} {r['optimizer_ms']:8.2f} ms ({r['speedup_optimizer_vs_fat']:.2f}x fat)  "
-                f"oracle {r['oracle_best']} {r['oracle_ms']:8.2f} ms  regret {r['regret_pct']:.1f}%"
+                f"           optimizer predicted ({name}) {r['optimizer_predicted_ms']:.2f} ms, "
+                f"error {r['optimizer_prediction_error_pct']:+.1f}%"
             )
-            if r.get("median_abs_prediction_error_pct") is not None:
-                noise = r.get("median_noise_pct")
-                typer.echo(
-                    f"           prediction |error| median {r['median_abs_prediction_error_pct']:.1f}% over the plans, "
-                    f"measured noise floor median {'-' if noise is None else f'{noise:.1f}%'}"
-                )
-            if "interference_aware" in r:
-                typer.echo(
-                    f"           interference-aware {r['interference_aware']} {r['interference_aware_ms']:8.2f} ms  "
-                    f"regret {r['interference_aware_regret_pct']:.1f}%"
-                )
-        _print_corun(report)
-        if out is not None:
-            typer.echo(f"wrote {out}/report.json, report.md, report.html")
+        if r.get("median_abs_prediction_error_pct") is not None:
+            noise = r.get("median_noise_pct")
+            typer.echo(
+                f"           {name} prediction |error| median {r['median_abs_prediction_error_pct']:.1f}% over "
+                f"the {len(r['plans'])} plans, measured noise floor median {'-' if noise is None else f'{noise:.1f}%'}"
+            )
+        if "interference_aware" in r:
+            typer.echo(
+                f"           interference-aware {r['interference_aware']} {r['interference_aware_ms']:8.2f} ms  "
+                f"regret {r['interference_aware_regret_pct']:.1f}%"
+            )
+    _print_corun(report)
+    if out is not None:
+        typer.echo(f"wrote {out}/report.json, report.md, report.html")
+    if report["conditions"].get("note"):
+        note(f"note: {report['conditions']['note']}")
 
 
 def _print_corun(report: dict) -> None:
-    """The line saying which prediction the bench used, and the no-co-run line when it applies."""
+    """The line naming the one prediction per plan the bench used, and the no-co-run line
+    when it applies."""
     from packrat_sim.predictor import CoRun
 
-    print_corun(f"predictions {CoRun.from_json(report['corun_model']).describe()}", report["notes"])
+    print_corun(f"predictions {report['prediction']} ({report['prediction_means']}); "
+                f"{CoRun.from_json(report['corun_model']).describe()}", report["notes"])
+
+
+def _warn_other_machine(profile, spec: str) -> None:
+    """One line on stderr when the --profile describes another machine than this one (its
+    CPU model and the CPUs this process may use): its predictions may not hold here."""
+    from packrat_sim.plan import PlanOrigin
+    from real_runner.topology import detect
+
+    here = detect()
+    origin = PlanOrigin(profile.model, cpu_model=profile.machine.cpu_model,
+                        logical_cores=profile.machine.logical_cores, synthetic=profile.synthetic)
+    warning = origin.machine_warning(f"--profile {spec}", here.cpu_model, here.logical)
+    if warning:
+        note(warning)

@@ -143,6 +143,7 @@ def step_real_run() -> str:
     from packrat_sim.optimizer import optimize
     from packrat_sim.predictor import corun
     from real_runner import compare_with_fat, quick_profile
+    from real_runner.conditions import ConditionsProbe, measurement_note
 
     cores = len(os.sched_getaffinity(0))
     typer.echo(f"== real run: {DEMO_MODEL}, batch {DEMO_REAL_BATCH}, on this machine's {cores} cores")
@@ -150,10 +151,15 @@ def step_real_run() -> str:
     profile = quick_profile(DEMO_MODEL, DEMO_REAL_BATCH, cores)
     typer.echo(f"   profiled {len(profile.cells)} cells in {time.perf_counter() - t0:.1f} s (median of repeats, pinned workers)")
     plan = optimize(profile, DEMO_REAL_BATCH, cores)
+    probe = ConditionsProbe().start()
     result = compare_with_fat(DEMO_MODEL, plan, iterations=10, cores=cores)
+    conditions = probe.stop()
     typer.echo(f"   plan {plan.describe():<24} predicted {plan.predicted_ms:8.2f} ms   measured median {result.plan.median_ms:8.2f} ms")
     for line in corun(profile).notes([plan]):
         typer.echo(f"   note: {line}")
+    busy = measurement_note(conditions, plan.predicted_ms, result.plan.median_ms)
+    if busy:
+        typer.echo(f"   note: {busy}")
     typer.echo(f"   fat  {f'1 x {cores}t x {DEMO_REAL_BATCH}':<24} {'':>18}   measured median {result.fat.median_ms:8.2f} ms")
     typer.echo(f"   measured speedup over fat {result.speedup:.2f}x (interleaved in one run; outputs match: {result.outputs_match})")
     return "ok" if result.outputs_match else "outputs differ"

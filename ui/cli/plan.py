@@ -32,7 +32,17 @@ def priced_report(profile, cand, batch: int, cores: int, options, candidates: st
     report = _report(profile, cand, batch, cores, options, candidates, False)
     if co.calibrated:
         report = _with_interference(report, profile, cand, batch, cores, options, candidates)
-    return with_corun(report, co)
+    return with_corun(with_origin(report, profile), co)
+
+
+def with_origin(report: dict, profile) -> dict:
+    """``report`` whose ``plan`` (the plan file's object) records what it was made from:
+    the profile's model, its digest and the machine it describes (``PlanOrigin``), so that
+    `plan --out`, `--export json` and the dashboard's download write them and `run` can
+    refuse the plan for another model."""
+    from packrat_sim.plan import Plan, PlanOrigin
+
+    return dict(report, plan=Plan.from_json(report["plan"]).with_origin(PlanOrigin.of(profile)).to_json())
 
 
 def with_corun(report: dict, co) -> dict:
@@ -169,11 +179,12 @@ def format_interference(report: dict) -> str:
     ])
 
 
-def _print_export(plan, fmt: str, as_json: bool) -> None:
-    """Print ``plan`` exported as ``fmt``; limitations go to stderr (or into the JSON)."""
+def _print_export(plan, fmt: str, as_json: bool, homogeneous=None) -> None:
+    """Print ``plan`` exported as ``fmt`` (``homogeneous``: the best homogeneous plan, which
+    TorchServe runs instead of a heterogeneous one); limitations go to stderr (or into the JSON)."""
     from packrat_sim.export import export_plan
 
-    exported = export_plan(plan, fmt)  # ExportError (a PackratError) names a bad format
+    exported = export_plan(plan, fmt, homogeneous=homogeneous)  # ExportError (a PackratError) names a bad format
     if as_json:
         emit_json({"format": exported.format, "text": exported.text, "limitations": list(exported.limitations)})
         return
@@ -239,7 +250,14 @@ def register(app: typer.Typer) -> None:
                                 interference=report["corun"] == "calibrated")
             report["certificate"] = cert.to_json()
         if export is not None:
-            _print_export(Plan.from_json(report["plan"]), export, as_json)
+            best = Plan.from_json(report["plan"])
+            alternative = None
+            if export == "torchserve" and len(best.groups()) > 1:
+                from packrat_sim.predictor import Predictor, homogeneous_optimum
+
+                alternative = homogeneous_optimum(Predictor(cand, options.statistic, report["corun"] == "calibrated"),
+                                                  batch, cores, options)
+            _print_export(best, export, as_json, alternative)
             return
         if out:
             try:

@@ -89,7 +89,12 @@ def _auto_plan(run: BatchRun, profile_spec: str | None, progress: bool | None):
 
     model, batch, cores = run.model, run.batch, run.cores
     if profile_spec is not None:
+        from packrat_sim.plan import PlanOrigin
+
         profile = load_model_profile(profile_spec, model, planning=True)
+        _warn_other_machine(PlanOrigin(profile.model, cpu_model=profile.machine.cpu_model,
+                                       logical_cores=profile.machine.logical_cores, synthetic=profile.synthetic),
+                            f"--profile {profile_spec}", run)
     else:
         bs = ",".join(map(str, powers_of_two_upto(batch)))
         note(
@@ -105,9 +110,13 @@ def _auto_plan(run: BatchRun, profile_spec: str | None, progress: bool | None):
     return optimize(profile, batch, cores, OptimizerOptions()), profile
 
 
-def _read_plan(path: str, batch: int):
+def _read_plan(path: str, run: BatchRun):
     """The plan in the packrat.plan/1 file ``path``; BadInput naming the file when it is
-    not a plan or is for another batch size (ProfileError when it cannot be read)."""
+    not a plan, is for another batch size, or was made from a measured profile of another
+    model than ``run.model`` (naming both models). A plan made from a profile of another
+    machine is warned about in one line on stderr, one made from a synthetic profile noted.
+    A file written before plans recorded their origin is taken as it is. ProfileError when
+    the file cannot be read."""
     from packrat_sim.plan import PlanError, loads_plan
     from packrat_sim.profile import read_text
 
@@ -116,9 +125,26 @@ def _read_plan(path: str, batch: int):
         plan = loads_plan(text)
     except PlanError as exc:
         raise BadInput(f"plan {path}: {exc}") from None
-    if plan.batch != batch:
-        raise BadInput(f"the plan {path} is for a batch of {plan.batch}, not --batch {batch}")
+    if plan.batch != run.batch:
+        raise BadInput(f"the plan {path} is for a batch of {plan.batch}, not --batch {run.batch}")
+    origin = plan.origin
+    if origin is not None:
+        if origin.synthetic:
+            note(f"the plan {path} was made from the SYNTHETIC profile {origin.model}: its prediction is not a "
+                 f"measurement of {run.model}")
+        elif origin.model != run.model:
+            raise BadInput(f"the plan {path} was made from a profile of {origin.model!r}, not of --model "
+                           f"{run.model!r}: plan {run.model} from a profile of {run.model} (packrat plan --out)")
+        _warn_other_machine(origin, f"the plan {path}", run)
     return plan
+
+
+def _warn_other_machine(origin, what: str, run: BatchRun) -> None:
+    """One line on stderr when ``origin`` (a ``PlanOrigin``) describes another machine than
+    the one ``run`` runs on (its CPU model and allowed CPUs)."""
+    warning = origin.machine_warning(what, run.topology.cpu_model, run.topology.logical)
+    if warning:
+        note(warning)
 
 
 def _choose_plan(run: BatchRun, plan_spec: str, profile_spec: str | None, progress: bool | None):
@@ -135,7 +161,7 @@ def _choose_plan(run: BatchRun, plan_spec: str, profile_spec: str | None, progre
         if plan_spec == "auto":
             plan, profile = _auto_plan(run, profile_spec, progress)
         else:
-            plan = _read_plan(plan_spec, run.batch)
+            plan = _read_plan(plan_spec, run)
         pin_plan(plan, run.topology, allow_oversubscribe=run.allow_oversubscribe)  # validate before any worker starts
     except ProfilingWorkerError as exc:
         fail(str(exc), code=1)
@@ -203,6 +229,8 @@ def _print_batch_report(run: BatchRun, report: dict, plan, res, comp) -> None:
     for line in report["notes"]:
         typer.echo(f"note      {line}")
     typer.echo(f"          cores per instance: {[list(c) for c in res.cores]}")
+    if report["conditions"]["note"]:
+        typer.echo(f"note      {report['conditions']['note']}")
     typer.echo(f"measured  plan {_fmt_stats(report['plan'])}")
     if comp is not None:
         typer.echo(f"measured  fat  {_fmt_stats(report['fat'])}   ({comp.fat.plan.describe()})")
@@ -274,11 +302,17 @@ def _print_load_report(out: dict) -> None:
     typer.echo(_latency_line(out.get("request_latency_ms")))
     for line in out.get("notes", ()):
         typer.echo(f"note     {line}")
+    if (out.get("conditions") or {}).get("note"):
+        typer.echo(f"note     {out['conditions']['note']}")
     for r in out["reconfigurations"]:
         for line in _reconfiguration_lines(r):
             typer.echo(line)
     for w in out.get("switches", []):
         typer.echo(_switch_line(w))
+    learned = out.get("switch_prices_ms")
+    if learned and learned.get("learned_from"):
+        typer.echo(f"prices   learned from {learned['learned_from']} switch(es) on this machine: "
+                   f"re-route {learned['re-route']:.2f} ms, retarget {learned['retarget']:.2f} ms")
     if out.get("history_file"):
         typer.echo(f"history  {out['history_file']} ({out['history_operations']} operations)")
     if "check" in out:
@@ -310,6 +344,8 @@ def _run_load(*, model: str, load_spec: str, cores: int | None, profile_spec: st
         emit_json(result.report)
     else:
         _print_load_report(result.report)
+    if result.report.get("history_error"):  # the run is reported above; only its history is lost
+        fail(f"the load was served, but {result.report['history_error']}")
     if result.verdict == "illegal":
         raise typer.Exit(1)
     if result.verdict == "unknown":
@@ -339,7 +375,7 @@ def register(app: typer.Typer) -> None:
         load_spec: str | None = typer.Option(None, "--load", help=f"Serve a changing load with online reconfiguration: 'B:DURATION,...' (closed loop, e.g. 8:20s,32:20s) or an open-loop workload (poisson:rate=200/s,duration=10s); see {LOAD_DOCS}."),
         history_path: str | None = typer.Option(None, "--history", help="With --load: write the packrat.history/1 log to FILE."),
         check_history: bool = typer.Option(False, "--check", help="With --load: check the history with the serving model (exit 1 if not linearizable)."),
-        policy: str = typer.Option("packrat", "--policy", help="With --load: packrat[:KEY=VALUE,...] (the policy of packrat_sim.policy, shared with the simulator) or packrat-ewma (the paper's estimator)."),
+        policy: str = typer.Option("packrat", "--policy", help="With --load: packrat[:KEY=VALUE,...] (the policy `packrat simulate` uses, e.g. packrat:payback_ms=5000,confirmations=3; keys in README.md, \"The policy\") or packrat-ewma (the paper's estimator)."),
     ) -> None:
         """Run batches of B inputs with a plan in pinned worker processes; report measured latency
         (median, p90, all samples) and the fat instance measured in the same run. With --load,
@@ -356,8 +392,14 @@ def register(app: typer.Typer) -> None:
         run = _batch_run(model, batch, cores, iterations, warmup, jit=jit, allow_oversubscribe=allow_oversubscribe,
                          fat=not no_fat)
         plan, profile = _choose_plan(run, plan_spec, profile_spec, progress)
+        from real_runner.conditions import ConditionsProbe, measurement_note
+
+        probe = ConditionsProbe().start()
         res, comp = _measure(run, plan)
+        conditions = probe.stop()
         report = _batch_report(run, plan_spec, plan, profile, res, comp)
+        report["conditions"] = dict(conditions.to_json(),
+                                    note=measurement_note(conditions, plan.predicted_ms, res.median_ms))
         if as_json:
             emit_json(report)
         else:

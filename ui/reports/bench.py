@@ -22,7 +22,21 @@ def _f(x, fmt="{:.2f}") -> str:
     return "-" if x is None else fmt.format(x)
 
 
+def prediction_name(report: dict) -> str:
+    """The name of the report's one prediction per plan (``calibrated`` or ``isolated``; a
+    report written before it was named: ``calibrated`` when its co-run mode says so)."""
+    return report.get("prediction") or ("calibrated" if report.get("corun") == "calibrated" else "isolated")
+
+
+def prediction_line(report: dict) -> str:
+    """One sentence naming the prediction every table of the report uses."""
+    means = report.get("prediction_means")
+    return (f"Predictions: {prediction_name(report)}" + (f" ({means})" if means else "")
+            + ", one per plan, the same in every table; error % = (predicted - measured) / measured.")
+
+
 def to_markdown(report: dict) -> str:
+    name = prediction_name(report)
     lines = [
         f"# packrat bench: {report['model']} on {report['cores']} cores",
         "",
@@ -30,13 +44,17 @@ def to_markdown(report: dict) -> str:
         f"{'SYNTHETIC ' if report['profile']['synthetic'] else ''}"
         f"{md_escape(report['profile']['source'] or report['profile']['model'])}.",
         "",
-        "| batch | fat ms | thin ms | optimizer | opt ms | oracle best | oracle ms | opt speedup vs fat | regret % | opt pred err % |",
-        "|---:|---:|---:|---|---:|---|---:|---:|---:|---:|",
+        md_escape(prediction_line(report)),
+        "",
+        "| batch | fat ms | thin ms | optimizer | opt ms | oracle best | oracle ms | opt speedup vs fat | regret % "
+        f"| opt predicted ms ({name}) | opt error % ({name}) |",
+        "|---:|---:|---:|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     lines.extend(
         f"| {r['batch']} | {_f(r['fat_ms'])} | {_f(r['thin_ms'])} | {r['optimizer']} | {_f(r['optimizer_ms'])} "
         f"| {r['oracle_best']} | {_f(r['oracle_ms'])} | {_f(r['speedup_optimizer_vs_fat'])} "
-        f"| {_f(r['regret_pct'], '{:.1f}')} | {_f(r['optimizer_prediction_error_pct'], '{:.1f}')} |"
+        f"| {_f(r['regret_pct'], '{:.1f}')} | {_f(r.get('optimizer_predicted_ms'))} "
+        f"| {_f(r['optimizer_prediction_error_pct'], '{:.1f}')} |"
         for r in report["batches"]
     )
     aware = [r for r in report["batches"] if "interference_aware" in r]
@@ -52,7 +70,7 @@ def to_markdown(report: dict) -> str:
     lines += ["", "## Every plan", ""]
     for r in report["batches"]:
         lines += [f"### batch {r['batch']}" + ("" if r["oracle_complete"] else " (oracle truncated)"), "",
-                  "| plan | roles | median ms | p90 ms | speedup vs fat | predicted ms | error % |",
+                  f"| plan | roles | median ms | p90 ms | speedup vs fat | predicted ms ({name}) | error % ({name}) |",
                   "|---|---|---:|---:|---:|---:|---:|"]
         for p in sorted(r["plans"], key=lambda p: p["median_ms"]):
             lines.append(f"| {p['describe']} | {', '.join(p['roles'])} | {_f(p['median_ms'])} | {_f(p['p90_ms'])} "
@@ -66,7 +84,8 @@ def to_html(report: dict) -> str:
     from plotly.subplots import make_subplots
 
     bs = [str(r["batch"]) for r in report["batches"]]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("median batch latency (ms)", "predicted vs measured (ms)"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("median batch latency (ms)",
+                                                                    f"predicted ({prediction_name(report)}) vs measured (ms)"))
     for name, key in (("fat", "fat_ms"), ("thin", "thin_ms"), ("optimizer", "optimizer_ms"), ("oracle best", "oracle_ms")):
         fig.add_trace(go.Bar(name=name, x=bs, y=[r[key] for r in report["batches"]]), row=1, col=1)
     xs, ys, texts = [], [], []

@@ -117,6 +117,16 @@ def test_plan_export_json_mode_is_one_object(capsys):
     assert code == 0 and obj["format"] == "torchserve" and "cpu_launcher_enable=true" in obj["text"]
 
 
+def test_torchserve_gets_the_homogeneous_optimum_of_a_heterogeneous_plan_priced_against_it(capsys):
+    code, out, _ = run(capsys, "plan", "--profile", "builtin:transformer-16", "--batch", "40", "--cores", "16",
+                       "--export", "torchserve", "--json")
+    obj = json.loads(out)
+    assert code == 0 and "cpu_launcher_args=--ncores-per-instance 3" in obj["text"]
+    assert obj["limitations"][0].startswith("TorchServe has no heterogeneous workers: exported the best homogeneous "
+                                            "plan 5 x 3t x 8 (predicted 62.83 ms), 1.00x the predicted latency of "
+                                            "the heterogeneous optimum 2 x 6t x 16 + 1 x 4t x 8 (62.78 ms)")
+
+
 def test_plan_export_rejects_an_unknown_format(capsys):
     code, _, err = run(capsys, "plan", "--profile", "builtin:cnn-16", "--batch", "8", "--cores", "16", "--export", "yaml")
     assert code == 2 and "unknown export format 'yaml'" in err

@@ -41,6 +41,9 @@ def test_run_auto_plans_from_a_profile_and_reports_plan_and_fat_in_one_json_obje
     assert report["fat"]["groups"] == [[1, 2, 4]] and report["outputs_match"] is True
     assert report["plan"]["median_ms"] > 0 and report["speedup_vs_fat"] > 0
     assert sorted(c for cs in report["plan"]["cores"] for c in cs) == ALLOWED[:2]
+    conditions = report["conditions"]  # what the machine was doing, and the one line when it matters
+    assert {"loadavg_1m", "runq_wait_ms_per_s", "busy", "note"} <= set(conditions) and conditions["cpus"] >= 2
+    assert conditions["note"] is None or "busy" in conditions["note"] or "predicted 1.80 ms" in conditions["note"]
 
 
 def test_run_with_a_plan_file_prints_the_measured_plan_and_the_fat_instance(capsys, tmp_path):

@@ -114,8 +114,10 @@ def test_bench_on_a_profile_with_a_corun_model_predicts_calibrated(cli):
     assert code == 0, err
     rep = json.loads(out)
     assert rep["corun"] == "calibrated" and rep["notes"] == []
+    assert rep["prediction"] == "calibrated" and "co-run slowdown" in rep["prediction_means"]
     row = rep["batches"][0]
-    assert row["optimizer_predicted_ms"] >= row["optimizer_predicted_isolated_ms"]
+    (entry,) = [p for p in row["plans"] if "optimizer" in p["roles"]]
+    assert row["optimizer_predicted_ms"] == entry["predicted_ms"]
 
 
 @needs_two_cpus

@@ -26,6 +26,8 @@ def test_run_load_serves_the_schedule_writes_a_legal_history_and_prints_one_json
     assert [w["kind"] for w in rep["switches"]] == [r["kind"] for r in rep["reconfigurations"] if r["ok"]]
     assert all({"kind", "priced_ms", "measured_ms"} <= set(w) for w in rep["switches"])
     assert rep["request_latency_ms"]["n"] == rep["requests_answered"]  # percentiles even with no switch
+    assert rep["conditions"]["seconds"] > 0 and (rep["conditions"]["note"] is not None) == rep["conditions"]["busy"]
+    assert set(rep["switch_prices_ms"]) == {"re-route", "retarget", "learned_from"}
     assert check(read_history(hist), "serving").result is Verdict.OK
     assert rep["history_operations"] == len(read_history(hist))
 

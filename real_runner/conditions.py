@@ -1,0 +1,140 @@
+"""The conditions a measurement ran under, and the one line that says when they make it doubtful.
+
+A command that measures (``run``, ``run --load``, ``bench``, ``demo``'s real step) opens a
+:class:`ConditionsProbe` before its measurement and closes it after; the probe reads the
+1-minute load average (``/proc/loadavg``) at both ends and the run-queue wait of the
+processes it watches (``/proc/PID/task/*/schedstat``: time runnable but waiting for a CPU).
+The command records :meth:`Conditions.to_json` beside its figures and prints
+:func:`measurement_note` when it is not None: when the machine was busy, or when the
+measurement is more than ``OFF_FACTOR`` times off its prediction, with the likely cause.
+
+Only the probe reads ``/proc``; :class:`Conditions` and :func:`measurement_note` are pure.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from real_runner.profiling import read_loadavg, read_runq_wait_ns
+
+#: A load average above this many runnable tasks per usable CPU is a busy machine.
+BUSY_LOAD_PER_CPU = 1.0
+#: Run-queue wait above this many ms per second of wall time (10%) is a busy machine.
+BUSY_RUNQ_MS_PER_S = 100.0
+#: A measurement this many times off its prediction (either way) is called out.
+OFF_FACTOR = 2.0
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """What the machine was doing during a measurement: ``loadavg_1m`` (mean of the 1-minute
+    load average before and after; None where unreadable), ``cpus`` (CPUs this process may
+    use, >= 1), ``runq_wait_ms_per_s`` (ms the watched processes spent runnable but waiting
+    for a CPU, per second of wall time, summed over them; None where unreadable) and
+    ``seconds`` (wall time covered)."""
+
+    loadavg_1m: float | None
+    cpus: int
+    runq_wait_ms_per_s: float | None
+    seconds: float
+
+    @property
+    def busy(self) -> bool:
+        """The load average exceeded ``BUSY_LOAD_PER_CPU`` per CPU, or the watched processes
+        waited for a CPU more than ``BUSY_RUNQ_MS_PER_S`` ms per second."""
+        loaded = self.loadavg_1m is not None and self.loadavg_1m > BUSY_LOAD_PER_CPU * self.cpus
+        waited = self.runq_wait_ms_per_s is not None and self.runq_wait_ms_per_s > BUSY_RUNQ_MS_PER_S
+        return loaded or waited
+
+    def describe(self) -> str:
+        """``load average 7.2 on 2 CPUs, 310 ms/s waiting for a CPU`` (the parts known)."""
+        parts = []
+        if self.loadavg_1m is not None:
+            parts.append(f"load average {self.loadavg_1m:.1f} on {self.cpus} CPU{'s' if self.cpus != 1 else ''}")
+        if self.runq_wait_ms_per_s is not None:
+            parts.append(f"{self.runq_wait_ms_per_s:.0f} ms/s waiting for a CPU")
+        return ", ".join(parts) or "no load figures readable here"
+
+    def to_json(self) -> dict:
+        return {"loadavg_1m": self.loadavg_1m, "cpus": self.cpus, "runq_wait_ms_per_s": self.runq_wait_ms_per_s,
+                "seconds": self.seconds, "busy": self.busy}
+
+
+def measurement_note(conditions: Conditions, predicted_ms: float | None = None,
+                     measured_ms: float | None = None) -> str | None:
+    """One line when a measurement needs a comment, else None. Pure.
+
+    * off by more than ``OFF_FACTOR`` on a busy machine: the other processes are the likely cause;
+    * off by more than ``OFF_FACTOR`` on a quiet machine: the profile likely does not
+      describe this machine as it is now;
+    * busy, not off (or nothing to compare): the figures may be slowed by other processes.
+    """
+    off = None
+    if predicted_ms and measured_ms and predicted_ms > 0 and measured_ms > 0:
+        ratio = measured_ms / predicted_ms
+        if ratio > OFF_FACTOR or ratio < 1.0 / OFF_FACTOR:
+            off = f"measured {measured_ms:.2f} ms is {ratio:.2f}x the predicted {predicted_ms:.2f} ms"
+    if off and conditions.busy:
+        return (f"{off}; the machine was busy ({conditions.describe()}): other processes likely slowed it; "
+                "measure again on a quiet machine")
+    if off:
+        return (f"{off} on a quiet machine ({conditions.describe()}): the profile likely does not describe this "
+                "machine as it is now (another machine, other load, or too few repeats); re-measure it with "
+                "`packrat profile`")
+    if conditions.busy:
+        return (f"the machine was busy ({conditions.describe()}): these figures may be slowed by other processes; "
+                "measure again on a quiet machine")
+    return None
+
+
+def self_and_children() -> list[int]:
+    """This process and its direct children (worker processes), from
+    ``/proc/self/task/*/children``; just this process where that is unreadable."""
+    pids = [os.getpid()]
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return pids
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/children", encoding="ascii") as fh:
+                pids.extend(int(x) for x in fh.read().split())
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+class ConditionsProbe:
+    """Samples the load average and the run-queue wait of ``pids()`` (default: this process
+    and its children, :func:`self_and_children`)
+    at :meth:`start` and :meth:`stop`; :meth:`stop` returns the :class:`Conditions` between.
+    Processes that appear only at the end (workers started meanwhile) count from their
+    start; those gone at the end are left out."""
+
+    def __init__(self, pids: Callable[[], Iterable[int]] | None = None) -> None:
+        self._pids = pids or self_and_children
+        self._t0 = 0.0
+        self._load0: float | None = None
+        self._wait0: dict[int, int | None] = {}
+
+    def start(self) -> ConditionsProbe:
+        self._t0 = time.monotonic()
+        self._load0 = read_loadavg()
+        self._wait0 = {pid: read_runq_wait_ns(pid) for pid in self._pids()}
+        return self
+
+    def stop(self) -> Conditions:
+        seconds = max(time.monotonic() - self._t0, 1e-9)
+        load1 = read_loadavg()
+        loads = [x for x in (self._load0, load1) if x is not None]
+        waits = [(pid, read_runq_wait_ns(pid)) for pid in self._pids()]
+        known = [(w1 - (self._wait0.get(pid) or 0)) / 1e6 for pid, w1 in waits if w1 is not None]
+        return Conditions(loadavg_1m=sum(loads) / len(loads) if loads else None, cpus=len(os.sched_getaffinity(0)),
+                          runq_wait_ms_per_s=sum(known) / seconds if known else None, seconds=seconds)
+
+
+__all__ = ["BUSY_LOAD_PER_CPU", "BUSY_RUNQ_MS_PER_S", "OFF_FACTOR", "Conditions", "ConditionsProbe",
+           "measurement_note", "self_and_children"]
