@@ -44,10 +44,19 @@ Formats (``read_history`` / ``parse_history``):
 
     Fields after VALUE (such as ``:hint 0`` in some logs) are ignored.
 
-    Line handling: blank lines and lines without ``jepsen.util -`` (other loggers) are ignored, and
-    so are ``jepsen.util`` lines whose process is a keyword (``:nemesis``) or that are free text.
-    A line whose process is an integer, or whose second field is an event type, is an event and must
-    parse; otherwise it is an error naming the line number and its text. Times are event numbers.
+    Line handling: blank lines and lines of other loggers are ignored, and so are ``jepsen.util``
+    lines whose process is a keyword (``:nemesis``) or that are free text (no integer process, no
+    event type or function among their fields). A ``jepsen.util`` line whose process is an integer,
+    or that holds an event type or function, is an event and must parse; so must a line without an
+    intact ``jepsen.util -`` marker that still reads like ``PROCESS TYPE F`` (an integer then an
+    event type, an event type then a function, or an integer two fields before a function): a
+    damaged marker never turns an event into a silently ignored line. A line that must parse and
+    does not is an error naming the line number and its text, or, with ``lenient=True`` (``packrat
+    check --lenient``), is left out and counted. Lines end at ``\\n`` only. Times are event numbers.
+
+    A log without client events is an empty history (linearizable) when it is blank (an empty file:
+    a cluster that never started) or has ``jepsen.util`` lines; one with neither (only other
+    loggers' lines) is not a Jepsen log and is refused, as is one whose every event was skipped.
 
 ``porcupine-kv``
     Porcupine's key-value logs, one EDN map per line::
@@ -57,7 +66,18 @@ Formats (``read_history`` / ``parse_history``):
 
     ``:type`` is ``:invoke`` or ``:ok`` (``:fail`` drops the operation, ``:info`` leaves it pending);
     ``:f`` is ``:get``, ``:put`` or ``:append``; ``:value`` is nil on a get invoke, otherwise a
-    string (a nil get result reads as ``""``). Times are event numbers.
+    string (a nil get result reads as ``""``). ``:key`` is a string or an integer, and keeps its
+    type (``"1"`` and ``1`` are two keys). Every line but blank ones must parse (or, with
+    ``lenient=True``, is left out and counted). Times are event numbers. A blank log is an empty
+    history; one whose every line was skipped is refused.
+
+Empty files: given a line format explicitly they are empty histories (above); format detection
+refuses them (:func:`detect_format`: nothing tells the format, and an empty file may be one whose
+writing failed), naming ``--format`` as the way to check one. An empty ``json`` text is malformed.
+
+Speed: canonical lines (those of Porcupine's logs) are read by one regex each (a kv log of only
+canonical lines by one regex pass over the whole text), everything else by the careful parser;
+both give the same operations (tests/checker/test_history_fast_parse.py).
 
 Operation inputs produced by the line formats are the dictionaries the models in
 :mod:`checker.models` read: ``{"op": "read"}``, ``{"op": "write", "value": v}``,
@@ -70,17 +90,19 @@ bad value, and for line formats the line number and its text.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import re
 from collections.abc import Hashable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packrat_sim import validate
+from packrat_sim import inputs, validate
 from packrat_sim.errors import PackratError
-from packrat_sim.files import no_duplicate_keys, write_text
+from packrat_sim.files import write_text
 
 __all__ = [
     "FORMATS",
@@ -88,6 +110,7 @@ __all__ = [
     "UNKNOWN_OUTPUT",
     "History",
     "HistoryError",
+    "LineReport",
     "Operation",
     "detect_format",
     "history_from_json",
@@ -317,15 +340,10 @@ def history_from_json(obj: Any) -> History:
 
 
 def parse_json(text: str) -> History:
-    """Parse the toolkit's JSON history format."""
-    try:
-        obj = json.loads(text, object_pairs_hook=no_duplicate_keys(HistoryError, "a JSON object of the history"))
-    except HistoryError:
-        raise
-    except json.JSONDecodeError as exc:
-        raise HistoryError(f"not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except (ValueError, RecursionError) as exc:
-        raise HistoryError(f"not valid JSON: {exc}") from None
+    """Parse the toolkit's JSON history format, strictly (packrat_sim.inputs.loads_json: a
+    duplicate key, NaN, Infinity, an integer of thousands of digits, nesting deeper than
+    ``MAX_JSON_DEPTH`` or a lone surrogate is a HistoryError)."""
+    obj = inputs.loads_json(text, "a JSON object of the history", error=HistoryError)
     return history_from_json(obj)
 
 
@@ -334,61 +352,88 @@ def parse_json(text: str) -> History:
 
 
 class _Assembler:
-    """Pairs invocations with completions, per process, numbering events as times."""
+    """Pairs invocations with completions, per process, numbering events as times 1, 2, ...
+
+    :meth:`add` takes one parsed event ``(process, type, f, payload)`` (see :func:`_jepsen_line`)
+    of line ``line_no``; one that breaks a process's protocol (an invocation while its previous
+    call is open or after its :info, a result without a call or of another function) is a
+    HistoryError naming the line. :meth:`finish` leaves the open calls pending."""
 
     def __init__(self) -> None:
-        self.time = 0
+        self.events = 0  # the time of the latest event
         self.open: dict[Hashable, tuple[int, Any, str, int]] = {}  # process -> (call, input, f, line)
         self.crashed: dict[Hashable, int] = {}  # process -> line of its :info
         self.ops: list[Operation] = []
-        self.events = 0
 
-    def _tick(self) -> int:
-        self.time += 1
-        self.events += 1
-        return self.time
+    def add(self, line_no: int, line: str, event: tuple[Hashable, str, str, Any]) -> None:
+        """Record one event (raises HistoryError naming the line; nothing is recorded then)."""
+        process, kind, f, payload = event
+        if kind == "invoke":
+            self._invoke(line_no, line, process, f, payload)
+        elif kind == "info":
+            call, inp = self._take(line_no, line, process, f, "indeterminate result")
+            self.events += 1
+            self.crashed[process] = line_no
+            self.ops.append(_operation(process, inp, None, call, None))
+        elif payload is _DROP:
+            self._take(line_no, line, process, f, "failure")
+            self.events += 1
+        else:
+            call, inp = self._take(line_no, line, process, f, "completion")
+            self.events += 1
+            self.ops.append(_operation(process, inp, payload, call, self.events))
 
-    def invoke(self, line_no: int, where: _Where, process: Hashable, f: str, inp: Any) -> None:
+    def _invoke(self, line_no: int, line: str, process: Hashable, f: str, inp: Any) -> None:
         if process in self.open:
             raise HistoryError(
-                f"{where}: process {process} invokes while its call from line {self.open[process][3]} "
-                "is still outstanding (two operations outstanding)"
+                f"{_Where(line_no, line)}: process {process} invokes while its call from line "
+                f"{self.open[process][3]} is still outstanding (two operations outstanding)"
             )
         if process in self.crashed:
             raise HistoryError(
-                f"{where}: process {process} invokes again after an indeterminate (:info) result on "
-                f"line {self.crashed[process]}; a crashed process never invokes again"
+                f"{_Where(line_no, line)}: process {process} invokes again after an indeterminate (:info) "
+                f"result on line {self.crashed[process]}; a crashed process never invokes again"
             )
-        self.open[process] = (self._tick(), inp, f, line_no)
+        self.events += 1
+        self.open[process] = (self.events, inp, f, line_no)
 
-    def _take(self, where: _Where, process: Hashable, f: str, kind: str) -> tuple[int, Any]:
-        if process not in self.open:
-            raise HistoryError(f"{where}: {kind} for process {process} without a call")
-        call, inp, invoked_f, _ = self.open[process]
-        if invoked_f != f:
-            raise HistoryError(f"{where}: {kind} of :{f} for process {process}, which invoked :{invoked_f}")
-        del self.open[process]
-        return call, inp
-
-    def complete(self, where: _Where, process: Hashable, f: str, output: Any) -> None:
-        call, inp = self._take(where, process, f, "completion")
-        self.ops.append(Operation(process, inp, output, call, self._tick()))
-
-    def drop(self, where: _Where, process: Hashable, f: str) -> None:
-        self._take(where, process, f, "failure")
-        self._tick()
-
-    def crash(self, line_no: int, where: _Where, process: Hashable, f: str) -> None:
-        call, inp = self._take(where, process, f, "indeterminate result")
-        self._tick()
-        self.crashed[process] = line_no
-        self.ops.append(Operation(process, inp, None, call, None))
+    def _take(self, line_no: int, line: str, process: Hashable, f: str, kind: str) -> tuple[int, Any]:
+        """Close ``process``'s open call of ``f``: its (call time, input)."""
+        opened = self.open.pop(process, None)
+        if opened is None:
+            raise HistoryError(f"{_Where(line_no, line)}: {kind} for process {process} without a call")
+        if opened[2] != f:
+            self.open[process] = opened
+            raise HistoryError(f"{_Where(line_no, line)}: {kind} of :{f} for process {process}, which "
+                               f"invoked :{opened[2]}")
+        return opened[0], opened[1]
 
     def finish(self) -> History:
+        """The history: every operation, the open calls pending, in order of call."""
         for process, (call, inp, _, _) in self.open.items():
-            self.ops.append(Operation(process, inp, None, call, None))
-        self.ops.sort(key=lambda op: op.call)
-        return History(self.ops)
+            self.ops.append(_operation(process, inp, None, call, None))
+        return _assembled(self.ops)
+
+
+def _assembled(ops: list[Operation]) -> History:
+    """The History of ``ops`` made by pairing events (:class:`_Assembler`, :func:`_kv_assemble`),
+    sorted by call, without History's checks, which pairing guarantees: each operation's client is
+    an integer and its times distinct event numbers with ``call < ret``; a process invokes only
+    after its previous call returned (later than that return) and never after an :info, so only
+    its last operation may be pending."""
+    ops.sort(key=lambda op: op.call)
+    history = object.__new__(History)
+    object.__setattr__(history, "operations", tuple(ops))
+    object.__setattr__(history, "model", None)
+    return history
+
+
+def _operation(client: Hashable, inp: Any, output: Any, call: int, ret: int | None) -> Operation:
+    """An Operation built without :class:`Operation`'s checks, for the assembler only: its client
+    is an integer (each line parser checks it) and its times are event numbers with ``call < ret``."""
+    op = object.__new__(Operation)
+    op.__dict__.update(client=client, input=inp, output=output, call=call, ret=ret)
+    return op
 
 
 def _short(text: Any, limit: int = 120) -> str:
@@ -429,6 +474,10 @@ class _Keyword(str):
     """A Clojure keyword value such as ``:timed-out`` (never a register value)."""
 
 
+class _FieldError(ValueError):
+    """A field of a line-format event does not fit the event; the caller names the line."""
+
+
 def _jepsen_scalar(token: str) -> Any:
     if token == "nil":
         return None
@@ -449,77 +498,230 @@ def _jepsen_value(text: str) -> Any:
     return _jepsen_scalar(text)
 
 
-def parse_jepsen(text: str) -> History:
-    """Parse a Jepsen register log (see the module docstring for the accepted lines)."""
+#: The event types and functions of a Jepsen register log, as tokens.
+_JEPSEN_TYPE_TOKENS = frozenset(":" + t for t in _JEPSEN_TYPES)
+_JEPSEN_F_TOKENS = frozenset(":" + f for f in _JEPSEN_FS)
+
+
+def _looks_like_jepsen_event(fields: Sequence[str]) -> bool:
+    """True when whitespace-separated ``fields`` hold what is left of a client's ``PROCESS TYPE F``:
+    an integer then an event type, an event type then a function (unless a keyword, a nemesis,
+    comes before them), or an integer two fields before a function (one of the three damaged).
+    Used for lines whose ``jepsen.util -`` marker is missing or that are not one clean event."""
+    for i, tok in enumerate(fields):
+        if tok in _JEPSEN_TYPE_TOKENS:
+            before = fields[i - 1] if i > 0 else ""
+            if _INT.match(before):
+                return True
+            if i + 1 < len(fields) and fields[i + 1] in _JEPSEN_F_TOKENS and not _KEYWORD.match(before):
+                return True
+        elif tok in _JEPSEN_F_TOKENS and i > 1 and _INT.match(fields[i - 2]):
+            return True
+    return False
+
+
+@dataclass
+class LineReport:
+    """What a line-format parser (Jepsen, Porcupine kv) did with the lines of its text, filled in
+    when passed as ``report=``: ``events``, the line numbers read as events; ``skipped``, with
+    ``lenient=True``, the (line number, reason) of each line that looks like an event but does not
+    parse and was left out (without ``lenient`` such a line is a HistoryError)."""
+
+    events: list[int] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _lines(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) of ``text``: lines end at ``\\n`` (a ``\\r`` before it dropped) and only
+    there, so line numbers are those an editor shows (``str.splitlines`` also breaks at form feeds,
+    ``\\x1c``-``\\x1e``, ``\\x85`` and U+2028/U+2029)."""
+    for line_no, line in enumerate(text.split("\n"), start=1):
+        yield line_no, line[:-1] if line.endswith("\r") else line
+
+
+def _jepsen_line(line_no: int, line: str) -> tuple[int, str, str, Any] | None:
+    """One line of a Jepsen log: None when it is not a client event (another logger, a nemesis,
+    free text), else (process, type, f, payload) with the type and f without their colon and
+    payload the operation's input (invoke) or output (ok, fail; ``_DROP`` for a failure that drops
+    the operation; None for info). Raises HistoryError naming the line when it looks like an event
+    but does not parse."""
+    if ":" not in line:
+        return None  # every event has keywords (:invoke, :read ...)
+    em = _JEPSEN_CLIENT.search(line)
+    if em is None:
+        # Not a well-formed client event: ignore it only if it is not about a client process.
+        m = _JEPSEN_MARKER.search(line)
+        if m is None:
+            if _looks_like_jepsen_event(line.split()):
+                raise HistoryError(
+                    f"{_Where(line_no, line)}: looks like a Jepsen event but has no 'jepsen.util -' marker "
+                    "(a damaged line?)"
+                )
+            return None  # another logger
+        fields = m.group(1).split()
+        if not fields:
+            return None
+        first = fields[0]
+        if _KEYWORD.match(first) and not _looks_like_jepsen_event(fields):
+            return None  # nemesis or other non-client process
+        if not _INT.match(first) and not any(f in _JEPSEN_TYPE_TOKENS or f in _JEPSEN_F_TOKENS for f in fields):
+            return None  # free text
+        if not _INT.match(first):
+            raise HistoryError(f"{_Where(line_no, line)}: process {first!r} is not an integer")
+        raise HistoryError(f"{_Where(line_no, line)}: malformed Jepsen event (expected PROCESS TYPE F VALUE)")
+    where = _Where(line_no, line)
+    before, after = line[:em.start()], line[em.start(4):]
+    if (":" in before and _looks_like_jepsen_event(before.split())) or (
+            ":" in after and _looks_like_jepsen_event(after.split())):
+        # the text around the event is ignored: it must not hide a second event
+        raise HistoryError(f"{where}: more than one event on the line (a lost line break?)")
+    process = int(em.group(1))
+    kind, f, raw_value = em.group(2), em.group(3), em.group(4)
+    if not kind.startswith(":") or kind[1:] not in _JEPSEN_TYPES:
+        raise HistoryError(f"{where}: unknown event type {kind!r} (expected :invoke, :ok, :fail or :info)")
+    if not f.startswith(":") or f[1:] not in _JEPSEN_FS:
+        raise HistoryError(f"{where}: unknown function {f!r} (expected :read, :write or :cas)")
+    try:
+        value = _jepsen_value(raw_value)
+    except ValueError:
+        raise HistoryError(f"{where}: malformed value {raw_value!r}") from None
+    try:
+        return process, kind[1:], f[1:], _jepsen_payload(kind[1:], f[1:], value, raw_value)
+    except _FieldError as exc:
+        raise HistoryError(f"{where}: {exc}") from None
+
+
+def _jepsen_payload(kind: str, f: str, value: Any, raw_value: str) -> Any:
+    """The payload of a Jepsen event of ``kind`` and ``f`` (without their colons) whose VALUE field
+    ``raw_value`` reads as ``value``: the operation's input (invoke), its output (ok, fail;
+    ``_DROP`` for a failure that drops the operation) or None (info). Raises :class:`_FieldError`
+    (the caller names the line) when the value does not fit the event. Shared by the careful and
+    the fast reading of a line, so that both give the same payload."""
+    payload: Any
+    if kind == "invoke":
+        if f == "read":
+            if value is not None and not isinstance(value, int):
+                raise _FieldError(f"a read is invoked with nil, not {raw_value!r}")
+            payload = {"op": "read"}
+        elif f == "write":
+            if isinstance(value, (list, _Keyword)):
+                raise _FieldError(f"a write needs nil or an integer, not {raw_value!r}")
+            payload = {"op": "write", "value": value}
+        else:
+            if not isinstance(value, list):
+                raise _FieldError(f"a cas needs [FROM TO], not {raw_value!r}")
+            payload = {"op": "cas", "from": value[0], "to": value[1]}
+    elif kind == "ok":
+        if f == "read":
+            if isinstance(value, (list, _Keyword)):
+                raise _FieldError(f"a read returns nil or an integer, not {raw_value!r}")
+            payload = value
+        else:
+            payload = None if f == "write" else True
+    elif kind == "fail":
+        if f == "cas":
+            payload = False
+        elif f == "read" and isinstance(value, _Keyword):
+            payload = UNKNOWN_OUTPUT
+        else:
+            payload = _DROP
+    else:  # info
+        payload = None
+    return payload
+
+
+#: The payload of a ``:fail`` that drops the operation (it did not take effect).
+_DROP = object()
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a line parser builds its many small objects
+    (none of them in a cycle: collecting while they pile up only rescans them, which can double the
+    time of a large log); it is enabled again afterwards if it was before."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _skip(report: LineReport, line_no: int, exc: HistoryError, lenient: bool) -> None:
+    if not lenient:
+        raise exc
+    report.skipped.append((line_no, str(exc)))
+
+
+def parse_jepsen(text: str, *, lenient: bool = False, report: LineReport | None = None) -> History:
+    """Parse a Jepsen register log (see the module docstring for the accepted lines).
+
+    A line that looks like an event but does not parse (a damaged ``jepsen.util -`` marker, a
+    malformed field) is a HistoryError naming it; with ``lenient=True`` it is left out instead and
+    recorded in ``report.skipped``. ``report`` (a :class:`LineReport`) also gets the line number
+    of every event read.
+
+    A log without client events is an empty history (linearizable) when it is blank (an empty
+    file: a cluster that never started) or holds ``jepsen.util`` lines (nemesis, free text); a
+    text with neither (another logger's lines only, a JSON document) is not a Jepsen log and is
+    a HistoryError, and so is one whose every event was skipped as malformed."""
+    with _gc_paused():
+        return _parse_jepsen(text, lenient, LineReport() if report is None else report)
+
+
+def _parse_jepsen(text: str, lenient: bool, report: LineReport) -> History:
+    """:func:`parse_jepsen`: each line the fast way (:func:`_jepsen_fast`) or else the careful way."""
     asm = _Assembler()
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if "jepsen.util" not in line:
-            continue
-        em = _JEPSEN_CLIENT.search(line)
-        if em is None:
-            # Not a well-formed client event: ignore it if it is not about a client process.
-            m = _JEPSEN_MARKER.search(line)
-            if m is None:
+    for line_no, line in _lines(text):
+        event = _jepsen_fast(line)
+        if event is None:
+            try:
+                event = _jepsen_line(line_no, line)
+            except HistoryError as exc:
+                _skip(report, line_no, exc, lenient)
                 continue
-            fields = m.group(1).split()
-            if not fields:
+            if event is None:
                 continue
-            first = fields[0]
-            looks_like_event = len(fields) >= 2 and fields[1][:1] == ":" and fields[1][1:] in _JEPSEN_TYPES
-            if not _INT.match(first):
-                if first.startswith(":") or not looks_like_event:
-                    continue  # nemesis or other non-client process, or free text
-                raise HistoryError(f"{_Where(line_no, line)}: process {first!r} is not an integer")
-            raise HistoryError(f"{_Where(line_no, line)}: malformed Jepsen event (expected PROCESS TYPE F VALUE)")
-        where = _Where(line_no, line)
-        process = int(em.group(1))
-        kind, f, raw_value = em.group(2), em.group(3), em.group(4)
-        if not kind.startswith(":") or kind[1:] not in _JEPSEN_TYPES:
-            raise HistoryError(f"{where}: unknown event type {kind!r} (expected :invoke, :ok, :fail or :info)")
-        if not f.startswith(":") or f[1:] not in _JEPSEN_FS:
-            raise HistoryError(f"{where}: unknown function {f!r} (expected :read, :write or :cas)")
-        kind, f = kind[1:], f[1:]
-        try:
-            value = _jepsen_value(raw_value)
-        except ValueError:
-            raise HistoryError(f"{where}: malformed value {raw_value!r}") from None
-        if kind == "invoke":
-            if f == "read":
-                if value is not None and not isinstance(value, int):
-                    raise HistoryError(f"{where}: a read is invoked with nil, not {raw_value!r}")
-                inp: dict[str, Any] = {"op": "read"}
-            elif f == "write":
-                if isinstance(value, (list, _Keyword)):
-                    raise HistoryError(f"{where}: a write needs nil or an integer, not {raw_value!r}")
-                inp = {"op": "write", "value": value}
-            else:
-                if not isinstance(value, list):
-                    raise HistoryError(f"{where}: a cas needs [FROM TO], not {raw_value!r}")
-                inp = {"op": "cas", "from": value[0], "to": value[1]}
-            asm.invoke(line_no, where, process, f, inp)
-        elif kind == "ok":
-            if f == "read":
-                if isinstance(value, (list, _Keyword)):
-                    raise HistoryError(f"{where}: a read returns nil or an integer, not {raw_value!r}")
-                asm.complete(where, process, f, value)
-            elif f == "write":
-                asm.complete(where, process, f, None)
-            else:
-                asm.complete(where, process, f, True)
-        elif kind == "fail":
-            if f == "cas":
-                asm.complete(where, process, f, False)
-            elif f == "read" and isinstance(value, _Keyword):
-                asm.complete(where, process, f, UNKNOWN_OUTPUT)
-            else:
-                asm.drop(where, process, f)
-        else:  # info
-            asm.crash(line_no, where, process, f)
-    if asm.events == 0:
+        asm.add(line_no, line, event)
+        report.events.append(line_no)
+    if asm.events == 0 and (report.skipped or (text.strip() and not _JEPSEN_LINE.search(text))):
         raise HistoryError(
             "no Jepsen client events found (expected lines like 'INFO  jepsen.util - 3 :invoke :read nil')"
+            + (f"; {len(report.skipped)} line(s) skipped as malformed" if report.skipped else "")
         )
     return asm.finish()
+
+
+#: The clean shape of a Jepsen client event, as in Porcupine's etcd logs (``INFO  jepsen.util -
+#: 3<TAB>:invoke<TAB>:cas<TAB>[1 4]``): fields separated by tabs or spaces, nothing after VALUE.
+#: Groups: process, type, f, VALUE, and VALUE's integer or the two of a pair. A line it matches
+#: reads the same as through :func:`_jepsen_line` (tests/checker/test_history_fast_parse.py).
+_JEPSEN_FAST = re.compile(
+    r"(?:INFO[ \t]+)?jepsen\.util[ \t]+-[ \t]+([0-9]{1,18})[ \t]+:(invoke|ok|fail|info)[ \t]+:(read|write|cas)[ \t]+"
+    r"(nil|(-?[0-9]{1,18})|\[(-?[0-9]{1,18}) (-?[0-9]{1,18})\]|:[a-z][a-z-]{0,30})"
+)
+
+
+def _jepsen_fast(line: str) -> tuple[int, str, str, Any] | None:
+    """:func:`_jepsen_line` for a line of the clean event shape (:data:`_JEPSEN_FAST`) whose value
+    fits its event, else None: the caller then reads the line the careful way (which names the
+    error of a value that does not fit). Never raises."""
+    m = _JEPSEN_FAST.fullmatch(line)
+    if m is None:
+        return None
+    process, kind, f, raw, num, a, b = m.groups()
+    value: Any
+    if num is not None:
+        value = int(num)
+    elif a is not None:
+        value = [int(a), int(b)]
+    else:
+        value = None if raw == "nil" else _Keyword(raw)
+    try:
+        return int(process), kind, f, _jepsen_payload(kind, f, value, raw)
+    except _FieldError:
+        return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -621,59 +823,156 @@ def _edn_map(text: str) -> dict[str, Any]:
 _KV_FS = ("get", "put", "append")
 
 
-def parse_porcupine_kv(text: str) -> History:
-    """Parse a Porcupine key-value log (see the module docstring)."""
+def _kv_line(where: _Where, line: str) -> tuple[int, str, str, Any]:
+    """One Porcupine kv line -> (process, type, f, payload) as for :func:`_jepsen_line`; raises
+    HistoryError naming the line when it does not parse."""
+    try:
+        event = _edn_map(line)
+    except _EdnError as exc:
+        raise HistoryError(f"{where}: {exc}") from None
+    for key in (":process", ":type", ":f"):
+        if key not in event:
+            raise HistoryError(f"{where}: no {key}")
+    process = event[":process"]
+    if not validate.is_integer(process):
+        raise HistoryError(f"{where}: :process must be an integer, not {process!r}")
+    kind, f = event[":type"], event[":f"]
+    if not isinstance(kind, _Keyword) or kind[1:] not in ("invoke", "ok", "fail", "info"):
+        raise HistoryError(f"{where}: unknown :type {kind!r} (expected :invoke or :ok)")
+    if not isinstance(f, _Keyword) or f[1:] not in _KV_FS:
+        raise HistoryError(f"{where}: unknown :f {f!r} (expected :get, :put or :append)")
+    try:
+        return process, kind[1:], f[1:], _kv_payload(kind[1:], f[1:], event.get(":key", _MISSING), event.get(":value"))
+    except _FieldError as exc:
+        raise HistoryError(f"{where}: {exc}") from None
+
+
+#: The ``key`` of :func:`_kv_payload` when the line has no ``:key``.
+_MISSING = object()
+
+
+def _kv_payload(kind: str, f: str, key: Any, value: Any) -> Any:
+    """The payload of a kv event of ``kind`` and ``f`` (without their colons) with ``:key`` ``key``
+    (:data:`_MISSING` when absent) and ``:value`` ``value`` (None when absent), as for
+    :func:`_jepsen_payload`. Raises :class:`_FieldError` (the caller names the line) when they do
+    not fit the event. Shared by the careful and the fast reading of a line."""
+    if kind == "invoke":
+        if key is _MISSING:
+            raise _FieldError("no :key")
+        if isinstance(key, (bool, _Keyword)) or not isinstance(key, (str, int)):
+            raise _FieldError(f":key must be a string or an integer, not {key!r}")
+        if f == "get":
+            return {"op": "get", "key": key}
+        if not isinstance(value, str) or isinstance(value, _Keyword):
+            raise _FieldError(f"a {f} needs a string :value, not {value!r}")
+        return {"op": f, "key": key, "value": value}
+    if kind == "ok" and f == "get":
+        if value is None:
+            value = ""
+        if not isinstance(value, str) or isinstance(value, _Keyword):
+            raise _FieldError(f"a get returns a string :value, not {value!r}")
+        return value
+    return _DROP if kind == "fail" else None
+
+
+def parse_porcupine_kv(text: str, *, lenient: bool = False, report: LineReport | None = None) -> History:
+    """Parse a Porcupine key-value log (see the module docstring). Every line but blank ones must
+    be an event: one that does not parse is a HistoryError naming it, or with ``lenient=True`` is
+    left out and recorded in ``report.skipped`` (see :func:`parse_jepsen`). A blank text (an empty
+    file) is an empty history; one whose every line was skipped as malformed is a HistoryError."""
+    with _gc_paused():
+        return _parse_kv(text, lenient, LineReport() if report is None else report)
+
+
+def _parse_kv(text: str, lenient: bool, report: LineReport) -> History:
+    """:func:`parse_porcupine_kv`: the whole text at once when every line is canonical
+    (:func:`_kv_canonical`), else each line the fast way (:func:`_kv_fast`) or the careful way."""
+    history = _kv_canonical(text)
+    if history is not None:
+        report.events.extend(range(1, text.count("\n") + (not text.endswith("\n")) + 1))  # every line
+        return history
     asm = _Assembler()
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = _Where(line_no, line)
-        try:
-            event = _edn_map(line)
-        except _EdnError as exc:
-            raise HistoryError(f"{where}: {exc}") from None
-        for key in (":process", ":type", ":f"):
-            if key not in event:
-                raise HistoryError(f"{where}: no {key}")
-        process = event[":process"]
-        if not validate.is_integer(process):
-            raise HistoryError(f"{where}: :process must be an integer, not {process!r}")
-        kind, f = event[":type"], event[":f"]
-        if not isinstance(kind, _Keyword) or kind[1:] not in ("invoke", "ok", "fail", "info"):
-            raise HistoryError(f"{where}: unknown :type {kind!r} (expected :invoke or :ok)")
-        if not isinstance(f, _Keyword) or f[1:] not in _KV_FS:
-            raise HistoryError(f"{where}: unknown :f {f!r} (expected :get, :put or :append)")
-        kind, f = kind[1:], f[1:]
-        value = event.get(":value")
-        if kind == "invoke":
-            if ":key" not in event:
-                raise HistoryError(f"{where}: no :key")
-            key = event[":key"]
-            if isinstance(key, (bool, _Keyword)) or not isinstance(key, (str, int)):
-                raise HistoryError(f"{where}: :key must be a string or an integer, not {key!r}")
-            if f == "get":
-                inp: dict[str, Any] = {"op": "get", "key": key}
-            else:
-                if not isinstance(value, str) or isinstance(value, _Keyword):
-                    raise HistoryError(f"{where}: a {f} needs a string :value, not {value!r}")
-                inp = {"op": f, "key": key, "value": value}
-            asm.invoke(line_no, where, process, f, inp)
-        elif kind == "ok":
-            if f == "get":
-                if value is None:
-                    value = ""
-                if not isinstance(value, str) or isinstance(value, _Keyword):
-                    raise HistoryError(f"{where}: a get returns a string :value, not {value!r}")
-                asm.complete(where, process, f, value)
-            else:
-                asm.complete(where, process, f, None)
-        elif kind == "fail":
-            asm.drop(where, process, f)
-        else:
-            asm.crash(line_no, where, process, f)
-    if asm.events == 0:
-        raise HistoryError("no Porcupine key-value events found (expected lines like '{:process 0, :type :invoke, ...}')")
+    for line_no, line in _lines(text):
+        event = _kv_fast(line)
+        if event is None:
+            if not line.strip():
+                continue
+            try:
+                event = _kv_line(_Where(line_no, line), line)
+            except HistoryError as exc:
+                _skip(report, line_no, exc, lenient)
+                continue
+        asm.add(line_no, line, event)
+        report.events.append(line_no)
+    if asm.events == 0 and report.skipped:
+        raise HistoryError("no Porcupine key-value events found (expected lines like '{:process 0, :type :invoke, ...}')"
+                           f"; {len(report.skipped)} line(s) skipped as malformed")
     return asm.finish()
+
+
+#: The canonical shape of a Porcupine kv line (``{:process 0, :type :invoke, :f :get, :key "3",
+#: :value nil}``): these keys in this order, ``, `` between entries, a decimal process, string key
+#: and value without escapes or line breaks. Groups: process, type, f, key, ``nil`` (None for a
+#: string value), value (None for nil). A line of this shape reads the same as through
+#: :func:`_kv_line` (tests/checker/test_history_fast_parse.py).
+_KV_SHAPE = (r'\{:process ([0-9]{1,18}), :type :(invoke|ok|fail|info), :f :(get|put|append), '
+             r':key "([^"\\\n]*)", :value (?:(nil)|"([^"\\\n]*)")\}')
+_KV_FAST = re.compile(_KV_SHAPE)
+#: Every line of a text that has the canonical shape (with ``findall``: a line's ``\r`` before its
+#: ``\n`` dropped, as :func:`_lines` does; the groups of a nil value are ``"nil"`` and ``""``).
+_KV_CANONICAL = re.compile("^" + _KV_SHAPE + r"\r?$", re.MULTILINE)
+
+
+def _kv_fast(line: str) -> tuple[int, str, str, Any] | None:
+    """:func:`_kv_line` for a line of the canonical shape (:data:`_KV_FAST`) whose value fits its
+    event, else None: the caller then reads the line the careful way (which names the error).
+    Never raises."""
+    m = _KV_FAST.fullmatch(line)
+    if m is None:
+        return None
+    process, kind, f, key, nil, value = m.groups()
+    try:
+        return int(process), kind, f, _kv_payload(kind, f, key, None if nil else value)
+    except _FieldError:
+        return None
+
+
+def _kv_canonical(text: str) -> History | None:
+    """The history of a kv log whose every line has the canonical shape (:data:`_KV_SHAPE`; no blank
+    line but a final newline) and whose events all fit (values, each process's calls and results),
+    as :func:`parse_porcupine_kv` reads it; None for any other text (one regex pass over the text,
+    then one loop over its events: the bulk of a large log)."""
+    rows = _KV_CANONICAL.findall(text)
+    if not rows or len(rows) != text.count("\n") + (not text.endswith("\n")):
+        return None
+    ops = _kv_assemble(rows)
+    return None if ops is None else _assembled(ops)
+
+
+def _kv_assemble(rows: list[tuple[str, str, str, str, str, str]]) -> list[Operation] | None:
+    """The operations of canonical kv events (:data:`_KV_CANONICAL` groups), as :class:`_Assembler`
+    makes them (event ``i`` at time ``i``, from 1); None at the first event :func:`_kv_payload` or
+    the assembler would refuse (the caller then reads the text the careful way, naming it)."""
+    open_: dict[int, tuple[int, Any, str]] = {}  # process -> (call, input, f)
+    crashed: set[int] = set()
+    ops: list[Operation] = []
+    for time, (process, kind, f, key, nil, value) in enumerate(rows, start=1):
+        client = int(process)
+        if kind == "invoke":
+            if client in open_ or client in crashed or (nil and f != "get"):
+                return None
+            open_[client] = (time, {"op": f, "key": key} if f == "get" else {"op": f, "key": key, "value": value}, f)
+            continue
+        opened = open_.pop(client, None)
+        if opened is None or opened[2] != f:
+            return None
+        if kind == "ok":  # a nil get result reads as "" (the value group is "" then)
+            ops.append(_operation(client, opened[1], value if f == "get" else None, opened[0], time))
+        elif kind == "info":
+            crashed.add(client)
+            ops.append(_operation(client, opened[1], None, opened[0], None))
+    ops.extend(_operation(client, inp, None, call, None) for client, (call, inp, _) in open_.items())
+    return ops
 
 
 # --------------------------------------------------------------------------------------------
@@ -691,7 +990,10 @@ def detect_format(text: str) -> str:
     being a ``jepsen.util`` line (real logs start with other loggers and end with
     ``jepsen.core - Run complete`` or a blank line, so the first and last lines prove nothing).
 
-    Raises :class:`HistoryError` when the text looks like none of them.
+    Raises :class:`HistoryError` when the text looks like none of them, and for a blank text (an
+    empty file): nothing tells its format, and an empty file may be one whose writing failed, so
+    it is refused here; given a line format explicitly (``--format jepsen`` or ``porcupine-kv``)
+    it parses to an empty history, which is linearizable.
     """
     stripped = text.lstrip()
     if stripped.startswith("["):
@@ -703,40 +1005,40 @@ def detect_format(text: str) -> str:
         return "json"
     if _JEPSEN_LINE.search(text):
         return "jepsen"
-    first = _short(stripped.splitlines()[0]) if stripped else "(empty)"
+    if not stripped:
+        raise HistoryError("the history is empty, so its format cannot be told; pass --format jepsen or "
+                           "porcupine-kv to check it as an empty history")
+    first = _short(stripped.splitlines()[0])
     raise HistoryError(
         f"cannot tell the history format from its first line {first!r}; pass --format json, jepsen or porcupine-kv"
     )
 
 
-def parse_history(text: str, format: str | None = None) -> History:
-    """Parse ``text`` in ``format`` (one of :data:`FORMATS`; None or ``"auto"`` detects it)."""
+def parse_history(text: str, format: str | None = None, *, lenient: bool = False,
+                  report: LineReport | None = None) -> History:
+    """Parse ``text`` in ``format`` (one of :data:`FORMATS`; None or ``"auto"`` detects it).
+    ``lenient`` and ``report`` apply to the line formats (see :func:`parse_jepsen`)."""
     if format in (None, "auto"):
         format = detect_format(text)
     if format == "json":
         return parse_json(text)
     if format == "jepsen":
-        return parse_jepsen(text)
+        return parse_jepsen(text, lenient=lenient, report=report)
     if format == "porcupine-kv":
-        return parse_porcupine_kv(text)
+        return parse_porcupine_kv(text, lenient=lenient, report=report)
     raise HistoryError(f"unknown history format {format!r} (expected one of {', '.join(FORMATS)})")
 
 
-def read_history(path: str | Path, format: str | None = None) -> History:
+def read_history(path: str | Path, format: str | None = None, *, lenient: bool = False,
+                 report: LineReport | None = None) -> History:
     """Read and parse the history file at ``path`` (see :func:`parse_history`)."""
     if format not in (None, "auto") and format not in FORMATS:
         raise HistoryError(f"unknown history format {format!r} (expected one of {', '.join(FORMATS)})")
-    return parse_history(read_history_text(path), format)
+    return parse_history(read_history_text(path), format, lenient=lenient, report=report)
 
 
 def read_history_text(path: str | Path) -> str:
-    """The text of the history file at ``path`` (UTF-8, a byte-order mark dropped); HistoryError
-    naming the path when it cannot be read or is not UTF-8 text."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise HistoryError(f"cannot read history {str(path)!r}: {exc.strerror or exc}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise HistoryError(f"history {str(path)!r} is not UTF-8 text (byte {exc.start})") from None
+    """The text of the history file at ``path`` through packrat_sim.inputs: a regular file only
+    (a device or FIFO is refused before it is opened), at most ``MAX_INPUT_BYTES``, UTF-8 text
+    without NUL, a byte-order mark dropped; HistoryError naming the path otherwise."""
+    return inputs.read_text(path, "history", error=HistoryError)
