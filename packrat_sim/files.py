@@ -66,6 +66,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from packrat_sim.errors import PackratError
+from packrat_sim.inputs import file_kind
 
 __all__ = [
     "LOCK_PREFIX",
@@ -103,20 +104,6 @@ class OutputBusyError(OutputPathError):
     """Another process is writing the same target (:func:`output_lock`); the message names it."""
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
-
-
 def _lstat(path: str) -> os.stat_result | None:
     try:
         return os.lstat(path)
@@ -152,7 +139,7 @@ def check_output_path(path: PathLike, what: str = "output file", *, follow_symli
         target = os.path.realpath(raw)
         st = _lstat(target)
     if st is not None and not stat.S_ISREG(st.st_mode):
-        raise OutputPathError(f"{what} {raw!r} is {_kind(st.st_mode)}, not a regular file; refusing to replace it")
+        raise OutputPathError(f"{what} {raw!r} is {file_kind(st.st_mode)}, not a regular file; refusing to replace it")
     parent = os.path.dirname(os.path.abspath(target))
     _check_parent(parent, what, raw)
     return target
@@ -188,7 +175,7 @@ def prepare_output_dir(path: PathLike, what: str = "output directory", *, create
         )
     if st is not None:
         if not stat.S_ISDIR(st.st_mode):
-            raise OutputPathError(f"{what} {raw!r} exists and is {_kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else 'a regular file'}, not a directory")
+            raise OutputPathError(f"{what} {raw!r} exists and is {file_kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else 'a regular file'}, not a directory")
         if not os.access(raw, os.W_OK | os.X_OK):
             raise OutputPathError(f"{what} {raw!r} is not writable")
         return raw
@@ -326,7 +313,7 @@ def _stage(target: str, data: Data, what: str, raw: str, pending: list[str]) -> 
             old = _lstat(target)
             if old is not None:
                 if not stat.S_ISREG(old.st_mode):  # changed under us since the check
-                    raise OutputPathError(f"{what} {raw!r} is {_kind(old.st_mode)}, not a regular file; refusing to replace it")
+                    raise OutputPathError(f"{what} {raw!r} is {file_kind(old.st_mode)}, not a regular file; refusing to replace it")
                 os.fchmod(fh.fileno(), stat.S_IMODE(old.st_mode))
     except OutputPathError:
         raise
@@ -456,7 +443,7 @@ def open_regular(path: PathLike, mode: str = "r", what: str = "file") -> IO[str]
     if st is not None and stat.S_ISLNK(st.st_mode):
         raise _symlink_error(what, raw)
     if st is not None and not stat.S_ISREG(st.st_mode):
-        raise OutputPathError(f"{what} {raw!r} is {_kind(st.st_mode)}, not a regular file; refusing to open it")
+        raise OutputPathError(f"{what} {raw!r} is {file_kind(st.st_mode)}, not a regular file; refusing to open it")
     if mode == "a":
         check_output_path(raw, what)
     elif st is None:
@@ -478,7 +465,7 @@ def open_regular(path: PathLike, mode: str = "r", what: str = "file") -> IO[str]
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):  # changed since the check
-            raise OutputPathError(f"{what} {raw!r} is {_kind(st.st_mode)}, not a regular file; refusing to open it")
+            raise OutputPathError(f"{what} {raw!r} is {file_kind(st.st_mode)}, not a regular file; refusing to open it")
         return os.fdopen(fd, mode, encoding="utf-8", newline="")
     except BaseException:
         os.close(fd)
@@ -524,7 +511,7 @@ def _acquire(lock: str, what: str, raw: str) -> int:
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
-                raise OutputPathError(f"the lock file {lock!r} of {what} {raw!r} is {_kind(st.st_mode)}; remove it")
+                raise OutputPathError(f"the lock file {lock!r} of {what} {raw!r} is {file_kind(st.st_mode)}; remove it")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

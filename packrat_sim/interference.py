@@ -81,8 +81,9 @@ from packrat_sim.optimizer import (
     optimize,
     profile_items,
     sweep_row,
+    walk_back,
 )
-from packrat_sim.plan import Instance, Plan
+from packrat_sim.plan import Plan
 from packrat_sim.profile import Cell, Interference, Points, Profile, ProfileError, ThreadCurve
 
 #: A thread count gets its own curve only when that lowers its RMS relative fit error by
@@ -494,13 +495,7 @@ class CoRunPlanTable:
             raise OptimizerError(_infeasible_message(self.profile, cores, batch, self.options))
         busy = int(self._busy[batch])
         choice, items = self._tables[busy]
-        instances = []
-        t, b = busy, batch
-        while (t, b) != (0, 0):
-            it_t, it_b, _ = items[int(choice[t, b])]
-            instances.append(Instance(it_t, it_b))
-            t, b = t - it_t, b - it_b
-        return Plan(tuple(instances), batch, self.cores, predicted_ms=float(self._best[batch]))
+        return Plan(walk_back(choice, items, busy, batch), batch, self.cores, predicted_ms=float(self._best[batch]))
 
 
 def _row_bounds(items: Sequence[Item], factors: dict[int, np.ndarray], busy: int, batch: int) -> np.ndarray:

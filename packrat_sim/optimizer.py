@@ -219,14 +219,19 @@ class PlanTable:
         if not math.isfinite(lat):
             raise OptimizerError(_infeasible_message(self.profile, cores, batch, self.options))
         t = cores if self._cores_used is None else int(self._cores_used[cores, batch])
-        b = batch
-        instances = []
-        while (t, b) != (0, 0):
-            k = int(self._choice[t, b])
-            it_t, it_b, _ = self.items[k]
-            instances.append(Instance(it_t, it_b))
-            t, b = t - it_t, b - it_b
-        return Plan(tuple(instances), batch, cores, predicted_ms=float(lat))
+        return Plan(walk_back(self._choice, self.items, t, batch), batch, cores, predicted_ms=float(lat))
+
+
+def walk_back(choice: np.ndarray, items: Sequence[Item], threads: int, batch: int) -> tuple[Instance, ...]:
+    """The instances of the plan a choice table stores for the cell (threads, batch): from the
+    cell, take the item ``choice`` names and step back by its (t, b) until (0, 0). Pure."""
+    instances = []
+    t, b = int(threads), int(batch)
+    while (t, b) != (0, 0):
+        it_t, it_b, _ = items[int(choice[t, b])]
+        instances.append(Instance(it_t, it_b))
+        t, b = t - it_t, b - it_b
+    return tuple(instances)
 
 
 def _sweep(items: Sequence[Item], T: int, B: int) -> tuple[np.ndarray, np.ndarray]:
@@ -245,11 +250,7 @@ def _sweep(items: Sequence[Item], T: int, B: int) -> tuple[np.ndarray, np.ndarra
     for k, (t, b, latency) in enumerate(items):
         if reach[t, b]:
             continue  # already a sum of cheaper items: closing under it adds nothing
-        grown = reach.copy()
-        dt, db = t, b
-        while dt <= T and db <= B:
-            np.bitwise_or(grown[dt:, db:], grown[: T + 1 - dt, : B + 1 - db], out=grown[dt:, db:])
-            dt, db = 2 * dt, 2 * db
+        grown = closed_under(reach, t, b)
         new = grown & ~reach
         lat[new] = latency
         choice[new] = k
@@ -258,6 +259,19 @@ def _sweep(items: Sequence[Item], T: int, B: int) -> tuple[np.ndarray, np.ndarra
         if remaining == 0:
             break
     return lat, choice
+
+
+def closed_under(reach: np.ndarray, t: int, b: int) -> np.ndarray:
+    """A copy of the boolean table ``reach`` ([cores + 1, batch + 1]: which (threads, batch)
+    sums are reachable) closed under adding the item (t, b) any number of times (by doubling
+    shifts: log steps). Pure."""
+    T, B = reach.shape[0] - 1, reach.shape[1] - 1
+    grown = reach.copy()
+    dt, db = t, b
+    while dt <= T and db <= B:
+        np.bitwise_or(grown[dt:, db:], grown[: T + 1 - dt, : B + 1 - db], out=grown[dt:, db:])
+        dt, db = 2 * dt, 2 * db
+    return grown
 
 
 def sweep_row(items: Sequence[Item], cores: int, batch: int, targets: np.ndarray,
@@ -280,11 +294,7 @@ def sweep_row(items: Sequence[Item], cores: int, batch: int, targets: np.ndarray
             break
         if reach[t, b]:
             continue
-        grown = reach.copy()
-        dt, db = t, b
-        while dt <= T and db <= B:
-            np.bitwise_or(grown[dt:, db:], grown[: T + 1 - dt, : B + 1 - db], out=grown[dt:, db:])
-            dt, db = 2 * dt, 2 * db
+        grown = closed_under(reach, t, b)
         new = grown & ~reach
         choice[new] = k
         row[new[T]] = latency
@@ -383,21 +393,11 @@ def cell_plan(items: Sequence[Item], cores: int, batch: int, limit: float = math
             return None
         if t > T or b > B or reach[t, b]:
             continue
-        grown = reach.copy()
-        dt, db = t, b
-        while dt <= T and db <= B:
-            np.bitwise_or(grown[dt:, db:], grown[: T + 1 - dt, : B + 1 - db], out=grown[dt:, db:])
-            dt, db = 2 * dt, 2 * db
+        grown = closed_under(reach, t, b)
         choice[grown & ~reach] = k
         reach = grown
         if reach[T, B]:
-            instances = []
-            t_left, b_left = T, B
-            while (t_left, b_left) != (0, 0):
-                it_t, it_b, _ = items[int(choice[t_left, b_left])]
-                instances.append(Instance(it_t, it_b))
-                t_left, b_left = t_left - it_t, b_left - it_b
-            return Plan(tuple(instances), B, T, predicted_ms=float(latency))
+            return Plan(walk_back(choice, items, T, B), B, T, predicted_ms=float(latency))
     return None
 
 
