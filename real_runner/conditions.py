@@ -20,8 +20,10 @@ from dataclasses import dataclass
 
 from real_runner.profiling import read_loadavg, read_runq_wait_ns
 
-#: A load average above this many runnable tasks per usable CPU is a busy machine.
-BUSY_LOAD_PER_CPU = 1.0
+#: A load average above this many runnable tasks per usable CPU is a busy machine: the
+#: measurement itself keeps up to one task per CPU runnable (its workers), so only a load
+#: beyond that, from other processes, counts.
+BUSY_LOAD_PER_CPU = 2.0
 #: Run-queue wait above this many ms per second of wall time (10%) is a busy machine.
 BUSY_RUNQ_MS_PER_S = 100.0
 #: A measurement this many times off its prediction (either way) is called out.
@@ -43,7 +45,8 @@ class Conditions:
 
     @property
     def busy(self) -> bool:
-        """The load average exceeded ``BUSY_LOAD_PER_CPU`` per CPU, or the watched processes
+        """The load average exceeded ``BUSY_LOAD_PER_CPU`` per CPU (the measurement's own
+        workers count in it, hence more than one per CPU), or the watched processes
         waited for a CPU more than ``BUSY_RUNQ_MS_PER_S`` ms per second."""
         loaded = self.loadavg_1m is not None and self.loadavg_1m > BUSY_LOAD_PER_CPU * self.cpus
         waited = self.runq_wait_ms_per_s is not None and self.runq_wait_ms_per_s > BUSY_RUNQ_MS_PER_S

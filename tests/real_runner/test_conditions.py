@@ -64,3 +64,8 @@ def test_the_default_probe_watches_this_process_and_its_worker_processes():
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_load_the_measurement_makes_itself_is_not_a_busy_machine():
+    own = Conditions(loadavg_1m=2.4, cpus=2, runq_wait_ms_per_s=3.0, seconds=45.0)  # two workers and a dispatcher
+    assert not own.busy and measurement_note(own) is None
