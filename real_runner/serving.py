@@ -148,7 +148,9 @@ class ReconfigRecord:
     drained at ``drained_ns``, applied at ``committed_ns`` (= ``closed_ns``: the old
     configuration's cores released), routing switched at ``switch_ns``; the first batch of
     the new epoch (its call, start and end). ``kind``: the switch executed;
-    ``priced_ms``/``priced_kind``: what the policy (or ``pricer``) priced; ``report``: what the
+    ``priced_ms``/``priced_kind``: what the policy (or ``pricer``) priced; ``priced_pause_ms``:
+    the part of that price the switch's own pause makes (what ``measured_ms`` measures; the
+    rest is the first new batch's modelled slowdown); ``report``: what the
     pool did (:class:`~real_runner.executor.SwitchReport`)."""
 
     from_epoch: int
@@ -167,6 +169,7 @@ class ReconfigRecord:
     kind: str = RESPAWN
     priced_ms: float | None = None
     priced_kind: str | None = None
+    priced_pause_ms: float | None = None
     decided_ns: int | None = None
     committed_ns: int | None = None
     first_call_ns: int | None = None
@@ -199,7 +202,7 @@ class ReconfigRecord:
         report = {} if self.report is None else self.report.to_json()
         return {
             "kind": self.kind, "priced_ms": self.priced_ms, "measured_ms": self.measured_ms,
-            "priced_kind": self.priced_kind,
+            "priced_kind": self.priced_kind, "priced_pause_ms": self.priced_pause_ms,
             "decision_to_first_batch_ms": dur(self.decided_ns or self.call_ns, self.first_start_ns),
             "commit_ms": report.get("commit_ms"), "first_batch_ms": dur(self.first_start_ns, self.first_done_ns),
             **{k: report.get(k, []) for k in ("retargeted", "parked", "unparked", "spawned", "recovered")},
@@ -473,11 +476,11 @@ class ServingRuntime:
     # ---- reconfiguration (DESIGN.md protocol, every kind of switch)
     def reconfigure(self, plan: Plan, *, trigger: str = "manual", start_timeout: float | None = None,
                     priced_ms: float | None = None, priced_kind: str | None = None,
-                    decided_ns: int | None = None) -> int:
+                    decided_ns: int | None = None, priced_pause_ms: float | None = None) -> int:
         """Move to ``plan`` (epoch e+1) without stopping service, by the cheapest kind of
         switch (see the module docstring); returns the new epoch. ``priced_ms`` and
         ``priced_kind``: what the deciding policy priced (default: ``pricer``'s price of the
-        kind, else None); ``decided_ns``: when it decided (``time.monotonic_ns()``, default
+        kind, else None); ``priced_pause_ms``: the pause part of that price; ``decided_ns``: when it decided (``time.monotonic_ns()``, default
         now). When preparing fails (a new process does not start within ``start_timeout``
         s, a plan that does not fit) the reconfiguration is aborted (the old epoch keeps
         serving) and the error is re-raised."""
@@ -485,7 +488,8 @@ class ServingRuntime:
             old = self._started()
             pool = self.pool
             rec = ReconfigRecord(old.number, None, old.plan, plan, time.monotonic_ns(), trigger=trigger,
-                                 kind=pool.kind_of(plan), priced_kind=priced_kind, decided_ns=decided_ns)
+                                 kind=pool.kind_of(plan), priced_kind=priced_kind, decided_ns=decided_ns,
+                                 priced_pause_ms=priced_pause_ms)
             rec.priced_ms = priced_ms if priced_ms is not None else self._price(rec.kind, old.plan, plan)
             self.reconfigurations.append(rec)
             try:  # 1. prepare beside the serving configuration (a respawn starts its processes here)
@@ -824,7 +828,7 @@ def _drive(rt: ServingRuntime, load: LoadSpec, *, seed: int, window_s: float, ru
 
 
 def _reconfigure(rt: ServingRuntime, plan: Plan, trigger: str, errors: list, **priced: Any) -> bool:
-    """``rt.reconfigure`` (``priced``: its ``priced_ms``, ``priced_kind``, ``decided_ns``);
+    """``rt.reconfigure`` (``priced``: its ``priced_ms``, ``priced_kind``, ``priced_pause_ms``, ``decided_ns``);
     False (the error appended to ``errors``) when it aborted: the old epoch keeps serving."""
     try:
         rt.reconfigure(plan, trigger=trigger, **priced)
@@ -907,8 +911,9 @@ def _serve_with_policy(model: str, load: LoadSpec, catalog: pol.PlanCatalog, cfg
                 continue
             decided = time.monotonic_ns()
             decisions.append(d.to_json(catalog))
+            pause = None if d.kind is None else learned.pause_ms(d.kind)
             if not _reconfigure(rt, catalog.plans[d.plan], f"policy: {d.reason}", errors, priced_ms=d.cost_ms,
-                                priced_kind=d.kind, decided_ns=decided):
+                                priced_kind=d.kind, decided_ns=decided, priced_pause_ms=pause):
                 idx = catalog.index(rt.plan)
                 state = replace(state, current=start if idx is None else idx)
             state = pol.switched(state)

@@ -276,8 +276,9 @@ def _switch_line(w: dict) -> str:
     window, steady = w.get("latency_window"), w.get("latency_steady")
     p99 = "" if not window or not steady else (
         f"; window p99 {window['p99_ms']:.1f} ms vs steady {steady['p99_ms']:.1f} ms ({w['p99_ratio']:.2f}x)")
-    return (f"switch   at {w['at_s']:.1f}s {w['kind']}: {w['from_plan']} -> {w['to_plan']}: priced {_ms(w['priced_ms'])}, "
-            f"measured {_ms(w['measured_ms'])} (decision to the first new batch), first new batch "
+    pause = "" if w.get("priced_pause_ms") is None else f" (its pause {_ms(w['priced_pause_ms'])})"
+    return (f"switch   at {w['at_s']:.1f}s {w['kind']}: {w['from_plan']} -> {w['to_plan']}: priced {_ms(w['priced_ms'])}"
+            f"{pause}, measured {_ms(w['measured_ms'])} (decision to the first new batch), first new batch "
             f"{_ms(w['first_batch_ms'])}{p99}")
 
 

@@ -24,7 +24,7 @@ def test_run_load_serves_the_schedule_writes_a_legal_history_and_prints_one_json
     assert rep["check"]["verdict"] == "ok"
     assert isinstance(rep["reconfigurations"], list)
     assert [w["kind"] for w in rep["switches"]] == [r["kind"] for r in rep["reconfigurations"] if r["ok"]]
-    assert all({"kind", "priced_ms", "measured_ms"} <= set(w) for w in rep["switches"])
+    assert all({"kind", "priced_ms", "priced_pause_ms", "measured_ms"} <= set(w) for w in rep["switches"])
     assert rep["request_latency_ms"]["n"] == rep["requests_answered"]  # percentiles even with no switch
     assert rep["conditions"]["seconds"] > 0 and (rep["conditions"]["note"] is not None) == rep["conditions"]["busy"]
     assert set(rep["switch_prices_ms"]) == {"re-route", "retarget", "learned_from"}
@@ -65,7 +65,7 @@ def test_run_load_replays_a_trace_with_a_1e300_ms_gap_without_waiting_for_it(cli
 
 def _report(**extra):
     """A load report as `run --load --json` prints it, with one retarget."""
-    switch = {"kind": "retarget", "priced_ms": 24.0, "measured_ms": 4.2, "first_batch_ms": 8.1, "at_s": 15.3,
+    switch = {"kind": "retarget", "priced_ms": 24.0, "priced_pause_ms": 3.0, "measured_ms": 4.2, "first_batch_ms": 8.1, "at_s": 15.3,
               "from_plan": "2 x 1t x 1", "to_plan": "1 x 2t x 8", "p99_ratio": 1.2,
               "latency_window": {"p99_ms": 9.6}, "latency_steady": {"p99_ms": 8.0}}
     return {"model": "tiny-cnn", "cores": 2, "load": "2:15s,8:15s", "load_kind": "closed", "policy": "packrat",
@@ -80,7 +80,7 @@ def test_the_load_text_prints_request_percentiles_and_each_switch_with_its_kind_
     _print_load_report(_report())
     out = capsys.readouterr().out
     assert "requests latency p50 7.5 ms, p90 8.5 ms, p99 9.5 ms, max 10.0 ms  (n=50)" in out
-    assert "switch   at 15.3s retarget: 2 x 1t x 1 -> 1 x 2t x 8: priced 24.0 ms, measured 4.2 ms" in out
+    assert "switch   at 15.3s retarget: 2 x 1t x 1 -> 1 x 2t x 8: priced 24.0 ms (its pause 3.0 ms), measured 4.2 ms" in out
     assert "window p99 9.6 ms vs steady 8.0 ms (1.20x)" in out
     _print_load_report(_report(switches=[], request_latency_ms=None))
     out = capsys.readouterr().out
