@@ -39,13 +39,17 @@ def free_port(address: str = ADDRESS) -> int:
 
 
 def streamlit_command(port: int, app: Path = APP) -> list[str]:
-    """The `streamlit run` command line the verb executes (headless, loopback only, no telemetry)."""
+    """The `streamlit run` command line the verb executes (headless, loopback only, no
+    telemetry, uploads capped at the largest input the pages take)."""
+    from ui.dashboard.data import HISTORY_UPLOAD_MB
+
     return [
         sys.executable, "-m", "streamlit", "run", str(app),
         "--server.headless", "true",
         "--server.address", ADDRESS,
         "--server.port", str(port),
         "--browser.gatherUsageStats", "false",
+        "--server.maxUploadSize", str(HISTORY_UPLOAD_MB),
     ]
 
 
@@ -64,6 +68,7 @@ def register(app: typer.Typer) -> None:
     @app.command("ui")
     def ui_cmd(
         port: int | None = typer.Option(None, "--port", help=f"Port on {ADDRESS} (default {DEFAULT_PORT}, or a free one if it is taken)."),
+        data_dir: str | None = typer.Option(None, "--data-dir", help="A directory whose profile and trace files the Sweep page may read (besides built-in profiles and uploads; default: none)."),
     ) -> None:
         """Serve the Streamlit dashboard (Profiles, Planner, Simulator, Verification, Hardware) on 127.0.0.1.
 
@@ -76,6 +81,12 @@ def register(app: typer.Typer) -> None:
             port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else free_port()
         elif not port_is_free(port):
             raise BadInput(f"--port {port} is already in use on {ADDRESS}")
+        if data_dir is not None:
+            if not os.path.isdir(data_dir):
+                raise BadInput(f"--data-dir {data_dir!r} is not a directory")
+            from ui.dashboard.data import DATA_DIR_ENV
+
+            os.environ[DATA_DIR_ENV] = os.path.realpath(data_dir)  # the server (this process, exec'd) reads it
         typer.echo(f"Packrat dashboard: http://{ADDRESS}:{port}  (Ctrl-C stops it)", err=False)
         exec_streamlit(streamlit_command(port))  # this process becomes the server: signals reach it
         raise typer.Exit(0)

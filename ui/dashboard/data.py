@@ -10,8 +10,67 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+# ------------------------------------------------------------------ inputs
+
+#: Upload limits (MB), shown by each uploader and enforced by Streamlit: a profile or a
+#: profile CSV is kilobytes to a few MB; a history of 100,000 operations is about 10 MB.
+PROFILE_UPLOAD_MB = 16
+HISTORY_UPLOAD_MB = 64
+#: The environment variable that carries ``packrat ui --data-dir DIR`` to the pages: the one
+#: directory (besides uploads) the Sweep page may read profiles and trace files from.
+DATA_DIR_ENV = "PACKRAT_UI_DATA_DIR"
+
+
+def data_dirs(session_dir: str) -> list[str]:
+    """The real paths the Sweep page may read files under: the session's own directory (its
+    uploads) and the ``--data-dir`` the dashboard was started with (if any)."""
+    roots = [os.path.realpath(session_dir)]
+    given = os.environ.get(DATA_DIR_ENV)
+    if given:
+        roots.append(os.path.realpath(given))
+    return roots
+
+
+def _inside(path: str, roots: Sequence[str]) -> bool:
+    """``path``, links resolved, lies under one of ``roots`` (real paths)."""
+    real = os.path.realpath(path)
+    return any(os.path.commonpath([real, root]) == root for root in roots)
+
+
+def _trace_path(spec: str) -> str | None:
+    """The file a ``trace:`` workload spec names (the library's parser), "" when the spec does
+    not parse (refused by the caller: nothing under a root is named), None for other kinds."""
+    from packrat_sim.errors import PackratError
+    from packrat_sim.workload import TraceFile, parse_workload
+
+    if spec.partition(":")[0].strip() != "trace":
+        return None
+    try:
+        wl = parse_workload(spec)
+    except PackratError:
+        return ""
+    return wl.path if isinstance(wl, TraceFile) else None
+
+
+def refused_server_file(profiles: Sequence[str], workloads: Sequence[str], roots: Sequence[str]) -> str | None:
+    """Why the Sweep page must not read one of the files a grid names (the first one), or
+    None: every profile is ``builtin:...`` or a file under ``roots`` (links resolved), and
+    every ``trace:`` workload's file is under ``roots``. Reads no file."""
+    where = " or ".join(repr(r) for r in roots)
+    for spec in profiles:
+        if not spec.startswith("builtin:") and not _inside(spec, roots):
+            return (f"profile {spec!r} is not a built-in profile, an upload, or a file under {where}: start the "
+                    "dashboard with `packrat ui --data-dir DIR` to read profiles from DIR")
+    for spec in workloads:
+        path = _trace_path(spec)
+        if path is not None and (not path or not _inside(path, roots)):
+            return (f"trace file {path!r} is not an upload or a file under {where}: start the dashboard with "
+                    "`packrat ui --data-dir DIR` to read traces from DIR")
+    return None
 
 # ------------------------------------------------------------------ profiles
 

@@ -174,19 +174,30 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+def _cmdline_and_stat(pid: int) -> tuple[bytes, list[str]] | None:
+    """(cmdline, the fields of /proc/PID/stat after the name) of a process, None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read()
+        with open(f"/proc/{pid}/stat") as f:
+            return cmd, f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def _workers(server_pid: int) -> list[int]:
-    """The dashboard's job processes (multiprocessing spawn children) still running."""
+    """The dashboard's job processes still running: spawned ones (``spawn_main``) or ones the
+    warm job server (multiprocessing's forkserver) forked; not the job server itself, not
+    multiprocessing's resource tracker."""
     out = []
     for pid in _descendants(server_pid):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read()
-        except OSError:
+        seen = _cmdline_and_stat(pid)
+        if seen is None or seen[1][0] == "Z":
             continue
-        if b"spawn_main" in cmd:  # a job, not multiprocessing's resource tracker
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
-                    out.append(pid)
+        parent = _cmdline_and_stat(int(seen[1][1]))
+        forked = parent is not None and b"forkserver" in parent[0]
+        if b"spawn_main" in seen[0] or forked:
+            out.append(pid)
     return out
 
 

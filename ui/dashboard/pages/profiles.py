@@ -39,7 +39,8 @@ def builtin_source() -> None:
 
 
 def file_source() -> None:
-    up = st.file_uploader("Profile JSON (schema packrat.profile/1)", type=["json"], key="profiles.up.json")
+    up = st.file_uploader(f"Profile JSON (schema packrat.profile/1; at most {data.PROFILE_UPLOAD_MB} MB)", type=["json"],
+                          key="profiles.up.json", max_upload_size=data.PROFILE_UPLOAD_MB)
     if up is None:
         return
     try:
@@ -56,7 +57,8 @@ def file_source() -> None:
 def csv_source() -> None:
     st.caption("Packrat's published profile CSVs; columns are found by header name. "
                "A file holds several series (benchmark, topology, allocator, ...) that are never mixed.")
-    up = st.file_uploader("Packrat CSV", type=["csv"], key="profiles.up.csv")
+    up = st.file_uploader(f"Packrat CSV (at most {data.PROFILE_UPLOAD_MB} MB)", type=["csv"], key="profiles.up.csv",
+                          max_upload_size=data.PROFILE_UPLOAD_MB)
     if up is None:
         return
     try:

@@ -29,7 +29,8 @@ def grid_editor() -> list[str]:
     c1, c2 = st.columns([1, 3])
     state.init("sweep.profile", "builtin:cnn-8")
     profile = c1.text_input("Profiles (comma-separated)", key="sweep.profile",
-                            help="builtin:NAME (cnn-T, transformer-T) or profile JSON paths on the server.")
+                            help="builtin:NAME (cnn-T, transformer-T), an uploaded profile (above), or profile "
+                                 "JSON files under the directory `packrat ui --data-dir DIR` names.")
     state.init("sweep.workload", "poisson:rate=50..400/50,duration=2s,max_batch=16")
     workload = c2.text_input("Workloads (ladders allowed: rate=50..800/50)", key="sweep.workload",
                              help="Workload specs as for `packrat simulate --workload`; a comma before KIND: starts "
@@ -49,6 +50,22 @@ def grid_editor() -> list[str]:
                 help="By default a profile with a co-run model is simulated with it (calibrated).")
     return [f"profile={profile}", f"cores={cores}", f"workload={workload}",
             f"policy={','.join(policies)}", f"seed={seeds}"]
+
+
+def upload_profile() -> None:
+    """An uploader for profile JSON files: each is saved into this session's directory (one of
+    the places the page reads files from) and its path is shown, to put in Profiles."""
+    up = st.file_uploader(f"Upload a profile JSON to sweep (at most {data.PROFILE_UPLOAD_MB} MB)", type=["json"],
+                          key="sweep.upload", max_upload_size=data.PROFILE_UPLOAD_MB)
+    if up is None:
+        return
+    from packrat_sim.files import write_file
+
+    name = os.path.basename(up.name)
+    target = os.path.join(out_dir(), "uploads", name if name not in ("", ".", "..") else "profile.json")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    write_file(target, up.getvalue(), "uploaded profile")
+    st.caption(f"Uploaded: put `{target}` in Profiles.")
 
 
 def out_dir() -> str:
@@ -127,6 +144,7 @@ def main() -> None:
     st.markdown("Simulates every combination of the grid below on this machine's process pool and plots request "
                 "latency against offered load per policy: the capacity curve to plan with. Re-running skips the runs "
                 "already done. Bigger grids, and Ray clusters: `packrat sweep` (see docs/scale.md).")
+    upload_profile()
     axes = grid_editor()
     try:
         grid = replace(sw.load_grid(None, axes), isolated=bool(st.session_state["sweep.isolated"]))
@@ -136,6 +154,10 @@ def main() -> None:
         state.to_url(URL_KEYS)
         return
     state.to_url(URL_KEYS)
+    refused = data.refused_server_file(grid.profiles, grid.workloads, data.data_dirs(out_dir()))
+    if refused:
+        st.error(f"Not run: {refused}.", icon=":material/error:")
+        return
     st.caption(f"{size:,} runs; output in {out_dir()}")
     state.cli_box(data.cli_sweep(axes, grid.isolated, int(st.session_state["sweep.workers"])))
     # what the result is keyed to (the worker count changes no number): any change hides it

@@ -207,8 +207,9 @@ def _history_source() -> tuple[str, str, str] | None:
     """(name, text, identity) of the history to check: an upload, or a run handed over by the
     Simulator. The identity changes with any new input."""
     incoming = st.session_state.get("verify.incoming")
-    up = st.file_uploader("History file: packrat JSON, Jepsen log (EDN) or Porcupine kv log",
-                          type=["json", "edn", "log", "txt", "clj"], key="verify.up.history")
+    up = st.file_uploader(f"History file: packrat JSON, Jepsen log (EDN) or Porcupine kv log (at most "
+                          f"{data.HISTORY_UPLOAD_MB} MB)", type=["json", "edn", "log", "txt", "clj"],
+                          key="verify.up.history", max_upload_size=data.HISTORY_UPLOAD_MB)
     if up is not None:
         raw = up.getvalue()
         ident = f"upload:{up.name}:{hashlib.sha256(raw).hexdigest()}"
