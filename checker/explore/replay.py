@@ -52,11 +52,13 @@ class ReplayResult:
 
 def replay(protocol, schedule: Sequence[Event], *, timeout: float | None = 10.0) -> ReplayResult:
     """Carry out ``schedule`` step by step from the initial state, checking invariants after each
-    step, quiescent invariants at the end if nothing is left to deliver, and the final history.
+    step, quiescent invariants at the end if nothing is left to deliver, the protocol's
+    ``always`` and ``eventually`` properties (:func:`property_violation`), and the final history.
     Raises ExploreError naming the first event that is not enabled."""
     system = protocol.system
     start = system.start()
     state = start.state
+    visited = [state]  # every state of the path, for the properties
     steps = []
     violation = None
     for inv in protocol.invariants:
@@ -70,6 +72,7 @@ def replay(protocol, schedule: Sequence[Event], *, timeout: float | None = 10.0)
         except ActorError as exc:
             raise ExploreError(f"step {i + 1} ({ev.describe()}) cannot be replayed: {exc}") from None
         state = out.state
+        visited.append(state)
         broken = []
         for inv in protocol.invariants:
             if inv.quiescent:
@@ -88,12 +91,30 @@ def replay(protocol, schedule: Sequence[Event], *, timeout: float | None = 10.0)
                 if problem is not None:
                     violation = ("invariant", inv.name, problem, True)
                     break
+    if violation is None:
+        violation = property_violation(protocol, visited, terminal)
     history = protocol.history(state)
     result = check(history, protocol.model, timeout=timeout)
     if violation is None and result.illegal:
         violation = ("linearizability", f"linearizable ({protocol.model})",
                      f"the history is not linearizable under the {protocol.model} model", False)
     return ReplayResult(protocol, tuple(steps), start.records, state, history, result, violation, terminal)
+
+
+def property_violation(protocol, states: Sequence[Any], terminal: bool) -> tuple | None:
+    """The first property of ``protocol`` the replayed path breaks, as the explorer words it:
+    an ``always`` property false in one of ``states`` (the path's states, the initial one
+    first), or, on a ``terminal`` path, an ``eventually`` property false in every one of them;
+    None otherwise (``sometimes`` properties are judged over a whole search, not one path)."""
+    system = protocol.system
+    props = tuple(getattr(protocol, "properties", ()))
+    for p in props:
+        if p.expectation == "always" and not all(p.holds(system, s) for s in states):
+            return ("always", p.name, f'"{p.name}" does not hold in this state', False)
+    for p in props:
+        if terminal and p.expectation == "eventually" and not any(p.holds(system, s) for s in states):
+            return ("eventually", p.name, f'"{p.name}" never holds on this complete schedule', True)
+    return None
 
 
 def replay_json(protocol, schedule: Sequence[Event], violation: Violation | None = None,

@@ -299,3 +299,22 @@ def test_a_predicate_that_raises_is_an_error_naming_the_property():
 
     with pytest.raises(PropertyError, match="property 'fragile': its predicate raised KeyError"):
         explore(with_properties(sometimes("fragile", broken)), "bfs")
+
+
+def test_replaying_an_eventually_counterexample_reproduces_it():
+    from checker.explore import replay
+
+    protocol = replace(build("reconfig", "drop-batch"), invariants=())
+    v = violation_of(explore(protocol, "bfs"))
+    rr = replay(protocol, v.schedule)
+    assert rr.violation[:2] == ("eventually", "every accepted batch is answered") and rr.terminal
+    assert replay(protocol, v.schedule[:-1]).violation is None  # cut short, the schedule is not complete
+
+
+def test_replaying_an_always_counterexample_reproduces_it_and_the_correct_path_breaks_nothing():
+    from checker.explore import replay
+
+    protocol = with_properties(always("the operator never reconfigures", _not_reconfigured))
+    v = violation_of(explore(protocol, "bfs"))
+    assert replay(protocol, v.schedule).violation[:2] == ("always", "the operator never reconfigures")
+    assert replay(protocol, v.schedule[:-1]).violation is None
