@@ -37,7 +37,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from checker.actors import Event, Outcome, SystemState
@@ -49,6 +49,11 @@ WALK_STRATEGIES = frozenset({"random", "pct"})
 SUBTREE_STRATEGIES = frozenset({"dfs", "exhaustive", "dpor", "transdpor", "keyaware"})
 SPLIT_STRATEGIES = WALK_STRATEGIES | SUBTREE_STRATEGIES
 MAX_FRONTIER_DEPTH = 16
+#: Seconds a subtree split first explores in this process, whole: a search done by then
+#: (complete, or a violation found) is answered as is, never split. Splitting pays only on
+#: long searches: subtrees lose the pruning one search shares across them (DPOR's races,
+#: the visited states), and each worker pays its start-up.
+SPLIT_AFTER_S = 5.0
 
 
 class SplitError(PackratError):
@@ -381,6 +386,22 @@ def merge(protocol, strategy: str, parts: Sequence[JobResult], *, seed: int | No
 # ----------------------------------------------------------------------- driver
 
 
+def first_slice(built, strategy: str, options: Options, seconds: float, shrink: bool):
+    """The whole exploration of ``built`` in this process within ``seconds`` (or the options'
+    own ``max_time`` when shorter), its distinct histories collected as a split collects
+    them: its result when it finished (complete) or found a violation, else None (the slice
+    ran out: split the search). Pure apart from the clock."""
+    from checker.explore import explore
+
+    r = options.reductions
+    budget = seconds if options.max_time is None else min(seconds, options.max_time)
+    result = explore(built, strategy, max_time=budget, depth=options.depth, bug_depth=options.bug_depth,
+                     check_timeout=options.check_timeout, shrink_counterexample=shrink, symmetry=r.symmetry,
+                     state_cache=r.state_cache, coarse_clients=r.coarse_clients, sleep_sets=r.sleep_sets,
+                     local_commutation=r.local_commutation, collect_histories=True)
+    return result if result.complete or result.violation is not None else None
+
+
 def explore_split(
     protocol: str,
     strategy: str,
@@ -396,11 +417,14 @@ def explore_split(
     options: Options = Options(),
     shrink: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    split_after_s: float = SPLIT_AFTER_S,
 ) -> SplitResult:
     """Explore ``protocol`` (registry name) with ``strategy`` split over ``engine``'s workers.
 
     Walks: ``jobs`` batches (default 4 per worker) sharing ``max_schedules`` (default 1000).
-    Subtrees: the frontier at ``frontier_depth`` (default: :func:`auto_depth`). ``progress(done,
+    Subtrees: first the whole search in this process for ``split_after_s`` seconds
+    (:func:`first_slice`; 0: split at once): done by then, it is the answer (``jobs`` 0), else
+    the frontier at ``frontier_depth`` (default: :func:`auto_depth`). ``progress(done,
     total)`` is called as jobs finish. A job whose worker died twice, or that raised, makes the
     verdict UNKNOWN (never OK) unless another job found a violation.
     """
@@ -423,6 +447,10 @@ def explore_split(
             raise SplitError("a subtree split has no global schedule budget; use max_time (per job)")
         if options.depth is not None and frontier_depth is not None and frontier_depth >= options.depth:
             raise SplitError(f"frontier depth {frontier_depth} must be below the depth bound {options.depth}")
+        whole = first_slice(built, strategy, options, split_after_s, shrink) if split_after_s > 0 else None
+        if whole is not None:
+            return SplitResult(replace(whole, elapsed_s=time.perf_counter() - t0), 0, None, workers,
+                               getattr(engine, "name", type(engine).__name__), ())
         try:
             fr = frontier(built, strategy, frontier_depth, options) if frontier_depth is not None else \
                 auto_depth(built, strategy, workers, options)

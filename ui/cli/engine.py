@@ -66,8 +66,10 @@ def run_explore_split(
     check_timeout: float | None = 10.0,
     reductions=None,
     progress: Callable[[int, int], None] | None = None,
+    split_after_s: float = 5.0,
 ):
-    """``(protocol, ExploreResult)`` of the exploration split over an engine (``reductions``: a
+    """``(protocol, ExploreResult)`` of the exploration split over an engine (``split_after_s``:
+    seconds the dfs/dpor-family search first runs whole here, see ``explore_split``; ``reductions``: a
     :class:`checker.explore.Reductions`, None for the default); every input problem becomes
     BadInput. Walks (random, pct) split by seed, the dfs/dpor family by
     subtrees (see ``checker/explore/split.py``); ``max_time`` applies to each job."""
@@ -85,7 +87,8 @@ def run_explore_split(
                           reductions=reductions or Reductions())
         split = explore_split(protocol_name, strategy, eng, variant=protocol.variant, params=params,
                               workers=workers, frontier_depth=frontier_depth, seed=seed,
-                              max_schedules=max_schedules, options=options, shrink=shrink, progress=progress)
+                              max_schedules=max_schedules, options=options, shrink=shrink, progress=progress,
+                              split_after_s=split_after_s)
     except (ProtocolError, ExploreError, SplitError) as exc:
         raise BadInput(str(exc)) from None
     finally:

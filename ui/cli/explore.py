@@ -300,7 +300,8 @@ def explore_cmd(
     no_shrink: bool = typer.Option(False, "--no-shrink", help="Show the violating schedule as found, without shrinking it."),
     list_: bool = typer.Option(False, "--list", help="List protocols, variants, parameters and strategies."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
-    workers: int | None = typer.Option(None, "--workers", help="Split the exploration over N workers: random/pct by seed, dfs and the dpor family by subtrees below a frontier (see docs/scale.md)."),
+    workers: int | None = typer.Option(None, "--workers", help="Split the exploration over N workers: random/pct by seed, dfs and the dpor family by subtrees below a frontier (see docs/scale.md). A dfs/dpor-family search first runs whole in this process for --split-after seconds and is split only when it is not done by then: subtrees lose the pruning one search shares across them and each worker pays its start-up, so splitting pays only on searches of tens of seconds or more."),
+    split_after: float = typer.Option(5.0, "--split-after", help="With --workers, dfs/dpor family: seconds the search first runs whole in this process before it is split (0: split at once)."),
     engine: str = typer.Option("local", "--engine", help="With --workers: local (process pool) or ray."),
     ray_address: str | None = typer.Option(None, "--ray-address", help="With --engine ray: auto or HOST:PORT (default: a local Ray instance)."),
     frontier_depth: int | None = typer.Option(None, "--frontier-depth", help="With --workers, dfs/dpor family: split the schedule tree at this depth (default: automatic)."),
@@ -330,8 +331,11 @@ def explore_cmd(
     if workers is not None or engine != "local" or ray_address is not None:
         from ui.cli.engine import run_explore_split
 
+        if not split_after >= 0:
+            raise BadInput(f"--split-after must be a number of seconds >= 0, got {split_after}")
         proto, result = run_explore_split(protocol, variant, strategy, params, engine=engine, workers=workers,
-                                          ray_address=ray_address, frontier_depth=frontier_depth, **limits)
+                                          ray_address=ray_address, frontier_depth=frontier_depth,
+                                          split_after_s=split_after, **limits)
     else:
         bar, on_progress = _explore_bar(show)
         with bar:

@@ -224,3 +224,9 @@ def test_a_replay_file_with_a_variant_that_is_not_a_string_exits_2(capsys, tmp_p
     (tmp_path / "r.json").write_text(json.dumps(obj))
     code, out, err = run(capsys, "--replay", tmp_path / "r.json")
     assert code == 2 and "unknown variant [1]" in err and "Traceback" not in err
+
+
+def test_a_negative_split_after_is_bad_input_naming_it(cli):
+    code, out, err = cli("explore", "--protocol", "register", "--strategy", "dfs", "--workers", "2",
+                         "--split-after", "-1")
+    assert code == 2 and "--split-after must be a number of seconds >= 0, got -1.0" in err
