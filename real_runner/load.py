@@ -296,10 +296,13 @@ def _keep_interrupted_history(history: History | None, signum: int, history_path
 @_keeps_history_when_interrupted
 def run_load(setup: LoadSetup, profile: Profile | None = None, *, history_path: str | None = None,
              check: bool = False, progress: bool | None = None,
-             on_note: Callable[[str], None] = lambda message: None) -> LoadRunResult:
+             on_note: Callable[[str], None] = lambda message: None,
+             runtime_hook: Callable | None = None) -> LoadRunResult:
     """Serve ``setup``'s load with plans from ``profile`` (None: measure a quick one, see
     :func:`measure_quick_profile`), write the history to ``history_path`` (when given) and,
     with ``check``, judge it with the ``serving`` model (timeout CHECK_TIMEOUT_S).
+    ``runtime_hook(runtime)`` runs once the serving runtime is up (faults, sampling:
+    ``benchmarks/soak.py``).
 
     Raises OptimizerError (no plan for a batch of 1 on these cores), PolicyError (no plan
     catalog), WorkerError (a worker failed); blocks for the load's duration. A history that
@@ -317,7 +320,7 @@ def run_load(setup: LoadSetup, profile: Profile | None = None, *, history_path: 
     probe = ConditionsProbe().start()
     served = serve_load(setup.request.model, setup.load, planner, estimator=setup.estimator,
                         topology=setup.topology, warmup=setup.request.warmup, catalog=catalog, policy=setup.policy,
-                        cores=setup.cores)
+                        cores=setup.cores, runtime_hook=runtime_hook)
     conditions = probe.stop()
     history = served.pop("history")
     served.pop("runtime")
