@@ -421,6 +421,13 @@ class SimResult:
                 refused = {"t_ms": d.t_ms, "gain_ms": d.gain_ms, "cost_ms": d.cost_ms, "kind": d.kind, "reason": d.reason}
         return {"count": len(self.decisions), "by_outcome": by, "largest_refused_gain": refused}
 
+    def no_reconfiguration_reasons(self) -> list[str]:
+        """Why the policy kept its first plan, in words (empty when it reconfigured or took no
+        decision): :func:`explain_no_reconfiguration` of :meth:`decision_summary`."""
+        if self.reconfigurations or not self.decisions:
+            return []
+        return explain_no_reconfiguration(self.decision_summary())
+
     # ---- timeline
     def timeline(self) -> list[dict]:
         """Every event in time order, as dicts ``{"t_ms", "event", ...}``.
@@ -504,6 +511,21 @@ class SimResult:
             a, d, c = float(r.arrival_ms[i]), float(r.dispatch_ms[i]), float(r.completion_ms[i])
             w.writerow([i, repr(a), repr(d), repr(c), repr(c - a), repr(d - a), int(r.batch[i]), int(epoch[i])])
         return buf.getvalue()
+
+
+def explain_no_reconfiguration(summary: dict) -> list[str]:
+    """Why an adaptive policy kept its first plan, from :meth:`SimResult.decision_summary`: its
+    decisions by outcome, most frequent first ("111 decisions (46 x gain below min_gain, ...)"),
+    then the largest predicted gain it refused and why. Pure; shared by the CLI and the dashboard."""
+    parts = ", ".join(f"{n} x {why}" for why, n in sorted(summary["by_outcome"].items(), key=lambda x: -x[1]))
+    lines = [f"no reconfiguration: {summary['count']} decisions ({parts})"]
+    ref = summary["largest_refused_gain"]
+    if ref:
+        lines.append(
+            f"largest refused gain {ref['gain_ms']:.1f} ms per request at {ref['t_ms'] / 1000:.1f} s "
+            f"({ref['reason']}; modelled cost {ref['cost_ms']:.1f} ms, a {ref.get('kind') or 'switch'})"
+        )
+    return lines
 
 
 def batch_digest(first_request: int, size: int) -> str:

@@ -1041,7 +1041,8 @@ def corun_notes(rows: Iterable[Mapping]) -> list[str]:
 def best_per_cell(rows: Iterable[Mapping], metric: str = "p99_ms") -> list[dict]:
     """For each cell (profile, cores, workload): the policy with the lowest median
     ``metric`` over its seeds (ties: the earlier policy name alphabetically), with that
-    value, the runner-up's and the starting plan of the best. Pure; cells in sorted order."""
+    value, the runner-up's and the starting plan of the best. Pure; cells in :func:`cell_order`
+    (workloads by offered load, numerically: rate=50 before rate=100)."""
     acc: dict[tuple[str, int, str], dict[str, list[Mapping]]] = {}
     for r in rows:
         value = r.get(metric)
@@ -1049,7 +1050,7 @@ def best_per_cell(rows: Iterable[Mapping], metric: str = "p99_ms") -> list[dict]
             continue
         acc.setdefault((r["profile"], r["cores"], r["workload"]), {}).setdefault(r["policy"], []).append(r)
     out = []
-    for (profile, cores, workload), by_policy in sorted(acc.items()):
+    for (profile, cores, workload), by_policy in sorted(acc.items(), key=lambda kv: cell_order(kv[0], kv[1])):
         ranked = sorted((_median([x[metric] for x in rs]), policy) for policy, rs in by_policy.items())
         best_value, best = ranked[0]
         runner_up = ranked[1] if len(ranked) > 1 else (float("nan"), "")
@@ -1068,3 +1069,12 @@ def best_per_cell(rows: Iterable[Mapping], metric: str = "p99_ms") -> list[dict]
             }
         )
     return out
+
+
+def cell_order(cell: tuple[str, int, str], by_policy: Mapping[str, list[Mapping]]) -> tuple:
+    """The sort key of a (profile, cores, workload) cell: profile, cores, then the workload's
+    offered load as a number (closed loops, with no offered load, last), then its spec."""
+    profile, cores, workload = cell
+    load = next((r.get("offered_per_s") for rs in by_policy.values() for r in rs), None)
+    known = load is not None and math.isfinite(load)
+    return (profile, cores, not known, load if known else 0.0, workload)

@@ -259,6 +259,13 @@ def test_the_best_plan_per_cell_is_the_lowest_median_p99_over_seeds():
     assert best["runner_up"] == "fat" and best["runner_up_p99_ms"] == 50.0 and best["plan"] == "plan-thin"
 
 
+def test_the_best_plan_per_cell_lists_workloads_by_offered_load_numerically_not_as_text():
+    rows = [_row(f"poisson:rate={r}", "fat", 0, 10.0, float(r)) for r in (100, 150, 200, 50)]
+    rows.append({**_row("closed:batch=8", "fat", 0, 10.0), "offered_per_s": float("nan")})
+    order = [b["workload"] for b in sw.best_per_cell(rows)]
+    assert order == ["poisson:rate=50", "poisson:rate=100", "poisson:rate=150", "poisson:rate=200", "closed:batch=8"]
+
+
 def test_capacity_curves_are_sorted_by_load_per_policy_and_skip_failed_rows():
     rows = [_row("a", "fat", 0, 30.0, 300.0), _row("b", "fat", 0, 10.0, 100.0),
             {**_row("c", "fat", 0, 99.0, 200.0), "status": "failed"}]

@@ -233,13 +233,7 @@ def format_reconfiguration(rc) -> list[str]:
 
 
 def format_no_reconfiguration(summary: dict) -> list[str]:
-    """Why the policy kept its first plan: its decisions by outcome, the best refused gain."""
-    parts = ", ".join(f"{n} x {why}" for why, n in sorted(summary["by_outcome"].items(), key=lambda x: -x[1]))
-    lines = [f"  no reconfiguration: {summary['count']} decisions ({parts})"]
-    ref = summary["largest_refused_gain"]
-    if ref:
-        lines.append(
-            f"  largest refused gain {ref['gain_ms']:.1f} ms per request at {ref['t_ms'] / 1000:.1f} s "
-            f"({ref['reason']}; modelled cost {ref['cost_ms']:.1f} ms, a {ref.get('kind') or 'switch'})"
-        )
-    return lines
+    """Why the policy kept its first plan (the library's words, indented for the report)."""
+    from packrat_sim.simulator import explain_no_reconfiguration
+
+    return [f"  {line}" for line in explain_no_reconfiguration(summary)]

@@ -18,6 +18,18 @@ PALETTE = (
 )
 IDLE = "#BDBDBD"
 
+#: One colour per policy, the same on every page and report (the Planner's "plan" is packrat's).
+POLICY_COLORS = {"packrat": PALETTE[0], "fat": PALETTE[1], "thin": PALETTE[2], "packrat-ewma": PALETTE[6]}
+
+
+def policy_color(name: str, k: int = 0) -> str:
+    """The colour of policy ``name`` (:data:`POLICY_COLORS`); any other series (a saved run, a
+    pinned plan) gets the ``k``-th colour of :data:`PALETTE` after the policies' ones."""
+    if name in POLICY_COLORS:
+        return POLICY_COLORS[name]
+    others = [c for c in PALETTE if c not in POLICY_COLORS.values()]
+    return others[k % len(others)]
+
 
 def instance_color(k: int) -> str:
     """A colour per instance index, distinct for any number of instances: the 16 of
@@ -193,7 +205,7 @@ def baseline_bars(fat_ms: float | None, thin_ms: float | None, plan_ms: float, l
     fig = go.Figure(
         go.Bar(x=list(labels), y=ys, text=["" if y is None else f"{y:.2f} ms" for y in ys],
                textposition="auto",
-               marker_color=[PALETTE[1], PALETTE[4], PALETTE[2]], name="latency")
+               marker_color=[policy_color("fat"), policy_color("thin"), policy_color("packrat")], name="latency")
     )
     for x, y, note in zip(labels, ys, notes):
         if y is None:
@@ -208,11 +220,11 @@ def sweep_chart(rows: Sequence[dict], title: str = "Best plan across batch sizes
     xs = [r["batch"] for r in rows]
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=xs, y=[r.get("fat_ms") for r in rows], mode="lines+markers", name="fat",
-                             line=dict(color=PALETTE[1])))
+                             line=dict(color=policy_color("fat"))))
     fig.add_trace(go.Scatter(x=xs, y=[r.get("thin_ms") for r in rows], mode="lines+markers", name="thin",
-                             line=dict(color=PALETTE[4])))
+                             line=dict(color=policy_color("thin"))))
     fig.add_trace(go.Scatter(x=xs, y=[r.get("plan_ms") for r in rows], mode="lines+markers", name="optimal plan",
-                             line=dict(color=PALETTE[2], width=3),
+                             line=dict(color=policy_color("packrat"), width=3),
                              hovertext=[r.get("plan") or "infeasible" for r in rows]))
     fig.update_xaxes(type="log", tickvals=xs, ticktext=[str(x) for x in xs])
     _log_y(fig, [r.get(k) for r in rows for k in ("fat_ms", "thin_ms", "plan_ms")])
@@ -229,7 +241,7 @@ def latency_cdf(samples: dict[str, Sequence[float]], title: str = "Batch latency
         xs = sorted(float(x) for x in xs)
         n = len(xs)
         fig.add_trace(go.Scatter(x=xs, y=[(i + 1) / n for i in range(n)], mode="lines", name=name,
-                                 line=dict(color=PALETTE[k % len(PALETTE)], shape="hv")))
+                                 line=dict(color=policy_color(name, k), shape="hv")))
     return _layout(fig, title, "latency (ms)", "fraction")
 
 

@@ -25,10 +25,11 @@ HISTORY_UPLOAD_MB = 64
 DATA_DIR_ENV = "PACKRAT_UI_DATA_DIR"
 
 
-def data_dirs(session_dir: str) -> list[str]:
+def data_dirs(session_dir: str | None) -> list[str]:
     """The real paths the Sweep page may read files under: the session's own directory (its
-    uploads) and the ``--data-dir`` the dashboard was started with (if any)."""
-    roots = [os.path.realpath(session_dir)]
+    uploads; None: not made yet, so no uploads) and the ``--data-dir`` the dashboard was
+    started with (if any)."""
+    roots = [] if session_dir is None else [os.path.realpath(session_dir)]
     given = os.environ.get(DATA_DIR_ENV)
     if given:
         roots.append(os.path.realpath(given))
@@ -60,7 +61,7 @@ def refused_server_file(profiles: Sequence[str], workloads: Sequence[str], roots
     """Why the Sweep page must not read one of the files a grid names (the first one), or
     None: every profile is ``builtin:...`` or a file under ``roots`` (links resolved), and
     every ``trace:`` workload's file is under ``roots``. Reads no file."""
-    where = " or ".join(repr(r) for r in roots)
+    where = " or ".join(repr(r) for r in roots) or "the session's uploads (none yet)"
     for spec in profiles:
         if not spec.startswith("builtin:") and not _inside(spec, roots):
             return (f"profile {spec!r} is not a built-in profile, an upload, or a file under {where}: start the "

@@ -1,7 +1,7 @@
 """The HTML page of a sweep: plotly charts over the rows of ``packrat_sim.sweep``.
 
 * **Capacity curves**: request latency (p99 solid, p50 dotted) vs offered load, one colour
-  per policy, one chart per (profile, cores): the curve users plan capacity with.
+  per policy (the dashboard's, :data:`ui.dashboard.charts.POLICY_COLORS`), one chart per (profile, cores): the curve users plan capacity with.
 * **Best plan per cell**: for each (profile, cores, workload), the policy with the lowest
   median p99 over its seeds, the runner-up and the starting plan, as a table.
 
@@ -19,8 +19,8 @@ import plotly.graph_objects as go
 
 from packrat_sim import files
 from packrat_sim.sweep import best_per_cell, capacity_curves
+from ui.dashboard.charts import policy_color
 
-_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
 
 def capacity_figures(rows: Sequence[Mapping]) -> list[tuple[str, go.Figure]]:
@@ -35,7 +35,7 @@ def capacity_figures(rows: Sequence[Mapping]) -> list[tuple[str, go.Figure]]:
     for (profile, cores), policies in groups.items():
         fig = go.Figure()
         for k, policy in enumerate(policies):
-            colour = _COLOURS[k % len(_COLOURS)]
+            colour = policy_color(policy, k)  # the colour every dashboard page gives this policy
             pts = p99[(profile, cores, policy)]
             fig.add_trace(go.Scatter(x=[x for x, _ in pts], y=[y for _, y in pts], mode="lines+markers",
                                      name=f"{policy} p99", line={"color": colour}))

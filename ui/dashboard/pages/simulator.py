@@ -126,6 +126,9 @@ def show_results(kept: dict) -> None:
     st.plotly_chart(gantt, key="sim.gantt")
     st.caption(" ".join(f"**{k}**: {TIMELINE_HELP[k]}." for k in ("epoch", "start + warm-up", "reconfigure", "switch"))
                + " Hover a red label for the new plan and the time.")
+    why_not = res.no_reconfiguration_reasons()
+    if why_not:  # the CLI's words for why the policy kept its first plan
+        st.info(f"{name}: " + "\n\n".join(why_not), icon=":material/info:")
     if res.reconfigurations:
         st.caption(f"{data.plural(len(res.reconfigurations), 'reconfiguration')}; the first at {first / 1000:.2f} s.")
         st.dataframe([rc.to_json() | {"to_plan_json": None} for rc in res.reconfigurations][:200],

@@ -27,7 +27,7 @@ URL_KEYS = {"sweep.profile": str, "sweep.workload": str, "sweep.cores": str, "sw
 def grid_editor() -> list[str]:
     """The grid inputs; returns them as ``NAME=V1,V2`` axis strings (as for ``--axis``)."""
     c1, c2 = st.columns([1, 3])
-    state.init("sweep.profile", "builtin:cnn-8")
+    state.init("sweep.profile", default_profile())
     profile = c1.text_input("Profiles (comma-separated)", key="sweep.profile",
                             help="builtin:NAME (cnn-T, transformer-T), an uploaded profile (above), or profile "
                                  "JSON files under the directory `packrat ui --data-dir DIR` names.")
@@ -35,7 +35,7 @@ def grid_editor() -> list[str]:
     workload = c2.text_input("Workloads (ladders allowed: rate=50..800/50)", key="sweep.workload",
                              help="Workload specs as for `packrat simulate --workload`; a comma before KIND: starts "
                                   "another workload. LO..HI/STEP in an option makes a ladder.")
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4 = st.columns([1, 2, 1, 1])  # policies: room for all their chips (none clipped)
     state.init("sweep.cores", "8")
     cores = c1.text_input("Cores", key="sweep.cores", help="e.g. 8 or 4,8,16 or 4..16/4")
     state.init("sweep.policies", ["packrat", "fat", "thin"])
@@ -50,6 +50,12 @@ def grid_editor() -> list[str]:
                 help="By default a profile with a co-run model is simulated with it (calibrated).")
     return [f"profile={profile}", f"cores={cores}", f"workload={workload}",
             f"policy={','.join(policies)}", f"seed={seeds}"]
+
+
+def default_profile() -> str:
+    """The profile a new grid starts with: the current profile (Profiles page) when the CLI can
+    name it (a built-in), else ``builtin:cnn-8``."""
+    return state.profile_param() or "builtin:cnn-8"
 
 
 def upload_profile() -> None:
@@ -68,27 +74,45 @@ def upload_profile() -> None:
     st.caption(f"Uploaded: put `{target}` in Profiles.")
 
 
+def session_dir() -> str | None:
+    """This session's sweep directory, or None until a sweep or an upload needs one."""
+    return st.session_state.get("sweep.out")
+
+
 def out_dir() -> str:
-    """This session's sweep directory (runs already in it are skipped when the grid is re-run)."""
+    """This session's sweep directory (runs already in it are skipped when the grid is re-run),
+    made on first use: merely opening the page leaves nothing in the temporary folder."""
     if "sweep.out" not in st.session_state:
         st.session_state["sweep.out"] = tempfile.mkdtemp(prefix="packrat-sweep-")
     return st.session_state["sweep.out"]
 
 
+CANCEL_KEY = "sweep.cancel"
+CANCELLED = ("Sweep cancelled: its worker processes were stopped. The runs finished before Cancel are kept in the "
+             "session's directory; running the grid again skips them.")
+
+
 def run(grid: sw.Grid, inputs: dict) -> None:
-    """Run the grid on the local engine with a progress bar; stores the result (keyed to ``inputs``)."""
-    bar = st.progress(0.0, text="starting workers")
+    """Run the grid on the local engine with a progress bar and a Cancel button; stores the
+    result (keyed to ``inputs``). Cancel reruns the page, which stops this run at its next
+    progress update: the engine then kills its workers (``LocalEngine.map`` and ``close``)."""
+    prog = state.Progress("Sweep", CANCEL_KEY)
 
     def progress(p: sw.Progress) -> None:
         eta = "" if p.eta_s is None else f", ETA {p.eta_s:.0f} s"
         failed = f" ({p.failed} failed)" if p.failed else ""
-        bar.progress(p.done / p.total if p.total else 1.0, text=f"{p.done}/{p.total} runs{failed}{eta}")
+        prog.update(p.done / p.total if p.total else 1.0, f"{p.done}/{p.total} runs{failed}{eta}")
 
     # workers fork from the job server; without the app as their main they start at once
-    with jobs.without_main(), LocalEngine(int(st.session_state["sweep.workers"])) as engine:
-        result = sw.run_sweep(grid, out_dir(), engine, progress=progress)
-    bar.progress(1.0, text=f"{len(result.rows)} runs: {result.ran} ran now, {result.skipped} already done, "
-                           f"{result.failed} failed, {result.elapsed_s:.1f} s")
+    try:
+        with jobs.without_main(), LocalEngine(int(st.session_state["sweep.workers"])) as engine:
+            result = sw.run_sweep(grid, out_dir(), engine, progress=progress)
+    except sw.SweepError:
+        prog.close()
+        raise
+    prog.close()
+    st.progress(1.0, text=f"{len(result.rows)} runs: {result.ran} ran now, {result.skipped} already done, "
+                          f"{result.failed} failed, {result.elapsed_s:.1f} s")
     state.store("sweep.result", result, inputs)
 
 
@@ -154,11 +178,11 @@ def main() -> None:
         state.to_url(URL_KEYS)
         return
     state.to_url(URL_KEYS)
-    refused = data.refused_server_file(grid.profiles, grid.workloads, data.data_dirs(out_dir()))
+    refused = data.refused_server_file(grid.profiles, grid.workloads, data.data_dirs(session_dir()))
     if refused:
         st.error(f"Not run: {refused}.", icon=":material/error:")
         return
-    st.caption(f"{size:,} runs; output in {out_dir()}")
+    st.caption(f"{size:,} runs; output in {session_dir() or 'a new temporary directory (made when the sweep runs)'}")
     state.cli_box(data.cli_sweep(axes, grid.isolated, int(st.session_state["sweep.workers"])))
     # what the result is keyed to (the worker count changes no number): any change hides it
     inputs = {a.partition("=")[0]: a.partition("=")[2] for a in axes} | {"isolated": grid.isolated}
@@ -170,6 +194,8 @@ def main() -> None:
             run(grid, inputs)
         except sw.SweepError as exc:
             st.error(str(exc), icon=":material/error:")
+    elif state.was_cancelled(CANCEL_KEY):
+        st.warning(CANCELLED, icon=":material/cancel:")
     result = state.fresh_result("sweep.result", inputs, "Run the sweep")
     if result is not None:
         show(result)
