@@ -19,7 +19,6 @@ naming the value.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -28,7 +27,7 @@ import numpy as np
 from packrat_sim import validate
 from packrat_sim.corun import CorunFile, read_corun_csv
 from packrat_sim.errors import PackratError
-from packrat_sim.files import no_duplicate_keys
+from packrat_sim.inputs import loads_json
 from packrat_sim.plan import Instance, Plan, PlanError
 from packrat_sim.predictor import Predictor
 from packrat_sim.profile import Profile, ProfileError
@@ -210,9 +209,6 @@ def _bench_run(entry: object, batch: object, cores: int, where: str) -> Measured
     return MeasuredRun(plan, measured, where)
 
 
-_reject_duplicate_keys = no_duplicate_keys(FidelityError, "the bench report JSON")
-
-
 def read_measured(text: str, *, source: str, profile: Profile,
                   series: Sequence[tuple[str, str]] = ()) -> tuple[list[MeasuredRun], CorunFile | None]:
     """The measured runs of ``text``: a bench report (JSON, first non-blank character ``{``) or
@@ -220,10 +216,7 @@ def read_measured(text: str, *, source: str, profile: Profile,
     with the profile's (``series.*`` meta of an imported profile). Returns (runs, the co-run
     file read or None). Pure; FidelityError / CorunError naming the value."""
     if text.lstrip().startswith("{"):
-        try:
-            obj = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise FidelityError(f"{source}: not valid JSON: {exc}") from None
+        obj = loads_json(text, "the bench report JSON", error=lambda m: FidelityError(f"{source}: {m}"))
         return runs_from_bench_report(obj, source), None
     profile_series = {k[len("series."):]: v for k, v in profile.meta if k.startswith("series.")}
     try:

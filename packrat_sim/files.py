@@ -44,8 +44,7 @@ Three more tools follow the same rules:
   ``.packrat-lock-<name>`` file beside a file target (``.packrat-lock`` inside a directory
   target), removed on release; a killed holder's lock is released by the kernel.
 
-Reading goes the other way once: :func:`no_duplicate_keys` is the ``object_pairs_hook`` every
-JSON reader (profiles, plans, histories) uses, so a key given twice is an error everywhere.
+Reading is :mod:`packrat_sim.inputs`'s (regular files, bounded, strict JSON).
 
 Pure standard library; imports nothing else from the toolkit (packrat_sim is the lowest
 layer, so checker, real_runner and ui may all import this module).
@@ -75,7 +74,6 @@ __all__ = [
     "OutputPathError",
     "check_output_path",
     "lock_path",
-    "no_duplicate_keys",
     "open_regular",
     "output_lock",
     "prepare_output_dir",
@@ -586,19 +584,3 @@ def output_lock(path: PathLike, what: str = "output file") -> Iterator[str]:
             with contextlib.suppress(OSError):
                 os.unlink(lock)  # while still holding it: see _acquire
             os.close(fd)
-
-
-def no_duplicate_keys(error: Callable[[str], Exception], what: str) -> Callable[[list], dict]:
-    """An ``object_pairs_hook`` for :func:`json.loads` that raises ``error(message)`` when one
-    object of ``what`` (e.g. "the plan JSON") gives a key twice: JSON itself would silently keep
-    the last one, which can hide data (a second, empty ``operations`` list). Pure."""
-
-    def hook(pairs: list) -> dict:
-        out: dict = {}
-        for k, v in pairs:
-            if k in out:
-                raise error(f"duplicate key {k!r} in {what} (JSON would silently keep the last one)")
-            out[k] = v
-        return out
-
-    return hook

@@ -25,7 +25,6 @@ machine the profile describes). Files written before they existed have none and 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -36,6 +35,7 @@ from dataclasses import dataclass, field
 from packrat_sim import validate
 from packrat_sim.errors import PackratError
 from packrat_sim.inputs import loads_json
+from packrat_sim.profile import profile_digest
 from packrat_sim.spec import parse_count
 
 PLAN_SCHEMA = "packrat.plan/1"
@@ -43,16 +43,6 @@ PLAN_SCHEMA = "packrat.plan/1"
 
 class PlanError(PackratError):
     """A plan is invalid for its batch and cores; the message names the problem."""
-
-
-def profile_digest(profile) -> str:
-    """A stable digest of a profile's content: the first 16 hex digits of the SHA-256 of its
-    canonical JSON (``profile.to_json()`` with sorted keys, no spaces, ASCII); the same
-    definition as the ``profile_digest`` column of a sweep's results. Writing a profile and
-    reading it back gives the same digest; any change to a cell, the co-run model, the
-    machine or the metadata gives another. Pure."""
-    text = json.dumps(profile.to_json(), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

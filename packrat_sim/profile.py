@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import hashlib
 import io
 import json
 import math
@@ -998,6 +999,16 @@ def loads_profile(text: str) -> Profile:
 def dumps_profile(profile: Profile) -> str:
     """The profile as pretty JSON text ending with a newline."""
     return json.dumps(profile.to_json(), indent=1) + "\n"
+
+
+def profile_digest(profile: Profile) -> str:
+    """A stable digest of a profile's content: the first 16 hex digits of the SHA-256 of its
+    canonical JSON (``profile.to_json()`` with sorted keys, no spaces, ASCII). Writing a
+    profile and reading it back gives the same digest; any change to a cell, the co-run model,
+    the machine or the metadata gives another. What a plan file records of its profile and
+    what keys a sweep's runs. Pure."""
+    text = json.dumps(profile.to_json(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def read_text(path: str, what: str = "file") -> str:

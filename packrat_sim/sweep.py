@@ -73,6 +73,7 @@ from typing import IO, Any
 
 from packrat_sim import files as safe_files
 from packrat_sim.errors import PackratError
+from packrat_sim.profile import profile_digest
 from packrat_sim.spec import NUMBER, parse_ladder, split_items
 
 AXES = ("profile", "cores", "workload", "policy", "seed")
@@ -469,13 +470,6 @@ class RunParams:
         if self.profile_digest:
             params.append(f"profile:{self.profile_digest}")
         return hashlib.sha1(json.dumps(params).encode()).hexdigest()[:16]
-
-
-def profile_digest(profile: Any) -> str:
-    """A 16-hex-digit digest of a Profile's content (its JSON form, keys sorted): the same
-    profile, builtin or read from any file, gives the same digest; any edit gives another."""
-    text = json.dumps(profile.to_json(), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def grid_profiles(grid: Grid, profiles: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -137,8 +137,6 @@ def _warn_other_machine(profile, spec: str) -> None:
     from real_runner.topology import detect
 
     here = detect()
-    origin = PlanOrigin(profile.model, cpu_model=profile.machine.cpu_model,
-                        logical_cores=profile.machine.logical_cores, synthetic=profile.synthetic)
-    warning = origin.machine_warning(f"--profile {spec}", here.cpu_model, here.logical)
+    warning = PlanOrigin.of(profile).machine_warning(f"--profile {spec}", here.cpu_model, here.logical)
     if warning:
         note(warning)

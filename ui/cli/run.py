@@ -92,9 +92,7 @@ def _auto_plan(run: BatchRun, profile_spec: str | None, progress: bool | None):
         from packrat_sim.plan import PlanOrigin
 
         profile = load_model_profile(profile_spec, model, planning=True)
-        _warn_other_machine(PlanOrigin(profile.model, cpu_model=profile.machine.cpu_model,
-                                       logical_cores=profile.machine.logical_cores, synthetic=profile.synthetic),
-                            f"--profile {profile_spec}", run)
+        _warn_other_machine(PlanOrigin.of(profile), f"--profile {profile_spec}", run)
     else:
         bs = ",".join(map(str, powers_of_two_upto(batch)))
         note(
