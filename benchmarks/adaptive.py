@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 PROFILES = ("transformer-16", "cnn-16")
 WORKLOADS = (
-    ("demo steps", "steps:60@4s,400@4s,60@4s,max_batch=64,max_delay=10ms"),
-    ("steps 20s", "steps:60@20s,400@20s,60@20s,max_batch=64,max_delay=10ms"),
+    ("demo steps", "steps:60/s@4s,400/s@4s,60/s@4s,max_batch=64,max_delay=10ms"),
+    ("steps 20s", "steps:60/s@20s,400/s@20s,60/s@20s,max_batch=64,max_delay=10ms"),
     ("poisson 50", "poisson:rate=50/s,duration=30s"),
     ("poisson 200", "poisson:rate=200/s,duration=30s"),
     ("poisson 800", "poisson:rate=800/s,duration=30s"),

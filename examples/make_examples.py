@@ -14,7 +14,7 @@ Every file is made by this toolkit, small (a few KB):
   ``instances`` column, ids 1..k): k one-thread instances co-running, each on its own core and
   its own sub-batch, one row per instance (the quietest of 3 rounds, by the slowest instance);
 * ``trace.csv``: arrival times (ms) of a bursty open-loop load drawn by the workload module
-  (``steps:20@2s,150@1s,20@2s``, seed 7);
+  (``steps:20/s@2s,150/s@1s,20/s@2s``, seed 7);
 * ``histories/serving.history.json``: the history (packrat.history/1, model ``serving``) of
   a simulated adaptive run on builtin:cnn-4 (4 cores, a load step that makes it reconfigure
   twice), one operation per line.
@@ -99,7 +99,7 @@ def make_trace() -> None:
 
     from packrat_sim.workload import arrival_times_ms, parse_workload
 
-    ts = arrival_times_ms(parse_workload("steps:20@2s,150@1s,20@2s"), np.random.default_rng(7))
+    ts = arrival_times_ms(parse_workload("steps:20/s@2s,150/s@1s,20/s@2s"), np.random.default_rng(7))
     (HERE / "trace.csv").write_text("arrival_ms\n" + "".join(f"{t:.1f}\n" for t in ts))
 
 
@@ -107,7 +107,7 @@ def make_history() -> None:
     from packrat_sim.profile import builtin_profile
     from packrat_sim.simulator import simulate
 
-    history = simulate(builtin_profile("cnn-4"), 4, "steps:10@1s,200@0.5s,max_batch=8", seed=2).history()
+    history = simulate(builtin_profile("cnn-4"), 4, "steps:10/s@1s,200/s@0.5s,max_batch=8", seed=2).history()
     ops = ",\n".join("  " + json.dumps(op) for op in history["operations"])  # one operation per line
     head = json.dumps({k: v for k, v in history.items() if k != "operations"})[:-1]
     (HERE / "histories").mkdir(exist_ok=True)

@@ -6,7 +6,7 @@ batch size of zero, an unknown protocol name, ...) derives from `PackratError`.
 
 from __future__ import annotations
 
-__all__ = ["PackratError"]
+__all__ = ["PackratDeprecation", "PackratError"]
 
 
 class PackratError(ValueError):
@@ -16,3 +16,10 @@ class PackratError(ValueError):
     catches it once and maps it to one line on stderr (`packrat: error: <message>`) and
     exit code 2.
     """
+
+
+class PackratDeprecation(FutureWarning):
+    """An old spelling that still works in this release; the message names the new one.
+
+    A FutureWarning, so Python shows it to users by default; the CLI prints it as one line
+    on stderr (``packrat: deprecated: <message>``), the dashboard as a warning box."""

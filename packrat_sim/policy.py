@@ -323,6 +323,21 @@ def parse_overrides(items: Sequence[str], base: PolicyConfig | None = None) -> P
     return replace(cfg, **changes)
 
 
+CLOSED_LOOP_DEFAULTS = ("capacity_floor=0",)
+
+
+def load_overrides(overrides: Sequence[str], *, closed: bool) -> tuple[str, ...]:
+    """The packrat policy's override items for a load: ``overrides`` after
+    :data:`CLOSED_LOOP_DEFAULTS` when the load is a closed loop (``closed``). Pure.
+
+    A closed loop's clients wait for their answers, so no plan can be overrun by a surge:
+    the ``capacity_floor`` (which keeps an open loop on plans that survive a surge it has not
+    seen yet) defaults to 0 there, so the plan for small batches is a candidate again when
+    the batches shrink. An explicit ``capacity_floor=`` in ``overrides`` wins (a later item
+    wins, see :func:`parse_overrides`). The simulator and the real runner both use it."""
+    return (CLOSED_LOOP_DEFAULTS if closed else ()) + tuple(overrides)
+
+
 def parse_policy(spec: str) -> tuple[str, tuple[str, ...]]:
     """``"packrat"``, ``"packrat:window_ms=1000,confirmations=3"``, ``"packrat-ewma"``,
     ``"fat"``, ``"thin"`` -> (name, override items). PolicyError for an unknown name."""

@@ -91,12 +91,16 @@ from packrat_sim.policy import split_batch as split_batch  # re-exported (ui/das
 from packrat_sim.profile import Profile
 from packrat_sim.switching import REROUTE, RESPAWN, RETARGET
 from packrat_sim.workload import (
+    CLOSED_LOOPS,
+    MAX_EXPECTED_REQUESTS,
     Closed,
+    ClosedSteps,
     Workload,
     arrival_times_ms,
     describe,
     load_workload,
 )
+import contextlib
 
 HISTORY_SCHEMA = "packrat.history/1"
 TIMELINE_SCHEMA = "packrat.timeline/1"
@@ -757,7 +761,7 @@ class _Run:
         """Dispatcher for open-loop arrivals (TorchServe batching, see module doc)."""
         env = self.env
         wl = self.workload
-        if isinstance(wl, Closed):  # not reached: run() starts this dispatcher for open loops only
+        if isinstance(wl, CLOSED_LOOPS):  # not reached: run() starts this dispatcher for open loops only
             raise SimulationError("the open-loop dispatcher started on a closed loop (internal error)")
         arr = self.arr_list
         n_total = len(arr)
@@ -838,42 +842,99 @@ class _Run:
         self.decisions.append(d)
         return d if d.reconfigure else None
 
+    def _submit(self, size: int):
+        """A client's batch of ``size`` requests joins the queue now; the event its answer triggers."""
+        first = self.closed_next_id
+        self.closed_next_id += size
+        done = self.env.event()
+        self.fifo.append((self.env.now, first, size, done))
+        self._wake_dispatcher()
+        return done
+
+    def _wake_dispatcher(self) -> None:
+        if self.wakeup is not None and not self.wakeup.triggered:
+            self.wakeup.succeed()
+
     def _client(self):
-        """A closed-loop client: submit a batch, wait for its answer, think, repeat."""
-        env = self.env
+        """A closed-loop client of a request count: submit a batch, wait for its answer, think, repeat."""
         wl = cast(Closed, self.workload)  # clients exist for closed loops only
         while self.closed_remaining > 0:
             size = min(wl.batch, self.closed_remaining)
             self.closed_remaining -= size
-            first = self.closed_next_id
-            self.closed_next_id += size
-            done = env.event()
-            self.fifo.append((env.now, first, size, done))
-            if self.wakeup is not None and not self.wakeup.triggered:
-                self.wakeup.succeed()
-            yield done
+            yield self._submit(size)
             if wl.think_ms:
-                yield env.timeout(wl.think_ms)
+                yield self.env.timeout(wl.think_ms)
+
+    def _stepped_client(self):
+        """A closed-loop client of a :class:`~packrat_sim.workload.ClosedSteps` load: submit a
+        batch of the step in progress, wait for its answer, think, repeat until the last step
+        ends. SimulationError once the clients submitted more than MAX_EXPECTED_REQUESTS."""
+        wl = cast(ClosedSteps, self.workload)
+        size = wl.batch_at(self.env.now / 1000.0)
+        while size is not None:
+            if self.closed_next_id + size > MAX_EXPECTED_REQUESTS:
+                raise SimulationError(f"the closed loop {wl.to_spec()} submitted more than {MAX_EXPECTED_REQUESTS} "
+                                      "requests (memory): shorten its steps")
+            yield self._submit(size)
+            if wl.think_ms:
+                yield self.env.timeout(wl.think_ms)
+            size = wl.batch_at(self.env.now / 1000.0)
+        self.clients_left -= 1
+        self._wake_dispatcher()
+
+    def _clients_done(self) -> bool:
+        """No closed-loop client will submit another batch."""
+        if isinstance(self.workload, Closed):
+            return self.closed_remaining == 0
+        return self.clients_left == 0
+
+    def _wait_until(self, t: float):
+        """Process step: wait until ``t`` ms; a routing switch interrupting the wait is absorbed."""
+        while self.env.now < t:
+            with contextlib.suppress(simpy.Interrupt):
+                yield self.env.timeout(t - self.env.now)
 
     def _dispatch_closed(self):
-        """Dispatcher for closed loops: client batches whole, first come first served."""
+        """Dispatcher for closed loops: client batches whole, first come first served, each
+        on the current epoch once it is free. With the packrat policy (stepped closed loops),
+        the policy sees every batch as it is dispatched (its size and the requests queued
+        behind it) and may switch plans, as for open loops."""
         env = self.env
+        formed: list[tuple[float, int]] = []
         while True:
             if not self.fifo:
-                if self.closed_remaining == 0 and self.in_flight == 0:
+                if self._clients_done() and self.in_flight == 0:
                     break
                 self.wakeup = env.event()
-                yield self.wakeup
+                with contextlib.suppress(simpy.Interrupt):
+                    yield self.wakeup
                 self.wakeup = None
                 continue
-            submit, first, size, done = self.fifo.popleft()
             g = self.current
+            if g.free_ms > env.now:
+                yield from self._wait_until(min(g.free_ms, env.now + 1e9))
+                continue  # the epoch may have switched meanwhile
+            submit, first, size, done = self.fifo.popleft()
             self.in_flight += 1
             svc = self._serve(g, first, size, submit, env.now)
-            yield env.timeout(svc)
+            if self.catalog is not None:
+                formed = self._closed_decision(formed, env.now, size)
+            yield from self._wait_until(env.now + svc)
             self.in_flight -= 1
             done.succeed()
         self.dispatch_done = True
+
+    def _closed_decision(self, formed: list[tuple[float, int]], t: float, size: int) -> list[tuple[float, int]]:
+        """Show the policy the batch of ``size`` dispatched at ``t``; when a decision
+        is due, decide (backlog: the requests queued behind it) and start a switch it asks for.
+        Returns the batches it has not seen yet."""
+        formed.append((t, size))
+        if not pol.decision_due(self.policy_config, self.pstate, t):  # type: ignore[arg-type]  # set with the catalog
+            return formed
+        switch = self._decide(t, formed, sum(item[2] for item in self.fifo))
+        if switch is not None:
+            self.env.process(self._reconfigure_plan(self.catalog.plans[switch.plan], switch))  # type: ignore[union-attr]
+        return []
 
     def _idle_until(self, now: float) -> float | None:
         """Next arrival time if nothing is queued or in service at ``now``, else None."""
@@ -1020,15 +1081,17 @@ class _Run:
         self.groups = [first]
         self.dispatch_done = False
         self.next_index = 0
-        if isinstance(self.workload, Closed):
+        if isinstance(self.workload, CLOSED_LOOPS):
             self.fifo = collections.deque()
             self.wakeup = None
             self.in_flight = 0
-            self.closed_remaining = self.workload.requests
+            self.closed_remaining = self.workload.requests if isinstance(self.workload, Closed) else 0
+            self.clients_left = self.workload.clients
             self.closed_next_id = 0
             self.dispatcher = self.env.process(self._dispatch_closed())
+            client = self._client if isinstance(self.workload, Closed) else self._stepped_client
             for _ in range(self.workload.clients):
-                self.env.process(self._client())
+                self.env.process(client())
         else:
             if self.arrivals is None:  # not reached: simulate() draws the arrivals of an open loop
                 raise SimulationError("an open-loop run without arrival times (internal error)")
@@ -1049,7 +1112,7 @@ class _Run:
         completion = dispatch + service
         order = np.argsort(first, kind="stable")  # request order (closed loops may dispatch out of id order)
         batch_of = np.repeat(order, size[order])
-        arrival = call[batch_of] if isinstance(self.workload, Closed) else self.arrivals
+        arrival = call[batch_of] if isinstance(self.workload, CLOSED_LOOPS) else self.arrivals
         return Records(
             arrival_ms=np.asarray(arrival, dtype=float),
             dispatch_ms=dispatch[batch_of],
@@ -1069,7 +1132,7 @@ class _Run:
 
 def _draw_arrivals(workload: Workload, seed: int) -> np.ndarray | None:
     """Open-loop arrival times of ``seed`` (stream ``[seed, 0]``); None for a closed loop."""
-    if isinstance(workload, Closed):
+    if isinstance(workload, CLOSED_LOOPS):
         return None
     return arrival_times_ms(workload, np.random.default_rng([seed, 0]))
 
@@ -1101,19 +1164,24 @@ def _policy_setup(
         return ("thin", _predicted(profile, thin(B, cores))) + static
     if policy not in ALL_POLICIES:
         raise SimulationError(f"unknown policy {policy!r}; choose one of {', '.join(ALL_POLICIES)} or pass a Plan")
-    if isinstance(workload, Closed):
+    if isinstance(workload, Closed) or (isinstance(workload, ClosedSteps) and policy != "packrat"):
         try:
             return (policy, optimize(profile, B, cores, config.optimizer)) + static
         except OptimizerError as exc:
             raise SimulationError(str(exc)) from None
     if policy == "packrat":
+        closed = isinstance(workload, ClosedSteps)
         try:
-            pcfg = replace(config.policy or pol.PolicyConfig(), max_batch=B)
+            base = config.policy or pol.parse_overrides(pol.load_overrides((), closed=closed))
+            pcfg = replace(base, max_batch=B)
             catalog = pol.PlanCatalog(profile, cores, B, config.optimizer, error=SimulationError)
         except pol.PolicyError as exc:
             raise SimulationError(str(exc)) from None
-        b = workload.batching
-        n1 = pol.first_batch_size(arrivals_ms, b.max_batch, b.max_delay_ms) if arrivals_ms is not None else B
+        if isinstance(workload, ClosedSteps):
+            n1 = workload.steps[0].batch
+        else:
+            b = workload.batching
+            n1 = pol.first_batch_size(arrivals_ms, b.max_batch, b.max_delay_ms) if arrivals_ms is not None else B
         first = catalog.plans[pol.first_plan(catalog, n1, pcfg.first_slack)]
         check_plan_cells(profile, first)
         return "packrat", first, catalog.table, None, [], catalog, pcfg
@@ -1152,7 +1220,11 @@ def simulate(
     ``policy``: ``"packrat"`` (the online policy of :mod:`packrat_sim.policy`),
     ``"packrat-ewma"`` (the paper's queue-depth estimator, :mod:`packrat_sim.estimator`),
     ``"fat"``, ``"thin"`` (static baselines for the workload's max batch) or a :class:`Plan`
-    (static). On closed loops both packrat policies run the optimizer's plan for the batch.
+    (static). On a closed loop of a request count (:class:`~packrat_sim.workload.Closed`) both
+    packrat policies run the optimizer's plan for the batch; on a stepped closed loop
+    (:class:`~packrat_sim.workload.ClosedSteps`) ``packrat`` adapts as on open loops (its
+    ``capacity_floor`` defaults to 0 there: :func:`~packrat_sim.policy.load_overrides`) and
+    ``packrat-ewma`` runs the optimizer's plan for the largest batch.
     ``arrivals_ms``: open-loop arrival times to use instead of drawing them (sorted ms;
     :func:`compare_plans` passes the same ones to every policy). Deterministic for a seed.
     Raises SimulationError / WorkloadError naming the bad value.
@@ -1188,7 +1260,7 @@ def simulate(
     return SimResult(
         name=name,
         adaptive=table is not None,
-        closed_loop=isinstance(wl, Closed),
+        closed_loop=isinstance(wl, CLOSED_LOOPS),
         profile=profile.label(),
         synthetic=profile.synthetic,
         cores=cores,

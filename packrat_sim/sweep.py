@@ -576,16 +576,17 @@ def offered_per_s(workload: Any) -> float:
     return float("nan")
 
 
-def _policy_args(spec: str) -> tuple[str, Any]:
+def _policy_args(spec: str, *, closed: bool = False) -> tuple[str, Any]:
     """(simulator policy name, SimConfig or None) of a policy value: ``packrat``,
     ``packrat-ewma``, ``fat``, ``thin`` or ``packrat:KEY=VALUE,...`` (options of
-    ``packrat_sim.policy.PolicyConfig``). SweepError naming an unknown one."""
+    ``packrat_sim.policy.PolicyConfig``; on a ``closed`` loop after its defaults,
+    :func:`~packrat_sim.policy.load_overrides`). SweepError naming an unknown one."""
     from packrat_sim import simulator
-    from packrat_sim.policy import PolicyError, parse_overrides, parse_policy
+    from packrat_sim.policy import PolicyError, load_overrides, parse_overrides, parse_policy
 
     try:
         name, items = parse_policy(spec)
-        config = simulator.SimConfig(policy=parse_overrides(items)) if items else None
+        config = simulator.SimConfig(policy=parse_overrides(load_overrides(items, closed=closed))) if items else None
     except (PolicyError, ValueError) as exc:
         raise SweepError(f"axis 'policy': {exc}") from None
     return name, config
@@ -610,14 +611,14 @@ def run_one(task: RunTask) -> dict:
     process). A simulation that rejects its input gives a ``failed`` row naming why."""
     from packrat_sim.predictor import Predictor, corun, priced_profile
     from packrat_sim.simulator import simulate
-    from packrat_sim.workload import load_workload
+    from packrat_sim.workload import CLOSED_LOOPS, load_workload
 
     p = task.params
     co = corun(task_profile(task), p.isolated)
     profile = priced_profile(task_profile(task), co)  # calibrated by default
     try:
         workload = load_workload(p.workload)
-        name, config = _policy_args(p.policy)
+        name, config = _policy_args(p.policy, closed=isinstance(workload, CLOSED_LOOPS))
         result = simulate(profile, p.cores, workload, name, seed=p.seed, config=config)
         predicted = Predictor(profile).estimate_ms(result.plan)
     except ValueError as exc:  # SimulationError, WorkloadError, OptimizerError, ... all name the value

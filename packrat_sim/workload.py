@@ -2,10 +2,11 @@
 
 Two families:
 
-* **closed loop** (:class:`Closed`): ``clients`` clients each submit a batch of ``batch``
-  requests, wait for its answer, think for ``think_ms`` and submit the next, until
-  ``requests`` requests were submitted (the last batch may be smaller). Batches are
-  served whole: Packrat's fixed-batch setting.
+* **closed loop** (:class:`Closed`, :class:`ClosedSteps`): ``clients`` clients each submit
+  a batch of ``batch`` requests, wait for its answer, think for ``think_ms`` and submit the
+  next: until ``requests`` requests were submitted (the last batch may be smaller), or, for
+  :class:`ClosedSteps`, until the last step's time is up, each batch of the size of the step
+  in progress when it is submitted. Batches are served whole: Packrat's fixed-batch setting.
 * **open loop**: single requests arrive on their own (:class:`Poisson`, :class:`Steps`,
   :class:`Diurnal`, :class:`Trace`); the dispatcher aggregates them into batches of at
   most ``max_batch`` requests, waiting at most ``max_delay_ms`` for a batch to fill
@@ -14,18 +15,25 @@ Two families:
 Times: every ``*_ms`` value is milliseconds, every ``*_s`` value seconds, every rate
 requests per second. Arrival times produced here are float milliseconds from 0.
 
-Workload spec grammar (``packrat simulate --workload SPEC``)::
+Workload spec grammar: the one load grammar of ``packrat simulate --workload``, ``packrat
+run --load``, ``packrat sweep``'s workloads and the dashboard. An open loop is spelled with
+rates (``40/s``), a closed loop with batch sizes (``8``)::
 
     spec     := kind ":" item ("," item)*
     item     := key "=" value          (options; each key at most once)
-              | rate "@" duration      (steps only: one step of the load shape)
+              | rate "@" duration      (steps only: one step of the load shape; the rate
+                                        carries its unit, 8/s, so it never reads as a batch)
+              | count "@" duration     (closed only: one step of batch sizes)
               | path                   (trace only: the first item may be the bare file path)
-    rate     := number ["/s" | "/ms" | "/min" | "/h"]     bare number: per second
+    rate     := number ["/s" | "/ms" | "/min" | "/h"]   bare number (an option's value): per second
     duration := number ["s" | "ms" | "us" | "min" | "h"]  bare number: seconds
     count    := positive integer
 
     closed:batch=COUNT,requests=COUNT[,clients=COUNT][,think=DURATION]
-        (batches=COUNT may replace requests=: requests = batches * batch)
+        (batches=COUNT may replace requests=: requests = batches * batch;
+         duration=DURATION may replace requests=: the batch size for that long)
+    closed:COUNT@DURATION,COUNT@DURATION,...[,clients=COUNT][,think=DURATION]
+        (batch sizes stepping over time: batches of 8 for 20 s, then of 32, ...)
     poisson:rate=RATE,duration=DURATION[,max_batch=COUNT][,max_delay=DURATION]
     steps:RATE@DURATION,RATE@DURATION,...[,max_batch=COUNT][,max_delay=DURATION]
     diurnal:base=RATE,peak=RATE,period=DURATION,duration=DURATION[,max_batch=..][,max_delay=..]
@@ -33,8 +41,15 @@ Workload spec grammar (``packrat simulate --workload SPEC``)::
     trace:FILE[,unit=s|ms|us|ns][,max_batch=COUNT][,max_delay=DURATION]   (or path=FILE)
 
 Examples: ``poisson:rate=40/s,duration=60s``, ``closed:batch=64,requests=1000``,
-``steps:8@20s,32@20s,8@20s`` (8 req/s for 20 s, then 32 req/s, then 8 req/s),
+``closed:8@20s,32@20s,8@20s`` (closed loop: batches of 8 for 20 s, then of 32, then of 8),
+``steps:8/s@20s,32/s@20s,8/s@20s`` (open loop: 8 req/s for 20 s, then 32 req/s, then 8 req/s),
 ``diurnal:base=20/s,peak=200/s,period=60s,duration=120s``, ``trace:arrivals.csv,unit=ms``.
+
+Deprecated spellings (they still work in this release, each with a
+:class:`WorkloadDeprecation` warning naming the new spelling; the next release refuses them):
+a step rate without its unit (``steps:8@20s``, read as ``8/s@20s``) and ``run --load``'s old
+closed-loop form ``8:20s,32:20s`` (read as ``closed:8@20s,32@20s``).
+
 Defaults: ``max_batch=64``, ``max_delay=10ms``, ``clients=1``, ``think=0``, ``unit=s``.
 
 Trace file: CSV of arrival timestamps, one request per row. Either a single column with
@@ -51,6 +66,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -59,11 +76,15 @@ import numpy as np
 from packrat_sim import inputs, limits
 from packrat_sim import spec as grammar
 from packrat_sim import validate
-from packrat_sim.errors import PackratError
+from packrat_sim.errors import PackratDeprecation, PackratError
 
 
 class WorkloadError(PackratError):
     """A workload spec, value or trace file is invalid; the message names the bad part."""
+
+
+class WorkloadDeprecation(PackratDeprecation):
+    """An old workload spelling that still works in this release; the message names the new one."""
 
 
 MAX_EXPECTED_REQUESTS = 50_000_000  # refuse workloads that would not fit in memory
@@ -202,6 +223,64 @@ class Closed:
 
 
 @dataclass(frozen=True)
+class ClosedStep:
+    """One step of a :class:`ClosedSteps` load: batches of ``batch`` requests for ``duration_s`` seconds."""
+
+    batch: int
+    duration_s: float
+
+    def __post_init__(self) -> None:
+        validate.positive_int(self.batch, "step batch", error=WorkloadError, numpy=True)
+        _check_positive(self.duration_s, "step duration")
+
+
+@dataclass(frozen=True)
+class ClosedSteps:
+    """Closed loop whose batch size steps over time: ``clients`` clients each submit a batch
+    of the size of the step in progress (at the submission time), wait for its answer, think
+    for ``think_ms`` and go on until the last step ends; a batch in flight then is still
+    answered. How many requests that makes depends on the server, so the simulator bounds it
+    (:data:`MAX_EXPECTED_REQUESTS`)."""
+
+    steps: tuple[ClosedStep, ...]
+    clients: int = 1
+    think_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", tuple(self.steps))
+        if not self.steps:
+            raise WorkloadError("a stepped closed loop needs at least one BATCH@DURATION step, e.g. closed:8@20s")
+        validate.positive_int(self.clients, "clients", error=WorkloadError, numpy=True)
+        validate.nonnegative_float(self.think_ms, "think", error=WorkloadError)
+
+    @property
+    def max_batch(self) -> int:
+        return max(s.batch for s in self.steps)
+
+    @property
+    def duration_s(self) -> float:
+        return float(sum(s.duration_s for s in self.steps))
+
+    def batch_at(self, t_s: float) -> int | None:
+        """The batch size of the step in progress at ``t_s`` seconds from the start; None
+        from the end of the last step on."""
+        end = 0.0
+        for s in self.steps:
+            end += s.duration_s
+            if t_s < end:
+                return s.batch
+        return None
+
+    def to_spec(self) -> str:
+        items = [f"{s.batch}@{_fmt_s(s.duration_s)}" for s in self.steps]
+        if self.clients != 1:
+            items.append(f"clients={self.clients}")
+        if self.think_ms:
+            items.append(f"think={_fmt_ms(self.think_ms)}")
+        return "closed:" + ",".join(items)
+
+
+@dataclass(frozen=True)
 class Poisson(_OpenLoop):
     """Poisson arrivals of single requests at ``rate_per_s`` for ``duration_s`` seconds."""
 
@@ -332,7 +411,8 @@ class TraceFile(_OpenLoop):
         return self._spec("trace", items)
 
 
-Workload = Closed | Poisson | Steps | Diurnal | Trace | TraceFile
+Workload = Closed | ClosedSteps | Poisson | Steps | Diurnal | Trace | TraceFile
+CLOSED_LOOPS = (Closed, ClosedSteps)  # isinstance(workload, CLOSED_LOOPS): a closed loop
 
 
 def _check_expected(expected: float) -> None:
@@ -366,7 +446,7 @@ def _check_trace_values(ts: tuple[float, ...] | np.ndarray, source: str, lines: 
 # ------------------------------------------------------------------- parsing
 
 _KEYS = {
-    "closed": ("batch", "requests", "batches", "clients", "think"),
+    "closed": ("batch", "requests", "batches", "duration", "clients", "think"),
     "poisson": ("rate", "duration", "max_batch", "max_delay"),
     "steps": ("max_batch", "max_delay"),
     "diurnal": ("base", "peak", "period", "duration", "max_batch", "max_delay"),
@@ -381,9 +461,15 @@ _REQUIRED = {
 def parse_workload(spec: str) -> Workload:
     """Parse a workload spec (module docstring) into its frozen dataclass.
 
-    Pure: a ``trace:`` spec gives a :class:`TraceFile` (use :func:`load_workload` to read
-    it). Raises WorkloadError naming the bad part of the spec.
+    Pure but for a :class:`WorkloadDeprecation` warning on a deprecated spelling: a
+    ``trace:`` spec gives a :class:`TraceFile` (use :func:`load_workload` to read it).
+    Raises WorkloadError naming the bad part of the spec.
     """
+    old = _old_closed_form(spec)
+    if old is not None:
+        warnings.warn(f"load {spec!r} is the old closed-loop spelling; write {old!r} "
+                      "(the same load: batches of B for each DURATION)", WorkloadDeprecation, stacklevel=2)
+        spec = old
     kind, options, positional = grammar.parse_kind_spec(
         spec, "workload", _KEYS, example=_EXAMPLES["poisson"], leading_positional=("trace",), error=WorkloadError
     )
@@ -393,10 +479,32 @@ def parse_workload(spec: str) -> Workload:
     return _BUILDERS[kind](options, list(positional))
 
 
+def parse_workload_noting(spec: str) -> tuple[Workload, tuple[str, ...]]:
+    """:func:`parse_workload`, with its :class:`WorkloadDeprecation` warnings returned as
+    messages (in order) instead of shown: for a caller that shows them itself (the dashboard).
+    Raises WorkloadError as parse_workload does."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", WorkloadDeprecation)
+        workload = parse_workload(spec)
+    notes = tuple(str(w.message) for w in caught if issubclass(w.category, WorkloadDeprecation))
+    return workload, notes
+
+
+_OLD_CLOSED = re.compile(r"\s*\d[^:,]*:[^,]+(,\s*\d[^:,]*:[^,]+)*")
+
+
+def _old_closed_form(spec: object) -> str | None:
+    """``"8:20s,32:20s"`` (``run --load``'s old closed-loop form: B:DURATION steps) ->
+    ``"closed:8@20s,32@20s"``; None for any other text. Pure."""
+    if not isinstance(spec, str) or not _OLD_CLOSED.fullmatch(spec):
+        return None
+    return "closed:" + ",".join(item.strip().replace(":", "@", 1) for item in spec.split(","))
+
+
 _EXAMPLES = {
-    "closed": "closed:batch=64,requests=1000",
+    "closed": "closed:batch=64,requests=1000 or closed:8@20s,32@20s",
     "poisson": "poisson:rate=40/s,duration=60s",
-    "steps": "steps:8@20s,32@20s,8@20s",
+    "steps": "steps:8/s@20s,32/s@20s,8/s@20s",
     "diurnal": "diurnal:base=20/s,peak=200/s,period=60s,duration=120s",
     "trace": "trace:arrivals.csv,unit=ms",
 }
@@ -422,20 +530,45 @@ def _positive_duration_s(text: str, what: str) -> float:
     return grammar.parse_duration_s(text, what, positive=True, error=WorkloadError)
 
 
-def _build_closed(options: dict[str, str], positional: list[str]) -> Closed:
-    _no_positional("closed", positional)
+def _build_closed(options: dict[str, str], positional: list[str]) -> Closed | ClosedSteps:
+    """``closed:`` options and bare items -> :class:`Closed` (batch= with requests=, batches=
+    or duration=; a duration gives a one-step :class:`ClosedSteps`) or, from ``B@DURATION``
+    items, :class:`ClosedSteps`. WorkloadError naming the bad part."""
+    clients = parse_count(options["clients"], "clients") if "clients" in options else 1
+    think = parse_duration_ms(options["think"], "think") if "think" in options else 0.0
+    if positional:
+        sized = [k for k in ("batch", "requests", "batches", "duration") if k in options]
+        if sized:
+            raise WorkloadError(f"closed workload: the steps {','.join(positional)} set the batch sizes and "
+                                f"durations; drop {sized[0]}= (e.g. closed:8@20s,32@20s,clients=2)")
+        return ClosedSteps(tuple(_closed_step(item) for item in positional), clients, think)
     if "batch" not in options:
-        raise WorkloadError(f"closed workload needs batch=...; e.g. {_EXAMPLES['closed']}")
+        raise WorkloadError(f"closed workload needs batch=... or BATCH@DURATION steps; e.g. {_EXAMPLES['closed']}")
     batch = parse_count(options["batch"], "batch")
-    if ("requests" in options) == ("batches" in options):
-        raise WorkloadError("closed workload needs exactly one of requests=N or batches=N")
+    given = [k for k in ("requests", "batches", "duration") if k in options]
+    if len(given) != 1:
+        raise WorkloadError("closed workload needs exactly one of requests=N, batches=N or duration=D"
+                            + (f" (got {' and '.join(k + '=' for k in given)})" if given else ""))
+    if "duration" in options:
+        step = ClosedStep(batch, _positive_duration_s(options["duration"], "duration"))
+        return ClosedSteps((step,), clients, think)
     if "requests" in options:
         requests = parse_count(options["requests"], "requests")
     else:
         requests = parse_count(options["batches"], "batches") * batch
-    clients = parse_count(options["clients"], "clients") if "clients" in options else 1
-    think = parse_duration_ms(options["think"], "think") if "think" in options else 0.0
     return Closed(batch=batch, requests=requests, clients=clients, think_ms=think)
+
+
+def _closed_step(item: str) -> ClosedStep:
+    """``"8@20s"`` -> ClosedStep(8, 20.0): a batch size (a count, never a rate) for a duration > 0."""
+    batch, at, duration = item.partition("@")
+    if not at:
+        raise WorkloadError(f"closed-loop step {item!r} must be BATCH@DURATION, e.g. 8@20s")
+    if "/" in batch:
+        raise WorkloadError(f"closed-loop step {item!r}: {batch.strip()!r} is a rate, but a closed loop's steps are "
+                            f"batch sizes (e.g. closed:8@20s); for an open loop at that rate write steps:{item.strip()}")
+    return ClosedStep(parse_count(batch.strip(), f"batch size of step {item!r}"),
+                      _positive_duration_s(duration, f"duration of step {item!r}"))
 
 
 def _build_poisson(options: dict[str, str], positional: list[str]) -> Poisson:
@@ -445,12 +578,21 @@ def _build_poisson(options: dict[str, str], positional: list[str]) -> Poisson:
 
 
 def _build_steps(options: dict[str, str], positional: list[str]) -> Steps:
+    """``steps:`` RATE@DURATION items -> :class:`Steps`; a rate without its unit still reads
+    as per second, with one :class:`WorkloadDeprecation` warning for the spec."""
     steps = []
+    bare = []
     for item in positional:
         rate, at, duration = item.partition("@")
         if not at:
             raise WorkloadError(f"step {item!r} must be RATE@DURATION, e.g. 32/s@20s")
+        if "/" not in rate:
+            bare.append(f"{rate.strip()}/s@{duration.strip()}")
         steps.append(Step(parse_rate_per_s(rate, f"rate of step {item!r}"), _positive_duration_s(duration, f"duration of step {item!r}")))
+    if bare:
+        warnings.warn(f"steps: a step's rate needs its unit: write steps:{','.join(bare)} (a bare number is "
+                      "read as requests per second; closed-loop batch sizes are closed:8@20s)",
+                      WorkloadDeprecation, stacklevel=3)
     return Steps(tuple(steps), _batching(options))
 
 
@@ -559,7 +701,7 @@ def load_workload(workload: Workload | str) -> Workload:
         workload = parse_workload(workload)
     if isinstance(workload, TraceFile):
         return read_trace(workload.path, unit=workload.unit, batching=workload.batching)
-    if not isinstance(workload, (Closed, Poisson, Steps, Diurnal, Trace)):
+    if not isinstance(workload, (Closed, ClosedSteps, Poisson, Steps, Diurnal, Trace)):
         raise WorkloadError(f"not a workload: {workload!r:.80}")
     return workload
 
@@ -587,7 +729,7 @@ def arrival_times_ms(workload: Workload, rng: np.random.Generator) -> np.ndarray
     is read here (see :func:`load_workload`). Closed workloads have no arrival process
     (their arrivals depend on the server): WorkloadError.
     """
-    if isinstance(workload, Closed):
+    if isinstance(workload, CLOSED_LOOPS):
         raise WorkloadError("a closed-loop workload has no open-loop arrival times")
     if isinstance(workload, TraceFile):
         workload = load_workload(workload)
@@ -616,6 +758,10 @@ def describe(workload: Workload) -> str:
     if isinstance(workload, Closed):
         think = f", think {workload.think_ms:g} ms" if workload.think_ms else ""
         return f"closed loop: {workload.clients} client(s), batches of {workload.batch}, {workload.requests} requests{think}"
+    if isinstance(workload, ClosedSteps):
+        think = f", think {workload.think_ms:g} ms" if workload.think_ms else ""
+        steps = ", ".join(f"batches of {s.batch} for {s.duration_s:g} s" for s in workload.steps)
+        return f"closed loop: {workload.clients} client(s), {steps}{think}"
     b = workload.batching
     tail = f"; batches <= {b.max_batch} within {b.max_delay_ms:g} ms"
     if isinstance(workload, Poisson):

@@ -496,7 +496,7 @@ policy = sys.argv[1]
 profile = builtin_profile("cnn-4", max_batch=16)
 assert simulate(profile, 4, Trace((0.0, 1.0, 2.0, 1e300, 1e300)), policy).stats.requests == 5
 assert simulate(profile, 4, "poisson:rate=1/h,duration=10000000s", policy, seed=1).stats.requests > 2000
-assert simulate(profile, 4, "steps:50@5s,0@1000000s,50@5s", policy, seed=1).stats.span_s > 1e6
+assert simulate(profile, 4, "steps:50/s@5s,0/s@1000000s,50/s@5s", policy, seed=1).stats.span_s > 1e6
 """
 
 

@@ -58,7 +58,7 @@ def test_policy_values_keep_their_option_items_and_are_validated():
 
 
 def test_a_policy_with_options_runs_with_them():
-    task = lambda pol: sw.RunTask.of(sw.RunParams("builtin:cnn-4", 4, "steps:50@3s,400@3s,max_batch=8", pol, 0),
+    task = lambda pol: sw.RunTask.of(sw.RunParams("builtin:cnn-4", 4, "steps:50/s@3s,400/s@3s,max_batch=8", pol, 0),
                                      sw.load_profile_spec("builtin:cnn-4"))
     plain = sw.run_one(task("packrat"))
     tuned = sw.run_one(task("packrat:confirmations=1,payback_ms=100000000"))
@@ -275,7 +275,7 @@ def test_capacity_curves_are_sorted_by_load_per_policy_and_skip_failed_rows():
 def test_offered_load_is_the_mean_arrival_rate():
     from packrat_sim.workload import parse_workload
 
-    assert sw.offered_per_s(parse_workload("steps:100@10s,300@10s")) == 200.0
+    assert sw.offered_per_s(parse_workload("steps:100/s@10s,300/s@10s")) == 200.0
     assert sw.offered_per_s(parse_workload("diurnal:base=20/s,peak=200/s,period=60s,duration=120s")) == 110.0
     assert sw.offered_per_s(parse_workload("closed:batch=8,requests=64")) != sw.offered_per_s(parse_workload("closed:batch=8,requests=64"))
 

@@ -68,7 +68,7 @@ def test_a_closed_workload_splits_its_requests_into_full_batches_and_a_remainder
 
 
 def test_a_steps_spec_lists_rate_at_duration_items():
-    w = parse_workload("steps:8@20s,32@20s,8/s@500ms,max_batch=32")
+    w = parse_workload("steps:8/s@20s,32/s@20s,8/s@500ms,max_batch=32")
     assert w == Steps((Step(8.0, 20.0), Step(32.0, 20.0), Step(8.0, 0.5)), Batching(32, 10.0))
     assert w.duration_s == 40.5
 
@@ -131,12 +131,12 @@ def test_any_poisson_workload_round_trips_through_its_spec(rate, duration, max_b
         ("poisson:rate=40/s,duration=60s,max_batch=0", "max_batch must be a positive integer, got '0'"),
         ("poisson:rate=40/s,duration=60s,max_batch=2.5", "got '2.5'"),
         ("poisson:rate=40/s,duration=60s,max_delay=-1ms", "'-1ms' is negative"),
-        ("closed:batch=64", "exactly one of requests=N or batches=N"),
+        ("closed:batch=64", "exactly one of requests=N, batches=N or duration=D"),
         ("closed:requests=10", "needs batch"),
         ("closed:batch=-2,requests=10", "got '-2'"),
-        ("steps:8@20s,32", "step '32' must be RATE@DURATION"),
-        ("steps:8@0s", "must be > 0"),
-        ("steps:0@10s", "no requests"),
+        ("steps:8/s@20s,32", "step '32' must be RATE@DURATION"),
+        ("steps:8/s@0s", "must be > 0"),
+        ("steps:0/s@10s", "no requests"),
         ("steps:max_batch=4", "at least one RATE@DURATION"),
         ("diurnal:base=50/s,peak=10/s,period=60s,duration=60s", "peak (10.0/s) must be >= base"),
         ("trace:", "needs a file path"),
@@ -156,7 +156,7 @@ def test_a_workload_error_is_raised_for_huge_workloads_instead_of_exhausting_mem
 
 
 def test_every_kind_has_a_one_line_description():
-    for spec in ("poisson:rate=4,duration=1s", "closed:batch=2,requests=3", "steps:1@1s", "diurnal:base=1,peak=2,period=1s,duration=1s"):
+    for spec in ("poisson:rate=4,duration=1s", "closed:batch=2,requests=3", "steps:1/s@1s", "diurnal:base=1,peak=2,period=1s,duration=1s"):
         text = describe(parse_workload(spec))
         assert text and "\n" not in text
 
@@ -179,7 +179,7 @@ def test_poisson_interarrival_times_are_exponential_with_mean_one_over_rate():
 
 
 def test_the_same_generator_seed_gives_the_same_arrivals_and_another_seed_others():
-    w = parse_workload("steps:50@2s,500@2s")
+    w = parse_workload("steps:50/s@2s,500/s@2s")
     a = arrival_times_ms(w, rng(7))
     b = arrival_times_ms(w, rng(7))
     c = arrival_times_ms(w, rng(8))
@@ -194,7 +194,7 @@ def test_arrivals_never_touch_the_global_numpy_random_state():
 
 
 def test_step_arrivals_follow_each_step_rate_in_its_own_interval():
-    t = arrival_times_ms(parse_workload("steps:100@10s,1000@10s,0@5s,100@10s"), rng(3))
+    t = arrival_times_ms(parse_workload("steps:100/s@10s,1000/s@10s,0/s@5s,100/s@10s"), rng(3))
     counts = [np.count_nonzero((t >= lo) & (t < hi)) for lo, hi in ((0, 1e4), (1e4, 2e4), (2e4, 2.5e4), (2.5e4, 3.5e4))]
     assert abs(counts[0] - 1000) < 130
     assert abs(counts[1] - 10_000) < 400

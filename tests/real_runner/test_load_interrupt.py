@@ -22,7 +22,7 @@ from real_runner.serving import ServingInterrupted
 from tests.disk_full_helpers import fill_disk
 
 REPO = Path(__file__).resolve().parents[2]
-ARGS = ("run", "--model", "tiny-mlp", "--load", "2:1s", "--cores", "1", "--profile", "builtin:cnn-2")
+ARGS = ("run", "--model", "tiny-mlp", "--load", "closed:2@1s", "--cores", "1", "--profile", "builtin:cnn-2")
 
 
 def _history(pending: bool = False) -> History:
@@ -124,7 +124,7 @@ def test_an_interruption_before_serving_began_leaves_an_empty_incomplete_history
 @pytest.mark.slow
 def test_sigterm_during_a_real_load_keeps_a_checkable_incomplete_history(tmp_path):
     hist = tmp_path / "h.json"
-    proc = subprocess.Popen([sys.executable, "-m", "ui.cli.app", "run", "--model", "tiny-mlp", "--load", "1:300s",
+    proc = subprocess.Popen([sys.executable, "-m", "ui.cli.app", "run", "--model", "tiny-mlp", "--load", "closed:1@300s",
                              "--cores", "1", "--profile", "builtin:cnn-2", "--warmup", "0", "--history", str(hist)],
                             cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)

@@ -11,7 +11,7 @@ def test_a_load_without_a_profile_says_why_it_profiles_and_how_to_skip_it_next_t
     asked = []
     monkeypatch.setattr(profiling, "quick_profile", lambda model, top, cores, **kw: asked.append((model, top, cores))
                         or builtin_profile("cnn-16"))
-    setup = prepare_load(LoadRequest(model="tiny-cnn", load="2:1s,8:1s", cores=1))
+    setup = prepare_load(LoadRequest(model="tiny-cnn", load="closed:2@1s,8@1s", cores=1))
     notes: list[str] = []
     measure_quick_profile(setup, on_note=notes.append)
     assert asked == [("tiny-cnn", setup.estimator.upper, 1)]

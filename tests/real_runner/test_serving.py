@@ -26,13 +26,13 @@ def small_planner(batch: int):
 
 
 def test_a_closed_loop_schedule_parses_into_batch_size_steps():
-    load = parse_load("8:20s,32:500ms,8:1min")
+    load = parse_load("closed:8@20s,32@500ms,8@1min")
     assert load.kind == "closed"
     assert load.steps == ((8, 20.0), (32, 0.5), (8, 60.0))
     assert load.duration_s == pytest.approx(80.5)
     assert load.max_batch == 32
-    assert parse_load("8:1s", clients=3, think_s=0.5) == parse_load("8:1s", 3, 0.5)
-    assert parse_load("8:1s", clients=3, think_s=0.5).think_s == 0.5
+    assert parse_load("closed:8@1s", clients=3, think_s=0.5) == parse_load("closed:8@1s", 3, 0.5)
+    assert parse_load("closed:8@1s", clients=3, think_s=0.5).think_s == 0.5
 
 
 def test_an_open_loop_workload_spec_is_accepted_as_a_load():
@@ -40,7 +40,7 @@ def test_an_open_loop_workload_spec_is_accepted_as_a_load():
     assert load.kind == "open" and load.duration_s == 2.0
 
 
-@pytest.mark.parametrize("bad", ["0:2s", "x:2s", "8:-1s", "8:0s", "nonsense"])
+@pytest.mark.parametrize("bad", ["closed:0@2s", "x:2s", "8:-1s", "closed:8@0s", "nonsense"])
 def test_a_bad_load_spec_is_rejected_naming_it(bad):
     with pytest.raises(LoadError):
         parse_load(bad)
@@ -48,7 +48,7 @@ def test_a_bad_load_spec_is_rejected_naming_it(bad):
 
 def test_a_step_in_the_load_reconfigures_online_and_every_batch_is_answered_once(tmp_path):
     cfg = EstimatorConfig(alpha=1.0, window=2, interval_ms=100.0, max_batch=64)
-    report = serve_load("tiny-cnn", parse_load("4:1500ms,16:10s", think_s=0.02), small_planner, estimator=cfg, window_s=1.0)
+    report = serve_load("tiny-cnn", parse_load("closed:4@1500ms,16@10s", think_s=0.02), small_planner, estimator=cfg, window_s=1.0)
     assert report["batches_sent"] == report["batches_answered"] > 0
     assert report["requests_sent"] == report["requests_answered"]
     assert report["answered_twice"] == 0 and report["batches_failed"] == 0
@@ -187,7 +187,7 @@ def test_serve_load_with_the_packrat_policy_starts_with_the_plan_for_the_first_b
     from packrat_sim.profile import builtin_profile
 
     catalog = PlanCatalog(builtin_profile("cnn-2"), 2, 4, execution="chunks")
-    load = parse_load("4:1s")
+    load = parse_load("closed:4@1s")
     report = serve_load("tiny-mlp", load, small_planner, catalog=catalog, warmup=1)
     assert report["policy"] == "packrat"
     assert report["initial_plan"] == catalog.plans[first_plan(catalog, 4)].describe()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import typer
 
@@ -20,7 +21,7 @@ try:  # typer >= 0.17 vendors its own copy of click
 except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as _click_exc  # type: ignore[no-redef]  # the same module, another home
 
-from packrat_sim.errors import PackratError
+from packrat_sim.errors import PackratDeprecation, PackratError
 from ui.cli.common import EXIT_BAD_INPUT, print_error
 
 app = typer.Typer(
@@ -96,8 +97,30 @@ def _register_verbs(names=VERB_MODULES) -> None:
 _register_verbs()
 
 
+def _deprecations_as_lines(fallback):
+    """A ``warnings.showwarning`` for the CLI: a :class:`PackratDeprecation` is one line on
+    stderr, ``packrat: deprecated: <message>``; any other warning goes to ``fallback``."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, PackratDeprecation):
+            print(f"packrat: deprecated: {message}", file=sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns (and exits with) the exit code."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", PackratDeprecation)  # each deprecation once per command
+        warnings.showwarning = _deprecations_as_lines(warnings.showwarning)
+        code = _run(argv)
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
+    """Run the command line ``argv``; its exit code (errors printed as one line on stderr)."""
     try:
         result = app(args=argv, prog_name="packrat", standalone_mode=False)
     except PackratError as exc:  # bad input (BadInput or a library error): one line, exit 2
@@ -119,8 +142,6 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.exit_code
     else:
         code = result if isinstance(result, int) else 0
-    if argv is None:
-        sys.exit(code)
     return code
 
 

@@ -18,6 +18,14 @@ import typer
 
 from packrat_sim.errors import PackratError
 
+#: The one load grammar (packrat_sim.workload) in one line, for every --help that takes a workload.
+WORKLOAD_HELP = (
+    "Workload (README.md, \"Workloads\"). Closed loop, spelled with batch sizes: closed:batch=64,requests=1000 | "
+    "closed:8@20s,32@20s[,clients=2][,think=5ms] (batches of 8 for 20 s, then of 32). Open loop, spelled with rates: "
+    "poisson:rate=40/s,duration=60s | steps:8/s@20s,32/s@20s | diurnal:base=20/s,peak=200/s,period=60s,duration=120s | "
+    "trace:FILE[,unit=ms]; open loops take [,max_batch=64][,max_delay=10ms]."
+)
+
 EXIT_OK = 0
 EXIT_NEGATIVE = 1  # not linearizable, bug found, plan not optimal
 EXIT_BAD_INPUT = 2

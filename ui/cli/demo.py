@@ -70,7 +70,7 @@ def step_certify(profile_name: str = DEMO_PROFILE, cores: int = DEMO_CORES) -> s
 
 # Packrat's own setting (a fixed batch, closed loop), then a changing open-loop load
 # that makes the estimator reconfigure online.
-DEMO_WORKLOADS = ("closed:batch=64,requests=3200", "steps:60@4s,400@4s,60@4s,max_batch=64,max_delay=10ms")
+DEMO_WORKLOADS = ("closed:batch=64,requests=3200", "steps:60/s@4s,400/s@4s,60/s@4s,max_batch=64,max_delay=10ms")
 
 
 def step_simulate(profile_name: str = DEMO_PROFILE, cores: int = DEMO_CORES) -> str:

@@ -22,13 +22,7 @@ import os
 
 import typer
 
-from ui.cli.common import BadInput, corun_fields, emit_json, fail, load_profile_arg, output_dir_arg, print_corun
-
-WORKLOAD_HELP = (
-    "Workload spec: closed:batch=64,requests=1000 | poisson:rate=40/s,duration=60s[,max_batch=64][,max_delay=10ms] | "
-    "steps:8@20s,32@20s,8@20s | diurnal:base=20/s,peak=200/s,period=60s,duration=120s | trace:FILE[,unit=ms]"
-)
-
+from ui.cli.common import WORKLOAD_HELP, BadInput, corun_fields, emit_json, fail, load_profile_arg, output_dir_arg, print_corun
 
 def register(app: typer.Typer) -> None:
     """Add the ``simulate`` verb to the CLI."""
@@ -53,15 +47,15 @@ def simulate_command(
     isolated: bool = typer.Option(False, "--isolated", help="Ignore the profile's co-run model: service times from the isolated profile (by default a profile with a co-run model slows each instance by it)."),
 ) -> int:
     from packrat_sim import validate
-    from packrat_sim.policy import PolicyError, parse_overrides, parse_policy
+    from packrat_sim.policy import PolicyError, load_overrides, parse_overrides, parse_policy
     from packrat_sim.simulator import SimConfig, compare_plans
-    from packrat_sim.workload import WorkloadError, load_workload
+    from packrat_sim.workload import CLOSED_LOOPS, WorkloadError, load_workload
 
     try:
         policy_name, overrides = parse_policy(policy)
         if policy_name not in ("packrat", "packrat-ewma"):
             raise PolicyError(f"--policy {policy!r}: fat and thin are always simulated; choose packrat or packrat-ewma")
-        config = SimConfig(policy=parse_overrides(overrides)) if overrides else None
+        parse_overrides(overrides)  # a bad option is named before anything else is read
     except PolicyError as exc:
         raise BadInput(f"--policy: {exc}") from None
     prof = load_profile_arg(profile)
@@ -73,6 +67,8 @@ def simulate_command(
         wl = load_workload(workload)
     except WorkloadError as exc:
         raise BadInput(f"--workload: {exc}") from None
+    closed = isinstance(wl, CLOSED_LOOPS)
+    config = SimConfig(policy=parse_overrides(load_overrides(overrides, closed=closed))) if overrides else None
     from packrat_sim.predictor import corun, priced_profile
 
     co = corun(prof, isolated)

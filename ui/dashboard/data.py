@@ -313,16 +313,22 @@ def fmt_ms(x: float | None) -> str:
 def workload_spec(kind: str, f: dict) -> str:
     """The workload spec string (packrat_sim.workload grammar) of the editor's fields.
 
-    ``kind``: closed | poisson | steps | diurnal | spec (``f["spec"]`` verbatim). Open loops
-    take ``max_batch`` and ``max_delay_ms``. Pure; validation is ``parse_workload``'s.
+    ``kind``: closed (a request count) | closed_steps (batch sizes stepping over time,
+    ``f["steps"]`` as ``B@DURATION, ...``) | poisson | steps | diurnal | spec (``f["spec"]``
+    verbatim). Open loops take ``max_batch`` and ``max_delay_ms``; closed loops ``clients``
+    and ``think_ms``. Pure; validation is ``parse_workload``'s.
     """
     def num(x) -> str:
         return f"{float(x):g}"
 
     if kind == "spec":
         return str(f.get("spec", "")).strip()
-    if kind == "closed":
-        items = [f"batch={int(f['batch'])}", f"requests={int(f['requests'])}", f"clients={int(f.get('clients', 1))}"]
+    if kind in ("closed", "closed_steps"):
+        if kind == "closed":
+            items = [f"batch={int(f['batch'])}", f"requests={int(f['requests'])}"]
+        else:
+            items = [s.strip() for s in str(f.get("steps", "")).split(",") if s.strip()]
+        items.append(f"clients={int(f.get('clients', 1))}")
         if f.get("think_ms"):
             items.append(f"think={num(f['think_ms'])}ms")
         return "closed:" + ",".join(items)

@@ -54,7 +54,7 @@ def test_simulate_is_deterministic_for_a_seed(capsys):
 
 def test_simulate_out_writes_requests_timeline_and_history_per_plan(capsys, tmp_path):
     out_dir = tmp_path / "sim"
-    code, out, err = run(capsys, *SMALL, "--workload", "steps:20@5s,400@5s,max_batch=16", "--out", str(out_dir))
+    code, out, err = run(capsys, *SMALL, "--workload", "steps:20/s@5s,400/s@5s,max_batch=16", "--out", str(out_dir))
     assert code == 0, err
     names = sorted(p.name for p in out_dir.iterdir())
     for plan in ("packrat", "fat", "thin"):
@@ -91,7 +91,7 @@ def _profile_with_threads(tmp_path, threads: tuple[int, ...]) -> str:
         ("poisson:rate=-40/s,duration=60s", "negative"),
         ("poisson:rate=40/s,duration=0s", "must be > 0"),
         ("gamma:shape=2", "must start with one of"),
-        ("steps:8@20s,x", "RATE@DURATION"),
+        ("steps:8/s@20s,x", "RATE@DURATION"),
     ],
 )
 def test_a_bad_workload_exits_2_with_one_line_naming_it(capsys, workload, named):

@@ -139,10 +139,10 @@ def test_the_demo_plan_table_and_simulation_say_they_have_no_corun_data(capsys):
 @needs_two_cpus
 def test_run_load_from_an_isolated_profile_serving_a_multi_instance_plan_prints_the_no_corun_line(cli):
     # builtin:cnn-2 serves a closed loop of batch 4 on 2 cores with two instances
-    code, out, err = cli("run", "--model", "tiny-cnn", "--load", "4:1s", "--cores", "2", "--profile", "builtin:cnn-2")
+    code, out, err = cli("run", "--model", "tiny-cnn", "--load", "closed:4@1s", "--cores", "2", "--profile", "builtin:cnn-2")
     assert code == 0, err
     assert (out + err).count(NO_CORUN_NOTE) == 1, out + err
-    code, out, err = cli("run", "--model", "tiny-cnn", "--load", "4:1s", "--cores", "2", "--profile", "builtin:cnn-2",
+    code, out, err = cli("run", "--model", "tiny-cnn", "--load", "closed:4@1s", "--cores", "2", "--profile", "builtin:cnn-2",
                          "--json")
     assert code == 0, err
     assert json.loads(out)["notes"] == [NO_CORUN_NOTE]

@@ -16,7 +16,7 @@ pytest.importorskip("torch")
 def test_a_history_path_in_a_missing_directory_is_refused_before_the_run(tmp_path):
     # with a 10-minute load, only a refusal before the run finishes within the time limit
     missing = tmp_path / "nonexist"
-    out = run_packrat("run", "--model", "tiny-mlp", "--load", "8:600s", "--cores", "1",
+    out = run_packrat("run", "--model", "tiny-mlp", "--load", "closed:8@600s", "--cores", "1",
                       "--history", str(missing / "h.json"), timeout_s=120)
     assert_bad_input(out, str(missing), "does not exist")
 
@@ -30,7 +30,7 @@ def test_a_history_target_that_is_not_a_regular_file_is_refused_before_the_run(t
         target.symlink_to(tmp_path / "elsewhere.json")
     else:
         target.mkdir()
-    out = run_packrat("run", "--model", "tiny-mlp", "--load", "8:600s", "--cores", "1",
+    out = run_packrat("run", "--model", "tiny-mlp", "--load", "closed:8@600s", "--cores", "1",
                       "--history", str(target), timeout_s=120)
     assert_bad_input(out, str(target))
     assert not (tmp_path / "elsewhere.json").exists()
@@ -38,7 +38,7 @@ def test_a_history_target_that_is_not_a_regular_file_is_refused_before_the_run(t
 
 def test_a_billion_batch_closed_load_is_refused_by_the_memory_limit():
     # `run --load 1000000000:2s` was killed by the kernel at 23-24 GB
-    out = run_packrat("run", "--model", "tiny-mlp", "--load", "1000000000:2s", "--cores", "1", timeout_s=120)
+    out = run_packrat("run", "--model", "tiny-mlp", "--load", "closed:1000000000@2s", "--cores", "1", timeout_s=120)
     assert_bad_input(out, "PACKRAT_MAX_MEMORY_MB")
 
 

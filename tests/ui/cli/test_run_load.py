@@ -14,7 +14,7 @@ from tests.real_runner.rr_helpers import needs_two_cpus
 @needs_two_cpus
 def test_run_load_serves_the_schedule_writes_a_legal_history_and_prints_one_json_object(cli, tmp_path):
     hist = tmp_path / "run.history.json"
-    code, out, err = cli("run", "--model", "tiny-mlp", "--load", "2:2s", "--cores", "2",
+    code, out, err = cli("run", "--model", "tiny-mlp", "--load", "closed:2@2s", "--cores", "2",
                      "--profile", "builtin:cnn-2", "--warmup", "1", "--history", str(hist), "--check", "--json")
     assert code == 0, err
     rep = json.loads(out)
@@ -33,15 +33,15 @@ def test_run_load_serves_the_schedule_writes_a_legal_history_and_prints_one_json
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--load", "0:2s"], "batch size"),
-    (["--load", "8:2s", "--batch", "8"], "--load picks"),
+    (["--load", "closed:0@2s"], "batch size"),
+    (["--load", "closed:8@2s", "--batch", "8"], "--load picks"),
     (["--batch", "4", "--plan", "auto", "--check"], "apply to --load"),
     (["--plan", "auto"], "missing option --batch"),
     (["--batch", "4"], "missing option --plan"),
-    (["--load", "8:2s", "--cores", "999"], "--cores 999"),
-    (["--load", "8:2s", "--policy", "greedy"], "unknown policy 'greedy'"),
-    (["--load", "8:2s", "--policy", "packrat:window_ms=0"], "window_ms must be > 0"),
-    (["--load", "8:2s", "--policy", "fat"], "needs an adaptive policy"),
+    (["--load", "closed:8@2s", "--cores", "999"], "--cores 999"),
+    (["--load", "closed:8@2s", "--policy", "greedy"], "unknown policy 'greedy'"),
+    (["--load", "closed:8@2s", "--policy", "packrat:window_ms=0"], "window_ms must be > 0"),
+    (["--load", "closed:8@2s", "--policy", "fat"], "needs an adaptive policy"),
     (["--batch", "4", "--plan", "auto", "--policy", "packrat-ewma"], "--policy applies to --load"),
 ])
 def test_run_load_rejects_bad_input_with_exit_2_and_one_line(cli, argv, message):
@@ -68,7 +68,7 @@ def _report(**extra):
     switch = {"kind": "retarget", "priced_ms": 24.0, "priced_pause_ms": 3.0, "measured_ms": 4.2, "first_batch_ms": 8.1, "at_s": 15.3,
               "from_plan": "2 x 1t x 1", "to_plan": "1 x 2t x 8", "p99_ratio": 1.2,
               "latency_window": {"p99_ms": 9.6}, "latency_steady": {"p99_ms": 8.0}}
-    return {"model": "tiny-cnn", "cores": 2, "load": "2:15s,8:15s", "load_kind": "closed", "policy": "packrat",
+    return {"model": "tiny-cnn", "cores": 2, "load": "closed:2@15s,8@15s", "load_kind": "closed", "policy": "packrat",
             "batches_sent": 10, "batches_answered": 10, "batches_failed": 0, "requests_sent": 50,
             "requests_answered": 50, "reconfigurations": [], "switches": [switch],
             "request_latency_ms": {"n": 50, "median_ms": 7.5, "p90_ms": 8.5, "p99_ms": 9.5, "max_ms": 10.0}, **extra}

@@ -19,7 +19,7 @@ from ui.cli.simulate import simulate_command
 #: The page's parameters as they appear in the URL (widget key -> type).
 URL_KEYS = {"sim.cores": int, "sim.seed": int, "sim.kind": str, "sim.rate": float, "sim.duration": float,
             "sim.steps": str, "sim.base": float, "sim.peak": float, "sim.period_s": float,
-            "sim.duration_s": float, "sim.c_batch": int, "sim.c_requests": int, "sim.c_clients": int,
+            "sim.duration_s": float, "sim.c_batch": int, "sim.c_steps": str, "sim.c_requests": int, "sim.c_clients": int,
             "sim.c_think_ms": int, "sim.spec": str, "sim.max_batch": int, "sim.max_delay": float,
             "sim.policies": list, "sim.start_ms": float, "sim.warmup": int, "sim.isolated": bool,
             "sim.gantt_policy": str, "sim.window_start": float, "sim.window_len": float}
@@ -28,7 +28,8 @@ KINDS = {
     "poisson": "Poisson arrivals",
     "steps": "Step load",
     "diurnal": "Diurnal (sinusoidal) load",
-    "closed": "Closed loop, fixed batch",
+    "closed": "Closed loop, request count",
+    "closed_steps": "Closed loop, stepped batches",
     "spec": "Spec text",
 }
 
@@ -54,12 +55,19 @@ def editor() -> str:
             state.init(f"sim.{k}", v)
             f[k] = cols[i].number_input(label, min_value=0.0, max_value=1e5, key=f"sim.{k}")
     elif kind == "closed":
-        for i, (k, label, v) in enumerate((("batch", "Batch", 64), ("requests", "Requests", 2000),
-                                           ("clients", "Clients", 1), ("think_ms", "Think (ms)", 0))):
+        for i, (k, label, v) in enumerate((("batch", "Batch", 64), ("requests", "Requests", 2000))):
+            state.init(f"sim.c_{k}", v)
+            f[k] = cols[i].number_input(label, min_value=1, max_value=10**6, step=1, key=f"sim.c_{k}")
+    elif kind == "closed_steps":
+        state.init("sim.c_steps", "8@10s,32@10s,8@10s")
+        f["steps"] = cols[0].text_input("Steps BATCH@DURATION, ...", key="sim.c_steps",
+                                        help="e.g. 8@10s,32@10s: batches of 8 for 10 s, then batches of 32.")
+    if kind in ("closed", "closed_steps"):
+        for i, (k, label, v) in ((2, ("clients", "Clients", 1)), (3, ("think_ms", "Think (ms)", 0))):
             state.init(f"sim.c_{k}", v)
             f[k] = cols[i].number_input(label, min_value=0 if k == "think_ms" else 1, max_value=10**6, step=1,
                                         key=f"sim.c_{k}")
-    else:
+    elif kind == "spec":
         state.init("sim.spec", "poisson:rate=300/s,duration=20s")
         f["spec"] = st.text_input("Workload spec (as for `packrat simulate --workload`)", key="sim.spec")
     if kind in ("poisson", "steps", "diurnal"):
@@ -231,10 +239,12 @@ def main() -> None:
     seed = int(c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="sim.seed"))
     spec = editor()
     try:
-        workload = wl_mod.parse_workload(spec)
+        workload, deprecated = wl_mod.parse_workload_noting(spec)
     except ValueError as exc:
         state.show_error("Bad workload", exc)
-        workload = None
+        workload, deprecated = None, ()
+    for note in deprecated:
+        st.warning(f"Deprecated spelling: {note}", icon="⚠️")
     if workload is not None:
         st.caption(f"`{spec}`: {wl_mod.describe(workload)}")
 
