@@ -30,3 +30,10 @@ def test_the_old_closed_loop_spelling_typed_as_a_spec_is_read_with_a_deprecation
     h.no_errors(at)
     assert any("closed:8@2s,32@2s" in w.value for w in at.warning)
     assert "closed loop: 1 client(s), batches of 8 for 2 s, batches of 32 for 2 s" in h.texts(at)
+
+
+def test_the_sweep_page_shows_a_deprecated_workload_spelling_naming_the_new_one(open_page, h):
+    at = open_page("sweep")
+    at.text_input(key="sweep.workload").set_value("steps:50@1s,200@1s").run()
+    h.no_errors(at)
+    assert any("steps:50/s@1s,200/s@1s" in w.value for w in at.warning), [w.value for w in at.warning]

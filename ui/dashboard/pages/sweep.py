@@ -52,6 +52,16 @@ def grid_editor() -> list[str]:
             f"policy={','.join(policies)}", f"seed={seeds}"]
 
 
+def deprecations(workloads) -> list[str]:
+    """The deprecation notes of a grid's workload specs (each spec's first ladder value), each once."""
+    from packrat_sim.workload import parse_workload_noting
+
+    notes: list[str] = []
+    for spec in workloads:
+        notes += parse_workload_noting(sw.expand_workload(spec)[0])[1]
+    return list(dict.fromkeys(notes))
+
+
 def default_profile() -> str:
     """The profile a new grid starts with: the current profile (Profiles page) when the CLI can
     name it (a built-in), else ``builtin:cnn-8``."""
@@ -178,6 +188,8 @@ def main() -> None:
         state.to_url(URL_KEYS)
         return
     state.to_url(URL_KEYS)
+    for note in deprecations(grid.workloads):
+        st.warning(f"Deprecated spelling: {note}", icon=":material/warning:")
     refused = data.refused_server_file(grid.profiles, grid.workloads, data.data_dirs(session_dir()))
     if refused:
         st.error(f"Not run: {refused}.", icon=":material/error:")
