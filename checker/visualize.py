@@ -20,11 +20,15 @@ import html
 from pathlib import Path
 from typing import Any
 
-from checker.history import History
+from checker.history import UNKNOWN_OUTPUT, History, Operation
 from checker.linearizability import CheckResult, PartitionResult, Verdict, describe, explain, trace
 from checker.models import Model, NondeterministicModel, get_model
 
-__all__ = ["render_html", "write_html"]
+__all__ = ["blocking_cause", "render_html", "state_rows", "write_html"]
+
+#: Bounds of the search for the states a history's operations can reach (:func:`blocking_cause`).
+CAUSE_MAX_STATES = 256
+CAUSE_MAX_STEPS = 20_000
 
 _CSS = """
 body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#1d2330;background:#fff}
@@ -56,6 +60,89 @@ _TOP = 24
 
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
+
+
+def _interval(op: Operation) -> str:
+    """``[call, ret]`` of ``op`` (``pending`` for a missing return)."""
+    return f"[{op.call!r}, {'pending' if op.ret is None else repr(op.ret)}]"
+
+
+def _compiled(mdl: Model, op: Operation) -> tuple[Any, Any]:
+    """The model's (input, output) of ``op``; a pending operation's output is unknown."""
+    return mdl.compile(op.input, UNKNOWN_OUTPUT if op.ret is None else op.output)
+
+
+def _reachable(history: History, part: PartitionResult, mdl: Model, max_states: int,
+               max_steps: int) -> tuple[list[Any], bool]:
+    """States the partition's operations (all but the blocked one, in any order) reach from the
+    model's initial state, breadth first, and whether the search finished within ``max_states``
+    distinct states and ``max_steps`` model steps (False: the list is a part of them)."""
+    moves = list({repr(c): c for c in (_compiled(mdl, history[i]) for i in part.operations
+                                        if i != part.blocked)}.values())
+    seen, frontier, steps = [mdl.init()], [mdl.init()], 0
+    while frontier:
+        nxt = []
+        for state in frontier:
+            for inp, out in moves:
+                steps += 1
+                if steps > max_steps:
+                    return seen, False
+                legal, after = mdl.step(state, inp, out)
+                if legal and after not in seen:
+                    if len(seen) >= max_states:
+                        return seen, False
+                    seen.append(after)
+                    nxt.append(after)
+        frontier = nxt
+    return seen, True
+
+
+def blocking_cause(history: History, part: PartitionResult, model: Model | NondeterministicModel | str,
+                   *, max_states: int = CAUSE_MAX_STATES, max_steps: int = CAUSE_MAX_STEPS) -> str | None:
+    """Why the operation ``part.blocked`` cannot be linearized, in one sentence (None unless
+    ``part`` is ILLEGAL with a blocked operation). Pure; at most ``max_steps`` model steps.
+
+    Either no order of the partition's other operations reaches a state in which it is legal
+    (a read then returned a value never written: "read() -> 3 ... never written"), or such
+    states exist (named) but the real-time order of the operations never lets it run in one."""
+    if part.result is not Verdict.ILLEGAL or part.blocked is None:
+        return None
+    mdl = get_model(model)
+    op = history[part.blocked]
+    what, (inp, out) = describe(mdl, op), _compiled(mdl, op)
+    states, complete = _reachable(history, part, mdl, max_states, max_steps)
+    legal_in = [s for s in states if mdl.step(s, inp, out)[0]]
+    if not legal_in:
+        seen = ", ".join(mdl.describe_state(s) for s in states[:8]) + (", ..." if len(states) > 8 else "")
+        scope = "" if complete else f"of the first {len(states)} "
+        where = f"legal in none {scope}of the states the other operations reach ({seen})"
+        if mdl.read_only is not None and mdl.read_only(op.input, UNKNOWN_OUTPUT if op.ret is None else op.output):
+            return f"operation {part.blocked} ({what}) returned a value never written: it is {where}."
+        return f"operation {part.blocked} ({what}) is {where}: no operation produced what it saw."
+    wanted = ", ".join(mdl.describe_state(s) for s in legal_in[:4]) + (", ..." if len(legal_in) > 4 else "")
+    return (f"operation {part.blocked} ({what}) is legal only in state {wanted}, which other operations reach, "
+            f"but not during its interval {_interval(op)} in any order that respects real time: it saw a stale "
+            "or out-of-order state.")
+
+
+def state_rows(history: History, part: PartitionResult, model: Model | NondeterministicModel | str,
+               order: list[int] | tuple[int, ...] | None = None) -> list[dict[str, Any]]:
+    """The model states along a linearization, one row per operation (as Porcupine shows them):
+    position, history index, client, operation, state before, state after. ``order``: the
+    operations replayed (default: ``part.linearization``); when it is the whole linearization of
+    an ILLEGAL partition, a last row names the blocked operation and the state it cannot follow.
+    Pure (replays through :func:`checker.linearizability.trace`)."""
+    mdl = get_model(model)
+    order = tuple(part.linearization if order is None else order)
+    rows: list[dict[str, Any]] = [
+        {"#": str(k + 1), "op": s.index, "client": str(history[s.index].client), "operation": s.description,
+         "state before": s.before, "state after": s.after if s.legal else "illegal"}
+        for k, s in enumerate(trace(history, mdl, order))]
+    if part.result is not Verdict.OK and part.blocked is not None and order == tuple(part.linearization):
+        op = history[part.blocked]
+        rows.append({"#": "\u2717", "op": part.blocked, "client": str(op.client), "operation": describe(mdl, op),
+                     "state before": mdl.describe_state(part.state), "state after": "cannot be linearized here"})
+    return rows
 
 
 def _select(history: History, result: CheckResult, max_operations: int) -> tuple[list[int], str]:
@@ -167,6 +254,9 @@ def _partition_table(history: History, part: PartitionResult, model: Model, max_
     else:
         label = "longest linearizable prefix" if part.result is Verdict.ILLEGAL else "prefix explored"
         out.append(f"<p>The {label}: {n_lin} of {total} operations.</p>")
+        why = blocking_cause(history, part, model)
+        if why:
+            out.append(f"<p class='cause'><b>Cause:</b> {_e(why)}</p>")
         shown = steps[-max_rows:] if max_rows else []
         skipped_front = len(steps) - len(shown)
     out.append("<table><tr><th>#</th><th>op</th><th>client</th><th>operation</th><th>state before</th>"

@@ -18,7 +18,8 @@ ROOT = HERE.parents[1]
 if str(ROOT) not in sys.path:  # `streamlit run ui/dashboard/app.py` from a fresh clone without an install
     sys.path.insert(0, str(ROOT))
 
-from ui.dashboard import state as state  # noqa: E402 - after the sys.path entry above
+from ui.dashboard import charts as charts  # noqa: E402 - after the sys.path entry above
+from ui.dashboard import state as state  # noqa: E402
 
 FAVICON = HERE / "favicon.png"
 
@@ -58,15 +59,13 @@ def _to_profiles() -> None:
 page = st.navigation([*PAGES, st.Page(_to_profiles, title="Profiles", url_path="profiles", visibility="hidden")])
 
 state.profile_from_url()
+state.forget_profile_in_use()
 page.run()
 
+# axis titles and tick labels in the theme's text colour (Streamlit's light theme draws them
+# in a grey of 3.7:1 on white; WCAG asks 4.5:1): one style for every chart of every page
+st.html(f"<style>{charts.AXIS_TEXT_CSS}</style>")
+
 # drawn after the page ran, so it names the profile the page just chose (not the one before)
-profile = state.current_profile()
-with st.sidebar:
-    st.markdown("### Packrat toolkit")
-    st.caption("Latency-optimal multi-instance DNN serving on CPU servers.")
-    st.markdown(f"**Profile:** {profile.label()}")
-    st.caption(state.profile_origin())
-    if profile.synthetic:
-        st.caption(":orange[synthetic: a formula, not a measurement]")
+state.sidebar()
 state.publish_profile()

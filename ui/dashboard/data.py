@@ -591,9 +591,9 @@ def counterexample_steps(protocol, schedule, timeout: float | None = 10.0) -> di
 
     Returns {"actors": names, "initial": {actor: state}, "steps": [{"step", "event", "actor",
     "before": {actor: state}, "after": {actor: state}, "changed": [actors], "records",
-    "broken": [invariant: message]}], "breaking_step": the first step after which an
-    invariant is broken, else the first step after which the history is not linearizable
-    (None when neither)}. States are shown as ``repr`` (cut at 160 characters).
+    "broken": [invariant: message], "fields": {actor: :func:`state_changes`}}], "breaking_step":
+    the first step after which an invariant is broken, else the first step after which the
+    history is not linearizable (None when neither)}. States are shown whole, as ``repr``.
     """
     from checker.linearizability import check
 
@@ -602,14 +602,14 @@ def counterexample_steps(protocol, schedule, timeout: float | None = 10.0) -> di
     names = list(system.names)
 
     def states(s) -> dict:
-        return {n: _brief(system.state_of(s, n)) for n in names}
+        return {n: repr(system.state_of(s, n)) for n in names}  # whole: a cut state hides what changed
 
     steps = []
     breaking = None
     cur = states(state)
     initial = dict(cur)
     for i, ev in enumerate(schedule):
-        out = system.step(state, ev)
+        out = system.step(prev := state, ev)
         state = out.state
         nxt = states(state)
         broken = []
@@ -623,6 +623,7 @@ def counterexample_steps(protocol, schedule, timeout: float | None = 10.0) -> di
             breaking = i + 1
         steps.append({"step": i + 1, "event": ev.describe(), "actor": ev.dst, "before": cur, "after": nxt,
                       "changed": [n for n in names if cur[n] != nxt[n]],
+                      "fields": {n: state_changes(system.state_of(prev, n), system.state_of(state, n)) for n in names},
                       "records": [_brief(r, 120) for r in out.records], "broken": broken,
                       "history": protocol.history(state)})
         cur = nxt
@@ -636,10 +637,29 @@ def counterexample_steps(protocol, schedule, timeout: float | None = 10.0) -> di
     return {"actors": names, "initial": initial, "steps": steps, "breaking_step": breaking}
 
 
+def state_changes(before: Any, after: Any) -> str:
+    """What changed between two states of an actor, in short: ``field: old -> new`` for each
+    field of a dataclass state that changed, ``[i]: old -> new`` for each item of a tuple of the
+    same length (``; ``-separated), the whole values for any other state, "" when equal. Pure."""
+    import dataclasses
+
+    if before == after:
+        return ""
+    if dataclasses.is_dataclass(before) and type(before) is type(after):
+        pairs = [(f.name, getattr(before, f.name), getattr(after, f.name)) for f in dataclasses.fields(before)]
+    elif isinstance(before, tuple) and isinstance(after, tuple) and len(before) == len(after):
+        pairs = [(f"[{i}]", a, b) for i, (a, b) in enumerate(zip(before, after))]
+    else:
+        return f"{before!r} -> {after!r}"
+    return "; ".join(f"{name}: {a!r} -> {b!r}" for name, a, b in pairs if a != b)
+
+
 def actor_state_rows(step: dict) -> list[dict]:
-    """Table rows of one stepper step: each actor's state before and after, and whether it changed."""
-    return [{"actor": a, "before": step["before"][a], "after": step["after"][a],
-             "changed": "yes" if a in step["changed"] else ""} for a in step["before"]]
+    """Table rows of one stepper step: each actor, what changed in its state (field by field:
+    readable where the whole state is too wide for its cell), and its whole state before and after."""
+    fields = step.get("fields", {})
+    return [{"actor": a, "changed": "yes" if a in step["changed"] else "", "what changed": fields.get(a, ""),
+             "before": step["before"][a], "after": step["after"][a]} for a in step["before"]]
 
 
 def violation_title(violation) -> str:
@@ -954,3 +974,28 @@ def cli_check(name: str, fmt: str, model: str | None, timeout: float) -> str:
         cmd.append(f"--format {fmt}")
     cmd.append(f"--timeout {timeout:g} --html report.html")
     return " ".join(cmd)
+
+
+_MD_SPECIAL = frozenset("\\`*_{}[]()#+-.!$|<>~")
+
+
+def md_escape(text: str) -> str:
+    """``text`` with every Markdown (and Streamlit math ``$``) character backslash-escaped, so
+    values from a history or a model (``read() -> 3``, ``$x``) show as written."""
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in text)
+
+
+def run_verdict(kept: dict, warnings: Sequence[str]) -> tuple[str, str]:
+    """One verdict for one hardware run (pure): ``(level, text)`` with level ``"success"``,
+    ``"warning"`` or ``"error"``. ``kept``: the run ({"speedup", "outputs_match", "max_abs_diff"});
+    ``warnings``: :func:`measurement_warnings` of its rows. Outputs that differ are an error; a
+    measurement with warnings is NOT TRUSTED (its speedup quoted with the reasons, in the same
+    box); only a clean run states its speedup as a result."""
+    head = f"Measured speedup of the plan over fat: {kept['speedup']:.2f}x ({fmt_speedup(kept['speedup'])})"
+    diff = f"max |diff| {kept['max_abs_diff']:.2e}"
+    if not kept["outputs_match"]:
+        return "error", f"{head}, but the OUTPUTS DIFFER from the fat instance's ({diff}): the plan's results are wrong."
+    if warnings:
+        return "warning", (f"{head}: NOT TRUSTED, the measurement looks wrong. " + " ".join(warnings)
+                           + f" Outputs match the fat instance's ({diff}).")
+    return "success", f"{head}; outputs match the fat instance's ({diff})."

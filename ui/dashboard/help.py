@@ -22,9 +22,13 @@ STRATEGY_HELP = {
     "dpor": "dynamic partial-order reduction: one schedule per order of dependent deliveries (complete)",
     "transdpor": "DPOR with transitive dependencies: fewer schedules than dpor, still complete",
     "keyaware": "transdpor that treats deliveries on different keys as independent (complete per key)",
+    "ired": "transdpor with DS2's IRed rule: a race is reversed at the receive that started its chain (complete)",
+    "dpired": "dpor with DS2's IRed rule: a race is reversed at the receive that started its chain (complete)",
+    "dpliviola": "dpired that treats deliveries on different keys as independent (complete per key)",
     "random": "random schedules from a seed: finds shallow bugs fast, never says OK",
     "pct": "probabilistic concurrency testing: random priorities with d - 1 change points, never says OK",
     "delay-bounded": "oldest-message-first with at most K deviations: complete only up to K delays",
+    "bita": "coverage-guided: schedules aimed at uncovered orders of one actor's receives; reports coverage, never says OK",
 }
 
 #: Sequential models of the linearizability checker (checker.models.MODELS).

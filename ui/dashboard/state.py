@@ -162,6 +162,44 @@ def profile_origin() -> str:
     return st.session_state.get(PROFILE_ORIGIN_KEY, "")
 
 
+IN_USE_KEY = "_profile_in_use"
+
+
+def forget_profile_in_use() -> None:
+    """Called by ``app.py`` before each page runs: a page that works on another profile than
+    the current one says so again (:func:`use_profile_here`) on every run."""
+    st.session_state.pop(IN_USE_KEY, None)
+
+
+def use_profile_here(label: str, origin: str) -> None:
+    """This page works on a profile other than the current one (e.g. measured on the spot by
+    the Hardware page): the sidebar names ``label`` (and ``origin``) as the profile in use."""
+    st.session_state[IN_USE_KEY] = (label, origin)
+
+
+def profile_in_use() -> tuple[str, str] | None:
+    """(label, origin) of the profile the page just drawn declared with :func:`use_profile_here`;
+    None when it works on the current profile."""
+    return st.session_state.get(IN_USE_KEY)
+
+
+def sidebar() -> None:
+    """The sidebar under the pages' list: the toolkit, and the profile in use: the one the page
+    just drawn declared (:func:`use_profile_here`, the other pages' current one named beside
+    it), else the current profile (the page may just have chosen it: draw this after the page)."""
+    profile = current_profile()
+    here = profile_in_use()
+    with st.sidebar:
+        st.markdown("### Packrat toolkit")
+        st.caption("Latency-optimal multi-instance DNN serving on CPU servers.")
+        st.markdown(f"**Profile:** {here[0] if here else profile.label()}")
+        st.caption(here[1] if here else profile_origin())
+        if here:
+            st.caption(f"The other pages use the current profile, {profile.label()}.")
+        elif profile.synthetic:
+            st.caption(":orange[synthetic: a formula, not a measurement]")
+
+
 def profile_page(title: str, url_keys: dict[str, type], readme_kind: str):
     """Start a page that works on the current profile: the app's navigation, the ``title``, the
     values the URL gives for ``url_keys`` (see :func:`from_url`), the profile's banner and the

@@ -74,8 +74,9 @@ def test_run_a_plan_shows_measured_and_predicted_numbers(hw, h, fake_runner):
     plan_label = f"plan = thin {best.describe()}" if same_as_thin else f"plan {best.describe()}"
     assert calls[0] == ("quick_profile", "tiny-mlp", 4, cores)
     assert calls[1] == ("compare_with_fat", "tiny-mlp", best.describe(), 3, cores)
-    assert any("Measured speedup of the plan over fat: 2.06x" in s.value and "outputs match" in s.value
-               for s in at.success)
+    # one verdict box (issue 30 item 6); 2.06x on 2 cores is more than they could give: a warning
+    assert any("Measured speedup of the plan over fat: 2.06x" in s.value and "outputs match" in s.value.lower()
+               for s in [*at.success, *at.warning])
     rows = h.frame(at, "measured_ms")
     if same_as_thin:  # one configuration is run and named once
         assert [c[0] for c in calls[2:]] == []

@@ -47,6 +47,8 @@ def run_section(topo) -> None:
     else:
         st.caption(f"The plan comes from a quick profile of {model} measured now (threads 1..{cores}, "
                    f"batches 1, 2, 4, ... up to {batch}); measure a fuller one on the Profiles page to reuse it.")
+        state.use_profile_here(f"{model} (quick profile)", f"measured on the spot by this page's run: threads "
+                                                          f"1..{cores}, batches up to {batch}")
 
     def run() -> dict:
         return state.run_job(
@@ -76,12 +78,8 @@ def show_run(kept: dict) -> None:
                  delta_color="off", delta_arrow="off")
     if rows[0]["label"].startswith("plan = thin"):
         st.caption("The plan is the thin configuration itself: it is measured once, not twice.")
-    match = "outputs match the fat instance's" if kept["outputs_match"] else "OUTPUTS DIFFER from the fat instance's"
-    line = (f"Measured speedup of the plan over fat: {kept['speedup']:.2f}x "
-            f"({data.fmt_speedup(kept['speedup'])}); {match} (max |diff| {kept['max_abs_diff']:.2e}).")
-    (st.success if kept["outputs_match"] else st.error)(line)
-    for w in data.measurement_warnings(rows, kept["cores"]):
-        st.warning(w, icon=":material/warning:")
+    level, text = data.run_verdict(kept, data.measurement_warnings(rows, kept["cores"]))
+    {"success": st.success, "warning": st.warning, "error": st.error}[level](text)
     st.plotly_chart(charts.predicted_vs_measured(rows), key="hw.pvm")
     st.dataframe([{k: v for k, v in r.items() if k not in ("samples_ms", "groups")} for r in rows],
                  hide_index=True, key="hw.table",

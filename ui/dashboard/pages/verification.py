@@ -1,5 +1,5 @@
 """Verification page: the schedule explorer on the reconfiguration protocol (with a
-counterexample stepper), and history checks (with a linearization view)."""
+counterexample stepper and a state-space browser), and history checks (with a linearization view)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from checker.protocols import PROTOCOLS, build
 from ui.dashboard import charts as charts
 from ui.dashboard import data as data
 from ui.dashboard import state as state
+from ui.dashboard import statespace as statespace
 from ui.cli.check import DEFAULT_MODELS, CheckOptions
 from ui.dashboard.help import MODEL_HELP, STRATEGY_HELP, table_help
 
@@ -52,7 +53,8 @@ def _param_widget(name: str, default, key: str):
 # --------------------------------------------------------------------- explorer
 
 
-def explorer_section() -> None:
+def explorer_section() -> tuple[str, str, dict]:
+    """The explorer's form and result; returns the protocol it picked ``(name, variant, params)``."""
     st.subheader("Schedule explorer")
     st.caption("Runs a protocol as actors over the schedules a strategy reaches, checks its invariants on every "
                "state and every history for linearizability, and shows a counterexample step by step. The "
@@ -120,6 +122,7 @@ def explorer_section() -> None:
                             cancelled="Exploration cancelled: its process was stopped; no result kept.")
     if kept:
         show_exploration(kept)
+    return name, variant, params
 
 
 def show_exploration(kept: dict) -> None:
@@ -173,6 +176,9 @@ def show_counterexample(protocol, r, v, kept: dict) -> None:
     st.markdown(f"**Step {step_no} of {n}**: `{cur['event']}`{mark}")
     if breaking:
         st.caption(f"The property breaks at step {breaking} of {n}.")
+    st.button("Open in the state-space browser at this step", key="explore.btn.browse", icon=":material/explore:",
+              on_click=statespace.jump, args=(protocol, v.schedule[:step_no], f"step {step_no} of the counterexample"),
+              help="The State-space browser below opens at the state after this step: take other events from there.")
     st.dataframe(data.actor_state_rows(cur), hide_index=True, key="explore.states",
                  column_config={"before": st.column_config.TextColumn(width="large"),
                                 "after": st.column_config.TextColumn(width="large")})
@@ -348,6 +354,9 @@ def show_check(kept: dict) -> None:
     # what does not depend on the widgets is computed once per verdict, not on every rerun
     ops, note = state.memo(kept, "ops", lambda: data.history_ops(history, res, model))
     unit = state.memo(kept, "unit", lambda: data.time_scale(history)[0])
+    cause = visualize.blocking_cause(history, part, model)
+    if cause:
+        st.markdown(f"**Cause:** {data.md_escape(cause)}")
     points = data.linearization_points(history, model, order[:prefix], ops)
     fig = charts.history_chart(ops, unit=unit, points=points,
                                zoom=data.violation_zoom(ops) if zoom and zoomable else None)
@@ -356,6 +365,7 @@ def show_check(kept: dict) -> None:
         st.caption(note)
     st.caption("Diamonds: each operation's linearization point (the earliest instant consistent with the order); "
                "hover one for the model state there. Red: the operation that cannot be linearized.")
+    show_states(history, part, model, order[:prefix])
     page = state.memo(kept, "html", lambda: _report(kept, first_line))
     with st.expander("Full report (checker.visualize)"):
         st.iframe(page, height=600)  # checker.visualize escapes every value of the history
@@ -364,6 +374,22 @@ def show_check(kept: dict) -> None:
                        key="verify.dl.html", on_click="ignore")
     c2.download_button("Download the verdict (JSON)", json.dumps(res.to_json(history, model), indent=1),
                        file_name="check.json", mime="application/json", key="verify.dl.json", on_click="ignore")
+
+
+def show_states(history, part, model: str, order: list[int]) -> None:
+    """The model states along the (partial) linearization shown, as Porcupine lists them
+    (``checker.visualize.state_rows``: the blocked operation last when the whole prefix is shown)."""
+    rows = state_rows_memo(history, part, model, tuple(order))
+    st.markdown(f"##### Model states along the linearization ({data.plural(len(order), 'operation')})")
+    st.dataframe(rows, hide_index=True, key="verify.states",
+                 column_config={k: st.column_config.TextColumn(width="medium") for k in ("state before", "state after")})
+
+
+def state_rows_memo(history, part, model: str, order: tuple[int, ...]) -> list[dict]:
+    """``visualize.state_rows`` once per (check, partition, prefix) of the kept verdict."""
+    kept = state.result("check") or {}
+    key = f"states:{part.key!r}:{len(order)}"  # ``order`` is a prefix of the partition's linearization
+    return state.memo(kept, key, lambda: visualize.state_rows(history, part, model, order))
 
 
 def main() -> None:
@@ -375,7 +401,7 @@ def main() -> None:
         st.session_state["verify.section"] = SECTIONS[0]
     section = st.radio("Section", SECTIONS, key="verify.section", horizontal=True, label_visibility="collapsed")
     if section == SECTIONS[0]:
-        explorer_section()
+        statespace.browser_section(*explorer_section())
     else:
         history_section()
     state.to_url(URL_KEYS)
