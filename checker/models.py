@@ -22,6 +22,13 @@ A :class:`Model` is a small protocol, with defaults filled once here rather than
     always be linearized without effect), and a completed read-only operation that is legal in the
     current state is linearized at once, without trying the alternatives (it could be moved to the
     front of any linearization that follows).
+``read_value(input, output) -> value``
+    Optional (compiled input and output, for read-only operations): the one state in which the
+    operation can be legal (``step`` is still asked), or :data:`NOT_A_READ` when there is no such
+    value (an unknown output, a failed cas). When every read-only operation of a partition has a
+    value (and there are enough of them to pay for it), the search only tries the reads whose value
+    equals the current state (same verdicts and evidence, fewer steps). Values must be hashable,
+    with ``==`` the model's state equality.
 ``describe_operation(input, output) -> str`` / ``describe_state(state) -> str``
     Text for explanations and the HTML page (raw, uncompiled input and output).
 
@@ -68,6 +75,7 @@ from packrat_sim.errors import PackratError
 
 __all__ = [
     "MODELS",
+    "NOT_A_READ",
     "KvKey",
     "Model",
     "ModelError",
@@ -84,6 +92,19 @@ __all__ = [
 
 class ModelError(PackratError):
     """An operation does not fit the model, or the model is unknown; the message names it."""
+
+
+class _NotARead:
+    """The type of :data:`NOT_A_READ` (one instance; prints as ``NOT_A_READ``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_A_READ"
+
+
+#: What ``Model.read_value`` returns for an operation with no single state it can be legal in.
+NOT_A_READ: Any = _NotARead()
 
 
 def _identity_compile(inp: Any, out: Any) -> tuple[Any, Any]:
@@ -117,6 +138,7 @@ class Model:
     read_only: Callable[[Any, Any], bool] | None = None
     describe_operation: Callable[[Any, Any], str] = _default_describe_operation
     describe_state: Callable[[Any], str] = _default_describe_state
+    read_value: Callable[[Any, Any], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -294,6 +316,12 @@ def _thaw(value: Any) -> Any:
     return value
 
 
+def _read_value(inp: tuple, out: Any) -> Any:
+    """The register's and kv's ``read_value``: a read (``_READ``, which is also kv's ``_GET``) with
+    a known output is legal only where the state equals it."""
+    return out if inp[0] == _READ and out is not UNKNOWN_OUTPUT else NOT_A_READ
+
+
 def _register_read_only(inp: Any, out: Any) -> bool:
     if not isinstance(inp, dict):
         return False
@@ -311,6 +339,7 @@ def register_model() -> Model:
         read_only=_register_read_only,
         describe_operation=_describe_register_op,
         describe_state=_describe_register_state,
+        read_value=_read_value,
     )
 
 
@@ -330,7 +359,29 @@ _GET, _PUT, _APPEND = 0, 1, 2
 _KV_KINDS = {"get": _GET, "put": _PUT, "append": _APPEND}
 
 
+_GET_INPUT = (_GET, None)
+
+
 def _kv_compile(inp: Any, out: Any) -> tuple[Any, Any]:
+    """kv's ``compile``: the fast path for the common shapes (a dict with a string key, a string
+    value or result), then :func:`_kv_compile_checked`, which gives the same result for them and
+    names what is wrong with any other."""
+    if type(inp) is dict and type(inp.get("key")) is str:
+        op = inp.get("op")
+        if op == "get":
+            if out is None:
+                out = ""
+            if out is UNKNOWN_OUTPUT or type(out) is str:
+                return _GET_INPUT, out
+        elif op == "put" or op == "append":
+            value = inp.get("value")
+            if type(value) is str:
+                return (_PUT if op == "put" else _APPEND, value), None
+    return _kv_compile_checked(inp, out)
+
+
+def _kv_compile_checked(inp: Any, out: Any) -> tuple[Any, Any]:
+    """kv's ``compile`` for any input: validates it, raising ``ValueError`` naming the bad value."""
     op = _op_of(inp, ("get", "put", "append"), "kv")
     if "key" not in inp:
         raise ValueError(f"{op} {_short_repr(inp)} has no \"key\"")
@@ -428,6 +479,7 @@ def kv_model() -> Model:
         read_only=_kv_read_only,
         describe_operation=_describe_kv_op,
         describe_state=_short_repr,
+        read_value=_read_value,
     )
 
 

@@ -150,8 +150,7 @@ def check(
                     max_steps=max_steps, max_memory=default_max_memory() if max_memory is None else max_memory,
                     jobs=jobs, all_partitions=all_partitions, cancel=cancel)
     ops = history.operations
-    parts, compiled = compile_partitions(ops, mdl)
-    tasks = [make_task(mdl, key, idx, ops, compiled) for key, idx in parts.items()]
+    tasks = [make_task(mdl, key, rows) for key, rows in compile_partitions(ops, mdl).items()]
     outcomes = [Outcome() for _ in tasks]
     stop = _decide_quick(mdl, ops, tasks, outcomes, run)
     if stop is not None:

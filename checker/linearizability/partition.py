@@ -17,12 +17,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Hashable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from checker.history import UNKNOWN_OUTPUT, Operation
 from checker.linearizability.result import Verdict
 from checker.linearizability.search import SearchOutcome, StepFailed, StepFn, Stop, search
-from checker.models import Model, ModelError
+from checker.models import NOT_A_READ, Model, ModelError
 from packrat_sim.limits import current_rss
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "SLICE",
     "Interleaver",
     "Outcome",
+    "Row",
     "StepFailed",
     "Task",
     "brief",
@@ -56,6 +58,13 @@ def brief(value: Any, limit: int = 80) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
+#: One operation as :func:`compile_partitions` hands it to :func:`make_task`: (history index, call
+#: time, return time or None, compiled input, compiled output, read-only, read value).
+Row = tuple[int, Any, Any, Any, Any, bool, Any]
+
+_CALL = itemgetter(1)
+
+
 @dataclass
 class Task:
     """One partition prepared for the search (see :func:`make_task`); picklable, so workers can
@@ -69,64 +78,57 @@ class Task:
     inputs: list
     outputs: list
     read_only: list[bool]
+    read_values: list | None = None  # the model's read_value per searched operation, if it has one
 
     def search(self, step: StepFn, init: Any) -> Generator[int, int, SearchOutcome]:
         """A fresh search over this partition from model state ``init`` (see :func:`search`)."""
-        return search(step, init, self.call_t, self.ret_t, self.inputs, self.outputs, self.read_only)
+        return search(step, init, self.call_t, self.ret_t, self.inputs, self.outputs, self.read_only,
+                      self.read_values)
 
 
-def compile_partitions(ops: Sequence[Operation], mdl: Model) -> tuple[dict[Hashable, list[int]], list]:
-    """Compile every operation and group history indices by partition key (in order of first
-    appearance). Returns (key -> history indices, compiled (input, output) per operation). Raises
-    :class:`~checker.models.ModelError` naming the first operation the model cannot compile."""
-    compile_op, partition = mdl.compile, mdl.partition
-    parts: dict[Hashable, list[int]] = {}
-    compiled: list[tuple[Any, Any]] = []
-    append = compiled.append
+def compile_partitions(ops: Sequence[Operation], mdl: Model) -> dict[Hashable, list[Row]]:
+    """Compile every operation and group them by partition key (in order of first appearance), as
+    :data:`Row` s in history order: one pass, the model's ``compile``, ``partition``, ``read_only``
+    and ``read_value`` each called once per operation (with ``UNKNOWN_OUTPUT`` as the output of a
+    pending one). Raises :class:`~checker.models.ModelError` naming the first operation the model
+    cannot compile (or place)."""
+    compile_op, partition, read_only, read_value = mdl.compile, mdl.partition, mdl.read_only, mdl.read_value
+    parts: dict[Hashable, list[Row]] = {}
+    key: Hashable = None
+    ro = False
     i = -1
     try:
         for i, op in enumerate(ops):
-            append(compile_op(op.input, UNKNOWN_OUTPUT if op.ret is None else op.output))
-            key = partition(op.input) if partition is not None else None
+            ret = op.ret
+            inp, out = op.input, UNKNOWN_OUTPUT if ret is None else op.output
+            cin, cout = compile_op(inp, out)
+            if partition is not None:
+                key = partition(inp)
+            if read_only is not None:
+                ro = bool(read_only(inp, out))
+            value = read_value(cin, cout) if ro and read_value is not None else NOT_A_READ
+            row = (i, op.call, ret, cin, cout, ro, value)
             group = parts.get(key)  # hashes the key: an unhashable one is the operation's error
             if group is None:
-                parts[key] = [i]
+                parts[key] = [row]
             else:
-                group.append(i)
+                group.append(row)
     except _MODEL_ERRORS as exc:
         op = ops[i]
         msg = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
         raise ModelError(f"operation {i} (client {op.client!r}, input {brief(op.input)}): {msg}") from None
-    return parts, compiled
+    return parts
 
 
-def make_task(mdl: Model, key: Hashable, indices: list[int], ops: Sequence[Operation],
-              compiled: Sequence[tuple[Any, Any]]) -> Task:
-    """The search task of one partition: ``ops``/``compiled`` are indexable by history index (pure)."""
-    indices = sorted(sorted(indices), key=lambda i: ops[i].call)  # stable: ties in history order
-    read_only = mdl.read_only
-    searched: list[int] = []
-    call_t, ret_t, inputs, outputs, ro_flags = [], [], [], [], []
-    for i in indices:
-        op = ops[i]
-        ret = op.ret
-        if read_only is None:
-            ro = False
-        elif ret is None:
-            if read_only(op.input, UNKNOWN_OUTPUT):
-                continue  # a pending read-only operation constrains nothing
-            ro = False
-        else:
-            ro = bool(read_only(op.input, op.output))
-        searched.append(i)
-        call_t.append(op.call)
-        ret_t.append(ret)
-        inp, out = compiled[i]
-        inputs.append(inp)
-        outputs.append(out)
-        ro_flags.append(ro)
-    return Task(key=key, indices=tuple(indices), searched=searched, call_t=call_t, ret_t=ret_t, inputs=inputs,
-                outputs=outputs, read_only=ro_flags)
+def make_task(mdl: Model, key: Hashable, rows: Sequence[Row]) -> Task:
+    """The search task of one partition from its :data:`Row` s in history order (pure): sorted by
+    call time (ties in history order), pending read-only operations dropped from the search."""
+    rows = sorted(rows, key=_CALL)
+    kept = [row for row in rows if row[2] is not None or not row[5]]
+    columns = [list(c) for c in zip(*kept)] if kept else [[] for _ in range(7)]
+    searched, call_t, ret_t, inputs, outputs, ro, values = columns
+    return Task(key=key, indices=tuple([row[0] for row in rows]), searched=searched, call_t=call_t, ret_t=ret_t,
+                inputs=inputs, outputs=outputs, read_only=ro, read_values=values if mdl.read_value else None)
 
 
 @dataclass
