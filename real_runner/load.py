@@ -19,11 +19,14 @@ Switches reuse warm workers: besides the first plan's workers, ``cores - instanc
 workers wait parked (the standby), so every plan on these cores is reached by a re-route or
 a retarget (:func:`real_runner.executor.default_standby`).
 
-The load is :func:`real_runner.serving.parse_load`'s grammar: ``"B:DURATION,..."`` is a
-closed loop (a client submits a batch of B inputs, waits for the answer, submits the next,
-for DURATION, then moves to the next step; ``8:20s`` alone is a constant load), and any
-open-loop workload with arrivals (``poisson:rate=200/s,duration=10s``,
-``steps:50@5s,400@5s``) has single requests aggregated into batches by the dispatcher.
+The load is the one workload grammar of :mod:`packrat_sim.workload` (that of ``packrat
+simulate``, with the same meaning, see :func:`real_runner.serving.parse_load`): a closed loop
+is spelled with batch sizes (``closed:8@20s,32@20s``: a client submits a batch of 8 inputs,
+waits for the answer, submits the next, for 20 s, then batches of 32;
+``closed:batch=8,requests=1000`` stops after 1000 requests), an open loop with rates
+(``poisson:rate=200/s,duration=10s``, ``steps:50/s@5s,400/s@5s``: single requests aggregated
+into batches by the dispatcher). The old closed-loop form ``8:20s,32:20s`` still reads, with a
+deprecation warning.
 
 Bad input raises library errors (:class:`~packrat_sim.errors.PackratError` subclasses:
 ModelCatalogError, LoadError, EstimatorError, PolicyError, TopologyError, OptimizerError);
@@ -49,7 +52,7 @@ from packrat_sim.files import OutputPathError, write_text
 from packrat_sim.estimator import EstimatorConfig
 from packrat_sim.optimizer import OptimizerOptions, optimize
 from packrat_sim.plan import Plan, parse_compact
-from packrat_sim.policy import PlanCatalog, PolicyConfig, PolicyError, parse_overrides, parse_policy
+from packrat_sim.policy import PlanCatalog, PolicyConfig, PolicyError, load_overrides, parse_overrides, parse_policy
 from packrat_sim.predictor import corun
 from packrat_sim.profile import Profile
 from real_runner.conditions import ConditionsProbe, measurement_note
@@ -67,7 +70,8 @@ CHECK_TIMEOUT_S = 60
 class LoadRequest:
     """What to serve: ``model`` (catalog name) under ``load`` (a :func:`parse_load` spec) on
     ``cores`` CPUs (None: every CPU this process may use), steered by ``policy``
-    (``packrat[:KEY=VALUE,...]`` or ``packrat-ewma``). ``clients``: closed-loop clients;
+    (``packrat[:KEY=VALUE,...]`` or ``packrat-ewma``). ``clients``: closed-loop clients
+    (None: the spec's ``clients=``, default 1);
     ``warmup``: untimed runs per worker; ``alpha``, ``window``, ``interval_ms`` (ms): the
     ``packrat-ewma`` estimator's parameters."""
 
@@ -75,7 +79,7 @@ class LoadRequest:
     load: str
     cores: int | None = None
     policy: str = "packrat"
-    clients: int = 1
+    clients: int | None = None
     warmup: int = 1
     interval_ms: float = 250.0
     alpha: float = 0.5
@@ -123,8 +127,7 @@ def parse_load_policy(policy: str, max_batch: int, *, closed: bool = False) -> P
         raise PolicyError(f"--policy {policy!r}: --load needs an adaptive policy (packrat or packrat-ewma)")
     if name != "packrat":
         return None
-    defaults = ("capacity_floor=0",) if closed else ()
-    return parse_overrides(defaults + overrides + (f"max_batch={max_batch}",))
+    return parse_overrides(load_overrides(overrides, closed=closed) + (f"max_batch={max_batch}",))
 
 
 def serving_cores(cores: int | None, topology: Topology) -> int:

@@ -50,7 +50,11 @@ History: every answered infer is an :class:`~checker.history.Operation` with the
 call/return in ``time.monotonic_ns()``, input ``{"op": "infer", "batch": id, "size": S}``
 and output ``{"epoch": e, "digest": sha256(outputs)[:16], "attempts": n}``; every
 successful reconfigure is ``{"op": "reconfigure", "plan": plan-json} -> {"epoch": e'}`` by
-client ``"reconfigurer"``.
+client ``"reconfigurer"``. The memory this takes does not grow with the run: each batch
+answered (or failed) is written to a spool on disk as it is logged (an unlinked temporary file,
+:class:`~real_runner.serving_log.RowSpool`), only the batches in flight and the reconfigures
+stay in memory, and :meth:`ServingRuntime.history`, :attr:`ServingRuntime.batches` and
+:func:`summarize` read the spool back (the history, whole, in memory: for after a run).
 
 Load (:func:`serve_load`): a :class:`LoadSpec` is either closed loop (``"B:duration,..."``:
 each of ``clients`` clients submits a batch of B inputs, waits for the answer, and submits
@@ -64,15 +68,16 @@ batch (closed loop: the batch size B; open loop: the aggregated batch).
 
 from __future__ import annotations
 
+import array
 import contextlib
 import hashlib
+import itertools
 import math
 import queue
-import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -89,8 +94,11 @@ from packrat_sim.switching import REROUTE, RESPAWN, RETARGET, switch_kind
 from real_runner import topology as topo_mod
 from real_runner.executor import InstancePool, SwitchReport, WorkerError, default_standby
 from real_runner.models import get_spec, make_inputs
+from real_runner.serving_log import RecentWindow, RowSpool
 
 RECONFIGURER = "reconfigurer"
+#: Batches taken that :attr:`ServingRuntime.formed` keeps (the policy reads them every few ms).
+FORMED_KEPT = 4096
 
 
 class ServingError(RuntimeError):
@@ -139,6 +147,61 @@ class BatchRecord:
     @property
     def latency_ms(self) -> float | None:
         return None if self.ret_ns is None else (self.ret_ns - self.call_ns) / 1e6
+
+    def row(self) -> list:
+        """The record as one row of JSON scalars (:meth:`from_row` gives it back)."""
+        return [self.id, self.client, self.size, self.call_ns, self.ret_ns, self.epoch, self.attempts,
+                self.digest, self.error]
+
+    @classmethod
+    def from_row(cls, row: list) -> BatchRecord:
+        """The record of a :meth:`row`."""
+        return cls(*row)
+
+    def operation(self, *, pending: bool = False) -> Operation:
+        """The batch's infer operation in the ``serving`` history: answered, it returns its
+        epoch, digest and attempts; failed (or, with ``pending``, not logged yet) it is pending."""
+        inp = {"op": "infer", "batch": self.id, "size": self.size}
+        if pending or self.error is not None or self.ret_ns is None:
+            return Operation(self.client, inp, None, self.call_ns, None)
+        return Operation(self.client, inp, {"epoch": self.epoch, "digest": self.digest, "attempts": self.attempts},
+                         self.call_ns, self.ret_ns)
+
+
+@dataclass(frozen=True)
+class BatchColumns:
+    """Every batch a runtime was given, one entry per batch in each column (numpy arrays):
+    ``id``, ``size``, ``call_ns``, ``ret_ns`` (-1: not answered), ``attempts`` and ``failed``
+    (given up with an error after ``attempts``). What the reports read, at 41 bytes a batch."""
+
+    id: np.ndarray
+    size: np.ndarray
+    call_ns: np.ndarray
+    ret_ns: np.ndarray
+    attempts: np.ndarray
+    failed: np.ndarray
+
+    @property
+    def answered(self) -> np.ndarray:
+        """Mask of the batches answered (successfully)."""
+        return self.ret_ns >= 0
+
+    @property
+    def latency_ms(self) -> np.ndarray:
+        """Call to return (ms) of every batch (meaningless where not :attr:`answered`)."""
+        return (self.ret_ns - self.call_ns) / 1e6
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[list], n: int) -> BatchColumns:
+        """The columns of at most ``n`` :meth:`BatchRecord.row` rows."""
+        ints = np.empty((n, 5), dtype=np.int64)
+        failed = np.zeros(n, dtype=bool)
+        k = 0
+        for k, r in enumerate(itertools.islice(rows, n), 1):
+            ints[k - 1] = (r[0], r[2], r[3], -1 if r[4] is None else r[4], r[6])
+            failed[k - 1] = r[8] is not None
+        ids, sizes, calls, rets, attempts = ints[:k].T.copy()
+        return cls(ids, sizes, calls, rets, attempts, failed[:k])
 
 
 @dataclass
@@ -284,16 +347,21 @@ class ServingRuntime:
         self._pool: InstancePool | None = None
         self._queue: queue.Queue = queue.Queue()
         self._next_id = 0
-        self.batches: list[BatchRecord] = []
+        # the history, in memory that does not grow with the run: each batch answered (or
+        # failed) is a row of the spool, a batch in flight a record here until then, and each
+        # reconfigure that took effect an operation with the number of batches logged before it
+        self._spool = RowSpool()
+        self._inflight: dict[int, BatchRecord] = {}
+        self._reconf_ops: list[tuple[int, Operation]] = []
         self.reconfigurations: list[ReconfigRecord] = []
         self.faults: list[dict] = []
-        self._ops: list[Operation] = []
         self._thread: threading.Thread | None = None
         self._closed = False
         self.t0_ns = time.monotonic_ns()
         self.last_depth = plan.batch
         self.backlog = 0  # requests a load generator still holds after forming the last batch
-        self.formed: list[tuple[float, int, int]] = []  # (ms since t0, batch size, backlog) per batch taken
+        # (ms since t0, batch size, backlog) per batch taken: the last FORMED_KEPT, indexed from the first
+        self.formed = RecentWindow(FORMED_KEPT)
 
     # ---- lifecycle
     def start(self) -> ServingRuntime:
@@ -314,6 +382,11 @@ class ServingRuntime:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (serving is over or ending)."""
+        return self._closed
 
     def close(self) -> None:
         if self._closed:
@@ -361,11 +434,13 @@ class ServingRuntime:
         if self._closed:
             raise ServingError("the runtime is closed")
         validate.positive_int(size, "batch size", error=LoadError)
+        if not (validate.is_integer(client) or isinstance(client, str)):
+            raise LoadError(f"client must be an integer or a string, not {client!r}")
         done = threading.Event()
         with self._log_lock:
             rec = BatchRecord(self._next_id, client, size, time.monotonic_ns())
             self._next_id += 1
-            self.batches.append(rec)
+            self._inflight[rec.id] = rec
         self._queue.put((rec, done))
         return rec, done
 
@@ -388,13 +463,11 @@ class ServingRuntime:
                 self._serve(rec)
             except BaseException as exc:  # never lose a batch silently
                 rec.error = rec.error or f"{type(exc).__name__}: {exc}"
-            output = None  # failed: the operation stays pending (no return)
-            if rec.error is None:
+            if rec.error is None:  # failed: the operation stays pending (no return)
                 rec.ret_ns = time.monotonic_ns()
-                output = {"epoch": rec.epoch, "digest": rec.digest, "attempts": rec.attempts}
             with self._log_lock:
-                self._ops.append(Operation(rec.client, {"op": "infer", "batch": rec.id, "size": rec.size},
-                                           output, rec.call_ns, rec.ret_ns))
+                self._spool.append(rec.row())
+                del self._inflight[rec.id]
             done.set()
 
     def _enter(self, rec: BatchRecord) -> _Epoch:
@@ -567,8 +640,9 @@ class ServingRuntime:
             self._drained.notify_all()
         rec.to_epoch, rec.ok = new.number, True
         with self._log_lock:
-            self._ops.append(Operation(RECONFIGURER, {"op": "reconfigure", "plan": plan.to_json()},
-                                       {"epoch": new.number}, rec.call_ns, rec.switch_ns))
+            self._reconf_ops.append((len(self._spool), Operation(
+                RECONFIGURER, {"op": "reconfigure", "plan": plan.to_json()}, {"epoch": new.number},
+                rec.call_ns, rec.switch_ns)))
         return new
 
     def _note_recovered(self, rec: ReconfigRecord) -> None:
@@ -585,15 +659,45 @@ class ServingRuntime:
         submitted but never answered and each reconfigure that neither took effect nor
         failed, as pending operations: they may or may not have happened."""
         with self._log_lock:
-            ops = list(self._ops)
-            if pending:
-                logged = {op.input.get("batch") for op in ops if op.input.get("op") == "infer"}
-                ops += [Operation(b.client, {"op": "infer", "batch": b.id, "size": b.size}, None, b.call_ns, None)
-                        for b in self.batches if b.id not in logged]
-                ops += [Operation(RECONFIGURER, {"op": "reconfigure", "plan": r.to_plan.to_json()}, None, r.call_ns, None)
-                        for r in self.reconfigurations if not r.ok and r.error is None]
+            logged, reconf, inflight = len(self._spool), list(self._reconf_ops), list(self._inflight.values())
+            waiting = [r for r in self.reconfigurations if not r.ok and r.error is None] if pending else []
+        ops = self._logged_operations(logged, reconf)
+        if pending:
+            ops += [b.operation(pending=True) for b in inflight]
+            ops += [Operation(RECONFIGURER, {"op": "reconfigure", "plan": r.to_plan.to_json()}, None, r.call_ns, None)
+                    for r in waiting]
         ops.sort(key=lambda o: (o.call, math.inf if o.ret is None else o.ret))
         return History(ops, model="serving")
+
+    def _logged_operations(self, logged: int, reconf: list[tuple[int, Operation]]) -> list[Operation]:
+        """The operations of the first ``logged`` batches of the spool and the reconfigures
+        ``reconf`` (each after the number of batches logged before it), in logging order."""
+        rows = self._spool.rows(logged)
+        ops: list[Operation] = []
+        n = 0
+        for before, op in reconf:
+            ops.extend(BatchRecord.from_row(r).operation() for r in itertools.islice(rows, before - n))
+            n = before
+            ops.append(op)
+        ops.extend(BatchRecord.from_row(r).operation() for r in rows)
+        return ops
+
+    @property
+    def batches(self) -> list[BatchRecord]:
+        """Every batch submitted, in submission order: those answered or failed read back from
+        the spool (copies), those in flight as they are now. Reads the whole spool: a report's
+        figures come from :meth:`columns` instead."""
+        with self._log_lock:
+            logged, inflight = len(self._spool), list(self._inflight.values())
+        recs = [BatchRecord.from_row(r) for r in self._spool.rows(logged)] + inflight
+        recs.sort(key=lambda b: b.id)
+        return recs
+
+    def columns(self) -> BatchColumns:
+        """:class:`BatchColumns` of every batch submitted (read back from the spool)."""
+        with self._log_lock:
+            logged, inflight = len(self._spool), [b.row() for b in self._inflight.values()]
+        return BatchColumns.from_rows(itertools.chain(self._spool.rows(logged), inflight), logged + len(inflight))
 
 
 # --------------------------------------------------------------------------- load
@@ -601,17 +705,21 @@ class ServingRuntime:
 
 @dataclass(frozen=True)
 class LoadSpec:
-    """``kind`` "closed": ``steps`` of (batch size, seconds), ``clients`` clients each;
-    ``kind`` "open": a ``packrat_sim.workload`` open-loop workload (``workload``)."""
+    """``kind`` "closed": ``steps`` of (batch size, seconds), ``clients`` clients each, and,
+    for a closed loop of a request count, ``requests`` (its one step lasts until they were
+    submitted: seconds ``inf``); ``kind`` "open": a ``packrat_sim.workload`` open-loop
+    workload (``workload``)."""
 
     kind: str
     steps: tuple[tuple[int, float], ...] = ()
     clients: int = 1
     workload: Any = None  # a packrat_sim.workload open-loop workload (kind "open")
     think_s: float = 0.0  # closed loop: pause of a client between an answer and its next batch
+    requests: int | None = None  # closed loop of a request count: how many, in all clients
 
     @property
     def duration_s(self) -> float:
+        """Seconds the load lasts (``inf`` for a closed loop of a request count)."""
         if self.kind == "closed":
             return sum(d for _, d in self.steps)
         return float(getattr(self.workload, "duration_s", 0.0))
@@ -623,49 +731,61 @@ class LoadSpec:
         return int(self.workload.max_batch)
 
 
-def parse_load(spec: str, clients: int = 1, think_s: float = 0.0) -> LoadSpec:
-    """``"8:20s,32:20s,8:20s"`` (closed loop: batch size B for a duration, step after step;
-    ``"8:20s"`` is a constant load) or any open-loop workload spec of
-    ``packrat_sim.workload`` (``poisson:rate=200/s,duration=10s``, ``steps:50@5s,400@5s``)."""
-    from packrat_sim.spec import split_items
-    from packrat_sim.workload import Closed, WorkloadError, parse_workload
+def parse_load(spec: str, clients: int | None = None, think_s: float | None = None) -> LoadSpec:
+    """A load in the one workload grammar of :mod:`packrat_sim.workload` (the grammar of
+    ``packrat simulate``, with the same meaning): a closed loop, spelled with batch sizes
+    (``closed:8@20s,32@20s``: batches of 8 for 20 s, then of 32; ``closed:batch=8,requests=1000``:
+    until 1000 requests were submitted, the last batch smaller if need be), or an open loop,
+    spelled with rates (``poisson:rate=200/s,duration=10s``, ``steps:50/s@5s,400/s@5s``).
+    ``clients`` and ``think_s``, when given, replace the spec's. The old closed-loop form
+    ``8:20s,32:20s`` still reads, with a
+    :class:`~packrat_sim.workload.WorkloadDeprecation` warning. LoadError naming the bad part."""
+    from packrat_sim.workload import Closed, ClosedSteps, WorkloadError, parse_workload
 
-    text = spec.strip()
-    if re.fullmatch(r"[^:,]+:[^,]+(,[^:,]+:[^,]+)*", text) and not re.match(r"[a-z]", text):
-        items = split_items(text, f"load {spec!r}", strip=False, error=LoadError)
-        return LoadSpec("closed", tuple(_load_step(item) for item in items), clients=clients, think_s=think_s)
     try:
-        wl = parse_workload(text)
+        wl = parse_workload(spec)
     except WorkloadError as exc:
-        raise LoadError(f"load {spec!r}: {exc} (or use the closed-loop form B:DURATION,..., e.g. 8:20s,32:20s)") from None
+        raise LoadError(f"load {spec!r}: {exc}") from None
+    if not isinstance(wl, (Closed, ClosedSteps)):
+        return LoadSpec("open", workload=wl)
+    n = wl.clients if clients is None else clients
+    pause = wl.think_ms / 1000.0 if think_s is None else think_s
     if isinstance(wl, Closed):
-        return LoadSpec("closed", ((wl.batch, 10.0),), clients=wl.clients)
-    return LoadSpec("open", workload=wl)
+        return LoadSpec("closed", ((wl.batch, math.inf),), clients=n, think_s=pause, requests=wl.requests)
+    return LoadSpec("closed", tuple((s.batch, s.duration_s) for s in wl.steps), clients=n, think_s=pause)
 
 
-def _load_step(item: str) -> tuple[int, float]:
-    """One step ``"B:DURATION"`` of a closed-loop load -> (batch size, seconds): B is decimal
-    digits >= 1, DURATION a :func:`packrat_sim.spec.parse_duration_s` duration > 0.
-    LoadError naming the step otherwise."""
-    from packrat_sim.spec import parse_duration_s
+class _Budget:
+    """The requests a closed loop of a request count may still submit, shared by its client
+    threads; unlimited (``None``) for a closed loop of steps."""
 
-    b, _, d = item.partition(":")
-    b = b.strip()
-    if not re.fullmatch(r"\d+", b) or int(b) < 1:
-        raise LoadError(f"load step {item!r}: batch size {b!r} is not a positive integer")
-    secs = parse_duration_s(d, f"load step {item!r} duration", error=LoadError)
-    if secs <= 0:
-        raise LoadError(f"load step {item!r}: duration must be > 0")
-    return int(b), secs
+    def __init__(self, requests: int | None) -> None:
+        self.left = requests
+        self._lock = threading.Lock()
+
+    def take(self, batch: int) -> int:
+        """Up to ``batch`` requests (all of them when unlimited); 0 once the budget is spent."""
+        if self.left is None:
+            return batch
+        with self._lock:
+            n = min(batch, self.left)
+            self.left -= n
+            return n
 
 
 def _closed_client(rt: ServingRuntime, client: int, steps, t0: float, stop: threading.Event,
-                   think_s: float = 0.0) -> None:
+                   think_s: float = 0.0, budget: _Budget | None = None) -> None:
+    """One closed-loop client: step by step, submit a batch of the step's size, wait for its
+    answer, think ``think_s``; until the steps' time is up or the shared ``budget`` is spent."""
     ends = np.cumsum([d for _, d in steps])
+    budget = budget or _Budget(None)
     for (b, _), end in zip(steps, ends):
         while not stop.is_set() and time.monotonic() - t0 < end:
+            n = budget.take(b)
+            if n == 0:
+                return
             try:
-                rt.infer(b, client)
+                rt.infer(n, client)
             except ServingError:
                 return  # the failure is recorded; a pending op must be this client's last
             if think_s:
@@ -676,7 +796,7 @@ MAX_IDLE_S = 1.0  # open loop: an idle gap longer than this is skipped (the cloc
 
 
 def _open_loop(rt: ServingRuntime, load: LoadSpec, t0: float, stop: threading.Event, seed: int,
-               request_latencies: list, skipped: list | None = None) -> None:
+               request_latencies: array.array, skipped: list | None = None) -> None:
     """Replay the open-loop arrivals in real time. Idle time costs nothing: when nothing
     is in flight (the batch before was answered) and the next arrival is more than
     ``MAX_IDLE_S`` away, the schedule is shifted so that it arrives now (the skipped
@@ -711,7 +831,7 @@ def _open_loop(rt: ServingRuntime, load: LoadSpec, t0: float, stop: threading.Ev
         except ServingError:
             return
         done = time.monotonic() - t0 + shift
-        request_latencies.extend(((done - arrivals[i:j]) * 1000.0).tolist())
+        request_latencies.extend((done - arrivals[i:j]) * 1000.0)  # 8 bytes a request: memory stays flat
         i = j
 
 
@@ -792,7 +912,7 @@ def _drive(rt: ServingRuntime, load: LoadSpec, *, seed: int, window_s: float, ru
     report of what was served, its history with the operations in flight pending."""
     rt.start()
     stop = threading.Event()
-    req_lat: list = []
+    req_lat = array.array("d")  # open loop: every request's latency (ms), compact
     skipped: list = []
     interrupted: KeyboardInterrupt | None = None
     try:
@@ -800,7 +920,8 @@ def _drive(rt: ServingRuntime, load: LoadSpec, *, seed: int, window_s: float, ru
             runtime_hook(rt)
         t0 = time.monotonic()
         if load.kind == "closed":
-            threads = [threading.Thread(target=_closed_client, args=(rt, c, load.steps, t0, stop, load.think_s),
+            budget = _Budget(load.requests)
+            threads = [threading.Thread(target=_closed_client, args=(rt, c, load.steps, t0, stop, load.think_s, budget),
                                         daemon=True) for c in range(load.clients)]
         else:
             threads = [threading.Thread(target=_open_loop, args=(rt, load, t0, stop, seed, req_lat, skipped),
@@ -946,7 +1067,7 @@ def learn_switch_costs(model: pol.SwitchModel, records: list[ReconfigRecord]) ->
 def _stats(xs) -> dict | None:
     if not len(xs):
         return None
-    a = np.asarray(xs, dtype=float)
+    a = np.frombuffer(xs, dtype=float) if isinstance(xs, array.array) else np.asarray(xs, dtype=float)
     return {"n": int(a.size), "median_ms": float(np.median(a)), "p90_ms": float(np.percentile(a, 90)),
             "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max())}
 
@@ -954,10 +1075,11 @@ def _stats(xs) -> dict | None:
 def _request_stats(rt: ServingRuntime) -> dict | None:
     """Request latency of a closed loop (ms): every request of a batch waits for its whole
     batch, so each answered batch counts once per input."""
-    done = [b for b in rt.batches if b.ret_ns is not None]
-    if not done:
+    cols = rt.columns()
+    done = cols.answered
+    if not done.any():
         return None
-    return _stats(np.repeat([b.latency_ms for b in done], [b.size for b in done]))
+    return _stats(np.repeat(cols.latency_ms[done], cols.size[done]))
 
 
 #: Seconds after a switch's decision whose batches make its window, and then the seconds of
@@ -966,11 +1088,12 @@ SWITCH_WINDOW_S = 1.0
 STEADY_S = 4.0
 
 
-def _switch_windows(recs: list[ReconfigRecord], answered: list[tuple[int, float]], t0_ns: int) -> list[dict]:
+def _switch_windows(recs: list[ReconfigRecord], ret_ns: np.ndarray, ms: np.ndarray, t0_ns: int) -> list[dict]:
     """One object per switch that took effect: :meth:`ReconfigRecord.switch_json` with when
     and what (``at_s``, plans, epochs, trigger), the batch latency of the batches answered in
     the ``SWITCH_WINDOW_S`` after its decision (``latency_window``) and in the ``STEADY_S``
-    after that, before the next decision (``latency_steady``), and ``p99_ratio`` of the two."""
+    after that, before the next decision (``latency_steady``), and ``p99_ratio`` of the two.
+    ``ret_ns``, ``ms``: when each answered batch returned and its latency."""
     ok = [r for r in recs if r.ok]
     starts = [r.decided_ns or r.call_ns for r in ok]
     out = []
@@ -978,8 +1101,8 @@ def _switch_windows(recs: list[ReconfigRecord], answered: list[tuple[int, float]
         t = starts[k]
         w_end = t + int(SWITCH_WINDOW_S * 1e9)
         s_end = min(w_end + int(STEADY_S * 1e9), starts[k + 1] if k + 1 < len(ok) else math.inf)
-        window = _stats([ms for ns, ms in answered if t <= ns < w_end])
-        steady = _stats([ms for ns, ms in answered if w_end <= ns < s_end])
+        window = _stats(ms[(t <= ret_ns) & (ret_ns < w_end)])
+        steady = _stats(ms[(w_end <= ret_ns) & (ret_ns < s_end)])
         ratio = None if not window or not steady else window["p99_ms"] / steady["p99_ms"]
         out.append({**r.switch_json(), "at_s": (r.call_ns - t0_ns) / 1e9, "trigger": r.trigger,
                     "from_plan": r.from_plan.describe(), "to_plan": r.to_plan.describe(),
@@ -993,33 +1116,34 @@ def summarize(rt: ServingRuntime, window_s: float = 3.0) -> dict:
     faults, every reconfiguration with batch latency before (``window_s`` before its call),
     during (answered between call and switch) and after (``window_s`` after the switch),
     and every switch that took effect (:func:`_switch_windows`)."""
-    done = [b for b in rt.batches if b.ret_ns is not None]
-    answered = [(b.ret_ns, (b.ret_ns - b.call_ns) / 1e6) for b in done if b.ret_ns is not None]  # (ns, ms)
+    cols = rt.columns()
+    done = cols.answered
+    ret_ns, ms = cols.ret_ns[done], cols.latency_ms[done]
+    w = int(window_s * 1e9)
     recs = []
     for r in rt.reconfigurations:
         j = r.to_json(rt.t0_ns)
         end = r.switch_ns or r.drained_ns or r.call_ns
-        w = int(window_s * 1e9)
-        j["latency_before"] = _stats([ms for ns, ms in answered if r.call_ns - w <= ns < r.call_ns])
-        j["latency_during"] = _stats([ms for ns, ms in answered if r.call_ns <= ns <= end])
-        j["latency_after"] = _stats([ms for ns, ms in answered if end < ns <= end + w])
+        j["latency_before"] = _stats(ms[(r.call_ns - w <= ret_ns) & (ret_ns < r.call_ns)])
+        j["latency_during"] = _stats(ms[(r.call_ns <= ret_ns) & (ret_ns <= end)])
+        j["latency_after"] = _stats(ms[(end < ret_ns) & (ret_ns <= end + w)])
         recs.append(j)
-    answers = [op.input["batch"] for op in rt.history() if op.input["op"] == "infer" and op.ret is not None]
+    answers = cols.id[done]
     return {
         "model": rt.model,
-        "batches_sent": len(rt.batches),
-        "batches_answered": len(done),
-        "batches_failed": sum(1 for b in rt.batches if b.error is not None),
-        "answered_twice": len(answers) - len(set(answers)),
-        "requests_sent": sum(b.size for b in rt.batches),
-        "requests_answered": sum(b.size for b in done),
-        "batch_latency_ms": _stats([b.latency_ms for b in done]),
+        "batches_sent": int(cols.id.size),
+        "batches_answered": int(done.sum()),
+        "batches_failed": int(cols.failed.sum()),
+        "answered_twice": int(answers.size - np.unique(answers).size),
+        "requests_sent": int(cols.size.sum()),
+        "requests_answered": int(cols.size[done].sum()),
+        "batch_latency_ms": _stats(ms),
         "epochs": 1 + sum(1 for r in rt.reconfigurations if r.ok),
         "final_plan": rt.plan.describe(),
         "reconfigurations": recs,
-        "switches": _switch_windows(rt.reconfigurations, answered, rt.t0_ns),
+        "switches": _switch_windows(rt.reconfigurations, ret_ns, ms, rt.t0_ns),
         "faults": list(rt.faults),
-        "retried_batches": sum(1 for b in done if b.attempts > 1),
+        "retried_batches": int((cols.attempts[done] > 1).sum()),
     }
 
 
@@ -1230,6 +1354,7 @@ def measure_switch_cost(model: str, old_plan: Plan, new_plan: Plan, *, standby: 
 
 __all__ = [
     "RECONFIGURER",
+    "BatchColumns",
     "BatchRecord",
     "LoadError",
     "LoadSpec",
