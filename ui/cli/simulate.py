@@ -19,10 +19,26 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import replace
 
 import typer
 
 from ui.cli.common import WORKLOAD_HELP, BadInput, corun_fields, emit_json, fail, load_profile_arg, output_dir_arg, print_corun
+
+def _sim_config(policy, start_ms: float | None, warmup: int | None):
+    """The SimConfig of the command line: the policy's options (None: its defaults) and the
+    reconfiguration model's --start-ms / --warmup (None: the library's defaults). BadInput
+    naming a negative or non-finite value."""
+    from packrat_sim import validate
+    from packrat_sim.simulator import SimConfig
+
+    config = SimConfig(policy=policy)
+    if start_ms is not None:
+        config = replace(config, start_ms=validate.nonnegative_float(start_ms, "--start-ms", error=BadInput))
+    if warmup is not None:
+        config = replace(config, warmup_iterations=validate.nonnegative_int(warmup, "--warmup", error=BadInput))
+    return config
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``simulate`` verb to the CLI."""
@@ -45,10 +61,12 @@ def simulate_command(
              "README.md, \"The policy\") or packrat-ewma (the paper's queue-depth estimator).",
     ),
     isolated: bool = typer.Option(False, "--isolated", help="Ignore the profile's co-run model: service times from the isolated profile (by default a profile with a co-run model slows each instance by it)."),
+    start_ms: float | None = typer.Option(None, "--start-ms", help="Reconfiguration model: ms to start a new instance and build its model before its warm-up (default: the measured start-up of SwitchModel, README.md \"The policy\")."),
+    warmup: int | None = typer.Option(None, "--warmup", help="Reconfiguration model: warm-up inferences of a new instance before it is ready (default 2)."),
 ) -> int:
     from packrat_sim import validate
     from packrat_sim.policy import PolicyError, load_overrides, parse_overrides, parse_policy
-    from packrat_sim.simulator import SimConfig, compare_plans
+    from packrat_sim.simulator import compare_plans
     from packrat_sim.workload import CLOSED_LOOPS, WorkloadError, load_workload
 
     try:
@@ -68,7 +86,8 @@ def simulate_command(
     except WorkloadError as exc:
         raise BadInput(f"--workload: {exc}") from None
     closed = isinstance(wl, CLOSED_LOOPS)
-    config = SimConfig(policy=parse_overrides(load_overrides(overrides, closed=closed))) if overrides else None
+    config = _sim_config(parse_overrides(load_overrides(overrides, closed=closed)) if overrides else None,
+                         start_ms, warmup)
     from packrat_sim.predictor import corun, priced_profile
 
     co = corun(prof, isolated)

@@ -47,3 +47,18 @@ def test_a_sweep_simulates_a_stepped_closed_loop_workload(cli, tmp_path):
                          "--out", str(tmp_path / "sw"), "--json")
     assert code == 0, err
     assert json.loads(out)["ran"] == 1
+
+
+def test_simulate_takes_the_reconfiguration_models_start_up_and_warm_up(cli, monkeypatch):
+    from packrat_sim import simulator
+
+    seen = []
+    real = simulator.compare_plans
+    monkeypatch.setattr(simulator, "compare_plans", lambda *a, **k: seen.append(k["config"]) or real(*a, **k))
+    argv = ("simulate", "--profile", "builtin:cnn-8", "--cores", "8", "--workload", "steps:100/s@1s", "--json")
+    assert cli(*argv, "--start-ms", "0", "--warmup", "0")[0] == 0
+    assert cli(*argv)[0] == 0
+    assert (seen[0].start_ms, seen[0].warmup_iterations) == (0.0, 0)
+    default = simulator.SimConfig()
+    assert (seen[1].start_ms, seen[1].warmup_iterations) == (default.start_ms, default.warmup_iterations)
+    assert cli(*argv, "--warmup", "-1")[0] == 2
