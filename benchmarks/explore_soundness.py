@@ -23,8 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.checker.explore_helpers import DPOR_RUNS, FAULT_BUDGETS, everything, plain_dfs, random_protocol  # noqa: E402
 
-# the CI property's configurations, and two more
-CONFIGS = {"dfs": ("dfs", {}), **DPOR_RUNS, "stateless keyaware": ("keyaware", {"state_cache": False})}
+# the CI property's configurations, and more: DS2's IRed, DPIRed and DPLiViola (tests/checker/explore/
+# test_ired_soundness.py; dpliviola's histories equal plain DFS's here: the random systems have no keys)
+CONFIGS = {"dfs": ("dfs", {}), **DPOR_RUNS, "stateless keyaware": ("keyaware", {"state_cache": False}),
+           "stateful ired": ("ired", {}), "stateful dpired": ("dpired", {}),
+           "stateless dpired": ("dpired", {"state_cache": False}), "stateful dpliviola": ("dpliviola", {})}
 REDUCED_SECONDS = 60  # a reduced search's budget; one that runs out is reported, not compared
 
 

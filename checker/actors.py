@@ -728,6 +728,17 @@ class System:
             for i in sorted(state.network, key=keys.__getitem__):
                 yield envs[i]
 
+    def network_of(self, envelopes: Iterable[Envelope]) -> Network:
+        """The network (this system's private form) holding ``envelopes``, every copy, in the
+        order :meth:`in_flight` lists them (its inverse): how a state travels to another
+        process by value (:mod:`checker.explore.split`)."""
+        if not self.fifo:
+            return tuple(sorted(self._intern(env) for env in envelopes))
+        channels: dict[tuple[str, str], tuple] = {}
+        for env in envelopes:
+            channels[(env.src, env.dst)] = channels.get((env.src, env.dst), ()) + (env.msg,)
+        return frozenset(channels.items())
+
     def _sort_key(self, env: Envelope) -> tuple:
         key = self._sort_keys.get(env)
         if key is None:

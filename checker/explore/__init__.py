@@ -11,7 +11,9 @@ same property) and returned with its history and the checker's explanation.
 The package: :mod:`~checker.explore.harness` (result types, budgets, progress, the visited set),
 one module per strategy family (:mod:`~checker.explore.tree`: ``dfs``, ``exhaustive``,
 ``delay-bounded``; :mod:`~checker.explore.bfs`: ``bfs``; :mod:`~checker.explore.dpor`: ``dpor``,
-``transdpor``, ``keyaware``; :mod:`~checker.explore.walks`: ``random``, ``pct``),
+``transdpor``, ``keyaware``; :mod:`~checker.explore.ired`: ``ired``, ``dpired``;
+:mod:`~checker.explore.liviola`: ``dpliviola``; :mod:`~checker.explore.walks`: ``random``,
+``pct``; :mod:`~checker.explore.bita`: ``bita``),
 :mod:`~checker.explore.properties` (properties with expectations),
 :mod:`~checker.explore.shrinking`, :mod:`~checker.explore.replay` (replay files), and
 :data:`STRATEGY_TABLE` from name to function.
@@ -42,6 +44,15 @@ Strategies (:data:`STRATEGIES`):
     when their messages touch different keys (:meth:`~checker.actors.Actor.key_of`), or when both
     only read (:meth:`~checker.actors.Actor.read_only`; unordered networks). Distinct histories
     are then distinct per key (the models judge keys independently).
+``ired``
+    TransDPOR with DS2's IRed enabler rule: when a receive that races is enabled by a chain of
+    earlier receives, the backtrack point is the first receive of that chain, where it is enabled
+    in the racing state (:mod:`checker.explore.ired`, which says how it differs from DS2's).
+``dpired``
+    plain DPOR with IRed's enabler rule.
+``dpliviola``
+    DPIRed with the key-aware dependency of ``keyaware`` (DS2's DPLiViola made sound:
+    :mod:`checker.explore.liviola`); distinct histories are distinct per key.
 ``random``
     seeded random walks: each step picks uniformly among enabled events.
 ``pct``
@@ -50,6 +61,13 @@ Strategies (:data:`STRATEGIES`):
 ``delay-bounded``
     delay bounding (Emmi, Qadeer, Rakamaric, POPL 2011) over oldest-message-first: complete (and
     able to say OK) when the bound never cut a choice.
+``bita``
+    coverage-guided scheduling for actor programs (Tasharofi, Pradel, Lin, Johnson, ASE 2013;
+    :mod:`checker.explore.bita`): schedules generated to cover ordering goals between the receives
+    of one actor, under the criterion ``bita_criterion`` (``pr``: pairs of receives, ``pcr``:
+    consecutive ones, ``pbr``: pairs around blocking receives, the replies an actor waits for);
+    seeded, never OK (a bug-finding heuristic); reports the goals found and covered in
+    :attr:`ExploreResult.coverage`.
 
 Reductions (:class:`Reductions`, each its own keyword of :func:`explore`): ``symmetry``
 (protocols declare interchangeable actors), ``state_cache`` (stateful DPOR), ``coarse_clients``
@@ -90,11 +108,18 @@ from collections.abc import Callable
 from typing import Any
 
 from checker.explore.bfs import bfs as _bfs
+from checker.explore.bita import DEFAULT_CRITERION as _DEFAULT_CRITERION
+from checker.explore.bita import bita as _bita
+from checker.explore.bita import check_criterion as _check_criterion
 from checker.explore.dpor import dpor as _dpor
+from checker.explore.ired import dpired as _dpired
+from checker.explore.ired import ired as _ired
+from checker.explore.liviola import dpliviola as _dpliviola
 from checker.explore.harness import (
     OK,
     UNKNOWN,
     VIOLATION,
+    Coverage,
     ExploreError,
     ExploreProgress,
     ExploreResult,
@@ -136,6 +161,7 @@ __all__ = [
     "STRATEGY_TABLE",
     "UNKNOWN",
     "VIOLATION",
+    "Coverage",
     "ExploreError",
     "ExploreProgress",
     "ExploreResult",
@@ -166,13 +192,18 @@ STRATEGY_TABLE: dict[str, Callable[[Run, dict], None]] = {
     "dpor": lambda run, o: _dpor(run, trans=False, keyed=False),
     "transdpor": lambda run, o: _dpor(run, trans=True, keyed=False),
     "keyaware": lambda run, o: _dpor(run, trans=True, keyed=True),
+    "ired": lambda run, o: _ired(run),
+    "dpired": lambda run, o: _dpired(run),
+    "dpliviola": lambda run, o: _dpliviola(run),
     "random": lambda run, o: _random(run, o["seed"]),
     "pct": lambda run, o: _pct(run, o["seed"], o["bug_depth"]),
     "delay-bounded": lambda run, o: _delay_bounded(run, o["delay_bound"]),
+    "bita": lambda run, o: _bita(run, o["seed"], o.get("bita_criterion", _DEFAULT_CRITERION)),
 }
 STRATEGIES = tuple(STRATEGY_TABLE)
-COMPLETE_STRATEGIES = frozenset({"dfs", "bfs", "exhaustive", "dpor", "transdpor", "keyaware"})
-SAMPLING_STRATEGIES = frozenset({"random", "pct"})
+COMPLETE_STRATEGIES = frozenset({"dfs", "bfs", "exhaustive", "dpor", "transdpor", "keyaware", "ired", "dpired",
+                                 "dpliviola"})
+SAMPLING_STRATEGIES = frozenset({"random", "pct", "bita"})
 SHORTEST_STRATEGIES = frozenset({"bfs"})  # their first counterexample is a shortest one: never shrunk
 # property kind -> the strategies that judge it completely (see the module docstring)
 PROPERTY_STRATEGIES: dict[str, frozenset[str]] = {
@@ -194,6 +225,7 @@ def explore(
     seed: int = 0,
     delay_bound: int = 3,
     bug_depth: int = 3,
+    bita_criterion: str = _DEFAULT_CRITERION,
     check_timeout: float | None = 10.0,
     shrink_counterexample: bool = True,
     collect_histories: bool = False,
@@ -216,8 +248,9 @@ def explore(
     shrinking), ``depth`` (steps per schedule; a cut schedule makes the verdict UNKNOWN, and the
     DPOR family sees no races beyond the cut and runs stateless, so it may miss a violation
     within the depth that ``dfs`` or ``exhaustive`` would find). random and pct without a budget
-    get ``max_schedules=1000``. ``seed`` drives random and pct; ``delay_bound`` is
-    delay-bounded's K; ``bug_depth`` is PCT's d. ``check_timeout``: seconds per history check.
+    get ``max_schedules=1000`` (bita too). ``seed`` drives random, pct and bita; ``delay_bound`` is
+    delay-bounded's K; ``bug_depth`` is PCT's d; ``bita_criterion`` is bita's coverage criterion
+    (``pr``, ``pcr`` or ``pbr``; :mod:`checker.explore.bita`). ``check_timeout``: seconds per history check.
     Reductions (see :class:`Reductions`): ``symmetry``, ``state_cache``, ``coarse_clients``,
     ``sleep_sets``, ``local_commutation``.
     ``progress``: called with an :class:`ExploreProgress` snapshot at most every 0.25 s during
@@ -228,12 +261,13 @@ def explore(
     protocol = _protocol_of(protocol, variant, params)
     max_schedules = _checked_arguments(protocol, strategy, max_schedules, max_time, depth, seed, delay_bound,
                                        bug_depth, progress)
+    _check_criterion(bita_criterion)
     reductions = Reductions(symmetry=bool(symmetry), state_cache=bool(state_cache), coarse_clients=bool(coarse_clients),
                             sleep_sets=bool(sleep_sets), local_commutation=bool(local_commutation))
     run = Run(protocol, max_schedules, max_time, depth, check_timeout, stop_on_violation, reductions, progress)
     if max_time is not None:  # the budget started when explore was called (building counts)
         run.deadline = started + max_time
-    options = {"seed": seed, "bug_depth": bug_depth, "delay_bound": delay_bound}
+    options = {"seed": seed, "bug_depth": bug_depth, "delay_bound": delay_bound, "bita_criterion": bita_criterion}
     try:
         with gc_paused():
             STRATEGY_TABLE[strategy](run, options)
@@ -272,6 +306,7 @@ def explore(
         reductions=reductions,
         violations=frozenset(run.violated) if collect_histories else None,
         properties=properties,
+        coverage=None if run.coverage is None else run.coverage.result(),
     )
 
 

@@ -69,7 +69,9 @@ from checker.actors import Actor, Envelope, Event
 from checker.explore.commute import Commutations
 from checker.explore.harness import ExploreError, Run
 
-__all__ = ["Dpor", "Facts", "TraceMasks", "check_effects", "delivery_facts", "dependent", "dpor", "event_facts"]
+__all__ = [
+    "Dpor", "Facts", "TraceMasks", "check_effects", "closed_entry", "delivery_facts", "dependent", "dpor", "event_facts",
+]
 
 
 def _forget(pending: dict, ignored: Sequence[Envelope]) -> list:
@@ -322,6 +324,16 @@ class _Entry:
         self.views: dict = {}  # renaming -> (summary, renamed summary, groups): summary_view's cache
 
 
+def closed_entry(sleep: frozenset, summary: frozenset) -> _Entry:
+    """A state-cache entry of a state explored elsewhere (another process of a split search,
+    :mod:`checker.explore.split`): explored with ``sleep`` asleep, ``summary`` race-checked
+    below it, both in the naming of the key it is stored under."""
+    entry = _Entry(sleep)
+    entry.open = False
+    entry.summary = summary
+    return entry
+
+
 def dpor(run: Run, trans: bool, keyed: bool) -> None:
     """Run DPOR (``trans``: TransDPOR's rule; ``keyed``: key-aware dependency) over ``run``
     (results land in ``run``; raises :class:`~checker.explore.harness.Stop` at a budget).
@@ -377,22 +389,31 @@ class Dpor:
     def search(self) -> None:
         """Explore from the system's initial state until the stack is empty (or a budget stops
         the run: :class:`~checker.explore.harness.Stop` propagates)."""
+        self.begin()
+        frames, advance = self.frames, self.advance
+        while frames:
+            advance()
+
+    def begin(self) -> None:
+        """Open the initial state's frame: on the stack when it has transitions to explore."""
         start = self.system.start()
         pending0 = {(-1, k): env for k, env in enumerate(start.sent)}
         _forget(pending0, start.ignored)
         root = _Frame(start.state, pending0)
         self.visit(root)
-        if not self.open_frame(root):
-            return
-        frames = self.frames
-        frames.append(root)
-        while frames:
-            top = frames[-1]
-            todo = [p for p in top.backtrack if p not in top.done and p not in top.sleep]
-            if todo:
-                self.expand(top, min(todo, key=top.order.__getitem__))  # backtrack points are always enabled here
-            else:
-                self.retreat(top)
+        if self.open_frame(root):
+            self.frames.append(root)
+
+    def advance(self) -> None:
+        """One step of the search loop (the stack is not empty): take the top frame's next
+        backtrack point, or retreat from it when it has none. Between two calls the search is
+        at rest (:mod:`checker.explore.split` hands the open backtrack points out there)."""
+        top = self.frames[-1]
+        todo = [p for p in top.backtrack if p not in top.done and p not in top.sleep]
+        if todo:
+            self.expand(top, min(todo, key=top.order.__getitem__))  # backtrack points are always enabled here
+        else:
+            self.retreat(top)
 
     def retreat(self, top: _Frame) -> None:
         """``top`` is fully explored: pop it, store its summary, undo the step that led to it
@@ -722,22 +743,34 @@ class Dpor:
             E.append(p)
         if mask >> (i + 1):
             self.add_leading(pre, E, mask, i)
-        self.add_backtrack(pre, E, self.trace[i], tp, exact=True)
+        self.add_backtrack(pre, E, self.trace[i], tp, exact=True, first=self.enabler(pre, E, tp, i) if E else None)
 
-    def add_backtrack(self, pre: _Frame, E: list, ti: Facts, tp: Facts, exact: bool) -> None:
+    def enabler(self, pre: _Frame, E: list, tp: Facts, i: int):
+        """The candidate of ``E`` (non-empty) to prefer as the backtrack point at ``pre``
+        (``frames[i]``) for the race of trace entry ``i`` with ``tp``, or None for the default
+        choice (:meth:`add_backtrack`). Here always None; IRed's rule
+        (:mod:`checker.explore.ired`) overrides it. Any member of ``E`` keeps the search
+        sound (every candidate leads to ``tp`` from ``pre``)."""
+        return None
+
+    def add_backtrack(self, pre: _Frame, E: list, ti: Facts, tp: Facts, exact: bool, first=None) -> None:
         """Add a backtrack point at ``pre`` for a race of trace entry ``ti`` with ``tp``, among
         the candidates ``E``: TransDPOR's rule for an ``exact`` race within one transitive
         class (at most one point per frame until it is unfrozen), else one of ``E`` unless one
         already is; with no candidate, every awake enabled transition (the frame is then
-        ``full``)."""
+        ``full``). The point added is ``first`` (a member of ``E``) when given, else ``tp``'s
+        own process when it is a candidate (plain DPOR) or the candidate enabled first at
+        ``pre``."""
         if E:
             if exact and self.trans and _transitive(ti, tp):
-                q = min(E, key=pre.order.__getitem__)
+                q = first if first is not None else min(E, key=pre.order.__getitem__)
                 if q not in pre.backtrack and not pre.frozen:
                     pre.backtrack.add(q)
                     pre.frozen = True
             elif pre.backtrack.isdisjoint(E):
-                pre.backtrack.add(E[0] if E[0] == tp.pid else min(E, key=pre.order.__getitem__))
+                if first is None:
+                    first = E[0] if E[0] == tp.pid else min(E, key=pre.order.__getitem__)
+                pre.backtrack.add(first)
         else:
             pre.backtrack.update(q for q in pre.enabled if q not in pre.sleep)
             pre.full = True

@@ -20,8 +20,8 @@ from packrat_sim import validate
 from packrat_sim.errors import PackratError
 
 __all__ = [
-    "OK", "UNKNOWN", "VIOLATION", "ExploreError", "ExploreProgress", "ExploreResult", "Reductions", "Violation",
-    "key_projection", "verdict_word",
+    "OK", "UNKNOWN", "VIOLATION", "Coverage", "ExploreError", "ExploreProgress", "ExploreResult", "Reductions",
+    "Violation", "key_projection", "verdict_word",
 ]
 
 # Verdicts are the checker's one verdict type: ILLEGAL is what the explorer calls a violation.
@@ -106,6 +106,47 @@ class Violation:
 
 
 @dataclass(frozen=True)
+class Coverage:
+    """The ordering goals of a coverage-guided exploration (``bita``, :mod:`checker.explore.bita`).
+
+    ``criterion``: ``pr``, ``pcr`` or ``pbr``; ``goals``: the ordering goals found (both orders
+    of every pair of receives of one actor that the criterion relates and that a schedule showed
+    to be swappable); ``covered``: the goals some schedule took; ``aimed``: schedules generated
+    to cover one goal not yet covered; ``reached``: those of them that covered it;
+    ``covered_goals``: the covered goals, each ``(first receive, then receive)`` as text, in the
+    order they were found. ``fraction``: covered / goals (None when no goal was found)."""
+
+    criterion: str
+    goals: int
+    covered: int
+    aimed: int = 0
+    reached: int = 0
+    covered_goals: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    @property
+    def fraction(self) -> float | None:
+        return self.covered / self.goals if self.goals else None
+
+    def describe(self) -> str:
+        """One line: the criterion, the goals covered of those found, the schedules aimed."""
+        if not self.goals:
+            return f"{self.criterion}: no ordering goal found (no two receives of one actor could be swapped)"
+        return (f"{self.criterion}: {self.covered} of {self.goals} ordering goals covered ({100 * self.covered / self.goals:.1f}%); "
+                f"{self.aimed} schedules aimed at an uncovered goal, {self.reached} reached it")
+
+    def to_json(self) -> dict:
+        return {
+            "criterion": self.criterion,
+            "goals": self.goals,
+            "covered": self.covered,
+            "coverage": None if self.fraction is None else round(self.fraction, 6),
+            "aimed": self.aimed,
+            "reached": self.reached,
+            "covered_goals": [list(goal) for goal in self.covered_goals],
+        }
+
+
+@dataclass(frozen=True)
 class ExploreResult:
     """What an exploration found.
 
@@ -122,6 +163,8 @@ class ExploreResult:
     with ``collect_histories``; all of them when ``stop_on_violation`` is False).
     ``properties``: one :class:`~checker.explore.properties.PropertyResult` per property the
     protocol declares (held, counterexample, witnessed, never reached or unknown).
+    ``coverage``: the ordering goals ``bita`` found and covered (:class:`Coverage`; None for the
+    other strategies).
     """
 
     verdict: Verdict
@@ -145,6 +188,7 @@ class ExploreResult:
     reductions: Reductions = Reductions()
     violations: frozenset | None = field(default=None, repr=False, compare=False)
     properties: tuple[PropertyResult, ...] = ()
+    coverage: Coverage | None = None
 
     @property
     def ok(self) -> bool:
@@ -186,6 +230,7 @@ class ExploreResult:
             "violation": None if self.violation is None else self.violation.to_json(),
             "counterexample_depth": None if self.violation is None else len(self.violation.schedule),
             "properties": [p.to_json() for p in self.properties],
+            "coverage": None if self.coverage is None else self.coverage.to_json(),
         }
 
 
@@ -260,6 +305,7 @@ class Run:
         self.cut = False  # a path was cut by the depth bound
         self.pct_bound: float | None = None
         self.delay_cut = False  # delay-bounded: the bound cut some choice
+        self.coverage: Any = None  # bita: its goal tracker (a ``result()`` method gives the Coverage)
         self.props = PropertyTracker(self.system, getattr(protocol, "properties", ()))
         self.watching = self.props.watching  # (the undecided state properties: empty, nothing to do)
         self._tick = 0

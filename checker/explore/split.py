@@ -1,6 +1,6 @@
 """Schedule exploration split over workers (any engine of ``packrat_sim.engines`` or ``packrat_sim/engines/ray.py``).
 
-Two ways to divide :func:`checker.explore.explore`'s work:
+Three ways to divide :func:`checker.explore.explore`'s work:
 
 * **Walks** (``random``, ``pct``): independent given their seeds. The split runs ``jobs``
   walk batches, batch k with seed ``seed + k`` and its share of ``max_schedules`` (the
@@ -9,7 +9,22 @@ Two ways to divide :func:`checker.explore.explore`'s work:
   (:func:`walk_jobs` + :func:`run_job` in a loop): schedules and transitions summed,
   distinct histories unioned, the first violation the lowest batch's. (It is *not* the
   single ``explore(seed=S, max_schedules=M)`` run: one seed drives one random stream.)
-* **Subtrees** (``dfs``, ``exhaustive``, ``dpor``, ``transdpor``, ``keyaware``): the driver
+* **Hand-off** (the DPOR family: ``dpor``, ``transdpor``, ``keyaware``, ``ired``, ``dpired``,
+  ``dpliviola``, after a first slice, :func:`handoff_split`): the search first runs whole in
+  this process (:data:`SPLIT_AFTER_S`); a search done by then is the answer. Else the backtrack
+  points still open on its stack are handed to the workers with the frames above them (the
+  steps taken, sleep and backtrack sets), and each worker resumes the search exactly there
+  (:func:`run_handoff`); a race with a step above the point adds a backtrack point there,
+  which the worker reports and the driver hands out in the next round. A job that runs longer
+  than :data:`JOB_SLICE_S` stops at rest and hands its own open points back. The state cache
+  (stateful DPOR: each explored state's sleep set and summary) is shared: the driver's slice
+  and every job write the entries they closed to a store that every worker reads before its
+  next job (entries travel by value and are re-keyed where read: see ``export_entries``).
+  Merged as below; verdict and distinct histories equal the single-process run's (tested on
+  every shipped protocol and variant), and so does the set of schedules of a stateless search
+  (every schedule once). ``states`` is the sum over jobs (a prefix's states count per job).
+* **Subtrees** (``dfs``, ``exhaustive``, and the DPOR family with ``frontier_depth`` or
+  ``split_after_s=0``): the driver
   walks the schedule tree to a frontier depth d (checking invariants on every state and
   judging the histories of schedules that end above d); each distinct frontier state's
   prefix becomes a job that runs the strategy from that state. Merged: schedules and
@@ -34,10 +49,11 @@ The subtree jobs run the explorer's own strategy functions (``STRATEGY_TABLE``) 
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from checker.actors import Event, Outcome, SystemState
@@ -46,14 +62,17 @@ from packrat_sim import validate
 from packrat_sim.errors import PackratError
 
 WALK_STRATEGIES = frozenset({"random", "pct"})
-SUBTREE_STRATEGIES = frozenset({"dfs", "exhaustive", "dpor", "transdpor", "keyaware"})
+SUBTREE_STRATEGIES = frozenset({"dfs", "exhaustive", "dpor", "transdpor", "keyaware", "ired", "dpired", "dpliviola"})
 SPLIT_STRATEGIES = WALK_STRATEGIES | SUBTREE_STRATEGIES
 MAX_FRONTIER_DEPTH = 16
-#: Seconds a subtree split first explores in this process, whole: a search done by then
-#: (complete, or a violation found) is answered as is, never split. Splitting pays only on
-#: long searches: subtrees lose the pruning one search shares across them (DPOR's races,
-#: the visited states), and each worker pays its start-up.
+#: Seconds a dfs/DPOR-family split first explores in this process, whole: a search done by
+#: then (complete, or a violation found) is answered as is, never split. Splitting pays only on
+#: long searches: the workers' start-up, reading the shared state cache, and what two workers
+#: explore at once before either has shared it (benchmarks/explore_split.py) cost seconds.
 SPLIT_AFTER_S = 5.0
+#: Seconds a handed-out DPOR-family job explores before it stops at rest and hands the rest of
+#: its subtree back (so that one big subtree does not leave the other workers idle).
+JOB_SLICE_S = 1.0
 
 
 class SplitError(PackratError):
@@ -107,6 +126,9 @@ class Job:
     seed: int = 0
     schedules: int = 0
     search: str = ""  # the id of the split this job belongs to (per-process sharing, dfs)
+    handoff: Handoff | None = None  # DPOR-family backtrack points handed out (run_handoff)
+    store: str = ""  # hand-off jobs: the directory of the search's shared state cache
+    seconds: float | None = None  # hand-off jobs: stop at rest after this long, hand the rest back
 
 
 @dataclass(frozen=True)
@@ -127,6 +149,9 @@ class JobResult:
     first_violation_at: int | None = None
     pct_bound: float | None = None
     elapsed_s: float = 0.0
+    backtrack: tuple = ()  # hand-off jobs: (path, processes) added above the job's points
+    unstarted: Handoff | None = None  # hand-off jobs stopped at rest: the points not started
+    stack: tuple = ()  # hand-off jobs stopped at rest: their stack (see _stack_of), handed back
 
 
 @dataclass(frozen=True)
@@ -330,6 +355,453 @@ def auto_depth(protocol, strategy: str, workers: int, options: Options = Options
     return frontier(protocol, strategy, MAX_FRONTIER_DEPTH, options)
 
 
+# ------------------------------------------------------------------- DPOR hand-off
+# A DPOR-family search split where it stands: the first slice runs the real search in this
+# process (Dpor.begin, then Dpor.advance until the slice is spent); the backtrack points still
+# open on its stack at that moment are handed to workers, each with the frames above it (the
+# steps taken, sleep and backtrack sets) so a worker resumes exactly where the search would
+# have. A worker explores its point's subtree; a race it finds with a step of the handed-over
+# prefix adds a backtrack point *there*, which it reports instead of exploring: the driver hands
+# it out in the next round (unless it was handed out already). Points of one frame are handed
+# out in a total order, each with the points before it as "explored before" (its sleep set), as
+# one process explores them one after the other (points a job did not start go back with the
+# same "before", so the order stands). Workers keep their state cache and judged histories
+# across the jobs of one search (see _Shared). Why this stays sound is an argument, not a
+# proof (every point DPOR adds is explored by someone, under a sleep set of points ordered
+# before it): the tests compare verdicts, distinct histories and, stateless, the very set of
+# schedules with one process on every shipped protocol, with jobs stopped and handed back.
+
+#: the DPOR-family strategies the hand-off resumes: (IRed's rule, TransDPOR's rule, key-aware)
+DPOR_SEARCHES = {
+    "dpor": (False, False, False), "transdpor": (False, True, False), "keyaware": (False, True, True),
+    "ired": (True, True, False), "dpired": (True, False, False), "dpliviola": (True, False, True),
+}
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """Open backtrack points of one frame of a DPOR-family search, as a job
+    (:func:`run_handoff`): explore processes ``points``, one after the other, from the frame
+    reached by the steps ``taken`` (process ids, from the initial state); ``sleep`` and
+    ``backtrack``: per frame on the way (the last is the points' frame), the sets the search had
+    there; ``before``: the processes explored or handed out at that frame before the first
+    point (they, and the points explored before each point, fall asleep below it where they
+    commute)."""
+
+    taken: tuple
+    sleep: tuple[frozenset, ...]
+    backtrack: tuple[frozenset, ...]
+    before: frozenset
+    points: tuple
+
+
+def dpor_search(run, strategy: str):
+    """The search object (:class:`~checker.explore.dpor.Dpor`, or IRed's) of ``strategy``."""
+    from checker.explore.dpor import Dpor
+    from checker.explore.ired import IRed
+
+    ired, trans, keyed = DPOR_SEARCHES[strategy]
+    return (IRed if ired else Dpor)(run, trans, keyed)
+
+
+def _replay_prefix(search, h: Handoff) -> list:
+    """Rebuild the search's stack down to the point's frame by taking ``h.taken`` from the
+    initial state, with the driver's sleep and backtrack sets on every frame; the frames are
+    then entered in the state cache as on the stack. Returns what to restore in the cache after
+    the job (:func:`_restore`)."""
+    from checker.explore import ExploreError
+
+    stateful, search.stateful = search.stateful, False  # a prefix state is never joined
+    search.begin()
+    frames = search.frames
+    for k, pid in enumerate(h.taken):
+        frames[k].sleep = set(h.sleep[k])
+        search.expand(frames[k], pid)
+        if len(frames) != k + 2:
+            raise ExploreError(f"a handed-out prefix does not replay: step {k} ({pid!r}) leads nowhere")
+    search.stateful = stateful
+    saved = []
+    for k, frame in enumerate(frames):
+        frame.sleep, frame.backtrack, frame.frozen = set(h.sleep[k]), set(h.backtrack[k]), False
+        if stateful:
+            old = search.table.get(frame.key)
+            saved.append((frame.key, old, None if old is None else old.sleep))
+            search.enter(frame)
+    return saved
+
+
+def _restore(table: dict, saved: list) -> None:
+    """Undo :func:`_replay_prefix`'s entries: the prefix states leave the stack."""
+    for key, old, sleep in reversed(saved):
+        if old is None:
+            table.pop(key, None)
+        else:
+            old.open, old.sleep = False, sleep
+
+
+@dataclass
+class _Shared:
+    """What a worker process keeps from job to job of one DPOR-family search: its state cache
+    (a state fully explored by an earlier job is joined, with its summary, as in one process),
+    the shards of the search's store it has read, and the histories it has judged (each
+    distinct history is checked once per process, not once per job)."""
+
+    table: dict = field(default_factory=dict)
+    read: set = field(default_factory=set)
+    checked: dict = field(default_factory=dict)
+
+
+_SHARED: dict[tuple, _Shared] = {}
+
+
+def _shared(job: Job) -> _Shared:
+    key = (job.search, job.protocol, job.strategy, job.options)
+    if key not in _SHARED:
+        _SHARED.clear()  # one search at a time
+        _SHARED[key] = _Shared()
+    return _SHARED[key]
+
+
+# ------------------------------------------------- the state cache shared between processes
+# A state's cache entry (the sleep set it was explored with, and its summary: what was raced
+# below it) is what lets another process join it; a visited mark alone would not (stateful DPOR
+# races the summary against the trace). Entries travel by value: the state with its network as
+# envelopes (interned message ids, and the representative of a symmetric orbit, differ from
+# process to process), rebuilt and re-keyed (System.canonical) where they are read. The store is
+# a directory of shards (pickles) in a private temporary directory: the driver writes the
+# entries of its first slice, each worker a shard per job; a worker reads, before each job, the
+# shards written since its last job. An engine whose workers cannot see the directory (Ray on
+# other machines) just runs without it (each worker's own cache only).
+
+
+def export_entries(search, keys) -> list:
+    """The closed entries of ``keys`` in ``search``'s cache, by value:
+    ``(actors, envelopes, history, used), sleep, summary``."""
+    system, table = search.system, search.table
+    networks: dict = {}  # network -> its envelopes (networks repeat from state to state)
+    sets: dict = {}  # one object per distinct sleep set or summary (pickled once each)
+    out = []
+    for key in keys:
+        entry = table.get(key)
+        if entry is not None and not entry.open:
+            envs = networks.get(key.network)
+            if envs is None:
+                envs = networks[key.network] = tuple(system.in_flight(key))
+            sleep = sets.setdefault(entry.sleep, entry.sleep)
+            summary = sets.setdefault(entry.summary, entry.summary)
+            out.append(((key.actors, envs, key.history, key.used), sleep, summary))
+    return out
+
+
+def import_entries(search, records) -> int:
+    """Add the entries ``records`` (:func:`export_entries`) to ``search``'s cache, re-keyed in
+    this process, except for states it holds already; returns how many were added."""
+    from checker.explore.dpor import closed_entry
+
+    system, table = search.system, search.table
+    added = 0
+    for (actors, envs, history, used), sleep, summary in records:
+        state = SystemState(actors, system.network_of(envs), history, used)
+        key, mapping = system.canonical(state) if search.symmetric else (state, {})
+        if key not in table:
+            table[key] = closed_entry(search.renamed(sleep, mapping), search.renamed(summary, mapping))
+            added += 1
+    return added
+
+
+def _read_store(search, store: str, read: set) -> None:
+    """Import the shards of ``store`` that this process has not read (nothing when the
+    directory is not there)."""
+    import os
+    import pickle
+
+    try:
+        names = sorted(n for n in os.listdir(store) if n.endswith(".shard") and n not in read)
+    except OSError:
+        return
+    for name in names:
+        read.add(name)
+        with open(os.path.join(store, name), "rb") as f:
+            import_entries(search, pickle.load(f))
+
+
+def _write_store(store: str, records: list, read: set) -> None:
+    """Write ``records`` as a new shard of ``store`` (atomically; nothing when the directory
+    is not there or there is nothing to write); this process will not read it back."""
+    import os
+    import pickle
+
+    if not records or not os.path.isdir(store):
+        return
+    name = f"{os.getpid()}-{uuid.uuid4().hex}.shard"
+    tmp = os.path.join(store, name + ".part")
+    with open(tmp, "wb") as f:
+        pickle.dump(records, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, os.path.join(store, name))
+    read.add(name)
+
+
+def run_handoff(job: Job) -> JobResult:
+    """Run one handed-out backtrack point (``job.handoff``) in any process, for at most
+    ``job.seconds`` (then it stops at rest and hands back its stack: ``JobResult.stack``), and
+    report the backtrack points its races add to the prefix frames (``JobResult.backtrack``:
+    (path, processes) per frame). With a state cache it reads the search's store first and
+    adds the entries it closed to it. Pure apart from the clock and the shared cache."""
+    from checker.explore.harness import Stop, gc_paused
+
+    t0 = time.perf_counter()
+    h = job.handoff
+    assert h is not None  # (a hand-off job)
+    protocol = job.protocol.build()
+    run = _new_run(protocol, job.options, job.options.depth)
+    search = dpor_search(run, job.strategy)
+    shared = _shared(job)
+    table = search.table = shared.table if search.stateful else {}
+    run.checked = shared.checked  # (histories judged by this process's earlier jobs are not judged again)
+    judged = len(shared.checked)
+    added: list = []
+    stack: tuple = ()
+    unstarted = None
+    try:
+        with gc_paused():
+            if search.stateful and job.store:
+                _read_store(search, job.store, shared.read)
+            saved = _replay_prefix(search, h)
+            known = len(table)
+            added, stack, unstarted = _explore_points(search, h, None if job.seconds is None else t0 + job.seconds)
+            fresh = _newest(table, known)
+            _restore(table, saved)
+            for frame in search.frames[len(h.taken) + 1:]:  # left on the stack: handed back, not explored here
+                if frame.entry is not None and table.get(frame.key) is frame.entry:
+                    del table[frame.key]
+            if search.stateful and job.store:
+                _write_store(job.store, export_entries(search, fresh), shared.read)
+    except Stop:
+        table.clear()  # states left open on the stack
+    except BaseException:
+        table.clear()
+        raise
+    complete = not run.budget_hit and not run.cut
+    return JobResult(job.order, run.schedules, run.transitions, len(run.seen),
+                     frozenset(_newest(shared.checked, judged)), run.unknown_histories, complete,
+                     run.budget_hit, run.cut, _found(run, ()), run.first_violation_at, None,
+                     time.perf_counter() - t0, backtrack=tuple(added), stack=stack,
+                     unstarted=unstarted)
+
+
+def _newest(table: dict, known: int) -> list:
+    """The keys added to ``table`` after its first ``known`` (in insertion order; read from
+    the end, so the cost is the number of new keys, not the table's size)."""
+    return list(itertools.islice(reversed(table), len(table) - known))[::-1]
+
+
+def _explore_points(search, h: Handoff, end: float | None) -> tuple[list, tuple, Handoff | None]:
+    """Explore ``h.points`` one after the other from the replayed prefix's last frame, down to
+    their ends or until the clock passes ``end`` (then the search stops at rest). Returns the
+    backtrack points the races added to the prefix frames, as (path, processes), the stack left
+    (:func:`_stack_of`: empty when done), and the points not started (None: none)."""
+    frames = search.frames
+    base = len(frames)
+    before = [set(f.backtrack) for f in frames]
+    top = frames[-1]
+    top.done = set(h.before)
+    advance, clock = search.advance, time.perf_counter
+    left = list(h.points)
+    n = 0
+    while left and not (end is not None and n and clock() >= end):
+        search.expand(top, left.pop(0))
+        while len(frames) > base:
+            n += 1
+            if end is not None and not n & 63 and clock() >= end:
+                break
+            advance()
+        if len(frames) > base:
+            break
+        n += 1
+    added = [(h.taken[:k], frozenset(frames[k].backtrack - before[k])) for k in range(base)
+             if frames[k].backtrack - before[k]]
+    stack = _stack_of(search, base) if len(frames) > base else ()
+    unstarted = replace(h, before=frozenset(h.before) | set(h.points[:len(h.points) - len(left)]),
+                        points=tuple(left)) if left else None
+    return added, stack, unstarted
+
+
+@dataclass
+class _Node:
+    """A frame of the search as the driver knows it: its sleep and backtrack sets, what was
+    explored or handed out there, and its enabled processes' order."""
+
+    sleep: frozenset
+    backtrack: set
+    assigned: set
+    order: dict
+
+
+class _Tree:
+    """The frames of a DPOR-family search at rest that have points to hand out, by path (the
+    processes taken from the initial state): the driver's stack after its first slice, and the
+    stacks that jobs stopped at rest hand back."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[tuple, _Node] = {}
+
+    def add(self, taken: Sequence, frames: Sequence[tuple], start: int) -> dict:
+        """Record ``frames`` (``(sleep, backtrack, done, order)``, frame ``start`` first) of the
+        stack reached by ``taken``; returns their open points (path -> processes)."""
+        for k, (sleep, backtrack, done, order) in enumerate(frames, start):
+            self.nodes[tuple(taken[:k])] = _Node(frozenset(sleep), set(backtrack), set(done), order)
+        return {tuple(taken[:k]): set(f[1]) for k, f in enumerate(frames, start)}
+
+    def jobs(self, points: dict, make: Callable[[Handoff], Job]) -> list[Job]:
+        """Jobs for the new points of each frame (``points``: path -> processes): one per frame,
+        deepest frame first, its points in enabled order after everything handed out there
+        before; points asleep or handed out already are dropped."""
+        out = []
+        for path in sorted(points, key=len, reverse=True):
+            node = self.nodes[path]
+            fresh = sorted((p for p in points[path] if p in node.order and p not in node.assigned
+                            and p not in node.sleep), key=node.order.__getitem__)
+            if not fresh:
+                continue
+            node.backtrack |= set(fresh)
+            above = [self.nodes[path[:k]] for k in range(len(path) + 1)]
+            out.append(make(Handoff(path, tuple(n.sleep for n in above),
+                                    tuple(frozenset(n.backtrack | n.assigned) for n in above),
+                                    frozenset(node.assigned), tuple(fresh))))
+            node.assigned.update(fresh)
+        return out
+
+
+def _stack_of(search, start: int) -> tuple[tuple, tuple]:
+    """The search's stack at rest from frame ``start`` on: (the processes taken from the
+    initial state, per frame ``(sleep, backtrack, done, order)``)."""
+    frames = search.frames[start:]
+    return (tuple(t.pid for t in search.trace),
+            tuple((frozenset(f.sleep), frozenset(f.backtrack), frozenset(f.done), f.order) for f in frames))
+
+
+def dpor_slice(built, strategy: str, options: Options, seconds: float | None, steps: int | None = None):
+    """Run the DPOR-family ``strategy`` on ``built`` in this process for ``seconds`` (or
+    ``steps`` steps of its loop, for tests): returns ``(search, part)``, the search at rest
+    (its stack empty when it finished, or a violation or the budget stopped it: ``part.found``,
+    ``part.budget_hit``) and what it found so far (a :class:`JobResult` with order -1)."""
+    from checker.explore.harness import Stop, gc_paused
+
+    t0 = time.perf_counter()
+    run = _new_run(built, options, options.depth)
+    search = dpor_search(run, strategy)
+    end = None if seconds is None else t0 + seconds
+    n = 0
+    try:
+        with gc_paused():
+            search.begin()
+            frames, advance, clock = search.frames, search.advance, time.perf_counter
+            while frames:
+                n += 1
+                if (steps is not None and n > steps) or (end is not None and not n & 63 and clock() >= end):
+                    break
+                advance()
+    except Stop:
+        pass
+    part = JobResult(-1, run.schedules, run.transitions, len(run.seen), frozenset(run.checked),
+                     run.unknown_histories, not run.budget_hit and not run.cut, run.budget_hit, run.cut,
+                     _found(run, ()), run.first_violation_at, None, time.perf_counter() - t0)
+    return search, part
+
+
+def handoff_split(ref: ProtocolRef, strategy: str, engine: Any, options: Options, *, seconds: float | None,
+                  steps: int | None = None, progress: Callable[[int, int], None] | None = None,
+                  job_seconds: float | None = JOB_SLICE_S, workers: int | None = None, tracker: list | None = None):
+    """A DPOR-family search resumed over ``engine``'s workers after a first slice here
+    (:func:`dpor_slice`): ``(parts, failures, jobs, rounds)``; the parts (the slice's, order
+    -1, then one per job) merge into the result (:func:`merge`). Rounds: the open points of the
+    stack, then the points the jobs of each round reported, until none is new; a round after a
+    violation is not started. ``tracker``: a list the first slice's property tracker is
+    appended to (its :meth:`~checker.explore.properties.PropertyTracker.results`)."""
+    built = ref.build()
+    search, above = dpor_slice(built, strategy, options, seconds, steps)
+    if tracker is not None:
+        tracker.append(search.run.props)
+    parts: list[JobResult] = [above]
+    failures: list[str] = []
+    if not search.frames or above.found is not None or above.budget_hit:
+        return parts, failures, 0, 0
+    import shutil
+    import tempfile
+
+    store = tempfile.mkdtemp(prefix="packrat-explore-split-") if search.stateful else ""
+    try:
+        if store:
+            _write_store(store, export_entries(search, list(search.table)), set())
+        jobs, rounds = _run_rounds(ref, strategy, engine, options, search, store, parts, failures, progress,
+                                   job_seconds, workers or int(getattr(engine, "workers", 1) or 1))
+    finally:
+        if store:
+            shutil.rmtree(store, ignore_errors=True)
+    return parts, failures, jobs, rounds
+
+
+def _run_rounds(ref: ProtocolRef, strategy: str, engine: Any, options: Options, search, store: str,
+                parts: list, failures: list, progress: Callable[[int, int], None] | None,
+                job_seconds: float | None, workers: int) -> tuple[int, int]:
+    """:func:`handoff_split`'s rounds over ``engine``, from ``search`` at rest: appends to
+    ``parts`` and ``failures``; returns (jobs, rounds)."""
+    ident = uuid.uuid4().hex
+    count = [0]
+
+    def make(h: Handoff) -> Job:
+        count[0] += 1
+        return Job(count[0], ref, strategy, options, search=ident, handoff=h, store=store, seconds=job_seconds)
+
+    tree = _Tree()
+    todo = _spread(tree.jobs(tree.add(*_stack_of(search, 0), 0), make), workers, make)
+    done, rounds = 0, 0
+    while todo:
+        rounds += 1
+        reported: dict = {}
+        resumed: list[Job] = []
+        for outcome in engine.map(run_handoff, todo):
+            done += 1
+            if outcome.ok:
+                part = outcome.value
+                parts.append(part)
+                if part.stack:
+                    taken, frames = part.stack
+                    start = len(taken) + 1 - len(frames)
+                    for path, points in tree.add(taken, frames, start).items():
+                        reported.setdefault(path, set()).update(points)
+                for path, points in part.backtrack:
+                    reported.setdefault(path, set()).update(points)
+                if part.unstarted is not None:  # handed out again as they were (their order stands)
+                    resumed.append(make(part.unstarted))
+            else:
+                failures.append(f"job {todo[outcome.index].order}: {outcome.error}")
+            if progress is not None:
+                progress(done, count[0])
+        if failures or any(p.found is not None for p in parts):
+            break
+        todo = _spread(resumed + tree.jobs(reported, make), workers, make)
+    return count[0], rounds
+
+
+def _spread(todo: list[Job], workers: int, make: Callable[[Handoff], Job]) -> list[Job]:
+    """A round's jobs, with enough for every worker: a job of several points gives its later
+    half to a new job (after the earlier half: the same order) until there are two jobs per
+    worker or no job has two points; a round still short of that runs with short slices
+    (:data:`JOB_SLICE_S` / 8), so that the stacks come back soon, to be shared out."""
+    todo = list(todo)
+    while 0 < len(todo) < 2 * workers:
+        big = max(range(len(todo)), key=lambda i: len(todo[i].handoff.points))  # type: ignore[union-attr]
+        h = todo[big].handoff
+        assert h is not None  # (hand-off jobs)
+        if len(h.points) < 2:
+            return [replace(job, seconds=None if job.seconds is None else job.seconds / 8) for job in todo]
+        k = len(h.points) // 2
+        todo[big] = replace(todo[big], handoff=replace(h, points=h.points[:k]))
+        todo.append(make(replace(h, before=h.before | set(h.points[:k]), points=h.points[k:])))
+    return todo
+
+
 # ------------------------------------------------------------------------- merge
 
 
@@ -402,6 +874,23 @@ def first_slice(built, strategy: str, options: Options, seconds: float, shrink: 
     return result if result.complete or result.violation is not None else None
 
 
+def _handed_off(ref: ProtocolRef, strategy: str, engine: Any, options: Options, seconds: float, workers: int,
+                shrink: bool, progress: Callable[[int, int], None] | None, t0: float) -> SplitResult:
+    """:func:`explore_split` of a DPOR-family search: :func:`handoff_split`, merged."""
+    from checker.explore import PROPERTY_STRATEGIES
+
+    tracker: list = []
+    parts, failures, count, _ = handoff_split(ref, strategy, engine, options, seconds=seconds, progress=progress,
+                                              workers=workers, tracker=tracker)
+    result = merge(ref.build(), strategy, parts, seed=None, elapsed_s=time.perf_counter() - t0, options=options,
+                   failures=failures, shrink=shrink)
+    # the properties as the first slice saw them (witnesses and counterexamples found there; the
+    # DPOR family judges no property kind completely, so the rest are unknown, as in one process)
+    result = replace(result, properties=tracker[0].results(strategy, result.complete, result.reason,
+                                                           PROPERTY_STRATEGIES))
+    return SplitResult(result, count, None, workers, getattr(engine, "name", type(engine).__name__), tuple(failures))
+
+
 def explore_split(
     protocol: str,
     strategy: str,
@@ -422,10 +911,11 @@ def explore_split(
     """Explore ``protocol`` (registry name) with ``strategy`` split over ``engine``'s workers.
 
     Walks: ``jobs`` batches (default 4 per worker) sharing ``max_schedules`` (default 1000).
-    Subtrees: first the whole search in this process for ``split_after_s`` seconds
-    (:func:`first_slice`; 0: split at once): done by then, it is the answer (``jobs`` 0), else
-    the frontier at ``frontier_depth`` (default: :func:`auto_depth`). ``progress(done,
-    total)`` is called as jobs finish. A job whose worker died twice, or that raised, makes the
+    The DPOR family (without ``frontier_depth``): :func:`handoff_split` after ``split_after_s``
+    seconds (0: the subtree split below). Subtrees: first the whole search in this process for
+    ``split_after_s`` seconds (:func:`first_slice`; 0: split at once): done by then, it is the
+    answer (``jobs`` 0), else the frontier at ``frontier_depth`` (default: :func:`auto_depth`).
+    ``progress(done, total)`` is called as jobs finish (a hand-off's total grows by rounds). A job whose worker died twice, or that raised, makes the
     verdict UNKNOWN (never OK) unless another job found a violation.
     """
     from checker.explore import ExploreError
@@ -447,6 +937,8 @@ def explore_split(
             raise SplitError("a subtree split has no global schedule budget; use max_time (per job)")
         if options.depth is not None and frontier_depth is not None and frontier_depth >= options.depth:
             raise SplitError(f"frontier depth {frontier_depth} must be below the depth bound {options.depth}")
+        if strategy in DPOR_SEARCHES and split_after_s > 0 and frontier_depth is None:
+            return _handed_off(ref, strategy, engine, options, split_after_s, workers, shrink, progress, t0)
         whole = first_slice(built, strategy, options, split_after_s, shrink) if split_after_s > 0 else None
         if whole is not None:
             return SplitResult(replace(whole, elapsed_s=time.perf_counter() - t0), 0, None, workers,

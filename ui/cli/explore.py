@@ -108,6 +108,8 @@ def format_result(result, protocol, replay_file: str | None) -> str:
     if result.pct_bound is not None:
         stats += f"; PCT bound per run >= {result.pct_bound:.3g}"
     lines = [f"protocol   {head}", f"explored   {stats}"]
+    if result.coverage is not None:  # bita: the ordering goals it found and covered
+        lines.append(f"coverage   {result.coverage.describe()}")
     from checker.explore import OK, UNKNOWN
 
     if result.verdict == OK:
@@ -281,13 +283,14 @@ def list_lines() -> list[str]:
 def explore_cmd(
     protocol: str | None = typer.Option(None, "--protocol", help="Protocol to explore: reconfig or register (see --list)."),
     variant: str | None = typer.Option(None, "--variant", help="Variant of the protocol (default: its correct one; see --list)."),
-    strategy: str = typer.Option("dpor", "--strategy", help="dfs | bfs | exhaustive | dpor | transdpor | keyaware | random | pct | delay-bounded (bfs: the first counterexample is a shortest one; bfs and exhaustive also judge eventually properties)."),
+    strategy: str = typer.Option("dpor", "--strategy", help="dfs | bfs | exhaustive | dpor | transdpor | keyaware | ired | dpired | dpliviola | random | pct | delay-bounded | bita (bfs: the first counterexample is a shortest one; bfs and exhaustive also judge eventually properties)."),
     max_schedules: int | None = typer.Option(None, "--max-schedules", help="Stop after N schedules (UNKNOWN unless a violation was found)."),
     max_time: float | None = typer.Option(None, "--max-time", help="Stop after S seconds (UNKNOWN unless a violation was found)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of random and pct."),
-    depth: int | None = typer.Option(None, "--depth", help="Cut schedules after D steps (the result is then UNKNOWN unless a violation was found; dpor, transdpor and keyaware see no races past the cut: use dfs to search every schedule up to D)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of random, pct and bita."),
+    depth: int | None = typer.Option(None, "--depth", help="Cut schedules after D steps (the result is then UNKNOWN unless a violation was found; the DPOR family (dpor, transdpor, keyaware, ired, dpired, dpliviola) sees no races past the cut: use dfs to search every schedule up to D)."),
     delay_bound: int = typer.Option(3, "--delay-bound", help="delay-bounded: at most K deviations from the oldest-message-first schedule."),
     bug_depth: int = typer.Option(3, "--bug-depth", help="pct: the bug depth d (d - 1 priority change points)."),
+    bita_criterion: str = typer.Option("pr", "--bita-criterion", help="bita: the ordering goals to cover between the receives of one actor: pr (pairs of receives), pcr (consecutive pairs), pbr (pairs around blocking receives: the replies an actor waits for). The goals found and covered are reported."),
     param: list[str] = typer.Option([], "--param", help="Protocol parameter NAME=VALUE (repeatable), e.g. --param replicas=3."),
     replay: str | None = typer.Option(None, "--replay", help="Replay a schedule file step by step instead of exploring; exit 1 when the violation it records recurs (or another one occurs), 3 when the recorded violation does not recur and nothing else breaks, 0 when a file recording no violation replays without one."),
     out_replay: str | None = typer.Option(None, "--out-replay", help="Where to write the replay file of a violation (default: a new temporary directory, named on stderr; never the current directory unasked)."),
@@ -300,8 +303,8 @@ def explore_cmd(
     no_shrink: bool = typer.Option(False, "--no-shrink", help="Show the violating schedule as found, without shrinking it."),
     list_: bool = typer.Option(False, "--list", help="List protocols, variants, parameters and strategies."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
-    workers: int | None = typer.Option(None, "--workers", help="Split the exploration over N workers: random/pct by seed, dfs and the dpor family by subtrees below a frontier (see docs/scale.md). A dfs/dpor-family search first runs whole in this process for --split-after seconds and is split only when it is not done by then: subtrees lose the pruning one search shares across them and each worker pays its start-up, so splitting pays only on searches of tens of seconds or more."),
-    split_after: float = typer.Option(5.0, "--split-after", help="With --workers, dfs/dpor family: seconds the search first runs whole in this process before it is split (0: split at once)."),
+    workers: int | None = typer.Option(None, "--workers", help="Split the exploration over N workers: random/pct by seed; dfs by subtrees below a frontier; the dpor family resumed where it stands (see docs/scale.md). A dfs/dpor-family search first runs whole in this process for --split-after seconds and only a search not done by then is split: the dpor family then hands the open backtrack points of its stack and its state cache to the workers, so nothing is explored twice, but each worker pays its start-up and reads the cache the others share, and the split runs in rounds. So splitting pays little on 2 cores: measured here (benchmarks/explore_split.py, medians of 3, load average about 1.3), --workers 2 took 20.6 s against 22.1 s in one process (1.07x) on reconfig with clients=2 instances=2 batches=4; every shipped protocol at its defaults was done within the first slice (0.87-0.95x one process's time); the ABD register, split when a load average of 4-5 slowed it past the slice, took 1.31x."),
+    split_after: float = typer.Option(5.0, "--split-after", help="With --workers, dfs/dpor family: seconds the search first runs whole in this process before it is split; a search done by then costs what one process costs (0: split at once, by subtrees below a frontier, which explores much of the search several times)."),
     engine: str = typer.Option("local", "--engine", help="With --workers: local (process pool) or ray."),
     ray_address: str | None = typer.Option(None, "--ray-address", help="With --engine ray: auto or HOST:PORT (default: a local Ray instance)."),
     frontier_depth: int | None = typer.Option(None, "--frontier-depth", help="With --workers, dfs/dpor family: split the schedule tree at this depth (default: automatic)."),
@@ -340,7 +343,8 @@ def explore_cmd(
         bar, on_progress = _explore_bar(show)
         with bar:
             proto, result = run_explore(protocol, variant, strategy, params, delay_bound=delay_bound,
-                                        progress=on_progress if show else None, **limits)
+                                        bita_criterion=bita_criterion, progress=on_progress if show else None,
+                                        **limits)
     replay_file, warning = _save_violation(result, proto, out_replay, strategy, seed)
     _print_result(result, proto, replay_file, as_json)
     if warning:
