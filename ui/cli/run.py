@@ -371,7 +371,7 @@ def register(app: typer.Typer) -> None:
         jit: bool = typer.Option(False, "--jit", help="Trace and freeze the model with TorchScript."),
         progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress of a quick profile on stderr (default: only on a terminal)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object and nothing else."),
-        load_spec: str | None = typer.Option(None, "--load", help=f"Serve a changing load with online reconfiguration, in the workload grammar of `packrat simulate` (the same load means the same there): e.g. closed:8@20s,32@20s (closed loop: batches of 8 for 20 s, then of 32) or steps:50/s@10s,400/s@10s (open loop: requests per second); see {LOAD_DOCS}. {WORKLOAD_HELP}"),
+        load_spec: str | None = typer.Option(None, "--load", help=f"Serve a changing load with online reconfiguration (see {LOAD_DOCS}); the same spec means the same load in `packrat simulate`. {WORKLOAD_HELP}"),
         history_path: str | None = typer.Option(None, "--history", help="With --load: write the packrat.history/1 log to FILE."),
         check_history: bool = typer.Option(False, "--check", help="With --load: check the history with the serving model (exit 1 if not linearizable)."),
         policy: str = typer.Option("packrat", "--policy", help="With --load: packrat[:KEY=VALUE,...] (the policy `packrat simulate` uses, e.g. packrat:payback_ms=5000,confirmations=3; keys in README.md, \"The policy\") or packrat-ewma (the paper's estimator)."),

@@ -37,7 +37,7 @@ def test_a_rate_in_a_closed_loop_is_one_error_line_pointing_at_the_open_loop_spe
 def test_run_load_help_names_the_two_spellings_and_the_shared_grammar(cli):
     code, out, _ = cli("run", "--help")
     text = " ".join(out.split())
-    assert code == 0 and "closed:8@20s,32@20s" in text and "steps:50/s@10s" in text
+    assert code == 0 and "closed:8@20s,32@20s" in text and "steps:8/s@20s,32/s@20s" in text
     assert "B:DURATION" not in text
 
 
