@@ -170,7 +170,7 @@ def kind_spec(text):
 
 def test_a_kind_spec_gives_its_kind_options_and_bare_items():
     assert kind_spec(" Poisson:Rate=40/s, duration=60s") == ("poisson", {"rate": "40/s", "duration": "60s"}, ())
-    assert kind_spec("steps:8/s@20s,32/s@20s,max_batch=8") == ("steps", {"max_batch": "8"}, ("8@20s", "32@20s"))
+    assert kind_spec("steps:8/s@20s,32/s@20s,max_batch=8") == ("steps", {"max_batch": "8"}, ("8/s@20s", "32/s@20s"))
     assert kind_spec("steps:") == ("steps", {}, ())
     # a leading file path may hold '=' unless its key is one of the kind's
     assert kind_spec("trace:a=b.csv,unit=ms") == ("trace", {"unit": "ms"}, ("a=b.csv",))
