@@ -477,9 +477,11 @@ READERS: tuple[Reader, ...] = (
 
 
 @contextlib.contextmanager
-def _alarm(seconds: float) -> Iterator[None]:
+def alarm(seconds: float, error: Callable[[], BaseException] = Hang) -> Iterator[None]:
+    """Raise ``error()`` in this (main) thread when the block runs longer than ``seconds``: a
+    blocked open() of a FIFO or a runaway parse is interrupted by SIGALRM."""
     def fire(signum, frame):
-        raise Hang()
+        raise error()
 
     old = signal.signal(signal.SIGALRM, fire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -495,7 +497,7 @@ def classify(reader: Reader, path: Path, timeout_s: float) -> tuple[str, str]:
     from packrat_sim.errors import PackratError
 
     try:
-        with _alarm(timeout_s):
+        with alarm(timeout_s):
             reader.read(path)
     except Hang:
         return "hang", f"still running after {timeout_s:g} s"

@@ -4,34 +4,22 @@ and CSV rows of the header's width."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import threading
 
 import pytest
 
 from packrat_sim.errors import PackratError
+from tests.reader_fuzz_helpers import alarm
 
 # ------------------------------------------------------------------------------ helpers
 
 
-@contextlib.contextmanager
 def deadline(seconds: float = 10.0):
     """Fail (instead of hanging the suite) when the block runs longer than ``seconds``: a blocked
     open() of a FIFO is interrupted by the alarm."""
-
-    def fire(signum, frame):
-        raise TimeoutError(f"still running after {seconds} s (a FIFO opened?)")
-
-    old = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+    return alarm(seconds, lambda: TimeoutError(f"still running after {seconds} s (a FIFO opened?)"))
 
 
 def fifo(tmp_path, name="pipe"):

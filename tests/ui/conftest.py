@@ -146,10 +146,23 @@ def no_errors(at) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
+def small_sweep(at, *, profile: str = "builtin:cnn-4", cores: str = "4",
+                workload: str = "poisson:rate=100..200/100,duration=1s,max_batch=8",
+                policies: tuple[str, ...] = ("packrat", "fat"), seeds: str = "0"):
+    """Fill the Sweep page's grid (by default the small one the sweep tests run: cnn-4 on 4
+    cores, two Poisson rates, packrat and fat, seed 0); returns ``at`` (not yet re-run)."""
+    at.text_input(key="sweep.profile").set_value(profile)
+    at.text_input(key="sweep.cores").set_value(cores)
+    at.text_input(key="sweep.workload").set_value(workload)
+    at.multiselect(key="sweep.policies").set_value(list(policies))
+    at.text_input(key="sweep.seeds").set_value(seeds)
+    return at
+
+
 @pytest.fixture
 def h():
     """The helpers above, as a fixture (test modules do not import conftest)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(goto=goto, history=history, chart=chart, frame=frame, metrics=metrics, texts=texts, no_errors=no_errors,
+    return SimpleNamespace(goto=goto, history=history, chart=chart, frame=frame, metrics=metrics, texts=texts, no_errors=no_errors, small_sweep=small_sweep,
                            FIXTURES=FIXTURES, ROOT=ROOT, APP=APP)

@@ -86,12 +86,8 @@ def test_the_simulator_warns_without_corun_data_and_says_calibrated_with_it(open
 
 @pytest.mark.slow
 def test_the_sweep_page_names_the_profiles_run_without_corun_data(open_page, h):
-    at = open_page("sweep")
-    at.text_input(key="sweep.profile").set_value("builtin:cnn-4,builtin:cnn-4+interference")
-    at.text_input(key="sweep.cores").set_value("4")
-    at.text_input(key="sweep.workload").set_value("poisson:rate=100,duration=1s,max_batch=8")
-    at.multiselect(key="sweep.policies").set_value(["thin"])
-    at.text_input(key="sweep.seeds").set_value("0")
+    at = h.small_sweep(open_page("sweep"), profile="builtin:cnn-4,builtin:cnn-4+interference",
+                       workload="poisson:rate=100,duration=1s,max_batch=8", policies=("thin",))
     at.run()
     at.button(key="sweep.run").click().run()
     h.no_errors(at)

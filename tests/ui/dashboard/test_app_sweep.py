@@ -14,14 +14,8 @@ AXES = ["profile=builtin:cnn-4", "cores=4", "workload=poisson:rate=100..200/100,
 
 
 @pytest.fixture
-def sweep_page(open_page):
-    at = open_page("sweep")
-    at.text_input(key="sweep.profile").set_value("builtin:cnn-4")
-    at.text_input(key="sweep.cores").set_value("4")
-    at.text_input(key="sweep.workload").set_value("poisson:rate=100..200/100,duration=1s,max_batch=8")
-    at.multiselect(key="sweep.policies").set_value(["packrat", "fat"])
-    at.text_input(key="sweep.seeds").set_value("0")
-    return at.run()
+def sweep_page(open_page, h):
+    return h.small_sweep(open_page("sweep")).run()
 
 
 def test_the_page_counts_the_runs_of_the_grid_and_shows_the_equivalent_command(sweep_page, h):

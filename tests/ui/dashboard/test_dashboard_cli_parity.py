@@ -202,12 +202,7 @@ def test_history_check_box_gives_the_same_verdict(open_page, h, cli, tmp_path, m
 
 @pytest.mark.slow
 def test_sweep_box_reproduces_the_table(open_page, h, cli, tmp_path):
-    at = open_page("sweep")
-    at.text_input(key="sweep.profile").set_value("builtin:cnn-4")
-    at.text_input(key="sweep.cores").set_value("4")
-    at.text_input(key="sweep.workload").set_value("poisson:rate=100..200/100,duration=1s,max_batch=8")
-    at.multiselect(key="sweep.policies").set_value(["packrat", "fat"])
-    at.text_input(key="sweep.seeds").set_value("0")
+    at = h.small_sweep(open_page("sweep"))
     at.number_input(key="sweep.workers").set_value(1)
     at.run()
     at.button(key="sweep.run").click().run()

@@ -65,12 +65,8 @@ def test_simulator_hides_the_old_results_when_seed_or_workload_change(open_page,
 
 @pytest.mark.slow
 def test_sweep_hides_the_old_grid_when_the_cores_change(open_page, h):
-    at = open_page("sweep")
-    at.text_input(key="sweep.profile").set_value("builtin:cnn-4")
-    at.text_input(key="sweep.cores").set_value("2")
-    at.text_input(key="sweep.workload").set_value("poisson:rate=100,duration=1s,max_batch=8")
-    at.multiselect(key="sweep.policies").set_value(["fat"])
-    at.text_input(key="sweep.seeds").set_value("0")
+    at = h.small_sweep(open_page("sweep"), cores="2", workload="poisson:rate=100,duration=1s,max_batch=8",
+                       policies=("fat",))
     at.number_input(key="sweep.workers").set_value(1)
     at.run()
     at.button(key="sweep.run").click().run()
