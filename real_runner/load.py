@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import signal
 import sys
@@ -46,9 +45,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from checker.history import History
-from checker.history import to_json as history_to_json
-from packrat_sim.files import OutputPathError, write_text
+from checker.history import History, write_history
+from packrat_sim.files import OutputPathError
 from packrat_sim.estimator import EstimatorConfig
 from packrat_sim.optimizer import OptimizerOptions, optimize
 from packrat_sim.plan import Plan, parse_compact
@@ -57,7 +55,7 @@ from packrat_sim.predictor import corun
 from packrat_sim.profile import Profile
 from real_runner.conditions import ConditionsProbe, measurement_note
 from real_runner.models import get_spec, require_batch_memory
-from real_runner.serving import LoadError, LoadSpec, ServingInterrupted, parse_load, serve_load
+from real_runner.serving import LoadError, LoadSpec, ServingInterrupted, parse_load, serve_load, signal_name
 from real_runner.topology import Topology, TopologyError, detect, format_cpus
 
 #: The policies that can steer a load (the others, fat and thin, never reconfigure).
@@ -196,11 +194,8 @@ def write_load_history(history: History, path: str, *, incomplete: str | None = 
     ``"incomplete_reason"`` (readers of the format ignore keys they do not know, and the
     operations still in flight are pending ones, which a linearizability check accepts).
     Raises OutputPathError naming the path."""
-    obj = history_to_json(history)
-    if incomplete is not None:
-        obj["incomplete"] = True
-        obj["incomplete_reason"] = incomplete
-    write_text(path, json.dumps(obj, indent=None, separators=(",", ":")) + "\n", "history")
+    extra = None if incomplete is None else {"incomplete": True, "incomplete_reason": incomplete}
+    write_history(history, path, extra=extra)
 
 
 class _Terminated(KeyboardInterrupt):
@@ -282,7 +277,7 @@ def _keep_interrupted_history(history: History | None, signum: int, history_path
     """Write the history of an interrupted load (when a path was given) and say so."""
     if not history_path or history is None:
         return
-    name = signal.Signals(signum).name if signum in signal.valid_signals() else f"signal {signum}"
+    name = signal_name(signum)
     pending = sum(1 for op in history if op.ret is None)
     reason = (f"interrupted by {name}; {len(history)} operations recorded until then, "
               f"{pending} of them still in flight (pending)")

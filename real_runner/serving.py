@@ -117,12 +117,12 @@ class ServingInterrupted(KeyboardInterrupt):
     (:meth:`ServingRuntime.history` with ``pending``); ``signum``: the signal."""
 
     def __init__(self, signum: int, report: dict) -> None:
-        super().__init__(f"serving interrupted by {_signal_name(signum)}")
+        super().__init__(f"serving interrupted by {signal_name(signum)}")
         self.signum = signum
         self.report = report
 
 
-def _signal_name(signum: int) -> str:
+def signal_name(signum: int) -> str:
     try:
         return signal.Signals(signum).name
     except ValueError:
@@ -937,8 +937,9 @@ def _drive(rt: ServingRuntime, load: LoadSpec, *, seed: int, window_s: float, ru
     finally:
         stop.set()
         rt.close()
-    report = summarize(rt, window_s=window_s)
-    report["request_latency_ms"] = _stats(req_lat) if req_lat else _request_stats(rt)
+    cols = rt.columns()  # the spool read back once, for the summary and the request latencies
+    report = summarize(rt, window_s=window_s, cols=cols)
+    report["request_latency_ms"] = _stats(req_lat) if req_lat else _request_stats(cols)
     report.update(fields)
     report["idle_skipped_s"] = float(sum(skipped))
     report["history"] = rt.history(pending=interrupted is not None)
@@ -1072,10 +1073,9 @@ def _stats(xs) -> dict | None:
             "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max())}
 
 
-def _request_stats(rt: ServingRuntime) -> dict | None:
-    """Request latency of a closed loop (ms): every request of a batch waits for its whole
-    batch, so each answered batch counts once per input."""
-    cols = rt.columns()
+def _request_stats(cols: BatchColumns) -> dict | None:
+    """Request latency of a closed loop (ms) from the batches' columns: every request of a
+    batch waits for its whole batch, so each answered batch counts once per input."""
     done = cols.answered
     if not done.any():
         return None
@@ -1111,12 +1111,14 @@ def _switch_windows(recs: list[ReconfigRecord], ret_ns: np.ndarray, ms: np.ndarr
     return out
 
 
-def summarize(rt: ServingRuntime, window_s: float = 3.0) -> dict:
+def summarize(rt: ServingRuntime, window_s: float = 3.0, cols: BatchColumns | None = None) -> dict:
     """Counts (batches sent / answered / failed / answered twice, the last from the history),
     faults, every reconfiguration with batch latency before (``window_s`` before its call),
     during (answered between call and switch) and after (``window_s`` after the switch),
-    and every switch that took effect (:func:`_switch_windows`)."""
-    cols = rt.columns()
+    and every switch that took effect (:func:`_switch_windows`). ``cols``: the runtime's
+    :meth:`~ServingRuntime.columns` when the caller has read them already (the spool is read
+    back once)."""
+    cols = rt.columns() if cols is None else cols
     done = cols.answered
     ret_ns, ms = cols.ret_ns[done], cols.latency_ms[done]
     w = int(window_s * 1e9)

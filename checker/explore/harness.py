@@ -3,8 +3,6 @@ invariant and history checks (shared by every strategy module)."""
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import math
 import time
@@ -15,6 +13,7 @@ from typing import Any
 from checker.actors import Event, SystemState, event_to_json, history_of
 from checker.explore.properties import PropertyResult, PropertyTracker
 from checker.history import History
+from checker.history import gc_paused as gc_paused  # re-exported: the explorer's modules take it from here
 from checker.linearizability import Verdict, check
 from packrat_sim import validate
 from packrat_sim.errors import PackratError
@@ -252,25 +251,6 @@ class Found:
 
 
 PROGRESS_INTERVAL_S = 0.25
-
-
-@contextlib.contextmanager
-def gc_paused():
-    """Pause Python's cyclic garbage collector for the duration of a search; its previous state
-    is restored afterwards, also on errors and Ctrl-C.
-
-    A search allocates millions of small tuples while its visited set grows, and the collector's
-    passes over that growing heap cost a quarter to a third of the search (the ABD register
-    proof: about 10 s with it, 6-7.5 s without). Reference counting still frees everything a
-    search drops: its states, events and frames are tuples, lists and dicts that refer only to
-    values made before them, so they form no cycles for the collector to find."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 class Run:

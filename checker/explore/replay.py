@@ -12,6 +12,7 @@ from checker.actors import ActorError, Event, SystemState, event_from_json, even
 from checker.explore.harness import OK, UNKNOWN, VIOLATION, ExploreError, Violation
 from checker.history import History
 from checker.linearizability import Verdict, check
+from checker.linearizability.partition import brief
 
 __all__ = ["REPLAY_SCHEMA", "ReplayResult", "ReplayStep", "read_replay", "replay", "replay_json", "write_replay"]
 
@@ -162,10 +163,10 @@ def read_replay(path: str | Path):
     if not isinstance(obj, dict):
         raise ExploreError(f"replay file {name!r} must hold a JSON object")
     if obj.get("schema") != REPLAY_SCHEMA:
-        raise ExploreError(f"replay file {name!r} has schema {_brief(obj.get('schema'))}; this version reads {REPLAY_SCHEMA!r}")
+        raise ExploreError(f"replay file {name!r} has schema {brief(obj.get('schema'))}; this version reads {REPLAY_SCHEMA!r}")
     params = obj.get("params") or {}
     if not isinstance(params, dict):
-        raise ExploreError(f"replay file {name!r}: \"params\" must be an object, not {_brief(params)}")
+        raise ExploreError(f"replay file {name!r}: \"params\" must be an object, not {brief(params)}")
     for key in ("name", "variant"):
         if key in params:  # they are the file's "protocol" and "variant", never parameters
             raise ExploreError(f"replay file {name!r}: \"params\" holds {key!r}, which is not a protocol parameter "
@@ -184,8 +185,3 @@ def read_replay(path: str | Path):
         except ActorError as exc:
             raise ExploreError(f"replay file {name!r}: delivery {i + 1}: {exc}") from None
     return protocol, tuple(schedule), obj
-
-
-def _brief(value: Any, limit: int = 80) -> str:
-    s = repr(value)
-    return s if len(s) <= limit else s[: limit - 3] + "..."

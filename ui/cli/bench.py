@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from ui.cli.common import BadInput, emit_json, fail, load_model_profile, note, output_dir_arg, print_corun
+from ui.cli.common import BadInput, emit_json, fail, load_model_profile, note, output_dir_arg, print_corun, warn_other_machine
 
 
 def register(app: typer.Typer) -> None:
@@ -41,7 +41,10 @@ def register(app: typer.Typer) -> None:
         profile = None
         if profile_spec is not None:
             profile = load_model_profile(profile_spec, model)
-            _warn_other_machine(profile, profile_spec)
+            from packrat_sim.plan import PlanOrigin
+            from real_runner.topology import detect
+
+            warn_other_machine(PlanOrigin.of(profile), f"--profile {profile_spec}", detect())
         output_dir_arg(out, "--out")  # before measuring: parent exists, not a symlink or a file
         probe = ConditionsProbe().start()
         try:
@@ -130,13 +133,3 @@ def _print_corun(report: dict) -> None:
                 f"{CoRun.from_json(report['corun_model']).describe()}", report["notes"])
 
 
-def _warn_other_machine(profile, spec: str) -> None:
-    """One line on stderr when the --profile describes another machine than this one (its
-    CPU model and the CPUs this process may use): its predictions may not hold here."""
-    from packrat_sim.plan import PlanOrigin
-    from real_runner.topology import detect
-
-    here = detect()
-    warning = PlanOrigin.of(profile).machine_warning(f"--profile {spec}", here.cpu_model, here.logical)
-    if warning:
-        note(warning)

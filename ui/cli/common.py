@@ -162,3 +162,12 @@ def write_output(path: str, data, option: str = "--out") -> str:
         return str(write_file(path, data, option))
     except OutputPathError as exc:
         raise BadInput(str(exc)) from None
+
+
+def warn_other_machine(origin, what: str, topology) -> None:
+    """One line on stderr when ``origin`` (a ``PlanOrigin``) describes another machine than
+    ``topology`` (its CPU model and the CPUs this process may use): ``what``'s predictions may
+    not hold here."""
+    warning = origin.machine_warning(what, topology.cpu_model, topology.logical)
+    if warning:
+        note(warning)

@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from ui.cli.common import WORKLOAD_HELP, BadInput, emit_json, fail, load_model_profile, note, output_file_arg
+from ui.cli.common import WORKLOAD_HELP, BadInput, emit_json, fail, load_model_profile, note, output_file_arg, warn_other_machine
 
 #: Where `packrat run --load` is described (named by the --help texts).
 LOAD_DOCS = 'README.md, "Online reconfiguration under a changing load"'
@@ -92,7 +92,7 @@ def _auto_plan(run: BatchRun, profile_spec: str | None, progress: bool | None):
         from packrat_sim.plan import PlanOrigin
 
         profile = load_model_profile(profile_spec, model, planning=True)
-        _warn_other_machine(PlanOrigin.of(profile), f"--profile {profile_spec}", run)
+        warn_other_machine(PlanOrigin.of(profile), f"--profile {profile_spec}", run.topology)
     else:
         bs = ",".join(map(str, powers_of_two_upto(batch)))
         note(
@@ -133,16 +133,8 @@ def _read_plan(path: str, run: BatchRun):
         elif origin.model != run.model:
             raise BadInput(f"the plan {path} was made from a profile of {origin.model!r}, not of --model "
                            f"{run.model!r}: plan {run.model} from a profile of {run.model} (packrat plan --out)")
-        _warn_other_machine(origin, f"the plan {path}", run)
+        warn_other_machine(origin, f"the plan {path}", run.topology)
     return plan
-
-
-def _warn_other_machine(origin, what: str, run: BatchRun) -> None:
-    """One line on stderr when ``origin`` (a ``PlanOrigin``) describes another machine than
-    the one ``run`` runs on (its CPU model and allowed CPUs)."""
-    warning = origin.machine_warning(what, run.topology.cpu_model, run.topology.logical)
-    if warning:
-        note(warning)
 
 
 def _choose_plan(run: BatchRun, plan_spec: str, profile_spec: str | None, progress: bool | None):

@@ -843,18 +843,6 @@ def _q(value: Any) -> str:
     return shlex.quote(str(value))
 
 
-def cli_flags(command) -> frozenset[str]:
-    """The ``--flags`` a ``packrat`` verb's function (a typer command) accepts, read from its
-    signature, so a form puts an input in its command only where the command line takes it."""
-    import inspect
-
-    flags: set[str] = set()
-    for param in inspect.signature(command).parameters.values():
-        decls = getattr(param.default, "param_decls", None) or ()
-        flags.update(d for d in decls if isinstance(d, str) and d.startswith("--"))
-    return frozenset(flags)
-
-
 def _num(x: float) -> str:
     """A number as the command line should carry it: no trailing ``.0``, every digit kept."""
     return f"{float(x):.15g}"
@@ -918,13 +906,10 @@ def cli_verify(profile_arg: str | None, batch: int, cores: int, options, timeout
 
 
 def cli_simulate(profile_arg: str | None, cores: int, spec: str, seed: int, isolated: bool = False, *,
-                 start_ms: float | None = None, warmup: int | None = None,
-                 flags: frozenset[str] = frozenset()) -> tuple[str, list[str], list[str]]:
+                 start_ms: float | None = None, warmup: int | None = None) -> tuple[str, list[str], list[str]]:
     """The ``packrat simulate`` command of the Simulator's form: (command, inputs it cannot
     express, notes). ``start_ms`` / ``warmup``: the reconfiguration model's start-up and
-    warm-up; a value other than the library's default goes in as ``--start-ms`` / ``--warmup``
-    when the CLI takes them (``flags``: :func:`cli_flags` of the verb), else it is reported
-    as not expressible."""
+    warm-up; a value other than the library's default goes in as ``--start-ms`` / ``--warmup``."""
     from packrat_sim.simulator import SimConfig
 
     notes: list[str] = []
@@ -932,17 +917,11 @@ def cli_simulate(profile_arg: str | None, cores: int, spec: str, seed: int, isol
            f"--seed {seed}"]
     if isolated:
         cmd.append("--isolated")
-    missing = []
     default = SimConfig()
-    for value, dflt, flag, what in ((start_ms, default.start_ms, "--start-ms", "an instance start-up of {} ms"),
-                                    (warmup, default.warmup_iterations, "--warmup", "{} warm-up inferences")):
-        if value is None or float(value) == float(dflt):
-            continue
-        if flag in flags:
+    for value, dflt, flag in ((start_ms, default.start_ms, "--start-ms"), (warmup, default.warmup_iterations, "--warmup")):
+        if value is not None and float(value) != float(dflt):
             cmd.append(f"{flag} {_num(value)}")
-        else:
-            missing.append(f"{what.format(_num(value))} (no {flag} flag: the command simulates {what.format(_num(dflt))})")
-    return " ".join(cmd), missing, notes
+    return " ".join(cmd), [], notes
 
 
 def cli_sweep(axes: Sequence[str], isolated: bool, workers: int) -> str:

@@ -23,6 +23,8 @@ from ui.dashboard import state as state
 
 PATH_KEY = "browse.path"  # the path as text (browse.path_text); also in the URL
 FOR_KEY = "browse.for"  # the label of the protocol the path walks
+VIEWS_KEY = "browse._views"  # (protocol label, path) -> StateView, this session's views (see _view)
+MAX_VIEWS = 64
 FROM_KEY = "browse.from"  # (note, path text) of the counterexample step the browser was opened at
 URL_KEYS: dict[str, type] = {PATH_KEY: str}
 
@@ -66,11 +68,24 @@ def _current_view(protocol) -> browse.StateView:
     replaced by the initial state."""
     text = st.session_state.setdefault(PATH_KEY, "")
     try:
-        return browse.view(protocol, browse.parse_path(text))
+        return _view(protocol, browse.parse_path(text))
     except ExploreError as exc:
         state.show_error("Cannot follow the path of the link; showing the initial state", exc)
         st.session_state[PATH_KEY] = ""
-        return browse.view(protocol, ())
+        return _view(protocol, ())
+
+
+def _view(protocol, path: tuple[int, ...]) -> browse.StateView:
+    """:func:`browse.view`, kept for this session by (protocol label, path): a rerun that moves
+    neither (any other widget of the page) does not replay and re-judge the path again. At most
+    :data:`MAX_VIEWS` views are kept, the oldest dropped first."""
+    cache = st.session_state.setdefault(VIEWS_KEY, {})
+    key = (protocol.label(), path)
+    if key not in cache:
+        if len(cache) >= MAX_VIEWS:
+            cache.pop(next(iter(cache)))
+        cache[key] = browse.view(protocol, path)
+    return cache[key]
 
 
 def _controls(view: browse.StateView) -> None:

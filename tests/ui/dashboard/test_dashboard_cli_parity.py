@@ -131,25 +131,17 @@ def test_simulator_box_reproduces_the_p99_of_every_policy(open_page, h, cli):
     assert list(table["reconfigurations"]) == [len(r["reconfigurations"]) for r in out["results"]]
 
 
-def test_simulator_start_up_and_warm_up_reach_the_box_or_the_page_says_they_cannot(open_page, h, cli):
-    from ui.cli.simulate import simulate_command
-    from ui.dashboard.data import cli_flags
-
+def test_simulator_start_up_and_warm_up_reach_the_box_and_the_copied_command_matches_the_page(open_page, h, cli):
     at = open_page("simulator")
     at.number_input(key="sim.start_ms").set_value(0.0).run()
     at.number_input(key="sim.warmup").set_value(0).run()
     h.no_errors(at)
-    flags = cli_flags(simulate_command)
-    if {"--start-ms", "--warmup"} <= flags:  # the CLI takes them: the copied command must match the page
-        at.multiselect(key="sim.policies").set_value(["packrat"]).run()
-        at.button(key="sim.btn.run").click().run()
-        argv = box(at, "simulate")
-        assert "--start-ms" in argv and "--warmup" in argv and not not_reproduced(at)
-        out = run_json(cli, argv)
-        assert sim_numbers(at, h)["packrat"] == ms(out["results"][0]["stats"]["request_latency"]["p99_ms"])
-    else:  # it cannot: the page must not pretend the box reproduces it
-        (warning,) = not_reproduced(at)
-        assert "start-up of 0 ms" in warning and "0 warm-up inferences" in warning
+    at.multiselect(key="sim.policies").set_value(["packrat"]).run()
+    at.button(key="sim.btn.run").click().run()
+    argv = box(at, "simulate")
+    assert "--start-ms" in argv and "--warmup" in argv and not not_reproduced(at)
+    out = run_json(cli, argv)
+    assert sim_numbers(at, h)["packrat"] == ms(out["results"][0]["stats"]["request_latency"]["p99_ms"])
 
 
 # -------------------------------------------------------------- verification

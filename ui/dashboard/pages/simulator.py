@@ -14,7 +14,6 @@ from ui.dashboard import charts as charts
 from ui.dashboard import data as data
 from ui.dashboard import state as state
 from ui.dashboard.help import POLICY_HELP, TIMELINE_HELP, table_help
-from ui.cli.simulate import simulate_command
 
 #: The page's parameters as they appear in the URL (widget key -> type).
 URL_KEYS = {"sim.cores": int, "sim.seed": int, "sim.kind": str, "sim.rate": float, "sim.duration": float,
@@ -270,8 +269,7 @@ def main() -> None:
     start_ms, warmup = float(st.session_state["sim.start_ms"]), int(st.session_state["sim.warmup"])
     if workload is not None:
         cmd, missing, notes = data.cli_simulate(state.profile_param(), cores, spec, seed, co.mode == "isolated",
-                                                start_ms=start_ms, warmup=warmup,
-                                                flags=data.cli_flags(simulate_command))
+                                                start_ms=start_ms, warmup=warmup)
         if "planner's plan" in policies:
             missing.append("the planner's plan as a policy")
         state.cli_box(cmd, missing, notes)

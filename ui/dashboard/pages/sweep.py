@@ -79,8 +79,10 @@ def upload_profile() -> None:
 
     name = os.path.basename(up.name)
     target = os.path.join(out_dir(), "uploads", name if name not in ("", ".", "..") else "profile.json")
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    write_file(target, up.getvalue(), "uploaded profile")
+    if st.session_state.get("sweep.uploaded") != (up.file_id, target):  # once per file, not on every rerun
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        write_file(target, up.getvalue(), "uploaded profile")
+        st.session_state["sweep.uploaded"] = (up.file_id, target)
     st.caption(f"Uploaded: put `{target}` in Profiles.")
 
 
