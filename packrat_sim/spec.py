@@ -63,6 +63,7 @@ _DURATION_UNITS = {
 }
 _RATE_UNITS_PER_S = {"": 1.0, "/s": 1.0, "/ms": 1000.0, "/min": 1.0 / 60.0, "/h": 1.0 / 3600.0}
 _LADDER = re.compile(rf"^({NUMBER})\.\.({NUMBER})(?:/({NUMBER}))?(.*)$")
+_INTEGER = re.compile(r"[+-]?\d+")
 
 
 # ---------------------------------------------------------------- numbers with units
@@ -354,6 +355,8 @@ def parse_ladder(text: str, *, max_points: int, error: ErrorClass = PackratError
     m = _LADDER.match(text.strip())
     if not m:
         return None
+    if all(g is None or _INTEGER.fullmatch(g) for g in m.groups()[:3]):
+        return _integer_ladder(text, m, max_points, error)
     lo, hi = float(m.group(1)), float(m.group(2))
     step = float(m.group(3)) if m.group(3) is not None else 1.0
     unit = m.group(4)
@@ -370,3 +373,21 @@ def parse_ladder(text: str, *, max_points: int, error: ErrorClass = PackratError
     if count > max_points:
         raise error(f"ladder {text!r} has {count} points (more than {max_points})")
     return [_fmt_ladder_value(round(lo + k * step, 10)) + unit for k in range(count)]
+
+
+def _integer_ladder(text: str, m: re.Match, max_points: int, error: ErrorClass) -> list[str]:
+    """:func:`parse_ladder` of a ladder whose bounds and step are integers, computed exactly
+    (no float: ``9007199254740993..9007199254740995`` gives three values). Refuses, besides
+    what parse_ladder refuses, a bound or step of more than 100 digits."""
+    if any(g is not None and len(g) > 100 for g in m.groups()[:3]):  # int() of thousands of digits fails
+        raise error(f"ladder {text[:60]!r}...: a bound or step of more than 100 digits")
+    lo, hi = int(m.group(1)), int(m.group(2))
+    step = int(m.group(3)) if m.group(3) is not None else 1
+    if step <= 0:
+        raise error(f"ladder {text!r}: the step must be > 0")
+    if hi < lo:
+        raise error(f"ladder {text!r}: {hi} is below {lo}")
+    count = (hi - lo) // step + 1
+    if count > max_points:
+        raise error(f"ladder {text!r} has {count} points (more than {max_points})")
+    return [f"{lo + k * step}{m.group(4)}" for k in range(count)]

@@ -74,7 +74,7 @@ from typing import IO, Any
 from packrat_sim import files as safe_files
 from packrat_sim.errors import PackratError
 from packrat_sim.profile import profile_digest
-from packrat_sim.spec import NUMBER, parse_ladder, split_items
+from packrat_sim.spec import parse_ladder, split_items
 
 AXES = ("profile", "cores", "workload", "policy", "seed")
 REQUIRED_AXES = ("profile", "cores", "workload")
@@ -109,33 +109,13 @@ class SweepError(PackratError):
 
 # ------------------------------------------------------------------ ladders
 
-_LADDER = re.compile(rf"^({NUMBER})\.\.({NUMBER})(?:/({NUMBER}))?(.*)$")  # packrat_sim.spec's grammar
-_INTEGER = re.compile(r"[+-]?\d+")
-
-
 def ladder_values(text: str) -> list[str] | None:
     """The distinct values of the ladder ``LO..HI[/STEP][UNIT]`` as strings, or None if
-    ``text`` is not a ladder (grammar: :func:`packrat_sim.spec.parse_ladder`). A ladder of
-    integers is computed exactly (no float: ``9007199254740993..9007199254740995`` gives
-    three values); values that coincide once formatted are given once. SweepError for an
+    ``text`` is not a ladder (:func:`packrat_sim.spec.parse_ladder`: a ladder of integers is
+    computed exactly); values that coincide once formatted are given once. SweepError for an
     empty, reversed, zero-step or oversized (more than ``MAX_LADDER`` points) ladder."""
-    m = _LADDER.match(text.strip())
-    if m is None or not all(g is None or _INTEGER.fullmatch(g) for g in m.groups()[:3]):
-        values = parse_ladder(text, max_points=MAX_LADDER, error=SweepError)
-        return None if values is None else list(dict.fromkeys(values))
-    if any(g is not None and len(g) > 100 for g in m.groups()[:3]):  # int() of thousands of digits fails
-        raise SweepError(f"ladder {text[:60]!r}...: a bound or step of more than 100 digits")
-    lo, hi = int(m.group(1)), int(m.group(2))
-    step = int(m.group(3)) if m.group(3) is not None else 1
-    unit = m.group(4)
-    if step <= 0:
-        raise SweepError(f"ladder {text!r}: the step must be > 0")
-    if hi < lo:
-        raise SweepError(f"ladder {text!r}: {hi} is below {lo}")
-    count = (hi - lo) // step + 1
-    if count > MAX_LADDER:
-        raise SweepError(f"ladder {text!r} has {count} points (more than {MAX_LADDER})")
-    return [f"{lo + k * step}{unit}" for k in range(count)]
+    values = parse_ladder(text, max_points=MAX_LADDER, error=SweepError)
+    return None if values is None else list(dict.fromkeys(values))
 
 
 def _ladder_len(text: str) -> int:

@@ -1023,8 +1023,8 @@ def _serve_with_policy(model: str, load: LoadSpec, catalog: pol.PlanCatalog, cfg
             if not formed:
                 continue  # nothing changed: no decision (idle costs nothing)
             seen += len(formed)
-            for t_ms, size, backlog in formed:
-                state = pol.observe(cfg, state, t_ms, min(size, cfg.max_batch), backlog)
+            state = pol.observe_many(cfg, state, [(t_ms, min(size, cfg.max_batch)) for t_ms, size, _ in formed],
+                                     formed[-1][2])  # as the simulator observes: only the last backlog counts
             # the policy prices the kind the runner performs, as its switches cost so far, with the
             # warm standby there is now
             learned = learn_switch_costs(switch, rt.reconfigurations)

@@ -27,7 +27,7 @@ from typing import Any
 
 from checker.actors import Event, SystemState
 from checker.explore.harness import ExploreError
-from checker.explore.properties import ALWAYS, EVENTUALLY, SOMETIMES
+from checker.explore.properties import ALWAYS, EVENTUALLY, SOMETIMES, never_holds
 from checker.linearizability import check
 from packrat_sim import validate
 
@@ -349,7 +349,7 @@ def _property(prop, system, states: Sequence[SystemState], terminal: bool) -> Ju
     if any(held):
         return Judgement(prop.name, kind, HOLDS, "held on this path" + (" (in this state)" if held[-1] else ""))
     if terminal:
-        return Judgement(prop.name, EVENTUALLY, FAILS, f'"{prop.name}" never holds on this complete schedule')
+        return Judgement(prop.name, EVENTUALLY, FAILS, never_holds(prop.name))
     return Judgement(prop.name, kind, NOT_YET, "has not held on this path yet; judged where the schedule completes")
 
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from checker.actors import Event, SystemState, event_to_json, history_of
-from checker.explore.properties import PropertyResult, PropertyTracker
+from checker.explore.properties import PropertyResult, PropertyTracker, does_not_hold, never_holds
 from checker.history import History
 from checker.history import gc_paused as gc_paused  # re-exported: the explorer's modules take it from here
 from checker.linearizability import Verdict, check
@@ -351,7 +351,7 @@ class Run:
         if self.watching:
             broken = self.props.see(state, path)
             if broken is not None:
-                self._violation(Found("always", broken.name, f'"{broken.name}" does not hold in this state',
+                self._violation(Found("always", broken.name, does_not_hold(broken.name),
                                       tuple(path)), in_progress=True)
         return True
 
@@ -362,7 +362,7 @@ class Run:
         broken = self.props.end(pending, path)
         if broken is not None:
             self._violation(Found("eventually", broken.name,
-                                  f'"{broken.name}" never holds on this complete schedule', tuple(path)),
+                                  never_holds(broken.name), tuple(path)),
                             in_progress=True)
 
     def finish(self, state: SystemState, path: Sequence[Event], terminal: bool) -> None:

@@ -83,6 +83,16 @@ class Property:
             raise PropertyError(f"property {self.name!r}: its predicate raised {type(exc).__name__}: {exc}") from exc
 
 
+def does_not_hold(name: str) -> str:
+    """How the explorer, replay and the browser word an ``always`` property broken in a state."""
+    return f'"{name}" does not hold in this state'
+
+
+def never_holds(name: str) -> str:
+    """How they word an ``eventually`` property that never held on a complete schedule."""
+    return f'"{name}" never holds on this complete schedule'
+
+
 def always(name: str, predicate: Callable[[System, SystemState], Any]) -> Property:
     return Property(name, ALWAYS, predicate)
 

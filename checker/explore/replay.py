@@ -10,6 +10,7 @@ from typing import Any
 
 from checker.actors import ActorError, Event, SystemState, event_from_json, event_to_json
 from checker.explore.harness import OK, UNKNOWN, VIOLATION, ExploreError, Violation
+from checker.explore.properties import does_not_hold, never_holds
 from checker.history import History
 from checker.linearizability import Verdict, check
 from checker.linearizability.partition import brief
@@ -111,10 +112,10 @@ def property_violation(protocol, states: Sequence[Any], terminal: bool) -> tuple
     props = tuple(getattr(protocol, "properties", ()))
     for p in props:
         if p.expectation == "always" and not all(p.holds(system, s) for s in states):
-            return ("always", p.name, f'"{p.name}" does not hold in this state', False)
+            return ("always", p.name, does_not_hold(p.name), False)
     for p in props:
         if terminal and p.expectation == "eventually" and not any(p.holds(system, s) for s in states):
-            return ("eventually", p.name, f'"{p.name}" never holds on this complete schedule', True)
+            return ("eventually", p.name, never_holds(p.name), True)
     return None
 
 
