@@ -51,6 +51,7 @@ from typing import NamedTuple
 
 from checker.actors import Envelope, Event, Outcome, SystemState
 from checker.explore.harness import Coverage, ExploreError, Run
+from checker.explore.walks import _walk
 
 __all__ = ["CRITERIA", "DEFAULT_CRITERION", "GoalTracker", "bita", "check_criterion", "reordered"]
 
@@ -244,32 +245,22 @@ def _guided_walk(run: Run, start: Outcome, plan: list[Event], rng: random.Random
                  tracker: GoalTracker) -> tuple[SystemState, list[Event]]:
     """One schedule from the initial state following ``plan`` (see :func:`_next_event`), then
     at random to its end (or the depth bound), visiting every state and feeding every receive
-    to ``tracker``. Returns the last state and the path (the caller finishes the schedule)."""
-    system, props = run.system, run.props
-    state = start.state
-    run.visit(state, ())
-    pending = props.start(state) if props.eventually else frozenset()
+    to ``tracker`` (:func:`~checker.explore.walks._walk`). Returns the last state and the path
+    (the caller finishes the schedule)."""
+    system = run.system
     causality = _Causality(start)
     tracker.begin()
-    path: list[Event] = []
-    while run.depth is None or len(path) < run.depth:
+
+    def choose(state: SystemState) -> Event | None:
         enabled = system.enabled(state)
-        if not enabled:
-            break
-        ev = _next_event(enabled, plan, rng)
-        out = system.step(state, ev)
-        state = out.state
-        run.transitions += 1
-        run.tick()
-        received = causality.step(len(path), ev, out)
-        path.append(ev)
+        return _next_event(enabled, plan, rng) if enabled else None
+
+    def stepped(ev: Event, out: Outcome, path: list[Event]) -> None:
+        received = causality.step(len(path) - 1, ev, out)
         if received is not None:
             tracker.receive(received, path)
-        run.visit(state, path)
-        pending = props.advance(pending, state)
-    if pending and not system.enabled(state):
-        run.end_path(pending, path)
-    return state, path
+
+    return _walk(run, start.state, choose, stepped)
 
 
 def bita(run: Run, seed: int, criterion: str = DEFAULT_CRITERION) -> None:

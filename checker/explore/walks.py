@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
 
-from checker.actors import Event, System, SystemState
+from checker.actors import Event, Outcome, System, SystemState
 from checker.explore.harness import Run
 from checker.explore.tree import after, oldest_first
 
@@ -19,12 +18,13 @@ __all__ = ["pct", "random_walks"]
 
 
 def _walk(run: Run, init: SystemState, choose: Callable[[SystemState], Event | None],
-          stepped: Callable[[Any], None] | None = None) -> tuple[SystemState, list[Event]]:
+          stepped: Callable[[Event, Outcome, list[Event]], None] | None = None) -> tuple[SystemState, list[Event]]:
     """One schedule from ``init``, visiting every state: ``choose(state)`` gives the next event
-    (None: nothing is enabled), ``stepped(outcome)`` sees each step. Stops there or at the depth
-    bound; returns the last state and the path (the caller finishes the schedule). A walk that
-    ends where no event is enabled with an ``eventually`` property that never held on it is
-    that property's counterexample."""
+    (None: nothing is enabled), ``stepped(event, outcome, path)`` sees each step once it is
+    counted and on ``path`` (``path[-1]`` is ``event``), before its state is visited. Stops there
+    or at the depth bound; returns the last state and the path (the caller finishes the
+    schedule). A walk that ends where no event is enabled with an ``eventually`` property that
+    never held on it is that property's counterexample."""
     system, props = run.system, run.props
     state = init
     run.visit(state, ())
@@ -35,12 +35,12 @@ def _walk(run: Run, init: SystemState, choose: Callable[[SystemState], Event | N
         if ev is None:
             break
         out = system.step(state, ev)
-        if stepped is not None:
-            stepped(out)
         state = out.state
         run.transitions += 1
         run.tick()
         path.append(ev)
+        if stepped is not None:
+            stepped(ev, out, path)
         run.visit(state, path)
         pending = props.advance(pending, state)
     if pending and not system.enabled(state):
@@ -102,7 +102,7 @@ def pct(run: Run, seed: int, bug_depth: int) -> None:
             top = max(first, key=priority.__getitem__)
         return first[top]
 
-    def stepped(out) -> None:
+    def stepped(ev: Event, out: Outcome, path: list[Event]) -> None:
         nonlocal order
         order = after(system, order, out)
 
