@@ -448,6 +448,18 @@ def homogeneous_optimum(predictor: Predictor, batch: int, cores: int,
         return None
 
 
+def export_alternative(plan: Plan, fmt: str, candidates: Profile, batch: int, cores: int,
+                       options: OptimizerOptions, *, calibrated: bool) -> Plan | None:
+    """The plan an export in format ``fmt`` carries in place of ``plan`` (pure): for
+    ``torchserve``, which runs identical workers only, the best homogeneous plan when ``plan``
+    mixes instance sizes (:func:`homogeneous_optimum` over ``candidates``, priced like
+    ``plan``: co-run model when ``calibrated``); None otherwise (``plan`` is exported as is).
+    The CLI's ``--export`` and the dashboard's export both ask it."""
+    if fmt != "torchserve" or len(plan.groups()) <= 1:
+        return None
+    return homogeneous_optimum(Predictor(candidates, options.statistic, calibrated), batch, cores, options)
+
+
 def price_baselines(profile: Profile, batch: int, cores: int, options: OptimizerOptions | None = None, *,
                     candidates: str = "profiled", interference: bool = False) -> tuple[Plan, dict[str, Baseline]]:
     """Convenience for the faces: the best plan and the fat / thin baselines, all priced by

@@ -250,13 +250,11 @@ def register(app: typer.Typer) -> None:
                                 interference=report["corun"] == "calibrated")
             report["certificate"] = cert.to_json()
         if export is not None:
-            best = Plan.from_json(report["plan"])
-            alternative = None
-            if export == "torchserve" and len(best.groups()) > 1:
-                from packrat_sim.predictor import Predictor, homogeneous_optimum
+            from packrat_sim.predictor import export_alternative
 
-                alternative = homogeneous_optimum(Predictor(cand, options.statistic, report["corun"] == "calibrated"),
-                                                  batch, cores, options)
+            best = Plan.from_json(report["plan"])
+            alternative = export_alternative(best, export, cand, batch, cores, options,
+                                             calibrated=report["corun"] == "calibrated")
             _print_export(best, export, as_json, alternative)
             return
         if out:

@@ -164,3 +164,15 @@ def test_plan_export_and_planning_under_interference(app, h):
     at.selectbox(key="planner.export_format").set_value("run-cpu").run()
     h.no_errors(at)
     assert any("run_cpu" in c.value for c in at.code)
+
+
+def test_the_torchserve_export_of_a_mixed_plan_is_the_clis_homogeneous_one(planner, h, cli):
+    at = planner
+    at.number_input(key="planner.batch").set_value(3).run()  # transformer-16, B=3, T=16: 1 x 6t + 2 x 5t
+    at.selectbox(key="planner.export_format").set_value("torchserve").run()
+    h.no_errors(at)
+    code, out, _ = cli("plan", "--profile", "builtin:transformer-16", "--batch", "3", "--cores", "16",
+                       "--export", "torchserve")
+    assert code == 0
+    assert out.startswith("# Packrat plan: 3 x 5t x 1")  # identical workers, not the mixed plan
+    assert [c.value for c in at.code if "cpu_launcher" in c.value] == [out.rstrip("\n")]

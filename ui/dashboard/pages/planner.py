@@ -10,7 +10,7 @@ from packrat_sim.interference import optimize_with_interference
 from packrat_sim.errors import PackratError
 from packrat_sim.optimizer import OptimizerError, OptimizerOptions
 from packrat_sim.plan import Plan, dumps_plan
-from packrat_sim.predictor import CoRun
+from packrat_sim.predictor import CoRun, export_alternative
 from packrat_sim.profile import STATISTICS, ProfileError
 from ui.dashboard import charts as charts
 from ui.dashboard import data as data
@@ -136,13 +136,19 @@ def show_interference(profile, report: dict, options: OptimizerOptions) -> None:
                f"plan keeps {data.plural(ip.busy_cores, 'core')} busy.")
 
 
-def show_export(report: dict) -> None:
+def show_export(profile, report: dict, options: OptimizerOptions) -> None:
+    """The plan exported in the chosen format, as ``packrat plan --export`` prints it (TorchServe
+    gets the best homogeneous plan in place of a heterogeneous one: ``export_alternative``)."""
     exp = export
     with st.expander("Export the plan (run_cpu launcher, TorchServe)"):
         state.init("planner.export_format", exp.EXPORT_FORMATS[0])
         fmt = st.selectbox("Format", exp.EXPORT_FORMATS, key="planner.export_format")
         try:
-            out = exp.export_plan(Plan.from_json(report["plan"]), fmt)
+            best = Plan.from_json(report["plan"])
+            # the page plans over the profiled cells: the profile is its own candidate set
+            alternative = export_alternative(best, fmt, profile, report["batch"], report["cores"], options,
+                                             calibrated=report["corun"] == "calibrated")
+            out = exp.export_plan(best, fmt, homogeneous=alternative)
         except ValueError as exc:
             state.show_error("Cannot export", exc)
             return
@@ -255,7 +261,7 @@ def main() -> None:
     state.cli_box(cmd, missing, notes)
     show_plan(report, options.cores_per_socket)
     show_corun(prof, report, stat)
-    show_export(report)
+    show_export(prof, report, options)
     show_certificate(prof, report, options, isolated)
     show_interference(prof, report, options)
     st.divider()
