@@ -21,16 +21,17 @@ interleaving in one process gives the stop-at-first-ILLEGAL gain at no cost, and
 kept for partitions that stay undecided long enough to repay their start.
 
 Small histories (the explorer checks one per schedule) first take a quick path that runs the
-Interleaver's first two rounds without its bookkeeping, and falls back to the general path, from
-scratch, when a search needs more than one slice (see :func:`_decide_quick`); both give the same
-verdict and evidence (``tests/checker/test_linearizability_fast_paths.py``).
+Interleaver's first two rounds itself, outside the collector pause and the escalation, and hands
+the Interleaver, searches running, to the general path when a search needs more than one slice
+(see :func:`_decide_quick`); both give the same verdict and evidence
+(``tests/checker/test_linearizability_fast_paths.py``).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,12 +45,10 @@ from checker.linearizability.partition import (
     Task,
     compile_partitions,
     make_task,
-    record_end,
     step_error,
 )
 from checker.linearizability.reaper import collector_paused
 from checker.linearizability.result import CheckResult, PartitionResult, Verdict
-from checker.linearizability.search import Stop
 from checker.linearizability.workers import deal, decide_in_processes
 from checker.models import MODELS, Model, ModelError, NondeterministicModel, get_model
 from packrat_sim import validate
@@ -152,11 +151,11 @@ def check(
     ops = history.operations
     tasks = [make_task(mdl, key, rows) for key, rows in compile_partitions(ops, mdl).items()]
     outcomes = [Outcome() for _ in tasks]
-    stop = _decide_quick(mdl, ops, tasks, outcomes, run)
+    inter = _interleaver(mdl, tasks, outcomes, run)
+    stop = _decide_quick(mdl, ops, inter, run)
     if stop is not None:
         return _assemble(mdl, ops, tasks, outcomes, stop, run, 1, "in-process")
-    outcomes = [Outcome() for _ in tasks]
-    stop, workers_used, mode = _decide(mdl, ops, tasks, outcomes, run)
+    stop, workers_used, mode = _decide(mdl, ops, tasks, outcomes, run, inter)
     return _assemble(mdl, ops, tasks, outcomes, stop, run, workers_used, mode)
 
 
@@ -172,99 +171,49 @@ def _history_and_model(history: History | Iterable[Operation],
     return history, get_model(model)
 
 
-def _quick_limit(run: _Settings) -> str | None:
-    """``"deadline"`` when the deadline has passed, ``"cancelled"`` when the check was cancelled,
-    else None (the Interleaver's order)."""
-    if run.deadline is not None and time.perf_counter() >= run.deadline:
-        return "deadline"
-    if run.cancel is not None and run.cancel.is_set():
-        return "cancelled"
-    return None
+def _interleaver(mdl: Model, tasks: list[Task], outcomes: list[Outcome], run: _Settings) -> Interleaver:
+    """A fresh :class:`Interleaver` over every task, filling ``outcomes``, with ``run``'s limits."""
+    return Interleaver(tasks, outcomes, mdl, start=run.start, deadline=run.deadline, max_steps=run.max_steps,
+                       max_memory=run.max_memory, all_partitions=run.all_partitions, cancel=run.cancel)
 
 
-def _decide_quick(mdl: Model, ops: Sequence[Operation], tasks: list[Task], outcomes: list[Outcome],
-                  run: _Settings) -> str | None:
-    """The quick path for small histories (the explorer checks one per schedule): the
-    :class:`Interleaver`'s first two rounds (one starts every search, the next runs a slice of each
-    search still undecided, in the same order) without its bookkeeping. Returns why it stopped
-    (``"done"``; ``"illegal"`` at the first ILLEGAL partition unless ``all_partitions``;
-    ``"deadline"`` or ``"cancelled"``, the undecided partitions then UNKNOWN with their evidence so
-    far, as :meth:`Interleaver.stop` leaves them), with ``outcomes`` filled as the Interleaver fills
-    them; None when the history is not small (over :data:`QUICK_MAX_OPS` operations or half of
-    :data:`MEMORY_EVERY` partitions, so the Interleaver would not have compared a memory
-    measurement yet), a step budget is set, or a search needs more than one slice: the caller then
-    decides everything on the general path (``outcomes`` are to be discarded). Raises ModelError
-    when the model fails on an operation."""
-    if len(ops) > QUICK_MAX_OPS or 2 * len(tasks) > MEMORY_EVERY or run.max_steps is not None:
+def _is_quick(ops: Sequence[Operation], tasks: Sequence[Task], run: _Settings) -> bool:
+    """Whether the quick path applies: at most :data:`QUICK_MAX_OPS` operations, at most half of
+    :data:`MEMORY_EVERY` partitions (so its two rounds take no memory measurement) and no step
+    budget (pure)."""
+    return len(ops) <= QUICK_MAX_OPS and 2 * len(tasks) <= MEMORY_EVERY and run.max_steps is None
+
+
+def _decide_quick(mdl: Model, ops: Sequence[Operation], inter: Interleaver, run: _Settings) -> str | None:
+    """The quick path for small histories (see :func:`_is_quick`; the explorer checks one per
+    schedule): ``inter``'s first two rounds by :meth:`Interleaver.turn` (one starts every search,
+    the next runs a slice of :data:`SLICE` steps of each still undecided), outside the collector
+    pause and the escalation of :func:`_decide`. ``inter`` must be fresh. Returns why it stopped
+    (``"done"``, ``"illegal"``, or a limit's reason, as :meth:`Interleaver.run` would), with
+    ``inter.outcomes`` filled; None when the quick path does not apply (``inter`` untouched) or a
+    search needs more than one slice: ``inter`` then goes on in :func:`_decide`, its searches,
+    outcomes and rotation kept, as if it had run there from the start. Raises ModelError when the
+    model fails on an operation."""
+    if not _is_quick(ops, inter.tasks, run):
         return None
-    gens: list[Generator[int, int, Any] | None] = [None] * len(tasks)
-    for first in (True, False):
-        for i, task in enumerate(tasks):
-            if not first and gens[i] is None:
-                continue  # decided when it started
-            reason = _quick_limit(run)
-            if reason is not None:
-                return _quick_stop(tasks, outcomes, gens, run.start, reason)
-            gens[i], verdict = _quick_slice(mdl, ops, task, outcomes[i], gens[i], run.start)
-            if verdict is Verdict.ILLEGAL and not run.all_partitions:
-                return _abandon(gens, "illegal")
-    return "done" if not any(gens) else _abandon(gens)
-
-
-def _quick_stop(tasks: list[Task], outcomes: list[Outcome], gens: list[Generator[int, int, Any] | None],
-                start: float, reason: str) -> str:
-    """End the quick path's undecided searches with UNKNOWN and their evidence so far (a search not
-    started yet: UNKNOWN); returns ``reason``."""
-    for task, out, gen in zip(tasks, outcomes, gens):
-        if gen is not None:
-            try:
-                gen.throw(Stop)
-            except StopIteration as fin:
-                record_end(task, out, fin.value, start)
-        elif out.result is None:
-            out.result = Verdict.UNKNOWN
-    return reason
-
-
-def _quick_slice(mdl: Model, ops: Sequence[Operation], task: Task, out: Outcome,
-                 gen: Generator[int, int, Any] | None,
-                 start: float) -> tuple[Generator[int, int, Any] | None, Verdict | None]:
-    """Start ``task``'s search (``gen`` None) or run one :data:`SLICE` of it, as the Interleaver
-    does. Returns (the search to go on with, or None when it ended; its verdict when it ended,
-    recorded in ``out``). Raises ModelError when the model fails on an operation."""
-    t0 = time.perf_counter()
     try:
-        if gen is None:
-            gen = task.search(mdl.step, mdl.init())
-            next(gen)
-            out.state = mdl.init()
-        else:
-            out.steps = gen.send(SLICE)
-    except StopIteration as fin:
-        out.elapsed_s += time.perf_counter() - t0
-        return None, record_end(task, out, fin.value, start)
+        for _ in range(2):
+            for _ in range(len(inter.active)):
+                stop = inter.turn(SLICE)
+                if stop is not None:
+                    return stop
     except StepFailed as exc:
-        raise step_error(mdl, task, ops, exc) from None
-    out.elapsed_s += time.perf_counter() - t0
-    return gen, None
+        assert inter.failed_task is not None
+        raise step_error(mdl, inter.tasks[inter.failed_task], ops, exc) from None
+    return None if inter.active else "done"
 
 
-def _abandon(gens: list[Generator[int, int, Any] | None], reason: str | None = None) -> str | None:
-    """Close the quick path's searches still running; returns ``reason``."""
-    for gen in gens:
-        if gen is not None:
-            gen.close()
-    return reason
-
-
-def _decide(mdl: Model, ops: Sequence[Operation], tasks: list[Task], outcomes: list[Outcome],
-            run: _Settings) -> tuple[str, int, str]:
-    """Run the partitions' searches, filling ``outcomes``. Returns (why it stopped, processes that
-    searched, ``"in-process"`` or ``"processes"``). Raises ModelError when the model fails on an
-    operation."""
+def _decide(mdl: Model, ops: Sequence[Operation], tasks: list[Task], outcomes: list[Outcome], run: _Settings,
+            inter: Interleaver) -> tuple[str, int, str]:
+    """Run the partitions' searches with ``inter`` (over ``tasks``, filling ``outcomes``; fresh, or
+    as :func:`_decide_quick` left it). Returns (why it stopped, processes that searched,
+    ``"in-process"`` or ``"processes"``). Raises ModelError when the model fails on an operation."""
     model_name = mdl.name if MODELS.get(mdl.name) is mdl else None
-    inter = Interleaver(tasks, outcomes, mdl, start=run.start, deadline=run.deadline, max_steps=run.max_steps,
-                        max_memory=run.max_memory, all_partitions=run.all_partitions, cancel=run.cancel)
     can_fork = run.jobs > 1 and len(tasks) > 1 and run.max_steps is None and model_name in MODELS
     with collector_paused():
         try:

@@ -254,33 +254,60 @@ class Interleaver:
         out.elapsed_s += time.perf_counter() - t0
         return False
 
-    def run(self, until: float | None = None) -> str:
-        """Run the active searches round-robin until they are decided, a limit runs out, or the
-        ``perf_counter`` time ``until`` passes (see the class docstring for what it returns)."""
-        reason = self._limit_reason(time.perf_counter())
+    def _halt(self, now: float) -> str | None:
+        """When a limit has run out (see :meth:`_limit_reason`): :meth:`stop` the undecided searches
+        and return its reason; else None."""
+        reason = self._limit_reason(now)
         if reason is not None:
             self.stop()
+        return reason
+
+    def _turn_ends_check(self, quota: int) -> bool:
+        """Run one slice (at most ``quota`` steps) of the next active search and count it. Returns
+        True when it ended ILLEGAL and ``all_partitions`` is False: the other undecided searches are
+        then dropped (see :meth:`drop`) and the slice is not counted."""
+        i = self.active[0]
+        if self._slice(i, quota) and self.outcomes[i].result is Verdict.ILLEGAL and not self.all_partitions:
+            self.drop()
+            return True
+        self.slices += 1
+        return False
+
+    def run(self, until: float | None = None) -> str:
+        """Run the active searches round-robin until they are decided, a limit runs out, or the
+        ``perf_counter`` time ``until`` passes (see the class docstring for what it returns).
+        Continues where earlier calls, or :meth:`turn` s, left the rotation."""
+        reason = self._halt(time.perf_counter())
+        if reason is not None:
             return reason
         while self.active:
-            i = self.active[0]
             quota = SLICE
             if self.max_steps is not None:
                 quota = min(quota, self.max_steps - self.total_steps)
                 if quota <= 0:
                     self.stop()
                     return "budget"
-            if self._slice(i, quota) and self.outcomes[i].result is Verdict.ILLEGAL and not self.all_partitions:
-                self.drop()
+            if self._turn_ends_check(quota):
                 return "illegal"
-            self.slices += 1
             now = time.perf_counter()
-            reason = self._limit_reason(now)
+            reason = self._halt(now)
             if reason is not None:
-                self.stop()
                 return reason
             if until is not None and now >= until and self.active:
                 return "paused"
         return "done"
+
+    def turn(self, quota: int = SLICE) -> str | None:
+        """One turn of the rotation for a driver that takes the turns itself (needs an active
+        search; ignores ``max_steps``): check the limits, then run one slice (at most ``quota``
+        steps) of the next search. Returns None to go on, else why to stop, as :meth:`run` would
+        (a limit's reason, the undecided searches then stopped; ``"illegal"``, the others dropped).
+        Turns followed by :meth:`run` check the limits and rotate exactly as :meth:`run` alone.
+        Raises :class:`StepFailed` (with ``failed_task`` set) as :meth:`run` does."""
+        reason = self._halt(time.perf_counter())
+        if reason is not None:
+            return reason
+        return "illegal" if self._turn_ends_check(quota) else None
 
     def stop(self) -> None:
         """End every undecided search now with UNKNOWN and its evidence so far."""
