@@ -262,6 +262,7 @@ class _Frame:
 
     __slots__ = (
         "backtrack",
+        "born",
         "by_event",
         "done",
         "enabled",
@@ -295,6 +296,7 @@ class _Frame:
         self.mapping: dict = {}  # renaming of this state to its key (symmetry)
         self.summary: set = set()  # events race-checked here and below, in this state's naming (stateful)
         self.entry = None
+        self.born = 0  # the run's transitions when the frame entered the table (stateful)
         self.full = False  # every awake enabled transition is a backtrack point
         self.hbs: dict = {}  # pending process -> what the trace proves happens before it
         self.by_event: dict | None = None  # awake enabled event -> its first process (summary_races)
@@ -313,15 +315,17 @@ class _Frame:
 
 class _Entry:
     """A state of the stateful search's table: explored below (done) or on the stack, the sleep
-    set it was explored with and its summary, both in the key's naming."""
+    set it was explored with and its summary, both in the key's naming, and the transitions its
+    last exploration took (``work``, set when it closes; 0 for an entry from elsewhere)."""
 
-    __slots__ = ("open", "sleep", "summary", "views")
+    __slots__ = ("open", "sleep", "summary", "views", "work")
 
     def __init__(self, sleep: frozenset):
         self.open = True
         self.sleep = sleep
         self.summary: frozenset = frozenset()
         self.views: dict = {}  # renaming -> (summary, renamed summary, groups): summary_view's cache
+        self.work = 0
 
 
 def closed_entry(sleep: frozenset, summary: frozenset) -> _Entry:
@@ -598,6 +602,7 @@ class Dpor:
             entry.open = True
             entry.sleep = entry.sleep & mine
         frame.entry = entry
+        frame.born = self.run.transitions
 
     def close(self, frame: _Frame) -> None:
         """A frame is fully explored: store its summary (renamed to its key's naming) and mark
@@ -605,6 +610,7 @@ class Dpor:
         if self.stateful and frame.entry is not None:
             frame.entry.summary = frame.entry.summary | self.renamed(frame.summary, frame.mapping)
             frame.entry.open = False
+            frame.entry.work = self.run.transitions - frame.born
 
     # ------------------------------------------------------------------ facts and renamings
 

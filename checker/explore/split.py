@@ -49,6 +49,7 @@ The subtree jobs run the explorer's own strategy functions (``STRATEGY_TABLE``) 
 
 from __future__ import annotations
 
+import gc
 import itertools
 import time
 import uuid
@@ -65,11 +66,22 @@ WALK_STRATEGIES = frozenset({"random", "pct"})
 SUBTREE_STRATEGIES = frozenset({"dfs", "exhaustive", "dpor", "transdpor", "keyaware", "ired", "dpired", "dpliviola"})
 SPLIT_STRATEGIES = WALK_STRATEGIES | SUBTREE_STRATEGIES
 MAX_FRONTIER_DEPTH = 16
-#: Seconds a dfs/DPOR-family split first explores in this process, whole: a search done by
-#: then (complete, or a violation found) is answered as is, never split. Splitting pays only on
-#: long searches: the workers' start-up, reading the shared state cache, and what two workers
-#: explore at once before either has shared it (benchmarks/explore_split.py) cost seconds.
-SPLIT_AFTER_S = 5.0
+#: Seconds a DPOR-family split first explores in this process, whole (as the checker does before
+#: it moves partitions to workers): a search done by then (complete, or a violation found) is
+#: answered as is, never split. The hand-off resumes the search where it stands, so a second is
+#: enough: on 2 cores every shipped protocol costs 0.9-1.05x one process's time and a 22 s
+#: search 0.6x (benchmarks/explore_split.py).
+SPLIT_AFTER_S = 1.0
+#: Seconds a dfs or exhaustive split (subtrees below a frontier, each explored with its own
+#: visited states) first explores in this process: the subtrees repeat what they share (the
+#: ABD register: twice the schedules), which a search of a few seconds does not repay.
+SUBTREE_SPLIT_AFTER_S = 5.0
+#: Transitions a state's exploration must have taken for its cache entry to be shared with the
+#: other workers: sharing an entry costs its writer and every reader a few microseconds (the
+#: state travels by value and is re-keyed where read), which a state with a small subtree
+#: does not repay (re-exploring it costs about what sharing it does, and the other workers
+#: mostly never reach it); the entries that save work are those of states with big subtrees.
+SHARE_MIN_TRANSITIONS = 16
 #: Seconds a handed-out DPOR-family job explores before it stops at rest and hands the rest of
 #: its subtree back (so that one big subtree does not leave the other workers idle).
 JOB_SLICE_S = 1.0
@@ -458,8 +470,21 @@ def _shared(job: Job) -> _Shared:
     key = (job.search, job.protocol, job.strategy, job.options)
     if key not in _SHARED:
         _SHARED.clear()  # one search at a time
+        gc.unfreeze()  # (the last search's cache, frozen by _keep, may go)
         _SHARED[key] = _Shared()
     return _SHARED[key]
+
+
+def _keep() -> None:
+    """In a worker process (one started by :mod:`multiprocessing`), move what it holds now
+    (the shared cache above all) out of the cyclic collector's sight until the next search
+    (:func:`_shared`): the collector would otherwise rescan the whole cache after every job,
+    which costs milliseconds a job once it has grown (its entries hold no cycles; reference
+    counting frees them). Elsewhere (a job run in the caller's process) nothing changes."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        gc.freeze()
 
 
 # ------------------------------------------------- the state cache shared between processes
@@ -472,6 +497,13 @@ def _shared(job: Job) -> _Shared:
 # entries of its first slice, each worker a shard per job; a worker reads, before each job, the
 # shards written since its last job. An engine whose workers cannot see the directory (Ray on
 # other machines) just runs without it (each worker's own cache only).
+
+
+def worth_sharing(table: dict, keys) -> list:
+    """The ``keys`` whose states took at least :data:`SHARE_MIN_TRANSITIONS` transitions to
+    explore (closed entries of ``table``, a DPOR search's state cache, record that)."""
+    get = table.get
+    return [key for key in keys if getattr(get(key), "work", 0) >= SHARE_MIN_TRANSITIONS]
 
 
 def export_entries(search, keys) -> list:
@@ -575,7 +607,8 @@ def run_handoff(job: Job) -> JobResult:
                 if frame.entry is not None and table.get(frame.key) is frame.entry:
                     del table[frame.key]
             if search.stateful and job.store:
-                _write_store(job.store, export_entries(search, fresh), shared.read)
+                _write_store(job.store, export_entries(search, worth_sharing(table, fresh)), shared.read)
+            _keep()
     except Stop:
         table.clear()  # states left open on the stack
     except BaseException:
@@ -732,7 +765,7 @@ def handoff_split(ref: ProtocolRef, strategy: str, engine: Any, options: Options
     store = tempfile.mkdtemp(prefix="packrat-explore-split-") if search.stateful else ""
     try:
         if store:
-            _write_store(store, export_entries(search, list(search.table)), set())
+            _write_store(store, export_entries(search, worth_sharing(search.table, list(search.table))), set())
         jobs, rounds = _run_rounds(ref, strategy, engine, options, search, store, parts, failures, progress,
                                    job_seconds, workers or int(getattr(engine, "workers", 1) or 1))
     finally:
@@ -744,8 +777,10 @@ def handoff_split(ref: ProtocolRef, strategy: str, engine: Any, options: Options
 def _run_rounds(ref: ProtocolRef, strategy: str, engine: Any, options: Options, search, store: str,
                 parts: list, failures: list, progress: Callable[[int, int], None] | None,
                 job_seconds: float | None, workers: int) -> tuple[int, int]:
-    """:func:`handoff_split`'s rounds over ``engine``, from ``search`` at rest: appends to
-    ``parts`` and ``failures``; returns (jobs, rounds)."""
+    """:func:`handoff_split`'s jobs over ``engine``, from ``search`` at rest: appends to
+    ``parts`` and ``failures``; returns (jobs, rounds). An engine that takes work as it comes
+    (``feed``: the local and serial ones) gets new jobs whenever fewer than two per worker are
+    outstanding (one round); another runs rounds, each waiting for all of its jobs."""
     ident = uuid.uuid4().hex
     count = [0]
 
@@ -753,44 +788,77 @@ def _run_rounds(ref: ProtocolRef, strategy: str, engine: Any, options: Options, 
         count[0] += 1
         return Job(count[0], ref, strategy, options, search=ident, handoff=h, store=store, seconds=job_seconds)
 
-    tree = _Tree()
-    todo = _spread(tree.jobs(tree.add(*_stack_of(search, 0), 0), make), workers, make)
-    done, rounds = 0, 0
+    out = _Outcomes(make, parts, failures)
+    out.report(out.tree.add(*_stack_of(search, 0), 0).items())
+    want = 2 * workers
+    todo = out.jobs(want)
+    feed = getattr(engine, "feed", None)
+    done = rounds = 0
     while todo:
         rounds += 1
-        reported: dict = {}
-        resumed: list[Job] = []
-        for outcome in engine.map(run_handoff, todo):
+        for outcome in (feed or engine.map)(run_handoff, todo):
             done += 1
-            if outcome.ok:
-                part = outcome.value
-                parts.append(part)
-                if part.stack:
-                    taken, frames = part.stack
-                    start = len(taken) + 1 - len(frames)
-                    for path, points in tree.add(taken, frames, start).items():
-                        reported.setdefault(path, set()).update(points)
-                for path, points in part.backtrack:
-                    reported.setdefault(path, set()).update(points)
-                if part.unstarted is not None:  # handed out again as they were (their order stands)
-                    resumed.append(make(part.unstarted))
-            else:
-                failures.append(f"job {todo[outcome.index].order}: {outcome.error}")
+            out.take(outcome, todo[outcome.index])
+            if feed is not None and len(todo) - done < want:
+                todo.extend(out.jobs(want - (len(todo) - done)))
             if progress is not None:
                 progress(done, count[0])
-        if failures or any(p.found is not None for p in parts):
-            break
-        todo = _spread(resumed + tree.jobs(reported, make), workers, make)
+        todo = [] if feed is not None else out.jobs(want)
     return count[0], rounds
 
 
-def _spread(todo: list[Job], workers: int, make: Callable[[Handoff], Job]) -> list[Job]:
-    """A round's jobs, with enough for every worker: a job of several points gives its later
-    half to a new job (after the earlier half: the same order) until there are two jobs per
-    worker or no job has two points; a round still short of that runs with short slices
-    (:data:`JOB_SLICE_S` / 8), so that the stacks come back soon, to be shared out."""
+class _Outcomes:
+    """The driver's side of a hand-off: the frames with points to hand out (``tree``), what
+    the jobs brought back since jobs were last made (points reported, points not started), and
+    their parts and failures (appended to ``parts`` and ``failures``)."""
+
+    def __init__(self, make: Callable[[Handoff], Job], parts: list, failures: list) -> None:
+        self.tree = _Tree()
+        self.make = make
+        self.parts = parts
+        self.failures = failures
+        self.reported: dict = {}
+        self.resumed: list[Job] = []
+        self.stopped = False
+
+    def report(self, points) -> None:
+        """Add backtrack points to hand out: (path, processes) pairs."""
+        for path, procs in points:
+            self.reported.setdefault(path, set()).update(procs)
+
+    def take(self, outcome, job: Job) -> None:
+        """Record ``job``'s outcome: its part, the points of the stack it handed back and those
+        its races added above it, and its points not started; or its failure. A failure or a
+        violation stops the hand-out (:meth:`jobs` makes no more)."""
+        if not outcome.ok:
+            self.failures.append(f"job {job.order}: {outcome.error}")
+            self.stopped = True
+            return
+        part = outcome.value
+        self.parts.append(part)
+        self.stopped = self.stopped or part.found is not None
+        if part.stack:
+            taken, frames = part.stack
+            self.report(self.tree.add(taken, frames, len(taken) + 1 - len(frames)).items())
+        self.report(part.backtrack)
+        if part.unstarted is not None:  # handed out again as they were (their order stands)
+            self.resumed.append(self.make(part.unstarted))
+
+    def jobs(self, want: int) -> list[Job]:
+        """Jobs for everything brought back since the last call, spread over ``want`` jobs where
+        they can be (:func:`_spread`); none once the hand-out stopped."""
+        todo = [] if self.stopped else self.resumed + self.tree.jobs(self.reported, self.make)
+        self.reported, self.resumed = {}, []
+        return _spread(todo, want, self.make)
+
+
+def _spread(todo: list[Job], want: int, make: Callable[[Handoff], Job]) -> list[Job]:
+    """Jobs with enough for every worker: a job of several points gives its later half to a
+    new job (after the earlier half: the same order) until there are ``want`` jobs or no job
+    has two points; jobs still short of that run with short slices (:data:`JOB_SLICE_S` / 8),
+    so that the stacks come back soon, to be shared out."""
     todo = list(todo)
-    while 0 < len(todo) < 2 * workers:
+    while 0 < len(todo) < want:
         big = max(range(len(todo)), key=lambda i: len(todo[i].handoff.points))  # type: ignore[union-attr]
         h = todo[big].handoff
         assert h is not None  # (hand-off jobs)
@@ -906,17 +974,19 @@ def explore_split(
     options: Options = Options(),
     shrink: bool = True,
     progress: Callable[[int, int], None] | None = None,
-    split_after_s: float = SPLIT_AFTER_S,
+    split_after_s: float | None = None,
 ) -> SplitResult:
     """Explore ``protocol`` (registry name) with ``strategy`` split over ``engine``'s workers.
 
     Walks: ``jobs`` batches (default 4 per worker) sharing ``max_schedules`` (default 1000).
     The DPOR family (without ``frontier_depth``): :func:`handoff_split` after ``split_after_s``
-    seconds (0: the subtree split below). Subtrees: first the whole search in this process for
-    ``split_after_s`` seconds (:func:`first_slice`; 0: split at once): done by then, it is the
-    answer (``jobs`` 0), else the frontier at ``frontier_depth`` (default: :func:`auto_depth`).
-    ``progress(done, total)`` is called as jobs finish (a hand-off's total grows by rounds). A job whose worker died twice, or that raised, makes the
-    verdict UNKNOWN (never OK) unless another job found a violation.
+    seconds (default :data:`SPLIT_AFTER_S`; 0: the subtree split below). Subtrees: first the
+    whole search in this process for ``split_after_s`` seconds (default
+    :data:`SUBTREE_SPLIT_AFTER_S`; :func:`first_slice`; 0: split at once): done by then, it is
+    the answer (``jobs`` 0), else the frontier at ``frontier_depth`` (default:
+    :func:`auto_depth`). ``progress(done, total)`` is called as jobs finish (a hand-off's total
+    grows as jobs bring more). A job whose worker died twice, or that raised, makes the verdict
+    UNKNOWN (never OK) unless another job found a violation.
     """
     from checker.explore import ExploreError
 
@@ -937,6 +1007,9 @@ def explore_split(
             raise SplitError("a subtree split has no global schedule budget; use max_time (per job)")
         if options.depth is not None and frontier_depth is not None and frontier_depth >= options.depth:
             raise SplitError(f"frontier depth {frontier_depth} must be below the depth bound {options.depth}")
+        if split_after_s is None:
+            split_after_s = SPLIT_AFTER_S if strategy in DPOR_SEARCHES and frontier_depth is None \
+                else SUBTREE_SPLIT_AFTER_S
         if strategy in DPOR_SEARCHES and split_after_s > 0 and frontier_depth is None:
             return _handed_off(ref, strategy, engine, options, split_after_s, workers, shrink, progress, t0)
         whole = first_slice(built, strategy, options, split_after_s, shrink) if split_after_s > 0 else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import signal
 import sys
 import time
@@ -129,24 +130,33 @@ class LocalEngine:
         Stopping the iteration early (or an exception in the consumer, Ctrl-C included)
         stops the workers that still hold tasks; the engine can be used again afterwards.
         """
+        return self._run(fn, list(tasks), retries, growing=False)
+
+    def feed(self, fn: Callable[[Any], Any], tasks: list[Any], retries: int = 1) -> Iterator[Outcome]:
+        """:meth:`map` over a list the consumer may append to while it iterates (for work that
+        brings more work): a task appended before the consumer asks for the next outcome is
+        sent as soon as a worker has room, without waiting for the others to finish; the
+        iteration ends when every task, appended ones included, has its outcome."""
+        return self._run(fn, tasks, retries, growing=True)
+
+    def _run(self, fn: Callable[[Any], Any], tasks: list[Any], retries: int, growing: bool) -> Iterator[Outcome]:
         if self._closed:
             raise EngineError("this engine is closed")
         retries = check_retries(retries)
-        tasks = list(tasks)
         if not tasks:
             return
-        self._ensure_pool(min(self.workers, len(tasks)))
+        self._ensure_pool(self.workers if growing else min(self.workers, len(tasks)))
         pending: collections.deque[_Job] = collections.deque((i, 1) for i in range(len(tasks)))
-        remaining = len(tasks)
+        remaining = known = len(tasks)
         finished = False
         try:
             while remaining:
-                for outcome in self._feed(fn, tasks, pending):
+                for outcome in itertools.chain(self._feed(fn, tasks, pending), self._await_replies(retries, pending)):
                     remaining -= 1
                     yield outcome
-                for outcome in self._await_replies(retries, pending):
-                    remaining -= 1
-                    yield outcome
+                    if len(tasks) > known:  # (only a growing list grows)
+                        pending.extend((i, 1) for i in range(known, len(tasks)))
+                        remaining, known = remaining + len(tasks) - known, len(tasks)
             finished = True
         finally:
             if not finished:

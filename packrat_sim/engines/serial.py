@@ -25,6 +25,11 @@ class SerialEngine:
             ok, payload = call_task(fn, task)
             yield Outcome(i, True, payload, "", 1) if ok else Outcome(i, False, None, payload, 1)
 
+    def feed(self, fn: Callable[[Any], Any], tasks: list[Any], retries: int = 1) -> Iterator[Outcome]:
+        """:meth:`map` over a list the consumer may append to while it iterates; the appended
+        tasks run after the others, in order (see ``LocalEngine.feed``)."""
+        return self.map(fn, tasks, retries)
+
     def close(self) -> None:
         """Nothing to release."""
 

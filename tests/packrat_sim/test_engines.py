@@ -164,3 +164,38 @@ def test_a_task_that_cannot_be_pickled_is_a_failed_outcome(pool):
     outcomes = by_index(pool.map(square, [2, threading.Lock(), 3]))
     assert [o.value for o in outcomes if o.ok] == [4, 9]
     assert not outcomes[1].ok and "cannot send the task" in outcomes[1].error
+
+
+def sleep_then(arg):
+    """Sleep ``arg[0]`` seconds, then return ``arg[1]``."""
+    import time
+
+    time.sleep(arg[0])
+    return arg[1]
+
+
+@pytest.mark.parametrize("engine", ["serial", "local"])
+def test_feed_runs_the_tasks_the_consumer_appends_while_it_iterates(pool, engine):
+    eng = SerialEngine() if engine == "serial" else pool
+    tasks = [1, 2]
+    seen = []
+    for outcome in eng.feed(square, tasks):
+        seen.append((outcome.index, outcome.value))
+        if outcome.value < 1000:
+            tasks.append(outcome.value + 1)  # even after the last outcome so far: it still runs
+    assert sorted(v for _, v in seen) == sorted(x * x for x in tasks)
+    assert all(tasks[i] ** 2 == v for i, v in seen) and len(tasks) > 4
+
+
+def test_a_task_fed_to_the_local_engine_starts_without_waiting_for_the_slow_ones(pool):
+    tasks = [(1.5, "slow"), (0.0, "quick")]
+    order = []
+    for outcome in pool.feed(sleep_then, tasks):
+        order.append(outcome.value)
+        if outcome.value == "quick":
+            tasks.append((0.0, "fed"))  # a worker is free: it runs now, not after "slow"
+    assert order == ["quick", "fed", "slow"]
+
+
+def test_feeding_an_empty_list_gives_no_outcomes(pool):
+    assert list(pool.feed(square, [])) == [] and list(SerialEngine().feed(square, [])) == []

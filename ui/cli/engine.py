@@ -66,10 +66,11 @@ def run_explore_split(
     check_timeout: float | None = 10.0,
     reductions=None,
     progress: Callable[[int, int], None] | None = None,
-    split_after_s: float = 5.0,
+    split_after_s: float | None = None,
 ):
     """``(protocol, ExploreResult)`` of the exploration split over an engine (``split_after_s``:
-    seconds the dfs/dpor-family search first runs whole here, see ``explore_split``; ``reductions``: a
+    seconds the dfs/dpor-family search first runs whole here, None: the strategy's default, see
+    ``explore_split``; ``reductions``: a
     :class:`checker.explore.Reductions`, None for the default); every input problem becomes
     BadInput. Walks (random, pct) split by seed, the dfs/dpor family by
     subtrees (see ``checker/explore/split.py``); ``max_time`` applies to each job."""
