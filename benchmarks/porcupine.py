@@ -13,6 +13,7 @@ the check spent compiling and partitioning, total), Porcupine's, the wall-time r
 Porcupine's) and the ratio of CPU time (parse and check, every thread of each process: robust to
 a loaded machine, where Porcupine's partitions, run on every core, get more of it than one Python
 thread), and whether the verdicts match Porcupine's.
+Then each family of sets (etcd, kv, gen) in total, the issue's target (at most 1x wall on each).
 
 Then the interpreter limit: per kv set, the model steps each checker takes (counted in separate,
 untimed runs) and its check's CPU time per model step, and a micro-benchmark of the least CPU a
@@ -371,6 +372,23 @@ def report_sets(sets: dict[str, list[Path]], ours: dict[Path, Timing], theirs: d
             med = statistics.median(ours[f].check_ms for f in files)
             theirs_med = "" if theirs is None else f", Porcupine's {statistics.median(theirs[f].check_ms for f in files):.3f} ms"
             print(f"{'':<22} median check per file: ours {med:.3f} ms{theirs_med}")
+    if theirs is not None:
+        report_totals(sets, ours, theirs)
+
+
+def report_totals(sets: dict[str, list[Path]], ours: dict[Path, Timing], theirs: dict[Path, Timing]) -> None:
+    """Print each family of sets (etcd, kv, gen: the first word of a set's name) in total, parse and
+    check of every file summed, ours against Porcupine's: the issue's target is at most 1x on each."""
+    families: dict[str, list[Path]] = {}
+    for name, files in sets.items():
+        families.setdefault(name.split()[0], []).extend(files)
+    for family, files in families.items():
+        mine = sum(ours[f].parse_ms + ours[f].check_ms for f in files)
+        porcupine = sum(theirs[f].parse_ms + theirs[f].check_ms for f in files)
+        cpu = (sum(ours[f].parse_cpu_ms + ours[f].check_cpu_ms for f in files)
+               / sum(theirs[f].parse_cpu_ms + theirs[f].check_cpu_ms for f in files))
+        print(f"{family} in total ({len(files)} files): ours {mine:.1f} ms, Porcupine's {porcupine:.1f} ms: "
+              f"{mine / porcupine:.2f}x wall, {cpu:.2f}x CPU (target: at most 1x wall)")
 
 
 def step_floor_ns(runs: int = 200_000) -> tuple[float, float]:
