@@ -17,11 +17,17 @@
   report's ``prediction`` (``calibrated`` or ``isolated``). Every figure the report gives
   for a plan (its table entry, the optimizer's and the interference-aware plan's summary)
   is that one prediction.
+
+The report's ``conditions`` (:func:`conditions_json`) say what the machine was doing during
+the benchmark (a :class:`~real_runner.conditions.ConditionsProbe` watches it from before the
+quick profile to the last measurement) and carry ``note``, the one line when the machine was
+busy or the optimizer's plan was far off its prediction.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -37,6 +43,7 @@ from packrat_sim.plan import fat as fat_plan
 from packrat_sim.plan import thin as thin_plan
 from packrat_sim.predictor import Predictor, baselines, best_plan, corun, priced_profile
 from real_runner import topology as topo_mod
+from real_runner.conditions import Conditions, ConditionsProbe, measurement_note
 from real_runner.executor import InstancePool, start_side_by_side
 from real_runner.models import get_spec, make_inputs, require_batch_memory
 
@@ -87,7 +94,7 @@ def _shape(p: Plan) -> Plan:
 def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, iterations: int = 5,
               profile=None, topology: topo_mod.Topology | None = None, max_plans: int = 24,
               seed: int = 0, warmup: int = 2, on_progress: Callable[[str], None] | None = None,
-              interference: bool = False, isolated: bool = False) -> dict:
+              interference: bool = False, isolated: bool = False, probe: ConditionsProbe | None = None) -> dict:
     """Benchmark ``model`` at each batch size of ``batches`` on ``cores`` cores (default: all
     allowed CPUs). ``profile``: a packrat_sim Profile to plan and predict from (default: a
     quick profile measured now, with its co-run interference sweep when ``interference``).
@@ -96,12 +103,16 @@ def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, i
     plan is measured too and reported beside the isolated-profile plan, each with its regret
     against the measured oracle. ``corun``/``corun_model`` say which prediction was used and
     ``notes`` holds the no-co-run line when multi-instance plans were predicted without co-run
-    data. Returns a JSON-able dict (see the module docstring)."""
+    data. ``probe``: what watches the machine while it measures (default: a new
+    :class:`~real_runner.conditions.ConditionsProbe` of this process and its workers); what it
+    saw is the report's ``conditions`` (:func:`conditions_json`). Returns a JSON-able dict (see
+    the module docstring)."""
     get_spec(model)
     batches = [int(b) for b in batches]
     if not batches or any(b < 1 for b in batches):
         raise BenchError(f"batches must be positive integers, got {batches!r}")
     validate.positive_int(iterations, "iterations", error=BenchError)
+    probe = (probe or ConditionsProbe()).start()  # before the quick profile: it measures too
     topo, T, say, profile = _setup(model, batches, cores, topology, profile, interference, on_progress)
     co = corun(profile, isolated)
     profile = priced_profile(profile, co)  # without its co-run model unless calibrated
@@ -172,7 +183,20 @@ def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, i
         "corun": co.mode, "corun_model": co.to_json(), "notes": co.notes_if(multi),
         "prediction": prediction_name(co), "prediction_means": prediction_means(co),
         "batches": rows, "elapsed_s": time.monotonic() - t_begin,
+        "conditions": conditions_json(probe.stop(), rows),
     }
+
+
+def conditions_json(conditions: Conditions, rows: Sequence[dict]) -> dict:
+    """The bench report's ``conditions``: ``conditions.to_json()`` plus ``note``, the
+    :func:`~real_runner.conditions.measurement_note` (a line, or None) for the batch row of
+    ``rows`` (:func:`run_bench`'s ``batches``) whose optimizer plan was furthest from its
+    prediction (by |log(measured / predicted)|; rows without both figures are skipped), or
+    on the conditions alone when no row has both. Pure."""
+    pairs = [(r["optimizer_predicted_ms"], r["optimizer_ms"]) for r in rows
+             if r.get("optimizer_predicted_ms") and r.get("optimizer_ms")]
+    worst = max(pairs, key=lambda pm: abs(math.log(pm[1] / pm[0])), default=(None, None))
+    return dict(conditions.to_json(), note=measurement_note(conditions, *worst))
 
 
 def prediction_name(co) -> str:
@@ -363,5 +387,5 @@ def _loadavg() -> float | None:
     return read_loadavg()
 
 
-__all__ = ["FIDELITY_ORDERS", "BenchError", "feasible_plans", "interleaved_schedule", "measure_fidelity", "noise_floor_pct",
-           "prediction_means", "prediction_name", "run_bench"]
+__all__ = ["FIDELITY_ORDERS", "BenchError", "conditions_json", "feasible_plans", "interleaved_schedule",
+           "measure_fidelity", "noise_floor_pct", "prediction_means", "prediction_name", "run_bench"]

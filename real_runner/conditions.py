@@ -1,7 +1,8 @@
 """The conditions a measurement ran under, and the one line that says when they make it doubtful.
 
-A command that measures (``run``, ``run --load``, ``bench``, ``demo``'s real step) opens a
-:class:`ConditionsProbe` before its measurement and closes it after; the probe reads the
+A command that measures (``run``, ``run --load``, ``demo``'s real step; for ``bench``,
+:func:`real_runner.bench.run_bench` itself) opens a :class:`ConditionsProbe` before its
+measurement and closes it after; the probe reads the
 1-minute load average (``/proc/loadavg``) at both ends and the run-queue wait of the
 processes it watches (``/proc/PID/task/*/schedstat``: time runnable but waiting for a CPU).
 The command records :meth:`Conditions.to_json` beside its figures and prints

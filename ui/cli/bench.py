@@ -28,7 +28,6 @@ def register(app: typer.Typer) -> None:
         predicted vs measured error."""
         from packrat_sim import validate
         from real_runner.bench import run_bench
-        from real_runner.conditions import ConditionsProbe
         from real_runner.executor import WorkerError
         from real_runner.models import get_spec
         from real_runner.profiling import parse_int_list
@@ -46,13 +45,11 @@ def register(app: typer.Typer) -> None:
 
             warn_other_machine(PlanOrigin.of(profile), f"--profile {profile_spec}", detect())
         output_dir_arg(out, "--out")  # before measuring: parent exists, not a symlink or a file
-        probe = ConditionsProbe().start()
         try:
             report = run_bench(model, bs, cores=cores, iterations=iterations, profile=profile, max_plans=max_plans,
                                on_progress=note, interference=interference, isolated=isolated)
         except WorkerError as exc:
             fail(str(exc), code=1)
-        report["conditions"] = conditions_json(probe.stop(), report["batches"])
         unwritten = _write_reports(report, out) if out is not None else None
         if as_json:
             emit_json(report)
@@ -60,19 +57,6 @@ def register(app: typer.Typer) -> None:
             _print_text(report, out if unwritten is None else None)
         if unwritten is not None:
             fail(unwritten)
-
-
-def conditions_json(conditions, rows: list[dict]) -> dict:
-    """The bench's conditions (``real_runner.conditions``) with ``note``: the one line on the
-    batch whose optimizer plan was furthest from its prediction, or on a busy machine."""
-    import math
-
-    from real_runner.conditions import measurement_note
-
-    pairs = [(r["optimizer_predicted_ms"], r["optimizer_ms"]) for r in rows
-             if r.get("optimizer_predicted_ms") and r.get("optimizer_ms")]
-    worst = max(pairs, key=lambda pm: abs(math.log(pm[1] / pm[0])), default=(None, None))
-    return dict(conditions.to_json(), note=measurement_note(conditions, *worst))
 
 
 def _write_reports(report: dict, out: str) -> str | None:

@@ -805,6 +805,17 @@ def bench_warnings(rows: Sequence[dict], cores: int) -> list[str]:
     return out
 
 
+def bench_notes(kept: dict) -> list[str]:
+    """The measurement notes of a dashboard benchmark (pure). ``kept``: ``jobs.bench_steps``'
+    result, whose ``rows`` (one per batch size) and ``conditions`` (each run's
+    ``real_runner.bench.run_bench`` ``report["conditions"]``, one per batch size, same order)
+    line up. Returns ``batch B: <note>`` for each batch whose conditions carry a note (the
+    library's wording: the machine was busy, or the plan was far off its prediction); [] when
+    none does or ``kept`` has no conditions."""
+    return [f"batch {r['batch']}: {c['note']}" for r, c in zip(kept["rows"], kept.get("conditions") or [])
+            if c.get("note")]
+
+
 # ------------------------------------------------------------------- wording
 
 

@@ -435,12 +435,15 @@ def hardware_steps(model: str, batch: int, cores: int, iterations: int, with_thi
 
 
 def bench_steps(model: str, batches: list, cores: int, iterations: int):
-    """One ``real_runner.bench.run_bench`` per batch size."""
+    """One ``real_runner.bench.run_bench`` per batch size; ``rows``: their batch rows,
+    ``conditions``: their reports' ``conditions``, one per batch size in the same order."""
     from real_runner import bench
 
-    rows = []
+    rows, conditions = [], []
     for k, b in enumerate(batches):
         yield k / len(batches), f"batch {b}: measuring fat, thin, the plan and the oracle's plans, interleaved"
-        rows += bench.run_bench(model, [b], cores=cores, iterations=iterations)["batches"]
+        report = bench.run_bench(model, [b], cores=cores, iterations=iterations)
+        rows += report["batches"]
+        conditions.append(report["conditions"])
     yield 1.0, "done"
-    return {"model": model, "cores": cores, "iterations": iterations, "rows": rows}
+    return {"model": model, "cores": cores, "iterations": iterations, "rows": rows, "conditions": conditions}

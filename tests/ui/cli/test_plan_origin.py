@@ -109,7 +109,8 @@ def test_bench_warns_in_one_line_for_a_profile_of_another_machine(cli, tmp_path,
     def fake_bench(model, batches, *, profile, **kwargs):
         co = corun(profile)
         return {"model": model, "cores": 1, "batches": [], "corun": co.mode, "corun_model": co.to_json(),
-                "notes": [], "prediction": bench_mod.prediction_name(co), "prediction_means": bench_mod.prediction_means(co)}
+                "notes": [], "prediction": bench_mod.prediction_name(co), "prediction_means": bench_mod.prediction_means(co),
+                "conditions": {"note": None}}
 
     monkeypatch.setattr(bench_mod, "run_bench", fake_bench)
     code, _, err = cli("bench", "--model", "tiny-cnn", "--batches", "1", "--profile", prof)

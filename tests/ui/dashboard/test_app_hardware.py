@@ -181,7 +181,7 @@ def test_the_benchmark_view_shows_speedup_regret_and_predicted_vs_measured(hw, h
             "batch": b, "fat_ms": 10.0 * b, "thin_ms": 6.0 * b, "optimizer": f"2 x 1t x {b}", "optimizer_ms": 5.0 * b,
             "oracle_best": f"2 x 1t x {b}", "oracle_ms": 5.0 * b, "speedup_optimizer_vs_fat": 2.0, "regret_pct": 0.0,
             "optimizer_predicted_ms": 4.0 * b,
-        }]}
+        }], "conditions": {"note": None}}
 
     monkeypatch.setattr(bench, "run_bench", run_bench)
     at = hw

@@ -120,6 +120,8 @@ def bench_section(topo) -> None:
                     f"{data.plural(kept['iterations'], 'interleaved round')} per plan.")
         for w in data.bench_warnings(rows, kept["cores"]):
             st.warning(w, icon=":material/warning:")
+        for n in data.bench_notes(kept):
+            st.warning(n, icon=":material/warning:")
         st.dataframe(rows, hide_index=True, key="hw.bench.table",
                      column_config={k: st.column_config.NumberColumn(format="%.2f")
                                     for k in ("fat_ms", "thin_ms", "plan_ms", "oracle_ms", "speedup vs fat",
