@@ -79,11 +79,14 @@ class Task:
     outputs: list
     read_only: list[bool]
     read_values: list | None = None  # the model's read_value per searched operation, if it has one
+    resets: list[bool] | None = None  # the model's resets per searched operation, if it has reaches too
 
-    def search(self, step: StepFn, init: Any) -> Generator[int, int, SearchOutcome]:
-        """A fresh search over this partition from model state ``init`` (see :func:`search`)."""
+    def search(self, step: StepFn, init: Any, reaches: Callable[[Any, Any], bool] | None = None
+               ) -> Generator[int, int, SearchOutcome]:
+        """A fresh search over this partition from model state ``init`` (see :func:`search`;
+        ``reaches``: the model's, used with ``resets``)."""
         return search(step, init, self.call_t, self.ret_t, self.inputs, self.outputs, self.read_only,
-                      self.read_values)
+                      self.read_values, self.resets, reaches)
 
 
 def compile_partitions(ops: Sequence[Operation], mdl: Model) -> dict[Hashable, list[Row]]:
@@ -127,8 +130,10 @@ def make_task(mdl: Model, key: Hashable, rows: Sequence[Row]) -> Task:
     kept = [row for row in rows if row[2] is not None or not row[5]]
     columns = [list(c) for c in zip(*kept)] if kept else [[] for _ in range(7)]
     searched, call_t, ret_t, inputs, outputs, ro, values = columns
+    resets = mdl.resets if mdl.read_value is not None and mdl.reaches is not None else None
     return Task(key=key, indices=tuple([row[0] for row in rows]), searched=searched, call_t=call_t, ret_t=ret_t,
-                inputs=inputs, outputs=outputs, read_only=ro, read_values=values if mdl.read_value else None)
+                inputs=inputs, outputs=outputs, read_only=ro, read_values=values if mdl.read_value else None,
+                resets=None if resets is None else [bool(resets(i)) for i in inputs])
 
 
 @dataclass
@@ -234,7 +239,7 @@ class Interleaver:
         try:
             gen = self.gens.get(i)
             if gen is None:
-                gen = self.gens[i] = self.tasks[i].search(self.mdl.step, self.mdl.init())
+                gen = self.gens[i] = self.tasks[i].search(self.mdl.step, self.mdl.init(), self.mdl.reaches)
                 done = next(gen)
                 out.state = self.mdl.init()
             else:
