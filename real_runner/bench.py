@@ -43,7 +43,7 @@ from packrat_sim.plan import fat as fat_plan
 from packrat_sim.plan import thin as thin_plan
 from packrat_sim.predictor import Predictor, baselines, best_plan, corun, priced_profile
 from real_runner import topology as topo_mod
-from real_runner.conditions import Conditions, ConditionsProbe, measurement_note
+from real_runner.conditions import Conditions, ConditionsProbe, conditions_report
 from real_runner.executor import InstancePool, start_side_by_side
 from real_runner.models import get_spec, make_inputs, require_batch_memory
 
@@ -188,15 +188,15 @@ def run_bench(model: str, batches: Sequence[int], *, cores: int | None = None, i
 
 
 def conditions_json(conditions: Conditions, rows: Sequence[dict]) -> dict:
-    """The bench report's ``conditions``: ``conditions.to_json()`` plus ``note``, the
-    :func:`~real_runner.conditions.measurement_note` (a line, or None) for the batch row of
+    """The bench report's ``conditions``: :func:`~real_runner.conditions.conditions_report`
+    (``conditions.to_json()`` plus ``note``, a line or None) for the batch row of
     ``rows`` (:func:`run_bench`'s ``batches``) whose optimizer plan was furthest from its
     prediction (by |log(measured / predicted)|; rows without both figures are skipped), or
     on the conditions alone when no row has both. Pure."""
     pairs = [(r["optimizer_predicted_ms"], r["optimizer_ms"]) for r in rows
              if r.get("optimizer_predicted_ms") and r.get("optimizer_ms")]
     worst = max(pairs, key=lambda pm: abs(math.log(pm[1] / pm[0])), default=(None, None))
-    return dict(conditions.to_json(), note=measurement_note(conditions, *worst))
+    return conditions_report(conditions, *worst)
 
 
 def prediction_name(co) -> str:

@@ -1,15 +1,17 @@
 """The conditions a measurement ran under, and the one line that says when they make it doubtful.
 
-A command that measures (``run``, ``run --load``, ``demo``'s real step; for ``bench``,
-:func:`real_runner.bench.run_bench` itself) opens a :class:`ConditionsProbe` before its
-measurement and closes it after; the probe reads the
-1-minute load average (``/proc/loadavg``) at both ends and the run-queue wait of the
-processes it watches (``/proc/PID/task/*/schedstat``: time runnable but waiting for a CPU).
-The command records :meth:`Conditions.to_json` beside its figures and prints
-:func:`measurement_note` when it is not None: when the machine was busy, or when the
-measurement is more than ``OFF_FACTOR`` times off its prediction, with the likely cause.
+A measurement (``run``'s, ``run --load``'s, ``demo``'s real step, the dashboard's Hardware
+run) goes through :func:`watched`, which opens a :class:`ConditionsProbe` before it and closes
+it after (:func:`real_runner.bench.run_bench` opens its own around the whole benchmark); the
+probe reads the 1-minute load average (``/proc/loadavg``) at both ends and the run-queue wait
+of the processes it watches (``/proc/PID/task/*/schedstat``: time runnable but waiting for a
+CPU). The caller records :func:`conditions_report` (:meth:`Conditions.to_json` plus ``note``)
+beside its figures and prints :func:`measurement_note` when it is not None: when the machine
+was busy, or when the measurement is more than ``OFF_FACTOR`` times off its prediction, with
+the likely cause.
 
-Only the probe reads ``/proc``; :class:`Conditions` and :func:`measurement_note` are pure.
+Only the probe (and so :func:`watched`) reads ``/proc``; :class:`Conditions`,
+:func:`measurement_note` and :func:`conditions_report` are pure.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from real_runner.profiling import read_loadavg, read_runq_wait_ns
 
@@ -29,6 +32,8 @@ BUSY_LOAD_PER_CPU = 2.0
 BUSY_RUNQ_MS_PER_S = 100.0
 #: A measurement this many times off its prediction (either way) is called out.
 OFF_FACTOR = 2.0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,24 @@ def measurement_note(conditions: Conditions, predicted_ms: float | None = None,
     return None
 
 
+def conditions_report(conditions: Conditions, predicted_ms: float | None = None,
+                      measured_ms: float | None = None) -> dict:
+    """The JSON a report records as its ``conditions``: :meth:`Conditions.to_json` plus
+    ``note``, the :func:`measurement_note` of ``conditions`` and (when both given, in ms) the
+    predicted and measured figures (a line, or None). Pure."""
+    return dict(conditions.to_json(), note=measurement_note(conditions, predicted_ms, measured_ms))
+
+
+def watched(measure: Callable[[], T], probe: ConditionsProbe | None = None) -> tuple[T, Conditions]:
+    """Run ``measure()`` under watch: ``probe`` (default: a new :class:`ConditionsProbe` of
+    this process and its children) is started just before and stopped just after it. Returns
+    ``(what measure returned, the Conditions between)``; an exception from ``measure`` goes
+    on unchanged (the probe holds nothing to release). Reads ``/proc`` through the probe."""
+    probe = (probe or ConditionsProbe()).start()
+    result = measure()
+    return result, probe.stop()
+
+
 def self_and_children() -> list[int]:
     """This process and its direct children (worker processes), from
     ``/proc/self/task/*/children``; just this process where that is unreadable."""
@@ -141,4 +164,4 @@ class ConditionsProbe:
 
 
 __all__ = ["BUSY_LOAD_PER_CPU", "BUSY_RUNQ_MS_PER_S", "OFF_FACTOR", "Conditions", "ConditionsProbe",
-           "measurement_note", "self_and_children"]
+           "conditions_report", "measurement_note", "self_and_children", "watched"]

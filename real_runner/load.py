@@ -53,7 +53,7 @@ from packrat_sim.plan import Plan, parse_compact
 from packrat_sim.policy import PlanCatalog, PolicyConfig, PolicyError, load_overrides, parse_overrides, parse_policy
 from packrat_sim.predictor import corun
 from packrat_sim.profile import Profile
-from real_runner.conditions import ConditionsProbe, measurement_note
+from real_runner.conditions import conditions_report, watched
 from real_runner.models import get_spec, require_batch_memory
 from real_runner.serving import LoadError, LoadSpec, ServingInterrupted, parse_load, serve_load, signal_name
 from real_runner.topology import Topology, TopologyError, detect, format_cpus
@@ -315,11 +315,10 @@ def run_load(setup: LoadSetup, profile: Profile | None = None, *, history_path: 
     catalog = None
     if setup.policy is not None:
         catalog = PlanCatalog(profile, setup.cores, setup.load.max_batch, error=PolicyError, execution="chunks")
-    probe = ConditionsProbe().start()
-    served = serve_load(setup.request.model, setup.load, planner, estimator=setup.estimator,
-                        topology=setup.topology, warmup=setup.request.warmup, catalog=catalog, policy=setup.policy,
-                        cores=setup.cores, runtime_hook=runtime_hook)
-    conditions = probe.stop()
+    served, conditions = watched(lambda: serve_load(
+        setup.request.model, setup.load, planner, estimator=setup.estimator, topology=setup.topology,
+        warmup=setup.request.warmup, catalog=catalog, policy=setup.policy, cores=setup.cores,
+        runtime_hook=runtime_hook))
     history = served.pop("history")
     served.pop("runtime")
     report = {"model": setup.request.model, "load": setup.request.load, "load_kind": setup.load.kind,
@@ -327,7 +326,7 @@ def run_load(setup: LoadSetup, profile: Profile | None = None, *, history_path: 
               "profile": {"model": profile.model, "synthetic": profile.synthetic, "source": profile.source},
               **served}
     report["notes"] = corun(profile).notes(parse_compact(text) for text in _served_plans(report))
-    report["conditions"] = dict(conditions.to_json(), note=measurement_note(conditions))
+    report["conditions"] = conditions_report(conditions)
     return _record_history(report, history, history_path, check)
 
 

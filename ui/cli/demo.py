@@ -143,7 +143,7 @@ def step_real_run() -> str:
     from packrat_sim.optimizer import optimize
     from packrat_sim.predictor import corun
     from real_runner import compare_with_fat, quick_profile
-    from real_runner.conditions import ConditionsProbe, measurement_note
+    from real_runner.conditions import measurement_note, watched
 
     cores = len(os.sched_getaffinity(0))
     typer.echo(f"== real run: {DEMO_MODEL}, batch {DEMO_REAL_BATCH}, on this machine's {cores} cores")
@@ -151,9 +151,7 @@ def step_real_run() -> str:
     profile = quick_profile(DEMO_MODEL, DEMO_REAL_BATCH, cores)
     typer.echo(f"   profiled {len(profile.cells)} cells in {time.perf_counter() - t0:.1f} s (median of repeats, pinned workers)")
     plan = optimize(profile, DEMO_REAL_BATCH, cores)
-    probe = ConditionsProbe().start()
-    result = compare_with_fat(DEMO_MODEL, plan, iterations=10, cores=cores)
-    conditions = probe.stop()
+    result, conditions = watched(lambda: compare_with_fat(DEMO_MODEL, plan, iterations=10, cores=cores))
     typer.echo(f"   plan {plan.describe():<24} predicted {plan.predicted_ms:8.2f} ms   measured median {result.plan.median_ms:8.2f} ms")
     for line in corun(profile).notes([plan]):
         typer.echo(f"   note: {line}")

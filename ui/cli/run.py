@@ -383,14 +383,11 @@ def register(app: typer.Typer) -> None:
         run = _batch_run(model, batch, cores, iterations, warmup, jit=jit, allow_oversubscribe=allow_oversubscribe,
                          fat=not no_fat)
         plan, profile = _choose_plan(run, plan_spec, profile_spec, progress)
-        from real_runner.conditions import ConditionsProbe, measurement_note
+        from real_runner.conditions import conditions_report, watched
 
-        probe = ConditionsProbe().start()
-        res, comp = _measure(run, plan)
-        conditions = probe.stop()
+        (res, comp), conditions = watched(lambda: _measure(run, plan))
         report = _batch_report(run, plan_spec, plan, profile, res, comp)
-        report["conditions"] = dict(conditions.to_json(),
-                                    note=measurement_note(conditions, plan.predicted_ms, res.median_ms))
+        report["conditions"] = conditions_report(conditions, plan.predicted_ms, res.median_ms)
         if as_json:
             emit_json(report)
         else:

@@ -975,16 +975,29 @@ def md_escape(text: str) -> str:
     return "".join("\\" + c if c in _MD_SPECIAL else c for c in text)
 
 
+def busy_note(kept: dict) -> list[str]:
+    """The busy-machine reason of one hardware run (pure): ``kept["conditions"]``
+    (``jobs.hardware_steps``' ``real_runner.conditions.conditions_report``) as ``[note + "."]``
+    (the library's words, closed as a sentence) when it says the machine was busy; [] on a
+    quiet machine or a run without conditions. (A quiet machine's far-off prediction is
+    :func:`measurement_warnings`' own reason, per row.)"""
+    c = kept.get("conditions") or {}
+    note = c.get("note")
+    return [f"{note}."] if c.get("busy") and note else []
+
+
 def run_verdict(kept: dict, warnings: Sequence[str]) -> tuple[str, str]:
     """One verdict for one hardware run (pure): ``(level, text)`` with level ``"success"``,
-    ``"warning"`` or ``"error"``. ``kept``: the run ({"speedup", "outputs_match", "max_abs_diff"});
-    ``warnings``: :func:`measurement_warnings` of its rows. Outputs that differ are an error; a
-    measurement with warnings is NOT TRUSTED (its speedup quoted with the reasons, in the same
-    box); only a clean run states its speedup as a result."""
+    ``"warning"`` or ``"error"``. ``kept``: the run ({"speedup", "outputs_match", "max_abs_diff"},
+    optionally "conditions"); ``warnings``: :func:`measurement_warnings` of its rows. Outputs
+    that differ are an error; a measurement with warnings, or on a busy machine
+    (:func:`busy_note`, the library's wording), is NOT TRUSTED (its speedup quoted with the
+    reasons, in the same box); only a clean run states its speedup as a result."""
     head = f"Measured speedup of the plan over fat: {kept['speedup']:.2f}x ({fmt_speedup(kept['speedup'])})"
     diff = f"max |diff| {kept['max_abs_diff']:.2e}"
     if not kept["outputs_match"]:
         return "error", f"{head}, but the OUTPUTS DIFFER from the fat instance's ({diff}): the plan's results are wrong."
+    warnings = [*warnings, *busy_note(kept)]
     if warnings:
         return "warning", (f"{head}: NOT TRUSTED, the measurement looks wrong. " + " ".join(warnings)
                            + f" Outputs match the fat instance's ({diff}).")

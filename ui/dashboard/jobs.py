@@ -390,10 +390,14 @@ def simulate_steps(profile, cores: int, spec: str, seed: int, policies: list, co
 
 def hardware_steps(model: str, batch: int, cores: int, iterations: int, with_thin: bool, current=None):
     """Profile (unless ``current`` is a measurement of this model), optimize, run plan and fat
-    interleaved, then thin (skipped when thin is the plan itself: one configuration, named once)."""
+    interleaved, then thin (skipped when thin is the plan itself: one configuration, named once).
+    ``conditions``: what the machine was doing while plan and fat ran
+    (``real_runner.conditions.conditions_report`` with the plan's predicted and measured ms, as
+    ``packrat run`` records it)."""
     from packrat_sim.optimizer import OptimizerOptions
     from packrat_sim.predictor import Predictor, baselines, best_plan
     from real_runner import executor, profiling
+    from real_runner.conditions import conditions_report, watched
 
     if current is not None:
         profile, origin = current, "the current profile (measured)"
@@ -409,7 +413,7 @@ def hardware_steps(model: str, batch: int, cores: int, iterations: int, with_thi
     best = best_plan(predictor, batch, cores, options)
     base = baselines(predictor, batch, cores, options)
     yield 0.4, f"running {best.describe()} and the fat instance, interleaved ({iterations} iterations each)"
-    comp = executor.compare_with_fat(model, best, iterations, cores=cores)
+    comp, conditions = watched(lambda: executor.compare_with_fat(model, best, iterations, cores=cores))
 
     def row(label, plan, predicted, res):
         samples = [float(x) for x in res.samples_ms]
@@ -431,7 +435,8 @@ def hardware_steps(model: str, batch: int, cores: int, iterations: int, with_thi
     yield 1.0, "done"
     return {"rows": rows, "model": model, "batch": batch, "cores": cores, "iterations": iterations,
             "origin": origin, "speedup": comp.speedup, "outputs_match": comp.outputs_match,
-            "max_abs_diff": comp.max_abs_diff, "plan": best.describe()}
+            "max_abs_diff": comp.max_abs_diff, "plan": best.describe(),
+            "conditions": conditions_report(conditions, best.predicted_ms, comp.plan.median_ms)}
 
 
 def bench_steps(model: str, batches: list, cores: int, iterations: int):
