@@ -9,28 +9,11 @@ import pytest
 import real_runner.bench as bench_mod
 from packrat_sim.predictor import Predictor
 from packrat_sim.profile import builtin_profile
-from real_runner.conditions import Conditions
+from tests.conditions_fakes import BUSY, QUIET, FakeProbe
 from real_runner.topology import LogicalCpu, Topology
 
 PROFILE = builtin_profile("cnn-4", max_batch=8)
 FOUR_CPUS = Topology(tuple(LogicalCpu(0, i, i) for i in range(4)), "test CPU")
-BUSY = Conditions(loadavg_1m=9.0, cpus=2, runq_wait_ms_per_s=300.0, seconds=1.0)
-QUIET = Conditions(loadavg_1m=0.1, cpus=2, runq_wait_ms_per_s=1.0, seconds=1.0)
-
-
-class FakeProbe:
-    """Stands for a ConditionsProbe: records when it starts and stops, and reports ``seen``."""
-
-    def __init__(self, seen: Conditions, events: list[str]) -> None:
-        self.seen, self.events = seen, events
-
-    def start(self) -> FakeProbe:
-        self.events.append("probe started")
-        return self
-
-    def stop(self) -> Conditions:
-        self.events.append("probe stopped")
-        return self.seen
 
 
 @pytest.fixture

@@ -7,25 +7,9 @@ from __future__ import annotations
 import pytest
 
 from real_runner import conditions as conditions_mod
-from real_runner.conditions import Conditions, conditions_report, measurement_note, watched
+from real_runner.conditions import conditions_report, measurement_note, watched
+from tests.conditions_fakes import BUSY, QUIET, FakeProbe
 
-BUSY = Conditions(loadavg_1m=9.0, cpus=2, runq_wait_ms_per_s=300.0, seconds=1.0)
-QUIET = Conditions(loadavg_1m=0.1, cpus=2, runq_wait_ms_per_s=1.0, seconds=1.0)
-
-
-class FakeProbe:
-    """Stands for a ConditionsProbe: logs ``probe started``/``probe stopped`` and reports ``seen``."""
-
-    def __init__(self, seen: Conditions, events: list[str]) -> None:
-        self.seen, self.events = seen, events
-
-    def start(self) -> FakeProbe:
-        self.events.append("probe started")
-        return self
-
-    def stop(self) -> Conditions:
-        self.events.append("probe stopped")
-        return self.seen
 
 
 def test_watched_starts_the_probe_before_the_measurement_and_stops_it_after():

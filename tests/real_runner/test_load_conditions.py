@@ -10,10 +10,10 @@ import json
 from checker.history import History, Operation
 from real_runner import conditions as conditions_mod
 from real_runner import load as load_mod
-from real_runner.conditions import Conditions, measurement_note
+from real_runner.conditions import measurement_note
+from tests.conditions_fakes import BUSY, probe_class
 
 ARGS = ("run", "--model", "tiny-mlp", "--load", "closed:2@1s", "--cores", "1", "--profile", "builtin:cnn-2", "--json")
-BUSY = Conditions(loadavg_1m=9.0, cpus=1, runq_wait_ms_per_s=300.0, seconds=1.0)
 
 
 def _served() -> dict:
@@ -29,20 +29,11 @@ def _served() -> dict:
 def test_a_load_served_on_a_busy_machine_reports_the_busy_note_seen_around_the_serving(cli, monkeypatch):
     events: list[str] = []
 
-    class BusyProbe:
-        def start(self) -> BusyProbe:
-            events.append("probe started")
-            return self
-
-        def stop(self) -> Conditions:
-            events.append("probe stopped")
-            return BUSY
-
     def serve_load(*args, **kwargs):
         events.append("served")
         return _served()
 
-    monkeypatch.setattr(conditions_mod, "ConditionsProbe", BusyProbe)
+    monkeypatch.setattr(conditions_mod, "ConditionsProbe", probe_class(BUSY, events))
     monkeypatch.setattr(load_mod, "serve_load", serve_load)
     code, out, err = cli(*ARGS)
     assert code == 0, err

@@ -11,9 +11,9 @@ import pytest
 
 from packrat_sim.plan import Instance, Plan, dumps_plan
 from real_runner import conditions as conditions_mod
-from real_runner.conditions import Conditions, measurement_note
+from real_runner.conditions import measurement_note
+from tests.conditions_fakes import BUSY, probe_class
 
-BUSY = Conditions(loadavg_1m=9.0, cpus=1, runq_wait_ms_per_s=300.0, seconds=1.0)
 
 
 @pytest.fixture
@@ -21,16 +21,7 @@ def busy_machine(monkeypatch):
     """The library's probe reports BUSY; returns the log of its starts and stops."""
     events: list[str] = []
 
-    class BusyProbe:
-        def start(self) -> BusyProbe:
-            events.append("probe started")
-            return self
-
-        def stop(self) -> Conditions:
-            events.append("probe stopped")
-            return BUSY
-
-    monkeypatch.setattr(conditions_mod, "ConditionsProbe", BusyProbe)
+    monkeypatch.setattr(conditions_mod, "ConditionsProbe", probe_class(BUSY, events))
     return events
 
 
@@ -43,7 +34,7 @@ def test_run_batch_json_carries_the_conditions_and_the_busy_note_from_the_librar
     report = json.loads(out)
     note = measurement_note(BUSY, report["predicted_ms"], report["plan"]["median_ms"])
     assert report["conditions"] == dict(BUSY.to_json(), note=note)
-    assert "the machine was busy (load average 9.0 on 1 CPU" in report["conditions"]["note"]
+    assert "the machine was busy (load average 9.0 on 2 CPUs" in report["conditions"]["note"]
     assert busy_machine == ["probe started", "probe stopped"]
 
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 
 from real_runner.conditions import Conditions, measurement_note
+from tests.conditions_fakes import BUSY, QUIET
 
-BUSY = Conditions(loadavg_1m=9.0, cpus=2, runq_wait_ms_per_s=300.0, seconds=1.0)
-QUIET = Conditions(loadavg_1m=0.1, cpus=2, runq_wait_ms_per_s=1.0, seconds=1.0)
 
 
 def _row(b: int) -> dict:

@@ -10,9 +10,8 @@ import os
 import pytest
 
 from real_runner.conditions import Conditions, conditions_report
+from tests.conditions_fakes import BUSY, QUIET, probe_class
 
-BUSY = Conditions(loadavg_1m=9.0, cpus=2, runq_wait_ms_per_s=300.0, seconds=1.0)
-QUIET = Conditions(loadavg_1m=0.1, cpus=2, runq_wait_ms_per_s=1.0, seconds=1.0)
 needs_two_cpus = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 usable CPUs")
 
 
@@ -42,14 +41,7 @@ def run_under(monkeypatch):
     monkeypatch.setattr(executor, "compare_with_fat", compare_with_fat)
 
     def under(seen: Conditions) -> None:
-        class Probe:
-            def start(self) -> Probe:
-                return self
-
-            def stop(self) -> Conditions:
-                return seen
-
-        monkeypatch.setattr(conditions, "ConditionsProbe", Probe)
+        monkeypatch.setattr(conditions, "ConditionsProbe", probe_class(seen, []))
 
     return under
 
