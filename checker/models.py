@@ -421,8 +421,8 @@ def _kv_resets(inp: tuple) -> bool:
 
 def _kv_reaches(state: str, value: Any) -> bool:
     """kv's ``reaches``: gets and appends only ever extend ``state``, so a value that follows it
-    without a put starts with it."""
-    return type(value) is str and value.startswith(state)
+    without a put starts with it (anything but a string: no claim)."""
+    return type(value) is not str or value.startswith(state)
 
 
 def _kv_step(state: str, inp: tuple, out: Any) -> tuple[bool, str]:

@@ -286,10 +286,10 @@ def search(step: StepFn, state: Any, call_t: Sequence[Any], ret_t: Sequence[Any]
     given for every read-only operation, it lets the scan skip the reads of other values (same
     verdict, evidence and order of exploration, fewer steps). ``resets[j]`` and ``reaches`` (optional,
     with ``read_values``; the model's, see :class:`~checker.models.Model`): a configuration whose
-    first-returning operation is a read of a value that ``reaches`` says cannot follow the current
-    state, while every operation that resets and may run before that read is already linearized,
-    is dead: the search backtracks from it at once (the same verdict, and on an OK verdict the same
-    linearization; an ILLEGAL verdict's longest prefix may be shorter).
+    first-returning operation is a read of a value that ``reaches`` says cannot follow its state,
+    while every operation that resets and may run before that read is already linearized, is
+    dead: a candidate leading to it counts as illegal (the same verdict, and on an OK verdict the
+    same linearization; an ILLEGAL verdict's longest prefix may be shorter).
 
     The candidates for the next operation are the calls that precede the first remaining return
     event. In each configuration they are tried in three phases: (scan) a read-only completed
