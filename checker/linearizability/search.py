@@ -39,8 +39,10 @@ prefix is still recorded as if the dropped configuration had been entered, with 
 Everything here is pure apart from calling the model's ``step`` (and handing a large cache to the
 background reaper when a search ends); operations are numbered locally
 (0..n-1, the order of the arrays passed in). This is the checker's hot path
-(``benchmarks/check.py``): :func:`search`'s loop keeps what it touches in local variables; the
-set-up, the cache and the longest-prefix record are separate classes.
+(``benchmarks/check.py``): :func:`search`'s loop (:func:`_walk`) is one function that keeps what
+it touches per step in local variables (a function call per backtrack cost 10% on
+backtracking-heavy searches); the set-up, the cache and the longest-prefix record are separate
+classes.
 """
 
 from __future__ import annotations
@@ -348,40 +350,36 @@ def _stopped(stack: list[tuple], state: Any, longest: _Longest, seen: _Seen | _S
     return Verdict.UNKNOWN, longest.best, longest.blocked, longest.state, steps
 
 
+def _bind(ops: _Operations, events: _Events, dead: _DeadReads | None, state: Any) -> tuple:
+    """What :func:`_walk` binds to local variables before its loop (pure; a fresh cache and
+    longest-prefix record). The cache: a set of (m, r, state) without pending operations (tested
+    inline in the loop), else the subsuming dict; no reference cycles, so it is freed as soon as
+    it is unused."""
+    pending = any(ops.pbit)
+    seen: _Seen | _SeenSubsuming = _SeenSubsuming() if pending else _Seen()
+    resets, needs, resets_before, reaches = (None, [], [], _anything) if dead is None else \
+        (dead.resets, dead.value, dead.resets_before, dead.reaches)
+    return (len(ops.cidx), ops.n_completed, ops.twin, ops.cidx, ops.pbit, events.nxt, events.prv, events.rank,
+            events.rhead, events.whead, events.ehead, events.phead, events.rheads.get if events.rheads else None,
+            pending, seen, seen.add, seen.configs if isinstance(seen, _Seen) else None, _Longest(state),
+            resets, needs, resets_before, reaches)
+
+
 def _walk(step: StepFn, state: Any, ops: _Operations, events: _Events, inputs: Sequence[Any],
           outputs: Sequence[Any], stop_at: int, dead: _DeadReads | None = None) -> Generator[int, int, SearchOutcome]:
     """The search loop of :func:`search`, after its first yield (same protocol from there on):
-    runs ``stop_at`` steps before yielding.
-
-    One function, with everything it touches per step bound to local variables: this loop is the
-    checker's hot path (a function call per backtrack cost 10% on backtracking-heavy searches). The
-    first inner loop tries the candidates of one configuration; leaving it means they all failed,
-    and the second backtracks: it pops linearized operations (through forced scan choices too)
-    until one leaves candidates to try, recording the longest prefix on the way. With ``dead``, a
-    legal candidate that would lead to a configuration whose first-returning read cannot be
-    satisfied any more counts as illegal (a read in the scan: as one leading to a configuration
-    explored before)."""
-    n, n_completed, twin, cidx, pbit = len(ops.cidx), ops.n_completed, ops.twin, ops.cidx, ops.pbit
-    nxt, prv, rank = events.nxt, events.prv, events.rank
-    rhead, whead, ehead, phead = events.rhead, events.whead, events.ehead, events.phead
-    # With value reads, the scan walks the current state's list; without one, the walk starts at once.
-    value_head = events.rheads.get if events.rheads else None
-    pending = any(pbit)
-    # (No reference cycles in the search's objects: the cache is freed as soon as it is unused.)
-    seen: _Seen | _SeenSubsuming = _SeenSubsuming() if pending else _Seen()
-    fresh = seen.add
-    plain = seen.configs if isinstance(seen, _Seen) else None  # its set, tested inline (the common case)
-    longest = _Longest(state)
+    runs ``stop_at`` steps before yielding. The first inner loop tries the candidates of one
+    configuration (with ``dead``, one leading to a dead configuration counts as illegal); leaving
+    it means they all failed, and the second backtracks until a configuration has candidates left,
+    recording the longest prefix on the way (one function: see the module docstring)."""
+    (n, n_completed, twin, cidx, pbit, nxt, prv, rank, rhead, whead, ehead, phead, value_head, pending, seen, fresh,
+     plain, longest, resets, needs, resets_before, reaches) = _bind(ops, events, dead, state)
     stack: list[tuple] = []
     push, pop = stack.append, stack.pop
-    m = r = p = steps = 0
-    head = rhead if value_head is None else value_head(state)
+    m = r = p = steps = done_resets = 0  # done_resets: operations that reset on the stack
+    head = rhead if value_head is None else value_head(state)  # the scan walks the state's value list
     entry, phase = (nxt[whead], _WALK) if head is None else (nxt[head], _SCAN)
-    bound = rank[nxt[ehead]]  # the first return's rank
-    resets, needs, resets_before, reaches = (None, [], [], _anything) if dead is None else \
-        (dead.resets, dead.value, dead.resets_before, dead.reaches)
-    done_resets = 0  # operations that reset on the stack
-    returns_end = 2 * n  # return nodes are n .. 2n - 1
+    bound, returns_end = rank[nxt[ehead]], 2 * n  # the first return's rank; return nodes are n .. 2n - 1
     try:
         while True:
             while True:
@@ -408,10 +406,8 @@ def _walk(step: StepFn, state: Any, ops: _Operations, events: _Events, inputs: S
                 if not legal:
                     entry = nxt[entry]
                     continue
-                if resets is not None:  # is the configuration it leads to dead?
-                    first = nxt[ehead]  # the first return once ``entry`` is linearized
-                    if first == entry + n:
-                        first = nxt[first]
+                if resets is not None:  # is the configuration it leads to dead? (``first``: its first return)
+                    first = nxt[ehead] if nxt[ehead] != entry + n else nxt[entry + n]
                     need = needs[first - n] if first < returns_end else NOT_A_READ
                     if (need is not NOT_A_READ and need != new_state
                             and resets_before[rank[first]] == done_resets + resets[entry]
@@ -458,17 +454,13 @@ def _walk(step: StepFn, state: Any, ops: _Operations, events: _Events, inputs: S
                     bound = rank[nxt[ehead]]
                     if resets is not None and resets[entry]:
                         done_resets += 1
-                    if phase == _SCAN:
-                        # A read-only operation left the state as it was: the read-only candidates
-                        # before it are still illegal, and new ones (a later first return) come after.
-                        entry = after
+                    if phase == _SCAN:  # a read left the state as it was: the reads before it stay illegal
+                        entry = after  # (and new ones, after a later first return, come after it)
                     else:
                         head = rhead if value_head is None else value_head(state)
                         entry, phase = (nxt[whead], _WALK) if head is None else (nxt[head], _SCAN)
                     continue
-                if phase == _SCAN:
-                    # A legal read-only candidate leads to a configuration already explored: this
-                    # configuration fails too.
+                if phase == _SCAN:  # a legal read leads to a configuration explored before: this one fails too
                     break
                 entry = nxt[entry]
             while True:  # backtrack
