@@ -470,21 +470,28 @@ def _shared(job: Job) -> _Shared:
     key = (job.search, job.protocol, job.strategy, job.options)
     if key not in _SHARED:
         _SHARED.clear()  # one search at a time
-        gc.unfreeze()  # (the last search's cache, frozen by _keep, may go)
+        if _in_worker():
+            gc.unfreeze()  # (the last search's cache, frozen by _keep, may go)
         _SHARED[key] = _Shared()
     return _SHARED[key]
 
 
 def _keep() -> None:
-    """In a worker process (one started by :mod:`multiprocessing`), move what it holds now
-    (the shared cache above all) out of the cyclic collector's sight until the next search
-    (:func:`_shared`): the collector would otherwise rescan the whole cache after every job,
-    which costs milliseconds a job once it has grown (its entries hold no cycles; reference
-    counting frees them). Elsewhere (a job run in the caller's process) nothing changes."""
+    """In a worker process, move what it holds now (the shared cache above all) out of the
+    cyclic collector's sight until the next search (:func:`_shared`): the collector would
+    otherwise rescan the whole cache after every job, which costs milliseconds a job once it has
+    grown (its entries hold no cycles; reference counting frees them)."""
+    if _in_worker():
+        gc.freeze()
+
+
+def _in_worker() -> bool:
+    """Whether this process was started by :mod:`multiprocessing` (a pool's worker): only there
+    do jobs freeze and unfreeze the collector; a job run in the caller's process (the serial
+    engine) leaves it, and what the checker's reaper froze, alone."""
     import multiprocessing
 
-    if multiprocessing.parent_process() is not None:
-        gc.freeze()
+    return multiprocessing.parent_process() is not None
 
 
 # ------------------------------------------------- the state cache shared between processes
@@ -765,7 +772,7 @@ def handoff_split(ref: ProtocolRef, strategy: str, engine: Any, options: Options
     store = tempfile.mkdtemp(prefix="packrat-explore-split-") if search.stateful else ""
     try:
         if store:
-            _write_store(store, export_entries(search, worth_sharing(search.table, list(search.table))), set())
+            _write_store(store, export_entries(search, worth_sharing(search.table, search.table)), set())
         jobs, rounds = _run_rounds(ref, strategy, engine, options, search, store, parts, failures, progress,
                                    job_seconds, workers or int(getattr(engine, "workers", 1) or 1))
     finally:

@@ -205,3 +205,17 @@ def test_the_dpor_family_splits_after_a_second_and_dfs_after_five_unless_told(mo
     with pytest.raises(split.SplitError, match="stop here"):
         explore_split("reconfig", "dfs", SerialEngine())
     assert seen == [split.SPLIT_AFTER_S, 3.0, split.SUBTREE_SPLIT_AFTER_S] == [1.0, 3.0, 5.0]
+
+
+def test_a_job_run_in_the_callers_process_leaves_what_is_frozen_there_alone():
+    import gc
+
+    from checker.explore.split import Job, _shared
+
+    gc.freeze()  # as the checker's reaper does while a big cache waits to be freed
+    try:
+        frozen = gc.get_freeze_count()
+        _shared(Job(1, ProtocolRef("register", "majority"), "dpor", Options(), search="a search of its own"))
+        assert gc.get_freeze_count() >= frozen > 0
+    finally:
+        gc.unfreeze()
