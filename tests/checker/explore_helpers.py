@@ -6,6 +6,8 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+from hypothesis import strategies as st
+
 from checker.actors import Actor, Faults, Invariant, Invoke, Return, Send, System
 from checker.explore import explore
 from checker.protocols import Protocol
@@ -33,6 +35,8 @@ DPOR_RUNS = {
 # the fault budgets of the random systems (``random_protocol``'s ``faults``)
 FAULT_BUDGETS = ({}, {"drops": 1}, {"duplicates": 1}, {"drops": 1, "duplicates": 1}, {"crashes": 1},
                  {"crashes": 1, "restarts": 1})
+# the same, one kind of fault at a time
+ONE_FAULT_BUDGETS = tuple(b for b in FAULT_BUDGETS if len(b) < 2 or "restarts" in b)
 
 
 def plain_dfs(protocol):
@@ -128,3 +132,12 @@ def random_protocol(seed: int, nodes: int, clients: int, ttl: int, network: str,
     system = System(actors, network=network, faults=Faults(**faults))
     return Protocol("random", str(seed), (("seed", seed),), system, "register",
                     invariants=(Invariant("no node holds 2", _small_values),))
+
+
+def random_system_args(faults=FAULT_BUDGETS, nodes: int = 3, commuting: bool = True) -> dict:
+    """:func:`random_protocol`'s arguments as hypothesis strategies, for ``@given(**...)``: a seed,
+    1..``nodes`` servers, 1-2 clients, ttl 1-2, an unordered or FIFO network, a fault budget
+    from ``faults`` and (with ``commuting``) whether deliveries to a node may commute."""
+    args = dict(seed=st.integers(0, 10**6), nodes=st.integers(1, nodes), clients=st.integers(1, 2),
+                ttl=st.integers(1, 2), network=st.sampled_from(["unordered", "fifo"]), faults=st.sampled_from(faults))
+    return dict(args, commuting=st.booleans()) if commuting else args

@@ -9,11 +9,10 @@ from dataclasses import replace
 
 import pytest
 from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
 from checker.explore import OK, UNKNOWN, VIOLATION, explore, replay
 from checker.protocols import PROTOCOLS, build
-from tests.checker.explore_helpers import REDUCED_SECONDS, everything, plain_dfs, random_protocol
+from tests.checker.explore_helpers import ONE_FAULT_BUDGETS, REDUCED_SECONDS, everything, plain_dfs, random_protocol, random_system_args
 
 SMALL = {"register": {"replicas": 2, "reads": 1}, "reconfig": {"clients": 1, "batches": 1}}
 BIG_VARIANTS = ("ds2", "ds2-erroneous", "abd")  # larger state spaces: covered by the random systems
@@ -61,9 +60,7 @@ def test_bfs_with_properties_and_symmetry_keeps_the_histories_and_violations_of_
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10**6), nodes=st.integers(1, 3), clients=st.integers(1, 2), ttl=st.integers(1, 2),
-       network=st.sampled_from(["unordered", "fifo"]),
-       faults=st.sampled_from([{}, {"drops": 1}, {"duplicates": 1}, {"crashes": 1}, {"crashes": 1, "restarts": 1}]))
+@given(**random_system_args(faults=ONE_FAULT_BUDGETS, commuting=False))
 def test_bfs_visits_exactly_what_plain_dfs_visits_on_random_systems(seed, nodes, clients, ttl, network, faults):
     protocol = random_protocol(seed, nodes, clients, ttl, network, faults)
     reference = plain_dfs(protocol)

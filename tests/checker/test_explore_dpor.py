@@ -10,7 +10,6 @@ import random
 
 import pytest
 from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
 from checker.actors import Event
 from checker.explore import explore
@@ -19,19 +18,16 @@ from checker.explore.dpor import TraceMasks as _Masks
 from checker.explore.dpor import dependent as _dependent
 from tests.checker.explore_helpers import (
     DPOR_RUNS,
-    FAULT_BUDGETS,
     REDUCED_SECONDS,
     everything,
     plain_dfs,
     random_protocol,
+    random_system_args,
 )
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 10**6), nodes=st.integers(1, 3), clients=st.integers(1, 2), ttl=st.integers(1, 2),
-       network=st.sampled_from(["unordered", "fifo"]),
-       faults=st.sampled_from(FAULT_BUDGETS),
-       commuting=st.booleans())
+@given(**random_system_args())
 def test_the_dpor_family_finds_the_histories_and_violations_of_plain_dfs_on_random_systems(
         seed, nodes, clients, ttl, network, faults, commuting):
     protocol = random_protocol(seed, nodes, clients, ttl, network, faults, commuting)

@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 
 import pytest
 from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
 from checker.actors import Actor, Send, System, SystemState
 from checker.explore import OK, UNKNOWN, VIOLATION, Violation, explore
@@ -26,7 +25,7 @@ from checker.explore.properties import (
     sometimes,
 )
 from checker.protocols import Protocol, build
-from tests.checker.explore_helpers import everything, random_protocol
+from tests.checker.explore_helpers import everything, random_protocol, random_system_args
 
 REFERENCE_SCHEDULES = 5_000  # exhaustive search's budget in the random-system property
 
@@ -261,8 +260,7 @@ RANDOM_PROPERTIES = (
 
 
 @settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 10**6), nodes=st.integers(1, 2), clients=st.integers(1, 2), ttl=st.integers(1, 2),
-       network=st.sampled_from(["unordered", "fifo"]), faults=st.sampled_from([{}, {"drops": 1}, {"duplicates": 1}]))
+@given(**random_system_args(faults=[{}, {"drops": 1}, {"duplicates": 1}], nodes=2, commuting=False))
 def test_bfs_judges_properties_as_exhaustive_search_and_plain_dfs_do_on_random_systems(seed, nodes, clients, ttl,
                                                                                        network, faults):
     protocol = replace(random_protocol(seed, nodes, clients, ttl, network, faults), invariants=(),

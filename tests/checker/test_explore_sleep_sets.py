@@ -7,11 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
 from checker.actors import Actor, Event, Return, Send
 from checker.explore.commute import local_commutation
-from tests.checker.explore_helpers import REDUCED_SECONDS, everything, plain_dfs, random_protocol
+from tests.checker.explore_helpers import ONE_FAULT_BUDGETS, REDUCED_SECONDS, everything, plain_dfs, random_protocol, random_system_args
 
 
 def sleep_dfs(protocol):
@@ -20,10 +19,7 @@ def sleep_dfs(protocol):
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 10**6), nodes=st.integers(1, 3), clients=st.integers(1, 2), ttl=st.integers(1, 2),
-       network=st.sampled_from(["unordered", "fifo"]),
-       faults=st.sampled_from([{}, {"drops": 1}, {"duplicates": 1}, {"crashes": 1}, {"crashes": 1, "restarts": 1}]),
-       commuting=st.booleans())
+@given(**random_system_args(faults=ONE_FAULT_BUDGETS))
 def test_sleep_sets_visit_exactly_the_states_of_plain_dfs_on_random_systems(seed, nodes, clients, ttl, network, faults,
                                                                             commuting):
     protocol = random_protocol(seed, nodes, clients, ttl, network, faults, commuting)

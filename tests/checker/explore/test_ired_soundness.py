@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
 from checker.protocols import build
 from tests.checker.explore_helpers import (
-    FAULT_BUDGETS,
     REDUCED_SECONDS,
     everything,
     plain_dfs,
     random_protocol,
+    random_system_args,
 )
 from tests.checker.test_explore_reductions import instances, per_key
 
@@ -52,10 +51,7 @@ def test_ired_dpired_and_dpliviola_find_the_histories_and_violations_of_plain_df
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 10**6), nodes=st.integers(1, 3), clients=st.integers(1, 2), ttl=st.integers(1, 2),
-       network=st.sampled_from(["unordered", "fifo"]),
-       faults=st.sampled_from(FAULT_BUDGETS),
-       commuting=st.booleans())
+@given(**random_system_args())
 def test_ired_dpired_and_dpliviola_find_the_histories_and_violations_of_plain_dfs_on_random_systems(
         seed, nodes, clients, ttl, network, faults, commuting):
     protocol = random_protocol(seed, nodes, clients, ttl, network, faults, commuting)
