@@ -134,16 +134,17 @@ def _inputs(model: str):
 
 
 @st.composite
-def small_histories(draw, model: str, max_ops: int = 7):
-    """Up to ``max_ops`` operations from up to 3 clients, on a small time line (many overlaps
-    and equal times), the last operation of a client sometimes pending."""
+def small_histories(draw, model: str, max_ops: int = 7, inputs=None, clients: int = 3):
+    """Up to ``max_ops`` operations from up to ``clients`` clients, on a small time line (many
+    overlaps and equal times), the last operation of a client sometimes pending; the (input,
+    output) pairs from ``inputs`` (a strategy; default: :func:`_inputs` of ``model``)."""
     ops = []
-    for client in range(draw(st.integers(1, 3))):
+    for client in range(draw(st.integers(1, clients))):
         t = draw(st.integers(0, 4))
         for _ in range(draw(st.integers(0, 3))):
             if len(ops) >= max_ops:
                 break
-            inp, out = draw(_inputs(model))
+            inp, out = draw(_inputs(model) if inputs is None else inputs)
             call = t + draw(st.integers(0, 2))
             if draw(st.integers(0, 5)) == 0:
                 ops.append(Operation(client, inp, out, call, None))

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from checker.history import UNKNOWN_OUTPUT, History, Operation, parse_porcupine_kv
 from checker.linearizability import ILLEGAL, OK, check
 from checker.models import get_model, kv_model
-from tests.checker.test_linearizability import brute_force
+from tests.checker.test_linearizability import brute_force, small_histories
 
 WITHOUT = replace(kv_model(), resets=None, reaches=None)
 
@@ -112,6 +112,7 @@ def test_a_porcupine_format_log_of_racing_appends_gets_its_verdict_with_and_with
 
 
 def _append_heavy_ops():
+    """(input, output) pairs of one key, appends twice as likely as gets or puts."""
     keys = st.just("a")
     gets = st.builds(lambda v: ({"op": "get", "key": "a"}, v), st.sampled_from(["", "x", "y", "xy", "yx", "xx", "xyx"]))
     apps = st.builds(lambda v: ({"op": "append", "key": "a", "value": v}, None), st.sampled_from(["x", "y"]))
@@ -119,24 +120,7 @@ def _append_heavy_ops():
     return st.one_of(gets, apps, apps, puts)
 
 
-@st.composite
-def _small(draw):
-    ops = []
-    for client in range(draw(st.integers(1, 4))):
-        t = draw(st.integers(0, 3))
-        for _ in range(draw(st.integers(0, 3))):
-            inp, out = draw(_append_heavy_ops())
-            call = t + draw(st.integers(0, 2))
-            if draw(st.integers(0, 6)) == 0:
-                ops.append(Operation(client, inp, UNKNOWN_OUTPUT if inp["op"] == "get" else out, call, None))
-                break
-            ret = call + draw(st.integers(0, 4))
-            ops.append(Operation(client, inp, out, call, ret))
-            t = ret + 1
-    return ops[:9]
-
-
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ops=_small())
+@given(ops=small_histories("kv", max_ops=9, inputs=_append_heavy_ops(), clients=4))
 def test_append_heavy_histories_get_the_verdict_of_brute_force(ops):
     assert check(History(ops), "kv").ok == brute_force(ops, "kv"), ops

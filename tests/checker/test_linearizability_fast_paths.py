@@ -13,6 +13,7 @@ from checker.linearizability import ILLEGAL, OK, UNKNOWN, check
 from checker.linearizability import api
 from checker.linearizability.result import CheckResult
 from checker.models import Model, ModelError, register_model
+from tests.checker.history_helpers import random_history
 
 
 def _input(rng: random.Random, model: str) -> tuple[dict, object]:
@@ -37,21 +38,10 @@ def _input(rng: random.Random, model: str) -> tuple[dict, object]:
 
 
 def _history(rng: random.Random, model: str, max_ops: int) -> History:
-    """Up to ``max_ops`` operations from up to 5 clients on a short time line (many overlaps and
-    equal times); a client's last operation is sometimes pending."""
-    ops: list[Operation] = []
-    for client in range(rng.randint(1, 5)):
-        t = rng.randint(0, 4)
-        while len(ops) < max_ops and rng.random() < 0.8:
-            inp, out = _input(rng, model)
-            call = t + rng.randint(0, 2)
-            if rng.randint(0, 6) == 0:
-                ops.append(Operation(client, inp, out, call, None))
-                break
-            ret = call + rng.randint(0, 4)
-            ops.append(Operation(client, inp, out, call, ret))
-            t = ret + 1
-    return History(ops)
+    """Up to ``max_ops`` operations of ``model`` from up to 5 clients on a short time line (many
+    overlaps and equal times); a client's last operation is sometimes pending."""
+    return random_history(rng, lambda: _input(rng, model), clients=5, first_call=4, max_ops=max_ops, go_on=0.8,
+                          pending_one_in=7, longest=4)
 
 
 def _evidence(result: CheckResult) -> tuple:

@@ -14,6 +14,7 @@ from checker.linearizability import ILLEGAL, OK, check, search
 from checker.linearizability.result import CheckResult
 from checker.models import NOT_A_READ, Model, ModelError, get_model, kv_model
 from checker.models import _kv_compile, _kv_compile_checked
+from tests.checker.history_helpers import random_history
 from tests.reader_fuzz_helpers import HISTORY_FIXTURES, mutate
 
 
@@ -38,19 +39,8 @@ def _op(rng: random.Random, model: str, values: list) -> tuple[dict, object]:
 def _history(rng: random.Random, model: str, values: list) -> History:
     """Up to 14 operations of up to 4 clients with many overlaps; a client's last operation is
     sometimes pending."""
-    ops: list[Operation] = []
-    for client in range(rng.randint(1, 4)):
-        t = rng.randint(0, 3)
-        while len(ops) < 14 and rng.random() < 0.85:
-            inp, out = _op(rng, model, values)
-            call = t + rng.randint(0, 2)
-            if rng.randint(0, 8) == 0:
-                ops.append(Operation(client, inp, UNKNOWN_OUTPUT if out is UNKNOWN_OUTPUT else out, call, None))
-                break
-            ret = call + rng.randint(0, 5)
-            ops.append(Operation(client, inp, out, call, ret))
-            t = ret + 1
-    return History(ops)
+    return random_history(rng, lambda: _op(rng, model, values), clients=4, first_call=3, max_ops=14, go_on=0.85,
+                          pending_one_in=9, longest=5)
 
 
 def _evidence(result: CheckResult) -> tuple:
