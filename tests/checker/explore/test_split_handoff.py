@@ -214,8 +214,8 @@ def test_a_job_run_in_the_callers_process_leaves_what_is_frozen_there_alone():
 
     gc.freeze()  # as the checker's reaper does while a big cache waits to be freed
     try:
-        frozen = gc.get_freeze_count()
+        assert gc.get_freeze_count() > 0
         _shared(Job(1, ProtocolRef("register", "majority"), "dpor", Options(), search="a search of its own"))
-        assert gc.get_freeze_count() >= frozen > 0
+        assert gc.get_freeze_count() > 0  # (unfreezing empties it; objects freed meanwhile only lower it)
     finally:
         gc.unfreeze()
